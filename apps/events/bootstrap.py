@@ -1,0 +1,24 @@
+"""Wires the events service: its spec for the kit's app factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from apps.events.entrypoints.http import router
+from apps.kit.service import Service, ServiceSpec
+from apps.kit.settings import ServiceSettings
+from contracts.messages import EventCancelled, EventCreated, EventUpdated
+
+SPEC = ServiceSpec(
+    name="events",
+    title="Events service",
+    description="Organizers create, update and cancel events; anyone can browse them. "
+    "Publishes a full snapshot of an event on every change.",
+    migrations=Path(__file__).parent / "migrations",
+    routers=[router],
+    publishes=[EventCreated, EventUpdated, EventCancelled],
+)
+
+
+def build(settings: ServiceSettings | None = None) -> Service:
+    return Service(SPEC, settings)

@@ -1,0 +1,130 @@
+"""HTTP routes of the events service. They translate HTTP into use-case calls, nothing more."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Literal, TypeVar
+
+from fastapi import APIRouter, Body, Query, Request
+
+from apps.events import handlers
+from apps.events.domain import EventCancelledError, EventError, EventNotFound, InvalidSchedule, NotAllowed
+from apps.events.schemas import EventCancel, EventCreate, EventPublic, EventUpdate
+from apps.kit.db import Database
+from apps.kit.pagination import Cursor, Limit, Page
+from apps.kit.problems import Conflict, Forbidden, NotFound, Problem, Unprocessable
+from apps.kit.security import CurrentUser, Principal, require_role
+from observability import set_span_attributes
+
+router = APIRouter(prefix="/events", tags=["events"])
+T = TypeVar("T")
+
+ERRORS = {
+    401: {"description": "Missing or invalid access token"},
+    403: {"description": "Not allowed"},
+    404: {"description": "No such event"},
+    409: {"description": "The event is cancelled"},
+    422: {"description": "Invalid fields"},
+}
+
+
+def _problem(exc: EventError) -> Problem:
+    if isinstance(exc, EventNotFound):
+        return NotFound(str(exc), code="event-not-found")
+    if isinstance(exc, NotAllowed):
+        return Forbidden(str(exc), code="not-event-owner")
+    if isinstance(exc, EventCancelledError):
+        return Conflict(str(exc), code="event-cancelled")
+    if isinstance(exc, InvalidSchedule):
+        return Unprocessable(
+            str(exc), code="validation-error",
+            errors=[{"field": f"body.{exc.field}", "message": str(exc), "type": "value_error"}],
+        )
+    return Unprocessable(str(exc))
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.service.db
+
+
+async def _in_uow(request: Request, use_case: Callable[..., Awaitable[T]], **kw: object) -> T:
+    try:
+        async with _db(request).unit_of_work() as uow:
+            result = await use_case(uow, **kw)
+            await uow.commit()
+            return result
+    except EventError as exc:
+        raise _problem(exc) from exc
+
+
+@router.post(
+    "/create", status_code=201, response_model=EventPublic, responses=ERRORS,
+    summary="Create an event (organizer or admin)",
+)
+async def create_event(
+    request: Request,
+    body: EventCreate,
+    organizer: Annotated[Principal, require_role("organizer", "admin")],
+) -> EventPublic:
+    event = await _in_uow(
+        request, handlers.create_event, organizer=organizer, fields=body.model_dump()
+    )
+    set_span_attributes(**{"event.id": event.id, "user.id": organizer.user_id})
+    return EventPublic.of(event)
+
+
+@router.put(
+    "/{event_id}/update", response_model=EventPublic, responses=ERRORS,
+    summary="Change an event (its organizer or an admin)",
+)
+async def update_event(
+    request: Request, event_id: uuid.UUID, body: EventUpdate, user: CurrentUser
+) -> EventPublic:
+    set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
+    event = await _in_uow(
+        request, handlers.update_event, event_id=event_id, actor=user, changes=body.changes()
+    )
+    return EventPublic.of(event)
+
+
+@router.delete(
+    "/{event_id}", response_model=EventPublic, responses=ERRORS,
+    summary="Cancel an event: its bookings are cancelled and paid ones refunded",
+)
+async def cancel_event(
+    request: Request,
+    event_id: uuid.UUID,
+    user: CurrentUser,
+    body: Annotated[EventCancel | None, Body()] = None,
+) -> EventPublic:
+    set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
+    event = await _in_uow(
+        request, handlers.cancel_event, event_id=event_id, actor=user,
+        reason=body.reason if body else "",
+    )
+    return EventPublic.of(event)
+
+
+@router.get("", response_model=Page[EventPublic], summary="List events, soonest first")
+async def list_events(
+    request: Request,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    organizer_id: Annotated[uuid.UUID | None, Query()] = None,
+    status: Annotated[Literal["scheduled", "cancelled"] | None, Query()] = None,
+) -> Page[EventPublic]:
+    items, next_cursor = await handlers.list_events(
+        _db(request), limit=limit, cursor=cursor, organizer_id=organizer_id, status=status
+    )
+    return Page[EventPublic](items=[EventPublic.of(e) for e in items], next_cursor=next_cursor)
+
+
+@router.get("/{event_id}", response_model=EventPublic, responses={404: ERRORS[404]})
+async def get_event(request: Request, event_id: uuid.UUID) -> EventPublic:
+    try:
+        return EventPublic.of(await handlers.get_event(_db(request), event_id))
+    except EventError as exc:
+        raise _problem(exc) from exc
+
+

@@ -1,0 +1,108 @@
+"""Use cases of the events service: ``verb_noun(uow, ...)``; each emits its message."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from apps.events.adapters.repository import EventRepository
+from apps.events.domain import Event, EventNotFound, NotAllowed
+from apps.kit.db import Database, UnitOfWork
+from apps.kit.pagination import decode_cursor, encode_cursor
+from apps.kit.problems import BadRequest
+from apps.kit.security import Principal
+from contracts.messages import EventCancelled, EventCreated, EventDetails, EventUpdated
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def snapshot(event: Event, message: type[EventDetails], **extra: Any) -> EventDetails:
+    return message(
+        event_id=event.id,
+        organizer_id=event.organizer_id,
+        title=event.title,
+        venue=event.venue,
+        starts_at=event.starts_at,
+        ends_at=event.ends_at,
+        capacity=event.capacity,
+        price=event.price,
+        currency=event.currency,
+        status=event.status,
+        version=event.version,
+        **extra,
+    )
+
+
+async def create_event(uow: UnitOfWork, *, organizer: Principal, fields: dict[str, Any]) -> Event:
+    event = Event.create(organizer_id=organizer.user_id, now=_now(), **fields)
+    await EventRepository(uow.conn).add(event)
+    uow.emit(snapshot(event, EventCreated))
+    return event
+
+
+async def _managed_event(uow: UnitOfWork, event_id: uuid.UUID, actor: Principal) -> Event:
+    event = await EventRepository(uow.conn).get(event_id, for_update=True)
+    if event is None:
+        raise EventNotFound("No such event.")
+    if not event.can_be_managed_by(actor.user_id, is_admin=actor.is_admin):
+        raise NotAllowed("Only the event's organizer or an admin can change it.")
+    return event
+
+
+async def update_event(
+    uow: UnitOfWork, *, event_id: uuid.UUID, actor: Principal, changes: dict[str, Any]
+) -> Event:
+    event = await _managed_event(uow, event_id, actor)
+    updated, changed = event.update(changes, now=_now())
+    if changed:
+        await EventRepository(uow.conn).save(updated)
+        uow.emit(snapshot(updated, EventUpdated, changed_fields=changed))
+    return updated
+
+
+async def cancel_event(
+    uow: UnitOfWork, *, event_id: uuid.UUID, actor: Principal, reason: str = ""
+) -> Event:
+    event = await _managed_event(uow, event_id, actor)
+    cancelled = event.cancel(reason=reason, now=_now())
+    if cancelled is not event:
+        await EventRepository(uow.conn).save(cancelled)
+        uow.emit(snapshot(cancelled, EventCancelled, reason=reason))
+    return cancelled
+
+
+async def get_event(db: Database, event_id: uuid.UUID) -> Event:
+    async with db.engine.connect() as conn:
+        event = await EventRepository(conn).get(event_id)
+    if event is None:
+        raise EventNotFound("No such event.")
+    return event
+
+
+async def list_events(
+    db: Database,
+    *,
+    limit: int,
+    cursor: str | None,
+    organizer_id: uuid.UUID | None = None,
+    status: str | None = None,
+) -> tuple[list[Event], str | None]:
+    after = None
+    if cursor:
+        starts_at, event_id = decode_cursor(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(starts_at), uuid.UUID(event_id))
+        except ValueError:
+            raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
+    async with db.engine.connect() as conn:
+        items = await EventRepository(conn).page(
+            limit=limit + 1, after=after, organizer_id=organizer_id, status=status
+        )
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        next_cursor = encode_cursor(items[-1].starts_at.isoformat(), items[-1].id)
+    return items, next_cursor

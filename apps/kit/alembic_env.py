@@ -1,0 +1,31 @@
+"""What every service's ``migrations/env.py`` runs: online migrations with a sync driver,
+serialised by a PostgreSQL advisory lock so replicas starting together do not race."""
+
+from __future__ import annotations
+
+import zlib
+
+import sqlalchemy as sa
+from alembic import context
+
+
+def run_migrations(target_metadata: sa.MetaData) -> None:
+    config = context.config
+    url = config.attributes.get("sqlalchemy_url") or config.get_main_option("sqlalchemy.url")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        is_pg = conn.dialect.name == "postgresql"
+        lock_id = zlib.crc32(str(conn.engine.url.database).encode())
+        if is_pg:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": lock_id})
+            conn.commit()
+        try:
+            context.configure(connection=conn, target_metadata=target_metadata)
+            with context.begin_transaction():
+                context.run_migrations()
+            conn.commit()
+        finally:
+            if is_pg:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+                conn.commit()
+    engine.dispose()

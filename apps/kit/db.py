@@ -1,0 +1,167 @@
+"""A service's own database: created if missing, migrated with Alembic, one unit of work per
+request or message.
+
+The unit of work is Core-level (an ``AsyncConnection`` in a transaction): repositories run
+statements on ``uow.conn``; messages the use case emits are staged and written to the outbox in
+the same transaction at commit, so a state change and its messages land together or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from apps.kit.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from contracts.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+
+class Database:
+    """Engine and lifecycle of one service's database."""
+
+    def __init__(self, settings: ServiceSettings, migrations: Path | None = None) -> None:
+        self.settings = settings
+        self.migrations = migrations
+        self.url = settings.sqlalchemy_url
+        self.is_postgres = self.url.get_backend_name() == "postgresql"
+        self._engine: AsyncEngine | None = None
+        # Set by a unit of work that wrote outbox rows, so the in-process relay wakes at once.
+        self.outbox_written = asyncio.Event()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            kw: dict[str, Any] = {}
+            if self.is_postgres:
+                kw = {
+                    "pool_size": self.settings.database_pool_size,
+                    "max_overflow": self.settings.database_pool_size,
+                    "pool_pre_ping": False,
+                    "pool_recycle": 1800,
+                    "connect_args": {"server_settings": {"application_name": self.settings.service_name}},
+                }
+            self._engine = create_async_engine(self.url, **kw)
+        return self._engine
+
+    def insert(self, table: sa.Table) -> Any:
+        """A dialect insert (supports ``on_conflict_do_nothing``) for PostgreSQL or SQLite."""
+        return (postgresql if self.is_postgres else sqlite).insert(table)
+
+    async def prepare(self) -> None:
+        """Create the database if it is missing and apply every migration (idempotent)."""
+        await asyncio.to_thread(self._prepare_sync)
+
+    def _prepare_sync(self) -> None:
+        if self.is_postgres:
+            ensure_database(self.settings)
+        if self.migrations is not None:
+            migrate(self.settings, self.migrations)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self)
+
+
+def ensure_database(settings: ServiceSettings) -> None:
+    """CREATE DATABASE <prefix><service> unless it exists; safe when replicas race."""
+    import psycopg
+    from psycopg import errors, sql
+
+    url = settings.maintenance_url
+    with psycopg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        dbname=url.database, autocommit=True,
+    ) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (settings.database_name,)
+        ).fetchone()
+        if exists:
+            return
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.database_name)))
+            log.info("created database %s", settings.database_name)
+        except (errors.DuplicateDatabase, errors.UniqueViolation):
+            pass
+
+
+def migrate(settings: ServiceSettings, migrations: Path) -> None:
+    """Alembic ``upgrade head`` for one service (its env.py serialises concurrent runners)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations))
+    sync_url = settings.sqlalchemy_url
+    if sync_url.get_backend_name() == "postgresql":
+        sync_url = sync_url.set(drivername="postgresql+psycopg")
+    else:
+        sync_url = sync_url.set(drivername="sqlite")
+    cfg.attributes["sqlalchemy_url"] = sync_url
+    command.upgrade(cfg, "head")
+
+
+class UnitOfWork:
+    """One transaction: state changes, outbox rows and inbox marks commit together."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.conn: AsyncConnection
+        self._messages: list[Envelope] = []
+        self._done = False
+
+    async def __aenter__(self) -> Self:
+        self.conn = await self.db.engine.connect()
+        await self.conn.begin()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self._done:
+                await self.rollback()
+        finally:
+            await self.conn.close()
+
+    def emit(self, *messages: Envelope) -> None:
+        """Stage messages to publish if, and only if, this unit of work commits."""
+        self._messages.extend(messages)
+
+    def discard_messages(self) -> None:
+        self._messages = []
+
+    async def commit(self) -> None:
+        from apps.kit import outbox
+
+        if self._messages:
+            await outbox.write(self.conn, self.db, self._messages)
+        await self.conn.commit()
+        self._done = True
+        if self._messages:
+            self.db.outbox_written.set()
+            self._messages = []
+
+    async def rollback(self) -> None:
+        self._messages = []
+        if self.conn.in_transaction():
+            await self.conn.rollback()
+        self._done = True

@@ -1,0 +1,135 @@
+"""``Idempotency-Key`` for HTTP commands (Stripe's semantics).
+
+* The first request with a key runs; its response (success or a client error the use case
+  raised) is stored with the key, in the same transaction as the effect.
+* A replay with the same key and the same body gets the stored response again: same status,
+  same body, no new effect. The same key with a different body is a 422.
+* Concurrent duplicates: the second blocks on the key's row until the first commits, then
+  replays it. Exactly one effect.
+* Keys are scoped to the user and the operation, and kept at least 24 hours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Header
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from apps.kit.db import Database, UnitOfWork
+from apps.kit.problems import PROBLEM_JSON, Problem, Unprocessable, problem_body
+from apps.kit.tables import add_kit_tables
+
+IDEMPOTENCY = add_kit_tables(sa.MetaData())["idempotency_keys"]
+RETENTION = timedelta(hours=48)  # promised: at least 24 h
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Makes a retried request safe: the same key and body return the first "
+        "response again without a new effect. Scoped to the user; kept at least 24 hours.",
+    ),
+]
+
+
+def fingerprint(body: Any) -> str:
+    canonical = json.dumps(jsonable_encoder(body), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def idempotent(
+    db: Database,
+    *,
+    scope: str,
+    key: str | None,
+    body: Any,
+    run: Callable[[UnitOfWork], Awaitable[tuple[int, Any]]],
+) -> JSONResponse:
+    """Run ``run(uow)`` at most once per (scope, key); it returns (status, json-able body).
+
+    ``run`` must not commit: this function commits its effect together with the stored
+    response. A :class:`Problem` raised by ``run`` rolls its effect back and is stored as the
+    key's response too (so a retry gets the same 409), then returned.
+    """
+    if key is None:
+        async with db.unit_of_work() as uow:
+            status, payload = await run(uow)
+            await uow.commit()
+        return JSONResponse(jsonable_encoder(payload), status_code=status)
+
+    digest = fingerprint(body)
+    async with db.unit_of_work() as uow:
+        claimed = (
+            await uow.conn.execute(
+                db.insert(IDEMPOTENCY)
+                .values(scope=scope, key=key, request_hash=digest, status_code=0, response={})
+                .on_conflict_do_nothing()
+                .returning(IDEMPOTENCY.c.key)
+            )
+        ).first()
+        if claimed is None:
+            row = (
+                await uow.conn.execute(
+                    sa.select(IDEMPOTENCY).where(
+                        IDEMPOTENCY.c.scope == scope, IDEMPOTENCY.c.key == key
+                    )
+                )
+            ).one()
+            await uow.rollback()
+            if row.request_hash != digest:
+                raise Unprocessable(
+                    "This Idempotency-Key was already used with a different request body.",
+                    code="idempotency-key-reused",
+                )
+            return _stored(row.status_code, row.response, replayed=True)
+
+        savepoint = await uow.conn.begin_nested()
+        try:
+            status, payload = await run(uow)
+            payload = jsonable_encoder(payload)
+            await savepoint.commit()
+        except Problem as problem:
+            await savepoint.rollback()
+            uow.discard_messages()  # nothing staged survives a rolled-back effect
+            status = problem.status
+            payload = problem_body(
+                problem.status, problem.detail, code=problem.code, errors=problem.errors,
+                **problem.extra,
+            )
+        await uow.conn.execute(
+            IDEMPOTENCY.update()
+            .where(IDEMPOTENCY.c.scope == scope, IDEMPOTENCY.c.key == key)
+            .values(status_code=status, response=payload)
+        )
+        await uow.commit()
+    return _stored(status, payload, replayed=False)
+
+
+def _stored(status: int, payload: Any, *, replayed: bool) -> JSONResponse:
+    media = PROBLEM_JSON if status >= 400 else "application/json"
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return JSONResponse(payload, status_code=status, media_type=media, headers=headers)
+
+
+async def purge_expired(db: Database) -> int:
+    async with db.unit_of_work() as uow:
+        res = await uow.conn.execute(
+            IDEMPOTENCY.delete().where(
+                IDEMPOTENCY.c.created_at < sa.func.now() - sa.text("interval '48 hours'")
+            )
+            if db.is_postgres
+            else IDEMPOTENCY.delete().where(
+                IDEMPOTENCY.c.created_at < sa.func.datetime("now", "-48 hours")
+            )
+        )
+        await uow.commit()
+    return res.rowcount or 0

@@ -1,0 +1,43 @@
+"""Cursor pagination: ``{"items": [...], "next_cursor": "..."|null}`` with ``?limit&cursor``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel, Field
+
+from apps.kit.problems import BadRequest
+
+T = TypeVar("T")
+
+MAX_LIMIT = 100
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (at most 100).")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=500, description="Opaque cursor from the previous page's `next_cursor`."),
+]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+
+
+def encode_cursor(*values: Any) -> str:
+    raw = json.dumps([str(v) for v in values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise BadRequest("The cursor is not valid.", code="invalid-cursor") from exc
+    if not isinstance(values, list) or len(values) != arity or not all(isinstance(v, str) for v in values):
+        raise BadRequest("The cursor is not valid.", code="invalid-cursor")
+    return values

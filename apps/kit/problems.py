@@ -1,0 +1,180 @@
+"""RFC 9457 problem details: one error shape for every service and the gateway.
+
+Raise a :class:`Problem` subclass anywhere (domain errors map onto them in each service's
+entrypoints); :func:`install_problem_handlers` turns it, FastAPI's validation errors, unknown
+routes and unexpected crashes into ``application/problem+json`` responses.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://eventbooking.dev/problems/"
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class Problem(Exception):
+    """An error a client can act on. ``code`` becomes the problem ``type``."""
+
+    status: int = 400
+    code: str = "bad-request"
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class BadRequest(Problem):
+    status, code = 400, "bad-request"
+
+
+class Unauthorized(Problem):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, detail: str = "Missing or invalid access token.", **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        super().__init__(detail, **kw)
+
+
+class Forbidden(Problem):
+    status, code = 403, "forbidden"
+
+
+class NotFound(Problem):
+    status, code = 404, "not-found"
+
+
+class Conflict(Problem):
+    status, code = 409, "conflict"
+
+
+class Unprocessable(Problem):
+    status, code = 422, "validation-error"
+
+
+class TooManyRequests(Problem):
+    status, code = 429, "too-many-requests"
+
+
+def problem_body(
+    status: int,
+    detail: str = "",
+    *,
+    code: str | None = None,
+    title: str | None = None,
+    instance: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + (code or _TITLES.get(status, "error").lower().replace(" ", "-")),
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail or title or _TITLES.get(status, "Error"),
+    }
+    if instance:
+        body["instance"] = instance
+    if errors is not None:
+        body["errors"] = errors
+    body.update(extra)
+    return body
+
+
+def problem_response(
+    status: int, detail: str = "", *, headers: dict[str, str] | None = None, **kw: Any
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, detail, **kw), status_code=status, headers=headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Each bad field as ``{"field": "body.capacity", "message": ..., "type": ...}``."""
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        out.append({"field": ".".join(loc), "message": err.get("msg", ""), "type": err.get("type")})
+    return out
+
+
+async def _on_problem(request: Request, exc: Problem) -> JSONResponse:
+    return problem_response(
+        exc.status, exc.detail, code=exc.code, errors=exc.errors, headers=exc.headers,
+        instance=request.url.path, **exc.extra,
+    )
+
+
+async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = field_errors(exc)
+    if any(e["type"] in ("json_invalid", "json_type") for e in errors):
+        return problem_response(
+            400, "The request body is not valid JSON.", code="malformed-json", errors=errors,
+            instance=request.url.path,
+        )
+    return problem_response(
+        422, "The request has invalid fields.", code="validation-error", errors=errors,
+        instance=request.url.path,
+    )
+
+
+async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = exc.detail if isinstance(exc.detail, str) else ""
+    if exc.status_code == 404 and detail in ("", "Not Found"):
+        detail = f"No route {request.method} {request.url.path}."
+    return problem_response(
+        exc.status_code, detail, headers=getattr(exc, "headers", None), instance=request.url.path
+    )
+
+
+async def _on_crash(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _on_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _on_crash)

@@ -1,0 +1,213 @@
+"""The app factory: one FastStream RabbitMQ app plus its FastAPI routes, wired the same way for
+every service.
+
+A service describes itself with a :class:`ServiceSpec` (its routers, what it publishes, how it
+subscribes, its migrations, its background workers); :class:`Service` builds the broker, the
+database, the outbox relay, the token verifier, the FastStream app (for AsyncAPI) and the FastAPI
+app (routes, ``/health``, ``/ready``, ``/asyncapi``, problem details, tracing) from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from faststream import FastStream
+from faststream.rabbit import RabbitBroker, RabbitPublisher
+from faststream.specification import AsyncAPI
+from faststream.specification.asyncapi.site import get_asyncapi_html
+
+from apps.kit import assets
+from apps.kit.db import Database
+from apps.kit.messaging import declare_publishers, make_broker, outbox_publish
+from apps.kit.outbox import OutboxRelay
+from apps.kit.problems import install_problem_handlers, problem_response
+from apps.kit.security import TokenVerifier
+from apps.kit.settings import ServiceSettings
+from contracts.envelope import Envelope
+from contracts.topology import declare_topology
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    migrations: Path
+    routers: Sequence[APIRouter] = ()
+    publishes: Sequence[type[Envelope]] = ()
+    subscribe: Callable[[Service], None] | None = None
+    background: Sequence[Callable[[Service], Awaitable[None]]] = ()
+    settings_class: type[ServiceSettings] = ServiceSettings
+    openapi_tags: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Service:
+    """A running (or runnable) service: everything wired, nothing started until ``start()``."""
+
+    def __init__(self, spec: ServiceSpec, settings: ServiceSettings | None = None) -> None:
+        self.spec = spec
+        self.settings = settings or spec.settings_class(service_name=spec.name)
+        self.settings.service_name = spec.name
+        self.db = Database(self.settings, spec.migrations)
+        self.broker: RabbitBroker = make_broker(self.settings)
+        self.publishers: dict[str, RabbitPublisher] = declare_publishers(self.broker, spec.publishes)
+        if spec.subscribe is not None:
+            spec.subscribe(self)
+        self.relay = OutboxRelay(
+            self.db,
+            outbox_publish(self.publishers),
+            batch_size=self.settings.outbox_batch_size,
+            poll_seconds=self.settings.outbox_poll_seconds,
+        )
+        self.token_verifier = self._make_verifier()
+        self.asyncapi = AsyncAPI(
+            self.broker,
+            title=spec.title,
+            version=API_VERSION,
+            description=spec.description,
+            schema_version="2.6.0",
+        )
+        self.stream = FastStream(self.broker, specification=self.asyncapi)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.api = self._build_api()
+
+    def _make_verifier(self) -> TokenVerifier:
+        import json
+
+        s = self.settings
+        return TokenVerifier(
+            issuer=s.jwt_issuer,
+            audience=s.jwt_audience,
+            jwks_url=s.jwks_url,
+            jwks=json.loads(s.jwt_jwks) if s.jwt_jwks else None,
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self, *, connect_broker: bool = True) -> None:
+        await self.db.prepare()
+        if connect_broker:
+            await self.broker.connect()
+            await declare_topology(self.broker)
+            await self.broker.start()
+        if self.settings.outbox_relay:
+            self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        for worker in self.spec.background:
+            self._tasks.append(asyncio.create_task(worker(self), name=worker.__name__))
+
+    async def stop(self) -> None:
+        self.relay.stop()
+        for task in self._tasks:
+            if task.get_name() != "outbox-relay":
+                task.cancel()
+        # Let the relay finish the batch it is publishing, then stop consuming (the broker waits
+        # for in-flight handlers up to its graceful timeout), then close the database.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 10)
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        await self.db.dispose()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def _build_api(self) -> FastAPI:
+        api = FastAPI(
+            title=self.spec.title,
+            description=self.spec.description,
+            version=API_VERSION,
+            lifespan=self.lifespan,
+            docs_url=None,
+            redoc_url=None,
+            openapi_tags=self.spec.openapi_tags or None,
+        )
+        api.state.service = self
+        api.state.token_verifier = self.token_verifier
+        install_problem_handlers(api)
+        for router in self.spec.routers:
+            api.include_router(router)
+        api.include_router(self._ops_router())
+        assets.mount(api)
+        try:
+            from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+            FastAPIInstrumentor.instrument_app(api, excluded_urls="health,ready,metrics")
+        except Exception:  # pragma: no cover - instrumentation is optional at runtime
+            log.warning("FastAPI instrumentation unavailable")
+        return api
+
+    def _ops_router(self) -> APIRouter:
+        router = APIRouter(tags=["operations"])
+        service = self
+
+        @router.get("/health", summary="Liveness: the process is up")
+        async def health() -> dict[str, str]:
+            return {"status": "ok", "service": service.spec.name}
+
+        @router.get("/ready", summary="Readiness: database and broker reachable")
+        async def ready() -> JSONResponse:
+            checks: dict[str, str] = {}
+            try:
+                await asyncio.wait_for(service.db.ping(), 2)
+                checks["database"] = "ok"
+            except Exception as exc:  # noqa: BLE001
+                checks["database"] = f"unavailable: {type(exc).__name__}"
+            try:
+                ok = await service.broker.ping(timeout=2)
+                checks["broker"] = "ok" if ok else "unavailable"
+            except Exception as exc:  # noqa: BLE001
+                checks["broker"] = f"unavailable: {type(exc).__name__}"
+            if all(v == "ok" for v in checks.values()):
+                return JSONResponse({"status": "ready", "service": service.spec.name, "checks": checks})
+            return problem_response(
+                503, "Not ready: a dependency is unreachable.", code="not-ready", checks=checks
+            )
+
+        @router.get("/asyncapi.json", include_in_schema=False)
+        async def asyncapi_json() -> PlainTextResponse:
+            return PlainTextResponse(
+                service.asyncapi.to_specification().to_json(), media_type="application/json"
+            )
+
+        @router.get("/asyncapi.yaml", include_in_schema=False)
+        async def asyncapi_yaml() -> PlainTextResponse:
+            return PlainTextResponse(
+                service.asyncapi.to_specification().to_yaml(), media_type="application/yaml"
+            )
+
+        @router.get("/asyncapi", include_in_schema=False)
+        async def asyncapi_page() -> HTMLResponse:
+            return HTMLResponse(
+                get_asyncapi_html(
+                    service.asyncapi.to_specification(),
+                    asyncapi_js_url=assets.ASYNCAPI_JS,
+                    asyncapi_css_url=assets.ASYNCAPI_CSS,
+                    try_it_out_path=None,
+                )
+            )
+
+        @router.get("/docs", include_in_schema=False)
+        async def docs() -> HTMLResponse:
+            return assets.swagger_page(service.spec.title, "/openapi.json")
+
+        return router

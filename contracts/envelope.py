@@ -1,0 +1,96 @@
+"""The envelope every message carries, and the shared value types.
+
+The envelope fields live in the message body (so every consumer, whatever its client library,
+sees them) and are mirrored into AMQP properties by the publisher (``message_id``,
+``correlation_id``, ``type``, ``app_id``, ``timestamp``); W3C trace context travels in headers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic_extra_types.currency_code import ISO4217
+
+# Money is a decimal string on the wire ("20.00"), never a float.
+MoneyAmount = Annotated[
+    Decimal,
+    Field(
+        ge=0,
+        max_digits=14,
+        decimal_places=2,
+        description="Amount as a decimal string with at most two decimal places.",
+        examples=["20.00"],
+    ),
+    PlainSerializer(lambda v: f"{v:.2f}", return_type=str, when_used="json"),
+]
+CurrencyCode = Annotated[
+    ISO4217, Field(description="ISO 4217 currency code.", examples=["EUR"])
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Money(BaseModel):
+    """An amount of money in one currency."""
+
+    model_config = ConfigDict(frozen=True)
+
+    amount: MoneyAmount
+    currency: CurrencyCode
+
+
+class Envelope(BaseModel):
+    """Fields common to every message on the bus.
+
+    Subclasses set ``message_type`` (a ``Literal``: it is the discriminator consumers of mixed
+    channels, such as ``analytics``, dispatch on) and ``routing_key`` (the channel they are
+    published to). ``schema_version`` changes only on a breaking change; additive fields keep it.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    routing_key: ClassVar[str]
+
+    message_id: uuid.UUID = Field(
+        default_factory=uuid.uuid4,
+        description="Unique id of this message; consumers deduplicate on it.",
+    )
+    schema_version: int = Field(default=1, ge=1, description="Version of this message's schema.")
+    occurred_at: AwareDatetime = Field(
+        default_factory=utcnow, description="When the fact happened (ISO 8601, with time zone)."
+    )
+    producer: str = Field(
+        default="unknown",
+        description="Name of the service that produced the message.",
+        examples=["booking"],
+    )
+    correlation_id: uuid.UUID | None = Field(
+        default=None,
+        description="Id shared by every message of one business flow (e.g. one booking's saga).",
+    )
+    causation_id: uuid.UUID | None = Field(
+        default=None, description="message_id of the message that caused this one, if any."
+    )
+
+    @model_validator(mode="after")
+    def _default_correlation(self) -> Self:
+        # A message that starts a flow correlates with itself.
+        if self.correlation_id is None:
+            object.__setattr__(self, "correlation_id", self.message_id)
+        return self
+
+
+def caused_by(cause: Envelope | None) -> dict[str, Any]:
+    """Envelope fields for a message caused by ``cause``: ``Model(**caused_by(msg), ...)``."""
+    if cause is None:
+        return {}
+    return {
+        "correlation_id": cause.correlation_id or cause.message_id,
+        "causation_id": cause.message_id,
+    }

@@ -1,0 +1,263 @@
+"""Every message of the platform, one Pydantic model each.
+
+Naming: facts are past tense (``BookingCreated``); the two commands are imperative
+(``RefundRequested`` asks payments to give money back, ``NotificationRequested`` asks
+notifications to tell somebody something). Each model's docstring and field descriptions end up
+in the AsyncAPI documents, so they are written for the consumer who reads the spec.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AwareDatetime, EmailStr, Field
+
+from contracts.envelope import CurrencyCode, Envelope, MoneyAmount
+
+UserId = Annotated[uuid.UUID, Field(description="Id of the user (the `sub` of their JWT).")]
+EventId = Annotated[uuid.UUID, Field(description="Id of the event (concert, conference...).")]
+BookingId = Annotated[uuid.UUID, Field(description="Id of the booking.")]
+PaymentId = Annotated[uuid.UUID, Field(description="Id of the payment.")]
+Role = Literal["customer", "organizer", "admin"]
+EventStatus = Literal["scheduled", "cancelled"]
+Channel = Literal["email", "sms", "push"]
+
+_EXAMPLE_USER = "6f1c2b7e-3f4a-4c55-9a53-2f8e1d0b9c11"
+_EXAMPLE_EVENT = "0b7c9a8e-5d2f-4e1b-8a6c-3d4f5e6a7b8c"
+_EXAMPLE_BOOKING = "9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b"
+_EXAMPLE_PAYMENT = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+
+
+# --- auth -----------------------------------------------------------------------------------
+
+
+class UserRegistered(Envelope):
+    """A user account was created. Carries what other services need to address the user."""
+
+    routing_key: ClassVar[str] = "user_registered"
+    message_type: Literal["user_registered"] = "user_registered"
+
+    user_id: UserId
+    email: EmailStr = Field(description="The user's e-mail address.", examples=["ada@example.com"])
+    full_name: str = Field(default="", description="Display name.", examples=["Ada Lovelace"])
+    role: Role = Field(description="Role given at registration.", examples=["customer"])
+    phone: str | None = Field(default=None, description="Phone number for SMS, E.164, if known.")
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+class EventDetails(Envelope):
+    """Fields shared by the event-lifecycle messages: a full snapshot of the event."""
+
+    event_id: EventId
+    organizer_id: UserId
+    title: str = Field(examples=["PyCon Lisbon 2027"])
+    venue: str = Field(examples=["Altice Arena, Lisbon"])
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = None
+    capacity: int = Field(ge=1, description="Total seats for sale.", examples=[1000])
+    price: MoneyAmount
+    currency: CurrencyCode
+    status: EventStatus = Field(examples=["scheduled"])
+    version: int = Field(
+        ge=1,
+        description="Increases with every change; consumers ignore a snapshot older than one "
+        "they have applied (messages may arrive out of order).",
+        examples=[1],
+    )
+
+
+class EventCreated(EventDetails):
+    """An organizer created an event; its seats are now for sale."""
+
+    routing_key: ClassVar[str] = "event_created"
+    message_type: Literal["event_created"] = "event_created"
+
+
+class EventUpdated(EventDetails):
+    """An event changed (title, venue, times, capacity or price). Full snapshot after the change."""
+
+    routing_key: ClassVar[str] = "event_updated"
+    message_type: Literal["event_updated"] = "event_updated"
+
+    changed_fields: list[str] = Field(
+        default_factory=list, description="Names of the fields this update changed.",
+        examples=[["capacity", "price"]],
+    )
+
+
+class EventCancelled(EventDetails):
+    """An event was cancelled: its bookings are cancelled and paid ones refunded."""
+
+    routing_key: ClassVar[str] = "event_cancelled"
+    message_type: Literal["event_cancelled"] = "event_cancelled"
+
+    reason: str = Field(default="", description="Why, as given by the organizer.")
+
+
+# --- booking --------------------------------------------------------------------------------
+
+
+class BookingDetails(Envelope):
+    """Fields shared by the booking-lifecycle messages."""
+
+    booking_id: BookingId
+    event_id: EventId
+    user_id: UserId
+    quantity: int = Field(ge=1, description="Number of seats.", examples=[2])
+    amount: MoneyAmount = Field(description="Total due for the booking.")
+    currency: CurrencyCode
+
+
+class BookingCreated(BookingDetails):
+    """Seats are held for a user until `expires_at`; payment can start."""
+
+    routing_key: ClassVar[str] = "booking_created"
+    message_type: Literal["booking_created"] = "booking_created"
+
+    expires_at: AwareDatetime = Field(description="The hold lapses at this time unless paid.")
+
+
+class BookingConfirmed(BookingDetails):
+    """The booking is paid and its seats are sold: the user has their tickets."""
+
+    routing_key: ClassVar[str] = "booking_confirmed"
+    message_type: Literal["booking_confirmed"] = "booking_confirmed"
+
+    payment_id: PaymentId
+
+
+CancellationReason = Literal[
+    "user_request", "payment_failed", "event_cancelled", "paid_after_expiry"
+]
+
+
+class BookingCancelled(BookingDetails):
+    """The booking was cancelled and its seats released. `refund` is set when money goes back."""
+
+    routing_key: ClassVar[str] = "booking_cancelled"
+    message_type: Literal["booking_cancelled"] = "booking_cancelled"
+
+    reason: CancellationReason = Field(examples=["user_request"])
+    refund_due: bool = Field(
+        default=False, description="True when the booking had been paid and a refund follows."
+    )
+
+
+class BookingExpired(BookingDetails):
+    """The hold lapsed before payment; its seats are back on sale."""
+
+    routing_key: ClassVar[str] = "booking_expired"
+    message_type: Literal["booking_expired"] = "booking_expired"
+
+
+class RefundRequested(Envelope):
+    """Command to payments: give the money of this booking's successful payment back."""
+
+    routing_key: ClassVar[str] = "refund_requested"
+    message_type: Literal["refund_requested"] = "refund_requested"
+
+    booking_id: BookingId
+    user_id: UserId
+    payment_id: PaymentId | None = Field(
+        default=None, description="The payment to refund, if booking knows it."
+    )
+    reason: CancellationReason
+
+
+# --- payments -------------------------------------------------------------------------------
+
+
+class PaymentDetails(Envelope):
+    """Fields shared by the payment messages."""
+
+    payment_id: PaymentId
+    booking_id: BookingId
+    user_id: UserId
+    event_id: EventId | None = None
+    amount: MoneyAmount
+    currency: CurrencyCode
+
+
+class PaymentConfirmed(PaymentDetails):
+    """A charge succeeded: the booking can be confirmed."""
+
+    routing_key: ClassVar[str] = "payment_confirmed"
+    message_type: Literal["payment_confirmed"] = "payment_confirmed"
+
+    provider_reference: str = Field(description="The payment provider's id for the charge.")
+
+
+class PaymentFailed(PaymentDetails):
+    """A charge was declined or could not be made: the booking is cancelled."""
+
+    routing_key: ClassVar[str] = "payment_failed"
+    message_type: Literal["payment_failed"] = "payment_failed"
+
+    failure_reason: str = Field(examples=["card_declined"])
+
+
+class PaymentRefunded(PaymentDetails):
+    """Money of a successful payment went back to the payer."""
+
+    routing_key: ClassVar[str] = "payment_refunded"
+    message_type: Literal["payment_refunded"] = "payment_refunded"
+
+    reason: CancellationReason
+    provider_reference: str
+
+
+# --- notifications --------------------------------------------------------------------------
+
+
+class NotificationRequested(Envelope):
+    """Command to notifications: send this text to a user over one channel."""
+
+    routing_key: ClassVar[str] = "notifications"
+    message_type: Literal["notification_requested"] = "notification_requested"
+
+    notification_id: uuid.UUID = Field(
+        default_factory=uuid.uuid4, description="Id the notification will be stored under."
+    )
+    user_id: UserId
+    channel: Channel = Field(examples=["email"])
+    kind: str = Field(default="custom", description="Template family.", examples=["custom"])
+    subject: str = Field(default="", max_length=200)
+    body: str = Field(min_length=1, max_length=10_000)
+
+
+ALL_MESSAGES: tuple[type[Envelope], ...] = (
+    UserRegistered,
+    EventCreated,
+    EventUpdated,
+    EventCancelled,
+    BookingCreated,
+    BookingConfirmed,
+    BookingCancelled,
+    BookingExpired,
+    RefundRequested,
+    PaymentConfirmed,
+    PaymentFailed,
+    PaymentRefunded,
+    NotificationRequested,
+)
+
+# What the `analytics` channel carries: every fact the analytics read model is built from.
+AnalyticsFact = Annotated[
+    EventCreated
+    | EventUpdated
+    | EventCancelled
+    | BookingCreated
+    | BookingConfirmed
+    | BookingCancelled
+    | BookingExpired
+    | PaymentConfirmed
+    | PaymentFailed
+    | PaymentRefunded,
+    Field(discriminator="message_type"),
+]
+
+

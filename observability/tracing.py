@@ -1,0 +1,67 @@
+"""Tracer provider set-up, honouring the standard OpenTelemetry environment variables."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+_configured: TracerProvider | None = None
+
+
+def _otlp_exporter() -> Any | None:
+    endpoint = os.getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.getenv(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not endpoint or os.getenv("OTEL_TRACES_EXPORTER", "otlp") == "none":
+        return None
+    protocol = os.getenv(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.getenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    )
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    # The exporters read endpoint, headers, timeout and compression from OTEL_* themselves.
+    return OTLPSpanExporter()
+
+
+def configure_tracing(service_name: str) -> TracerProvider:
+    """Install (once per process) the global tracer provider for ``service_name``.
+
+    ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` override/extend the resource;
+    ``OTEL_TRACES_SAMPLER``/``_ARG`` choose the sampler (read by the SDK).
+    """
+    global _configured
+    if _configured is not None:
+        return _configured
+    resource = Resource.create({SERVICE_NAME: service_name}).merge(
+        Resource.create({SERVICE_NAME: os.environ["OTEL_SERVICE_NAME"]})
+        if os.getenv("OTEL_SERVICE_NAME")
+        else Resource.get_empty()
+    )
+    provider = TracerProvider(resource=resource)
+    exporter = _otlp_exporter()
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    _configured = provider
+    return provider
+
+
+def current_trace_id() -> str | None:
+    ctx = trace.get_current_span().get_span_context()
+    return f"{ctx.trace_id:032x}" if ctx.is_valid else None
+
+
+def set_span_attributes(**attrs: Any) -> None:
+    """Tag the current span, e.g. ``set_span_attributes(**{"booking.id": str(b.id)})``."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        for k, v in attrs.items():
+            if v is not None:
+                span.set_attribute(k, str(v))
