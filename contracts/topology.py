@@ -116,15 +116,23 @@ async def declare_topology(broker: RabbitBroker) -> None:
     consumers have not started yet: it waits in their queue.
     """
     domain = await broker.declare_exchange(DOMAIN_EXCHANGE)
-    dlx = await broker.declare_exchange(DEAD_LETTER_EXCHANGE)
+    await broker.declare_exchange(DEAD_LETTER_EXCHANGE)
     analytics = await broker.declare_exchange(ANALYTICS_EXCHANGE)
     for fact in ANALYTICS_FACTS:
         await analytics.bind(domain, routing_key=fact.routing_key)
     for queue in all_queues():
-        declared = await broker.declare_queue(queue)
-        exchange = analytics if queue is ANALYTICS_QUEUE else domain
-        await declared.bind(exchange, routing_key=queue.routing_key)
-        dlq = await broker.declare_queue(
-            RabbitQueue(dead_letter_queue_name(queue), queue_type=QueueType.QUORUM, durable=True)
+        await declare_queue(
+            broker, queue, ANALYTICS_EXCHANGE if queue is ANALYTICS_QUEUE else DOMAIN_EXCHANGE
         )
-        await dlq.bind(dlx, routing_key=queue.name)
+
+
+async def declare_queue(broker: RabbitBroker, queue: RabbitQueue, exchange: RabbitExchange) -> None:
+    """Declare ``queue`` bound to ``exchange`` on its routing key, and its dead-letter queue."""
+    source = await broker.declare_exchange(exchange)
+    declared = await broker.declare_queue(queue)
+    await declared.bind(source, routing_key=queue.routing_key)
+    dlx = await broker.declare_exchange(DEAD_LETTER_EXCHANGE)
+    dlq = await broker.declare_queue(
+        RabbitQueue(dead_letter_queue_name(queue), queue_type=QueueType.QUORUM, durable=True)
+    )
+    await dlq.bind(dlx, routing_key=queue.name)

@@ -20,5 +20,5 @@ SPEC = ServiceSpec(
 )
 
 
-def build(settings: ServiceSettings | None = None) -> Service:
-    return Service(SPEC, settings)
+def build(settings: ServiceSettings | None = None, **overrides: object) -> Service:
+    return Service(SPEC, settings, **overrides)

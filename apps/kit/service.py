@@ -56,9 +56,11 @@ class ServiceSpec:
 class Service:
     """A running (or runnable) service: everything wired, nothing started until ``start()``."""
 
-    def __init__(self, spec: ServiceSpec, settings: ServiceSettings | None = None) -> None:
+    def __init__(
+        self, spec: ServiceSpec, settings: ServiceSettings | None = None, **overrides: Any
+    ) -> None:
         self.spec = spec
-        self.settings = settings or spec.settings_class(service_name=spec.name)
+        self.settings = settings or spec.settings_class(service_name=spec.name, **overrides)
         self.settings.service_name = spec.name
         self.db = Database(self.settings, spec.migrations)
         self.broker: RabbitBroker = make_broker(self.settings)
