@@ -44,7 +44,7 @@ class ServiceSpec:
     name: str
     title: str
     description: str
-    migrations: Path
+    migrations: Path | None
     routers: Sequence[APIRouter] = ()
     publishes: Sequence[type[Envelope]] = ()
     subscribe: Callable[[Service], None] | None = None
