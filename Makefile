@@ -1,0 +1,43 @@
+# Event Booking Platform — developer entry points.
+#   make install   create .venv, install pinned dependencies and the docs assets
+#   make run       start the whole platform (every service, relay, sweeper, the gateway)
+#   make test      the test suite (unit + real RabbitMQ/PostgreSQL); what CI runs
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ASSETS := .var/assets
+ASYNCAPI_REACT := @asyncapi/react-component@3.1.5
+SWAGGER_UI := swagger-ui-dist@5.35.0
+
+.PHONY: install run test test-all asyncapi asyncapi-check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(ASSETS)/.installed:
+	mkdir -p $(ASSETS)
+	cd $(ASSETS) && npm install --silent --no-save --no-package-lock --no-audit --no-fund \
+		$(ASYNCAPI_REACT) $(SWAGGER_UI)
+	touch $@
+
+install: $(VENV)/.installed $(ASSETS)/.installed
+
+run: install
+	$(BIN)/honcho -f deploy/local/Procfile -d . start
+
+test: install
+	$(BIN)/pytest -q -m "not slow"
+
+test-all: install
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .var .pytest_cache
