@@ -1,0 +1,164 @@
+"""Payment providers: the interface a real one (Stripe, Adyen...) would sit behind, and the
+built-in card-network SIMULATOR.
+
+Every call carries an idempotency key derived from the payment (see ``domain.charge_key``): the
+provider answers a replayed key with the original result and never charges twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from apps.payments.adapters.tables import simulator_charges
+from apps.kit.settings import ServiceSettings
+from apps.payments.domain import (
+    ChargeResult,
+    InvalidPaymentMethod,
+    ProviderError,
+    ProviderIdempotencyConflict,
+    RefundResult,
+)
+
+if TYPE_CHECKING:
+    from apps.kit.service import Service
+
+
+class PaymentProvider(Protocol):
+    async def charge(
+        self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
+    ) -> ChargeResult:
+        """Charge ``amount`` to the card behind ``token``. A decline is a result, not an error;
+        raises :class:`InvalidPaymentMethod` for a token the provider does not accept."""
+
+    async def refund(self, *, charge_ref: str, amount: Decimal, idempotency_key: str) -> RefundResult:
+        """Give ``amount`` of the charge ``charge_ref`` back."""
+
+
+# The simulator's test cards: token -> failure reason (None: the charge succeeds).
+SIMULATOR_CARDS: dict[str, str | None] = {
+    "tok_visa": None,
+    "tok_mastercard": None,
+    "tok_chargeDeclined": "card_declined",
+    "tok_chargeDeclinedInsufficientFunds": "insufficient_funds",
+}
+
+
+def _hash(*parts: object) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
+
+
+class CardNetworkSimulator:
+    """A card-network SIMULATOR that behaves like a real provider and moves no money.
+
+    ``tok_visa`` succeeds, ``tok_chargeDeclined`` is declined (``card_declined``), any other
+    token is not a valid payment method. It keeps its own ledger (``simulator_charges``) keyed by
+    idempotency key, written on its own connections as if it were another company's system: a
+    replayed key returns the original result without a new charge; a key reused with different
+    parameters is refused, as real providers do.
+    """
+
+    def __init__(self, url: URL) -> None:
+        # Its own connections (no pool shared with the service): a request holding a service
+        # connection while it waits for the "provider" can never starve the provider.
+        self._engine: AsyncEngine = create_async_engine(url, poolclass=NullPool)
+
+    async def charge(
+        self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
+    ) -> ChargeResult:
+        if token not in SIMULATOR_CARDS:
+            raise InvalidPaymentMethod(
+                "The card token is not valid (simulator test cards: tok_visa, tok_chargeDeclined)."
+            )
+        failure = SIMULATOR_CARDS[token]
+        row = await self._record(
+            idempotency_key,
+            operation="charge",
+            reference=f"ch_sim_{uuid.uuid4().hex[:24]}",
+            request_hash=_hash("charge", f"{amount:.2f}", currency, token),
+            amount=amount,
+            currency=currency,
+            status="failed" if failure else "succeeded",
+            failure_reason=failure,
+        )
+        return ChargeResult(
+            succeeded=row.status == "succeeded", reference=row.reference,
+            failure_reason=row.failure_reason,
+        )
+
+    async def refund(self, *, charge_ref: str, amount: Decimal, idempotency_key: str) -> RefundResult:
+        async with self._engine.connect() as conn:
+            charge = (
+                await conn.execute(
+                    sa.select(simulator_charges).where(
+                        simulator_charges.c.reference == charge_ref,
+                        simulator_charges.c.operation == "charge",
+                    )
+                )
+            ).first()
+        if charge is None or charge.status != "succeeded":
+            raise ProviderError(f"No successful charge {charge_ref} to refund.")
+        if amount > charge.amount:
+            raise ProviderError("A refund cannot exceed its charge.")
+        row = await self._record(
+            idempotency_key,
+            operation="refund",
+            reference=f"re_sim_{uuid.uuid4().hex[:24]}",
+            request_hash=_hash("refund", charge_ref, f"{amount:.2f}"),
+            amount=amount,
+            currency=charge.currency,
+            status="succeeded",
+            charge_reference=charge_ref,
+        )
+        return RefundResult(reference=row.reference)
+
+    async def _record(self, key: str, **values: object) -> sa.Row:
+        """Insert the ledger row for ``key`` or, on a replay, return the one already there."""
+        async with self._engine.begin() as conn:
+            # A concurrent request with the same key waits here for the first to commit.
+            inserted = (
+                await conn.execute(
+                    insert(simulator_charges)
+                    .values(idempotency_key=key, **values)
+                    .on_conflict_do_nothing()
+                    .returning(simulator_charges)
+                )
+            ).first()
+            if inserted is not None:
+                return inserted
+            existing = (
+                await conn.execute(
+                    sa.select(simulator_charges).where(simulator_charges.c.idempotency_key == key)
+                )
+            ).one()
+        if existing.request_hash != values["request_hash"]:
+            raise ProviderIdempotencyConflict(
+                "The payment provider already received this payment with different details."
+            )
+        return existing
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def make_provider(settings: ServiceSettings) -> PaymentProvider:
+    name = getattr(settings, "payment_provider", "simulator")
+    if name == "simulator":
+        return CardNetworkSimulator(settings.sqlalchemy_url)
+    raise ValueError(f"unknown PAYMENT_PROVIDER {name!r}")
+
+
+def provider_for(service: Service) -> PaymentProvider:
+    """The service's payment provider, made from its settings on first use."""
+    provider = getattr(service, "payment_provider", None)
+    if provider is None:
+        provider = service.payment_provider = make_provider(service.settings)  # type: ignore[attr-defined]
+    return provider

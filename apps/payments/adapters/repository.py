@@ -1,0 +1,107 @@
+"""Tables of booking dues and payments. Take the unit of work's connection; never commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, fields
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from apps.payments.adapters.tables import booking_dues, payments
+from apps.payments.domain import BookingDue, DueStatus, Payment
+
+_DUE_COLUMNS = [f.name for f in fields(BookingDue)]
+_PAYMENT_COLUMNS = [f.name for f in fields(Payment)]
+
+
+def _to_due(row: sa.Row) -> BookingDue:
+    return BookingDue(**{k: getattr(row, k) for k in _DUE_COLUMNS})
+
+
+def _to_payment(row: sa.Row) -> Payment:
+    return Payment(**{k: getattr(row, k) for k in _PAYMENT_COLUMNS})
+
+
+class DueRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def add_if_absent(self, due: BookingDue) -> bool:
+        """Record ``due`` unless the booking is already known (True when it was recorded)."""
+        stmt = (
+            insert(booking_dues).values(**asdict(due))
+            .on_conflict_do_nothing(index_elements=[booking_dues.c.booking_id])
+            .returning(booking_dues.c.booking_id)
+        )
+        return (await self.conn.execute(stmt)).first() is not None
+
+    async def end(self, due: BookingDue, *, from_statuses: Sequence[DueStatus]) -> None:
+        """Move the booking to ``due.status`` if it is in one of ``from_statuses``; record it in
+        that state if it is not known yet (its creation may arrive later, and must not reopen
+        it). One statement, so it cannot race a concurrent ``add_if_absent``."""
+        stmt = insert(booking_dues).values(**asdict(due))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[booking_dues.c.booking_id],
+            set_={"status": stmt.excluded.status, "updated_at": stmt.excluded.updated_at},
+            where=booking_dues.c.status.in_(from_statuses),
+        )
+        await self.conn.execute(stmt)
+
+    async def get(self, booking_id: uuid.UUID, *, for_update: bool = False) -> BookingDue | None:
+        stmt = sa.select(booking_dues).where(booking_dues.c.booking_id == booking_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = (await self.conn.execute(stmt)).first()
+        return _to_due(row) if row else None
+
+    async def set_status(self, booking_id: uuid.UUID, status: DueStatus, *, now: datetime) -> None:
+        await self.conn.execute(
+            booking_dues.update().where(booking_dues.c.booking_id == booking_id)
+            .values(status=status, updated_at=now)
+        )
+
+
+class PaymentRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def add(self, payment: Payment) -> None:
+        await self.conn.execute(payments.insert().values(**asdict(payment)))
+
+    async def get(self, payment_id: uuid.UUID) -> Payment | None:
+        row = (await self.conn.execute(sa.select(payments).where(payments.c.id == payment_id))).first()
+        return _to_payment(row) if row else None
+
+    async def for_booking(self, booking_id: uuid.UUID, *, for_update: bool = False) -> Payment | None:
+        stmt = sa.select(payments).where(payments.c.booking_id == booking_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = (await self.conn.execute(stmt)).first()
+        return _to_payment(row) if row else None
+
+    async def save(self, payment: Payment) -> None:
+        values = asdict(payment)
+        values.pop("id")
+        await self.conn.execute(payments.update().where(payments.c.id == payment.id).values(**values))
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None,
+        user_id: uuid.UUID | None,
+        booking_id: uuid.UUID | None,
+    ) -> list[Payment]:
+        """Newest first."""
+        stmt = sa.select(payments).order_by(payments.c.created_at.desc(), payments.c.id.desc())
+        if after is not None:
+            stmt = stmt.where(sa.tuple_(payments.c.created_at, payments.c.id) < sa.tuple_(*after))
+        if user_id is not None:
+            stmt = stmt.where(payments.c.user_id == user_id)
+        if booking_id is not None:
+            stmt = stmt.where(payments.c.booking_id == booking_id)
+        return [_to_payment(r) for r in (await self.conn.execute(stmt.limit(limit))).all()]

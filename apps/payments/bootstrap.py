@@ -1,0 +1,32 @@
+"""Wires the payments service: its spec for the kit's app factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from apps.kit.service import Service, ServiceSpec
+from apps.kit.settings import ServiceSettings
+from apps.payments.adapters.provider import provider_for
+from apps.payments.config import PaymentsSettings
+from apps.payments.entrypoints.http import router
+from apps.payments.entrypoints.messages import subscribe
+from contracts.messages import PaymentConfirmed, PaymentFailed, PaymentRefunded
+
+SPEC = ServiceSpec(
+    name="payments",
+    title="Payments service",
+    description="Charges bookings through a payment provider (the built-in card-network "
+    "simulator by default) and refunds them when booking asks. Learns what each booking owes "
+    "from booking's messages; publishes payment confirmed, failed and refunded.",
+    migrations=Path(__file__).parent / "migrations",
+    routers=[router],
+    publishes=[PaymentConfirmed, PaymentFailed, PaymentRefunded],
+    subscribe=subscribe,
+    settings_class=PaymentsSettings,
+)
+
+
+def build(settings: ServiceSettings | None = None, **overrides: object) -> Service:
+    service = Service(SPEC, settings, **overrides)
+    provider_for(service)
+    return service

@@ -1,0 +1,158 @@
+"""What payments knows about a booking (what is due) and the payments made for it. No I/O here.
+
+A booking's *due* is like Stripe's PaymentIntent: it is recorded when booking tells us what the
+booking costs and reserves the id its one payment will carry. That id is what the provider's
+idempotency keys are derived from, so a retried charge (after a crash or a timeout) reaches the
+provider with the same key and is never charged twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+DueStatus = Literal["open", "paid", "payment_failed", "expired", "cancelled"]
+PaymentStatus = Literal["succeeded", "failed", "refunded"]
+
+# Order tolerance: which states each booking message moves a due out of. A booking that expired
+# or was cancelled stays unpayable whatever arrives later; a paid one is not "expired" by a late
+# expiry (booking confirms or refunds it).
+EXPIRES_FROM: tuple[DueStatus, ...] = ("open",)
+CANCELS_FROM: tuple[DueStatus, ...] = ("open", "paid", "payment_failed", "expired")
+
+
+class PaymentError(Exception):
+    """A rule of payments was broken; each subclass is one reason a client can act on."""
+
+
+class BookingNotFound(PaymentError):
+    """Unknown booking, not yet known here, or somebody else's (never reveal which)."""
+
+
+class NotPayable(PaymentError):
+    pass
+
+
+class BookingAlreadyPaid(NotPayable):
+    pass
+
+
+class BookingPaymentFailed(NotPayable):
+    pass
+
+
+class BookingExpired(NotPayable):
+    pass
+
+
+class BookingCancelled(NotPayable):
+    pass
+
+
+class PaymentNotFound(PaymentError):
+    pass
+
+
+class InvalidPaymentMethod(PaymentError):
+    """The provider refused the payment method itself (unknown token): nothing was charged."""
+
+
+class ProviderError(PaymentError):
+    """The provider could not be asked or answered with an error: nothing is recorded."""
+
+
+class ProviderIdempotencyConflict(ProviderError):
+    """The provider already saw this idempotency key with different parameters."""
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    succeeded: bool
+    reference: str
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    reference: str
+
+
+def charge_key(payment_id: uuid.UUID) -> str:
+    return f"{payment_id}:charge"
+
+
+def refund_key(payment_id: uuid.UUID) -> str:
+    return f"{payment_id}:refund"
+
+
+@dataclass(frozen=True)
+class BookingDue:
+    booking_id: uuid.UUID
+    user_id: uuid.UUID
+    event_id: uuid.UUID
+    amount: Decimal
+    currency: str
+    status: DueStatus
+    payment_id: uuid.UUID
+    expires_at: datetime | None
+    correlation_id: uuid.UUID | None
+    updated_at: datetime
+
+    def check_payable(self, *, by: uuid.UUID, now: datetime) -> None:
+        if self.user_id != by:
+            raise BookingNotFound("No such booking.")
+        if self.status == "paid":
+            raise BookingAlreadyPaid("This booking is already paid.")
+        if self.status == "payment_failed":
+            raise BookingPaymentFailed("A payment of this booking failed; the booking is being cancelled.")
+        if self.status == "cancelled":
+            raise BookingCancelled("This booking was cancelled.")
+        if self.status == "expired" or (self.expires_at is not None and now >= self.expires_at):
+            raise BookingExpired("The hold of this booking expired before it was paid.")
+
+    def settled(self, payment: Payment) -> DueStatus:
+        return "paid" if payment.status == "succeeded" else "payment_failed"
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: uuid.UUID
+    booking_id: uuid.UUID
+    user_id: uuid.UUID
+    event_id: uuid.UUID | None
+    amount: Decimal
+    currency: str
+    status: PaymentStatus
+    failure_reason: str | None
+    provider_reference: str
+    refund_reference: str | None
+    created_at: datetime
+    updated_at: datetime
+    refunded_at: datetime | None = None
+
+    @classmethod
+    def from_charge(cls, due: BookingDue, result: ChargeResult, *, now: datetime) -> Payment:
+        return cls(
+            id=due.payment_id, booking_id=due.booking_id, user_id=due.user_id,
+            event_id=due.event_id, amount=due.amount, currency=due.currency,
+            status="succeeded" if result.succeeded else "failed",
+            failure_reason=None if result.succeeded else (result.failure_reason or "declined"),
+            provider_reference=result.reference, refund_reference=None,
+            created_at=now, updated_at=now,
+        )
+
+    @property
+    def refundable(self) -> bool:
+        return self.status == "succeeded"
+
+    def refunded(self, result: RefundResult, *, now: datetime) -> Payment:
+        return replace(
+            self, status="refunded", refund_reference=result.reference, refunded_at=now,
+            updated_at=now,
+        )
+
+    def visible_to(self, user_id: uuid.UUID, *, is_admin: bool) -> bool:
+        return is_admin or self.user_id == user_id

@@ -1,0 +1,124 @@
+"""HTTP routes of the payments service. They translate HTTP into use-case calls, nothing more."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from apps.kit.db import Database, UnitOfWork
+from apps.kit.idempotency import IdempotencyKey, idempotent
+from apps.kit.pagination import Cursor, Limit, Page
+from apps.kit.problems import Conflict, NotFound, Problem, Unprocessable
+from apps.kit.security import CurrentUser
+from apps.payments import handlers
+from apps.payments.adapters.provider import provider_for
+from apps.payments.domain import (
+    BookingAlreadyPaid,
+    BookingCancelled,
+    BookingExpired,
+    BookingNotFound,
+    BookingPaymentFailed,
+    InvalidPaymentMethod,
+    PaymentError,
+    PaymentNotFound,
+    ProviderIdempotencyConflict,
+)
+from apps.payments.schemas import PaymentProcess, PaymentPublic
+from observability import set_span_attributes
+
+router = APIRouter(prefix="/payments", tags=["payments"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid access token"},
+    404: {"description": "No such booking or payment (or not yours)"},
+    409: {"description": "The booking is not payable: already paid, payment failed, expired or "
+          "cancelled (each has its own problem `type`)"},
+    422: {"description": "Invalid fields, invalid payment method, or an Idempotency-Key reused "
+          "with another body"},
+}
+
+
+def _problem(exc: PaymentError) -> Problem:
+    detail = str(exc)
+    if isinstance(exc, BookingNotFound):
+        return NotFound(detail, code="booking-not-found")
+    if isinstance(exc, PaymentNotFound):
+        return NotFound(detail, code="payment-not-found")
+    if isinstance(exc, BookingAlreadyPaid):
+        return Conflict(detail, code="booking-already-paid")
+    if isinstance(exc, BookingPaymentFailed):
+        return Conflict(detail, code="booking-payment-failed")
+    if isinstance(exc, BookingExpired):
+        return Conflict(detail, code="booking-expired")
+    if isinstance(exc, BookingCancelled):
+        return Conflict(detail, code="booking-cancelled")
+    if isinstance(exc, InvalidPaymentMethod):
+        return Unprocessable(
+            detail, code="invalid-payment-method",
+            errors=[{"field": "body.payment_method.token", "message": detail, "type": "value_error"}],
+        )
+    if isinstance(exc, ProviderIdempotencyConflict):
+        return Conflict(detail, code="payment-attempt-conflict")
+    return Problem(detail or "The payment provider failed.", status=502, code="payment-provider-error")
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.service.db
+
+
+@router.post(
+    "/process", status_code=201, response_model=PaymentPublic, responses=ERRORS,
+    summary="Pay a booking (its owner). A declined card is a 201 with status `failed`.",
+)
+async def process_payment(
+    request: Request, body: PaymentProcess, user: CurrentUser, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    set_span_attributes(**{"booking.id": body.booking_id, "user.id": user.user_id})
+    service = request.app.state.service
+
+    async def run(uow: UnitOfWork) -> tuple[int, PaymentPublic]:
+        try:
+            payment = await handlers.process_payment(
+                uow, provider=provider_for(service), booking_id=body.booking_id,
+                user_id=user.user_id, token=body.payment_method.token,
+            )
+        except PaymentError as exc:
+            raise _problem(exc) from exc
+        set_span_attributes(**{"event.id": payment.event_id})
+        return 201, PaymentPublic.of(payment)
+
+    return await idempotent(
+        service.db, scope=f"{user.user_id}:payments.process", key=idempotency_key,
+        body=body.model_dump(mode="json"), run=run,
+    )
+
+
+@router.get(
+    "", response_model=Page[PaymentPublic], summary="List your payments, newest first",
+    responses={401: ERRORS[401]},
+)
+async def list_payments(
+    request: Request,
+    user: CurrentUser,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    booking_id: Annotated[uuid.UUID | None, Query(description="Only this booking's")] = None,
+) -> Page[PaymentPublic]:
+    items, next_cursor = await handlers.list_payments(
+        _db(request), user, limit=limit, cursor=cursor, booking_id=booking_id
+    )
+    return Page[PaymentPublic](items=[PaymentPublic.of(p) for p in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{payment_id}", response_model=PaymentPublic, summary="A payment (its payer or an admin)",
+    responses={401: ERRORS[401], 404: ERRORS[404]},
+)
+async def get_payment(request: Request, payment_id: uuid.UUID, user: CurrentUser) -> PaymentPublic:
+    try:
+        return PaymentPublic.of(await handlers.get_payment(_db(request), payment_id, user))
+    except PaymentError as exc:
+        raise _problem(exc) from exc

@@ -1,0 +1,181 @@
+"""Use cases of the payments service: ``verb_noun(...)``; each emits its messages on the unit of
+work, so a state change and what it tells the world commit together."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from apps.kit.db import Database, UnitOfWork
+from apps.kit.messaging import PermanentFailure
+from apps.kit.pagination import decode_cursor, encode_cursor
+from apps.kit.problems import BadRequest
+from apps.kit.security import Principal
+from apps.payments.adapters.provider import PaymentProvider
+from apps.payments.adapters.repository import DueRepository, PaymentRepository
+from apps.payments.domain import (
+    CANCELS_FROM,
+    EXPIRES_FROM,
+    BookingDue,
+    BookingNotFound,
+    DueStatus,
+    Payment,
+    PaymentNotFound,
+    charge_key,
+    refund_key,
+)
+from contracts.envelope import caused_by
+from contracts.messages import (
+    BookingCancelled,
+    BookingCreated,
+    BookingDetails,
+    BookingExpired,
+    PaymentConfirmed,
+    PaymentFailed,
+    PaymentRefunded,
+    RefundRequested,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _due(msg: BookingDetails, status: DueStatus, expires_at: datetime | None = None) -> BookingDue:
+    return BookingDue(
+        booking_id=msg.booking_id, user_id=msg.user_id, event_id=msg.event_id,
+        amount=msg.amount, currency=msg.currency, status=status, payment_id=uuid.uuid4(),
+        expires_at=expires_at, correlation_id=msg.correlation_id, updated_at=_now(),
+    )
+
+
+# --- what booking tells us --------------------------------------------------------------------
+
+
+async def record_booking_due(msg: BookingCreated, uow: UnitOfWork) -> None:
+    # A booking already known (a duplicate, or one that expired/was cancelled first) is left as is.
+    await DueRepository(uow.conn).add_if_absent(_due(msg, "open", msg.expires_at))
+
+
+async def close_expired_booking(msg: BookingExpired, uow: UnitOfWork) -> None:
+    await DueRepository(uow.conn).end(_due(msg, "expired"), from_statuses=EXPIRES_FROM)
+
+
+async def close_cancelled_booking(msg: BookingCancelled, uow: UnitOfWork) -> None:
+    await DueRepository(uow.conn).end(_due(msg, "cancelled"), from_statuses=CANCELS_FROM)
+
+
+# --- charging -----------------------------------------------------------------------------------
+
+
+def _payment_fields(payment: Payment) -> dict[str, object]:
+    return {
+        "payment_id": payment.id, "booking_id": payment.booking_id, "user_id": payment.user_id,
+        "event_id": payment.event_id, "amount": payment.amount, "currency": payment.currency,
+    }
+
+
+async def process_payment(
+    uow: UnitOfWork,
+    *,
+    provider: PaymentProvider,
+    booking_id: uuid.UUID,
+    user_id: uuid.UUID,
+    token: str,
+) -> Payment:
+    """Charge the booking's due once. The due's row stays locked until commit, so concurrent
+    requests for one booking queue up and find it paid; the provider key comes from the payment
+    id reserved on the due, so even a charge retried after a crash is made only once."""
+    dues = DueRepository(uow.conn)
+    due = await dues.get(booking_id, for_update=True)
+    if due is None:
+        raise BookingNotFound("No such booking (a new one may take a moment to be known here).")
+    now = _now()
+    due.check_payable(by=user_id, now=now)
+    result = await provider.charge(
+        amount=due.amount, currency=due.currency, token=token,
+        idempotency_key=charge_key(due.payment_id),
+    )
+    payment = Payment.from_charge(due, result, now=now)
+    await PaymentRepository(uow.conn).add(payment)
+    await dues.set_status(booking_id, due.settled(payment), now=now)
+    saga = {"correlation_id": due.correlation_id}
+    if payment.status == "succeeded":
+        uow.emit(PaymentConfirmed(
+            **saga, **_payment_fields(payment), provider_reference=payment.provider_reference
+        ))
+    else:
+        uow.emit(PaymentFailed(
+            **saga, **_payment_fields(payment), failure_reason=payment.failure_reason or "declined"
+        ))
+    return payment
+
+
+# --- refunds ------------------------------------------------------------------------------------
+
+
+def refund_payment(provider: PaymentProvider):  # noqa: ANN201 - a consume_once handler
+    async def handler(msg: RefundRequested, uow: UnitOfWork) -> None:
+        """Give a booking's successful payment back, once: the payment row is locked, a
+        refunded payment is left alone, and the provider key derives from the payment."""
+        payments = PaymentRepository(uow.conn)
+        payment = await payments.for_booking(msg.booking_id, for_update=True)
+        if payment is None or (msg.payment_id is not None and msg.payment_id != payment.id):
+            raise PermanentFailure(f"refund_requested for booking {msg.booking_id}: no such payment")
+        if not payment.refundable:
+            log.info("refund of payment %s skipped: it is %s", payment.id, payment.status)
+            return
+        result = await provider.refund(
+            charge_ref=payment.provider_reference, amount=payment.amount,
+            idempotency_key=refund_key(payment.id),
+        )
+        refunded = payment.refunded(result, now=_now())
+        await payments.save(refunded)
+        uow.emit(PaymentRefunded(
+            **caused_by(msg), **_payment_fields(refunded), reason=msg.reason,
+            provider_reference=result.reference,
+        ))
+
+    return handler
+
+
+# --- reads --------------------------------------------------------------------------------------
+
+
+async def get_payment(db: Database, payment_id: uuid.UUID, viewer: Principal) -> Payment:
+    async with db.engine.connect() as conn:
+        payment = await PaymentRepository(conn).get(payment_id)
+    if payment is None or not payment.visible_to(viewer.user_id, is_admin=viewer.is_admin):
+        raise PaymentNotFound("No such payment.")
+    return payment
+
+
+async def list_payments(
+    db: Database,
+    viewer: Principal,
+    *,
+    limit: int,
+    cursor: str | None,
+    booking_id: uuid.UUID | None = None,
+) -> tuple[list[Payment], str | None]:
+    """The viewer's payments, newest first (an admin's view has everybody's)."""
+    after = None
+    if cursor:
+        created_at, payment_id = decode_cursor(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(created_at), uuid.UUID(payment_id))
+        except ValueError:
+            raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
+    async with db.engine.connect() as conn:
+        items = await PaymentRepository(conn).page(
+            limit=limit + 1, after=after, booking_id=booking_id,
+            user_id=None if viewer.is_admin else viewer.user_id,
+        )
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        next_cursor = encode_cursor(items[-1].created_at.isoformat(), items[-1].id)
+    return items, next_cursor
