@@ -1,0 +1,33 @@
+"""Wires the notifications service: its spec for the kit's app factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from apps.kit.service import Service, ServiceSpec
+from apps.notifications.adapters.channels import build_senders
+from apps.notifications.config import NotificationSettings
+from apps.notifications.entrypoints.http import router
+from apps.notifications.entrypoints.messages import subscribe
+from apps.notifications.entrypoints.worker import deliver_notifications
+
+SPEC = ServiceSpec(
+    name="notifications",
+    title="Notifications service",
+    description="Tells users what happened: welcome, booking confirmed / cancelled / expired, "
+    "payment failed, refunds, cancelled events, and free text on the `notifications` channel. "
+    "E-mail over SMTP, SMS and push through providers; every notification is stored with its "
+    "delivery status and sent once.",
+    migrations=Path(__file__).parent / "migrations",
+    routers=[router],
+    subscribe=subscribe,
+    background=[deliver_notifications],
+    settings_class=NotificationSettings,
+)
+
+
+def build(settings: NotificationSettings | None = None, **overrides: object) -> Service:
+    service = Service(SPEC, settings, **overrides)
+    # One set of senders per service, built (and checked) at start-up; the worker uses them.
+    service.senders = build_senders(service.settings)  # type: ignore[attr-defined]
+    return service

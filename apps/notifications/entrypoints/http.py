@@ -1,0 +1,68 @@
+"""HTTP routes of the notifications service. They translate HTTP into use-case calls, nothing more."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+
+from apps.kit.db import Database
+from apps.kit.pagination import Cursor, Limit, Page
+from apps.kit.problems import Unprocessable
+from apps.kit.security import CurrentUser, Principal, require_role
+from apps.notifications import handlers
+from apps.notifications.domain import NoAddress
+from apps.notifications.schemas import NotificationPublic, NotificationQueued, NotificationSend
+from observability import set_span_attributes
+
+router = APIRouter(prefix="/notifications", tags=["notifications"])
+
+ERRORS = {
+    401: {"description": "Missing or invalid access token"},
+    403: {"description": "Not an admin"},
+    422: {"description": "Invalid fields, or the user cannot be reached on that channel"},
+}
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.service.db
+
+
+@router.post(
+    "/send", status_code=202, response_model=NotificationQueued, responses=ERRORS,
+    summary="Queue a free-text notification to one user (admin only)",
+)
+async def send_notification(
+    request: Request,
+    body: NotificationSend,
+    admin: Annotated[Principal, require_role("admin")],
+) -> NotificationQueued:
+    set_span_attributes(**{"user.id": body.user_id, "admin.id": admin.user_id})
+    try:
+        async with _db(request).unit_of_work() as uow:
+            notification = await handlers.send_notification(
+                uow, user_id=body.user_id, channel=body.channel, subject=body.subject,
+                body=body.body,
+            )
+            await uow.commit()
+    except NoAddress as exc:
+        raise Unprocessable(
+            str(exc), code="no-address",
+            errors=[{"field": "body.channel", "message": str(exc), "type": "value_error"}],
+        ) from exc
+    return NotificationQueued(id=notification.id, status=notification.status)
+
+
+@router.get(
+    "", response_model=Page[NotificationPublic], responses={401: ERRORS[401]},
+    summary="The caller's own notifications, newest first",
+)
+async def list_notifications(
+    request: Request, user: CurrentUser, limit: Limit = 20, cursor: Cursor = None
+) -> Page[NotificationPublic]:
+    items, next_cursor = await handlers.list_notifications(
+        _db(request), user_id=user.user_id, limit=limit, cursor=cursor
+    )
+    return Page[NotificationPublic](
+        items=[NotificationPublic.of(n) for n in items], next_cursor=next_cursor
+    )

@@ -1,0 +1,102 @@
+"""Message factories and database probes shared by the notifications tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from apps.notifications.adapters.tables import contacts, notifications
+from contracts.messages import (
+    BookingCancelled,
+    BookingConfirmed,
+    BookingExpired,
+    EventCancelled,
+    NotificationRequested,
+    PaymentFailed,
+    PaymentRefunded,
+    UserRegistered,
+)
+
+
+def user_registered(user_id: uuid.UUID | None = None, **over: Any) -> UserRegistered:
+    uid = user_id or uuid.uuid4()
+    fields: dict[str, Any] = dict(
+        user_id=uid, email=f"u{uid.hex[:10]}@example.com", full_name="Ada Lovelace",
+        role="customer", producer="auth",
+    )
+    fields.update(over)
+    return UserRegistered(**fields)
+
+
+def _booking(user_id: uuid.UUID | None) -> dict[str, Any]:
+    return dict(
+        booking_id=uuid.uuid4(), event_id=uuid.uuid4(), user_id=user_id or uuid.uuid4(),
+        quantity=2, amount=Decimal("40.00"), currency="EUR", producer="booking",
+    )
+
+
+def booking_confirmed(user_id: uuid.UUID | None = None, **over: Any) -> BookingConfirmed:
+    return BookingConfirmed(**{**_booking(user_id), "payment_id": uuid.uuid4(), **over})
+
+
+def booking_cancelled(user_id: uuid.UUID | None = None, **over: Any) -> BookingCancelled:
+    return BookingCancelled(**{**_booking(user_id), "reason": "user_request", **over})
+
+
+def booking_expired(user_id: uuid.UUID | None = None, **over: Any) -> BookingExpired:
+    return BookingExpired(**{**_booking(user_id), **over})
+
+
+def _payment(user_id: uuid.UUID | None) -> dict[str, Any]:
+    return dict(
+        payment_id=uuid.uuid4(), booking_id=uuid.uuid4(), user_id=user_id or uuid.uuid4(),
+        event_id=uuid.uuid4(), amount=Decimal("40.00"), currency="EUR", producer="payments",
+    )
+
+
+def payment_failed(user_id: uuid.UUID | None = None, **over: Any) -> PaymentFailed:
+    return PaymentFailed(**{**_payment(user_id), "failure_reason": "card_declined", **over})
+
+
+def payment_refunded(user_id: uuid.UUID | None = None, **over: Any) -> PaymentRefunded:
+    return PaymentRefunded(
+        **{**_payment(user_id), "reason": "user_request", "provider_reference": "re_123", **over}
+    )
+
+
+def event_cancelled(organizer_id: uuid.UUID | None = None, **over: Any) -> EventCancelled:
+    fields: dict[str, Any] = dict(
+        event_id=uuid.uuid4(), organizer_id=organizer_id or uuid.uuid4(), title="PyCon Lisbon",
+        venue="Altice Arena", starts_at=datetime.now(UTC) + timedelta(days=3), capacity=10,
+        price=Decimal("20.00"), currency="EUR", status="cancelled", version=2,
+        reason="venue flooded", producer="events",
+    )
+    fields.update(over)
+    return EventCancelled(**fields)
+
+
+def notification_requested(user_id: uuid.UUID | None = None, **over: Any) -> NotificationRequested:
+    fields: dict[str, Any] = dict(
+        user_id=user_id or uuid.uuid4(), channel="email", subject="Doors open at 9",
+        body="Bring your ticket.", producer="events",
+    )
+    fields.update(over)
+    return NotificationRequested(**fields)
+
+
+async def stored(service: Any, **where: Any) -> list[Any]:
+    """Notification rows matching ``column=value`` filters, oldest first."""
+    stmt = sa.select(notifications).order_by(notifications.c.created_at, notifications.c.channel)
+    for column, value in where.items():
+        stmt = stmt.where(notifications.c[column] == value)
+    async with service.db.engine.connect() as conn:
+        return list((await conn.execute(stmt)).all())
+
+
+async def contact_of(service: Any, user_id: uuid.UUID) -> Any:
+    async with service.db.engine.connect() as conn:
+        return (await conn.execute(sa.select(contacts).where(contacts.c.user_id == user_id))).first()
