@@ -27,13 +27,15 @@ from faststream.exceptions import HandlerException, NackMessage, RejectMessage
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitPublisher
 from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
+from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from pydantic import ValidationError
 
+from apps.kit import metrics
 from apps.kit.db import Database, UnitOfWork
 from apps.kit.inbox import first_delivery
 from apps.kit.settings import ServiceSettings
 from contracts.envelope import Envelope
-from contracts.topology import DOMAIN_EXCHANGE
+from contracts.topology import DELIVERY_LIMIT, DOMAIN_EXCHANGE
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +64,12 @@ def delivery_policy(max_backoff: float) -> type[BaseMiddleware]:
                     "dead-lettering message %s: %s", getattr(msg, "message_id", "?"),
                     str(exc).splitlines()[0],
                 )
+                metrics.dead_lettered("invalid" if not isinstance(exc, PermanentFailure) else "permanent")
                 raise RejectMessage(requeue=False) from exc
             except Exception as exc:
                 attempt = _delivery_count(msg)
+                if attempt >= DELIVERY_LIMIT:  # the broker dead-letters this one on nack
+                    metrics.dead_lettered("retries_exhausted")
                 log.warning(
                     "message %s failed (delivery %d), will be retried: %r",
                     getattr(msg, "message_id", "?"), attempt + 1, exc,
@@ -83,6 +88,7 @@ def make_broker(settings: ServiceSettings, **overrides: Any) -> RabbitBroker:
         "ack_policy": AckPolicy.REJECT_ON_ERROR,
         "middlewares": [
             RabbitTelemetryMiddleware(),
+            RabbitPrometheusMiddleware(registry=metrics.REGISTRY, app_name=settings.service_name),
             delivery_policy(settings.consumer_max_backoff_seconds),
         ],
         "log_level": logging.DEBUG,

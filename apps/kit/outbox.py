@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
+from apps.kit import metrics
 from apps.kit.tables import add_kit_tables
 
 if TYPE_CHECKING:
@@ -116,6 +117,8 @@ class OutboxRelay:
                 )
                 first_error = next(r for r in results if r is not None)
                 log.warning("outbox: %d of %d publishes failed: %r", len(failed), len(rows), first_error)
+        if sent:
+            metrics.OUTBOX_PUBLISHED.labels(self.db.settings.service_name).inc(len(sent))
         self.published_total += len(sent)
         self.failed_total += len(failed)
         if failed:
@@ -144,9 +147,13 @@ class OutboxRelay:
         """Relay until stopped: wake on a local commit, a NOTIFY from another process, or a poll."""
         listener = asyncio.create_task(self._listen()) if self.db.is_postgres else None
         backoff = 0.1
+        next_gauge = 0.0
         try:
             while not self._stopping.is_set():
                 try:
+                    if time.monotonic() >= next_gauge:
+                        await self._update_gauges()
+                        next_gauge = time.monotonic() + 5
                     n = await self.relay_once()
                     backoff = 0.1
                 except asyncio.CancelledError:
@@ -162,6 +169,12 @@ class OutboxRelay:
         finally:
             if listener:
                 listener.cancel()
+
+    async def _update_gauges(self) -> None:
+        count, age = await self.backlog()
+        service = self.db.settings.service_name
+        metrics.OUTBOX_BACKLOG.labels(service).set(count)
+        metrics.OUTBOX_AGE.labels(service).set(age)
 
     def stop(self) -> None:
         self._stopping.set()

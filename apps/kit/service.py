@@ -24,7 +24,7 @@ from faststream.rabbit import RabbitBroker, RabbitPublisher
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 
-from apps.kit import assets
+from apps.kit import assets, metrics
 from apps.kit.db import Database
 from apps.kit.messaging import declare_publishers, make_broker, outbox_publish
 from apps.kit.outbox import OutboxRelay
@@ -62,6 +62,7 @@ class Service:
         self.spec = spec
         self.settings = settings or spec.settings_class(service_name=spec.name, **overrides)
         self.settings.service_name = spec.name
+        metrics.set_service(spec.name)
         self.db = Database(self.settings, spec.migrations)
         self.broker: RabbitBroker = make_broker(self.settings)
         self.publishers: dict[str, RabbitPublisher] = declare_publishers(self.broker, spec.publishes)
@@ -144,6 +145,7 @@ class Service:
             openapi_tags=self.spec.openapi_tags or None,
         )
         api.state.service = self
+        api.add_middleware(metrics.HttpMetricsMiddleware, service=self.spec.name)
         api.state.token_verifier = self.token_verifier
         install_problem_handlers(api)
         for router in self.spec.routers:
@@ -184,6 +186,10 @@ class Service:
             return problem_response(
                 503, "Not ready: a dependency is unreachable.", code="not-ready", checks=checks
             )
+
+        @router.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics() -> Any:
+            return metrics.metrics_response()
 
         @router.get("/asyncapi.json", include_in_schema=False)
         async def asyncapi_json() -> PlainTextResponse:

@@ -208,3 +208,10 @@ async def test_health_ready_and_docs(client):
     page = (await client.get("/asyncapi")).text
     assert "/_assets/@asyncapi/react-component" in page and "unpkg.com" not in page
     assert "/_assets/swagger-ui-dist" in (await client.get("/docs")).text
+
+
+async def test_metrics_expose_http_and_outbox_figures(client):
+    await client.get("/events")
+    text = (await client.get("/metrics")).text
+    assert 'http_requests_total{method="GET",route="/events",service="events",status="200"}' in text
+    assert "outbox_backlog_messages" in text and "faststream_received_messages_total" in text
