@@ -1,0 +1,172 @@
+"""Read-model access. Takes the unit of work's connection; never commits. PostgreSQL only."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, fields
+from datetime import date
+from typing import Any, Literal, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from apps.analytics.adapters.tables import bookings, events, payments
+from apps.analytics.domain import Activity, BookingRecord, EventRecord, PaymentRecord, Window
+
+R = TypeVar("R", BookingRecord, PaymentRecord)
+GroupBy = Literal["event", "day"]
+
+
+def _record(cls: type[Any], row: sa.Row) -> Any:
+    return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+class AnalyticsRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    # --- writes (from facts) ------------------------------------------------------------------
+
+    async def apply_event_snapshot(self, event: EventRecord) -> None:
+        """Store the snapshot unless a newer version of the event is already stored."""
+        stmt = insert(events).values(**asdict(event))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[events.c.event_id],
+            set_={c.name: stmt.excluded[c.name] for c in events.c if c.name != "event_id"},
+            where=events.c.version < stmt.excluded.version,
+        )
+        await self.conn.execute(stmt)
+
+    async def _for_update(self, table: sa.Table, key: str, first_seen: R) -> R:
+        # Insert-if-missing, then lock: facts of one booking (payment) applied one at a time.
+        await self.conn.execute(
+            insert(table).values(**asdict(first_seen)).on_conflict_do_nothing()
+        )
+        row = (
+            await self.conn.execute(
+                sa.select(table).where(table.c[key] == getattr(first_seen, key)).with_for_update()
+            )
+        ).one()
+        return _record(type(first_seen), row)
+
+    async def _save(self, table: sa.Table, key: str, record: BookingRecord | PaymentRecord) -> None:
+        values = asdict(record)
+        ident = values.pop(key)
+        await self.conn.execute(table.update().where(table.c[key] == ident).values(**values))
+
+    async def booking_for_update(self, first_seen: BookingRecord) -> BookingRecord:
+        return await self._for_update(bookings, "booking_id", first_seen)
+
+    async def save_booking(self, record: BookingRecord) -> None:
+        await self._save(bookings, "booking_id", record)
+
+    async def payment_for_update(self, first_seen: PaymentRecord) -> PaymentRecord:
+        return await self._for_update(payments, "payment_id", first_seen)
+
+    async def save_payment(self, record: PaymentRecord) -> None:
+        await self._save(payments, "payment_id", record)
+
+    # --- reads (reports) ----------------------------------------------------------------------
+
+    async def event(self, event_id: uuid.UUID) -> EventRecord | None:
+        row = (await self.conn.execute(sa.select(events).where(events.c.event_id == event_id))).first()
+        return _record(EventRecord, row) if row else None
+
+    async def has_activity(self, event_id: uuid.UUID) -> bool:
+        """Whether any booking or payment of the event was seen (before its own facts, maybe)."""
+        stmt = sa.select(
+            sa.exists().where(bookings.c.event_id == event_id)
+            | sa.exists().where(payments.c.event_id == event_id)
+        )
+        return bool((await self.conn.execute(stmt)).scalar())
+
+    async def events_in_scope(
+        self, *, organizer_id: uuid.UUID | None, event_id: uuid.UUID | None
+    ) -> list[EventRecord]:
+        stmt = sa.select(events).order_by(events.c.starts_at, events.c.event_id)
+        if organizer_id is not None:
+            stmt = stmt.where(events.c.organizer_id == organizer_id)
+        if event_id is not None:
+            stmt = stmt.where(events.c.event_id == event_id)
+        return [_record(EventRecord, r) for r in (await self.conn.execute(stmt)).all()]
+
+    async def activity(
+        self,
+        *,
+        by: GroupBy,
+        window: Window,
+        organizer_id: uuid.UUID | None,
+        event_id: uuid.UUID | None,
+    ) -> dict[Any, list[Activity]]:
+        """Transitions in ``window``, counted per event (``by="event"``) or per UTC day."""
+        facts = _activity().subquery("activity")
+        key = facts.c.event_id if by == "event" else sa.cast(
+            sa.func.timezone("UTC", facts.c.at), sa.Date
+        )
+        stmt = (
+            sa.select(
+                key.label("key"),
+                facts.c.kind,
+                facts.c.currency,
+                sa.func.count().label("count"),
+                sa.func.coalesce(sa.func.sum(facts.c.quantity), 0).label("quantity"),
+                sa.func.sum(facts.c.amount).label("amount"),
+            )
+            .group_by(key, facts.c.kind, facts.c.currency)
+        )
+        if window.start is not None:
+            stmt = stmt.where(facts.c.at >= window.start)
+        if window.end is not None:
+            stmt = stmt.where(facts.c.at < window.end)
+        if event_id is not None:
+            stmt = stmt.where(facts.c.event_id == event_id)
+        if organizer_id is not None:
+            own = sa.select(events.c.event_id).where(events.c.organizer_id == organizer_id)
+            stmt = stmt.where(facts.c.event_id.in_(own))
+        out: dict[uuid.UUID | date, list[Activity]] = defaultdict(list)
+        for row in (await self.conn.execute(stmt)).all():
+            out[row.key].append(
+                Activity(row.kind, row.count, int(row.quantity), row.currency, row.amount)
+            )
+        return out
+
+
+def _activity() -> sa.CompoundSelect:
+    """Every transition as a row ``(event_id, kind, at, quantity, currency, amount)``."""
+    b, p = bookings, payments
+    no_money = (sa.null().cast(sa.String(3)).label("currency"), sa.null().cast(b.c.amount.type).label("amount"))
+
+    def booking_rows(kind: str, at: sa.ColumnElement[Any], *where: Any) -> sa.Select[Any]:
+        return sa.select(
+            b.c.event_id.label("event_id"), sa.literal(kind).label("kind"), at.label("at"),
+            b.c.quantity.label("quantity"), *no_money,
+        ).where(at.is_not(None), *where)
+
+    paid_for = sa.func.coalesce(p.c.event_id, b.c.event_id)  # older payment facts lack event_id
+
+    def payment_rows(kind: str, at: sa.ColumnElement[Any], amount: Any) -> sa.Select[Any]:
+        return (
+            sa.select(
+                paid_for.label("event_id"), sa.literal(kind).label("kind"), at.label("at"),
+                sa.literal(0).label("quantity"), p.c.currency.label("currency"),
+                amount.label("amount"),
+            )
+            .select_from(p.outerjoin(b, b.c.booking_id == p.c.booking_id))
+            .where(at.is_not(None), paid_for.is_not(None))
+        )
+
+    return sa.union_all(
+        booking_rows("booking_created", b.c.created_at),
+        booking_rows("booking_confirmed", b.c.confirmed_at),
+        booking_rows("booking_cancelled", b.c.cancelled_at),
+        booking_rows("booking_expired", b.c.expired_at),
+        booking_rows("sale_cancelled", b.c.cancelled_at, b.c.confirmed_at.is_not(None),
+                     b.c.confirmed_at <= b.c.cancelled_at),
+        booking_rows("hold_paid", b.c.created_at, b.c.confirmed_at.is_not(None)),
+        payment_rows("payment_succeeded", p.c.succeeded_at, p.c.amount),
+        payment_rows("payment_failed", p.c.failed_at, sa.null().cast(p.c.amount.type)),
+        payment_rows("payment_refunded", p.c.refunded_at,
+                     sa.func.coalesce(p.c.refunded_amount, p.c.amount)),
+    )

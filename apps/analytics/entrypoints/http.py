@@ -1,0 +1,142 @@
+"""HTTP routes of the analytics service. They translate HTTP into use-case calls, nothing more."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import AwareDatetime
+
+from apps.analytics import handlers
+from apps.analytics.domain import AnalyticsError, ReportNotFound, Window
+from apps.analytics.schemas import DailyReportPublic, ReportPublic, daily_csv, report_csv
+from apps.kit.db import Database
+from apps.kit.problems import NotFound, Problem, Unprocessable
+from apps.kit.security import Principal, require_role
+
+router = APIRouter(prefix="/analytics", tags=["analytics"])
+
+CSV = "text/csv"
+ERRORS = {
+    401: {"description": "Missing or invalid access token"},
+    403: {"description": "Customers have no reports"},
+    404: {"description": "No such event, or not one of the organizer's"},
+    422: {"description": "Invalid filters (e.g. `from` after `to`, a time without time zone)"},
+}
+OK_WITH_CSV = {
+    "content": {CSV: {"schema": {"type": "string"}, "example": "event_id,title,...\r\n"}},
+}
+
+EventIdFilter = Annotated[uuid.UUID | None, Query(description="Only this event.")]
+From = Annotated[
+    AwareDatetime | None,
+    Query(alias="from", description="Count facts that occurred at or after this time (ISO 8601 "
+          "with time zone)."),
+]
+To = Annotated[
+    AwareDatetime | None,
+    Query(description="Count facts that occurred before this time (exclusive)."),
+]
+Viewer = Annotated[Principal, require_role("organizer", "admin")]
+
+
+def _problem(exc: AnalyticsError) -> Problem:
+    if isinstance(exc, ReportNotFound):
+        return NotFound(str(exc), code="event-not-found")
+    field = f"query.{exc.field}" if exc.field else "query"
+    return Unprocessable(
+        str(exc), code="validation-error",
+        errors=[{"field": field, "message": str(exc), "type": "value_error"}],
+    )
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.service.db
+
+
+def _window(start: object, end: object) -> Window:
+    try:
+        return Window(start, end)  # type: ignore[arg-type]
+    except AnalyticsError as exc:
+        raise _problem(exc) from exc
+
+
+def _wants_csv(request: Request) -> bool:
+    """Content negotiation between JSON (default) and CSV on the Accept header's q-values."""
+    best, best_q = "application/json", 0.0
+    for i, part in enumerate(request.headers.get("accept", "").split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for p in params:
+            if p.startswith("q="):
+                try:
+                    q = float(p[2:])
+                except ValueError:
+                    q = 0.0
+        q -= i * 1e-6  # equal q: the first listed wins
+        if media in (CSV, "application/json", "application/*", "*/*") and q > best_q:
+            best, best_q = (CSV if media == CSV else "application/json"), q
+    return best == CSV
+
+
+def _csv_response(body: str, filename: str) -> Response:
+    return Response(
+        body, media_type=f"{CSV}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/report", response_model=ReportPublic, responses={200: OK_WITH_CSV, **ERRORS},
+    summary="Bookings, tickets, payments and revenue: totals and per event",
+    description="Organizers see their own events, admins every event. Each figure counts the "
+    "facts that occurred inside `from` (inclusive) .. `to` (exclusive). `revenue` is gross; "
+    "`refunds` and `net_revenue` are given beside it. With `Accept: text/csv`, the per-event "
+    "rows as CSV (one money column per currency).",
+)
+async def get_report(
+    request: Request,
+    viewer: Viewer,
+    event_id: EventIdFilter = None,
+    from_: From = None,
+    to: To = None,
+) -> ReportPublic | Response:
+    window = _window(from_, to)
+    try:
+        report = await handlers.make_report(
+            _db(request), viewer=viewer, window=window, event_id=event_id
+        )
+    except AnalyticsError as exc:
+        raise _problem(exc) from exc
+    body = ReportPublic.of(report)
+    if _wants_csv(request):
+        return _csv_response(report_csv(body), "analytics-report.csv")
+    return body
+
+
+@router.get(
+    "/report/daily", response_model=DailyReportPublic, responses={200: OK_WITH_CSV, **ERRORS},
+    summary="The same figures per UTC day, for charts",
+    description="Every day of the window, zero days included. `to` defaults to now, `from` to "
+    "30 days before (midnight UTC); at most 366 days. CSV with `Accept: text/csv`.",
+)
+async def get_daily_report(
+    request: Request,
+    viewer: Viewer,
+    event_id: EventIdFilter = None,
+    from_: From = None,
+    to: To = None,
+) -> DailyReportPublic | Response:
+    window = _window(from_, to)
+    try:
+        report = await handlers.make_daily_report(
+            _db(request), viewer=viewer, window=window, event_id=event_id
+        )
+    except AnalyticsError as exc:
+        raise _problem(exc) from exc
+    body = DailyReportPublic.of(report)
+    if _wants_csv(request):
+        return _csv_response(daily_csv(body), "analytics-daily.csv")
+    return body

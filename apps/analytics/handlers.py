@@ -1,0 +1,206 @@
+"""Use cases of the analytics service: record one fact, make a report."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, time, timedelta
+
+from apps.analytics import domain
+from apps.analytics.adapters.repository import AnalyticsRepository
+from apps.analytics.domain import (
+    BookingRecord,
+    DailyReport,
+    DayReport,
+    EventRecord,
+    Figures,
+    InvalidWindow,
+    PaymentRecord,
+    Report,
+    ReportNotFound,
+    Window,
+)
+from apps.kit.db import Database, UnitOfWork
+from apps.kit.messaging import PermanentFailure
+from apps.kit.security import Principal
+from contracts.envelope import Envelope
+from contracts.messages import (
+    BookingCancelled,
+    BookingConfirmed,
+    BookingCreated,
+    BookingDetails,
+    BookingExpired,
+    EventDetails,
+    PaymentConfirmed,
+    PaymentDetails,
+    PaymentFailed,
+    PaymentRefunded,
+)
+
+MAX_DAYS = 366
+DEFAULT_DAYS = 30
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- recording facts ------------------------------------------------------------------------
+
+
+async def record_fact(fact: Envelope, uow: UnitOfWork) -> None:
+    """Fold one fact of the ``analytics`` channel into the read model."""
+    repo = AnalyticsRepository(uow.conn)
+    match fact:
+        case EventDetails():
+            await record_event_snapshot(repo, fact)
+        case BookingDetails():
+            await record_booking_transition(repo, fact)
+        case PaymentDetails():
+            await record_payment_transition(repo, fact)
+        case _:
+            raise PermanentFailure(f"analytics does not count {type(fact).__name__}")
+
+
+async def record_event_snapshot(repo: AnalyticsRepository, fact: EventDetails) -> None:
+    await repo.apply_event_snapshot(
+        EventRecord(
+            event_id=fact.event_id, organizer_id=fact.organizer_id, title=fact.title,
+            venue=fact.venue, starts_at=fact.starts_at, currency=fact.currency, price=fact.price,
+            capacity=fact.capacity, status=fact.status, version=fact.version,
+            updated_at=fact.occurred_at,
+        )
+    )
+
+
+_BOOKING_TRANSITIONS: dict[type[BookingDetails], domain.BookingTransition] = {
+    BookingCreated: "created",
+    BookingConfirmed: "confirmed",
+    BookingCancelled: "cancelled",
+    BookingExpired: "expired",
+}
+
+
+async def record_booking_transition(repo: AnalyticsRepository, fact: BookingDetails) -> None:
+    booking = await repo.booking_for_update(
+        BookingRecord(
+            booking_id=fact.booking_id, event_id=fact.event_id, user_id=fact.user_id,
+            quantity=fact.quantity, amount=fact.amount, currency=fact.currency,
+        )
+    )
+    details = {"cancel_reason": fact.reason} if isinstance(fact, BookingCancelled) else {}
+    await repo.save_booking(
+        booking.record(_BOOKING_TRANSITIONS[type(fact)], fact.occurred_at, **details)
+    )
+
+
+async def record_payment_transition(repo: AnalyticsRepository, fact: PaymentDetails) -> None:
+    payment = await repo.payment_for_update(
+        PaymentRecord(
+            payment_id=fact.payment_id, booking_id=fact.booking_id, user_id=fact.user_id,
+            event_id=fact.event_id, amount=fact.amount, currency=fact.currency,
+        )
+    )
+    match fact:
+        case PaymentConfirmed():
+            payment = payment.record("succeeded", fact.occurred_at, event_id=fact.event_id)
+        case PaymentFailed():
+            payment = payment.record(
+                "failed", fact.occurred_at, event_id=fact.event_id,
+                failure_reason=fact.failure_reason,
+            )
+        case PaymentRefunded():
+            payment = payment.record(
+                "refunded", fact.occurred_at, event_id=fact.event_id, refunded_amount=fact.amount
+            )
+    await repo.save_payment(payment)
+
+
+# --- reports --------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _snapshot(db: Database) -> AsyncIterator[AnalyticsRepository]:
+    """A repository reading one consistent snapshot (all queries of a report agree)."""
+    async with db.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            yield AnalyticsRepository(conn)
+
+
+def _scope(viewer: Principal) -> uuid.UUID | None:
+    """Organizers see their own events; admins everything (None = no organizer filter)."""
+    return None if viewer.is_admin else viewer.user_id
+
+
+async def _check_visible(
+    repo: AnalyticsRepository, event_id: uuid.UUID, organizer_id: uuid.UUID | None
+) -> None:
+    event = await repo.event(event_id)
+    if organizer_id is None:
+        if event is None and not await repo.has_activity(event_id):
+            raise ReportNotFound("No such event.")
+    elif event is None or event.organizer_id != organizer_id:
+        raise ReportNotFound("No such event.")
+
+
+async def make_report(
+    db: Database, *, viewer: Principal, window: Window, event_id: uuid.UUID | None = None
+) -> Report:
+    """Totals and one row per event in the viewer's scope, for facts inside ``window``."""
+    organizer_id = _scope(viewer)
+    async with _snapshot(db) as repo:
+        if event_id is not None:
+            await _check_visible(repo, event_id, organizer_id)
+        known = await repo.events_in_scope(organizer_id=organizer_id, event_id=event_id)
+        activity = await repo.activity(
+            by="event", window=window, organizer_id=organizer_id, event_id=event_id
+        )
+    rows = domain.event_reports(known, activity)
+    totals = domain.totals_of([r.figures for r in rows])
+    return Report(_now(), window, event_id, totals, rows)
+
+
+def daily_window(window: Window, now: datetime) -> Window:
+    """The window a daily series covers: ``to`` defaults to now, ``from`` to 30 days earlier
+    (midnight UTC); at most a year of days."""
+    end = window.end or now
+    start = window.start or datetime.combine(
+        (end - timedelta(days=DEFAULT_DAYS - 1)).astimezone(UTC).date(), time(), UTC
+    )
+    if start > end:
+        raise InvalidWindow("`from` must not be after `to`.", field="from")
+    if end - start > timedelta(days=MAX_DAYS):
+        raise InvalidWindow(f"A daily series covers at most {MAX_DAYS} days.", field="from")
+    return Window(start, end)
+
+
+async def make_daily_report(
+    db: Database, *, viewer: Principal, window: Window, event_id: uuid.UUID | None = None
+) -> DailyReport:
+    """One row per UTC day of the window (days without activity included, at zero)."""
+    now = _now()
+    window = daily_window(window, now)
+    organizer_id = _scope(viewer)
+    async with _snapshot(db) as repo:
+        if event_id is not None:
+            await _check_visible(repo, event_id, organizer_id)
+        known = await repo.events_in_scope(organizer_id=organizer_id, event_id=event_id)
+        activity = await repo.activity(
+            by="day", window=window, organizer_id=organizer_id, event_id=event_id
+        )
+    assert window.start is not None and window.end is not None
+    first = window.start.astimezone(UTC).date()
+    last = (window.end - timedelta(microseconds=1)).astimezone(UTC).date()
+    currencies = {e.currency for e in known}
+    days = []
+    for n in range((last - first).days + 1):
+        day = first + timedelta(days=n)
+        figures = Figures()
+        for a in activity.get(day, []):
+            figures.add(a)
+        for currency in currencies:
+            figures.show_currency(currency)
+        days.append(DayReport(day, figures))
+    return DailyReport(now, window, event_id, days)
