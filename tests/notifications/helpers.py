@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import aio_pika
 import sqlalchemy as sa
 
 from apps.notifications.adapters.tables import contacts, notifications
+from apps.notifications.smtp_sink import MailSink, start_sink
+from contracts.envelope import Envelope
 from contracts.messages import (
     BookingCancelled,
     BookingConfirmed,
@@ -100,3 +104,49 @@ async def stored(service: Any, **where: Any) -> list[Any]:
 async def contact_of(service: Any, user_id: uuid.UUID) -> Any:
     async with service.db.engine.connect() as conn:
         return (await conn.execute(sa.select(contacts).where(contacts.c.user_id == user_id))).first()
+
+
+FAST_RETRIES = dict(
+    delivery_poll_seconds=0.05, delivery_backoff_seconds=0.1, delivery_max_backoff_seconds=0.5
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sink:
+    """An SMTP server the test can take down and bring back on the same port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.handler = MailSink()
+        self.server: Any = None
+
+    async def up(self) -> None:
+        self.server = await start_sink(self.handler, port=self.port)
+
+    async def down(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+        self.server = None
+
+    def to(self, address: str) -> list[Any]:
+        return [m for m in self.handler.messages if address in m.recipients]
+
+    async def mail_to(self, address: str, subject_prefix: str = "") -> list[Any]:
+        """The mail received for ``address`` (whose subject starts so); a probe for eventually."""
+        return [m for m in self.to(address) if m.subject.startswith(subject_prefix)]
+
+
+async def send(exchange: Any, message: Envelope) -> None:
+    """Publish as a producing service's outbox relay would: persistent JSON with its id."""
+    await exchange.publish(
+        aio_pika.Message(
+            message.model_dump_json().encode(), content_type="application/json",
+            message_id=str(message.message_id), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ),
+        routing_key=message.routing_key,
+    )

@@ -1,0 +1,49 @@
+"""E-mail delivery when the SMTP server is down: bounded retries with back-off, then `failed`.
+
+Each test runs its own notifications service (and, being its own module, never shares the
+queues or the delivery work with the service of test_delivery.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.notifications.bootstrap import build
+from tests.notifications import helpers as h
+from tests.notifications.helpers import FAST_RETRIES, send
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def test_smtp_outage_is_retried_and_delivered_when_the_server_is_back(start_service, sink, bus):
+    async with start_service(build, smtp_port=sink.port, delivery_max_attempts=50, **FAST_RETRIES) as svc:
+        await sink.down()
+        msg = h.user_registered()
+        await send(bus, msg)
+        [row] = await eventually(
+            lambda: h.stored(svc, user_id=msg.user_id, status="pending"),
+            until=lambda rows: len(rows) == 1 and rows[0].attempts >= 2,
+        )
+        assert "SMTP unavailable" in row.last_error
+        assert sink.to(msg.email) == []
+
+        await sink.up()
+        [mail] = await eventually(lambda: sink.mail_to(msg.email))
+        assert mail.subject == "Welcome to Event Booking"
+        [row] = await eventually(lambda: h.stored(svc, user_id=msg.user_id, status="sent"))
+        assert row.attempts >= 3 and row.last_error is None
+
+
+async def test_smtp_outage_beyond_the_retry_bound_marks_the_notification_failed(
+    start_service, sink, bus
+):
+    async with start_service(build, smtp_port=sink.port, delivery_max_attempts=3, **FAST_RETRIES) as svc:
+        await sink.down()
+        msg = h.user_registered()
+        await send(bus, msg)
+        [row] = await eventually(lambda: h.stored(svc, user_id=msg.user_id, status="failed"))
+        assert row.attempts == 3 and "SMTP unavailable" in row.last_error
+        await sink.up()
+        # a failed notification stays failed: nothing is sent once the server is back
+        await eventually(lambda: h.stored(svc, user_id=msg.user_id, status="failed"))
+        assert sink.to(msg.email) == []
