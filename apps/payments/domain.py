@@ -31,6 +31,9 @@ class PaymentError(Exception):
 class BookingNotFound(PaymentError):
     """Unknown booking, not yet known here, or somebody else's (never reveal which)."""
 
+    def __init__(self) -> None:
+        super().__init__("No such booking (a new booking may take a moment to be known here).")
+
 
 class NotPayable(PaymentError):
     pass
@@ -103,7 +106,7 @@ class BookingDue:
 
     def check_payable(self, *, by: uuid.UUID, now: datetime) -> None:
         if self.user_id != by:
-            raise BookingNotFound("No such booking.")
+            raise BookingNotFound()
         if self.status == "paid":
             raise BookingAlreadyPaid("This booking is already paid.")
         if self.status == "payment_failed":

@@ -92,7 +92,7 @@ async def process_payment(
     dues = DueRepository(uow.conn)
     due = await dues.get(booking_id, for_update=True)
     if due is None:
-        raise BookingNotFound("No such booking (a new one may take a moment to be known here).")
+        raise BookingNotFound()
     now = _now()
     due.check_payable(by=user_id, now=now)
     result = await provider.charge(
