@@ -10,6 +10,7 @@ BIN := $(VENV)/bin
 ASSETS := .var/assets
 ASYNCAPI_REACT := @asyncapi/react-component@3.1.5
 SWAGGER_UI := swagger-ui-dist@5.35.0
+ASYNCAPI_PARSER := @asyncapi/parser@3.6.6
 
 .PHONY: install run test test-all asyncapi asyncapi-check clean
 
@@ -25,7 +26,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
 $(ASSETS)/.installed:
 	mkdir -p $(ASSETS)
 	cd $(ASSETS) && npm install --silent --no-save --no-package-lock --no-audit --no-fund \
-		$(ASYNCAPI_REACT) $(SWAGGER_UI)
+		$(ASYNCAPI_REACT) $(SWAGGER_UI) $(ASYNCAPI_PARSER)
 	touch $@
 
 install: $(VENV)/.installed $(ASSETS)/.installed
@@ -38,6 +39,13 @@ test: install
 
 test-all: install
 	$(BIN)/pytest -q
+
+asyncapi: install
+	$(BIN)/python -m apps.kit.asyncapi_docs write
+
+asyncapi-check: install
+	$(BIN)/python -m apps.kit.asyncapi_docs check
+	node asyncapi/validate.mjs
 
 clean:
 	rm -rf $(VENV) .var .pytest_cache
