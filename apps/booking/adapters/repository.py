@@ -1,0 +1,356 @@
+"""Booking database access. Takes the unit of work's connection; never commits.
+
+Lock order, the same in every transaction so they cannot deadlock each other: a booking row,
+then event inventory rows (sorted by id), then user-hold rows (sorted by id). The reservation is
+the exception that proves it: it inserts a *new* booking row (nobody can be waiting on it), so
+it takes the inventory row, then the user's row. Cancelling a whole event takes its inventory row
+first (so no new hold can slip in while its bookings are cancelled); a deadlock with a payment for
+one of its bookings at that very instant is possible, PostgreSQL breaks it and the message is
+retried.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from apps.booking.adapters.tables import bookings, inventory
+from apps.booking.domain import Booking, BookingStatus, Transition
+
+_COLUMNS = [f.name for f in fields(Booking)]
+
+
+def _to_booking(row: sa.Row) -> Booking:
+    return Booking(**{k: getattr(row, k) for k in _COLUMNS})
+
+
+@dataclass(frozen=True)
+class Inventory:
+    event_id: uuid.UUID
+    organizer_id: uuid.UUID
+    capacity: int
+    held: int
+    sold: int
+    price: Decimal
+    currency: str
+    status: str
+    version: int
+
+    @property
+    def available(self) -> int:
+        return self.capacity - self.held - self.sold
+
+
+@dataclass(frozen=True)
+class ReserveOutcome:
+    """The one-statement reservation's answer: the booking, or why there is none."""
+
+    booking: Booking | None
+    seats_taken: bool
+    within_user_cap: bool
+    event_status: str | None  # None: booking does not know the event
+    available: int | None
+
+
+# One round trip: take the seats if enough are free (the WHERE re-checks the row's latest
+# version after any lock wait, so concurrent requests can never oversell), then count them
+# against the user's cap, then insert the booking. If a later step finds nothing to do, the
+# caller rolls back, undoing the earlier ones. The trailing joins read the snapshot *before*
+# this statement, only to explain a refusal.
+_RESERVE = sa.text(
+    """
+WITH inv AS (
+    UPDATE inventory SET held = held + CAST(:qty AS integer), updated_at = now()
+    WHERE event_id = CAST(:event_id AS uuid) AND status = 'scheduled'
+      AND capacity - held - sold >= CAST(:qty AS integer)
+    RETURNING price, currency
+), usr AS (
+    INSERT INTO user_holds AS u (user_id, held)
+    SELECT CAST(:user_id AS uuid), CAST(:qty AS integer) FROM inv
+    WHERE CAST(:qty AS integer) <= CAST(:user_cap AS integer)
+    ON CONFLICT (user_id) DO UPDATE SET held = u.held + EXCLUDED.held
+    WHERE u.held + EXCLUDED.held <= CAST(:user_cap AS integer)
+    RETURNING u.held
+), ins AS (
+    INSERT INTO bookings (id, event_id, user_id, quantity, status, amount, currency,
+                          expires_at, created_at, updated_at)
+    SELECT CAST(:id AS uuid), CAST(:event_id AS uuid), CAST(:user_id AS uuid),
+           CAST(:qty AS integer), 'pending', inv.price * CAST(:qty AS integer), inv.currency,
+           now() + make_interval(secs => CAST(:hold AS integer)), now(), now()
+    FROM inv, usr
+    RETURNING *
+)
+SELECT ins.*,
+       (SELECT count(*) FROM inv) AS seats_taken,
+       (SELECT count(*) FROM usr) AS within_cap,
+       i.status AS event_status,
+       i.capacity - i.held - i.sold AS available
+FROM (SELECT 1) AS one
+LEFT JOIN ins ON true
+LEFT JOIN inventory AS i ON i.event_id = CAST(:event_id AS uuid)
+"""
+)
+
+# A snapshot of the event, applied only if newer than the one we have. Capacity never drops
+# below the seats already out; a cancelled event stays cancelled.
+_APPLY_SNAPSHOT = sa.text(
+    """
+INSERT INTO inventory AS i (event_id, organizer_id, capacity, held, sold, price, currency,
+                            status, version, updated_at)
+VALUES (CAST(:event_id AS uuid), CAST(:organizer_id AS uuid), CAST(:capacity AS integer), 0, 0,
+        CAST(:price AS numeric), CAST(:currency AS varchar), CAST(:status AS varchar),
+        CAST(:version AS integer), now())
+ON CONFLICT (event_id) DO UPDATE SET
+    capacity = GREATEST(EXCLUDED.capacity, i.held + i.sold),
+    price = EXCLUDED.price,
+    currency = EXCLUDED.currency,
+    status = CASE WHEN i.status = 'cancelled' THEN 'cancelled' ELSE EXCLUDED.status END,
+    version = GREATEST(EXCLUDED.version, i.version),
+    updated_at = now()
+WHERE i.version < EXCLUDED.version OR (EXCLUDED.status = 'cancelled' AND i.status <> 'cancelled')
+RETURNING i.event_id
+"""
+)
+
+_SET_CAPACITY = sa.text(
+    """
+WITH upd AS (
+    UPDATE inventory SET capacity = CAST(:capacity AS integer), updated_at = now()
+    WHERE event_id = CAST(:event_id AS uuid) AND held + sold <= CAST(:capacity AS integer)
+    RETURNING capacity, held, sold
+)
+SELECT (SELECT count(*) FROM upd) AS applied, i.capacity, i.held, i.sold, i.organizer_id
+FROM inventory AS i WHERE i.event_id = CAST(:event_id AS uuid)
+"""
+)
+
+_SAVE_TRANSITIONS = sa.text(
+    """
+UPDATE bookings AS b
+SET status = v.status, payment_id = v.payment_id, cancellation_reason = v.reason,
+    updated_at = v.updated_at
+FROM unnest(CAST(:ids AS uuid[]), CAST(:previous AS varchar[]), CAST(:statuses AS varchar[]),
+            CAST(:payment_ids AS uuid[]), CAST(:reasons AS varchar[]),
+            CAST(:updated AS timestamptz[]))
+     AS v(id, previous, status, payment_id, reason, updated_at)
+WHERE b.id = v.id AND b.status = v.previous
+"""
+)
+
+_LOCK_INVENTORY = sa.text(
+    "SELECT event_id FROM inventory WHERE event_id = ANY(CAST(:ids AS uuid[])) "
+    "ORDER BY event_id FOR UPDATE"
+)
+_MOVE_SEATS = sa.text(
+    """
+UPDATE inventory AS i SET held = i.held + d.held, sold = i.sold + d.sold, updated_at = now()
+FROM unnest(CAST(:ids AS uuid[]), CAST(:held AS integer[]), CAST(:sold AS integer[]))
+     AS d(event_id, held, sold)
+WHERE i.event_id = d.event_id
+"""
+)
+_LOCK_USERS = sa.text(
+    "SELECT user_id FROM user_holds WHERE user_id = ANY(CAST(:ids AS uuid[])) "
+    "ORDER BY user_id FOR UPDATE"
+)
+_MOVE_USER_HOLDS = sa.text(
+    """
+UPDATE user_holds AS u SET held = u.held + d.delta
+FROM unnest(CAST(:ids AS uuid[]), CAST(:deltas AS integer[])) AS d(user_id, delta)
+WHERE u.user_id = d.user_id
+"""
+)
+_RETAKE_SEATS = sa.text(
+    """
+UPDATE inventory SET sold = sold + CAST(:qty AS integer), updated_at = now()
+WHERE event_id = CAST(:event_id AS uuid) AND status = 'scheduled'
+  AND capacity - held - sold >= CAST(:qty AS integer)
+"""
+)
+
+
+class ConcurrentModification(RuntimeError):
+    """A guarded status update matched fewer rows than locked: never expected; retried."""
+
+
+class BookingRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    # --- inventory -----------------------------------------------------------------------------
+
+    async def reserve(
+        self, *, booking_id: uuid.UUID, event_id: uuid.UUID, user_id: uuid.UUID, quantity: int,
+        hold_seconds: int, user_cap: int,
+    ) -> ReserveOutcome:
+        row = (
+            await self.conn.execute(
+                _RESERVE,
+                {
+                    "id": booking_id, "event_id": event_id, "user_id": user_id, "qty": quantity,
+                    "hold": hold_seconds, "user_cap": user_cap,
+                },
+            )
+        ).one()
+        return ReserveOutcome(
+            booking=_to_booking(row) if row.id is not None else None,
+            seats_taken=row.seats_taken > 0,
+            within_user_cap=row.within_cap > 0,
+            event_status=row.event_status,
+            available=row.available,
+        )
+
+    async def apply_snapshot(
+        self, *, event_id: uuid.UUID, organizer_id: uuid.UUID, capacity: int, price: Decimal,
+        currency: str, status: str, version: int,
+    ) -> bool:
+        """Upsert the event's snapshot if newer; True if it changed anything."""
+        row = (
+            await self.conn.execute(
+                _APPLY_SNAPSHOT,
+                {
+                    "event_id": event_id, "organizer_id": organizer_id, "capacity": capacity,
+                    "price": price, "currency": currency, "status": status, "version": version,
+                },
+            )
+        ).first()
+        return row is not None
+
+    async def set_capacity(self, event_id: uuid.UUID, capacity: int) -> sa.Row | None:
+        """Apply ``capacity`` if it is at least the seats held + sold, in one statement.
+
+        Returns None for an unknown event, else a row with ``applied`` (0/1) and the counters
+        as they were before.
+        """
+        return (
+            await self.conn.execute(_SET_CAPACITY, {"event_id": event_id, "capacity": capacity})
+        ).first()
+
+    async def inventory(self, event_id: uuid.UUID) -> Inventory | None:
+        row = (
+            await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
+        ).first()
+        if row is None:
+            return None
+        return Inventory(**{f.name: getattr(row, f.name) for f in fields(Inventory)})
+
+    async def retake_seats(self, event_id: uuid.UUID, quantity: int) -> bool:
+        """Sell ``quantity`` seats straight away if they are free (a late payment)."""
+        res = await self.conn.execute(_RETAKE_SEATS, {"event_id": event_id, "qty": quantity})
+        return res.rowcount == 1
+
+    async def move_seats(self, transitions: Iterable[Transition]) -> None:
+        """Apply the transitions' seat changes to the events' and users' counters."""
+        per_event: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0])
+        per_user: dict[uuid.UUID, int] = defaultdict(int)
+        for t in transitions:
+            if t.seats.held or t.seats.sold:
+                per_event[t.booking.event_id][0] += t.seats.held
+                per_event[t.booking.event_id][1] += t.seats.sold
+            if t.seats.user_held:
+                per_user[t.booking.user_id] += t.seats.user_held
+        if per_event:
+            ids = sorted(per_event)
+            if len(ids) > 1:
+                await self.conn.execute(_LOCK_INVENTORY, {"ids": ids})
+            await self.conn.execute(
+                _MOVE_SEATS,
+                {"ids": ids, "held": [per_event[i][0] for i in ids],
+                 "sold": [per_event[i][1] for i in ids]},
+            )
+        users = sorted(u for u, d in per_user.items() if d)
+        if users:
+            if len(users) > 1:
+                await self.conn.execute(_LOCK_USERS, {"ids": users})
+            await self.conn.execute(
+                _MOVE_USER_HOLDS, {"ids": users, "deltas": [per_user[u] for u in users]}
+            )
+
+    # --- bookings ------------------------------------------------------------------------------
+
+    async def get(self, booking_id: uuid.UUID, *, for_update: bool = False) -> Booking | None:
+        stmt = sa.select(bookings).where(bookings.c.id == booking_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = (await self.conn.execute(stmt)).first()
+        return _to_booking(row) if row else None
+
+    async def save(self, transitions: Sequence[Transition]) -> None:
+        """Write the transitions, each guarded by the status it started from."""
+        if not transitions:
+            return
+        res = await self.conn.execute(
+            _SAVE_TRANSITIONS,
+            {
+                "ids": [t.booking.id for t in transitions],
+                "previous": [t.previous for t in transitions],
+                "statuses": [t.booking.status for t in transitions],
+                "payment_ids": [t.booking.payment_id for t in transitions],
+                "reasons": [t.booking.cancellation_reason for t in transitions],
+                "updated": [t.booking.updated_at for t in transitions],
+            },
+        )
+        if res.rowcount != len(transitions):
+            raise ConcurrentModification(
+                f"{len(transitions) - res.rowcount} booking(s) changed under a lock"
+            )
+
+    async def record_payment(self, booking: Booking) -> bool:
+        """Store a late payment's id on a cancelled booking, once."""
+        res = await self.conn.execute(
+            bookings.update()
+            .where(bookings.c.id == booking.id, bookings.c.payment_id.is_(None))
+            .values(payment_id=booking.payment_id, updated_at=booking.updated_at)
+        )
+        return res.rowcount == 1
+
+    async def lock_overdue(self, limit: int) -> list[Booking]:
+        """Pending bookings whose hold lapsed, locked; rows another sweeper holds are skipped."""
+        stmt = (
+            sa.select(bookings)
+            .where(bookings.c.status == "pending", bookings.c.expires_at <= sa.func.now())
+            .order_by(bookings.c.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [_to_booking(r) for r in (await self.conn.execute(stmt)).all()]
+
+    async def lock_open_of_event(self, event_id: uuid.UUID) -> list[Booking]:
+        stmt = (
+            sa.select(bookings)
+            .where(bookings.c.event_id == event_id, bookings.c.status.in_(("pending", "confirmed")))
+            .order_by(bookings.c.id)
+            .with_for_update()
+        )
+        return [_to_booking(r) for r in (await self.conn.execute(stmt)).all()]
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        before: tuple[datetime, uuid.UUID] | None,
+        user_id: uuid.UUID | None,
+        event_id: uuid.UUID | None,
+        status: BookingStatus | None,
+    ) -> list[Booking]:
+        stmt = (
+            sa.select(bookings)
+            .order_by(bookings.c.created_at.desc(), bookings.c.id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            stmt = stmt.where(sa.tuple_(bookings.c.created_at, bookings.c.id) < sa.tuple_(*before))
+        if user_id is not None:
+            stmt = stmt.where(bookings.c.user_id == user_id)
+        if event_id is not None:
+            stmt = stmt.where(bookings.c.event_id == event_id)
+        if status is not None:
+            stmt = stmt.where(bookings.c.status == status)
+        return [_to_booking(r) for r in (await self.conn.execute(stmt)).all()]

@@ -1,0 +1,37 @@
+"""Wires the booking service: its spec for the kit's app factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from apps.booking.config import BookingSettings
+from apps.booking.entrypoints.http import internal_router, router
+from apps.booking.entrypoints.messages import subscribe
+from apps.booking.entrypoints.sweeper import hold_expiry_sweeper
+from apps.kit.service import Service, ServiceSpec
+from apps.kit.settings import ServiceSettings
+from contracts.messages import (
+    BookingCancelled,
+    BookingConfirmed,
+    BookingCreated,
+    BookingExpired,
+    RefundRequested,
+)
+
+SPEC = ServiceSpec(
+    name="booking",
+    title="Booking service",
+    description="Holds seats without ever overselling, confirms them when paid, expires "
+    "unpaid holds, cancels and refunds. Keeps its own inventory per event from the events "
+    "service's snapshots.",
+    migrations=Path(__file__).parent / "migrations",
+    routers=[router, internal_router],
+    publishes=[BookingCreated, BookingConfirmed, BookingCancelled, BookingExpired, RefundRequested],
+    subscribe=subscribe,
+    background=[hold_expiry_sweeper],
+    settings_class=BookingSettings,
+)
+
+
+def build(settings: ServiceSettings | None = None, **overrides: object) -> Service:
+    return Service(SPEC, settings, **overrides)

@@ -1,0 +1,29 @@
+"""Settings of the booking service (environment variables, all optional)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from apps.kit.settings import ServiceSettings
+
+
+class BookingSettings(ServiceSettings):
+    booking_hold_seconds: int = Field(
+        default=600, ge=0, description="BOOKING_HOLD_SECONDS: how long a pending booking holds its seats."
+    )
+    max_tickets_per_booking: int = Field(
+        default=10, ge=1, description="MAX_TICKETS_PER_BOOKING: most seats one booking may take."
+    )
+    max_seats_held_per_user: int = Field(
+        default=20, ge=1,
+        description="MAX_SEATS_HELD_PER_USER: most seats one user may hold at once across all "
+        "their pending bookings (so nobody can hold a whole event).",
+    )
+    booking_sweep_interval_seconds: float = Field(
+        default=1.0, ge=0,
+        description="BOOKING_SWEEP_INTERVAL_SECONDS: pause between hold-expiry sweeps; 0 turns "
+        "this replica's sweeper off.",
+    )
+    booking_sweep_batch_size: int = Field(
+        default=500, ge=1, description="BOOKING_SWEEP_BATCH_SIZE: holds expired per transaction."
+    )

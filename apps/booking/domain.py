@@ -1,0 +1,170 @@
+"""The booking aggregate and its state machine. No I/O here.
+
+::
+
+    pending ──payment confirmed──▶ confirmed ──cancel (user, event)──▶ cancelled (+ refund)
+       │  ╲──payment failed, cancel──▶ cancelled
+       ╰──hold lapsed──▶ expired ──payment confirmed──▶ confirmed   (seats re-taken)
+                                 ╰─payment confirmed──▶ cancelled   (no seats left: refund)
+
+Every transition says what it does to the seat counters (``held``/``sold`` of the event, the
+user's held seats), so the handlers apply exactly that, once, in the same transaction as the
+status change. A transition that does not apply to the current status is ``None``: late and
+duplicated messages change nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+BookingStatus = Literal["pending", "confirmed", "cancelled", "expired"]
+CancellationReason = Literal["user_request", "payment_failed", "event_cancelled", "paid_after_expiry"]
+
+# Allowed moves; anything else is a bug (checked by the property-based test).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"confirmed", "cancelled", "expired"}),
+    "confirmed": frozenset({"cancelled"}),
+    "expired": frozenset({"confirmed", "cancelled"}),
+    "cancelled": frozenset(),
+}
+
+
+class BookingError(Exception):
+    """A rule of the booking model was broken; ``field`` names the offending input if any."""
+
+    def __init__(self, message: str, *, field: str | None = None, **extra: object) -> None:
+        super().__init__(message)
+        self.field = field
+        self.extra = extra
+
+
+class BookingNotFound(BookingError):
+    pass
+
+
+class EventUnknown(BookingError):
+    pass
+
+
+class EventNotOnSale(BookingError):
+    """The event is cancelled."""
+
+
+class NotEnoughSeats(BookingError):
+    pass
+
+
+class TooManyTickets(BookingError):
+    """More seats in one booking than allowed."""
+
+
+class HoldLimitReached(BookingError):
+    """The user already holds as many seats as one user may."""
+
+
+class NotCancellable(BookingError):
+    pass
+
+
+class CapacityBelowBooked(BookingError):
+    """A capacity lower than the seats already held or sold."""
+
+
+@dataclass(frozen=True)
+class SeatChange:
+    """What a transition does to the counters: event held/sold seats, the user's held seats."""
+
+    held: int = 0
+    sold: int = 0
+    user_held: int = 0
+
+
+@dataclass(frozen=True)
+class Transition:
+    booking: Booking
+    previous: BookingStatus
+    seats: SeatChange
+    refund_due: bool = False
+
+
+@dataclass(frozen=True)
+class Booking:
+    id: uuid.UUID
+    event_id: uuid.UUID
+    user_id: uuid.UUID
+    quantity: int
+    status: BookingStatus
+    amount: Decimal
+    currency: str
+    expires_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    payment_id: uuid.UUID | None = None
+    cancellation_reason: CancellationReason | None = None
+
+    def visible_to(self, user_id: uuid.UUID, *, is_admin: bool) -> bool:
+        return is_admin or self.user_id == user_id
+
+    def _to(self, status: BookingStatus, seats: SeatChange, now: datetime, **changes: object) -> Transition:
+        after = replace(self, status=status, updated_at=now, **changes)  # type: ignore[arg-type]
+        return Transition(after, self.status, seats)
+
+    def confirm(self, payment_id: uuid.UUID, *, now: datetime) -> Transition | None:
+        """Payment arrived while the seats are held (even if the hold just lapsed but was not
+        swept yet: the seats are still ours)."""
+        if self.status != "pending":
+            return None
+        q = self.quantity
+        return self._to("confirmed", SeatChange(held=-q, sold=q, user_held=-q), now, payment_id=payment_id)
+
+    def confirm_after_expiry(
+        self, payment_id: uuid.UUID, *, seats_retaken: bool, now: datetime
+    ) -> Transition | None:
+        """Payment arrived after the hold lapsed. The handler tried to re-take the seats (they
+        are already counted as sold if ``seats_retaken``); otherwise the money goes back."""
+        if self.status != "expired":
+            return None
+        if seats_retaken:
+            return self._to("confirmed", SeatChange(), now, payment_id=payment_id)
+        t = self._to(
+            "cancelled", SeatChange(), now, payment_id=payment_id,
+            cancellation_reason="paid_after_expiry",
+        )
+        return replace(t, refund_due=True)
+
+    def fail_payment(self, *, now: datetime) -> Transition | None:
+        if self.status != "pending":
+            return None
+        return self._release("payment_failed", now)
+
+    def expire(self, *, now: datetime) -> Transition | None:
+        if self.status != "pending":
+            return None
+        q = self.quantity
+        return self._to("expired", SeatChange(held=-q, user_held=-q), now)
+
+    def cancel(self, reason: CancellationReason, *, now: datetime) -> Transition | None:
+        """Cancel a held or paid booking; a paid one is refunded. ``None`` if already over."""
+        if self.status == "pending":
+            return self._release(reason, now)
+        if self.status == "confirmed":
+            t = self._to("cancelled", SeatChange(sold=-self.quantity), now, cancellation_reason=reason)
+            return replace(t, refund_due=True)
+        return None
+
+    def _release(self, reason: CancellationReason, now: datetime) -> Transition:
+        q = self.quantity
+        return self._to(
+            "cancelled", SeatChange(held=-q, user_held=-q), now, cancellation_reason=reason
+        )
+
+    def record_late_payment(self, payment_id: uuid.UUID, *, now: datetime) -> Booking | None:
+        """A payment for a booking that is already cancelled: remember it (once) so exactly one
+        refund is asked for. ``None`` if this payment is already known."""
+        if self.status != "cancelled" or self.payment_id is not None:
+            return None
+        return replace(self, payment_id=payment_id, updated_at=now)

@@ -1,0 +1,176 @@
+"""HTTP routes of the booking service. They translate HTTP into use-case calls, nothing more.
+
+``/booking/...`` is the public API (through the gateway). ``/internal/...`` is for other services
+only: the gateway does not route it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from apps.booking import handlers
+from apps.booking.config import BookingSettings
+from apps.booking.domain import (
+    BookingError,
+    BookingNotFound,
+    BookingStatus,
+    CapacityBelowBooked,
+    EventNotOnSale,
+    EventUnknown,
+    HoldLimitReached,
+    NotCancellable,
+    NotEnoughSeats,
+    TooManyTickets,
+)
+from apps.booking.schemas import BookingCreate, BookingPublic, CapacityChange, InventoryPublic
+from apps.kit.db import Database, UnitOfWork
+from apps.kit.idempotency import IdempotencyKey, idempotent
+from apps.kit.pagination import Cursor, Limit, Page
+from apps.kit.problems import Conflict, NotFound, Problem, Unprocessable
+from apps.kit.security import CurrentUser, Principal, require_role
+from observability import set_span_attributes
+
+router = APIRouter(prefix="/booking", tags=["booking"])
+internal_router = APIRouter(prefix="/internal", tags=["internal"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid access token"},
+    404: {"description": "No such booking or event"},
+    409: {"description": "Not enough seats, event cancelled, hold limit reached, or not cancellable"},
+    422: {"description": "Invalid fields, more seats than one booking may take, or an "
+          "Idempotency-Key reused with another body"},
+}
+
+
+def _problem(exc: BookingError) -> Problem:
+    detail, extra = str(exc), exc.extra
+    if isinstance(exc, BookingNotFound):
+        return NotFound(detail, code="booking-not-found")
+    if isinstance(exc, EventUnknown):
+        return NotFound(detail, code="event-not-found")
+    if isinstance(exc, EventNotOnSale):
+        return Conflict(detail, code="event-cancelled")
+    if isinstance(exc, NotEnoughSeats):
+        return Conflict(detail, code="not-enough-seats", **extra)
+    if isinstance(exc, HoldLimitReached):
+        return Conflict(detail, code="hold-limit-reached", **extra)
+    if isinstance(exc, NotCancellable):
+        return Conflict(detail, code="booking-not-cancellable", **extra)
+    if isinstance(exc, CapacityBelowBooked):
+        return Conflict(detail, code="capacity-below-booked", **extra)
+    if isinstance(exc, TooManyTickets):
+        return Unprocessable(
+            detail, code="validation-error",
+            errors=[{"field": f"body.{exc.field}", "message": detail, "type": "too_many_tickets"}],
+            **extra,
+        )
+    return Unprocessable(detail)
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.service.db
+
+
+def _settings(request: Request) -> BookingSettings:
+    return request.app.state.service.settings
+
+
+@router.post(
+    "/create", status_code=201, response_model=BookingPublic, responses=ERRORS,
+    summary="Hold seats of an event for the caller (pay before `expires_at`)",
+)
+async def create_booking(
+    request: Request, body: BookingCreate, user: CurrentUser,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    settings = _settings(request)
+    set_span_attributes(**{"event.id": body.event_id, "user.id": user.user_id})
+
+    async def run(uow: UnitOfWork) -> tuple[int, Any]:
+        try:
+            booking = await handlers.reserve_seats(
+                uow, user=user, event_id=body.event_id, quantity=body.quantity,
+                hold_seconds=settings.booking_hold_seconds,
+                max_per_booking=settings.max_tickets_per_booking,
+                max_held_per_user=settings.max_seats_held_per_user,
+            )
+        except BookingError as exc:
+            raise _problem(exc) from exc
+        return 201, BookingPublic.of(booking).model_dump(mode="json")
+
+    return await idempotent(
+        _db(request), scope=f"{user.user_id}:booking.create", key=idempotency_key,
+        body=body.model_dump(mode="json"), run=run,
+    )
+
+
+@router.get(
+    "", response_model=Page[BookingPublic], summary="List bookings, newest first",
+    description="Your own bookings. Admins see everybody's, or filter with `user_id`.",
+)
+async def list_bookings(
+    request: Request,
+    user: CurrentUser,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    user_id: Annotated[uuid.UUID | None, Query(description="Admins only.")] = None,
+    event_id: Annotated[uuid.UUID | None, Query()] = None,
+    status: Annotated[BookingStatus | None, Query()] = None,
+) -> Page[BookingPublic]:
+    items, next_cursor = await handlers.list_bookings(
+        _db(request), actor=user, limit=limit, cursor=cursor, user_id=user_id,
+        event_id=event_id, status=status,
+    )
+    return Page[BookingPublic](items=[BookingPublic.of(b) for b in items], next_cursor=next_cursor)
+
+
+@router.get("/{booking_id}", response_model=BookingPublic, responses={404: ERRORS[404]})
+async def get_booking(request: Request, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
+    try:
+        return BookingPublic.of(await handlers.get_booking(_db(request), booking_id, user))
+    except BookingError as exc:
+        raise _problem(exc) from exc
+
+
+@router.post(
+    "/{booking_id}/cancel", response_model=BookingPublic, responses=ERRORS,
+    summary="Cancel a booking (owner or admin); a paid one is refunded",
+)
+async def cancel_booking(request: Request, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
+    set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
+    try:
+        async with _db(request).unit_of_work() as uow:
+            booking = await handlers.cancel_booking(uow, booking_id=booking_id, actor=user)
+            await uow.commit()
+    except BookingError as exc:
+        raise _problem(exc) from exc
+    return BookingPublic.of(booking)
+
+
+@internal_router.put(
+    "/events/{event_id}/capacity", response_model=InventoryPublic,
+    responses={404: {"description": "Event not known to booking (yet)"},
+               409: {"description": "Below the seats already held or sold"}},
+    summary="Apply a capacity change now, unless it is below the seats held + sold",
+    description="Called by the events service before it commits a capacity decrease, with the "
+    "caller's token (the event's organizer or an admin). Not routed by the gateway.",
+)
+async def apply_capacity(
+    request: Request, event_id: uuid.UUID, body: CapacityChange,
+    user: Annotated[Principal, require_role("organizer", "admin")],
+) -> InventoryPublic:
+    try:
+        async with _db(request).unit_of_work() as uow:
+            inv = await handlers.apply_capacity(
+                uow, event_id=event_id, capacity=body.capacity, actor=user
+            )
+            await uow.commit()
+    except BookingError as exc:
+        raise _problem(exc) from exc
+    if inv is None:
+        raise NotFound("This event is not known to booking yet.", code="event-not-found")
+    return InventoryPublic.of(inv)

@@ -1,0 +1,73 @@
+"""Bus subscribers of the booking service: one per consumed message, each a thin hand-off to a
+use case run once per message id (:func:`apps.kit.messaging.consume_once`). Their docstrings
+are the AsyncAPI descriptions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from apps.booking import handlers
+from apps.kit.messaging import consume_once
+from contracts.messages import (
+    EventCancelled,
+    EventCreated,
+    EventUpdated,
+    PaymentConfirmed,
+    PaymentFailed,
+)
+from contracts.topology import DOMAIN_EXCHANGE, queue_for
+
+if TYPE_CHECKING:
+    from apps.kit.service import Service
+
+EVENT_CREATED = queue_for("booking", EventCreated)
+EVENT_UPDATED = queue_for("booking", EventUpdated)
+EVENT_CANCELLED = queue_for("booking", EventCancelled)
+PAYMENT_CONFIRMED = queue_for("booking", PaymentConfirmed)
+PAYMENT_FAILED = queue_for("booking", PaymentFailed)
+
+
+def subscribe(service: Service) -> None:
+    broker, db = service.broker, service.db
+
+    @broker.subscriber(EVENT_CREATED, DOMAIN_EXCHANGE, title=f"{EVENT_CREATED.name}:consume")
+    async def on_event_created(msg: EventCreated) -> None:
+        """Puts the new event's seats on sale: its capacity, price and currency become the
+        booking inventory. A snapshot older than one already applied (`version`) is ignored."""
+        await consume_once(db, EVENT_CREATED.name, msg, handlers.apply_event_snapshot)
+
+    @broker.subscriber(EVENT_UPDATED, DOMAIN_EXCHANGE, title=f"{EVENT_UPDATED.name}:consume")
+    async def on_event_updated(msg: EventUpdated) -> None:
+        """Applies the event's new capacity, price and currency to future bookings (existing
+        bookings keep their amount). Older snapshots are ignored; capacity never drops below
+        the seats already held or sold."""
+        await consume_once(db, EVENT_UPDATED.name, msg, handlers.apply_event_snapshot)
+
+    @broker.subscriber(EVENT_CANCELLED, DOMAIN_EXCHANGE, title=f"{EVENT_CANCELLED.name}:consume")
+    async def on_event_cancelled(msg: EventCancelled) -> None:
+        """Stops sales and cancels every open booking of the event: each gets a
+        `booking_cancelled` (reason `event_cancelled`); paid ones also a `refund_requested`
+        command to payments and `refund_due: true`."""
+        await consume_once(db, EVENT_CANCELLED.name, msg, handlers.cancel_event_bookings)
+
+    @broker.subscriber(PAYMENT_CONFIRMED, DOMAIN_EXCHANGE, title=f"{PAYMENT_CONFIRMED.name}:consume")
+    async def on_payment_confirmed(msg: PaymentConfirmed) -> None:
+        """Confirms the booking (`booking_confirmed`): held seats become sold. Paid after the
+        hold expired: confirmed if the seats can be re-taken, otherwise cancelled with reason
+        `paid_after_expiry`, `refund_due: true` and a `refund_requested`. Paid for a cancelled
+        booking: `refund_requested`. Duplicates change nothing."""
+        await consume_once(db, PAYMENT_CONFIRMED.name, msg, handlers.confirm_booking)
+
+    @broker.subscriber(PAYMENT_FAILED, DOMAIN_EXCHANGE, title=f"{PAYMENT_FAILED.name}:consume")
+    async def on_payment_failed(msg: PaymentFailed) -> None:
+        """Cancels a pending booking (`booking_cancelled`, reason `payment_failed`) and puts its
+        seats back on sale. Ignored if the booking is already paid, expired or cancelled."""
+        await consume_once(db, PAYMENT_FAILED.name, msg, handlers.fail_booking)
+
+    service.subscribers = {  # type: ignore[attr-defined]  # handles for tests (TestRabbitBroker)
+        "event_created": on_event_created,
+        "event_updated": on_event_updated,
+        "event_cancelled": on_event_cancelled,
+        "payment_confirmed": on_payment_confirmed,
+        "payment_failed": on_payment_failed,
+    }

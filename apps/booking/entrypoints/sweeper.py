@@ -1,0 +1,45 @@
+"""The hold-expiry sweeper: a background loop every booking replica runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from apps.booking import handlers
+
+if TYPE_CHECKING:
+    from apps.kit.service import Service
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_once(service: Service) -> int:
+    """Expire lapsed holds batch by batch until none is left; returns how many."""
+    settings = service.settings
+    total = 0
+    while True:
+        async with service.db.unit_of_work() as uow:
+            n = await handlers.expire_overdue_holds(uow, batch_size=settings.booking_sweep_batch_size)  # type: ignore[attr-defined]
+            await uow.commit()
+        total += n
+        if n < settings.booking_sweep_batch_size:  # type: ignore[attr-defined]
+            return total
+
+
+async def hold_expiry_sweeper(service: Service) -> None:
+    """Every ``BOOKING_SWEEP_INTERVAL_SECONDS``, expire lapsed holds (0 turns it off). Safe with
+    any number of replicas sweeping at once: each skips the rows another has locked."""
+    interval = service.settings.booking_sweep_interval_seconds  # type: ignore[attr-defined]
+    if interval <= 0:
+        return
+    while True:
+        try:
+            n = await sweep_once(service)
+            if n:
+                log.info("expired %d lapsed holds", n)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # database hiccup: try again next round
+            log.exception("hold-expiry sweep failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,286 @@
+"""Use cases of the booking service: ``verb_noun(...)``; each emits its messages through the
+unit of work, so a state change and what it tells the world commit together.
+
+Message handlers have the ``(message, uow)`` shape :func:`apps.kit.messaging.consume_once`
+expects; HTTP use cases take ``(uow, *, ...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from apps.booking.adapters.repository import BookingRepository, Inventory
+from apps.booking.domain import (
+    Booking,
+    BookingNotFound,
+    CapacityBelowBooked,
+    EventNotOnSale,
+    EventUnknown,
+    HoldLimitReached,
+    NotCancellable,
+    NotEnoughSeats,
+    TooManyTickets,
+    Transition,
+)
+from apps.kit.db import Database, UnitOfWork
+from apps.kit.messaging import PermanentFailure
+from apps.kit.pagination import decode_cursor, encode_cursor
+from apps.kit.problems import BadRequest
+from apps.kit.security import Principal
+from contracts.envelope import Envelope, caused_by
+from contracts.messages import (
+    BookingCancelled,
+    BookingConfirmed,
+    BookingCreated,
+    BookingDetails,
+    BookingExpired,
+    EventCancelled,
+    EventDetails,
+    PaymentConfirmed,
+    PaymentFailed,
+    RefundRequested,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _details(booking: Booking, message: type[BookingDetails], cause: Envelope | None, **extra: object) -> BookingDetails:
+    return message(
+        **caused_by(cause),
+        booking_id=booking.id,
+        event_id=booking.event_id,
+        user_id=booking.user_id,
+        quantity=booking.quantity,
+        amount=booking.amount,
+        currency=booking.currency,
+        **extra,
+    )
+
+
+def _announce(uow: UnitOfWork, t: Transition, cause: Envelope | None) -> None:
+    """The messages that tell the world about one transition."""
+    b = t.booking
+    if b.status == "confirmed":
+        uow.emit(_details(b, BookingConfirmed, cause, payment_id=b.payment_id))
+    elif b.status == "expired":
+        uow.emit(_details(b, BookingExpired, cause))
+    elif b.status == "cancelled":
+        assert b.cancellation_reason is not None
+        if t.refund_due:
+            uow.emit(
+                RefundRequested(
+                    **caused_by(cause), booking_id=b.id, user_id=b.user_id,
+                    payment_id=b.payment_id, reason=b.cancellation_reason,
+                )
+            )
+        uow.emit(
+            _details(b, BookingCancelled, cause, reason=b.cancellation_reason, refund_due=t.refund_due)
+        )
+
+
+async def _apply(uow: UnitOfWork, transitions: list[Transition], cause: Envelope | None) -> None:
+    repo = BookingRepository(uow.conn)
+    await repo.save(transitions)
+    await repo.move_seats(transitions)
+    for t in transitions:
+        _announce(uow, t, cause)
+
+
+# --- HTTP use cases ---------------------------------------------------------------------------
+
+
+async def reserve_seats(
+    uow: UnitOfWork, *, user: Principal, event_id: uuid.UUID, quantity: int, hold_seconds: int,
+    max_per_booking: int, max_held_per_user: int,
+) -> Booking:
+    """Hold ``quantity`` seats of the event for the user, in one statement, or say why not."""
+    if quantity > max_per_booking:
+        raise TooManyTickets(
+            f"At most {max_per_booking} seats per booking.", field="quantity", limit=max_per_booking
+        )
+    out = await BookingRepository(uow.conn).reserve(
+        booking_id=uuid.uuid4(), event_id=event_id, user_id=user.user_id, quantity=quantity,
+        hold_seconds=hold_seconds, user_cap=max_held_per_user,
+    )
+    if out.booking is None:
+        # The caller rolls back whatever part of the statement did apply.
+        if out.event_status is None:
+            raise EventUnknown("No such event (a just-created event may take a moment to appear).")
+        if out.event_status != "scheduled":
+            raise EventNotOnSale("The event is cancelled.")
+        if not out.seats_taken:
+            raise NotEnoughSeats(
+                "Not enough seats left.", requested=quantity, available=max(out.available or 0, 0)
+            )
+        raise HoldLimitReached(
+            f"You already hold seats in pending bookings; one user may hold at most "
+            f"{max_held_per_user} at once. Pay for or cancel a booking first.",
+            limit=max_held_per_user,
+        )
+    booking = out.booking
+    uow.emit(_details(booking, BookingCreated, None, expires_at=booking.expires_at))
+    return booking
+
+
+async def _visible_booking(uow_or_conn: object, booking_id: uuid.UUID, actor: Principal, *, for_update: bool) -> Booking:
+    booking = await BookingRepository(uow_or_conn).get(booking_id, for_update=for_update)  # type: ignore[arg-type]
+    if booking is None or not booking.visible_to(actor.user_id, is_admin=actor.is_admin):
+        raise BookingNotFound("No such booking.")
+    return booking
+
+
+async def cancel_booking(uow: UnitOfWork, *, booking_id: uuid.UUID, actor: Principal) -> Booking:
+    """The owner (or an admin) cancels: held seats go back on sale, a paid booking is refunded."""
+    booking = await _visible_booking(uow.conn, booking_id, actor, for_update=True)
+    t = booking.cancel("user_request", now=_now())
+    if t is None:
+        raise NotCancellable(f"A booking that is {booking.status} cannot be cancelled.", booking_status=booking.status)
+    await _apply(uow, [t], None)
+    return t.booking
+
+
+async def apply_capacity(uow: UnitOfWork, *, event_id: uuid.UUID, capacity: int, actor: Principal) -> Inventory | None:
+    """Set an event's capacity now (asked synchronously by the events service before it commits
+    a decrease), unless it is below the seats already held or sold. None: event not known yet."""
+    repo = BookingRepository(uow.conn)
+    row = await repo.set_capacity(event_id, capacity)
+    if row is None:
+        return None
+    if not actor.is_admin and row.organizer_id != actor.user_id:
+        raise EventUnknown("No such event.")
+    if not row.applied:
+        raise CapacityBelowBooked(
+            f"Capacity {capacity} is below the {row.held + row.sold} seats already held or sold.",
+            field="capacity", held=row.held, sold=row.sold,
+        )
+    return await repo.inventory(event_id)
+
+
+async def get_booking(db: Database, booking_id: uuid.UUID, actor: Principal) -> Booking:
+    async with db.engine.connect() as conn:
+        return await _visible_booking(conn, booking_id, actor, for_update=False)
+
+
+async def list_bookings(
+    db: Database, *, actor: Principal, limit: int, cursor: str | None,
+    user_id: uuid.UUID | None = None, event_id: uuid.UUID | None = None, status: str | None = None,
+) -> tuple[list[Booking], str | None]:
+    """The caller's bookings, newest first; admins see everybody's (or one user's)."""
+    if not actor.is_admin:
+        user_id = actor.user_id
+    before = None
+    if cursor:
+        created_at, booking_id = decode_cursor(cursor, 2)
+        try:
+            before = (datetime.fromisoformat(created_at), uuid.UUID(booking_id))
+        except ValueError:
+            raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
+    async with db.engine.connect() as conn:
+        items = await BookingRepository(conn).page(
+            limit=limit + 1, before=before, user_id=user_id, event_id=event_id, status=status  # type: ignore[arg-type]
+        )
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        next_cursor = encode_cursor(items[-1].created_at.isoformat(), items[-1].id)
+    return items, next_cursor
+
+
+async def get_inventory(db: Database, event_id: uuid.UUID) -> Inventory | None:
+    async with db.engine.connect() as conn:
+        return await BookingRepository(conn).inventory(event_id)
+
+
+# --- the hold-expiry sweeper ------------------------------------------------------------------
+
+
+async def expire_overdue_holds(uow: UnitOfWork, *, batch_size: int) -> int:
+    """Expire up to ``batch_size`` lapsed holds and put their seats back on sale.
+
+    Rows another sweeper (replica) is working on are skipped, so each hold is expired, and its
+    seats released, exactly once.
+    """
+    now = _now()
+    overdue = await BookingRepository(uow.conn).lock_overdue(batch_size)
+    transitions = [t for b in overdue if (t := b.expire(now=now)) is not None]
+    await _apply(uow, transitions, None)
+    return len(transitions)
+
+
+# --- message handlers -------------------------------------------------------------------------
+
+
+async def apply_event_snapshot(msg: EventDetails, uow: UnitOfWork) -> None:
+    """Keep the event's inventory (capacity, price, status) up to date; older snapshots lose."""
+    await BookingRepository(uow.conn).apply_snapshot(
+        event_id=msg.event_id, organizer_id=msg.organizer_id, capacity=msg.capacity,
+        price=msg.price, currency=msg.currency, status=msg.status, version=msg.version,
+    )
+
+
+async def cancel_event_bookings(msg: EventCancelled, uow: UnitOfWork) -> None:
+    """The event is off: stop selling, cancel its open bookings, refund the paid ones."""
+    repo = BookingRepository(uow.conn)
+    await apply_event_snapshot(msg, uow)  # first: locks the inventory, no new hold gets in
+    now = _now()
+    open_bookings = await repo.lock_open_of_event(msg.event_id)
+    transitions = [t for b in open_bookings if (t := b.cancel("event_cancelled", now=now))]
+    await _apply(uow, transitions, msg)
+
+
+async def _booking_for_payment(uow: UnitOfWork, booking_id: uuid.UUID) -> Booking:
+    booking = await BookingRepository(uow.conn).get(booking_id, for_update=True)
+    if booking is None:
+        # Payments only knows bookings we announced: park it for a human, never drop money.
+        raise PermanentFailure(f"payment for unknown booking {booking_id}")
+    return booking
+
+
+async def confirm_booking(msg: PaymentConfirmed, uow: UnitOfWork) -> None:
+    """Paid: the seats are sold. Paid after the hold lapsed: re-take the seats if still free,
+    else cancel and refund. Paid for a cancelled booking: refund. The user is told either way
+    (``booking_confirmed`` / ``booking_cancelled`` with ``refund_due``; a refund of an already
+    cancelled booking is announced by payments' ``payment_refunded``)."""
+    booking = await _booking_for_payment(uow, msg.booking_id)
+    now = _now()
+    if booking.status == "pending":
+        t = booking.confirm(msg.payment_id, now=now)
+    elif booking.status == "expired":
+        retaken = await BookingRepository(uow.conn).retake_seats(booking.event_id, booking.quantity)
+        t = booking.confirm_after_expiry(msg.payment_id, seats_retaken=retaken, now=now)
+    elif booking.status == "cancelled":
+        late = booking.record_late_payment(msg.payment_id, now=now)
+        if late is not None and await BookingRepository(uow.conn).record_payment(late):
+            assert late.cancellation_reason is not None
+            uow.emit(
+                RefundRequested(
+                    **caused_by(msg), booking_id=late.id, user_id=late.user_id,
+                    payment_id=msg.payment_id, reason=late.cancellation_reason,
+                )
+            )
+        return
+    else:  # confirmed already: a duplicate (or a second charge, see the report)
+        if booking.payment_id != msg.payment_id:
+            log.warning(
+                "booking %s is already paid by %s; another payment %s arrived",
+                booking.id, booking.payment_id, msg.payment_id,
+            )
+        return
+    if t is not None:
+        await _apply(uow, [t], msg)
+
+
+async def fail_booking(msg: PaymentFailed, uow: UnitOfWork) -> None:
+    """The charge failed: a pending booking is cancelled and its seats go back on sale. A late
+    failure (the booking is already paid, expired or cancelled) changes nothing."""
+    booking = await _booking_for_payment(uow, msg.booking_id)
+    t = booking.fail_payment(now=_now())
+    if t is not None:
+        await _apply(uow, [t], msg)
+
