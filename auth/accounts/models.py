@@ -1,0 +1,96 @@
+"""Accounts, refresh-token families, login-failure counters and the transactional outbox."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.db import models
+from django.db.models.functions import Lower, Now
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    CUSTOMER = "customer"
+    ORGANIZER = "organizer"
+    ADMIN = "admin"
+
+
+# Nobody registers as admin; admins come from ADMIN_EMAIL/ADMIN_PASSWORD at start-up.
+REGISTRABLE_ROLES = (Role.CUSTOMER, Role.ORGANIZER)
+
+
+class UserManager(BaseUserManager["User"]):
+    def get_by_natural_key(self, username: str) -> User:
+        return self.get(email__iexact=username)
+
+
+class User(AbstractBaseUser):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(max_length=254)
+    full_name = models.CharField(max_length=200, blank=True, default="")
+    phone = models.CharField(max_length=16, null=True, blank=True)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.CUSTOMER)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    objects = UserManager()
+
+    class Meta:
+        db_table = "users"
+        constraints = [
+            # One account per address whatever its case: the race-safe source of 409.
+            models.UniqueConstraint(Lower("email"), name="uq_users_email_lower"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class RefreshToken(models.Model):
+    """One issued refresh token. A token is single-use; each login starts a family and every
+    rotation adds to it. Presenting a consumed token again revokes the whole family (theft)."""
+
+    jti = models.UUIDField(primary_key=True)
+    family_id = models.UUIDField(db_index=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="refresh_tokens")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "refresh_tokens"
+
+
+class LoginFailureCounter(models.Model):
+    """Failed-login budget of one key (``account:<email>`` or ``address:<ip>``) in a fixed
+    window. Updated with one atomic upsert, so replicas and concurrent attempts share it."""
+
+    key = models.CharField(max_length=300, primary_key=True)
+    failures = models.IntegerField(default=0)
+    window_started_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "login_failures"
+
+
+class OutboxMessage(models.Model):
+    """The kit's outbox table (apps/kit/tables.py), column for column, so the kit's
+    OutboxRelay publishes it. Rows are written in the transaction of the state change."""
+
+    id = models.UUIDField(primary_key=True, db_comment="= message_id")
+    created_at = models.DateTimeField(db_default=Now())
+    routing_key = models.CharField(max_length=100)
+    message_type = models.CharField(max_length=100)
+    payload = models.JSONField()
+    headers = models.JSONField()
+    attempts = models.IntegerField(db_default=0)
+
+    class Meta:
+        db_table = "outbox"
+        indexes = [models.Index(fields=["created_at"], name="ix_outbox_created_at")]

@@ -1,0 +1,66 @@
+"""Login brute-force protection, per account and per client address, with its state in
+PostgreSQL so every replica shares it.
+
+Each login *attempt* takes one unit of both budgets first, in one atomic upsert (so concurrent
+attempts can never verify more passwords than the budget allows); a successful login gives the
+units back (the account's counter is cleared, the address's decremented). When a budget is
+spent, further attempts get 429 with ``Retry-After`` until its window ends.
+"""
+
+from __future__ import annotations
+
+import random
+
+from django.conf import settings
+from django.db import connection
+
+from auth.accounts.errors import LoginThrottled
+
+_TAKE = """
+INSERT INTO login_failures AS t (key, failures, window_started_at)
+SELECT k, 1, now() FROM unnest(%(keys)s::text[]) AS k ORDER BY k
+ON CONFLICT (key) DO UPDATE SET
+    failures = CASE WHEN t.window_started_at <= now() - make_interval(secs => %(window)s)
+                    THEN 1 ELSE t.failures + 1 END,
+    window_started_at = CASE WHEN t.window_started_at <= now() - make_interval(secs => %(window)s)
+                             THEN now() ELSE t.window_started_at END
+RETURNING key, failures,
+    GREATEST(1, CEIL(EXTRACT(EPOCH FROM
+        t.window_started_at + make_interval(secs => %(window)s) - now())))::int
+"""
+_SWEEP = "DELETE FROM login_failures WHERE window_started_at < now() - make_interval(secs => %s)"
+
+
+def account_key(email: str) -> str:
+    return f"account:{email.strip().lower()}"
+
+
+def address_key(address: str) -> str:
+    return f"address:{address}"
+
+
+def login_attempt_take(*, email: str, address: str) -> None:
+    """Spend one attempt from both budgets; :class:`LoginThrottled` if either is exhausted."""
+    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
+    limits = {
+        account_key(email): settings.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+        address_key(address): settings.LOGIN_MAX_FAILURES_PER_ADDRESS,
+    }
+    with connection.cursor() as cur:
+        cur.execute(_TAKE, {"keys": sorted(limits), "window": window})
+        rows = cur.fetchall()
+        if random.random() < 0.01:  # noqa: S311 - occasional clean-up of expired windows
+            cur.execute(_SWEEP, [window * 2])
+    waits = [retry for key, used, retry in rows if used > limits[key]]
+    if waits:
+        raise LoginThrottled(retry_after=max(waits))
+
+
+def login_attempt_succeeded(*, email: str, address: str) -> None:
+    """A correct password: the account starts afresh, the address gets its unit back."""
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM login_failures WHERE key = %s", [account_key(email)])
+        cur.execute(
+            "UPDATE login_failures SET failures = GREATEST(failures - 1, 0) WHERE key = %s",
+            [address_key(address)],
+        )

@@ -1,0 +1,71 @@
+"""The auth service's configuration, read from the environment like every other service's.
+
+``AuthSettings`` extends the kit's :class:`ServiceSettings` (``DATABASE_URL``,
+``DATABASE_PREFIX``, ``RABBITMQ_URL``, ``JWT_ISSUER``, ``JWT_AUDIENCE``, ``OUTBOX_RELAY``,
+``LOG_LEVEL``...) with what only auth needs. The Django settings modules read from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from apps.kit.settings import ServiceSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class AuthSettings(ServiceSettings):
+    service_name: str = "auth"
+    http_port: int = 8001
+
+    # --- Django ----------------------------------------------------------------------------
+    django_secret_key: str | None = Field(
+        default=None, description="Required outside development/test (Django's SECRET_KEY)."
+    )
+    django_debug: bool = False
+    allowed_hosts: str = Field(
+        default="*", description="Comma-separated Host names (the service sits behind the gateway)."
+    )
+
+    # --- signing keys ----------------------------------------------------------------------
+    jwt_private_key: str | None = Field(
+        default=None, description="PEM of the signing key (RSA -> RS256, Ed25519 -> EdDSA)."
+    )
+    jwt_private_key_file: str | None = Field(default=None, description="Path of that PEM.")
+    jwt_key_id: str | None = Field(
+        default=None, description="kid of the signing key; default: its RFC 7638 thumbprint."
+    )
+    jwt_extra_public_keys: str = Field(
+        default="",
+        description="Comma-separated PEM files of earlier keys still accepted and published in "
+        "the JWKS (key rotation).",
+    )
+    jwt_keys_dir: str = Field(
+        default=str(REPO_ROOT / ".var" / "keys"),
+        description="Development only: where a key pair is generated once when none is configured.",
+    )
+    jwt_access_ttl_seconds: int = Field(default=15 * 60, ge=30)
+    jwt_refresh_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+
+    # --- accounts ----------------------------------------------------------------------------
+    admin_email: str | None = None
+    admin_password: str | None = None
+
+    # --- login brute-force protection ------------------------------------------------------
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_failure_window_seconds: int = Field(default=15 * 60, ge=1)
+    trusted_proxies: str = Field(
+        default="127.0.0.1,::1",
+        description="Comma-separated addresses/networks whose X-Forwarded-For is believed.",
+    )
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment in ("development", "test")
+
+
+def load() -> AuthSettings:
+    return AuthSettings(service_name="auth")

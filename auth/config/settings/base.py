@@ -1,0 +1,45 @@
+"""Apps, middleware, DRF and i18n: the parts that do not depend on the deployment."""
+
+from auth.config.env import load
+
+ENV = load()
+
+DEBUG = ENV.django_debug
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",  # password hashing and validators
+    "rest_framework",
+    "auth.accounts.apps.AccountsConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
+ROOT_URLCONF = "auth.config.urls"
+APPEND_SLASH = False  # paths are exact, as in the public contract; no redirects
+
+AUTH_USER_MODEL = "accounts.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"
+USE_I18N = False
+
+TEMPLATES: list[dict] = []
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Only GET /auth/me authenticates (per view); nothing uses sessions or CSRF.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "auth.core.problems.exception_handler",
+}
+
+# Same limit the FastAPI services effectively have for JSON bodies; larger is a 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024

@@ -1,0 +1,49 @@
+"""Secrets, hosts, password hashing and validation, login brute-force limits, proxies."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from auth.config.settings.base import ENV
+
+if ENV.django_secret_key:
+    SECRET_KEY = ENV.django_secret_key
+elif ENV.is_development:
+    SECRET_KEY = "insecure-development-only-auth-secret-key"  # noqa: S105
+else:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set outside development.")
+
+ALLOWED_HOSTS = [h.strip() for h in ENV.allowed_hosts.split(",") if h.strip()]
+
+# Argon2id first; the others only verify (and upgrade) hashes made by them.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        "OPTIONS": {"user_attributes": ("email", "full_name")},
+    },
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+ADMIN_EMAIL = ENV.admin_email
+ADMIN_PASSWORD = ENV.admin_password
+
+# Failed logins: per account and per client address, counted in PostgreSQL (shared by replicas).
+LOGIN_MAX_FAILURES_PER_ACCOUNT = ENV.login_max_failures_per_account
+LOGIN_MAX_FAILURES_PER_ADDRESS = ENV.login_max_failures_per_address
+LOGIN_FAILURE_WINDOW_SECONDS = ENV.login_failure_window_seconds
+
+# Peers whose X-Forwarded-For is believed (the gateway); see auth.core.client_address.
+TRUSTED_PROXIES = [p.strip() for p in ENV.trusted_proxies.split(",") if p.strip()]
+
+# Logins go through auth.accounts.services.user_login, never django.contrib.auth.authenticate.
+# E-mail uniqueness is case-insensitive (a UNIQUE index on lower(email)), which Django's check
+# for a plain unique USERNAME_FIELD does not recognise.
+AUTHENTICATION_BACKENDS: list[str] = []
+SILENCED_SYSTEM_CHECKS = ["auth.W004"]

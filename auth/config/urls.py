@@ -1,0 +1,14 @@
+from django.urls import include, path
+
+from auth.core import health
+
+urlpatterns = [
+    path("auth/", include("auth.accounts.urls")),
+    path("health", health.health),
+    path("ready", health.ready),
+]
+
+handler400 = "auth.core.problems.bad_request"
+handler403 = "auth.core.problems.permission_denied"
+handler404 = "auth.core.problems.not_found"
+handler500 = "auth.core.problems.server_error"
