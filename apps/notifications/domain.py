@@ -15,7 +15,7 @@ delivered twice can never send twice.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -91,6 +91,8 @@ class Notification:
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None = None
+    # The template and the values it was rendered with (rendered again when the contact arrives).
+    context: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -104,6 +106,7 @@ class Notification:
         source_message_id: uuid.UUID,
         contact: Contact | None,
         now: datetime,
+        context: dict[str, str] | None = None,
         id: uuid.UUID | None = None,  # noqa: A002
     ) -> Notification:
         """A new notification: ``pending`` if it can be addressed, ``pending_contact`` if the
@@ -119,17 +122,24 @@ class Notification:
             id=id or uuid.uuid4(), user_id=user_id, kind=kind, channel=channel, subject=subject,
             body=body, status=status, recipient=recipient, source_message_id=source_message_id,
             attempts=0, last_error=error, next_attempt_at=now, created_at=now, updated_at=now,
+            context=context or {},
         )
 
-    def addressed(self, contact: Contact, *, now: datetime) -> Notification:
-        """The user's contact arrived: the notification can go out (or can never, on this channel)."""
+    def addressed(
+        self, contact: Contact, *, subject: str, body: str, now: datetime
+    ) -> Notification:
+        """The user's contact arrived: the notification (its text now addressed to them by name)
+        can go out, or never can on this channel."""
         recipient = contact.address_for(self.channel)
         if recipient is None:
             return replace(
                 self, status="failed", last_error=f"the user has no address for {self.channel}",
                 updated_at=now,
             )
-        return replace(self, status="pending", recipient=recipient, next_attempt_at=now, updated_at=now)
+        return replace(
+            self, status="pending", recipient=recipient, subject=subject, body=body,
+            next_attempt_at=now, updated_at=now,
+        )
 
     def contact_never_came(self, *, now: datetime) -> Notification:
         return replace(

@@ -41,23 +41,36 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _text(channel: Channel, context: dict[str, str], contact: Contact | None) -> tuple[str, str]:
+    """(subject, body) from the template named in ``context``, addressed to ``contact``."""
+    values = {k: v for k, v in context.items() if k != "template"}
+    return render(
+        context["template"], channel, greeting=greeting(contact.full_name if contact else None),
+        **values,
+    )
+
+
+def _context(template: str, values: dict[str, Any]) -> dict[str, str]:
+    return {"template": template, **{k: "" if v is None else str(v) for k, v in values.items()}}
+
+
 async def _notify(
     uow: UnitOfWork, *, user_id: uuid.UUID, kind: str, source: uuid.UUID, **values: Any
 ) -> list[Notification]:
     """Store a ``kind`` notification for the user on each of their channels for that kind.
 
     An unknown user (their user_registered message has not arrived yet) gets an e-mail that
-    waits as ``pending_contact``.
+    waits as ``pending_contact``; it is rendered again, by name, when the contact arrives.
     """
     contact = await ContactRepository(uow.conn).get(user_id)
     channels: list[Channel] = contact.channels_for(kind) if contact else ["email"]
-    values.setdefault("greeting", greeting(contact.full_name if contact else None))
+    context = _context(kind, values)
     stored = []
     for channel in channels:
-        subject, body = render(kind, channel, **values)
+        subject, body = _text(channel, context, contact)
         notification = Notification.create(
             user_id=user_id, kind=kind, channel=channel, subject=subject, body=body,
-            source_message_id=source, contact=contact, now=_now(),
+            source_message_id=source, contact=contact, now=_now(), context=context,
         )
         if await NotificationRepository(uow.conn).add(notification):
             stored.append(notification)
@@ -75,9 +88,7 @@ async def register_contact(msg: UserRegistered, uow: UnitOfWork) -> None:
     """Keep how to reach the new user, and welcome them."""
     contact = Contact(user_id=msg.user_id, email=msg.email, full_name=msg.full_name, phone=msg.phone)
     await ContactRepository(uow.conn).put(contact, now=_now())
-    await _notify(
-        uow, user_id=msg.user_id, kind="welcome", source=msg.message_id, email=msg.email
-    )
+    await _notify(uow, user_id=msg.user_id, kind="welcome", source=msg.message_id, email=msg.email)
 
 
 async def notify_booking_confirmed(msg: BookingConfirmed, uow: UnitOfWork) -> None:
@@ -141,12 +152,13 @@ async def request_notification(msg: NotificationRequested, uow: UnitOfWork) -> N
     """The `notifications` command: store free text for one user on one channel, under the
     id the sender chose. A user without an address for that channel gets a `failed` row."""
     contact = await ContactRepository(uow.conn).get(msg.user_id)
-    subject, body = render("custom", msg.channel, subject=msg.subject or DEFAULT_SUBJECT, body=msg.body)
+    context = _context("custom", {"subject": msg.subject or DEFAULT_SUBJECT, "body": msg.body})
+    subject, body = _text(msg.channel, context, contact)
     await NotificationRepository(uow.conn).add(
         Notification.create(
             id=msg.notification_id, user_id=msg.user_id, kind=msg.kind, channel=msg.channel,
             subject=subject, body=body, source_message_id=msg.message_id, contact=contact,
-            now=_now(),
+            now=_now(), context=context,
         )
     )
 
@@ -159,11 +171,13 @@ async def send_notification(
     contact = await ContactRepository(uow.conn).get(user_id)
     if contact is not None and contact.address_for(channel) is None:
         raise NoAddress(f"The user has no address for the {channel} channel.")
-    subject, body = render("custom", channel, subject=subject or DEFAULT_SUBJECT, body=body)
+    context = _context("custom", {"subject": subject or DEFAULT_SUBJECT, "body": body})
+    subject, body = _text(channel, context, contact)
     notification_id = uuid.uuid4()
     notification = Notification.create(
         id=notification_id, user_id=user_id, kind="custom", channel=channel, subject=subject,
         body=body, source_message_id=notification_id, contact=contact, now=_now(),
+        context=context,
     )
     await NotificationRepository(uow.conn).add(notification)
     return notification
@@ -223,7 +237,14 @@ async def address_waiting(db: Database, *, contact_wait: timedelta, batch_size: 
         )
         for notification, contact in waiting:
             if contact is not None:
-                await repo.save(notification.addressed(contact, now=now))
+                subject, body = (
+                    _text(notification.channel, notification.context, contact)
+                    if notification.context
+                    else (notification.subject, notification.body)
+                )
+                await repo.save(
+                    notification.addressed(contact, subject=subject, body=body, now=now)
+                )
             else:
                 await repo.save(notification.contact_never_came(now=now))
         await uow.commit()

@@ -150,3 +150,4 @@ async def send(exchange: Any, message: Envelope) -> None:
         ),
         routing_key=message.routing_key,
     )
+

@@ -149,6 +149,7 @@ async def test_notification_for_an_unknown_user_waits_for_their_contact(service)
     await publish(service, msg)
     [row] = await h.stored(service, source_message_id=msg.message_id)
     assert (row.status, row.recipient) == ("pending_contact", None)
+    assert row.body.startswith("Hello,\n")
 
     # not released while the contact is unknown (and not yet expired)
     await handlers.address_waiting(service.db, contact_wait=timedelta(hours=1), batch_size=50)
@@ -160,6 +161,9 @@ async def test_notification_for_an_unknown_user_waits_for_their_contact(service)
     await handlers.address_waiting(service.db, contact_wait=timedelta(hours=1), batch_size=50)
     [row] = await h.stored(service, source_message_id=msg.message_id)
     assert (row.status, row.recipient) == ("pending", registered.email)
+    # rendered again now that the user is known: addressed by name, the facts unchanged
+    assert row.body.startswith("Hello Ada Lovelace,\n")
+    assert "40.00 EUR" in row.body and str(msg.booking_id) in row.body
 
 
 async def test_notification_whose_contact_never_arrives_fails_after_the_wait(service):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from apps.kit.tables import UtcDateTime, add_kit_tables
+from apps.kit.tables import JSONDoc, UtcDateTime, add_kit_tables
 
 metadata = sa.MetaData()
 add_kit_tables(metadata)
@@ -35,6 +35,8 @@ notifications = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("sent_at", UtcDateTime, nullable=True),
+    # what the template was filled with, to render again once the user's contact is known
+    sa.Column("context", JSONDoc, nullable=False, server_default="{}"),
     # A message handled twice (or by two replicas) never stores a second notification.
     sa.UniqueConstraint(
         "source_message_id", "kind", "channel", name="uq_notifications_source_kind_channel"

@@ -7,7 +7,7 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
-from apps.kit.tables import UtcDateTime, create_kit_tables, drop_kit_tables
+from apps.kit.tables import JSONDoc, UtcDateTime, create_kit_tables, drop_kit_tables
 
 revision = "0001"
 down_revision = None
@@ -42,6 +42,8 @@ def upgrade() -> None:
         sa.Column("created_at", UtcDateTime, nullable=False),
         sa.Column("updated_at", UtcDateTime, nullable=False),
         sa.Column("sent_at", UtcDateTime, nullable=True),
+        # what the template was filled with, to render again once the user's contact is known
+        sa.Column("context", JSONDoc, nullable=False, server_default="{}"),
         sa.UniqueConstraint(
             "source_message_id", "kind", "channel", name="uq_notifications_source_kind_channel"
         ),
