@@ -1,0 +1,84 @@
+"""How many messages/s one outbox relay moves from PostgreSQL to RabbitMQ (confirmed).
+
+Fills a scratch database's outbox with N committed rows (as services write them), then runs the
+kit's OutboxRelay until the table is empty and prints messages/s. Runs against the local
+RabbitMQ and PostgreSQL in a scratch vhost and database, removed afterwards.
+
+    .venv/bin/python bench/outbox_relay_bench.py [--messages 20000] [--batch 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from apps.kit.db import Database
+from apps.kit.messaging import declare_publishers, make_broker, outbox_publish
+from apps.kit.outbox import OUTBOX, OutboxRelay
+from apps.kit.settings import ServiceSettings
+from apps.kit.tables import add_kit_tables
+from contracts.messages import BookingCreated
+from contracts.topology import declare_topology
+
+
+async def main(n: int, batch: int) -> None:
+    run = uuid.uuid4().hex[:6]
+    vhost = f"bench_{run}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
+    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True)
+    settings = ServiceSettings(
+        service_name="relaybench", database_prefix=f"bench_{run}_",
+        rabbitmq_url=f"amqp://guest:guest@127.0.0.1:5672/{vhost}", outbox_batch_size=batch,
+    )
+    db = Database(settings)
+    await db.prepare()
+    async with db.engine.begin() as conn:
+        await conn.run_sync(add_kit_tables(sa.MetaData()).__getitem__("outbox").metadata.create_all)
+    broker = make_broker(settings)
+    publishers = declare_publishers(broker, [BookingCreated])
+    await broker.connect()
+    await declare_topology(broker)
+    try:
+        rows = []
+        for _ in range(n):
+            m = BookingCreated(
+                booking_id=uuid.uuid4(), event_id=uuid.uuid4(), user_id=uuid.uuid4(), quantity=1,
+                amount=Decimal("10.00"), currency="EUR", producer="bench",
+                expires_at=datetime.now(UTC) + timedelta(minutes=10),
+            )
+            rows.append({"id": m.message_id, "routing_key": m.routing_key,
+                         "message_type": m.message_type, "payload": m.model_dump(mode="json"),
+                         "headers": {}})
+        async with db.engine.begin() as conn:
+            for i in range(0, n, 5000):
+                await conn.execute(OUTBOX.insert(), rows[i:i + 5000])
+        relay = OutboxRelay(db, outbox_publish(publishers), batch_size=batch)
+        start = time.perf_counter()
+        moved = 0
+        while moved < n:
+            moved += await relay.relay_once()
+        elapsed = time.perf_counter() - start
+        print(f"outbox relay: {n} messages in {elapsed:.2f} s = {n / elapsed:,.0f} msg/s "
+              f"(batch {batch}, persistent, publisher confirms, 1 relay)")
+    finally:
+        await broker.stop()
+        await db.dispose()
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
+        import psycopg
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{settings.database_name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--messages", type=int, default=20000)
+    p.add_argument("--batch", type=int, default=500)
+    a = p.parse_args()
+    asyncio.run(main(a.messages, a.batch))
