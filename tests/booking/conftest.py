@@ -75,3 +75,62 @@ async def booking(start_service):
 async def client(booking):
     async with http_client(booking) as c:
         yield c
+
+
+@pytest.fixture
+async def short_holds(start_service):
+    """A booking service whose holds lapse at once (BOOKING_HOLD_SECONDS=0); sweeper off."""
+    async with start_service(build, booking_hold_seconds=0, booking_sweep_interval_seconds=0) as svc:
+        yield svc
+
+
+def book_body(event: EventCreated, quantity: int = 1) -> dict[str, Any]:
+    return {"event_id": str(event.event_id), "quantity": quantity}
+
+
+async def bound_queue(amqp: Any, *routing_keys: str) -> Any:
+    """A private queue bound like a consumer's, to see what the service publishes."""
+    from contracts.topology import DOMAIN_EXCHANGE
+
+    exchange = await amqp.declare_exchange(DOMAIN_EXCHANGE.name, type="topic", durable=True)
+    queue = await amqp.declare_queue(f"test.{uuid.uuid4().hex[:8]}", exclusive=True)
+    for key in routing_keys:
+        await queue.bind(exchange, routing_key=key)
+    return queue
+
+
+async def collect(queue: Any, n: int, timeout: float = 10.0) -> list[Any]:
+    """Wait for ``n`` messages on ``queue``; returns (routing_key, parsed JSON body) pairs."""
+    import json
+
+    from tests.support.waiting import eventually
+
+    got: list[Any] = []
+
+    async def probe() -> int:
+        while (m := await queue.get(no_ack=True, fail=False)) is not None:
+            got.append((m.routing_key, json.loads(m.body)))
+        return len(got)
+
+    await eventually(probe, timeout=timeout, until=lambda k: k >= n)
+    return got
+
+
+async def publish(amqp: Any, msg: Any) -> None:
+    """Publish a contract message to the domain exchange the way another service would."""
+    import aio_pika
+
+    from contracts.topology import DOMAIN_EXCHANGE
+
+    exchange = await amqp.get_exchange(DOMAIN_EXCHANGE.name)
+    await exchange.publish(
+        aio_pika.Message(
+            msg.model_dump_json().encode(), content_type="application/json",
+            message_id=str(msg.message_id), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ),
+        routing_key=msg.routing_key,
+    )
+
+
+async def outbox_drained(service: Any) -> bool:
+    return await scalar(service, "SELECT count(*) FROM outbox") == 0
