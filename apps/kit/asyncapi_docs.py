@@ -28,6 +28,7 @@ CANONICAL_BROKER = "amqp://guest:guest@rabbitmq:5672/"
 # an `asyncapi` attribute)
 SERVICES: dict[str, str] = {
     "events": "apps.events.bootstrap",
+    "analytics": "apps.analytics.bootstrap",
 }
 
 
