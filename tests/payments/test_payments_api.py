@@ -306,3 +306,33 @@ async def test_duplicated_booking_created_changes_nothing(payments, client, amqp
         b=created.booking_id) == due_before
     resp = await client.post("/payments/process", json=pay(created.booking_id), headers=owner(created))
     assert resp.json()["amount"] == "40.00"
+
+
+@pytest.fixture
+def spans():
+    """Spans recorded by this process's tracer provider from now on."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from observability.tracing import configure_tracing
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = configure_tracing("payments")
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()
+
+
+async def test_process_route_span_carries_booking_user_and_event_ids(spans, payments, client, amqp):
+    created = await payable(payments, amqp)
+    resp = await client.post("/payments/process", json=pay(created.booking_id), headers=owner(created))
+    assert resp.status_code == 201
+    tagged = [s.attributes for s in spans.get_finished_spans()
+              if (s.attributes or {}).get("booking.id") == str(created.booking_id)]
+    assert tagged, [s.name for s in spans.get_finished_spans()]
+    assert tagged[0]["user.id"] == str(created.user_id)
+    assert tagged[0]["event.id"] == str(created.event_id)
