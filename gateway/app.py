@@ -1,0 +1,271 @@
+"""Builds the gateway: the proxy routes, its own operational and docs routes, tracing, CORS.
+
+``create_app(settings)`` returns the FastAPI app; ``gateway.main`` is the process entry point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from apps.kit import assets
+from apps.kit.problems import install_problem_handlers, problem_response
+from apps.kit.security import TokenVerifier
+from gateway.config import GatewaySettings
+from gateway.docs import OpenAPIAggregator, asyncapi_index_page, fetch_json
+from gateway.limits import RateLimiter, retry_after
+from gateway.proxy import Proxy, ProxyRoute, problem
+from gateway.routing import Upstream, routing_table
+from observability import configure_tracing, current_trace_id
+
+log = logging.getLogger(__name__)
+
+
+class TraceIdMiddleware:
+    """Adds ``X-Trace-Id`` to every response, errors included, and turns a crash into a 500
+    problem (with the trace id) rather than a bare error page.
+
+    It runs inside the OpenTelemetry server span, so the id is that of the span (the incoming
+    ``traceparent``'s trace when there is one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_with_trace_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                trace_id = current_trace_id()
+                if trace_id:
+                    message = {
+                        **message,
+                        "headers": [*message.get("headers", ()), (b"x-trace-id", trace_id.encode())],
+                    }
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_trace_id)
+        except Exception as exc:
+            if started:
+                raise
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            response = problem_response(500, "An unexpected error occurred.",
+                                        instance=scope.get("path"))
+            await response(scope, receive, send_with_trace_id)
+
+
+def _session(settings: GatewaySettings, provider: Any) -> aiohttp.ClientSession:
+    from opentelemetry.instrumentation.aiohttp_client import create_trace_config
+
+    connector = aiohttp.TCPConnector(
+        limit=settings.upstream_max_connections,
+        keepalive_timeout=settings.upstream_keepalive_seconds,
+        ttl_dns_cache=300,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.upstream_timeout_seconds,  # includes waiting for a free connection
+            sock_connect=settings.upstream_connect_timeout_seconds,
+            sock_read=settings.upstream_timeout_seconds,
+        ),
+        # Pass bodies and headers through as they are: no decompression, no cookies kept
+        # between clients, no headers the client did not send.
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        trust_env=False,
+        trace_configs=[create_trace_config(tracer_provider=provider)],
+    )
+
+
+def _verifier(settings: GatewaySettings) -> TokenVerifier:
+    return TokenVerifier(
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        jwks_url=settings.jwks_url,
+        jwks=json.loads(settings.jwt_jwks) if settings.jwt_jwks else None,
+    )
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    provider = configure_tracing("gateway")
+    upstreams = routing_table(settings.upstream_urls())
+    limiter = RateLimiter(settings.gateway_rate_limit, settings.rate_burst)
+    proxy = Proxy(verifier=_verifier(settings), limiter=limiter,
+                  max_body_bytes=settings.max_body_bytes)
+    aggregator = OpenAPIAggregator(upstreams, ttl=settings.openapi_cache_seconds,
+                                   timeout=settings.ready_timeout_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        proxy.session = _session(settings, provider)
+        try:
+            yield
+        finally:
+            await proxy.session.close()
+
+    app = FastAPI(
+        title="API gateway",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # /openapi.json is the merged document of the services
+        redirect_slashes=False,  # /auth is not /auth/: no redirect into a service
+    )
+    app.state.settings = settings
+    app.state.proxy = proxy
+    app.state.upstreams = upstreams
+    install_problem_handlers(app)
+    # The proxy routes come first: they are the hot path and the router tries routes in order.
+    for upstream in upstreams:
+        app.router.routes.append(ProxyRoute(proxy, upstream))
+    app.include_router(_own_routes(settings, proxy, upstreams, aggregator, limiter))
+    assets.mount(app)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials="*" not in settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Trace-Id", "Retry-After", "Location"],
+            max_age=600,
+        )
+    app.add_middleware(TraceIdMiddleware)  # outermost of ours: every response gets the id
+
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, exclude_spans=["receive", "send"]
+    )
+    return app
+
+
+def _own_routes(
+    settings: GatewaySettings,
+    proxy: Proxy,
+    upstreams: list[Upstream],
+    aggregator: OpenAPIAggregator,
+    limiter: RateLimiter,
+) -> APIRouter:
+    by_name = {u.name: u for u in upstreams}
+
+    async def rate_limited(request: Request) -> None:
+        """The gateway's own routes that call services are limited per address too."""
+        if limiter.enabled:
+            client = request.client
+            wait = limiter.take(f"addr:{client.host if client else 'unknown'}")
+            if wait:
+                from apps.kit.problems import TooManyRequests
+
+                raise TooManyRequests("Too many requests; slow down.", code="rate-limited",
+                                      headers={"Retry-After": retry_after(wait)})
+
+    router = APIRouter(include_in_schema=False)
+    limited = [Depends(rate_limited)]
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "service": "gateway"}
+
+    @router.get("/ready", dependencies=limited)
+    async def ready() -> JSONResponse:
+        assert proxy.session is not None
+        session = proxy.session
+
+        async def check(upstream: Upstream) -> dict[str, Any]:
+            try:
+                timeout = aiohttp.ClientTimeout(total=settings.ready_timeout_seconds)
+                async with session.get(f"{upstream.url}/ready", timeout=timeout) as resp:
+                    body = await resp.read()
+                    try:
+                        detail: Any = json.loads(body)
+                    except ValueError:
+                        detail = body[:200].decode("utf-8", "replace")
+                    status = "ready" if resp.status == 200 else "not ready"
+                    return {"status": status, "http_status": resp.status, "detail": detail}
+            except TimeoutError:
+                return {"status": "unreachable", "detail": "timed out"}
+            except aiohttp.ClientError as exc:
+                return {"status": "unreachable", "detail": type(exc).__name__}
+
+        results = await asyncio.gather(*(check(u) for u in upstreams))
+        services = {u.name: r for u, r in zip(upstreams, results, strict=True)}
+        if all(r["status"] == "ready" for r in services.values()):
+            return JSONResponse({"status": "ready", "service": "gateway", "services": services})
+        down = sorted(name for name, r in services.items() if r["status"] != "ready")
+        return problem_response(
+            503, f"Not ready: {', '.join(down)}.", code="not-ready", services=services,
+        )
+
+    @router.get("/openapi.json", dependencies=limited)
+    async def openapi() -> JSONResponse:
+        assert proxy.session is not None
+        return JSONResponse(await aggregator.document(proxy.session))
+
+    @router.get("/docs")
+    async def docs() -> HTMLResponse:
+        return assets.swagger_page("Event booking platform", "/openapi.json")
+
+    @router.get("/asyncapi")
+    async def asyncapi_index() -> HTMLResponse:
+        return HTMLResponse(asyncapi_index_page(upstreams))
+
+    async def service_asyncapi(request: Request, service: str, suffix: str) -> Response:
+        upstream = by_name.get(service)
+        if upstream is None:
+            return problem(404, f"No service named {service!r}.", code="not-found",
+                           instance=request.url.path)
+        assert proxy.session is not None
+        url = f"{upstream.url}/asyncapi{suffix}"
+        try:
+            timeout = aiohttp.ClientTimeout(total=settings.ready_timeout_seconds * 2)
+            async with proxy.session.get(url, timeout=timeout) as resp:
+                body = await resp.read()
+                if resp.status != 200:
+                    return problem(502, f"The {service} service could not give its AsyncAPI "
+                                   f"document (HTTP {resp.status}).", code="bad-gateway",
+                                   instance=request.url.path, service=service)
+                media = resp.headers.get("Content-Type", "application/octet-stream")
+                return Response(body, media_type=media)
+        except (TimeoutError, aiohttp.ClientError):
+            return problem(503, f"The {service} service is unavailable.",
+                           code="upstream-unavailable", instance=request.url.path,
+                           headers={"Retry-After": "1"}, service=service)
+
+    @router.get("/asyncapi/{service}.json", dependencies=limited)
+    async def asyncapi_json(request: Request, service: str) -> Response:
+        return await service_asyncapi(request, service, ".json")
+
+    @router.get("/asyncapi/{service}", dependencies=limited)
+    async def asyncapi_page(request: Request, service: str) -> Response:
+        return await service_asyncapi(request, service, "")
+
+    return router

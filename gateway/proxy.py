@@ -1,0 +1,309 @@
+"""The reverse proxy: one route per service prefix, forwarding over one shared aiohttp session.
+
+Per request, in order: refuse dot segments; verify the access token unless the route is public
+(401 here, so no service ever sees an unauthenticated call to a protected route); spend a
+rate-limit token (per user, else per peer address); read the body up to ``MAX_BODY_BYTES``
+(413 as soon as it is exceeded, never reading the rest); forward with hop-by-hop and identity
+headers removed and ``X-Forwarded-*`` set; stream the answer back.
+
+It is plain ASGI (a Starlette route), not a FastAPI endpoint: no per-request dependency
+resolution or body parsing on the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+from fastapi.responses import JSONResponse
+from multidict import CIMultiDict
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
+from yarl import URL
+
+from apps.kit.problems import PROBLEM_JSON, problem_body
+from apps.kit.security import InvalidToken, Principal, TokenVerifier
+from gateway.limits import RateLimiter, retry_after
+from gateway.routing import Upstream, has_dot_segment, is_public
+from observability import set_span_attributes
+
+log = logging.getLogger(__name__)
+
+# RFC 9110 §7.6.1 connection-specific headers (plus the non-standard ones proxies meet).
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+    "proxy-connection", "proxy-authenticate", "proxy-authorization",
+})
+# Set by the gateway itself (X-Forwarded-For is extended, not replaced), or recomputed.
+REPLACED_REQUEST = frozenset({
+    "host", "content-length", "expect", "forwarded", "x-forwarded-for", "x-forwarded-proto",
+    "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix", "x-real-ip",
+    "traceparent", "tracestate",
+})
+# Identity assertions a client could forge: services never trust them, and they never get there.
+IDENTITY_PREFIXES = (
+    "x-user", "x-authenticated", "x-auth-", "x-remote-", "remote-user", "x-forwarded-user",
+    "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username",
+    "x-forwarded-access-token", "x-principal", "x-role", "x-email", "x-jwt", "x-consumer-",
+    "x-credential-", "x-internal-",
+)
+# The gateway adds its own (the trace id is the same one); an upstream's would be duplicated.
+DROPPED_RESPONSE = frozenset({"server", "date", "x-trace-id"})
+SMALL_BODY = 64 * 1024
+
+
+class ClientGone(Exception):  # noqa: N818
+    """The client disconnected while sending its body."""
+
+
+def problem(status: int, detail: str, *, code: str, instance: str,
+            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, detail, code=code, instance=instance, **extra),
+        status_code=status, headers=headers, media_type=PROBLEM_JSON,
+    )
+
+
+def _connection_tokens(value: str) -> set[str]:
+    return {t.strip().lower() for t in value.split(",") if t.strip()}
+
+
+def _dropped_request_header(name: str, listed: set[str]) -> bool:
+    return (
+        name in HOP_BY_HOP or name in REPLACED_REQUEST or name in listed
+        or name.startswith("proxy-") or name.startswith(IDENTITY_PREFIXES)
+    )
+
+
+def forward_headers(scope: Scope) -> CIMultiDict[str]:
+    """The request headers as the service should see them."""
+    raw: list[tuple[bytes, bytes]] = scope["headers"]
+    listed: set[str] = set()
+    xff: list[str] = []
+    host = ""
+    for name_b, value_b in raw:
+        if name_b == b"connection":
+            listed |= _connection_tokens(value_b.decode("latin-1"))
+        elif name_b == b"x-forwarded-for":
+            xff.append(value_b.decode("latin-1").strip())
+        elif name_b == b"host":
+            host = value_b.decode("latin-1")
+    out: CIMultiDict[str] = CIMultiDict()
+    for name_b, value_b in raw:
+        name = name_b.decode("latin-1").lower()
+        if not _dropped_request_header(name, listed):
+            out.add(name, value_b.decode("latin-1"))
+    client = scope.get("client")
+    peer = client[0] if client else "unknown"
+    out["X-Forwarded-For"] = ", ".join([*(v for v in xff if v), peer])
+    out["X-Forwarded-Proto"] = scope.get("scheme", "http")
+    if host:
+        out["X-Forwarded-Host"] = host
+    return out
+
+
+def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+    """The service's response headers as the client should see them."""
+    listed: set[str] = set()
+    for name_b, value_b in raw:
+        if name_b.lower() == b"connection":
+            listed |= _connection_tokens(value_b.decode("latin-1"))
+    out = []
+    for name_b, value_b in raw:
+        name = name_b.decode("latin-1").lower()
+        if (name in HOP_BY_HOP or name in DROPPED_RESPONSE or name in listed
+                or name.startswith("proxy-")):
+            continue
+        out.append((name.encode("latin-1"), value_b))
+    return out
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return value.decode("latin-1")
+    return None
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or ``None`` as soon as it exceeds ``limit`` (the rest is never read)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class Proxy:
+    """Forwards requests to the services; shares one session, verifier and rate limiter."""
+
+    def __init__(
+        self, *, verifier: TokenVerifier, limiter: RateLimiter, max_body_bytes: int
+    ) -> None:
+        self.verifier = verifier
+        self.limiter = limiter
+        self.max_body_bytes = max_body_bytes
+        self.session: aiohttp.ClientSession | None = None  # set by the app's lifespan
+
+    async def authenticate(self, scope: Scope) -> Principal | JSONResponse:
+        path = scope["path"]
+        value = _header(scope, b"authorization")
+        if not value:
+            return problem(401, "An access token is required (Authorization: Bearer <token>).",
+                           code="unauthorized", instance=path,
+                           headers={"WWW-Authenticate": "Bearer"})
+        scheme, _, token = value.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return problem(401, "The Authorization header must be 'Bearer <access token>'.",
+                           code="unauthorized", instance=path,
+                           headers={"WWW-Authenticate": 'Bearer error="invalid_request"'})
+        try:
+            return await self.verifier.verify(token)
+        except InvalidToken as exc:
+            return problem(401, f"Invalid access token: {exc}.", code="unauthorized",
+                           instance=path,
+                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+    async def forward(self, upstream: Upstream, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._forward(upstream, scope, receive, send)
+        if response is not None:
+            await response(scope, receive, send)
+
+    async def _forward(  # noqa: C901 - one linear pipeline reads best in one place
+        self, upstream: Upstream, scope: Scope, receive: Receive, send: Send
+    ) -> JSONResponse | None:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        if has_dot_segment(path):
+            return problem(400, "The path must not contain '.' or '..' segments.",
+                           code="bad-path", instance=path)
+
+        principal: Principal | None = None
+        if not is_public(method, path):
+            outcome = await self.authenticate(scope)
+            if isinstance(outcome, JSONResponse):
+                return outcome
+            principal = outcome
+            set_span_attributes(**{"user.id": principal.user_id})
+
+        if self.limiter.enabled:
+            if principal is not None:
+                key = f"user:{principal.user_id}"
+            else:
+                client = scope.get("client")
+                key = f"addr:{client[0] if client else 'unknown'}"
+            wait = self.limiter.take(key)
+            if wait:
+                return problem(429, "Too many requests; slow down.", code="rate-limited",
+                               instance=path, headers={"Retry-After": retry_after(wait)})
+
+        body: bytes | None = None
+        length = _header(scope, b"content-length")
+        if length is not None:
+            if not length.strip().isdigit():
+                return problem(400, "Invalid Content-Length.", code="bad-request", instance=path)
+            if int(length) > self.max_body_bytes:
+                return problem(413, f"The body is larger than {self.max_body_bytes} bytes.",
+                               code="body-too-large", instance=path,
+                               headers={"Connection": "close"})
+        if (length is not None and length.strip() != "0") or _header(
+            scope, b"transfer-encoding"
+        ) is not None:
+            try:
+                body = await read_body(receive, self.max_body_bytes)
+            except ClientGone:
+                return None
+            if body is None:
+                return problem(413, f"The body is larger than {self.max_body_bytes} bytes.",
+                               code="body-too-large", instance=path,
+                               headers={"Connection": "close"})
+
+        raw_path = scope.get("raw_path") or path.encode()
+        query = scope.get("query_string") or b""
+        target = upstream.url + raw_path.decode("latin-1")
+        if query:
+            target += "?" + query.decode("latin-1")
+        assert self.session is not None, "the gateway's lifespan did not run"
+        try:
+            url = URL(target, encoded=True)
+        except ValueError:
+            return problem(400, "The request target is not a valid URL.", code="bad-request",
+                           instance=path)
+        started = False
+        try:
+            async with self.session.request(
+                method, url, headers=forward_headers(scope), data=body, allow_redirects=False,
+            ) as resp:
+                headers = response_headers(resp.raw_headers)
+                if resp.content_length is not None and resp.content_length <= SMALL_BODY:
+                    content = await resp.read()
+                    started = True
+                    await send({"type": "http.response.start", "status": resp.status,
+                                "headers": headers})
+                    await send({"type": "http.response.body", "body": content})
+                    return None
+                started = True
+                await send({"type": "http.response.start", "status": resp.status,
+                            "headers": headers})
+                async for chunk in resp.content.iter_any():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+                return None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            if started:
+                # Too late for a problem response: abort the connection so the client sees a
+                # truncated answer rather than a complete-looking one.
+                log.warning("upstream %s broke off its answer to %s: %r", upstream.name, path, exc)
+                raise
+            if isinstance(exc, TimeoutError):
+                return self._upstream_failed(504, upstream, path, exc)
+            if isinstance(exc, aiohttp.ClientConnectorError):
+                return self._upstream_failed(503, upstream, path, exc)
+            return self._upstream_failed(502, upstream, path, exc)
+
+    def _upstream_failed(
+        self, status: int, upstream: Upstream, path: str, exc: Exception
+    ) -> JSONResponse:
+        log.warning("upstream %s failed on %s: %s: %s", upstream.name, path,
+                    type(exc).__name__, exc)
+        detail = {
+            504: f"The {upstream.name} service did not answer in time.",
+            503: f"The {upstream.name} service is unavailable.",
+            502: f"The {upstream.name} service gave no valid answer.",
+        }[status]
+        code = {504: "upstream-timeout", 503: "upstream-unavailable", 502: "bad-gateway"}[status]
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return problem(status, detail, code=code, instance=path, headers=headers,
+                       service=upstream.name)
+
+
+class ProxyRoute(BaseRoute):
+    """Matches one service's prefix (plain string test) and forwards the request."""
+
+    def __init__(self, proxy: Proxy, upstream: Upstream) -> None:
+        self.proxy = proxy
+        self.upstream = upstream
+        self.path = upstream.prefix + "/{path:path}"  # span names stay low-cardinality
+        self.name = f"proxy:{upstream.name}"
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and self.upstream.serves(scope["path"]):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.proxy.forward(self.upstream, scope, receive, send)

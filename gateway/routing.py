@@ -1,0 +1,68 @@
+"""The routing table: which path prefix goes to which service, and which routes are public.
+
+Paths are forwarded unchanged (every service serves its own prefix). A prefix marked ``bare``
+also answers the prefix itself (``/events``, ``/booking``, ``/notifications``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    prefix: str
+    url: str
+    bare: bool = False
+
+    def serves(self, path: str) -> bool:
+        """Whether ``path`` (decoded) belongs to this service."""
+        p = self.prefix
+        return path.startswith(p + "/") or (self.bare and path == p)
+
+
+# (service, prefix, whether the bare prefix is a route too), exactly as the seed names them.
+ROUTES: tuple[tuple[str, str, bool], ...] = (
+    ("auth", "/auth", False),
+    ("events", "/events", True),
+    ("booking", "/booking", True),
+    ("payments", "/payments", False),
+    ("notifications", "/notifications", True),
+    ("analytics", "/analytics", False),
+)
+
+
+def routing_table(urls: dict[str, str]) -> list[Upstream]:
+    return [Upstream(name, prefix, urls[name].rstrip("/"), bare) for name, prefix, bare in ROUTES]
+
+
+_PUBLIC_AUTH = {
+    ("POST", "/auth/register"),
+    ("POST", "/auth/login"),
+    ("POST", "/auth/refresh"),
+    ("GET", "/auth/jwks.json"),
+    ("HEAD", "/auth/jwks.json"),
+}
+
+
+def is_public(method: str, path: str) -> bool:
+    """Routes that need no access token: register, login, refresh, the JWKS, reading events.
+
+    Reading events means exactly ``/events`` and ``/events/{one segment}``: anything deeper
+    under ``/events`` needs a token, whatever the service behind it would do with it.
+    """
+    if (method, path) in _PUBLIC_AUTH:
+        return True
+    if method in ("GET", "HEAD") and (path == "/events" or path == "/events/"):
+        return True
+    if method in ("GET", "HEAD") and path.startswith("/events/"):
+        rest = path[len("/events/"):]
+        return bool(rest) and "/" not in rest
+    return False
+
+
+def has_dot_segment(path: str) -> bool:
+    """``.`` or ``..`` as a path segment: refused rather than resolved differently than the
+    service would."""
+    return any(seg in (".", "..") for seg in path.split("/"))

@@ -1,0 +1,224 @@
+"""Stand-in upstreams and a real gateway, both served by uvicorn on free loopback ports.
+
+The gateway under test is the real app (``gateway.app.create_app``) behind a real HTTP server;
+the services behind it are small recording ASGI apps (``EchoUpstream``) or the real events
+service, so every assertion is about what actually crossed the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from gateway.app import create_app
+from gateway.config import GatewaySettings
+from gateway.routing import ROUTES
+from tests.support.waiting import eventually
+
+SERVICES = [name for name, _, _ in ROUTES]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Any, *, lifespan: str = "on", proxy_headers: bool = True,
+                ) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yields its base URL."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it; uvicorn cannot set it on sockets it is handed, and
+    # without it every response waits ~40 ms (Nagle against delayed ACK).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False,
+                            proxy_headers=proxy_headers)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+
+    async def started() -> bool:
+        if task.done():
+            task.result()
+        return server.started
+
+    try:
+        await eventually(started, timeout=10)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+        sock.close()
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    raw_path: bytes
+    query: bytes
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[0] if values else None
+
+    def all(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k == name.lower()]
+
+
+@dataclass
+class EchoUpstream:
+    """A recording service stand-in. It answers:
+
+    * ``/ready`` with ``ready_status``; ``/openapi.json`` with ``openapi`` (404 if None);
+      ``/asyncapi`` and ``/asyncapi.json`` with a tiny document;
+    * paths containing ``/slow`` after ``slow_seconds``; ``/stream`` as three chunks without a
+      Content-Length; ``/big`` with 200 KiB;
+    * anything else with a JSON echo of the request, status from the ``x-echo-status`` request
+      header, and headers a faithful proxy must pass (two Set-Cookie) or drop (hop-by-hop).
+    """
+
+    name: str
+    ready_status: int = 200
+    openapi: dict[str, Any] | None = None
+    slow_seconds: float = 3.0
+    requests: list[Seen] = field(default_factory=list)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        path = scope["path"]
+        if path == "/ready":
+            await self._json(send, self.ready_status, {"status": "ready" if self.ready_status ==
+                                                       200 else "not ready"})
+            return
+        if path == "/openapi.json":
+            if self.openapi is None:
+                await self._json(send, 404, {"detail": "Not Found"})
+            else:
+                await self._json(send, 200, self.openapi)
+            return
+        if path == "/asyncapi.json":
+            await self._json(send, 200, {"asyncapi": "2.6.0", "info": {"title": self.name}})
+            return
+        if path == "/asyncapi":
+            await self._raw(send, 200, b"<html>" + self.name.encode() + b" asyncapi</html>",
+                            [(b"content-type", b"text/html; charset=utf-8")])
+            return
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        self.requests.append(Seen(scope["method"], path, scope.get("raw_path") or b"",
+                                  scope["query_string"], headers, body))
+        if "/slow" in path:
+            await asyncio.sleep(self.slow_seconds)
+        if "/stream" in path:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/plain")]})
+            for i in range(3):
+                await send({"type": "http.response.body", "body": f"chunk{i};".encode(),
+                            "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if "/big" in path:
+            await self._raw(send, 200, b"x" * 200 * 1024,
+                            [(b"content-type", b"application/octet-stream")])
+            return
+        status = int(dict(headers).get("x-echo-status", "200"))
+        payload = {"service": self.name, "method": scope["method"], "path": path,
+                   "query": scope["query_string"].decode(), "body": body.decode("latin-1")}
+        await self._raw(send, status, json.dumps(payload).encode(), [
+            (b"content-type", b"application/json"),
+            (b"x-upstream", self.name.encode()),
+            (b"set-cookie", b"a=1; Path=/"),
+            (b"set-cookie", b"b=2; Path=/"),
+            (b"keep-alive", b"timeout=5"),
+            (b"connection", b"x-hop-secret"),
+            (b"x-hop-secret", b"should-not-pass"),
+            (b"x-trace-id", b"upstream-should-not-duplicate"),
+        ])
+
+    async def _json(self, send: Any, status: int, payload: Any) -> None:
+        await self._raw(send, status, json.dumps(payload).encode(),
+                        [(b"content-type", b"application/json")])
+
+    @staticmethod
+    async def _raw(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        if status in (204, 304):
+            body = b""
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+@dataclass
+class Stack:
+    gateway: str
+    client: httpx.AsyncClient
+    upstreams: dict[str, EchoUpstream]
+    urls: dict[str, str]
+
+    def seen(self) -> dict[str, int]:
+        return {name: len(u.requests) for name, u in self.upstreams.items()}
+
+
+@pytest.fixture(scope="session")
+async def echoes() -> AsyncIterator[dict[str, tuple[EchoUpstream, str]]]:
+    """One recording stand-in per service for the whole run (reset by each ``gateway_stack``)."""
+    async with contextlib.AsyncExitStack() as stack:
+        running = {}
+        for name in SERVICES:
+            echo = EchoUpstream(name)
+            running[name] = (echo, await stack.enter_async_context(serve(echo, lifespan="off")))
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def gateway_stack(
+    echoes: dict[str, tuple[EchoUpstream, str]], *, dead: tuple[str, ...] = (),
+    urls: dict[str, str] | None = None, **settings: Any,
+) -> AsyncIterator[Stack]:
+    """A real gateway in front of the echo upstreams (or a dead port for the names in ``dead``,
+    or the given ``urls``); ``settings`` override GatewaySettings fields."""
+    addresses: dict[str, str] = {}
+    for name, (echo, url) in echoes.items():
+        echo.requests.clear()
+        echo.ready_status, echo.openapi, echo.slow_seconds = 200, None, 3.0
+        if urls and name in urls:
+            addresses[name] = urls[name]
+        elif name in dead:
+            addresses[name] = f"http://127.0.0.1:{free_port()}"
+        else:
+            addresses[name] = url
+    overrides = {"gateway_rate_limit": 0, "upstream_timeout_seconds": 5.0, **settings}
+    config = GatewaySettings(**{f"{n}_url": u for n, u in addresses.items()}, **overrides)
+    # As `python -m gateway` runs it: the edge trusts no X-Forwarded-* from its peer.
+    async with serve(create_app(config), proxy_headers=False) as gateway, httpx.AsyncClient(
+        base_url=gateway, timeout=10
+    ) as client:
+        yield Stack(gateway, client, {n: e for n, (e, _) in echoes.items()}, addresses)
+
+
+@pytest.fixture
+async def stack(echoes: dict[str, tuple[EchoUpstream, str]]) -> AsyncIterator[Stack]:
+    async with gateway_stack(echoes) as s:
+        yield s
