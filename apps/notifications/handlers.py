@@ -236,17 +236,30 @@ async def address_waiting(db: Database, *, contact_wait: timedelta, batch_size: 
             expire_before=now - contact_wait, limit=batch_size
         )
         for notification, contact in waiting:
-            if contact is not None:
-                subject, body = (
-                    _text(notification.channel, notification.context, contact)
-                    if notification.context
-                    else (notification.subject, notification.body)
-                )
-                await repo.save(
-                    notification.addressed(contact, subject=subject, body=body, now=now)
-                )
-            else:
+            if contact is None:
                 await repo.save(notification.contact_never_came(now=now))
+                continue
+            subject, body = _text(notification.channel, notification.context, contact)
+            await repo.save(notification.addressed(contact, subject=subject, body=body, now=now))
+            # A waiting domain notification is an e-mail; the channels that depend on the
+            # contact (SMS when they gave a phone) join it now. Free-text ones stay as asked.
+            is_domain_email = (
+                notification.channel == "email"
+                and notification.context.get("template") == notification.kind
+            )
+            if is_domain_email:
+                for channel in contact.channels_for(notification.kind):
+                    if channel == "email":
+                        continue
+                    subject, body = _text(channel, notification.context, contact)
+                    await repo.add(
+                        Notification.create(
+                            user_id=notification.user_id, kind=notification.kind,
+                            channel=channel, subject=subject, body=body, contact=contact,
+                            source_message_id=notification.source_message_id, now=now,
+                            context=notification.context,
+                        )
+                    )
         await uow.commit()
     return len(waiting)
 

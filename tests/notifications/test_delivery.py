@@ -76,6 +76,28 @@ async def test_a_message_delivered_twice_sends_one_email(service, bus, module_si
     assert len(mails) == 2
 
 
+async def test_sms_and_push_go_through_their_providers(service, bus, module_sink):
+    user = h.user_registered(phone="+351910000002")
+    await send(bus, user)
+    await eventually(lambda: h.contact_of(service, user.user_id))
+    confirmed = h.booking_confirmed(user.user_id)
+    await send(bus, confirmed)
+    pushed = h.notification_requested(user.user_id, channel="push", subject="Gate B")
+    await send(bus, pushed)
+
+    rows = await eventually(
+        lambda: h.stored(service, user_id=user.user_id, status="sent"),
+        until=lambda rows: len(rows) == 4,  # welcome e-mail, confirmation e-mail + SMS, push
+    )
+    assert sorted((r.kind, r.channel) for r in rows) == [
+        ("booking_confirmed", "email"), ("booking_confirmed", "sms"), ("custom", "push"),
+        ("welcome", "email"),
+    ]
+    sms_text = [text for to, text in service.senders["sms"].sent if to == "+351910000002"]
+    assert len(sms_text) == 1 and str(confirmed.booking_id) in sms_text[0]
+    assert (str(user.user_id), "Gate B", "Bring your ticket.") in service.senders["push"].sent
+
+
 async def test_admin_send_is_admin_only_and_gets_delivered(service, bus, module_sink):
     user = h.user_registered()
     await send(bus, user)

@@ -166,6 +166,25 @@ async def test_notification_for_an_unknown_user_waits_for_their_contact(service)
     assert "40.00 EUR" in row.body and str(msg.booking_id) in row.body
 
 
+async def test_waiting_notification_gains_its_sms_when_the_contact_has_a_phone(service):
+    user = uuid.uuid4()
+    confirmed = h.booking_confirmed(user)
+    free_text = h.notification_requested(user, channel="sms")
+    await publish(service, confirmed, free_text)
+    await publish(service, h.user_registered(user, phone="+351910000003"))
+    await handlers.address_waiting(service.db, contact_wait=timedelta(hours=1), batch_size=50)
+
+    rows = await h.stored(service, source_message_id=confirmed.message_id)
+    assert {(r.channel, r.status, r.recipient) for r in rows} == {
+        ("email", "pending", f"u{user.hex[:10]}@example.com"), ("sms", "pending", "+351910000003")
+    }
+    [sms] = [r for r in rows if r.channel == "sms"]
+    assert str(confirmed.booking_id) in sms.body and "40.00 EUR" in sms.body
+    # a free-text SMS stays one SMS
+    rows = await h.stored(service, source_message_id=free_text.message_id)
+    assert [(r.channel, r.status, r.recipient) for r in rows] == [("sms", "pending", "+351910000003")]
+
+
 async def test_notification_whose_contact_never_arrives_fails_after_the_wait(service):
     msg = h.booking_expired(uuid.uuid4())
     await publish(service, msg)

@@ -71,7 +71,9 @@ class SmtpEmailSender:
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
-            raise DeliveryError(f"SMTP refused the recipient: {exc}", permanent=all(c >= 500 for c in codes)) from exc
+            raise DeliveryError(
+                f"SMTP refused the recipient: {exc}", permanent=all(c >= 500 for c in codes)
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             raise DeliveryError(
                 f"SMTP error {exc.code}: {exc.message}", permanent=exc.code >= 500
@@ -116,4 +118,9 @@ def build_senders(settings: NotificationSettings) -> dict[Channel, Sender]:
         push = PUSH_PROVIDERS[settings.push_provider]
     except KeyError as exc:
         raise ValueError(f"unknown SMS/push provider {exc.args[0]!r}") from None
-    return {"email": SmtpEmailSender(settings), "sms": sms(settings), "push": push(settings)}  # type: ignore[call-arg]
+    senders: dict[Channel, Sender] = {
+        "email": SmtpEmailSender(settings),
+        "sms": sms(settings),  # type: ignore[call-arg]
+        "push": push(settings),  # type: ignore[call-arg]
+    }
+    return senders
