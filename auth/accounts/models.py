@@ -84,7 +84,10 @@ class OutboxMessage(models.Model):
     OutboxRelay publishes it. Rows are written in the transaction of the state change."""
 
     id = models.UUIDField(primary_key=True, db_comment="= message_id")
-    created_at = models.DateTimeField(db_default=Now())
+    # now() as in the kit (transaction time); Django's Now() would be statement_timestamp().
+    created_at = models.DateTimeField(
+        db_default=models.Func(function="now", output_field=models.DateTimeField())
+    )
     routing_key = models.CharField(max_length=100)
     message_type = models.CharField(max_length=100)
     payload = models.JSONField()
