@@ -38,20 +38,22 @@ async def test_two_sweepers_expire_each_hold_once(start_service, amqp):
         # both replicas sweep at once, in small batches, several rounds each
         expired = await asyncio.gather(*(sweep_once(s) for s in (one, two, one, two)))
 
-        assert sum(expired) == 40
+        assert sum(expired) >= 40  # (plus lapsed holds other tests left in this database)
         assert await scalar(
             one, "SELECT count(*) FROM bookings WHERE status = 'expired' AND event_id = :e",
             e=event.event_id,
         ) == 40
         assert await rows(one, "SELECT capacity, held, sold FROM inventory WHERE event_id = :e",
                           e=event.event_id) == [(100, 0, 0)]
-        assert await scalar(one, "SELECT coalesce(sum(held), 0) FROM user_holds") == 0
-        got = await collect(queue, 40)
-        assert sorted(BookingExpired.model_validate(b).booking_id for _, b in got) == sorted(
-            uuid.UUID(i) for i in ids
-        )
-        # nothing more is on its way: every outbox row has been published
+        users = [uuid.UUID(r.json()["user_id"]) for r in made]
+        assert await scalar(
+            one, "SELECT sum(held) FROM user_holds WHERE user_id = ANY(CAST(:u AS uuid[]))", u=users
+        ) == 0
+        # every outbox row published, then exactly one booking_expired per hold
         await eventually(lambda: scalar(one, "SELECT count(*) FROM outbox"), until=lambda n: n == 0)
+        got = await collect(queue, sum(expired))
+        mine = [m.booking_id for _, b in got if (m := BookingExpired.model_validate(b)).event_id == event.event_id]
+        assert sorted(mine) == sorted(uuid.UUID(i) for i in ids)
         assert await queue.get(no_ack=True, fail=False) is None
 
 
