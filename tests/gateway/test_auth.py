@@ -1,0 +1,133 @@
+"""JWT at the edge: a protected route without a valid access token gets 401 from the gateway and
+the service behind it never sees the request; public routes need no token."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+import pytest
+
+from tests.gateway.conftest import Stack
+from tests.support.tokens import AUDIENCE, ISSUER, KID, bearer, mint, other_private_key
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def tampered() -> str:
+    header, payload, signature = mint(role="customer").split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["role"] = "admin"
+    return f"{header}.{_b64(claims)}.{signature}"
+
+
+def alg_none() -> str:
+    now = int(time.time())
+    claims = {"sub": str(uuid.uuid4()), "role": "admin", "token_type": "access", "iss": ISSUER,
+              "aud": AUDIENCE, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    return f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': KID})}.{_b64(claims)}."
+
+
+def hs256_with_public_key() -> str:
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.support.tokens import private_key
+
+    # The classic confusion attack: the (public) verification key used as an HMAC secret.
+    secret = private_key().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    now = int(time.time())
+    claims = {"sub": str(uuid.uuid4()), "role": "admin", "token_type": "access", "iss": ISSUER,
+              "aud": AUDIENCE, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    signing_input = f"{_b64({'alg': 'HS256', 'typ': 'JWT', 'kid': KID})}.{_b64(claims)}"
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+BAD_AUTHORIZATION = {
+    "missing": None,
+    "empty bearer": "Bearer",
+    "not bearer": "Basic dXNlcjpwYXNz",
+    "garbage": "Bearer not-a-jwt",
+    "expired": lambda: "Bearer " + mint(expires_in=-60),
+    "tampered": lambda: "Bearer " + tampered(),
+    "alg none": lambda: "Bearer " + alg_none(),
+    "hs256 with the public key": lambda: "Bearer " + hs256_with_public_key(),
+    "wrong audience": lambda: "Bearer " + mint(audience="someone-else"),
+    "wrong issuer": lambda: "Bearer " + mint(issuer="https://evil.example"),
+    "refresh token": lambda: "Bearer " + mint(token_type="refresh"),
+    "unknown key": lambda: "Bearer " + mint(kid="other", key=other_private_key()),
+    "right kid, other key": lambda: "Bearer " + mint(key=other_private_key()),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_AUTHORIZATION))
+async def test_bad_tokens_are_401_at_the_gateway(stack: Stack, case: str) -> None:
+    value = BAD_AUTHORIZATION[case]
+    value = value() if callable(value) else value
+    headers = {"x-user-id": str(uuid.uuid4()), "x-user-role": "admin"}  # spoofing does not help
+    if value is not None:
+        headers["authorization"] = value
+    resp = await stack.client.post("/booking/create", json={"quantity": 1}, headers=headers)
+    assert resp.status_code == 401, resp.text
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+    assert resp.json()["status"] == 401
+    assert sum(stack.seen().values()) == 0  # no service saw anything
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/auth/me"),
+    ("POST", "/events/create"),
+    ("PUT", "/events/e-1/update"),
+    ("DELETE", "/events/e-1"),
+    ("GET", "/events/e-1/attendees"),  # deeper than /events/{id}
+    ("POST", "/auth/jwks.json"),
+    ("GET", "/auth/register"),
+    ("GET", "/booking"),
+    ("POST", "/payments/process"),
+    ("GET", "/notifications"),
+    ("POST", "/notifications/send"),
+    ("GET", "/analytics/report"),
+])
+async def test_protected_routes_need_a_token(stack: Stack, method: str, path: str) -> None:
+    resp = await stack.client.request(method, path)
+    assert resp.status_code == 401
+    assert sum(stack.seen().values()) == 0
+
+
+@pytest.mark.parametrize(("method", "path", "service"), [
+    ("POST", "/auth/register", "auth"),
+    ("POST", "/auth/login", "auth"),
+    ("POST", "/auth/refresh", "auth"),
+    ("GET", "/auth/jwks.json", "auth"),
+    ("GET", "/events", "events"),
+    ("GET", "/events/3b9e2a51-5c1a-4f3e-9d55-0d6c1ad1c001", "events"),
+])
+async def test_public_routes_pass_without_a_token(
+    stack: Stack, method: str, path: str, service: str
+) -> None:
+    resp = await stack.client.request(method, path)
+    assert resp.status_code == 200, resp.text
+    assert stack.seen()[service] == 1
+
+
+async def test_a_valid_token_passes_and_reaches_the_service_unchanged(stack: Stack) -> None:
+    token = mint(role="organizer")
+    resp = await stack.client.post("/events/create", json={}, headers=bearer(token))
+    assert resp.status_code == 200
+    assert stack.upstreams["events"].requests[0].header("authorization") == f"Bearer {token}"
+
+
+async def test_a_public_route_with_a_bad_token_still_passes(stack: Stack) -> None:
+    # The gateway does not judge tokens on public routes; the service decides what they mean.
+    resp = await stack.client.get("/events", headers={"authorization": "Bearer junk"})
+    assert resp.status_code == 200
