@@ -29,6 +29,7 @@ CANONICAL_BROKER = "amqp://guest:guest@rabbitmq:5672/"
 SERVICES: dict[str, str] = {
     "events": "apps.events.bootstrap",
     "analytics": "apps.analytics.bootstrap",
+    "notifications": "apps.notifications.bootstrap",
 }
 
 
