@@ -45,6 +45,45 @@ class Money(BaseModel):
     currency: CurrencyCode
 
 
+_EXAMPLE_UUIDS = {
+    "message_id": "2d4f7a1c-9b3e-4c8d-a6f5-1e2b3c4d5e6f",
+    "correlation_id": "2d4f7a1c-9b3e-4c8d-a6f5-1e2b3c4d5e6f",
+}
+_PLACEHOLDER_UUID = "5f0c6d2e-8f1b-4d7a-9a3e-2b1c0d9e8f7a"
+_PLACEHOLDER_TIME = "2027-05-01T09:00:00Z"
+
+
+def _example_value(name: str, prop: dict[str, Any]) -> Any:
+    if "examples" in prop:
+        return prop["examples"][0]
+    if "const" in prop:
+        return prop["const"]
+    if prop.get("default") is not None:
+        return prop["default"]
+    if prop.get("enum"):
+        return prop["enum"][0]
+    for option in prop.get("anyOf", []):
+        if option.get("type") != "null":
+            return _example_value(name, option | {k: v for k, v in prop.items() if k != "anyOf"})
+    fmt, kind = prop.get("format"), prop.get("type")
+    if fmt == "uuid":
+        return _EXAMPLE_UUIDS.get(name, _PLACEHOLDER_UUID)
+    if fmt == "date-time":
+        return _PLACEHOLDER_TIME
+    if fmt == "email":
+        return "ada@example.com"
+    return {"integer": 1, "number": 1, "boolean": False, "array": [], "string": "text"}.get(kind)
+
+
+def _add_example(schema: dict[str, Any]) -> None:
+    """A complete, deterministic example message for the AsyncAPI documents."""
+    props = schema.get("properties", {})
+    example = {name: _example_value(name, prop) for name, prop in props.items()}
+    if "causation_id" in example:
+        example["causation_id"] = None
+    schema["examples"] = [example]
+
+
 class Envelope(BaseModel):
     """Fields common to every message on the bus.
 
@@ -53,7 +92,7 @@ class Envelope(BaseModel):
     published to). ``schema_version`` changes only on a breaking change; additive fields keep it.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra=_add_example)
 
     routing_key: ClassVar[str]
 

@@ -81,6 +81,10 @@ class Service:
             version=API_VERSION,
             description=spec.description,
             schema_version="2.6.0",
+            identifier=f"urn:eventbooking:{spec.name}",
+            license={"name": "MIT", "url": "https://opensource.org/license/mit"},
+            contact={"name": "Event Booking Platform maintainers", "url": "https://eventbooking.dev"},
+            tags=[{"name": "eventbooking"}, {"name": spec.name}],
         )
         self.stream = FastStream(self.broker, specification=self.asyncapi)
         self._tasks: list[asyncio.Task[Any]] = []

@@ -70,3 +70,10 @@ def test_every_message_has_a_unique_routing_key_and_type():
 def test_unknown_fields_are_ignored_for_forward_compatibility():
     wire = booking_created().model_dump(mode="json") | {"added_in_v1_1": "x"}
     assert BookingCreated.model_validate(wire).quantity == 2
+
+
+@pytest.mark.parametrize("model", ALL_MESSAGES, ids=lambda m: m.__name__)
+def test_documented_example_is_a_valid_message(model):
+    example = model.model_json_schema()["examples"][0]
+    parsed = model.model_validate(example)
+    assert parsed.message_type == model.model_fields["message_type"].default
