@@ -30,6 +30,7 @@ SERVICES: dict[str, str] = {
     "events": "apps.events.bootstrap",
     "analytics": "apps.analytics.bootstrap",
     "notifications": "apps.notifications.bootstrap",
+    "payments": "apps.payments.bootstrap",
 }
 
 
