@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
+from apps.events.adapters.booking_capacity import BookingCapacityGuard
 from apps.events.entrypoints.http import router
 from apps.kit.service import Service, ServiceSpec
 from apps.kit.settings import ServiceSettings
 from contracts.messages import EventCancelled, EventCreated, EventUpdated
+
+
+class EventsSettings(ServiceSettings):
+    booking_url: str = Field(
+        default="http://127.0.0.1:8003",
+        description="BOOKING_URL: the booking service, asked to apply a capacity decrease before "
+        "it is committed (empty: no check).",
+    )
+    booking_timeout_seconds: float = Field(default=2.0, gt=0, description="BOOKING_TIMEOUT_SECONDS")
+
 
 SPEC = ServiceSpec(
     name="events",
@@ -17,8 +30,16 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     routers=[router],
     publishes=[EventCreated, EventUpdated, EventCancelled],
+    settings_class=EventsSettings,
 )
 
 
 def build(settings: ServiceSettings | None = None, **overrides: object) -> Service:
-    return Service(SPEC, settings, **overrides)
+    service = Service(SPEC, settings, **overrides)
+    booking_url = getattr(service.settings, "booking_url", "")
+    service.api.state.capacity_guard = (
+        BookingCapacityGuard(booking_url, timeout=service.settings.booking_timeout_seconds)  # type: ignore[attr-defined]
+        if booking_url
+        else None
+    )
+    return service

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,11 @@ from apps.kit.pagination import decode_cursor, encode_cursor
 from apps.kit.problems import BadRequest
 from apps.kit.security import Principal
 from contracts.messages import EventCancelled, EventCreated, EventDetails, EventUpdated
+
+
+# Applies a capacity decrease at booking first (raises if below seats held + sold); see
+# apps/events/adapters/booking_capacity.py.
+CapacityGuard = Callable[[uuid.UUID, int], Awaitable[None]]
 
 
 def _now() -> datetime:
@@ -53,11 +59,15 @@ async def _managed_event(uow: UnitOfWork, event_id: uuid.UUID, actor: Principal)
 
 
 async def update_event(
-    uow: UnitOfWork, *, event_id: uuid.UUID, actor: Principal, changes: dict[str, Any]
+    uow: UnitOfWork, *, event_id: uuid.UUID, actor: Principal, changes: dict[str, Any],
+    capacity_guard: CapacityGuard | None = None,
 ) -> Event:
     event = await _managed_event(uow, event_id, actor)
     updated, changed = event.update(changes, now=_now())
     if changed:
+        if capacity_guard is not None and updated.capacity < event.capacity:
+            # the event row stays locked meanwhile, so decreases reach booking one at a time
+            await capacity_guard(event.id, updated.capacity)
         await EventRepository(uow.conn).save(updated)
         uow.emit(snapshot(updated, EventUpdated, changed_fields=changed))
     return updated

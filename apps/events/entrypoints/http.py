@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal, TypeVar
@@ -9,6 +10,7 @@ from typing import Annotated, Literal, TypeVar
 from fastapi import APIRouter, Body, Query, Request
 
 from apps.events import handlers
+from apps.events.adapters.booking_capacity import CapacityBelowBooked, CapacityCheckUnavailable
 from apps.events.domain import EventCancelledError, EventError, EventNotFound, InvalidSchedule, NotAllowed
 from apps.events.schemas import EventCancel, EventCreate, EventPublic, EventUpdate
 from apps.kit.db import Database
@@ -24,7 +26,8 @@ ERRORS = {
     401: {"description": "Missing or invalid access token"},
     403: {"description": "Not allowed"},
     404: {"description": "No such event"},
-    409: {"description": "The event is cancelled"},
+    409: {"description": "The event is cancelled, or a capacity below the seats already booked"},
+    503: {"description": "Booking could not confirm a capacity decrease"},
     422: {"description": "Invalid fields"},
 }
 
@@ -36,6 +39,10 @@ def _problem(exc: EventError) -> Problem:
         return Forbidden(str(exc), code="not-event-owner")
     if isinstance(exc, EventCancelledError):
         return Conflict(str(exc), code="event-cancelled")
+    if isinstance(exc, CapacityBelowBooked):
+        return Conflict(str(exc), code="capacity-below-booked")
+    if isinstance(exc, CapacityCheckUnavailable):
+        return Problem(str(exc), status=503, code="booking-unavailable", headers={"Retry-After": "1"})
     if isinstance(exc, InvalidSchedule):
         return Unprocessable(
             str(exc), code="validation-error",
@@ -46,6 +53,13 @@ def _problem(exc: EventError) -> Problem:
 
 def _db(request: Request) -> Database:
     return request.app.state.service.db
+
+
+def _capacity_guard(request: Request) -> handlers.CapacityGuard | None:
+    guard = getattr(request.app.state, "capacity_guard", None)
+    if guard is None:
+        return None
+    return functools.partial(guard.apply, authorization=request.headers.get("authorization"))
 
 
 async def _in_uow(request: Request, use_case: Callable[..., Awaitable[T]], **kw: object) -> T:
@@ -83,7 +97,8 @@ async def update_event(
 ) -> EventPublic:
     set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
     event = await _in_uow(
-        request, handlers.update_event, event_id=event_id, actor=user, changes=body.changes()
+        request, handlers.update_event, event_id=event_id, actor=user, changes=body.changes(),
+        capacity_guard=_capacity_guard(request),
     )
     return EventPublic.of(event)
 
