@@ -1,0 +1,135 @@
+"""Capacity can never drop below the seats held or sold: the events service asks booking
+(over real HTTP) before committing a decrease, and the organizer gets a 409 from
+``PUT /events/{id}/update``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import uvicorn
+
+from apps.booking.bootstrap import build as build_booking
+from apps.events.bootstrap import build as build_events
+from tests.booking.conftest import rows
+from tests.conftest import http_client
+from tests.support.tokens import bearer, mint
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@contextlib.asynccontextmanager
+async def serve_http(service) -> AsyncIterator[str]:
+    """Serve an already started service's API on a free local port (as uvicorn would)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(service.api, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await eventually(lambda: asyncio.sleep(0, server.started))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def event_body(capacity: int) -> dict[str, object]:
+    return {
+        "title": "PyCon", "venue": "Arena", "capacity": capacity, "price": "20.00",
+        "currency": "EUR", "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+    }
+
+
+async def inventory(booking, event_id) -> list:
+    return await rows(booking, "SELECT capacity, held, sold FROM inventory WHERE event_id = :e", e=event_id)
+
+
+async def test_capacity_below_held_and_sold_is_refused_where_it_is_asked(start_service):
+    async with (
+        start_service(build_booking, booking_sweep_interval_seconds=0) as booking,
+        serve_http(booking) as booking_url,
+        start_service(build_events, booking_url=booking_url) as events,
+        http_client(events) as events_api,
+        http_client(booking) as booking_api,
+    ):
+        organizer = bearer(mint(uuid.uuid4(), "organizer"))
+        event = (await events_api.post("/events/create", json=event_body(10), headers=organizer)).json()
+        # booking learns the event from the bus
+        await eventually(lambda: inventory(booking, event["id"]), until=lambda r: r == [(10, 0, 0)])
+        for _ in range(2):
+            resp = await booking_api.post(
+                "/booking/create", json={"event_id": event["id"], "quantity": 3}, headers=bearer(mint())
+            )
+            assert resp.status_code == 201
+
+        refused = await events_api.put(
+            f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["type"].endswith("capacity-below-booked")
+        assert "6 seats" in refused.json()["detail"]
+        current = (await events_api.get(f"/events/{event['id']}")).json()
+        assert (current["capacity"], current["version"]) == (10, 1)
+        assert await inventory(booking, event["id"]) == [(10, 6, 0)]
+
+        ok = await events_api.put(f"/events/{event['id']}/update", json={"capacity": 6}, headers=organizer)
+        assert ok.status_code == 200 and ok.json()["capacity"] == 6
+        # applied at booking at once: no seat can be sold beyond the new capacity meanwhile
+        assert await inventory(booking, event["id"]) == [(6, 6, 0)]
+        sold_out = await booking_api.post(
+            "/booking/create", json={"event_id": event["id"], "quantity": 1}, headers=bearer(mint())
+        )
+        assert sold_out.status_code == 409
+
+        # increases need no check; the snapshot brings them
+        more = await events_api.put(f"/events/{event['id']}/update", json={"capacity": 20}, headers=organizer)
+        assert more.status_code == 200
+        await eventually(lambda: inventory(booking, event["id"]), until=lambda r: r == [(20, 6, 0)])
+
+        # an event booking has not heard of yet is accepted
+        body_unknown = await booking_api.put(
+            f"/internal/events/{uuid.uuid4()}/capacity", json={"capacity": 1}, headers=organizer
+        )
+        assert body_unknown.status_code == 404
+        # the internal route checks who asks: another organizer cannot shrink this event
+        stranger = await booking_api.put(
+            f"/internal/events/{event['id']}/capacity", json={"capacity": 6},
+            headers=bearer(mint(uuid.uuid4(), "organizer")),
+        )
+        assert stranger.status_code == 404
+        customer = await booking_api.put(
+            f"/internal/events/{event['id']}/capacity", json={"capacity": 6}, headers=bearer(mint())
+        )
+        assert customer.status_code == 403
+
+
+async def test_booking_unreachable_makes_a_decrease_503_and_changes_nothing(start_service):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{closed.getsockname()[1]}"  # bound, never listening
+        async with (
+            start_service(build_events, booking_url=dead_url, booking_timeout_seconds=0.5) as events,
+            http_client(events) as api,
+        ):
+            organizer = bearer(mint(uuid.uuid4(), "organizer"))
+            event = (await api.post("/events/create", json=event_body(10), headers=organizer)).json()
+            resp = await api.put(f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer)
+            assert resp.status_code == 503 and resp.json()["type"].endswith("booking-unavailable")
+            assert (await api.get(f"/events/{event['id']}")).json()["capacity"] == 10
+            grow = await api.put(f"/events/{event['id']}/update", json={"capacity": 15}, headers=organizer)
+            assert grow.status_code == 200
+
+
+async def test_no_booking_url_means_no_check(start_service):
+    async with start_service(build_events, booking_url="") as events, http_client(events) as api:
+        organizer = bearer(mint(uuid.uuid4(), "organizer"))
+        event = (await api.post("/events/create", json=event_body(10), headers=organizer)).json()
+        resp = await api.put(f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer)
+        assert resp.status_code == 200 and resp.json()["capacity"] == 5
