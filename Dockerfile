@@ -17,7 +17,7 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 # --- docs assets (Swagger UI, AsyncAPI React component), the same versions as `make install` ---
 FROM ${NODE_IMAGE} AS assets
 WORKDIR /assets
-# Only what apps/kit/assets.py serves (plus the licences) goes on: ~28 MB instead of ~130 MB.
+# Only what apps/kit/assets.py serves (plus the licences) goes on: ~22 MB instead of ~130 MB.
 RUN npm install --no-save --no-package-lock --no-audit --no-fund \
         @asyncapi/react-component@3.1.5 swagger-ui-dist@5.35.0 \
     && mkdir -p /out/node_modules/@asyncapi/react-component/browser \
@@ -65,7 +65,6 @@ COPY --chown=root:root auth ./auth
 COPY --chown=root:root contracts ./contracts
 COPY --chown=root:root gateway ./gateway
 COPY --chown=root:root observability ./observability
-COPY --chown=root:root asyncapi ./asyncapi
 COPY --chown=root:root pyproject.toml ./
 COPY --from=assets --chown=root:root /out/node_modules ./.var/assets/node_modules
 # Byte-compile once at build time (the root filesystem may be read-only at run time); the only
