@@ -187,6 +187,7 @@ def test_compose_starts_the_platform_on_healthy_dependencies(compose: dict[str, 
     assert services["notifications"]["environment"]["SMTP_HOST"] == "mailpit"
     assert services["events"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
     assert services["events"]["environment"]["JWKS_URL"] == "http://auth:8001/auth/jwks.json"
+    assert services["events"]["environment"]["BOOKING_URL"] == "http://booking:8003"
     assert set(compose["volumes"]) >= {"rabbitmq-data", "postgres-data"}
 
 
@@ -336,6 +337,8 @@ def test_compose_and_kubernetes_run_the_same_commands() -> None:
     for name in PROCESSES:
         (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
         assert container["command"] == compose_doc["services"][name]["command"], name
+    (events,) = deployments["events"]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "BOOKING_URL", "value": "http://booking:8003"} in events["env"]
 
 
 # --- Dockerfile -----------------------------------------------------------------------------------
