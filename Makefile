@@ -12,7 +12,7 @@ ASYNCAPI_REACT := @asyncapi/react-component@3.1.5
 SWAGGER_UI := swagger-ui-dist@5.35.0
 ASYNCAPI_PARSER := @asyncapi/parser@3.6.6
 
-.PHONY: install run test test-all asyncapi asyncapi-check clean
+.PHONY: install run test test-all asyncapi asyncapi-check deploy-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ asyncapi: install
 asyncapi-check: install
 	$(BIN)/python -m apps.kit.asyncapi_docs check
 	node asyncapi/validate.mjs
+
+deploy-check: install
+	bash deploy/validate.sh
 
 clean:
 	rm -rf $(VENV) .var .pytest_cache
