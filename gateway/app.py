@@ -1,6 +1,7 @@
 """Builds the gateway: the proxy routes, its own operational and docs routes, tracing, CORS.
 
-``create_app(settings)`` returns the FastAPI app; ``gateway.main`` is the process entry point.
+``create_app(settings)`` returns the ASGI app (a fast dispatcher in front of a FastAPI app for
+the gateway's own routes); ``gateway.main`` is the process entry point.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ import aiohttp
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from apps.kit import assets
 from apps.kit.problems import install_problem_handlers, problem_response
@@ -28,57 +27,33 @@ from gateway.docs import OpenAPIAggregator, asyncapi_index_page, fetch_json
 from gateway.limits import RateLimiter, retry_after
 from gateway.proxy import Proxy, ProxyRoute, problem
 from gateway.routing import Upstream, routing_table
-from observability import configure_tracing, current_trace_id
+from gateway.tracing import EdgeTracing, tracer_for
+from observability import configure_tracing
 
 log = logging.getLogger(__name__)
 
 
-class TraceIdMiddleware:
-    """Adds ``X-Trace-Id`` to every response, errors included, and turns a crash into a 500
-    problem (with the trace id) rather than a bare error page.
+class Gateway:
+    """The front door: a request under a service prefix goes straight to the proxy (no
+    framework work on the hot path); everything else (the gateway's own routes, unknown paths,
+    lifespan) goes to the FastAPI app."""
 
-    It runs inside the OpenTelemetry server span, so the id is that of the span (the incoming
-    ``traceparent``'s trace when there is one)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, api: FastAPI, routes: list[ProxyRoute]) -> None:
+        self.api = api
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_with_trace_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                trace_id = current_trace_id()
-                if trace_id:
-                    message = {
-                        **message,
-                        "headers": [*message.get("headers", ()), (b"x-trace-id", trace_id.encode())],
-                    }
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_trace_id)
-        except Exception as exc:
-            if started:
-                raise
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            span = trace.get_current_span()
-            if span.is_recording():
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            response = problem_response(500, "An unexpected error occurred.",
-                                        instance=scope.get("path"))
-            await response(scope, receive, send_with_trace_id)
+        if scope["type"] == "http":
+            path = scope["path"]
+            for route in self.routes:
+                if route.upstream.serves(path):
+                    scope["route"] = route
+                    await route.handle(scope, receive, send)
+                    return
+        await self.api(scope, receive, send)
 
 
-def _session(settings: GatewaySettings, provider: Any) -> aiohttp.ClientSession:
-    from opentelemetry.instrumentation.aiohttp_client import create_trace_config
-
+def _session(settings: GatewaySettings) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=settings.upstream_max_connections,
         keepalive_timeout=settings.upstream_keepalive_seconds,
@@ -98,7 +73,6 @@ def _session(settings: GatewaySettings, provider: Any) -> aiohttp.ClientSession:
         cookie_jar=aiohttp.DummyCookieJar(),
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         trust_env=False,
-        trace_configs=[create_trace_config(tracer_provider=provider)],
     )
 
 
@@ -111,25 +85,25 @@ def _verifier(settings: GatewaySettings) -> TokenVerifier:
     )
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     settings = settings or GatewaySettings()
-    provider = configure_tracing("gateway")
+    tracer = tracer_for(configure_tracing("gateway"))
     upstreams = routing_table(settings.upstream_urls())
     limiter = RateLimiter(settings.gateway_rate_limit, settings.rate_burst)
     proxy = Proxy(verifier=_verifier(settings), limiter=limiter,
-                  max_body_bytes=settings.max_body_bytes)
+                  max_body_bytes=settings.max_body_bytes, tracer=tracer)
     aggregator = OpenAPIAggregator(upstreams, ttl=settings.openapi_cache_seconds,
                                    timeout=settings.ready_timeout_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        proxy.session = _session(settings, provider)
+        proxy.session = _session(settings)
         try:
             yield
         finally:
             await proxy.session.close()
 
-    app = FastAPI(
+    api = FastAPI(
         title="API gateway",
         version="1.0.0",
         lifespan=lifespan,
@@ -137,20 +111,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,  # /openapi.json is the merged document of the services
         redirect_slashes=False,  # /auth is not /auth/: no redirect into a service
+        # One server span per request comes from EdgeTracing, for proxied and own routes alike.
+        **_no_native_telemetry(),
     )
-    app.state.settings = settings
-    app.state.proxy = proxy
-    app.state.upstreams = upstreams
-    install_problem_handlers(app)
-    # The proxy routes come first: they are the hot path and the router tries routes in order.
-    for upstream in upstreams:
-        app.router.routes.append(ProxyRoute(proxy, upstream))
-    app.include_router(_own_routes(settings, proxy, upstreams, aggregator, limiter))
-    assets.mount(app)
+    api.state.settings = settings
+    api.state.proxy = proxy
+    install_problem_handlers(api)
+    api.include_router(_own_routes(settings, proxy, upstreams, aggregator, limiter))
+    assets.mount(api)
 
+    app: ASGIApp = Gateway(api, [ProxyRoute(proxy, u) for u in upstreams])
     if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
+        app = CORSMiddleware(
+            app,
             allow_origins=settings.cors_origins,
             allow_credentials="*" not in settings.cors_origins,
             allow_methods=["*"],
@@ -158,14 +131,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             expose_headers=["X-Trace-Id", "Retry-After", "Location"],
             max_age=600,
         )
-    app.add_middleware(TraceIdMiddleware)  # outermost of ours: every response gets the id
+    return EdgeTracing(app, tracer)
 
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, exclude_spans=["receive", "send"]
-    )
-    return app
+def _no_native_telemetry() -> dict[str, Any]:
+    """FastAPI >= 0.160 traces requests itself unless told not to (older versions have no
+    such parameter)."""
+    import inspect
+
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        return {"telemetry": {"tracing": False, "metrics": False, "logs": False,
+                              "operation_spans": False}}
+    return {}
 
 
 def _own_routes(

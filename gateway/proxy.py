@@ -18,14 +18,15 @@ from typing import Any
 import aiohttp
 from fastapi.responses import JSONResponse
 from multidict import CIMultiDict
-from starlette.routing import BaseRoute, Match, NoMatchFound
-from starlette.types import Receive, Scope, Send
+from opentelemetry.trace import Tracer
+from starlette.types import Message, Receive, Scope, Send
 from yarl import URL
 
 from apps.kit.problems import PROBLEM_JSON, problem_body
 from apps.kit.security import InvalidToken, Principal, TokenVerifier
 from gateway.limits import RateLimiter, retry_after
 from gateway.routing import Upstream, has_dot_segment, is_public
+from gateway.tracing import client_span, record_status
 from observability import set_span_attributes
 
 log = logging.getLogger(__name__)
@@ -148,8 +149,10 @@ class Proxy:
     """Forwards requests to the services; shares one session, verifier and rate limiter."""
 
     def __init__(
-        self, *, verifier: TokenVerifier, limiter: RateLimiter, max_body_bytes: int
+        self, *, verifier: TokenVerifier, limiter: RateLimiter, max_body_bytes: int,
+        tracer: Tracer,
     ) -> None:
+        self.tracer = tracer
         self.verifier = verifier
         self.limiter = limiter
         self.max_body_bytes = max_body_bytes
@@ -241,25 +244,21 @@ class Proxy:
             return problem(400, "The request target is not a valid URL.", code="bad-request",
                            instance=path)
         started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        headers_out = forward_headers(scope)
         try:
-            async with self.session.request(
-                method, url, headers=forward_headers(scope), data=body, allow_redirects=False,
-            ) as resp:
-                headers = response_headers(resp.raw_headers)
-                if resp.content_length is not None and resp.content_length <= SMALL_BODY:
-                    content = await resp.read()
-                    started = True
-                    await send({"type": "http.response.start", "status": resp.status,
-                                "headers": headers})
-                    await send({"type": "http.response.body", "body": content})
+            with client_span(self.tracer, method, url, headers_out, upstream.name) as span:
+                async with self.session.request(
+                    method, url, headers=headers_out, data=body, allow_redirects=False,
+                ) as resp:
+                    record_status(span, resp.status)
+                    await self._relay(resp, send_tracked)
                     return None
-                started = True
-                await send({"type": "http.response.start", "status": resp.status,
-                            "headers": headers})
-                async for chunk in resp.content.iter_any():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
-                return None
         except (TimeoutError, aiohttp.ClientError) as exc:
             if started:
                 # Too late for a problem response: abort the connection so the client sees a
@@ -271,6 +270,20 @@ class Proxy:
             if isinstance(exc, aiohttp.ClientConnectorError):
                 return self._upstream_failed(503, upstream, path, exc)
             return self._upstream_failed(502, upstream, path, exc)
+
+    @staticmethod
+    async def _relay(resp: aiohttp.ClientResponse, send: Send) -> None:
+        """Stream the service's answer to the client (one write for a small one)."""
+        headers = response_headers(resp.raw_headers)
+        if resp.content_length is not None and resp.content_length <= SMALL_BODY:
+            content = await resp.read()
+            await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+            await send({"type": "http.response.body", "body": content})
+            return
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+        async for chunk in resp.content.iter_any():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
     def _upstream_failed(
         self, status: int, upstream: Upstream, path: str, exc: Exception
@@ -288,22 +301,14 @@ class Proxy:
                        service=upstream.name)
 
 
-class ProxyRoute(BaseRoute):
-    """Matches one service's prefix (plain string test) and forwards the request."""
+class ProxyRoute:
+    """One service's prefix; ``path`` is its route template (span names, ``http.route``)."""
 
     def __init__(self, proxy: Proxy, upstream: Upstream) -> None:
         self.proxy = proxy
         self.upstream = upstream
-        self.path = upstream.prefix + "/{path:path}"  # span names stay low-cardinality
+        self.path = upstream.prefix + "/{path}"
         self.name = f"proxy:{upstream.name}"
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] == "http" and self.upstream.serves(scope["path"]):
-            return Match.FULL, {}
-        return Match.NONE, {}
-
-    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
-        raise NoMatchFound(name, path_params)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.proxy.forward(self.upstream, scope, receive, send)
