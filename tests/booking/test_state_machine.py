@@ -1,0 +1,261 @@
+"""Property-based: any sequence of holds, payments, failures, expiries, cancellations, capacity
+changes, event cancellations and duplicated / reordered / stale message deliveries keeps
+
+* held + sold <= capacity, and held / sold equal to the seats of pending / confirmed bookings
+  (a seat released twice, or never, breaks the equality);
+* every user's held seats equal to their pending bookings (the per-user cap's counter);
+* every booking moving only along the state machine (nothing is resurrected);
+* at most one announcement of each kind per booking (one expiry, one confirmation, one
+  cancellation, one refund), and exactly one confirmation for a confirmed booking.
+
+Runs the real use cases against the real PostgreSQL (in its own database); the bus is replaced
+by calling each consumer's use case through the same ``consume_once`` the subscribers use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+    run_state_machine_as_test,
+)
+
+from apps.booking import handlers
+from apps.booking.bootstrap import build
+from apps.booking.domain import TRANSITIONS, BookingError
+from apps.booking.entrypoints.messages import (
+    EVENT_CANCELLED,
+    EVENT_CREATED,
+    EVENT_UPDATED,
+    PAYMENT_CONFIRMED,
+    PAYMENT_FAILED,
+)
+from apps.kit.messaging import consume_once
+from apps.kit.security import Principal
+from contracts.messages import EventCancelled, EventUpdated, PaymentConfirmed, PaymentFailed
+from tests.booking.conftest import event_created, later
+from tests.conftest import DB_PREFIX
+
+pytestmark = pytest.mark.integration
+
+PER_BOOKING, PER_USER = 4, 6
+CONSUMERS = {
+    "event_created": (EVENT_CREATED.name, handlers.apply_event_snapshot),
+    "event_updated": (EVENT_UPDATED.name, handlers.apply_event_snapshot),
+    "event_cancelled": (EVENT_CANCELLED.name, handlers.cancel_event_bookings),
+    "payment_confirmed": (PAYMENT_CONFIRMED.name, handlers.confirm_booking),
+    "payment_failed": (PAYMENT_FAILED.name, handlers.fail_booking),
+}
+
+
+class BookingMachine(RuleBasedStateMachine):
+    service: Any
+    loop: asyncio.AbstractEventLoop
+
+    events = Bundle("events")
+    bookings = Bundle("bookings")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.users = [uuid.uuid4() for _ in range(3)]
+        self.snapshots: dict[uuid.UUID, Any] = {}  # event id -> latest snapshot sent
+        self.booking_ids: list[uuid.UUID] = []
+        self.seen_status: dict[uuid.UUID, str] = {}
+        self.delivered: list[Any] = []  # every message delivered, for redelivery
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def deliver(self, msg: Any) -> None:
+        queue, handler = CONSUMERS[msg.routing_key]
+        self.run(consume_once(self.service.db, queue, msg, handler))
+        self.delivered.append(msg)
+
+    async def _in_uow(self, use_case: Any, **kw: Any) -> Any:
+        try:
+            async with self.service.db.unit_of_work() as uow:
+                result = await use_case(uow, **kw)
+                await uow.commit()
+                return result
+        except BookingError:
+            return None
+
+    # --- rules ---------------------------------------------------------------------------------
+
+    @initialize(target=events, capacity=st.integers(1, 8))
+    def first_event(self, capacity: int) -> uuid.UUID:
+        return self.new_event.__wrapped__(self, capacity)  # type: ignore[attr-defined]
+
+    @rule(target=events, capacity=st.integers(1, 8))
+    def new_event(self, capacity: int) -> uuid.UUID:
+        msg = event_created(capacity=capacity, price="12.50")
+        self.snapshots[msg.event_id] = msg
+        self.deliver(msg)
+        return msg.event_id
+
+    @rule(target=bookings, event=events, quantity=st.integers(1, PER_BOOKING + 1), who=st.integers(0, 2))
+    def hold(self, event: uuid.UUID, quantity: int, who: int) -> Any:
+        booking = self.run(self._in_uow(
+            handlers.reserve_seats, user=Principal(self.users[who], "customer", {}), event_id=event,
+            quantity=quantity, hold_seconds=0, max_per_booking=PER_BOOKING, max_held_per_user=PER_USER,
+        ))
+        if booking is None:
+            return multiple()
+        assert booking.amount == Decimal("12.50") * quantity
+        self.booking_ids.append(booking.id)
+        self.seen_status[booking.id] = "pending"
+        return booking
+
+    @rule(booking=bookings)
+    def pay(self, booking: Any) -> None:
+        self.deliver(PaymentConfirmed(
+            payment_id=uuid.uuid4(), booking_id=booking.id, user_id=booking.user_id,
+            amount=booking.amount, currency=booking.currency, provider_reference="sim",
+        ))
+
+    @rule(booking=bookings)
+    def fail(self, booking: Any) -> None:
+        self.deliver(PaymentFailed(
+            payment_id=uuid.uuid4(), booking_id=booking.id, user_id=booking.user_id,
+            amount=booking.amount, currency=booking.currency, failure_reason="card_declined",
+        ))
+
+    @rule(batch=st.integers(1, 3))
+    def expire(self, batch: int) -> None:
+        self.run(self._in_uow(handlers.expire_overdue_holds, batch_size=batch))
+
+    @rule(booking=bookings, by_admin=st.booleans())
+    def user_cancels(self, booking: Any, by_admin: bool) -> None:
+        actor = Principal(uuid.uuid4(), "admin", {}) if by_admin else Principal(booking.user_id, "customer", {})
+        self.run(self._in_uow(handlers.cancel_booking, booking_id=booking.id, actor=actor))
+
+    @rule(event=events, capacity=st.integers(1, 10), synchronous=st.booleans())
+    def change_capacity(self, event: uuid.UUID, capacity: int, synchronous: bool) -> None:
+        current = self.snapshots[event]
+        if synchronous:  # what the events service asks before committing a decrease
+            self.run(self._in_uow(
+                handlers.apply_capacity, event_id=event, capacity=capacity,
+                actor=Principal(current.organizer_id, "organizer", {}),
+            ))
+        msg = later(current, EventUpdated, current.version + 1, capacity=capacity)
+        self.snapshots[event] = msg
+        self.deliver(msg)
+
+    @rule(event=events, capacity=st.integers(1, 10))
+    def stale_snapshot_arrives(self, event: uuid.UUID, capacity: int) -> None:
+        current = self.snapshots[event]
+        self.deliver(later(current, EventUpdated, max(current.version - 1, 1), capacity=capacity))
+
+    @rule(event=consumes(events))
+    def cancel_event(self, event: uuid.UUID) -> None:
+        current = self.snapshots[event]
+        msg = later(current, EventCancelled, current.version + 1)
+        self.snapshots[event] = msg
+        self.deliver(msg)
+
+    @rule(data=st.data(), fresh_id=st.booleans())
+    def redeliver(self, data: st.DataObject, fresh_id: bool) -> None:
+        """A duplicate (same message id) or a re-send (new id, same content), late."""
+        if not self.delivered:
+            return
+        msg = data.draw(st.sampled_from(self.delivered))
+        if fresh_id:
+            msg = msg.model_copy(update={"message_id": uuid.uuid4()})
+        self.deliver(msg)
+
+    # --- invariants ----------------------------------------------------------------------------
+
+    async def _fetch(self, sql: str, **params: Any) -> list[Any]:
+        async with self.service.db.engine.connect() as conn:
+            return list((await conn.execute(sa.text(sql), params)).all())
+
+    @invariant()
+    def seats_add_up(self) -> None:
+        ids = list(self.snapshots)
+        if not ids:
+            return
+        for event_id, capacity, held, sold, status, pending, confirmed in self.run(self._fetch(
+            """
+            SELECT i.event_id, i.capacity, i.held, i.sold, i.status,
+                   coalesce(sum(b.quantity) FILTER (WHERE b.status = 'pending'), 0),
+                   coalesce(sum(b.quantity) FILTER (WHERE b.status = 'confirmed'), 0)
+            FROM inventory i LEFT JOIN bookings b ON b.event_id = i.event_id
+            WHERE i.event_id = ANY(CAST(:ids AS uuid[]))
+            GROUP BY i.event_id
+            """, ids=ids,
+        )):
+            assert held + sold <= capacity, (event_id, capacity, held, sold)
+            assert (held, sold) == (pending, confirmed), (event_id, held, sold, pending, confirmed)
+            if status == "cancelled":
+                assert held == sold == 0
+
+    @invariant()
+    def user_holds_add_up(self) -> None:
+        got = dict(self.run(self._fetch(
+            "SELECT user_id, held FROM user_holds WHERE user_id = ANY(CAST(:u AS uuid[]))", u=self.users
+        )))
+        pending = dict(self.run(self._fetch(
+            "SELECT user_id, sum(quantity) FROM bookings WHERE status = 'pending' "
+            "AND user_id = ANY(CAST(:u AS uuid[])) GROUP BY user_id", u=self.users,
+        )))
+        for user in self.users:
+            assert got.get(user, 0) == pending.get(user, 0) <= PER_USER
+
+    @invariant()
+    def bookings_move_forward_and_are_announced_once(self) -> None:
+        if not self.booking_ids:
+            return
+        statuses = dict(self.run(self._fetch(
+            "SELECT id, status FROM bookings WHERE id = ANY(CAST(:ids AS uuid[]))", ids=self.booking_ids
+        )))
+        for booking_id, status in statuses.items():
+            before = self.seen_status[booking_id]
+            assert status == before or status in TRANSITIONS[before], (booking_id, before, status)
+            self.seen_status[booking_id] = status
+        announced = Counter(
+            (uuid.UUID(b), key) for b, key in self.run(self._fetch(
+                "SELECT payload->>'booking_id', routing_key FROM outbox "
+                "WHERE payload->>'booking_id' = ANY(CAST(:ids AS text[]))",
+                ids=[str(i) for i in self.booking_ids],
+            ))
+        )
+        assert max(announced.values(), default=1) == 1, announced.most_common(3)
+        for booking_id, status in statuses.items():
+            if status == "confirmed":
+                assert announced[(booking_id, "booking_confirmed")] == 1
+
+
+def test_seats_never_oversold_nor_released_twice() -> None:
+    loop = asyncio.new_event_loop()
+    service = build(
+        outbox_relay=False, booking_sweep_interval_seconds=0, database_prefix=f"{DB_PREFIX}sm_",
+        database_pool_size=2,
+    )
+    loop.run_until_complete(service.db.prepare())
+    BookingMachine.service, BookingMachine.loop = service, loop
+    try:
+        run_state_machine_as_test(
+            BookingMachine,
+            settings=settings(
+                max_examples=100, stateful_step_count=30, deadline=None, derandomize=False,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
+    finally:
+        loop.run_until_complete(service.db.dispose())
+        loop.close()
