@@ -30,27 +30,27 @@ PAYMENT_FAILED = queue_for("booking", PaymentFailed)
 def subscribe(service: Service) -> None:
     broker, db = service.broker, service.db
 
-    @broker.subscriber(EVENT_CREATED, DOMAIN_EXCHANGE, title=f"{EVENT_CREATED.name}:consume")
+    @broker.subscriber(EVENT_CREATED, DOMAIN_EXCHANGE)
     async def on_event_created(msg: EventCreated) -> None:
         """Puts the new event's seats on sale: its capacity, price and currency become the
         booking inventory. A snapshot older than one already applied (`version`) is ignored."""
         await consume_once(db, EVENT_CREATED.name, msg, handlers.apply_event_snapshot)
 
-    @broker.subscriber(EVENT_UPDATED, DOMAIN_EXCHANGE, title=f"{EVENT_UPDATED.name}:consume")
+    @broker.subscriber(EVENT_UPDATED, DOMAIN_EXCHANGE)
     async def on_event_updated(msg: EventUpdated) -> None:
         """Applies the event's new capacity, price and currency to future bookings (existing
         bookings keep their amount). Older snapshots are ignored; capacity never drops below
         the seats already held or sold."""
         await consume_once(db, EVENT_UPDATED.name, msg, handlers.apply_event_snapshot)
 
-    @broker.subscriber(EVENT_CANCELLED, DOMAIN_EXCHANGE, title=f"{EVENT_CANCELLED.name}:consume")
+    @broker.subscriber(EVENT_CANCELLED, DOMAIN_EXCHANGE)
     async def on_event_cancelled(msg: EventCancelled) -> None:
         """Stops sales and cancels every open booking of the event: each gets a
         `booking_cancelled` (reason `event_cancelled`); paid ones also a `refund_requested`
         command to payments and `refund_due: true`."""
         await consume_once(db, EVENT_CANCELLED.name, msg, handlers.cancel_event_bookings)
 
-    @broker.subscriber(PAYMENT_CONFIRMED, DOMAIN_EXCHANGE, title=f"{PAYMENT_CONFIRMED.name}:consume")
+    @broker.subscriber(PAYMENT_CONFIRMED, DOMAIN_EXCHANGE)
     async def on_payment_confirmed(msg: PaymentConfirmed) -> None:
         """Confirms the booking (`booking_confirmed`): held seats become sold. Paid after the
         hold expired: confirmed if the seats can be re-taken, otherwise cancelled with reason
@@ -58,7 +58,7 @@ def subscribe(service: Service) -> None:
         booking: `refund_requested`. Duplicates change nothing."""
         await consume_once(db, PAYMENT_CONFIRMED.name, msg, handlers.confirm_booking)
 
-    @broker.subscriber(PAYMENT_FAILED, DOMAIN_EXCHANGE, title=f"{PAYMENT_FAILED.name}:consume")
+    @broker.subscriber(PAYMENT_FAILED, DOMAIN_EXCHANGE)
     async def on_payment_failed(msg: PaymentFailed) -> None:
         """Cancels a pending booking (`booking_cancelled`, reason `payment_failed`) and puts its
         seats back on sale. Ignored if the booking is already paid, expired or cancelled."""
