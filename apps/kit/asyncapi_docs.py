@@ -31,6 +31,7 @@ SERVICES: dict[str, str] = {
     "analytics": "apps.analytics.bootstrap",
     "notifications": "apps.notifications.bootstrap",
     "payments": "apps.payments.bootstrap",
+    "booking": "apps.booking.bootstrap",
 }
 
 
