@@ -53,7 +53,8 @@ class AuthRelay:
             title="Auth service",
             version=API_VERSION,
             description="Accounts and tokens. Publishes `user_registered` when an account is "
-            "created (through a transactional outbox: at least once, in commit order per row).",
+            "created (through a transactional outbox: published at least once, after the "
+            "account commits).",
             schema_version="2.6.0",
         )
         self._task: asyncio.Task[Any] | None = None

@@ -24,7 +24,6 @@ class AuthApplication:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         else:
-            scope.setdefault("state", {})
             await self.django_app(scope, receive, send)
 
     async def startup(self) -> None:
