@@ -51,9 +51,7 @@ class EdgeTracing:
             attributes={
                 "http.request.method": method,
                 "url.path": scope["path"],
-                "url.scheme": scope.get("scheme", "http"),
                 "client.address": client[0] if client else "",
-                "network.protocol.version": scope.get("http_version", "1.1"),
             },
         )
         token = otel_context.attach(trace.set_span_in_context(span, parent))

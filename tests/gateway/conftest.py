@@ -85,6 +85,7 @@ class Seen:
 class EchoUpstream:
     """A recording service stand-in. It answers:
 
+    * ``/auth/jwks.json`` with ``jwks`` when set;
     * ``/ready`` with ``ready_status``; ``/openapi.json`` with ``openapi`` (404 if None);
       ``/asyncapi`` and ``/asyncapi.json`` with a tiny document;
     * paths containing ``/slow`` after ``slow_seconds``; ``/stream`` as three chunks without a
@@ -97,7 +98,9 @@ class EchoUpstream:
     ready_status: int = 200
     openapi: dict[str, Any] | None = None
     slow_seconds: float = 3.0
+    jwks: dict[str, Any] | None = None
     requests: list[Seen] = field(default_factory=list)
+    jwks_fetches: int = 0
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -118,6 +121,10 @@ class EchoUpstream:
                 await self._json(send, 404, {"detail": "Not Found"})
             else:
                 await self._json(send, 200, self.openapi)
+            return
+        if path == "/auth/jwks.json" and self.jwks is not None:
+            self.jwks_fetches += 1
+            await self._json(send, 200, self.jwks)
             return
         if path == "/asyncapi.json":
             await self._json(send, 200, {"asyncapi": "2.6.0", "info": {"title": self.name}})
@@ -203,6 +210,7 @@ async def gateway_stack(
     for name, (echo, url) in echoes.items():
         echo.requests.clear()
         echo.ready_status, echo.openapi, echo.slow_seconds = 200, None, 3.0
+        echo.jwks, echo.jwks_fetches = None, 0
         if urls and name in urls:
             addresses[name] = urls[name]
         elif name in dead:

@@ -131,3 +131,31 @@ async def test_a_public_route_with_a_bad_token_still_passes(stack: Stack) -> Non
     # The gateway does not judge tokens on public routes; the service decides what they mean.
     resp = await stack.client.get("/events", headers={"authorization": "Bearer junk"})
     assert resp.status_code == 200
+
+
+async def test_keys_come_from_the_auth_services_jwks_url(echoes) -> None:
+    from tests.gateway.conftest import gateway_stack
+    from tests.support.tokens import jwks
+
+    auth_echo, auth_url = echoes["auth"]
+    async with gateway_stack(echoes, jwt_jwks=None, jwks_url=f"{auth_url}/auth/jwks.json") as s:
+        s.upstreams["auth"].jwks = jwks()
+        ok = await s.client.get("/booking", headers=bearer(mint()))
+        assert ok.status_code == 200
+        assert auth_echo.jwks_fetches == 1  # fetched on first use of an unknown kid, then cached
+        assert (await s.client.get("/booking", headers=bearer(mint()))).status_code == 200
+        assert auth_echo.jwks_fetches == 1
+        foreign = await s.client.get("/booking", headers=bearer(
+            mint(kid="not-published", key=other_private_key())))
+        assert foreign.status_code == 401
+        assert s.seen()["booking"] == 2
+
+
+async def test_jwks_unreachable_means_401_not_500(echoes) -> None:
+    from tests.gateway.conftest import free_port, gateway_stack
+
+    dead = f"http://127.0.0.1:{free_port()}/auth/jwks.json"
+    async with gateway_stack(echoes, jwt_jwks=None, jwks_url=dead) as s:
+        resp = await s.client.get("/booking", headers=bearer(mint()))
+        assert resp.status_code == 401
+        assert sum(s.seen().values()) == 0

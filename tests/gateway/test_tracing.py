@@ -55,3 +55,36 @@ async def test_error_answers_keep_the_callers_trace_id(stack: Stack) -> None:
     resp = await stack.client.get("/booking", headers={"traceparent": f"00-{TRACE_ID}-{PARENT}-01"})
     assert resp.status_code == 401
     assert resp.headers["x-trace-id"] == TRACE_ID
+
+
+async def test_span_tree_caller_gateway_server_client_service(stack: Stack) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from tests.support.waiting import eventually
+
+    exporter = InMemorySpanExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+    resp = await stack.client.get(
+        "/booking/b-1", headers={**bearer(mint()), "traceparent": f"00-{TRACE_ID}-{PARENT}-01"}
+    )
+    assert resp.status_code == 200
+
+    async def gateway_spans():
+        return [s for s in exporter.get_finished_spans()
+                if f"{s.context.trace_id:032x}" == TRACE_ID]
+
+    spans = await eventually(gateway_spans, until=lambda found: len(found) >= 2)
+    server = next(s for s in spans if s.kind == SpanKind.SERVER)
+    client = next(s for s in spans if s.kind == SpanKind.CLIENT)
+    assert f"{server.parent.span_id:016x}" == PARENT
+    assert client.parent.span_id == server.context.span_id
+    assert server.name == "GET /booking/{path}"
+    assert server.attributes["http.response.status_code"] == 200
+    assert client.attributes["http.response.status_code"] == 200
+    # The service was called with the client span as its parent.
+    sent = stack.upstreams["booking"].requests[0].header("traceparent")
+    assert sent.split("-")[2] == f"{client.context.span_id:016x}"
+    exporter.shutdown()
