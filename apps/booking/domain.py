@@ -109,7 +109,9 @@ class Booking:
     def visible_to(self, user_id: uuid.UUID, *, is_admin: bool) -> bool:
         return is_admin or self.user_id == user_id
 
-    def _to(self, status: BookingStatus, seats: SeatChange, now: datetime, **changes: object) -> Transition:
+    def _to(
+        self, status: BookingStatus, seats: SeatChange, now: datetime, **changes: object
+    ) -> Transition:
         after = replace(self, status=status, updated_at=now, **changes)  # type: ignore[arg-type]
         return Transition(after, self.status, seats)
 
@@ -119,7 +121,8 @@ class Booking:
         if self.status != "pending":
             return None
         q = self.quantity
-        return self._to("confirmed", SeatChange(held=-q, sold=q, user_held=-q), now, payment_id=payment_id)
+        seats = SeatChange(held=-q, sold=q, user_held=-q)
+        return self._to("confirmed", seats, now, payment_id=payment_id)
 
     def confirm_after_expiry(
         self, payment_id: uuid.UUID, *, seats_retaken: bool, now: datetime
@@ -152,7 +155,8 @@ class Booking:
         if self.status == "pending":
             return self._release(reason, now)
         if self.status == "confirmed":
-            t = self._to("cancelled", SeatChange(sold=-self.quantity), now, cancellation_reason=reason)
+            seats = SeatChange(sold=-self.quantity)
+            t = self._to("cancelled", seats, now, cancellation_reason=reason)
             return replace(t, refund_due=True)
         return None
 

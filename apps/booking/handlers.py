@@ -11,6 +11,8 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from apps.booking.adapters.repository import BookingRepository, Inventory
 from apps.booking.domain import (
     Booking,
@@ -50,7 +52,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _details(booking: Booking, message: type[BookingDetails], cause: Envelope | None, **extra: object) -> BookingDetails:
+def _details(
+    booking: Booking, message: type[BookingDetails], cause: Envelope | None, **extra: object
+) -> BookingDetails:
     return message(
         **caused_by(cause),
         booking_id=booking.id,
@@ -80,7 +84,9 @@ def _announce(uow: UnitOfWork, t: Transition, cause: Envelope | None) -> None:
                 )
             )
         uow.emit(
-            _details(b, BookingCancelled, cause, reason=b.cancellation_reason, refund_due=t.refund_due)
+            _details(
+                b, BookingCancelled, cause, reason=b.cancellation_reason, refund_due=t.refund_due
+            )
         )
 
 
@@ -128,8 +134,10 @@ async def reserve_seats(
     return booking
 
 
-async def _visible_booking(uow_or_conn: object, booking_id: uuid.UUID, actor: Principal, *, for_update: bool) -> Booking:
-    booking = await BookingRepository(uow_or_conn).get(booking_id, for_update=for_update)  # type: ignore[arg-type]
+async def _visible_booking(
+    conn: AsyncConnection, booking_id: uuid.UUID, actor: Principal, *, for_update: bool
+) -> Booking:
+    booking = await BookingRepository(conn).get(booking_id, for_update=for_update)
     if booking is None or not booking.visible_to(actor.user_id, is_admin=actor.is_admin):
         raise BookingNotFound("No such booking.")
     return booking
@@ -140,12 +148,16 @@ async def cancel_booking(uow: UnitOfWork, *, booking_id: uuid.UUID, actor: Princ
     booking = await _visible_booking(uow.conn, booking_id, actor, for_update=True)
     t = booking.cancel("user_request", now=_now())
     if t is None:
-        raise NotCancellable(f"A booking that is {booking.status} cannot be cancelled.", booking_status=booking.status)
+        raise NotCancellable(
+            f"A booking that is {booking.status} cannot be cancelled.", booking_status=booking.status
+        )
     await _apply(uow, [t], None)
     return t.booking
 
 
-async def apply_capacity(uow: UnitOfWork, *, event_id: uuid.UUID, capacity: int, actor: Principal) -> Inventory | None:
+async def apply_capacity(
+    uow: UnitOfWork, *, event_id: uuid.UUID, capacity: int, actor: Principal
+) -> Inventory | None:
     """Set an event's capacity now (asked synchronously by the events service before it commits
     a decrease), unless it is below the seats already held or sold. None: event not known yet."""
     repo = BookingRepository(uow.conn)
@@ -183,7 +195,8 @@ async def list_bookings(
             raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
     async with db.engine.connect() as conn:
         items = await BookingRepository(conn).page(
-            limit=limit + 1, before=before, user_id=user_id, event_id=event_id, status=status  # type: ignore[arg-type]
+            limit=limit + 1, before=before, user_id=user_id, event_id=event_id,
+            status=status,  # type: ignore[arg-type]
         )
     next_cursor = None
     if len(items) > limit:

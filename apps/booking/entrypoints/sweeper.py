@@ -16,14 +16,14 @@ log = logging.getLogger(__name__)
 
 async def sweep_once(service: Service) -> int:
     """Expire lapsed holds batch by batch until none is left; returns how many."""
-    settings = service.settings
+    batch_size: int = service.settings.booking_sweep_batch_size  # type: ignore[attr-defined]
     total = 0
     while True:
         async with service.db.unit_of_work() as uow:
-            n = await handlers.expire_overdue_holds(uow, batch_size=settings.booking_sweep_batch_size)  # type: ignore[attr-defined]
+            n = await handlers.expire_overdue_holds(uow, batch_size=batch_size)
             await uow.commit()
         total += n
-        if n < settings.booking_sweep_batch_size:  # type: ignore[attr-defined]
+        if n < batch_size:
             return total
 
 
