@@ -36,9 +36,10 @@ SPEC = ServiceSpec(
 
 def build(settings: ServiceSettings | None = None, **overrides: object) -> Service:
     service = Service(SPEC, settings, **overrides)
-    booking_url = getattr(service.settings, "booking_url", "")
+    s = service.settings
+    booking_url = getattr(s, "booking_url", "")
     service.api.state.capacity_guard = (
-        BookingCapacityGuard(booking_url, timeout=service.settings.booking_timeout_seconds)  # type: ignore[attr-defined]
+        BookingCapacityGuard(booking_url, timeout=s.booking_timeout_seconds)  # type: ignore[attr-defined]
         if booking_url
         else None
     )
