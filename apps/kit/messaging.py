@@ -35,6 +35,7 @@ from apps.kit.db import Database, UnitOfWork
 from apps.kit.inbox import first_delivery
 from apps.kit.settings import ServiceSettings
 from contracts.envelope import Envelope
+from observability import set_span_attributes
 from contracts.topology import DELIVERY_LIMIT, DOMAIN_EXCHANGE
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,12 @@ async def consume_once(
     Returns False for a duplicate delivery (nothing done). The inbox mark, the handler's state
     change and the messages it emits commit together.
     """
+    # Tag the consume span so the whole life of a booking can be found by its ids.
+    set_span_attributes(**{
+        f"{name.removesuffix('_id')}.id": getattr(message, name)
+        for name in ("booking_id", "event_id", "user_id", "payment_id")
+        if getattr(message, name, None) is not None
+    })
     async with db.unit_of_work() as uow:
         if not await first_delivery(uow, consumer, message.message_id):
             return False
