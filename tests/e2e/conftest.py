@@ -59,7 +59,7 @@ def _command(name: str, port: int) -> list[str]:
     if name == "auth-relay":
         return [py, "-m", "auth.relay"]
     if name == "gateway":
-        return [py, "-m", "uvicorn", "gateway.main:app", "--port", str(port)]
+        return [py, "-m", "uvicorn", "gateway.main:app", "--port", str(port), "--no-proxy-headers"]
     return [py, "-m", "uvicorn", f"apps.{name}.main:app", "--port", str(port)]
 
 
