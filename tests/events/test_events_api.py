@@ -51,11 +51,14 @@ async def bound_queue(amqp, routing_key: str):
     return queue
 
 
-async def next_message(queue, timeout: float = 10.0):
+async def next_message(queue, timeout: float = 10.0, event_id: str | None = None):
+    """The next message on ``queue`` (about ``event_id`` if given: other tests' events may still
+    be in flight from the shared outbox)."""
     async with queue.iterator(timeout=timeout) as it:
         async for message in it:
             await message.ack()
-            return message
+            if event_id is None or json.loads(message.body)["event_id"] == event_id:
+                return message
     raise AssertionError("no message")
 
 
@@ -68,7 +71,7 @@ async def test_created_event_arrives_as_typed_message(client, amqp):
     assert resp.status_code == 201, resp.text
     event = resp.json()
 
-    raw = await next_message(queue)
+    raw = await next_message(queue, event_id=event["id"])
     message = EventCreated.model_validate_json(raw.body)
     assert message.event_id == uuid.UUID(event["id"])
     assert message.organizer_id == organizer
@@ -91,12 +94,12 @@ async def test_update_and_cancel_publish_snapshots_with_increasing_versions(clie
     )
     assert resp.status_code == 200, resp.text
     assert resp.json()["capacity"] == 150 and resp.json()["price"] == "25.00"
-    upd = EventUpdated.model_validate_json((await next_message(updated_q)).body)
+    upd = EventUpdated.model_validate_json((await next_message(updated_q, event_id=event['id'])).body)
     assert (upd.version, upd.capacity, sorted(upd.changed_fields)) == (2, 150, ["capacity", "price"])
 
     resp = await client.delete(f"/events/{event['id']}", headers=bearer(token))
     assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
-    cancelled = EventCancelled.model_validate_json((await next_message(cancelled_q)).body)
+    cancelled = EventCancelled.model_validate_json((await next_message(cancelled_q, event_id=event['id'])).body)
     assert cancelled.version == 3 and cancelled.status == "cancelled"
 
     # a cancelled event can no longer change
