@@ -1,0 +1,64 @@
+"""A one-shot outbox relay over the probe service's database that dies at the worst moment.
+
+``python -m tests.reliability.relay_crash N crash`` claims a batch of N outbox rows with the kit's
+:class:`OutboxRelay` and publishes them through the kit's real publish path (persistent,
+confirmed, mandatory). Once the broker has confirmed all N, and before the relay's DELETE of
+those rows commits, it SIGKILLs its own process: the rows stay in the outbox, the messages are
+already in the queue. Prints ``confirmed N`` just before dying; exits 1 if it ever gets further.
+
+``python -m tests.reliability.relay_crash N`` is the fresh relay that runs afterwards: the same
+kit relay, unharmed, publishing whatever the outbox holds until it is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from typing import Any
+
+from apps.kit.db import Database
+from apps.kit.messaging import declare_publishers, make_broker, outbox_publish
+from apps.kit.outbox import OutboxRelay
+from apps.kit.settings import ServiceSettings
+from contracts.messages import EventCreated
+
+
+def killed_after(expected: int, publish: Any) -> Any:
+    confirmed = 0
+
+    async def publish_then_die(routing_key: str, payload: dict[str, Any], headers: dict[str, Any]) -> None:
+        nonlocal confirmed
+        await publish(routing_key, payload, headers)  # returns once the broker confirmed it
+        confirmed += 1
+        if confirmed == expected:  # every row of the batch is confirmed; the DELETE is next
+            print(f"confirmed {confirmed}", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return publish_then_die
+
+
+async def main(expected: int, crash: bool) -> None:
+    settings = ServiceSettings(service_name="probe", outbox_relay=False)
+    db = Database(settings, migrations=None)
+    broker = make_broker(settings)
+    publishers = declare_publishers(broker, [EventCreated])
+    await broker.start()
+    publish = outbox_publish(publishers)
+    if crash:
+        relay = OutboxRelay(db, killed_after(expected, publish), batch_size=expected)
+        published = await relay.relay_once()
+        print(f"relay finished normally ({published} rows): it should have been killed", flush=True)
+        sys.exit(1)
+    relay = OutboxRelay(db, publish, batch_size=expected)
+    total = 0
+    while published := await relay.relay_once():
+        total += published
+    print(f"republished {total}", flush=True)
+    await broker.stop()
+    await db.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]), crash=sys.argv[2:] == ["crash"]))

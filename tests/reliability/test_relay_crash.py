@@ -1,0 +1,72 @@
+"""An outbox relay killed between the broker's confirm and the DELETE of its rows: the rows are
+published again by the next relay, and the consumers' inbox turns the duplicates into no-ops."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from tests.kit.test_consumers_unit import event_created
+from tests.reliability.jepsen import Counts
+from tests.support import probe
+from tests.support.waiting import eventually
+from tests.e2e.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+async def run_relay(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.reliability.relay_crash", *args, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
+
+
+async def effects_of(consumer, titles: list[str]) -> dict[str, int]:
+    async with consumer.db.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(probe.effects.c.title, sa.func.count())
+            .where(probe.effects.c.title.in_(titles)).group_by(probe.effects.c.title)
+        )
+        return dict(rows.all())
+
+
+async def test_relay_killed_after_confirm_before_delete_duplicates_are_absorbed(start_service):
+    n = 25
+    tag = uuid.uuid4().hex[:6]
+    messages = [event_created(f"relay-crash-{tag}-{i}") for i in range(n)]
+    titles = [m.title for m in messages]
+    # the consumer (with its inbox) runs here; the relays run in their own processes
+    async with start_service(probe.build, outbox_relay=False) as consumer:
+        async with consumer.db.unit_of_work() as uow:
+            uow.emit(*messages)
+            await uow.commit()
+
+        code, out = await run_relay(str(n), "crash")
+        assert code == -9 and f"confirmed {n}" in out, out
+        # the DELETE never committed: every row is still waiting, yet all were delivered
+        assert (await consumer.relay.backlog())[0] == n
+        await eventually(lambda: effects_of(consumer, titles), until=lambda c: len(c) == n, timeout=20)
+
+        code, out = await run_relay(str(n))
+        assert code == 0 and f"republished {n}" in out, out
+        assert (await consumer.relay.backlog())[0] == 0
+        # every message arrived twice ...
+        await eventually(
+            lambda: asyncio.sleep(0, [probe.attempts.get(t, 0) for t in titles]),
+            until=lambda seen: all(a == 2 for a in seen), timeout=20,
+        )
+        effects = await effects_of(consumer, titles)
+
+    counts = Counts.of("relay killed between confirm and delete", sent=titles,
+                       effects=effects, deliveries=sum(probe.attempts[t] for t in titles))
+    counts.report()
+    # ... and had its effect once
+    assert counts.lost == 0 and counts.duplicated == 0, counts
+    assert counts.deliveries == 2 * n  # the duplicate publish really happened
