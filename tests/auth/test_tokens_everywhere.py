@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -75,7 +76,10 @@ def event_body() -> dict[str, Any]:
 @pytest.fixture
 async def events_with_auth_keys(client, start_service):
     jwks = (await client.get("/auth/jwks.json")).json()
-    async with start_service(build_events, jwt_jwks=json.dumps(jwks)) as svc:
+    # Its own database (dropped with the run's): an event_created row this instance leaves
+    # unpublished must not surface later in the events tests' queues.
+    prefix = os.environ["DATABASE_PREFIX"] + "authx_"
+    async with start_service(build_events, jwt_jwks=json.dumps(jwks), database_prefix=prefix) as svc:
         async with http_client(svc) as events_client:
             yield events_client
 

@@ -102,7 +102,22 @@ async def next_message(queue, timeout: float = 10.0):
     raise AssertionError("no message")
 
 
-async def test_relay_publishes_user_registered_and_the_trace_continues(auth_app, amqp):
+@pytest.fixture
+async def purge_consumer_queues(amqp):
+    """Leave the run's vhost as found: take our user_registered back out of the platform's
+    consumer queues (e.g. notifications'), so other services' tests do not receive it."""
+    yield
+    from contracts.topology import CONSUMERS
+
+    for service, messages in CONSUMERS.items():
+        if UserRegistered in messages:
+            queue = await amqp.declare_queue(f"{service}.{UserRegistered.routing_key}", passive=True)
+            await queue.purge()
+
+
+async def test_relay_publishes_user_registered_and_the_trace_continues(
+    auth_app, amqp, purge_consumer_queues
+):
     from asgi_lifespan import LifespanManager
 
     from auth.core.lifespan import AuthApplication
