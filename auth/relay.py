@@ -83,8 +83,14 @@ class AuthRelay:
         return bool(await self.broker.ping(timeout=2))
 
 
+def build(**overrides: Any) -> AuthRelay:
+    """Like every service's ``bootstrap.build``: e.g. ``build(rabbitmq_url=...).asyncapi``."""
+    return AuthRelay(AuthSettings(service_name="auth", **overrides))
+
+
 relay = AuthRelay()
 broker = relay.broker
+asyncapi = relay.asyncapi
 
 
 async def _prepare_database() -> None:

@@ -36,5 +36,6 @@ def outbox_write(*messages: Envelope) -> None:
             for m in messages
         )
     )
-    with connection.cursor() as cur:
-        cur.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    if connection.vendor == "postgresql":  # SQLite (embedded mode): the relay polls
+        with connection.cursor() as cur:
+            cur.execute(f"NOTIFY {NOTIFY_CHANNEL}")

@@ -1,11 +1,13 @@
 from django.urls import include, path
 
-from auth.core import health
+from auth.core import asyncapi, health
 
 urlpatterns = [
     path("auth/", include("auth.accounts.urls")),
     path("health", health.health),
     path("ready", health.ready),
+    path("asyncapi.json", asyncapi.asyncapi_json),
+    path("asyncapi.yaml", asyncapi.asyncapi_yaml),
 ]
 
 handler400 = "auth.core.problems.bad_request"

@@ -189,6 +189,8 @@ async def test_health_and_ready(client):
     ready = await client.get("/ready")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    spec = (await client.get("/asyncapi.json")).json()
+    assert spec["asyncapi"] == "2.6.0" and "user_registered:publish" in spec["channels"]
 
 
 async def test_admin_is_bootstrapped_at_start_up_idempotently(auth_app, settings):
