@@ -32,6 +32,7 @@ SERVICES: dict[str, str] = {
     "notifications": "apps.notifications.bootstrap",
     "payments": "apps.payments.bootstrap",
     "booking": "apps.booking.bootstrap",
+    "auth": "auth.relay",
 }
 
 

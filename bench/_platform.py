@@ -1,0 +1,169 @@
+"""Start the whole platform as separate processes for a benchmark, and take it down again.
+
+Each run uses its own RabbitMQ vhost and database prefix (dropped afterwards), its own JWT
+signing key (so the load generator can mint tokens the platform accepts without paying for
+thousands of Argon2 logins), the gateway's rate limit off, and no access logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ("auth", "events", "booking", "payments", "notifications", "analytics")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class BenchPlatform:
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    extra_env: dict[str, str] = field(default_factory=dict)
+    gateway_workers: int = 1
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def vhost(self) -> str:
+        return f"bench_{self.run}"
+
+    @property
+    def db_prefix(self) -> str:
+        return f"bench_{self.run}_"
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    async def start(self) -> None:
+        subprocess.run(["rabbitmqctl", "-q", "add_vhost", self.vhost], check=True)
+        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", self.vhost, "guest",
+                        ".*", ".*", ".*"], check=True)
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key_file = Path(f"/tmp/{self.vhost}.pem")
+        key_file.write_bytes(self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ))
+        self.ports = {name: free_port() for name in (*SERVICES, "gateway")}
+        env = {k: v for k, v in os.environ.items() if k != "JWT_JWKS"}
+        env.update(
+            RABBITMQ_URL=f"amqp://guest:guest@127.0.0.1:5672/{self.vhost}",
+            DATABASE_PREFIX=self.db_prefix,
+            JWKS_URL=f"{self.url('auth')}/auth/jwks.json",
+            JWT_PRIVATE_KEY_FILE=str(key_file),
+            GATEWAY_RATE_LIMIT="0",
+            LOG_LEVEL="WARNING",
+            ENVIRONMENT="test",
+            SMTP_PORT=str(free_port()),  # no sink: mail delivery just retries, off the hot path
+            **{f"{s.upper()}_URL": self.url(s) for s in SERVICES},
+            **self.extra_env,
+        )
+        py = sys.executable
+        commands = {
+            "auth": [py, "-m", "uvicorn", "auth.config.asgi:application"],
+            "auth-relay": [py, "-m", "auth.relay"],
+            **{s: [py, "-m", "uvicorn", f"apps.{s}.main:app"] for s in SERVICES[1:]},
+            "gateway": [py, "-m", "uvicorn", "gateway.main:app", "--no-proxy-headers",
+                        "--workers", str(self.gateway_workers)],
+        }
+        for name, cmd in commands.items():
+            if name != "auth-relay":
+                cmd += ["--port", str(self.ports[name]), "--no-access-log", "--log-level", "warning"]
+            self.procs[name] = subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                stderr=open(f"/tmp/{self.vhost}-{name}.log", "w"),  # noqa: SIM115
+            )
+        await self._wait_ready()
+        async with aiohttp.ClientSession() as s, s.get(f"{self.url('auth')}/auth/jwks.json") as r:
+            self.kid = (await r.json())["keys"][0]["kid"]
+
+    async def _wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        pending = {name for name in self.ports}
+        async with aiohttp.ClientSession() as session:
+            while pending:
+                for name in list(pending):
+                    if self.procs[name].poll() is not None:
+                        raise RuntimeError(f"{name} died, see /tmp/{self.vhost}-{name}.log")
+                    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                        url = self.gateway if name == "gateway" else self.url(name)
+                        async with session.get(f"{url}/ready") as r:
+                            if r.status == 200:
+                                pending.discard(name)
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"not ready: {pending}")
+                await asyncio.sleep(0.3)
+
+    def token(self, user_id: uuid.UUID, role: str = "customer", ttl: int = 3600) -> str:
+        now = int(time.time())
+        claims = {"sub": str(user_id), "role": role, "token_type": "access",
+                  "iss": "eventbooking-auth", "aud": "eventbooking", "iat": now,
+                  "exp": now + ttl, "jti": uuid.uuid4().hex}
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
+
+    def pids(self) -> list[int]:
+        """Every process of the platform (uvicorn workers included)."""
+        roots = [p.pid for p in self.procs.values() if p.poll() is None]
+        out = list(roots)
+        for pid in roots:
+            with contextlib.suppress(OSError):
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+                out += [int(c) for c in children]
+        return out
+
+    def rss_bytes(self) -> int:
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        return total
+
+    def cpu_seconds(self) -> dict[str, float]:
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for name, proc in self.procs.items():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                out[name] = (int(fields[11]) + int(fields[12])) / tick
+        return out
+
+    async def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                await asyncio.to_thread(proc.wait, 20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.vhost], check=False)
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+            for (name,) in c.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                     (self.db_prefix + "%",)).fetchall():
+                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,254 @@
+"""Flash sale of a hot event, through the gateway, with the whole platform running as processes.
+
+One event with 1,000 seats; 10,000 booking attempts from many users at high concurrency; then
+payments for the held bookings, paced; then the same booking load against a bare baseline (one
+FastAPI process doing only the conditional seat update on the same PostgreSQL). Prints
+bookings/s, latency percentiles, sold and oversold counts, payment → confirmed latency, peak
+memory and the ratio to the baseline. Loopback only; stops by itself.
+
+    .venv/bin/python bench/flash_sale.py [--attempts 10000] [--seats 1000] [--concurrency 200]
+                                         [--users 1000] [--pay-rate 100] [--gateway-workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._platform import BenchPlatform, free_port  # noqa: E402
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def ms(values: list[float]) -> str:
+    return "p50 {:.1f} ms, p95 {:.1f} ms, p99 {:.1f} ms".format(
+        *(pct(values, p) * 1000 for p in (50, 95, 99))
+    )
+
+
+async def drive(session, n: int, concurrency: int, make_request) -> tuple[float, list, Counter]:
+    """n requests, `concurrency` in flight; returns (seconds, [(latency, status, body, i)], statuses)."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    results: list = []
+
+    async def worker() -> None:
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            method, url, kw = make_request(i)
+            t0 = time.perf_counter()
+            try:
+                async with session.request(method, url, **kw) as r:
+                    body = await r.json(content_type=None)
+                    results.append((time.perf_counter() - t0, r.status, body, i))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                results.append((time.perf_counter() - t0, 0, repr(exc), i))
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - start, results, Counter(r[1] for r in results)
+
+
+async def flash_sale(args: argparse.Namespace) -> dict:
+    platform = BenchPlatform(gateway_workers=args.gateway_workers)
+    print(f"starting the platform (vhost {platform.vhost}) ...", flush=True)
+    await platform.start()
+    peak_rss = platform.rss_bytes()
+    sampling = True
+
+    async def sample_memory() -> None:
+        nonlocal peak_rss
+        while sampling:
+            peak_rss = max(peak_rss, platform.rss_bytes())
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample_memory())
+    out: dict = {}
+    try:
+        connector = aiohttp.TCPConnector(limit=args.concurrency, force_close=False)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            gw = platform.gateway
+            organizer = platform.token(uuid.uuid4(), "organizer")
+            async with session.post(f"{gw}/events/create", headers={"Authorization": f"Bearer {organizer}"}, json={
+                "title": "Hot event", "venue": "Stadium", "capacity": args.seats, "price": "50.00",
+                "currency": "EUR", "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+            }) as r:
+                event = await r.json()
+                assert r.status == 201, event
+            # wait until booking has the event's inventory (eventual consistency)
+            probe = platform.token(uuid.uuid4())
+            deadline = time.monotonic() + 30
+            while True:
+                async with session.get(f"{gw}/booking", headers={"Authorization": f"Bearer {probe}"}) as r:
+                    await r.read()
+                conn = await asyncpg.connect(f"{PG}/{platform.db_prefix}booking")
+                known = await conn.fetchval("SELECT count(*) FROM inventory WHERE event_id=$1", uuid.UUID(event["id"]))
+                await conn.close()
+                if known or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+
+            users = [uuid.uuid4() for _ in range(args.users)]
+            tokens = {u: platform.token(u) for u in users}
+            body = {"event_id": event["id"], "quantity": 1}
+
+            def booking_request(i: int):
+                user = users[i % len(users)]
+                return "POST", f"{gw}/booking/create", {
+                    "json": body, "headers": {"Authorization": f"Bearer {tokens[user]}"}}
+
+            cpu0 = platform.cpu_seconds()
+            seconds, results, statuses = await drive(session, args.attempts, args.concurrency, booking_request)
+            cpu1 = platform.cpu_seconds()
+            lat = [r[0] for r in results]
+            held = [(users[r[3] % len(users)], r[2]) for r in results if r[1] == 201]
+            out["booking"] = dict(seconds=seconds, rate=args.attempts / seconds, lat=lat, statuses=statuses,
+                                  cpu={k: cpu1.get(k, 0) - cpu0.get(k, 0) for k in cpu1})
+
+            conn = await asyncpg.connect(f"{PG}/{platform.db_prefix}booking")
+            inv = await conn.fetchrow("SELECT capacity, held, sold FROM inventory WHERE event_id=$1", uuid.UUID(event["id"]))
+            live = await conn.fetchval(
+                "SELECT coalesce(sum(quantity),0) FROM bookings WHERE event_id=$1 AND status IN ('pending','confirmed')",
+                uuid.UUID(event["id"]))
+            await conn.close()
+            out["inventory"] = dict(inv)
+            out["sold"] = len(held)
+            out["oversold"] = max(0, live - args.seats, inv["held"] + inv["sold"] - inv["capacity"])
+
+            # payments for the held bookings, paced at --pay-rate per second
+            pay_sent: dict[str, float] = {}
+            interval = 1 / args.pay_rate
+            pay_statuses: Counter = Counter()
+
+            async def pay(user: uuid.UUID, booking: dict) -> None:
+                pay_sent[booking["id"]] = time.time()
+                for _ in range(50):  # payments may not know the booking for a moment
+                    async with session.post(f"{gw}/payments/process", headers={"Authorization": f"Bearer {tokens[user]}"},
+                                            json={"booking_id": booking["id"], "payment_method": {"type": "card", "token": "tok_visa"}}) as r:
+                        await r.read()
+                        if r.status != 404:
+                            pay_statuses[r.status] += 1
+                            return
+                    await asyncio.sleep(0.05)
+
+            pay_tasks = []
+            t_pay = time.perf_counter()
+            for k, (user, booking) in enumerate(held):
+                delay = t_pay + k * interval - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                pay_tasks.append(asyncio.create_task(pay(user, booking)))
+            await asyncio.gather(*pay_tasks)
+
+            conn = await asyncpg.connect(f"{PG}/{platform.db_prefix}booking")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                n = await conn.fetchval("SELECT count(*) FROM bookings WHERE event_id=$1 AND status='confirmed'",
+                                        uuid.UUID(event["id"]))
+                if n >= len(held):
+                    break
+                await asyncio.sleep(0.2)
+            rows = await conn.fetch("SELECT id, updated_at FROM bookings WHERE event_id=$1 AND status='confirmed'",
+                                    uuid.UUID(event["id"]))
+            await conn.close()
+            confirm = [max(0.0, r["updated_at"].timestamp() - pay_sent[str(r["id"])]) for r in rows if str(r["id"]) in pay_sent]
+            out["payments"] = dict(statuses=pay_statuses, confirmed=len(rows), latency=confirm)
+    finally:
+        sampling = False
+        await sampler
+        out["peak_rss"] = peak_rss
+        await platform.stop()
+    return out
+
+
+async def baseline(args: argparse.Namespace) -> float:
+    db = f"bench_baseline_{uuid.uuid4().hex[:6]}"
+    admin = await asyncpg.connect(f"{PG}/postgres")
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    conn = await asyncpg.connect(f"{PG}/{db}")
+    event_id = uuid.uuid4()
+    await conn.execute("CREATE TABLE seats (event_id uuid PRIMARY KEY, capacity int NOT NULL, held int NOT NULL DEFAULT 0)")
+    await conn.execute("INSERT INTO seats VALUES ($1, $2, 0)", event_id, args.seats)
+    await conn.close()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port),
+         "--no-access-log", "--log-level", "warning"],
+        cwd=Path(__file__).resolve().parents[1], env={**__import__("os").environ, "BASELINE_DSN": f"{PG}/{db}"},
+    )
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency)) as session:
+            for _ in range(100):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/docs") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            seconds, _, statuses = await drive(
+                session, args.attempts, args.concurrency,
+                lambda i: ("POST", f"http://127.0.0.1:{port}/reserve",
+                           {"json": {"event_id": str(event_id), "quantity": 1}}),
+            )
+        assert statuses[201] == args.seats, statuses
+        return args.attempts / seconds
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        await admin.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+        await admin.close()
+
+
+async def main(args: argparse.Namespace) -> None:
+    result = await flash_sale(args)
+    base = await baseline(args)
+    b = result["booking"]
+    print("\n=== flash sale through the gateway ===")
+    print(f"attempts            {args.attempts} at concurrency {args.concurrency} from {args.users} users "
+          f"on {args.seats} seats (gateway workers: {args.gateway_workers})")
+    print(f"bookings/s          {b['rate']:,.0f} attempts/s ({b['seconds']:.2f} s)")
+    print(f"latency             {ms(b['lat'])}")
+    print(f"responses           {dict(b['statuses'])}")
+    print(f"sold                {result['sold']} (inventory {result['inventory']})")
+    print(f"oversold            {result['oversold']}")
+    p = result["payments"]
+    print(f"payments            {dict(p['statuses'])} at {args.pay_rate}/s; confirmed {p['confirmed']}")
+    print(f"payment->confirmed  {ms(p['latency'])}")
+    print(f"peak memory         {result['peak_rss'] / 2**20:,.0f} MiB (all platform processes)")
+    print(f"CPU s during sale   " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(b['cpu'].items(), key=lambda kv: -kv[1])))
+    print(f"bare baseline       {base:,.0f} attempts/s (one FastAPI process, conditional UPDATE only)")
+    print(f"ratio               {b['rate'] / base:.2f} of the baseline")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--attempts", type=int, default=10_000)
+    ap.add_argument("--seats", type=int, default=1_000)
+    ap.add_argument("--concurrency", type=int, default=200)
+    ap.add_argument("--users", type=int, default=1_000)
+    ap.add_argument("--pay-rate", type=float, default=100)
+    ap.add_argument("--gateway-workers", type=int, default=1)
+    asyncio.run(main(ap.parse_args()))
