@@ -14,6 +14,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -62,6 +63,10 @@ class TokenVerifier:
         self.refresh_interval = refresh_interval
         self.timeout = timeout
         self._keys: dict[str, jwt.PyJWK] = {}
+        # Verified tokens until they expire: a hot path pays for RSA verification once per token,
+        # not once per request. Cleared whenever the key set changes (rotation, revocation).
+        self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self.cache_size = 10_000
         self._last_fetch = 0.0
         self._lock = asyncio.Lock()
         if jwks is not None:
@@ -79,6 +84,8 @@ class TokenVerifier:
                 continue
             if data.get("kid") and key.algorithm_name in ALLOWED_ALGORITHMS:
                 keys[data["kid"]] = key
+        if keys.keys() != self._keys.keys():
+            self._verified.clear()
         self._keys = keys
 
     async def _refresh(self) -> None:
@@ -107,6 +114,18 @@ class TokenVerifier:
             raise InvalidToken("unknown signing key") from None
 
     async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached[0] > time.time():
+                return cached[1]
+            self._verified.pop(token, None)
+        principal = await self._verify(token)
+        self._verified[token] = (float(principal.claims["exp"]), principal)
+        if len(self._verified) > self.cache_size:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

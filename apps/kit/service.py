@@ -37,6 +37,7 @@ from contracts.topology import declare_topology
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
+_UNTRACED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
 @dataclass
@@ -147,6 +148,13 @@ class Service:
             docs_url=None,
             redoc_url=None,
             openapi_tags=self.spec.openapi_tags or None,
+            # FastAPI's native OpenTelemetry: one server span per request, W3C context from the
+            # incoming headers; metrics are Prometheus' job here, logs are ours.
+            telemetry={
+                "tracing": True, "metrics": False, "logs": False, "operation_spans": False,
+                "auto_configure": False,
+                "exclude": lambda scope: scope.get("path") in _UNTRACED_PATHS,
+            },
         )
         api.state.service = self
         api.add_middleware(metrics.HttpMetricsMiddleware, service=self.spec.name)
@@ -156,12 +164,6 @@ class Service:
             api.include_router(router)
         api.include_router(self._ops_router())
         assets.mount(api)
-        try:
-            from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
-            FastAPIInstrumentor.instrument_app(api, excluded_urls="health,ready,metrics")
-        except Exception:  # pragma: no cover - instrumentation is optional at runtime
-            log.warning("FastAPI instrumentation unavailable")
         return api
 
     def _ops_router(self) -> APIRouter:
