@@ -50,7 +50,11 @@ class Database:
                     "pool_recycle": 1800,
                     "connect_args": {"server_settings": {"application_name": self.settings.service_name}},
                 }
+            else:
+                kw = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
             self._engine = create_async_engine(self.url, **kw)
+            if not self.is_postgres:
+                _serialise_sqlite_writers(self._engine)
         return self._engine
 
     def insert(self, table: sa.Table) -> Any:
@@ -64,6 +68,8 @@ class Database:
     def _prepare_sync(self) -> None:
         if self.is_postgres:
             ensure_database(self.settings)
+        elif self.url.database:
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         if self.migrations is not None:
             migrate(self.settings, self.migrations)
 
@@ -78,6 +84,28 @@ class Database:
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self)
+
+
+# SQLite (the embedded mode) has one writer at a time: a transaction waits this long for it.
+SQLITE_BUSY_SECONDS = 30
+
+
+def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
+    """Every SQLite transaction starts ``BEGIN IMMEDIATE``: it takes the write lock up front and
+    waits for it, so a read-then-write use case is serialised (what ``FOR UPDATE`` gives on
+    PostgreSQL, where SQLite would instead fail the second writer). WAL lets reads go on."""
+
+    @sa.event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # the driver emits no BEGIN; _begin below does
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
+        cur.close()
+
+    @sa.event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def ensure_database(settings: ServiceSettings) -> None:

@@ -57,7 +57,11 @@ class ServiceSettings(BaseSettings):
         """The async SQLAlchemy URL of this service's own database."""
         url = make_url(self.database_url)
         if url.drivername.startswith("sqlite"):
-            return url.set(drivername="sqlite+aiosqlite")
+            url = url.set(drivername="sqlite+aiosqlite")
+            if url.database and url.database.endswith("/"):
+                # A directory: each service gets its own file in it, <prefix><service>.db.
+                url = url.set(database=f"{url.database}{self.database_name}.db")
+            return url
         return url.set(drivername="postgresql+asyncpg", database=self.database_name)
 
     @cached_property

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 JSONDoc = sa.JSON().with_variant(JSONB(), "postgresql")
-UtcDateTime = sa.DateTime(timezone=True)
+
+
+class _SqliteUtcDateTime(sa.types.TypeDecorator[datetime]):
+    """SQLite keeps no time zone: store UTC, read back aware UTC, as ``timestamptz`` does."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+UtcDateTime = sa.DateTime(timezone=True).with_variant(_SqliteUtcDateTime(), "sqlite")
 
 
 def add_kit_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
