@@ -124,7 +124,8 @@ async def record_payment_transition(repo: AnalyticsRepository, fact: PaymentDeta
 async def _snapshot(db: Database) -> AsyncIterator[AnalyticsRepository]:
     """A repository reading one consistent snapshot (all queries of a report agree)."""
     async with db.engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        if db.is_postgres:  # a SQLite transaction (embedded mode) is a snapshot already
+            conn = await conn.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():
             yield AnalyticsRepository(conn)
 

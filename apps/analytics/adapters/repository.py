@@ -105,6 +105,8 @@ class AnalyticsRepository:
         key = facts.c.event_id if by == "event" else sa.cast(
             sa.func.timezone("UTC", facts.c.at), sa.Date
         )
+        if by == "day" and self.conn.dialect.name == "sqlite":  # embedded mode: times are UTC
+            key = sa.func.date(facts.c.at, type_=sa.Date)
         stmt = (
             sa.select(
                 key.label("key"),

@@ -181,6 +181,14 @@ class ConcurrentModification(RuntimeError):
 
 
 class BookingRepository:
+    def __new__(cls, conn: AsyncConnection) -> BookingRepository:
+        if cls is BookingRepository and conn.dialect.name != "postgresql":
+            # SQLite (the embedded mode): the same operations without PostgreSQL-only SQL.
+            from apps.booking.adapters.repository_sqlite import SqliteBookingRepository
+
+            return super().__new__(SqliteBookingRepository)
+        return super().__new__(cls)
+
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import sqlalchemy as sa
@@ -67,9 +68,21 @@ class CardNetworkSimulator:
     """
 
     def __init__(self, url: URL) -> None:
+        self._schema_ready = True
+        if url.get_backend_name() == "sqlite" and url.database:
+            # SQLite (the embedded mode) has one writer per file, and the payment's transaction
+            # holds it while it waits for the provider: the ledger gets a file of its own.
+            url = url.set(database=str(Path(url.database).with_suffix(".simulator.db")))
+            self._schema_ready = False
         # Its own connections (no pool shared with the service): a request holding a service
         # connection while it waits for the "provider" can never starve the provider.
         self._engine: AsyncEngine = create_async_engine(url, poolclass=NullPool)
+
+    async def _ensure_schema(self) -> None:
+        if not self._schema_ready:
+            async with self._engine.begin() as conn:
+                await conn.run_sync(lambda c: simulator_charges.create(c, checkfirst=True))
+            self._schema_ready = True
 
     async def charge(
         self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
@@ -95,6 +108,7 @@ class CardNetworkSimulator:
         )
 
     async def refund(self, *, charge_ref: str, amount: Decimal, idempotency_key: str) -> RefundResult:
+        await self._ensure_schema()
         async with self._engine.connect() as conn:
             charge = (
                 await conn.execute(
@@ -122,6 +136,7 @@ class CardNetworkSimulator:
 
     async def _record(self, key: str, **values: object) -> sa.Row:
         """Insert the ledger row for ``key`` or, on a replay, return the one already there."""
+        await self._ensure_schema()
         async with self._engine.begin() as conn:
             # A concurrent request with the same key waits here for the first to commit.
             inserted = (

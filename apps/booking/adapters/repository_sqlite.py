@@ -1,0 +1,197 @@
+"""The booking repository on SQLite (the embedded all-in-one mode, deploy/local/embedded.py).
+
+The PostgreSQL repository does each change in one tuned statement (CTEs that update, ``unnest``
+arrays, ``make_interval``) that SQLite cannot run. Here the same changes are made with the
+same guards, one plain statement at a time: a SQLite transaction holds the database's only
+write lock from its first statement (``BEGIN IMMEDIATE``, apps.kit.db), so a read followed by a
+write sees no concurrent change — what the row locks and conditional updates give on PostgreSQL.
+Only the statements differ; the handlers and the domain are the same.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import NamedTuple
+
+import sqlalchemy as sa
+
+from apps.booking.adapters.repository import (
+    BookingRepository,
+    ConcurrentModification,
+    ReserveOutcome,
+    _to_booking,
+)
+from apps.booking.adapters.tables import bookings, inventory, user_holds
+from apps.booking.domain import Transition
+
+
+class CapacityCheck(NamedTuple):
+    """What ``set_capacity`` answers: applied (0/1) and the counters as they were before."""
+
+    applied: int
+    capacity: int
+    held: int
+    sold: int
+    organizer_id: uuid.UUID
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqliteBookingRepository(BookingRepository):
+    async def reserve(
+        self, *, booking_id: uuid.UUID, event_id: uuid.UUID, user_id: uuid.UUID, quantity: int,
+        hold_seconds: int, user_cap: int,
+    ) -> ReserveOutcome:
+        inv = (
+            await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
+        ).first()
+        if inv is None:
+            return ReserveOutcome(None, False, False, None, None)
+        available = inv.capacity - inv.held - inv.sold
+        if inv.status != "scheduled" or available < quantity:
+            return ReserveOutcome(None, False, False, inv.status, available)
+        user_held = (
+            await self.conn.execute(
+                sa.select(user_holds.c.held).where(user_holds.c.user_id == user_id)
+            )
+        ).scalar()
+        if (user_held or 0) + quantity > user_cap:
+            return ReserveOutcome(None, True, False, inv.status, available)
+
+        now = _now()
+        await self.conn.execute(
+            inventory.update()
+            .where(inventory.c.event_id == event_id)
+            .values(held=inventory.c.held + quantity, updated_at=now)
+        )
+        if user_held is None:
+            await self.conn.execute(user_holds.insert().values(user_id=user_id, held=quantity))
+        else:
+            await self.conn.execute(
+                user_holds.update()
+                .where(user_holds.c.user_id == user_id)
+                .values(held=user_holds.c.held + quantity)
+            )
+        row = (
+            await self.conn.execute(
+                bookings.insert()
+                .values(
+                    id=booking_id, event_id=event_id, user_id=user_id, quantity=quantity,
+                    status="pending", amount=inv.price * quantity, currency=inv.currency,
+                    expires_at=now + timedelta(seconds=hold_seconds), created_at=now,
+                    updated_at=now,
+                )
+                .returning(*bookings.c)
+            )
+        ).one()
+        return ReserveOutcome(_to_booking(row), True, True, inv.status, available)
+
+    async def apply_snapshot(
+        self, *, event_id: uuid.UUID, organizer_id: uuid.UUID, capacity: int, price: Decimal,
+        currency: str, status: str, version: int,
+    ) -> bool:
+        row = (
+            await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
+        ).first()
+        now = _now()
+        if row is None:
+            await self.conn.execute(
+                inventory.insert().values(
+                    event_id=event_id, organizer_id=organizer_id, capacity=capacity, held=0,
+                    sold=0, price=price, currency=currency, status=status, version=version,
+                    updated_at=now,
+                )
+            )
+            return True
+        newer = row.version < version
+        cancels = status == "cancelled" and row.status != "cancelled"
+        if not (newer or cancels):
+            return False
+        await self.conn.execute(
+            inventory.update()
+            .where(inventory.c.event_id == event_id)
+            .values(
+                capacity=max(capacity, row.held + row.sold),
+                price=price,
+                currency=currency,
+                status="cancelled" if row.status == "cancelled" else status,
+                version=max(version, row.version),
+                updated_at=now,
+            )
+        )
+        return True
+
+    async def set_capacity(self, event_id: uuid.UUID, capacity: int) -> CapacityCheck | None:  # type: ignore[override]
+        row = (
+            await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
+        ).first()
+        if row is None:
+            return None
+        applied = row.held + row.sold <= capacity
+        if applied:
+            await self.conn.execute(
+                inventory.update()
+                .where(inventory.c.event_id == event_id)
+                .values(capacity=capacity, updated_at=_now())
+            )
+        return CapacityCheck(int(applied), row.capacity, row.held, row.sold, row.organizer_id)
+
+    async def retake_seats(self, event_id: uuid.UUID, quantity: int) -> bool:
+        res = await self.conn.execute(
+            inventory.update()
+            .where(
+                inventory.c.event_id == event_id,
+                inventory.c.status == "scheduled",
+                inventory.c.capacity - inventory.c.held - inventory.c.sold >= quantity,
+            )
+            .values(sold=inventory.c.sold + quantity, updated_at=_now())
+        )
+        return res.rowcount == 1
+
+    async def move_seats(self, transitions: Iterable[Transition]) -> None:
+        per_event: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0])
+        per_user: dict[uuid.UUID, int] = defaultdict(int)
+        for t in transitions:
+            if t.seats.held or t.seats.sold:
+                per_event[t.booking.event_id][0] += t.seats.held
+                per_event[t.booking.event_id][1] += t.seats.sold
+            if t.seats.user_held:
+                per_user[t.booking.user_id] += t.seats.user_held
+        now = _now()
+        for event_id in sorted(per_event):
+            held, sold = per_event[event_id]
+            await self.conn.execute(
+                inventory.update()
+                .where(inventory.c.event_id == event_id)
+                .values(held=inventory.c.held + held, sold=inventory.c.sold + sold, updated_at=now)
+            )
+        for user_id in sorted(u for u, d in per_user.items() if d):
+            await self.conn.execute(
+                user_holds.update()
+                .where(user_holds.c.user_id == user_id)
+                .values(held=user_holds.c.held + per_user[user_id])
+            )
+
+    async def save(self, transitions: Sequence[Transition]) -> None:
+        changed = 0
+        for t in transitions:
+            res = await self.conn.execute(
+                bookings.update()
+                .where(bookings.c.id == t.booking.id, bookings.c.status == t.previous)
+                .values(
+                    status=t.booking.status, payment_id=t.booking.payment_id,
+                    cancellation_reason=t.booking.cancellation_reason,
+                    updated_at=t.booking.updated_at,
+                )
+            )
+            changed += res.rowcount
+        if changed != len(transitions):
+            raise ConcurrentModification(
+                f"{len(transitions) - changed} booking(s) changed under a lock"
+            )
