@@ -1,6 +1,7 @@
 # Event Booking Platform — developer entry points.
 #   make install   create .venv, install pinned dependencies and the docs assets
-#   make run       start the whole platform (every service, relay, sweeper, the gateway)
+#   make run       start the whole platform (every service, relay, sweeper, the gateway);
+#                  without RabbitMQ/PostgreSQL: the embedded all-in-one mode (make run-embedded)
 #   make test      the test suite (unit + real RabbitMQ/PostgreSQL); what CI runs
 
 SHELL := /bin/bash
@@ -12,7 +13,7 @@ ASYNCAPI_REACT := @asyncapi/react-component@3.1.5
 SWAGGER_UI := swagger-ui-dist@5.35.0
 ASYNCAPI_PARSER := @asyncapi/parser@3.6.6
 
-.PHONY: install run test test-all asyncapi asyncapi-check deploy-check clean
+.PHONY: install run run-embedded test test-all asyncapi asyncapi-check deploy-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +33,10 @@ $(ASSETS)/.installed:
 install: $(VENV)/.installed $(ASSETS)/.installed
 
 run: install
-	$(BIN)/honcho -f deploy/local/Procfile -d . start
+	$(BIN)/python -m deploy.local.run
+
+run-embedded: install
+	EMBEDDED=1 $(BIN)/python -m deploy.local.run
 
 test: install
 	$(BIN)/pytest -q -m "not slow"

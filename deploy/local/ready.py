@@ -21,6 +21,21 @@ SERVICES = {
 }
 
 
+def summary(gateway: str, smtp_port: int, *, mail_dir: str = ".var/mail", embedded: bool = False) -> str:
+    """Where everything is (also printed by the embedded mode, deploy/local/embedded.py)."""
+    mode = " in EMBEDDED MODE (one process, not durable)" if embedded else ""
+    return (
+        "\n"
+        f"  Event Booking Platform is up{mode}.\n"
+        f"  Gateway (the only entry point) {gateway}\n"
+        f"  API docs                        {gateway}/docs\n"
+        f"  AsyncAPI docs                   {gateway}/asyncapi\n"
+        f"  Local mail sink                 {mail_dir}/ (SMTP on 127.0.0.1:{smtp_port})\n"
+        "  Metrics                         http://127.0.0.1:800N/metrics per service\n"
+        "  Stop everything with Ctrl-C.\n"
+    )
+
+
 async def ready(session: aiohttp.ClientSession, url: str) -> bool:
     try:
         async with session.get(f"{url}/ready", timeout=aiohttp.ClientTimeout(total=2)) as r:
@@ -44,17 +59,7 @@ async def main(timeout: float = 120) -> int:
     if pending:
         print(f"NOT READY after {timeout:.0f}s: {', '.join(pending)} (see their logs above)", flush=True)
         return 1
-    print(
-        "\n"
-        "  Event Booking Platform is up.\n"
-        f"  Gateway (the only entry point) {GATEWAY}\n"
-        f"  API docs                        {GATEWAY}/docs\n"
-        f"  AsyncAPI docs                   {GATEWAY}/asyncapi\n"
-        f"  Local mail sink                 .var/mail/ (SMTP on 127.0.0.1:{os.getenv('SMTP_PORT', '1025')})\n"
-        "  Metrics                         http://127.0.0.1:800N/metrics per service\n"
-        "  Stop everything with Ctrl-C.\n",
-        flush=True,
-    )
+    print(summary(GATEWAY, int(os.getenv("SMTP_PORT", "1025"))), flush=True)
     await asyncio.Event().wait()  # stay up so honcho keeps the others running
     return 0
 

@@ -1,0 +1,221 @@
+"""The embedded all-in-one mode, started the way `make run` starts it: the launcher
+(deploy/local/run.py) finds no RabbitMQ (RABBITMQ_URL points at a closed port) and runs the whole
+platform in one process with an in-memory broker and SQLite. A client then uses it through the
+gateway exactly as the real platform: register, create an event, book, pay, confirmed, told,
+counted. Finally Ctrl-C (SIGINT) stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from deploy.local.run import choose_mode
+from tests.support.tcp_proxy import free_port
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("auth", "events", "booking", "payments", "notifications", "analytics")
+PASSWORD = "correct horse battery staple 42"
+
+
+@dataclass
+class Embedded:
+    proc: subprocess.Popen
+    gateway: str
+    ports: dict[str, int]
+    data_dir: Path
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _closed_port() -> int:
+    port = free_port()  # bound, then released: nothing listens there
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+    return port
+
+
+def _env(tmp: Path, ports: dict[str, int], rabbit_port: int) -> dict[str, str]:
+    # Not the test run's settings (inline JWKS, vhost, database prefix): a fresh user's shell.
+    drop = ("JWT_JWKS", "JWKS_URL", "DATABASE_PREFIX", "DATABASE_URL", "EMBEDDED", "ENVIRONMENT")
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.endswith("_URL")}
+    env.update(
+        RABBITMQ_URL=f"amqp://guest:guest@127.0.0.1:{rabbit_port}/",
+        EMBEDDED_DATA_DIR=str(tmp / "embedded"),
+        JWT_KEYS_DIR=str(tmp / "keys"),
+        GATEWAY_RATE_LIMIT="0",
+        OUTBOX_POLL_SECONDS="0.2",
+        DELIVERY_POLL_SECONDS="0.1",
+        PYTHONUNBUFFERED="1",
+        **{f"{name.upper()}_PORT": str(port) for name, port in ports.items()},
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+async def embedded(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("embedded")
+    ports = {name: free_port() for name in (*SERVICES, "gateway", "smtp")}
+    log = tmp / "output.log"
+    with open(log, "w") as out:  # noqa: ASYNC230
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deploy.local.run"], cwd=ROOT,
+            env=_env(tmp, ports, _closed_port()), stdout=out, stderr=subprocess.STDOUT,
+        )
+    platform = Embedded(proc, f"http://127.0.0.1:{ports['gateway']}", ports, tmp / "embedded", log)
+    try:
+        deadline = time.monotonic() + 45
+        while "Stop everything with Ctrl-C" not in platform.output():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"embedded mode did not come up:\n{platform.output()[-4000:]}")
+            await asyncio.sleep(0.2)
+        yield platform
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+class Client:
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+
+    async def call(self, method: str, path: str, token: str | None = None, **kw: Any):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.session.request(method, self.base + path, headers=headers, **kw) as r:
+            return r.status, await r.json(content_type=None)
+
+    async def user(self, role: str) -> tuple[str, str]:
+        email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+        status, user = await self.call(
+            "POST", "/auth/register", json={"email": email, "password": PASSWORD, "role": role}
+        )
+        assert status == 201, user
+        status, tokens = await self.call(
+            "POST", "/auth/login", json={"email": email, "password": PASSWORD}
+        )
+        assert status == 200, tokens
+        return user["id"], tokens["access_token"]
+
+    async def until_known(self, method: str, path: str, token: str, **kw: Any):
+        """Eventual consistency: a just-created id may be unknown elsewhere for a moment."""
+        return await eventually(
+            lambda: self.call(method, path, token, **kw), until=lambda r: r[0] != 404, timeout=10
+        )
+
+
+def test_launcher_picks_embedded_when_the_broker_or_database_is_unreachable() -> None:
+    closed = _closed_port()
+    reachable_pg = "postgresql://postgres@127.0.0.1:5432/"
+    reachable_mq = "amqp://guest:guest@127.0.0.1:5672/"
+
+    mode, why = choose_mode({"RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{closed}/",
+                             "DATABASE_URL": reachable_pg})
+    assert mode == "embedded" and f"RabbitMQ at 127.0.0.1:{closed}" in why
+    mode, why = choose_mode({"RABBITMQ_URL": reachable_mq,
+                             "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed}/"})
+    assert mode == "embedded" and f"PostgreSQL at 127.0.0.1:{closed}" in why
+    assert choose_mode({"EMBEDDED": "1", "RABBITMQ_URL": reachable_mq,
+                        "DATABASE_URL": reachable_pg})[0] == "embedded"
+    # both reachable (this machine runs them): the real multi-process platform
+    assert choose_mode({"RABBITMQ_URL": reachable_mq, "DATABASE_URL": reachable_pg}) == (
+        "platform", "RabbitMQ and PostgreSQL are reachable"
+    )
+
+
+async def test_start_up_says_what_it_is_and_that_it_is_not_durable(embedded: Embedded) -> None:
+    out = embedded.output()
+    assert "no RabbitMQ at 127.0.0.1:" in out and "starting the EMBEDDED all-in-one mode" in out
+    assert "EMBEDDED MODE: one process, in-memory broker, SQLite files in" in out
+    assert "NOT durable, for trying the API only" in out
+    assert "start RabbitMQ and PostgreSQL for the real platform" in out
+    for line in (f"Gateway (the only entry point) {embedded.gateway}",
+                 f"{embedded.gateway}/docs", f"{embedded.gateway}/asyncapi"):
+        assert line in out
+    # one SQLite file per service, nothing on the (unreachable) servers
+    files = {p.name for p in embedded.data_dir.glob("*.db")}
+    assert {f"eb_{name}.db" for name in SERVICES} <= files
+
+
+async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = Client(session, embedded.gateway)
+        status, ready = await api.call("GET", "/ready")
+        assert status == 200, ready
+
+        _, organizer = await api.user("organizer")
+        customer_id, customer = await api.user("customer")
+        status, event = await api.call("POST", "/events/create", organizer, json={
+            "title": "Embedded gig", "venue": "Hall", "capacity": 5, "price": "25.00",
+            "currency": "EUR", "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
+        })
+        assert status == 201, event
+
+        status, booking = await api.until_known(
+            "POST", "/booking/create", customer, json={"event_id": event["id"], "quantity": 2}
+        )
+        assert status == 201, booking
+        assert booking["status"] == "pending" and booking["amount"] == "50.00"
+
+        status, payment = await api.until_known("POST", "/payments/process", customer, json={
+            "booking_id": booking["id"], "payment_method": {"type": "card", "token": "tok_visa"},
+        })
+        assert status in (200, 201), payment
+        assert payment["status"] == "succeeded" and payment["amount"] == "50.00"
+
+        async def booking_now():
+            return (await api.call("GET", f"/booking/{booking['id']}", customer))[1]
+
+        confirmed = await eventually(booking_now, until=lambda b: b["status"] == "confirmed")
+        assert confirmed["payment_id"] == payment["id"] and confirmed["user_id"] == customer_id
+
+        async def kinds():
+            return [n["kind"] for n in (await api.call("GET", "/notifications", customer))[1]["items"]]
+
+        told = await eventually(kinds, until=lambda k: "booking_confirmed" in k)
+        assert "welcome" in told
+
+        async def report():
+            return (await api.call(
+                "GET", f"/analytics/report?event_id={event['id']}", organizer
+            ))[1]
+
+        counted = await eventually(report, until=lambda r: r["totals"]["bookings_confirmed"] == 1)
+        assert counted["totals"]["tickets_sold"] == 2
+        assert counted["totals"]["revenue"] == {"EUR": "50.00"}
+
+        # sold out while held, and somebody else's booking stays private, as on the real platform
+        _, other = await api.user("customer")
+        status, body = await api.call(
+            "POST", "/booking/create", other, json={"event_id": event["id"], "quantity": 4}
+        )
+        assert status == 409, body
+        assert (await api.call("GET", f"/booking/{booking['id']}", other))[0] == 404
+
+
+async def test_ctrl_c_stops_everything(embedded: Embedded) -> None:
+    embedded.proc.send_signal(signal.SIGINT)
+    assert await asyncio.to_thread(embedded.proc.wait, 30) == 0
+    assert "embedded: stopped" in embedded.output()
+    for port in (*embedded.ports.values(),):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
