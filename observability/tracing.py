@@ -50,7 +50,33 @@ def configure_tracing(service_name: str) -> TracerProvider:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     _configured = provider
+    instrument_database_drivers()
     return provider
+
+
+def instrument_database_drivers() -> None:
+    """A span per database statement (asyncpg for the FastAPI services, psycopg for Django).
+
+    Honours the standard ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (e.g. ``asyncpg,psycopg``) for
+    deployments that find a span per statement too costly on a hot path.
+    """
+    disabled = {
+        name.strip()
+        for name in os.getenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")
+        if name.strip()
+    }
+    if "asyncpg" not in disabled:
+        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+        instrumentor = AsyncPGInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+    if "psycopg" not in disabled:
+        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+        instrumentor = PsycopgInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
 
 
 def current_trace_id() -> str | None:
