@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import (
+    OpenApiResponse, extend_schema, extend_schema_serializer, inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +18,7 @@ from auth.accounts.authentication import AccessTokenAuthentication, IsAuthentica
 from apps.kit.problems import Unauthorized
 from auth.accounts.models import REGISTRABLE_ROLES
 from auth.core.client_address import client_address
+from auth.core.openapi import BODY_PROBLEMS, problems
 
 
 class StrictSerializer(serializers.Serializer):
@@ -30,6 +34,7 @@ class StrictSerializer(serializers.Serializer):
         return attrs
 
 
+@extend_schema_serializer(component_name="User")
 class UserOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     email = serializers.EmailField()
@@ -39,6 +44,7 @@ class UserOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+@extend_schema_serializer(component_name="TokenPair")
 class TokenPairOutputSerializer(serializers.Serializer):
     access_token = serializers.CharField()
     refresh_token = serializers.CharField()
@@ -48,6 +54,7 @@ class TokenPairOutputSerializer(serializers.Serializer):
 
 
 class UserRegisterApi(APIView):
+    @extend_schema_serializer(component_name="Register")
     class InputSerializer(StrictSerializer):
         email = serializers.EmailField(max_length=254)
         password = serializers.CharField(max_length=256, trim_whitespace=False)
@@ -60,6 +67,12 @@ class UserRegisterApi(APIView):
 
     OutputSerializer = UserOutputSerializer
 
+    @extend_schema(
+        operation_id="register", summary="Create an account", tags=["auth"], auth=[],
+        request=InputSerializer,
+        responses={201: OpenApiResponse(OutputSerializer, "The new account"), **BODY_PROBLEMS,
+                   **problems(s409="An account with this e-mail address already exists")},
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -68,12 +81,25 @@ class UserRegisterApi(APIView):
 
 
 class UserLoginApi(APIView):
+    @extend_schema_serializer(component_name="Login")
     class InputSerializer(StrictSerializer):
         email = serializers.CharField(max_length=254)
         password = serializers.CharField(max_length=256, trim_whitespace=False)
 
     OutputSerializer = TokenPairOutputSerializer
 
+    @extend_schema(
+        operation_id="login", summary="Get an access and a refresh token", tags=["auth"], auth=[],
+        request=InputSerializer,
+        responses={
+            200: OpenApiResponse(OutputSerializer, "A new token pair"),
+            **BODY_PROBLEMS,
+            **problems(
+                s401="Wrong e-mail address or password",
+                s429="Too many failed logins for this account or address (see `Retry-After`)",
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -82,11 +108,22 @@ class UserLoginApi(APIView):
 
 
 class TokenRefreshApi(APIView):
+    @extend_schema_serializer(component_name="Refresh")
     class InputSerializer(StrictSerializer):
         refresh_token = serializers.CharField(max_length=4096)
 
     OutputSerializer = TokenPairOutputSerializer
 
+    @extend_schema(
+        operation_id="refresh", summary="Exchange a refresh token for a new pair (single use)",
+        tags=["auth"], auth=[], request=InputSerializer,
+        responses={
+            200: OpenApiResponse(OutputSerializer, "A new token pair"),
+            **BODY_PROBLEMS,
+            **problems(s401="The refresh token is invalid, expired or already used (a reuse "
+                            "revokes its whole session)"),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -100,6 +137,11 @@ class UserMeApi(APIView):
 
     OutputSerializer = UserOutputSerializer
 
+    @extend_schema(
+        operation_id="me", summary="The current user", tags=["auth"],
+        responses={200: OpenApiResponse(OutputSerializer, "The account of the access token"),
+                   **problems(s401="Missing or invalid access token")},
+    )
     def get(self, request: Request) -> Response:
         user = selectors.user_get(user_id=request.user.user_id)
         if user is None:  # a valid token of an account that no longer exists
@@ -107,7 +149,25 @@ class UserMeApi(APIView):
         return Response(self.OutputSerializer(user).data)
 
 
+_JWK = inline_serializer("Jwk", {
+    "kty": serializers.CharField(help_text="`RSA` or `OKP`."),
+    "kid": serializers.CharField(help_text="Matches the `kid` header of the tokens it verifies."),
+    "alg": serializers.CharField(help_text="`RS256` or `EdDSA`."),
+    "use": serializers.CharField(help_text="Always `sig`."),
+    "n": serializers.CharField(required=False, help_text="RSA modulus (base64url)."),
+    "e": serializers.CharField(required=False, help_text="RSA exponent (base64url)."),
+    "crv": serializers.CharField(required=False, help_text="OKP curve (`Ed25519`)."),
+    "x": serializers.CharField(required=False, help_text="OKP public key (base64url)."),
+}, many=True)
+
+
 class JwksApi(APIView):
+    OutputSerializer = inline_serializer("Jwks", {"keys": _JWK})
+
+    @extend_schema(
+        operation_id="jwks", summary="The public keys that verify access tokens (RFC 7517 JWKS)",
+        tags=["auth"], auth=[], responses={200: OpenApiResponse(OutputSerializer, "The key set")},
+    )
     def get(self, request: Request) -> Response:
         return Response(
             selectors.jwks_get(), headers={"Cache-Control": "public, max-age=300"}

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from auth.core import asyncapi, health
+from auth.core import asyncapi, docs, health
 
 urlpatterns = [
     path("auth/", include("auth.accounts.urls")),
@@ -8,6 +8,10 @@ urlpatterns = [
     path("ready", health.ready),
     path("asyncapi.json", asyncapi.asyncapi_json),
     path("asyncapi.yaml", asyncapi.asyncapi_yaml),
+    path("asyncapi", asyncapi.asyncapi_page),
+    path("openapi.json", docs.openapi_json),
+    path("docs", docs.swagger_ui),
+    path("_assets/<path:path>", docs.asset),
 ]
 
 handler400 = "auth.core.problems.bad_request"

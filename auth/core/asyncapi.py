@@ -1,5 +1,5 @@
-"""``GET /asyncapi.json`` and ``/asyncapi.yaml``: the relay's AsyncAPI document, served like the
-FastAPI services serve theirs."""
+"""``GET /asyncapi.json``, ``/asyncapi.yaml`` and ``/asyncapi`` (HTML): the relay's AsyncAPI
+document, served like the FastAPI services serve theirs."""
 
 from __future__ import annotations
 
@@ -18,3 +18,21 @@ def asyncapi_json(request: HttpRequest) -> HttpResponse:
 
 def asyncapi_yaml(request: HttpRequest) -> HttpResponse:
     return HttpResponse(_document().to_yaml(), content_type="application/yaml")
+
+
+def asyncapi_page(request: HttpRequest) -> HttpResponse:
+    """The AsyncAPI document as a page, with the self-hosted assets (like ``GET /asyncapi`` of
+    the FastAPI services)."""
+    from faststream.specification.asyncapi.site import get_asyncapi_html
+
+    from apps.kit import assets
+
+    return HttpResponse(
+        get_asyncapi_html(
+            _document(),
+            asyncapi_js_url=assets.ASYNCAPI_JS,
+            asyncapi_css_url=assets.ASYNCAPI_CSS,
+            try_it_out_path=None,
+        ),
+        content_type="text/html; charset=utf-8",
+    )

@@ -5,4 +5,5 @@ from auth.config.settings.base import *  # noqa: F403
 from auth.config.settings.database import *  # noqa: F403
 from auth.config.settings.jwt import *  # noqa: F403
 from auth.config.settings.logging import *  # noqa: F403
+from auth.config.settings.openapi import *  # noqa: F403
 from auth.config.settings.security import *  # noqa: F403

@@ -10,6 +10,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",  # password hashing and validators
     "rest_framework",
+    "drf_spectacular",  # GET /openapi.json, and `manage.py spectacular`
     "auth.accounts.apps.AccountsConfig",
 ]
 
@@ -39,6 +40,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "auth.core.problems.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
 # Same limit the FastAPI services effectively have for JSON bodies; larger is a 413.
