@@ -173,6 +173,13 @@ class _RedeliveringProducer(FakeProducer):
 class InMemoryBroker(TestRabbitBroker):
     """Several services' brokers patched together into one in-process broker."""
 
+    def _fake_start(self, broker: RabbitBroker, *args: Any, **kwargs: Any) -> None:
+        super()._fake_start(broker, *args, **kwargs)
+        # Not a test: keep no record of every message handled (it would grow without end).
+        for subscriber in broker.subscribers:
+            for call in subscriber.calls:
+                call.handler.reset_test()
+
     @contextlib.contextmanager
     def _patch_producer(self, broker: RabbitBroker) -> Iterator[None]:
         with change_producer(broker.config.broker_config, _RedeliveringProducer(broker, self.brokers)):
@@ -200,7 +207,13 @@ class _Server:
         self.task: asyncio.Task[Any] | None = None
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self.server.serve(), name=f"http-{self.name}")
+        self.task = asyncio.create_task(self._serve(), name=f"http-{self.name}")
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve()
+        except SystemExit:  # uvicorn's answer to a port in use: stop the others cleanly instead
+            log.error("%s could not serve on port %d", self.name, self.port)
 
     async def stop(self) -> None:
         self.server.should_exit = True
@@ -311,6 +324,7 @@ async def run(ports: dict[str, int], data_dir: Path) -> int:
         loop.add_signal_handler(sig, stop.set)
 
     servers: list[_Server] = []
+    status = 0
     try:
         async with InMemoryBroker(*brokers):
             for service in services.values():
@@ -330,17 +344,25 @@ async def run(ports: dict[str, int], data_dir: Path) -> int:
 
             urls = {name: f"http://127.0.0.1:{ports[name]}" for name in (*SERVICES, "gateway")}
             waiting = asyncio.create_task(wait_ready(urls))
-            await asyncio.wait([waiting, asyncio.create_task(stop.wait())],
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait([waiting, stopped, *(s.task for s in servers if s.task)],
                                return_when=asyncio.FIRST_COMPLETED)
-            if waiting.done():
+            exited = [s.name for s in servers if s.task and s.task.done()]
+            if exited:
+                print(f"NOT STARTED: {', '.join(exited)} could not serve (see the log above)",
+                      flush=True)
+                waiting.cancel()
+                status = 1
+            elif waiting.done():
                 not_ready = waiting.result()
                 if not_ready:
                     print(f"NOT READY: {', '.join(not_ready)} (see the log above)", flush=True)
-                    return 1
-                print(BANNER.format(data_dir=_shown(data_dir)), flush=True)
-                print(summary(urls["gateway"], ports["smtp"], mail_dir=_shown(mail_dir),
-                              embedded=True), flush=True)
-                await stop.wait()
+                    status = 1
+                else:
+                    print(BANNER.format(data_dir=_shown(data_dir)), flush=True)
+                    print(summary(urls["gateway"], ports["smtp"], mail_dir=_shown(mail_dir),
+                                  embedded=True), flush=True)
+                    await stop.wait()
             else:
                 waiting.cancel()
             print("embedded: stopping (in-flight requests and messages finish first)", flush=True)
@@ -358,7 +380,7 @@ async def run(ports: dict[str, int], data_dir: Path) -> int:
             await server.stop()
         smtp.close()
     print("embedded: stopped", flush=True)
-    return 0
+    return status
 
 
 def _shown(path: Path) -> str:

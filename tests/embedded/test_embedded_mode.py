@@ -211,6 +211,21 @@ async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) ->
         assert status == 409, body
         assert (await api.call("GET", f"/booking/{booking['id']}", other))[0] == 404
 
+        # concurrent holds on SQLite: never oversold, refusals are 409s, nothing fails
+        status, small = await api.call("POST", "/events/create", organizer, json={
+            "title": "Tiny gig", "venue": "Cellar", "capacity": 3, "price": "5.00",
+            "currency": "EUR", "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
+        })
+        assert status == 201, small
+        await eventually(lambda: api.call(
+            "POST", "/booking/create", organizer, json={"event_id": small["id"], "quantity": 1}
+        ), until=lambda r: r[0] == 201, timeout=10)  # booking knows the event: 2 seats left
+        answers = await asyncio.gather(*(
+            api.call("POST", "/booking/create", other, json={"event_id": small["id"], "quantity": 1})
+            for _ in range(6)
+        ))
+        assert sorted(status for status, _ in answers) == [201, 201, 409, 409, 409, 409], answers
+
 
 async def test_ctrl_c_stops_everything(embedded: Embedded) -> None:
     embedded.proc.send_signal(signal.SIGINT)
