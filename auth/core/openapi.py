@@ -59,7 +59,9 @@ class AccessTokenScheme(OpenApiAuthenticationExtension):
     name = "HTTPBearer"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
-        return {"type": "http", "scheme": "bearer", "description": "Access token from POST /auth/login"}
+        return {
+            "type": "http", "scheme": "bearer", "description": "Access token from POST /auth/login",
+        }
 
 
 class StrictBody(OpenApiSerializerExtension):

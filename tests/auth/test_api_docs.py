@@ -48,7 +48,8 @@ def _conforms(doc: dict[str, Any], component: str, instance: Any) -> list[str]:
 
 def _refs(node: Any) -> list[str]:
     if isinstance(node, dict):
-        return [v for k, v in node.items() if k == "$ref"] + [r for v in node.values() for r in _refs(v)]
+        own = [v for k, v in node.items() if k == "$ref"]
+        return own + [r for v in node.values() for r in _refs(v)]
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
@@ -67,7 +68,10 @@ async def test_openapi_document_is_valid_and_lists_exactly_the_public_routes(cli
         assert name in doc["components"][section], ref
 
     operations = {
-        (path, method) for path, item in doc["paths"].items() for method in item if method in HTTP_METHODS
+        (path, method)
+        for path, item in doc["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
     }
     assert operations == PUBLIC_OPERATIONS  # no /health, /ready, /asyncapi*, /docs, /openapi.json
 
@@ -146,10 +150,12 @@ async def test_the_document_describes_what_the_routes_really_answer(client) -> N
     jwks = await client.get("/auth/jwks.json")
     assert _conforms(doc, "Jwks", jwks.json()) == []
 
-    invalid = await client.post("/auth/register", json={"email": "nope", "password": "x", "extra": 1})
+    bad_body = {"email": "nope", "password": "x", "extra": 1}
+    invalid = await client.post("/auth/register", json=bad_body)
     assert invalid.status_code == 422
     assert _conforms(doc, "Problem", invalid.json()) == []
-    taken = await client.post("/auth/register", json={"email": user["email"], "password": "whatever-long-1"})
+    again = {"email": user["email"], "password": "whatever-long-1"}
+    taken = await client.post("/auth/register", json=again)
     assert taken.status_code == 409 and _conforms(doc, "Problem", taken.json()) == []
     # ... and what the document forbids, the route refuses: an unknown field is not a User.
     assert _conforms(doc, "RegisterRequest", {"email": new_email(), "password": "p", "extra": 1})
@@ -160,15 +166,16 @@ async def test_auth_document_merges_into_the_gateway_document(client) -> None:
     from gateway.routing import routing_table
 
     doc = await _document(client)
-    upstreams = routing_table({name: f"http://{name}" for name in
-                               ("auth", "events", "booking", "payments", "notifications", "analytics")})
+    names = ("auth", "events", "booking", "payments", "notifications", "analytics")
+    upstreams = routing_table({name: f"http://{name}" for name in names})
     fastapi_like = {"openapi": "3.1.0", "info": {"title": "x", "version": "1"}, "paths": {},
                     "components": {"securitySchemes": {"HTTPBearer": {
                         "type": "http", "scheme": "bearer",
                         "description": "Access token from POST /auth/login"}}}}
     merged = merge_openapi({"events": fastapi_like, "auth": doc}, upstreams, {})
 
-    assert {p for p in merged["paths"] if p.startswith("/auth")} == {p for p, _ in PUBLIC_OPERATIONS}
+    auth_paths = {p for p in merged["paths"] if p.startswith("/auth")}
+    assert auth_paths == {p for p, _ in PUBLIC_OPERATIONS}
     assert list(merged["components"]["securitySchemes"]) == ["HTTPBearer"]  # not renamed
     assert merged["x-services"]["included"] == ["auth", "events"]
 
@@ -218,7 +225,8 @@ async def test_assets_are_served_only_from_the_assets_directory(client, assets_d
     missing = await client.get("/_assets/swagger-ui-dist/nope.js")
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
-    for escape in ("/_assets/../secret.txt", "/_assets/%2e%2e/secret.txt", "/_assets/..%2fsecret.txt"):
+    escapes = ("/_assets/../secret.txt", "/_assets/%2e%2e/secret.txt", "/_assets/..%2fsecret.txt")
+    for escape in escapes:
         resp = await client.get(escape)
         assert resp.status_code in (400, 404), escape
         assert "not an asset" not in resp.text
