@@ -101,6 +101,30 @@ async def _apply(uow: UnitOfWork, transitions: list[Transition], cause: Envelope
 # --- HTTP use cases ---------------------------------------------------------------------------
 
 
+async def refuse_early(
+    db: Database, *, event_id: uuid.UUID, quantity: int, max_per_booking: int
+) -> None:
+    """Refuse at once what ``reserve_seats`` would refuse for the event's sake (unknown,
+    cancelled, sold out), with one read outside any transaction.
+
+    Only an optimisation for an on-sale rush, where most attempts meet a sold-out event: it
+    reads, it never decides a sale. ``reserve_seats`` re-checks everything atomically.
+    """
+    if quantity > max_per_booking:
+        raise TooManyTickets(
+            f"At most {max_per_booking} seats per booking.", field="quantity", limit=max_per_booking
+        )
+    async with db.read() as conn:
+        inv = await BookingRepository(conn).inventory(event_id)
+    if inv is None:
+        raise EventUnknown("No such event (a just-created event may take a moment to appear).")
+    if inv.status != "scheduled":
+        raise EventNotOnSale("The event is cancelled.")
+    available = inv.capacity - inv.held - inv.sold
+    if available < quantity:
+        raise NotEnoughSeats("Not enough seats left.", requested=quantity, available=max(available, 0))
+
+
 async def reserve_seats(
     uow: UnitOfWork, *, user: Principal, event_id: uuid.UUID, quantity: int, hold_seconds: int,
     max_per_booking: int, max_held_per_user: int,
@@ -175,7 +199,7 @@ async def apply_capacity(
 
 
 async def get_booking(db: Database, booking_id: uuid.UUID, actor: Principal) -> Booking:
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         return await _visible_booking(conn, booking_id, actor, for_update=False)
 
 
@@ -193,7 +217,7 @@ async def list_bookings(
             before = (datetime.fromisoformat(created_at), uuid.UUID(booking_id))
         except ValueError:
             raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         items = await BookingRepository(conn).page(
             limit=limit + 1, before=before, user_id=user_id, event_id=event_id,
             status=status,  # type: ignore[arg-type]
@@ -206,7 +230,7 @@ async def list_bookings(
 
 
 async def get_inventory(db: Database, event_id: uuid.UUID) -> Inventory | None:
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         return await BookingRepository(conn).inventory(event_id)
 
 

@@ -85,7 +85,7 @@ async def cancel_event(
 
 
 async def get_event(db: Database, event_id: uuid.UUID) -> Event:
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         event = await EventRepository(conn).get(event_id)
     if event is None:
         raise EventNotFound("No such event.")
@@ -107,7 +107,7 @@ async def list_events(
             after = (datetime.fromisoformat(starts_at), uuid.UUID(event_id))
         except ValueError:
             raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         items = await EventRepository(conn).page(
             limit=limit + 1, after=after, organizer_id=organizer_id, status=status
         )

@@ -277,7 +277,7 @@ async def list_notifications(
             before = (datetime.fromisoformat(created_at), uuid.UUID(notification_id))
         except ValueError:
             raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         items = await NotificationRepository(conn).page_for_user(
             user_id, limit=limit + 1, before=before
         )

@@ -146,7 +146,7 @@ def refund_payment(provider: PaymentProvider):  # noqa: ANN201 - a consume_once 
 
 
 async def get_payment(db: Database, payment_id: uuid.UUID, viewer: Principal) -> Payment:
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         payment = await PaymentRepository(conn).get(payment_id)
     if payment is None or not payment.visible_to(viewer.user_id, is_admin=viewer.is_admin):
         raise PaymentNotFound("No such payment.")
@@ -169,7 +169,7 @@ async def list_payments(
             after = (datetime.fromisoformat(created_at), uuid.UUID(payment_id))
         except ValueError:
             raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         items = await PaymentRepository(conn).page(
             limit=limit + 1, after=after, booking_id=booking_id,
             user_id=None if viewer.is_admin else viewer.user_id,

@@ -6,6 +6,8 @@ only: the gateway does not route it.
 
 from __future__ import annotations
 
+import re
+
 import uuid
 from typing import Annotated, Any
 
@@ -32,6 +34,7 @@ from apps.kit.idempotency import IdempotencyKey, idempotent
 from apps.kit.pagination import Cursor, Limit, Page
 from apps.kit.problems import Conflict, NotFound, Problem, Unprocessable
 from apps.kit.security import CurrentUser, Principal, require_role
+from apps.kit.metrics import count
 from observability import set_span_attributes
 
 router = APIRouter(prefix="/booking", tags=["booking"])
@@ -71,6 +74,13 @@ def _problem(exc: BookingError) -> Problem:
     return Unprocessable(detail)
 
 
+def _outcome(exc: BookingError) -> str:
+    """The `outcome` label of the bookings counter for a refusal (sold_out, hold_limit...)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower().replace(
+        "not_enough_seats", "sold_out"
+    )
+
+
 def _db(request: Request) -> Database:
     return request.app.state.service.db
 
@@ -89,6 +99,15 @@ async def create_booking(
 ) -> JSONResponse:
     settings = _settings(request)
     set_span_attributes(**{"event.id": body.event_id, "user.id": user.user_id})
+    if idempotency_key is None:  # with a key, even a refusal must be stored for replays
+        try:
+            await handlers.refuse_early(
+                _db(request), event_id=body.event_id, quantity=body.quantity,
+                max_per_booking=settings.max_tickets_per_booking,
+            )
+        except BookingError as exc:
+            count("bookings", _outcome(exc))
+            raise _problem(exc) from exc
 
     async def run(uow: UnitOfWork) -> tuple[int, Any]:
         try:
@@ -99,7 +118,10 @@ async def create_booking(
                 max_held_per_user=settings.max_seats_held_per_user,
             )
         except BookingError as exc:
+            count("bookings", _outcome(exc))
             raise _problem(exc) from exc
+        count("bookings", "created")
+        set_span_attributes(**{"booking.id": booking.id})
         return 201, BookingPublic.of(booking).model_dump(mode="json")
 
     return await idempotent(
