@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from apps.kit import metrics
 from apps.kit.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -199,6 +200,9 @@ class UnitOfWork:
         self._done = True
         if self._messages:
             self.db.outbox_written.set()
+            for m in self._messages:  # booking_confirmed -> bookings confirmed, payment_failed ...
+                name, _, outcome = m.routing_key.partition("_")
+                metrics.count(f"{name}s", outcome or "requested")
             self._messages = []
 
     async def rollback(self) -> None:

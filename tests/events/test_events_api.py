@@ -218,3 +218,18 @@ async def test_metrics_expose_http_and_outbox_figures(client):
     text = (await client.get("/metrics")).text
     assert 'http_requests_total{method="GET",route="/events",service="events",status="200"}' in text
     assert "outbox_backlog_messages" in text and "faststream_received_messages_total" in text
+
+
+async def test_committed_messages_are_counted_as_business_outcomes(client):
+    token = mint(uuid.uuid4(), "organizer")
+    before = (await client.get("/metrics")).text
+    assert (await client.post("/events/create", json=event_body(), headers=bearer(token))).status_code == 201
+    after = (await client.get("/metrics")).text
+
+    def created(text: str) -> float:
+        for line in text.splitlines():
+            if line.startswith('business_events_total{name="events",outcome="created",service="events"}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    assert created(after) == created(before) + 1

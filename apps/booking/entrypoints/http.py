@@ -120,7 +120,6 @@ async def create_booking(
         except BookingError as exc:
             count("bookings", _outcome(exc))
             raise _problem(exc) from exc
-        count("bookings", "created")
         set_span_attributes(**{"booking.id": booking.id})
         return 201, BookingPublic.of(booking).model_dump(mode="json")
 
