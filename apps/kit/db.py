@@ -119,7 +119,8 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
 
     @sa.event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":  # Database.read
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def ensure_database(settings: ServiceSettings) -> None:
