@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -161,20 +160,3 @@ async def test_the_outbox_relay_retries_until_the_consumer_succeeds_once(tmp_pat
         await db.dispose()
         await consumer_db.dispose()
 
-
-async def test_sqlite_times_come_back_aware_utc(tmp_path: Path) -> None:
-    db = Database(
-        _settings("events", database_url=f"sqlite:///{tmp_path}/", database_prefix="t_"),
-        EVENTS_MIGRATIONS,
-    )
-    await db.prepare()
-    try:
-        async with db.unit_of_work() as uow:
-            uow.emit(_payment())
-            await uow.commit()
-        async with db.engine.connect() as conn:
-            created = (await conn.execute(sa.select(OUTBOX.c.created_at))).scalar()
-        assert created.tzinfo is UTC
-        assert abs((datetime.now(UTC) - created).total_seconds()) < 60
-    finally:
-        await db.dispose()
