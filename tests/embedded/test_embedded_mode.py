@@ -161,6 +161,9 @@ async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) ->
         api = Client(session, embedded.gateway)
         status, ready = await api.call("GET", "/ready")
         assert status == 200, ready
+        for page in ("/docs", "/asyncapi", "/openapi.json"):  # the printed URLs answer
+            async with session.get(embedded.gateway + page) as r:
+                assert r.status == 200, page
 
         _, organizer = await api.user("organizer")
         customer_id, customer = await api.user("customer")
