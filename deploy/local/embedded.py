@@ -1,6 +1,6 @@
 """The embedded all-in-one mode: the whole platform in ONE process, for trying the API on a
-machine without RabbitMQ or PostgreSQL (``make run`` picks it when neither is reachable,
-``make run-embedded`` or ``EMBEDDED=1`` force it).
+machine without RabbitMQ or PostgreSQL (``make run`` picks it when either is unreachable,
+``make run-embedded`` or ``EMBEDDED=1`` force it; see deploy/local/run.py).
 
 What differs from the real platform is only the adapters:
 
@@ -9,14 +9,16 @@ What differs from the real platform is only the adapters:
   per service (``.var/embedded/eb_<service>.db``), migrated by the services' own migrations;
 * the services' brokers are patched together with FastStream's ``TestRabbitBroker`` into one
   in-memory broker: a publish is delivered at once, in the same process, to every subscriber
-  bound to it. The outbox relays publish exactly as on RabbitMQ; a consumer that fails makes
-  the publish fail, so the outbox keeps the row and retries it (consumers are idempotent, so a
-  retry is harmless). The ``analytics`` fanout exchange, bound to ``eventbooking`` on RabbitMQ,
+  bound to it. The outbox relays publish exactly as on RabbitMQ; a consumer that fails (the
+  kit's delivery policy nacks) makes the publish fail, so the outbox keeps the row and retries
+  it (consumers are idempotent, so a retry is harmless; see :class:`InMemoryBroker`). The ``analytics`` fanout exchange, bound to ``eventbooking`` on RabbitMQ,
   is forwarded here by a small bridge (see :func:`analytics_bridge`);
 * each service's FastAPI app is served on its usual port and the real gateway on 8000, all by
   uvicorn servers in one asyncio loop, so clients see the same API.
 
-Nothing is durable in the sense of the real platform: messages in flight live in memory only.
+Not the real platform's guarantees, hence the start-up warning: one process, SQLite files on one
+disk, no dead-letter queues (a message a consumer rejects is only logged), a failing consumer is
+retried by the outbox without limit, and a crash mid-delivery relies on the outbox alone.
 Ports: ``GATEWAY_PORT`` and ``<SERVICE>_PORT`` (``AUTH_PORT``... ``ANALYTICS_PORT``),
 ``SMTP_PORT`` for the local mail sink; ``EMBEDDED_DATA_DIR`` moves the SQLite files.
 """
