@@ -7,6 +7,9 @@
 * Concurrent duplicates: the second blocks on the key's row until the first commits, then
   replays it. Exactly one effect.
 * Keys are scoped to the user and the operation, and kept at least 24 hours.
+* Not stored: a 404 (the resource may only be unknown *here yet*: the platform is eventually
+  consistent and clients are told to retry) and a 5xx. The key is released, so the client's
+  retry with the same key runs again instead of replaying a stale "not found" for 48 hours.
 """
 
 from __future__ import annotations
@@ -98,6 +101,9 @@ async def idempotent(
             payload = jsonable_encoder(payload)
             await savepoint.commit()
         except Problem as problem:
+            if _retryable(problem):
+                await uow.rollback()  # the claim on the key too: a retry runs for real
+                raise
             await savepoint.rollback()
             uow.discard_messages()  # nothing staged survives a rolled-back effect
             status = problem.status
@@ -112,6 +118,10 @@ async def idempotent(
         )
         await uow.commit()
     return _stored(status, payload, replayed=False)
+
+
+def _retryable(problem: Problem) -> bool:
+    return problem.status == 404 or problem.status >= 500
 
 
 def _stored(status: int, payload: Any, *, replayed: bool) -> JSONResponse:
