@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -123,6 +124,23 @@ class Harness:
             return await conn.fetch(query, *args)
         finally:
             await conn.close()
+
+    def queue_depths(self) -> dict[str, int]:
+        """Messages in every queue of the platform's vhost (ready + unacked), by name."""
+        vhost = self.rabbitmq_url.rsplit("/", 1)[1]
+        out = subprocess.run(
+            ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages", "--formatter", "json"],
+            check=True, capture_output=True, text=True, timeout=60,
+        ).stdout
+        return {q["name"]: int(q["messages"]) for q in json.loads(out)}
+
+    async def outbox_backlog(self) -> dict[str, int]:
+        """Rows still waiting in each publishing service's outbox."""
+        backlog = {}
+        for service in ("auth", "events", "booking", "payments", "notifications"):
+            with contextlib.suppress(asyncpg.UndefinedTableError):
+                backlog[service] = (await self.sql(service, "SELECT count(*) AS n FROM outbox"))[0]["n"]
+        return backlog
 
     # --- tokens ---------------------------------------------------------------------------------
 
