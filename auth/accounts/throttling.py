@@ -37,13 +37,18 @@ _TAKE_SQLITE = """
 INSERT INTO login_failures AS t (key, failures, window_started_at)
 VALUES (%(key)s, 1, STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'now'))
 ON CONFLICT (key) DO UPDATE SET
-    failures = CASE WHEN julianday(t.window_started_at) <= julianday('now') - %(window)s / 86400.0
-                    THEN 1 ELSE t.failures + 1 END,
-    window_started_at = CASE WHEN julianday(t.window_started_at) <= julianday('now') - %(window)s / 86400.0
-                             THEN STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'now') ELSE t.window_started_at END
+    failures = CASE
+        WHEN julianday(t.window_started_at) <= julianday('now') - %(window)s / 86400.0
+        THEN 1 ELSE t.failures + 1 END,
+    window_started_at = CASE
+        WHEN julianday(t.window_started_at) <= julianday('now') - %(window)s / 86400.0
+        THEN STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'now') ELSE t.window_started_at END
 RETURNING key, failures, (julianday(window_started_at) - julianday('now')) * 86400 + %(window)s
 """
-_SWEEP_SQLITE = "DELETE FROM login_failures WHERE julianday(window_started_at) < julianday('now') - %s / 86400.0"
+_SWEEP_SQLITE = (
+    "DELETE FROM login_failures"
+    " WHERE julianday(window_started_at) < julianday('now') - %s / 86400.0"
+)
 
 
 def account_key(email: str) -> str:

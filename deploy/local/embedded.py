@@ -11,8 +11,9 @@ What differs from the real platform is only the adapters:
   in-memory broker: a publish is delivered at once, in the same process, to every subscriber
   bound to it. The outbox relays publish exactly as on RabbitMQ; a consumer that fails (the
   kit's delivery policy nacks) makes the publish fail, so the outbox keeps the row and retries
-  it (consumers are idempotent, so a retry is harmless; see :class:`InMemoryBroker`). The ``analytics`` fanout exchange, bound to ``eventbooking`` on RabbitMQ,
-  is forwarded here by a small bridge (see :func:`analytics_bridge`);
+  it (consumers are idempotent, so a retry is harmless; see :class:`InMemoryBroker`). The
+  ``analytics`` fanout exchange, bound to ``eventbooking`` on RabbitMQ, is forwarded here by a
+  small bridge (see :func:`analytics_bridge`);
 * each service's FastAPI app is served on its usual port and the real gateway on 8000, all by
   uvicorn servers in one asyncio loop, so clients see the same API.
 
@@ -59,7 +60,10 @@ log = logging.getLogger("embedded")
 
 
 def ports_from_env() -> dict[str, int]:
-    ports = {name: int(os.getenv(f"{name.upper()}_PORT", default)) for name, default in DEFAULT_PORTS.items()}
+    ports = {
+        name: int(os.getenv(f"{name.upper()}_PORT", str(default)))
+        for name, default in DEFAULT_PORTS.items()
+    }
     ports["gateway"] = int(os.getenv("GATEWAY_PORT", "8000"))
     ports["smtp"] = int(os.getenv("SMTP_PORT", "1025"))
     return ports
@@ -149,7 +153,9 @@ class _RedeliveringProducer(FakeProducer):
         object.__setattr__(incoming, "__class__", _Delivery)  # aio-pika locks its attributes
         failures: list[str] = []
         for handler in self.subscribers:
-            if not _is_handler_matches(handler, incoming.routing_key, incoming.headers, cmd.exchange):
+            if not _is_handler_matches(
+                handler, incoming.routing_key, incoming.headers, cmd.exchange
+            ):
                 continue
             # Every bound consumer gets its delivery, even if an earlier one failed (they are
             # independent queues on RabbitMQ); a retry reaches all again, and those that had it
@@ -184,7 +190,8 @@ class InMemoryBroker(TestRabbitBroker):
 
     @contextlib.contextmanager
     def _patch_producer(self, broker: RabbitBroker) -> Iterator[None]:
-        with change_producer(broker.config.broker_config, _RedeliveringProducer(broker, self.brokers)):
+        producer = _RedeliveringProducer(broker, self.brokers)
+        with change_producer(broker.config.broker_config, producer):
             yield
 
 

@@ -14,6 +14,10 @@ DATABASES = {
         "CONN_MAX_AGE": 0,
         # One writer at a time, as for the other services (apps.kit.db): wait for the lock
         # up front rather than fail a read-then-write transaction half-way.
-        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"},
+        "OPTIONS": {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL",
+        },
     }
 }

@@ -21,7 +21,9 @@ SERVICES = {
 }
 
 
-def summary(gateway: str, smtp_port: int, *, mail_dir: str = ".var/mail", embedded: bool = False) -> str:
+def summary(
+    gateway: str, smtp_port: int, *, mail_dir: str = ".var/mail", embedded: bool = False
+) -> str:
     """Where everything is (also printed by the embedded mode, deploy/local/embedded.py)."""
     mode = " in EMBEDDED MODE (one process, not durable)" if embedded else ""
     return (

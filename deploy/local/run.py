@@ -58,7 +58,8 @@ def main() -> None:
     if mode == "platform":
         print(f"make run: {why}; starting every service as its own process (honcho)", flush=True)
         honcho = str(bin_dir / "honcho")
-        os.execv(honcho, [honcho, "-f", str(ROOT / "deploy/local/Procfile"), "-d", str(ROOT), "start"])
+        procfile = str(ROOT / "deploy" / "local" / "Procfile")
+        os.execv(honcho, [honcho, "-f", procfile, "-d", str(ROOT), "start"])
     print(f"make run: {why}; starting the EMBEDDED all-in-one mode", flush=True)
     os.chdir(ROOT)
     os.execv(sys.executable, [sys.executable, "-m", "deploy.local.embedded"])

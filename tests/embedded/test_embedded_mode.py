@@ -192,7 +192,8 @@ async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) ->
         assert confirmed["payment_id"] == payment["id"] and confirmed["user_id"] == customer_id
 
         async def kinds():
-            return [n["kind"] for n in (await api.call("GET", "/notifications", customer))[1]["items"]]
+            _, body = await api.call("GET", "/notifications", customer)
+            return [n["kind"] for n in body["items"]]
 
         told = await eventually(kinds, until=lambda k: "booking_confirmed" in k)
         assert "welcome" in told
@@ -224,10 +225,30 @@ async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) ->
             "POST", "/booking/create", organizer, json={"event_id": small["id"], "quantity": 1}
         ), until=lambda r: r[0] == 201, timeout=10)  # booking knows the event: 2 seats left
         answers = await asyncio.gather(*(
-            api.call("POST", "/booking/create", other, json={"event_id": small["id"], "quantity": 1})
+            api.call(
+                "POST", "/booking/create", other, json={"event_id": small["id"], "quantity": 1}
+            )
             for _ in range(6)
         ))
         assert sorted(status for status, _ in answers) == [201, 201, 409, 409, 409, 409], answers
+
+
+async def test_failed_logins_are_throttled_on_sqlite_too(embedded: Embedded) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = Client(session, embedded.gateway)
+        email = f"victim-{uuid.uuid4().hex[:8]}@example.com"
+        status, _ = await api.call(
+            "POST", "/auth/register", json={"email": email, "password": PASSWORD}
+        )
+        assert status == 201
+        answers = []
+        for _ in range(6):  # the account's budget is 5 failures per window
+            async with session.post(embedded.gateway + "/auth/login", json={
+                "email": email, "password": "not the password at all"
+            }) as r:
+                answers.append((r.status, r.headers.get("Retry-After")))
+        assert [s for s, _ in answers] == [401] * 5 + [429], answers
+        assert 0 < int(answers[-1][1]) <= 15 * 60
 
 
 async def test_ctrl_c_stops_everything(embedded: Embedded) -> None:

@@ -127,7 +127,9 @@ class SqliteBookingRepository(BookingRepository):
         )
         return True
 
-    async def set_capacity(self, event_id: uuid.UUID, capacity: int) -> CapacityCheck | None:  # type: ignore[override]
+    async def set_capacity(  # type: ignore[override]
+        self, event_id: uuid.UUID, capacity: int
+    ) -> CapacityCheck | None:
         row = (
             await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
         ).first()
