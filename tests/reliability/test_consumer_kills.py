@@ -27,14 +27,18 @@ VICTIMS = ("payments", "notifications", "analytics")
 
 
 async def kill_repeatedly(
-    harness: Harness, stop: asyncio.Event, *, min_kills: int, log: list[str]
+    harness: Harness, stop: asyncio.Event, *, min_kills: int, log: list[str], backlog: list[int]
 ) -> None:
-    """Round-robin SIGKILL + restart; at least ``min_kills`` kills, until ``stop`` after that."""
+    """Round-robin SIGKILL + restart; at least ``min_kills`` kills, until ``stop`` after that.
+    ``backlog`` gets the messages in the victim's queues (ready + unacked) just before each kill."""
     rng = random.Random(9)
     for n, victim in enumerate(itertools.cycle(VICTIMS)):
         if stop.is_set() and n >= min_kills:
             return
         await asyncio.sleep(rng.uniform(0.3, 1.2))  # let it take messages, then kill it mid-way
+        depths = await asyncio.to_thread(harness.queue_depths)
+        backlog.append(sum(v for q, v in depths.items() if q.split(".")[0] == victim
+                           and not q.endswith(".dlq")))
         await harness.restart(victim)
         log.append(victim)
 
@@ -47,8 +51,10 @@ async def test_consumers_killed_mid_message_lose_nothing_and_do_nothing_twice(ha
               quantity=1 + i % 2)
         for i, (user_id, token) in zip(range(80), itertools.cycle(customers), strict=False)
     ]
-    stop, killed = asyncio.Event(), []
-    chaos = asyncio.create_task(kill_repeatedly(harness, stop, min_kills=9, log=killed))
+    stop, killed, in_queue = asyncio.Event(), [], []
+    chaos = asyncio.create_task(
+        kill_repeatedly(harness, stop, min_kills=9, log=killed, backlog=in_queue)
+    )
     try:
         # a steady stream (about 8 orders a second) so the kills land while messages flow
         placing = []
@@ -64,7 +70,7 @@ async def test_consumers_killed_mid_message_lose_nothing_and_do_nothing_twice(ha
     with contextlib.suppress(AssertionError):  # the audit below says what did not arrive
         await eventually(sale.settled, timeout=60, interval=0.5)
     results = await sale.audit("consumers killed mid-message", kills=len(killed),
-                               victims=",".join(killed))
+                               victims=",".join(killed), victim_queue_at_kill=in_queue)
     assert len(killed) >= 9
     assert all(not o.errors for o in orders), [o.errors for o in orders if o.errors]
     for counts in results:
