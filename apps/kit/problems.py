@@ -178,3 +178,63 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_crash)
+    _document_problems(app)
+
+
+# The shape :func:`problem_body` renders, for the OpenAPI document.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details (`application/problem+json`).",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "Identifies the problem kind (branch on it)."},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "The request path."},
+        "errors": {
+            "type": "array",
+            "description": "One entry per invalid field (422, 400).",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {
+                    "field": {"type": "string"}, "message": {"type": "string"},
+                    "type": {"type": ["string", "null"]},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Make the app's OpenAPI document say what the handlers above really answer: every error
+    response is ``application/problem+json`` (FastAPI documents its own ``HTTPValidationError``
+    as ``application/json``), a body or query that cannot be parsed is a 400, and an operation
+    behind a bearer token can answer 401."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                if operation.get("requestBody") or operation.get("parameters"):
+                    responses.setdefault("400", {"description": "Malformed JSON body or query value"})
+                if operation.get("security"):
+                    responses.setdefault("401", {"description": "Missing or invalid access token"})
+                for status, response in responses.items():
+                    if status[:1] in ("4", "5"):
+                        response["content"] = problem
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
