@@ -46,7 +46,8 @@ class BookingPublic(BaseModel):
 class CapacityChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    capacity: int = Field(ge=1, description="The event's new total number of seats.")
+    # bounded by the inventory's integer column: a larger number is bad input (422), not a 500
+    capacity: int = Field(ge=1, le=2**31 - 1, description="The event's new total number of seats.")
 
 
 class InventoryPublic(BaseModel):
