@@ -28,8 +28,7 @@ from apps.booking.domain import (
 )
 from apps.kit.db import Database, UnitOfWork
 from apps.kit.messaging import PermanentFailure
-from apps.kit.pagination import decode_cursor, encode_cursor
-from apps.kit.problems import BadRequest
+from apps.kit.pagination import decode_position, page_of
 from apps.kit.security import Principal
 from contracts.envelope import Envelope, caused_by
 from contracts.messages import (
@@ -210,22 +209,13 @@ async def list_bookings(
     """The caller's bookings, newest first; admins see everybody's (or one user's)."""
     if not actor.is_admin:
         user_id = actor.user_id
-    before = None
-    if cursor:
-        created_at, booking_id = decode_cursor(cursor, 2)
-        try:
-            before = (datetime.fromisoformat(created_at), uuid.UUID(booking_id))
-        except ValueError:
-            raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
+    before = decode_position(cursor)
     async with db.read() as conn:
         items = await BookingRepository(conn).page(
             limit=limit + 1, before=before, user_id=user_id, event_id=event_id,
             status=status,  # type: ignore[arg-type]
         )
-    next_cursor = None
-    if len(items) > limit:
-        items = items[:limit]
-        next_cursor = encode_cursor(items[-1].created_at.isoformat(), items[-1].id)
+    items, next_cursor = page_of(items, limit, lambda x: (x.created_at, x.id))
     return items, next_cursor
 
 

@@ -10,8 +10,7 @@ from typing import Any
 from apps.events.adapters.repository import EventRepository
 from apps.events.domain import Event, EventNotFound, NotAllowed
 from apps.kit.db import Database, UnitOfWork
-from apps.kit.pagination import decode_cursor, encode_cursor
-from apps.kit.problems import BadRequest
+from apps.kit.pagination import decode_position, page_of
 from apps.kit.security import Principal
 from contracts.messages import EventCancelled, EventCreated, EventDetails, EventUpdated
 
@@ -100,19 +99,10 @@ async def list_events(
     organizer_id: uuid.UUID | None = None,
     status: str | None = None,
 ) -> tuple[list[Event], str | None]:
-    after = None
-    if cursor:
-        starts_at, event_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(starts_at), uuid.UUID(event_id))
-        except ValueError:
-            raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
+    after = decode_position(cursor)
     async with db.read() as conn:
         items = await EventRepository(conn).page(
             limit=limit + 1, after=after, organizer_id=organizer_id, status=status
         )
-    next_cursor = None
-    if len(items) > limit:
-        items = items[:limit]
-        next_cursor = encode_cursor(items[-1].starts_at.isoformat(), items[-1].id)
+    items, next_cursor = page_of(items, limit, lambda x: (x.starts_at, x.id))
     return items, next_cursor

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -41,3 +44,26 @@ def decode_cursor(cursor: str, arity: int) -> list[str]:
     if not isinstance(values, list) or len(values) != arity or not all(isinstance(v, str) for v in values):
         raise BadRequest("The cursor is not valid.", code="invalid-cursor")
     return values
+
+
+Position = tuple[datetime, uuid.UUID]
+
+
+def decode_position(cursor: str | None) -> Position | None:
+    """The (timestamp, id) keyset position a cursor encodes; None for the first page."""
+    if not cursor:
+        return None
+    when, ident = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(when), uuid.UUID(ident)
+    except ValueError:
+        raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
+
+
+def page_of(items: list[T], limit: int, position: Callable[[T], Position]) -> tuple[list[T], str | None]:
+    """Cut ``items`` (fetched with ``limit + 1``) to a page and the cursor of the next one."""
+    if len(items) <= limit:
+        return items, None
+    items = items[:limit]
+    when, ident = position(items[-1])
+    return items, encode_cursor(when.isoformat(), ident)

@@ -15,8 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apps.kit.db import Database, UnitOfWork
-from apps.kit.pagination import decode_cursor, encode_cursor
-from apps.kit.problems import BadRequest
+from apps.kit.pagination import decode_position, page_of
 from apps.notifications.adapters.channels import DeliveryError, Sender
 from apps.notifications.adapters.repository import ContactRepository, NotificationRepository
 from apps.notifications.domain import Channel, Contact, NoAddress, Notification, RetryPolicy
@@ -270,19 +269,10 @@ async def address_waiting(db: Database, *, contact_wait: timedelta, batch_size: 
 async def list_notifications(
     db: Database, *, user_id: uuid.UUID, limit: int, cursor: str | None
 ) -> tuple[list[Notification], str | None]:
-    before = None
-    if cursor:
-        created_at, notification_id = decode_cursor(cursor, 2)
-        try:
-            before = (datetime.fromisoformat(created_at), uuid.UUID(notification_id))
-        except ValueError:
-            raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
+    before = decode_position(cursor)
     async with db.read() as conn:
         items = await NotificationRepository(conn).page_for_user(
             user_id, limit=limit + 1, before=before
         )
-    next_cursor = None
-    if len(items) > limit:
-        items = items[:limit]
-        next_cursor = encode_cursor(items[-1].created_at.isoformat(), items[-1].id)
+    items, next_cursor = page_of(items, limit, lambda x: (x.created_at, x.id))
     return items, next_cursor

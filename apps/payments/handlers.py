@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 
 from apps.kit.db import Database, UnitOfWork
 from apps.kit.messaging import PermanentFailure
-from apps.kit.pagination import decode_cursor, encode_cursor
-from apps.kit.problems import BadRequest
+from apps.kit.pagination import decode_position, page_of
 from apps.kit.security import Principal
 from apps.payments.adapters.provider import PaymentProvider
 from apps.payments.adapters.repository import DueRepository, PaymentRepository
@@ -162,20 +161,11 @@ async def list_payments(
     booking_id: uuid.UUID | None = None,
 ) -> tuple[list[Payment], str | None]:
     """The viewer's payments, newest first (an admin's view has everybody's)."""
-    after = None
-    if cursor:
-        created_at, payment_id = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(created_at), uuid.UUID(payment_id))
-        except ValueError:
-            raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
+    after = decode_position(cursor)
     async with db.read() as conn:
         items = await PaymentRepository(conn).page(
             limit=limit + 1, after=after, booking_id=booking_id,
             user_id=None if viewer.is_admin else viewer.user_id,
         )
-    next_cursor = None
-    if len(items) > limit:
-        items = items[:limit]
-        next_cursor = encode_cursor(items[-1].created_at.isoformat(), items[-1].id)
+    items, next_cursor = page_of(items, limit, lambda x: (x.created_at, x.id))
     return items, next_cursor
