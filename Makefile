@@ -44,6 +44,11 @@ test: install
 test-all: install
 	$(BIN)/pytest -q
 
+# Fault injection and abuse (issue 9), slow runs included; prints the Jepsen counts of each run.
+.PHONY: test-reliability
+test-reliability: install
+	$(BIN)/pytest -q -s tests/reliability tests/abuse
+
 asyncapi: install
 	$(BIN)/python -m apps.kit.asyncapi_docs write
 
