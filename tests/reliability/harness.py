@@ -150,9 +150,9 @@ class Harness:
         return serialization.load_pem_private_key(pem, password=None)
 
     async def kid(self) -> str:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{self.platform.url('auth')}/auth/jwks.json") as r:
-                return (await r.json())["keys"][0]["kid"]
+        url = f"{self.platform.url('auth')}/auth/jwks.json"
+        async with aiohttp.ClientSession() as session, session.get(url) as r:
+            return (await r.json())["keys"][0]["kid"]
 
     async def token(self, user_id: uuid.UUID | str | None = None, role: str = "customer", **kw: Any) -> str:
         """A token signed with the platform's real key (``kw`` as in tests.support.tokens.mint)."""

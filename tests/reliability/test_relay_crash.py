@@ -10,11 +10,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from tests.e2e.conftest import ROOT
 from tests.kit.test_consumers_unit import event_created
 from tests.reliability.jepsen import Counts
 from tests.support import probe
 from tests.support.waiting import eventually
-from tests.e2e.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 

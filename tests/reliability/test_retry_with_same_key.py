@@ -19,19 +19,21 @@ pytestmark = pytest.mark.integration
 
 
 async def test_retry_after_not_yet_known_404_runs_again_with_the_same_key(start_service):
-    async with start_service(build, booking_sweep_interval_seconds=0) as booking:
-        async with http_client(booking) as client:
-            event = event_created(capacity=5)
-            headers = {**bearer(mint()), "Idempotency-Key": "retry-me"}
+    async with (
+        start_service(build, booking_sweep_interval_seconds=0) as booking,
+        http_client(booking) as client,
+    ):
+        event = event_created(capacity=5)
+        headers = {**bearer(mint()), "Idempotency-Key": "retry-me"}
 
-            early = await client.post("/booking/create", json=book_body(event, 2), headers=headers)
-            assert early.status_code == 404  # booking has not heard of the event yet
+        early = await client.post("/booking/create", json=book_body(event, 2), headers=headers)
+        assert early.status_code == 404  # booking has not heard of the event yet
 
-            await feed(booking, event)  # ... now it has
-            retried = await client.post("/booking/create", json=book_body(event, 2), headers=headers)
-            assert retried.status_code == 201, retried.text
-            assert "Idempotent-Replayed" not in retried.headers
+        await feed(booking, event)  # ... now it has
+        retried = await client.post("/booking/create", json=book_body(event, 2), headers=headers)
+        assert retried.status_code == 201, retried.text
+        assert "Idempotent-Replayed" not in retried.headers
 
-            replay = await client.post("/booking/create", json=book_body(event, 2), headers=headers)
-            assert (replay.status_code, replay.json()) == (201, retried.json())
-            assert replay.headers["Idempotent-Replayed"] == "true"
+        replay = await client.post("/booking/create", json=book_body(event, 2), headers=headers)
+        assert (replay.status_code, replay.json()) == (201, retried.json())
+        assert replay.headers["Idempotent-Replayed"] == "true"
