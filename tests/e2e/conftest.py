@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from apps.notifications.smtp_sink import MailSink, start_sink
-from tests.conftest import DB_PREFIX
+from tests.conftest import DB_PREFIX, RABBIT_BASE, VHOST, _rabbitmqctl
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.tcp_proxy import free_port
 
@@ -100,6 +100,14 @@ async def platform(tmp_path_factory: pytest.TempPathFactory):
     gateway_port = free_port()
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     env = {k: v for k, v in os.environ.items() if k not in ("JWT_JWKS",)}
+    own_vhost = None
+    if env["RABBITMQ_URL"] == f"{RABBIT_BASE}/{VHOST}":
+        # Its own vhost: the platform's consumers must not compete with the in-process services
+        # other tests start on the test vhost (they would steal each other's messages).
+        own_vhost = f"{VHOST}_e2e"
+        _rabbitmqctl("add_vhost", own_vhost)
+        _rabbitmqctl("set_permissions", "-p", own_vhost, "guest", ".*", ".*", ".*")
+        env["RABBITMQ_URL"] = f"{RABBIT_BASE}/{own_vhost}"
     env.update(
         DATABASE_PREFIX=f"{DB_PREFIX}e2e_",
         JWKS_URL=f"{urls['auth']}/auth/jwks.json",
@@ -145,6 +153,9 @@ async def platform(tmp_path_factory: pytest.TempPathFactory):
                 proc.kill()
         smtp.close()
         await otlp.stop()
+        if own_vhost:
+            with contextlib.suppress(Exception):
+                _rabbitmqctl("delete_vhost", own_vhost)
 
 
 class Client:
