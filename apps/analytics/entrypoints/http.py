@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 
 from apps.analytics import handlers
 from apps.analytics.domain import AnalyticsError, ReportNotFound, Window
 from apps.analytics.schemas import DailyReportPublic, ReportPublic, daily_csv, report_csv
-from apps.kit.db import Database
+from apps.kit.deps import database_of
 from apps.kit.problems import NotFound, Problem, Unprocessable
 from apps.kit.security import Principal, require_role
 
@@ -30,13 +30,23 @@ OK_WITH_CSV = {
 }
 
 EventIdFilter = Annotated[uuid.UUID | None, Query(description="Only this event.")]
+def _iso_8601_only(value: object) -> object:
+    """`from`/`to` are ISO 8601 texts, as documented; pydantic alone would also take a bare
+    number as a Unix time (and a year-1 date then overflowed the daily series: a 500)."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("Expected an ISO 8601 date-time with a time zone.")
+    return value
+
+
 From = Annotated[
     AwareDatetime | None,
+    BeforeValidator(_iso_8601_only),
     Query(alias="from", description="Count facts that occurred at or after this time (ISO 8601 "
           "with time zone)."),
 ]
 To = Annotated[
     AwareDatetime | None,
+    BeforeValidator(_iso_8601_only),
     Query(description="Count facts that occurred before this time (exclusive)."),
 ]
 Viewer = Annotated[Principal, require_role("organizer", "admin")]
@@ -50,10 +60,6 @@ def _problem(exc: AnalyticsError) -> Problem:
         str(exc), code="validation-error",
         errors=[{"field": field, "message": str(exc), "type": "value_error"}],
     )
-
-
-def _db(request: Request) -> Database:
-    return request.app.state.service.db
 
 
 def _window(start: object, end: object) -> Window:
@@ -106,7 +112,7 @@ async def get_report(
     window = _window(from_, to)
     try:
         report = await handlers.make_report(
-            _db(request), viewer=viewer, window=window, event_id=event_id
+            database_of(request), viewer=viewer, window=window, event_id=event_id
         )
     except AnalyticsError as exc:
         raise _problem(exc) from exc
@@ -132,7 +138,7 @@ async def get_daily_report(
     window = _window(from_, to)
     try:
         report = await handlers.make_daily_report(
-            _db(request), viewer=viewer, window=window, event_id=event_id
+            database_of(request), viewer=viewer, window=window, event_id=event_id
         )
     except AnalyticsError as exc:
         raise _problem(exc) from exc

@@ -7,7 +7,6 @@ only: the gateway does not route it.
 from __future__ import annotations
 
 import re
-
 import uuid
 from typing import Annotated, Any
 
@@ -29,12 +28,13 @@ from apps.booking.domain import (
     TooManyTickets,
 )
 from apps.booking.schemas import BookingCreate, BookingPublic, CapacityChange, InventoryPublic
-from apps.kit.db import Database, UnitOfWork
+from apps.kit.db import UnitOfWork
+from apps.kit.deps import database_of
 from apps.kit.idempotency import IdempotencyKey, idempotent
+from apps.kit.metrics import count
 from apps.kit.pagination import Cursor, Limit, Page
 from apps.kit.problems import Conflict, NotFound, Problem, Unprocessable
 from apps.kit.security import CurrentUser, Principal, require_role
-from apps.kit.metrics import count
 from observability import set_span_attributes
 
 router = APIRouter(prefix="/booking", tags=["booking"])
@@ -81,10 +81,6 @@ def _outcome(exc: BookingError) -> str:
     )
 
 
-def _db(request: Request) -> Database:
-    return request.app.state.service.db
-
-
 def _settings(request: Request) -> BookingSettings:
     return request.app.state.service.settings
 
@@ -102,7 +98,7 @@ async def create_booking(
     if idempotency_key is None:  # with a key, even a refusal must be stored for replays
         try:
             await handlers.refuse_early(
-                _db(request), event_id=body.event_id, quantity=body.quantity,
+                database_of(request), event_id=body.event_id, quantity=body.quantity,
                 max_per_booking=settings.max_tickets_per_booking,
             )
         except BookingError as exc:
@@ -124,7 +120,7 @@ async def create_booking(
         return 201, BookingPublic.of(booking).model_dump(mode="json")
 
     return await idempotent(
-        _db(request), scope=f"{user.user_id}:booking.create", key=idempotency_key,
+        database_of(request), scope=f"{user.user_id}:booking.create", key=idempotency_key,
         body=body.model_dump(mode="json"), run=run,
     )
 
@@ -143,7 +139,7 @@ async def list_bookings(
     status: Annotated[BookingStatus | None, Query()] = None,
 ) -> Page[BookingPublic]:
     items, next_cursor = await handlers.list_bookings(
-        _db(request), actor=user, limit=limit, cursor=cursor, user_id=user_id,
+        database_of(request), actor=user, limit=limit, cursor=cursor, user_id=user_id,
         event_id=event_id, status=status,
     )
     return Page[BookingPublic](items=[BookingPublic.of(b) for b in items], next_cursor=next_cursor)
@@ -152,7 +148,7 @@ async def list_bookings(
 @router.get("/{booking_id}", response_model=BookingPublic, responses={404: ERRORS[404]})
 async def get_booking(request: Request, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
     try:
-        return BookingPublic.of(await handlers.get_booking(_db(request), booking_id, user))
+        return BookingPublic.of(await handlers.get_booking(database_of(request), booking_id, user))
     except BookingError as exc:
         raise _problem(exc) from exc
 
@@ -164,7 +160,7 @@ async def get_booking(request: Request, booking_id: uuid.UUID, user: CurrentUser
 async def cancel_booking(request: Request, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
     set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
     try:
-        async with _db(request).unit_of_work() as uow:
+        async with database_of(request).unit_of_work() as uow:
             booking = await handlers.cancel_booking(uow, booking_id=booking_id, actor=user)
             await uow.commit()
     except BookingError as exc:
@@ -185,7 +181,7 @@ async def apply_capacity(
     user: Annotated[Principal, require_role("organizer", "admin")],
 ) -> InventoryPublic:
     try:
-        async with _db(request).unit_of_work() as uow:
+        async with database_of(request).unit_of_work() as uow:
             inv = await handlers.apply_capacity(
                 uow, event_id=event_id, capacity=body.capacity, actor=user
             )

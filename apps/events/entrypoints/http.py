@@ -11,9 +11,15 @@ from fastapi import APIRouter, Body, Query, Request
 
 from apps.events import handlers
 from apps.events.adapters.booking_capacity import CapacityBelowBooked, CapacityCheckUnavailable
-from apps.events.domain import EventCancelledError, EventError, EventNotFound, InvalidSchedule, NotAllowed
+from apps.events.domain import (
+    EventCancelledError,
+    EventError,
+    EventNotFound,
+    InvalidSchedule,
+    NotAllowed,
+)
 from apps.events.schemas import EventCancel, EventCreate, EventPublic, EventUpdate
-from apps.kit.db import Database
+from apps.kit.deps import database_of
 from apps.kit.pagination import Cursor, Limit, Page
 from apps.kit.problems import Conflict, Forbidden, NotFound, Problem, Unprocessable
 from apps.kit.security import CurrentUser, Principal, require_role
@@ -51,10 +57,6 @@ def _problem(exc: EventError) -> Problem:
     return Unprocessable(str(exc))
 
 
-def _db(request: Request) -> Database:
-    return request.app.state.service.db
-
-
 def _capacity_guard(request: Request) -> handlers.CapacityGuard | None:
     guard = getattr(request.app.state, "capacity_guard", None)
     if guard is None:
@@ -64,7 +66,7 @@ def _capacity_guard(request: Request) -> handlers.CapacityGuard | None:
 
 async def _in_uow(request: Request, use_case: Callable[..., Awaitable[T]], **kw: object) -> T:
     try:
-        async with _db(request).unit_of_work() as uow:
+        async with database_of(request).unit_of_work() as uow:
             result = await use_case(uow, **kw)
             await uow.commit()
             return result
@@ -130,7 +132,7 @@ async def list_events(
     status: Annotated[Literal["scheduled", "cancelled"] | None, Query()] = None,
 ) -> Page[EventPublic]:
     items, next_cursor = await handlers.list_events(
-        _db(request), limit=limit, cursor=cursor, organizer_id=organizer_id, status=status
+        database_of(request), limit=limit, cursor=cursor, organizer_id=organizer_id, status=status
     )
     return Page[EventPublic](items=[EventPublic.of(e) for e in items], next_cursor=next_cursor)
 
@@ -138,7 +140,7 @@ async def list_events(
 @router.get("/{event_id}", response_model=EventPublic, responses={404: ERRORS[404]})
 async def get_event(request: Request, event_id: uuid.UUID) -> EventPublic:
     try:
-        return EventPublic.of(await handlers.get_event(_db(request), event_id))
+        return EventPublic.of(await handlers.get_event(database_of(request), event_id))
     except EventError as exc:
         raise _problem(exc) from exc
 

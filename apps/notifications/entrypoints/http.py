@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request
 
-from apps.kit.db import Database
+from apps.kit.deps import database_of
 from apps.kit.pagination import Cursor, Limit, Page
 from apps.kit.problems import Unprocessable
 from apps.kit.security import CurrentUser, Principal, require_role
@@ -24,10 +24,6 @@ ERRORS = {
 }
 
 
-def _db(request: Request) -> Database:
-    return request.app.state.service.db
-
-
 @router.post(
     "/send", status_code=202, response_model=NotificationQueued, responses=ERRORS,
     summary="Queue a free-text notification to one user (admin only)",
@@ -39,7 +35,7 @@ async def send_notification(
 ) -> NotificationQueued:
     set_span_attributes(**{"user.id": body.user_id, "admin.id": admin.user_id})
     try:
-        async with _db(request).unit_of_work() as uow:
+        async with database_of(request).unit_of_work() as uow:
             notification = await handlers.send_notification(
                 uow, user_id=body.user_id, channel=body.channel, subject=body.subject,
                 body=body.body,
@@ -61,7 +57,7 @@ async def list_notifications(
     request: Request, user: CurrentUser, limit: Limit = 20, cursor: Cursor = None
 ) -> Page[NotificationPublic]:
     items, next_cursor = await handlers.list_notifications(
-        _db(request), user_id=user.user_id, limit=limit, cursor=cursor
+        database_of(request), user_id=user.user_id, limit=limit, cursor=cursor
     )
     return Page[NotificationPublic](
         items=[NotificationPublic.of(n) for n in items], next_cursor=next_cursor

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from apps.kit.db import Database, UnitOfWork
+from apps.kit.db import UnitOfWork
+from apps.kit.deps import database_of
 from apps.kit.idempotency import IdempotencyKey, idempotent
 from apps.kit.pagination import Cursor, Limit, Page
 from apps.kit.problems import Conflict, NotFound, Problem, Unprocessable
@@ -65,10 +66,6 @@ def _problem(exc: PaymentError) -> Problem:
     return Problem(detail or "The payment provider failed.", status=502, code="payment-provider-error")
 
 
-def _db(request: Request) -> Database:
-    return request.app.state.service.db
-
-
 @router.post(
     "/process", status_code=201, response_model=PaymentPublic, responses=ERRORS,
     summary="Pay a booking (its owner). A declined card is a 201 with status `failed`.",
@@ -108,7 +105,7 @@ async def list_payments(
     booking_id: Annotated[uuid.UUID | None, Query(description="Only this booking's")] = None,
 ) -> Page[PaymentPublic]:
     items, next_cursor = await handlers.list_payments(
-        _db(request), user, limit=limit, cursor=cursor, booking_id=booking_id
+        database_of(request), user, limit=limit, cursor=cursor, booking_id=booking_id
     )
     return Page[PaymentPublic](items=[PaymentPublic.of(p) for p in items], next_cursor=next_cursor)
 
@@ -119,6 +116,6 @@ async def list_payments(
 )
 async def get_payment(request: Request, payment_id: uuid.UUID, user: CurrentUser) -> PaymentPublic:
     try:
-        return PaymentPublic.of(await handlers.get_payment(_db(request), payment_id, user))
+        return PaymentPublic.of(await handlers.get_payment(database_of(request), payment_id, user))
     except PaymentError as exc:
         raise _problem(exc) from exc
