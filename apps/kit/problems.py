@@ -173,6 +173,84 @@ async def _on_crash(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, "An unexpected error occurred.", instance=request.url.path)
 
 
+class RejectNulCharacters:
+    """ASGI middleware: a request whose JSON body or query carries a NUL character (``\\u0000``,
+    ``%00``) is a 422 naming the field, before any route runs. PostgreSQL cannot store NUL in
+    text, so such input used to reach the database and come back as a 500 (DRF's ``CharField``
+    refuses it the same way in auth). The check costs a byte search unless a NUL is there."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        bad = _nul_fields_in_query(scope.get("query_string", b""))
+        messages = []
+        if not bad:
+            more = True
+            while more:  # buffer the body (small: bodies are size-limited at the gateway)
+                message = await receive()
+                messages.append(message)
+                more = message.get("more_body", False) and message["type"] == "http.request"
+            body = b"".join(m.get("body", b"") for m in messages)
+            bad = _nul_fields_in_body(body)
+        if bad:
+            response = problem_response(
+                422, "Text must not contain NUL characters.", code="validation-error",
+                instance=scope.get("path"),
+                errors=[{"field": f, "message": "NUL characters are not allowed.",
+                         "type": "string_nul"} for f in bad],
+            )
+            await response(scope, receive, send)
+            return
+        replay = iter(messages)
+
+        async def replayed() -> Any:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replayed, send)
+
+
+def _nul_fields_in_query(query: bytes) -> list[str]:
+    if b"%00" not in query:
+        return []
+    from urllib.parse import parse_qsl
+
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    return [f"query.{k}" for k, v in pairs if "\x00" in k or "\x00" in v]
+
+
+def _nul_fields_in_body(body: bytes) -> list[str]:
+    if b"\\u0000" not in body:
+        return []
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return []  # not JSON: the route's own parsing answers
+
+    found: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, str) and "\x00" in node:
+            found.append(path)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                if "\x00" in k:
+                    found.append(f"{path}.{k!r}")
+                else:
+                    walk(v, f"{path}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}.{i}")
+
+    walk(data, "body")
+    return found
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ from apps.kit import assets, metrics
 from apps.kit.db import Database
 from apps.kit.messaging import declare_publishers, make_broker, outbox_publish
 from apps.kit.outbox import OutboxRelay
-from apps.kit.problems import install_problem_handlers, problem_response
+from apps.kit.problems import RejectNulCharacters, install_problem_handlers, problem_response
 from apps.kit.security import TokenVerifier
 from apps.kit.settings import ServiceSettings
 from contracts.envelope import Envelope
@@ -157,6 +157,7 @@ class Service:
             },
         )
         api.state.service = self
+        api.add_middleware(RejectNulCharacters)
         api.add_middleware(metrics.HttpMetricsMiddleware, service=self.spec.name)
         api.state.token_verifier = self.token_verifier
         install_problem_handlers(api)
