@@ -167,9 +167,12 @@ def daily_window(window: Window, now: datetime) -> Window:
     """The window a daily series covers: ``to`` defaults to now, ``from`` to 30 days earlier
     (midnight UTC); at most a year of days."""
     end = window.end or now
-    start = window.start or datetime.combine(
-        (end - timedelta(days=DEFAULT_DAYS - 1)).astimezone(UTC).date(), time(), UTC
-    )
+    try:
+        start = window.start or datetime.combine(
+            (end - timedelta(days=DEFAULT_DAYS - 1)).astimezone(UTC).date(), time(), UTC
+        )
+    except OverflowError:  # `to` in the first days of year 1: no 30 days before it
+        raise InvalidWindow("`to` is too early for a daily series.", field="to") from None
     if start > end:
         raise InvalidWindow("`from` must not be after `to`.", field="from")
     if end - start > timedelta(days=MAX_DAYS):
