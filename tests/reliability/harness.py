@@ -68,6 +68,11 @@ class Harness:
         proc.wait(10)
         self.kills += 1
 
+    def freeze(self, name: str) -> None:
+        """SIGSTOP: the process halts wherever it is (mid-handler, mid-transaction); the broker
+        keeps delivering up to its prefetch, unacked. A SIGKILL then loses all of it in flight."""
+        self.platform.procs[name].send_signal(signal.SIGSTOP)
+
     def spawn(self, name: str) -> None:
         cmd, env = self._launch[name]
         log = open(self.platform.logs / f"{name}.log", "a")  # noqa: SIM115 - owned by the process

@@ -2,9 +2,10 @@
 gateway: every booking still ends as it must, with one charge, one notification and one count.
 
 The victims are payments (an HTTP command handler and the consumer of booking's facts),
-notifications and analytics. Each is SIGKILLed a few times while messages are in flight (what
-it had fetched but not acked goes back to its queue), then started again with its original
-command and environment. The client keeps to its contract: Idempotency-Key on every command,
+notifications and analytics. Each is frozen (SIGSTOP: halted wherever it was, in a handler or a
+transaction, while the broker keeps handing it messages up to its prefetch), then SIGKILLed with
+those messages in flight (delivered, not acked: they go back to the queue), then started again
+with its original command and environment; a few times each. The client keeps to its contract: Idempotency-Key on every command,
 retried while the gateway answers 5xx.
 """
 
@@ -35,7 +36,9 @@ async def kill_repeatedly(
     for n, victim in enumerate(itertools.cycle(VICTIMS)):
         if stop.is_set() and n >= min_kills:
             return
-        await asyncio.sleep(rng.uniform(0.3, 1.2))  # let it take messages, then kill it mid-way
+        await asyncio.sleep(rng.uniform(0.3, 1.2))  # let it work a while ...
+        harness.freeze(victim)  # ... stop it dead wherever it is, let deliveries pile up ...
+        await asyncio.sleep(rng.uniform(0.2, 0.6))
         depths = await asyncio.to_thread(harness.queue_depths)
         backlog.append(sum(v for q, v in depths.items() if q.split(".")[0] == victim
                            and not q.endswith(".dlq")))
@@ -46,21 +49,23 @@ async def kill_repeatedly(
 async def test_consumers_killed_mid_message_lose_nothing_and_do_nothing_twice(harness, api):
     sale = await Sale.open(api, harness)
     customers = await sale.customers(8)
-    orders = [
-        Order(token=token, user_id=user_id, card=DECLINED if i % 5 == 4 else "tok_visa",
-              quantity=1 + i % 2)
-        for i, (user_id, token) in zip(range(80), itertools.cycle(customers), strict=False)
-    ]
     stop, killed, in_queue = asyncio.Event(), [], []
     chaos = asyncio.create_task(
         kill_repeatedly(harness, stop, min_kills=9, log=killed, backlog=in_queue)
     )
+    orders: list[Order] = []
     try:
-        # a steady stream (about 8 orders a second) so the kills land while messages flow
+        # a steady stream (about 6 orders a second) for as long as the kills go on, so every
+        # kill lands while messages flow
         placing = []
-        for order in orders:
+        for i, (user_id, token) in enumerate(itertools.cycle(customers)):
+            if len(killed) >= 9 or i >= 600:
+                break
+            order = Order(token=token, user_id=user_id, card=DECLINED if i % 5 == 4 else "tok_visa",
+                          quantity=1 + i % 2)
+            orders.append(order)
             placing.append(asyncio.create_task(sale.place(order)))
-            await asyncio.sleep(0.12)
+            await asyncio.sleep(0.16)
         await asyncio.gather(*placing)
     finally:
         stop.set()
@@ -72,6 +77,9 @@ async def test_consumers_killed_mid_message_lose_nothing_and_do_nothing_twice(ha
     results = await sale.audit("consumers killed mid-message", kills=len(killed),
                                victims=",".join(killed), victim_queue_at_kill=in_queue)
     assert len(killed) >= 9
+    # evidence that kills hit work in flight: a third of them at least found messages delivered
+    # to (or waiting for) the frozen victim
+    assert sum(1 for n in in_queue if n) >= len(killed) // 3, in_queue
     assert all(not o.errors for o in orders), [o.errors for o in orders if o.errors]
     for counts in results:
         assert (counts.lost, counts.duplicated) == (0, 0), counts
