@@ -83,10 +83,11 @@ async def test_relay_publishes_through_the_declared_publisher(start_service):
                     "/events/create", json=body, headers=bearer(mint(role="organizer"))
                 )
                 assert resp.status_code == 201
-            assert await events.relay.relay_once() == 1
+            # the events database is shared by the run: earlier tests may have left rows too
+            assert await events.relay.relay_once() >= 1
             publisher = events.publishers["event_created"]
-            publisher.mock.assert_called_once()
-            published = EventCreated.model_validate(publisher.mock.call_args.args[0])
-            assert published.event_id == uuid.UUID(resp.json()["id"])
-            assert published.price == Decimal("9.99") and published.currency == "USD"
+            published = [EventCreated.model_validate(c.args[0]) for c in publisher.mock.call_args_list]
+            mine = [p for p in published if p.event_id == uuid.UUID(resp.json()["id"])]
+            assert len(mine) == 1
+            assert mine[0].price == Decimal("9.99") and mine[0].currency == "USD"
             assert await events.relay.relay_once() == 0  # the row is gone once confirmed
