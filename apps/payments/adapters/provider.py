@@ -74,9 +74,13 @@ class CardNetworkSimulator:
             # holds it while it waits for the provider: the ledger gets a file of its own.
             url = url.set(database=str(Path(url.database).with_suffix(".simulator.db")))
             self._schema_ready = False
-        # Its own connections (no pool shared with the service): a request holding a service
-        # connection while it waits for the "provider" can never starve the provider.
-        self._engine: AsyncEngine = create_async_engine(url, poolclass=NullPool)
+        # Its own pool (not the service's): a request holding a service connection while it
+        # waits for the "provider" can never starve the provider. A pool, not a connection per
+        # charge: opening a PostgreSQL connection costs more than the charge itself.
+        if url.get_backend_name() == "sqlite":
+            self._engine: AsyncEngine = create_async_engine(url, poolclass=NullPool)
+        else:
+            self._engine = create_async_engine(url, pool_size=4, max_overflow=4)
 
     async def _ensure_schema(self) -> None:
         if not self._schema_ready:
