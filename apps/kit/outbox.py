@@ -64,8 +64,10 @@ async def write(conn: AsyncConnection, db: Database, messages: Sequence[Envelope
             }
         )
     await conn.execute(OUTBOX.insert(), rows)
-    if db.is_postgres:
-        # Delivered to LISTENers (relays in other processes) only when this transaction commits.
+    if db.is_postgres and not db.settings.outbox_relay:
+        # No relay in this process: wake the relays of other processes (delivered to LISTENers
+        # when this transaction commits). A process that relays itself is woken in-process;
+        # NOTIFY would serialise every committing transaction on PostgreSQL's notify queue lock.
         await conn.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
