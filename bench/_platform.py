@@ -38,6 +38,7 @@ class BenchPlatform:
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     extra_env: dict[str, str] = field(default_factory=dict)
     gateway_workers: int = 1
+    booking_workers: int = 1
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -88,6 +89,8 @@ class BenchPlatform:
             "gateway": [py, "-m", "uvicorn", "gateway.main:app", "--no-proxy-headers",
                         "--workers", str(self.gateway_workers)],
         }
+        if self.booking_workers > 1:
+            commands["booking"] += ["--workers", str(self.booking_workers)]
         for name, cmd in commands.items():
             if name != "auth-relay":
                 cmd += ["--port", str(self.ports[name]), "--no-access-log", "--log-level", "warning"]

@@ -73,7 +73,7 @@ async def drive(session, n: int, concurrency: int, make_request) -> tuple[float,
 
 
 async def flash_sale(args: argparse.Namespace) -> dict:
-    platform = BenchPlatform(gateway_workers=args.gateway_workers)
+    platform = BenchPlatform(gateway_workers=args.gateway_workers, booking_workers=args.booking_workers)
     print(f"starting the platform (vhost {platform.vhost}) ...", flush=True)
     await platform.start()
     peak_rss = platform.rss_bytes()
@@ -228,7 +228,7 @@ async def main(args: argparse.Namespace) -> None:
     b = result["booking"]
     print("\n=== flash sale through the gateway ===")
     print(f"attempts            {args.attempts} at concurrency {args.concurrency} from {args.users} users "
-          f"on {args.seats} seats (gateway workers: {args.gateway_workers})")
+          f"on {args.seats} seats (gateway workers: {args.gateway_workers}, booking workers: {args.booking_workers})")
     print(f"bookings/s          {b['rate']:,.0f} attempts/s ({b['seconds']:.2f} s)")
     print(f"latency             {ms(b['lat'])}")
     print(f"responses           {dict(b['statuses'])}")
@@ -251,4 +251,5 @@ if __name__ == "__main__":
     ap.add_argument("--users", type=int, default=1_000)
     ap.add_argument("--pay-rate", type=float, default=100)
     ap.add_argument("--gateway-workers", type=int, default=1)
+    ap.add_argument("--booking-workers", type=int, default=1)
     asyncio.run(main(ap.parse_args()))
