@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
@@ -169,6 +169,15 @@ class Window:
     end: datetime | None = None
 
     def __post_init__(self) -> None:
+        for name, value in (("from", self.start), ("to", self.end)):
+            if value is None:
+                continue
+            try:  # at the calendar's edges (year 1 east of UTC, 9999 west) UTC does not exist
+                object.__setattr__(self, "start" if name == "from" else "end", value.astimezone(UTC))
+                if name == "to":  # the daily series reads the last day as `to` minus 1 µs
+                    (value - timedelta(microseconds=1)).astimezone(UTC)
+            except OverflowError:
+                raise InvalidWindow(f"`{name}` is out of range.", field=name) from None
         if self.start is not None and self.end is not None and self.start > self.end:
             raise InvalidWindow("`from` must not be after `to`.", field="from")
 

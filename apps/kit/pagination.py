@@ -6,7 +6,7 @@ import base64
 import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -55,8 +55,12 @@ def decode_position(cursor: str | None) -> Position | None:
         return None
     when, ident = decode_cursor(cursor, 2)
     try:
-        return datetime.fromisoformat(when), uuid.UUID(ident)
-    except ValueError:
+        position = datetime.fromisoformat(when)
+        if position.tzinfo is None:
+            raise ValueError("no time zone")
+        # a forged cursor at the calendar's edge has no UTC equivalent (OverflowError)
+        return position.astimezone(UTC), uuid.UUID(ident)
+    except (ValueError, OverflowError):
         raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
 
 

@@ -83,3 +83,23 @@ def test_a_window_cannot_end_before_it_starts():
     with pytest.raises(InvalidWindow):
         Window(T0, T0 - timedelta(seconds=1))
     assert Window(T0, T0).start == T0
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("0001-01-01T00:00:00+05:00", None),
+        (None, "9999-12-31T23:00:00-05:00"),
+        (None, "0001-01-01T00:00:00+00:00"),
+    ],
+)
+def test_a_window_at_the_calendars_edge_is_invalid_not_a_crash(start, end):
+    from datetime import datetime
+
+    from apps.analytics.domain import InvalidWindow, Window
+
+    with pytest.raises(InvalidWindow):
+        Window(
+            datetime.fromisoformat(start) if start else None,
+            datetime.fromisoformat(end) if end else None,
+        )
