@@ -161,6 +161,17 @@ def migrate(settings: ServiceSettings, migrations: Path) -> None:
     command.upgrade(cfg, "head")
 
 
+async def run_in_unit_of_work(db: Database, use_case: Any, /, **kw: Any) -> Any:
+    """Run ``use_case(uow, **kw)`` in one unit of work and commit it; returns its result.
+
+    What a command route does between parsing its input and mapping domain errors to problems.
+    """
+    async with db.unit_of_work() as uow:
+        result = await use_case(uow, **kw)
+        await uow.commit()
+        return result
+
+
 class UnitOfWork:
     """One transaction: state changes, outbox rows and inbox marks commit together."""
 

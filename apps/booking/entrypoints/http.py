@@ -28,7 +28,7 @@ from apps.booking.domain import (
     TooManyTickets,
 )
 from apps.booking.schemas import BookingCreate, BookingPublic, CapacityChange, InventoryPublic
-from apps.kit.db import UnitOfWork
+from apps.kit.db import UnitOfWork, run_in_unit_of_work
 from apps.kit.deps import database_of
 from apps.kit.idempotency import IdempotencyKey, idempotent
 from apps.kit.metrics import count
@@ -160,9 +160,9 @@ async def get_booking(request: Request, booking_id: uuid.UUID, user: CurrentUser
 async def cancel_booking(request: Request, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
     set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
     try:
-        async with database_of(request).unit_of_work() as uow:
-            booking = await handlers.cancel_booking(uow, booking_id=booking_id, actor=user)
-            await uow.commit()
+        booking = await run_in_unit_of_work(
+            database_of(request), handlers.cancel_booking, booking_id=booking_id, actor=user
+        )
     except BookingError as exc:
         raise _problem(exc) from exc
     return BookingPublic.of(booking)
@@ -181,11 +181,10 @@ async def apply_capacity(
     user: Annotated[Principal, require_role("organizer", "admin")],
 ) -> InventoryPublic:
     try:
-        async with database_of(request).unit_of_work() as uow:
-            inv = await handlers.apply_capacity(
-                uow, event_id=event_id, capacity=body.capacity, actor=user
-            )
-            await uow.commit()
+        inv = await run_in_unit_of_work(
+            database_of(request), handlers.apply_capacity, event_id=event_id,
+            capacity=body.capacity, actor=user,
+        )
     except BookingError as exc:
         raise _problem(exc) from exc
     if inv is None:

@@ -19,6 +19,7 @@ from apps.events.domain import (
     NotAllowed,
 )
 from apps.events.schemas import EventCancel, EventCreate, EventPublic, EventUpdate
+from apps.kit.db import run_in_unit_of_work
 from apps.kit.deps import database_of
 from apps.kit.pagination import Cursor, Limit, Page
 from apps.kit.problems import Conflict, Forbidden, NotFound, Problem, Unprocessable
@@ -66,10 +67,7 @@ def _capacity_guard(request: Request) -> handlers.CapacityGuard | None:
 
 async def _in_uow(request: Request, use_case: Callable[..., Awaitable[T]], **kw: object) -> T:
     try:
-        async with database_of(request).unit_of_work() as uow:
-            result = await use_case(uow, **kw)
-            await uow.commit()
-            return result
+        return await run_in_unit_of_work(database_of(request), use_case, **kw)
     except EventError as exc:
         raise _problem(exc) from exc
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request
 
+from apps.kit.db import run_in_unit_of_work
 from apps.kit.deps import database_of
 from apps.kit.pagination import Cursor, Limit, Page
 from apps.kit.problems import Unprocessable
@@ -35,12 +36,10 @@ async def send_notification(
 ) -> NotificationQueued:
     set_span_attributes(**{"user.id": body.user_id, "admin.id": admin.user_id})
     try:
-        async with database_of(request).unit_of_work() as uow:
-            notification = await handlers.send_notification(
-                uow, user_id=body.user_id, channel=body.channel, subject=body.subject,
-                body=body.body,
-            )
-            await uow.commit()
+        notification = await run_in_unit_of_work(
+            database_of(request), handlers.send_notification, user_id=body.user_id,
+            channel=body.channel, subject=body.subject, body=body.body,
+        )
     except NoAddress as exc:
         raise Unprocessable(
             str(exc), code="no-address",
