@@ -1,11 +1,13 @@
 from django.urls import include, path
 
 from auth.core import asyncapi, docs, health
+from auth.core.metrics import metrics_view
 
 urlpatterns = [
     path("auth/", include("auth.accounts.urls")),
     path("health", health.health),
     path("ready", health.ready),
+    path("metrics", metrics_view),
     path("asyncapi.json", asyncapi.asyncapi_json),
     path("asyncapi.yaml", asyncapi.asyncapi_yaml),
     path("asyncapi", asyncapi.asyncapi_page),

@@ -15,6 +15,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "auth.core.metrics.PrometheusMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
 ]
