@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -94,6 +94,18 @@ def _csv_response(body: str, filename: str) -> Response:
     )
 
 
+async def _answer(
+    request: Request, make: Any, public: Any, to_csv: Any, filename: str, **query: Any
+) -> Any:
+    """Run one report use case and answer it as JSON, or as CSV when the client asks for it."""
+    try:
+        report = await make(database_of(request), **query)
+    except AnalyticsError as exc:
+        raise _problem(exc) from exc
+    body = public.of(report)
+    return _csv_response(to_csv(body), filename) if _wants_csv(request) else body
+
+
 @router.get(
     "/report", response_model=ReportPublic, responses={200: OK_WITH_CSV, **ERRORS},
     summary="Bookings, tickets, payments and revenue: totals and per event",
@@ -109,17 +121,10 @@ async def get_report(
     from_: From = None,
     to: To = None,
 ) -> ReportPublic | Response:
-    window = _window(from_, to)
-    try:
-        report = await handlers.make_report(
-            database_of(request), viewer=viewer, window=window, event_id=event_id
-        )
-    except AnalyticsError as exc:
-        raise _problem(exc) from exc
-    body = ReportPublic.of(report)
-    if _wants_csv(request):
-        return _csv_response(report_csv(body), "analytics-report.csv")
-    return body
+    return await _answer(
+        request, handlers.make_report, ReportPublic, report_csv, "analytics-report.csv",
+        viewer=viewer, window=_window(from_, to), event_id=event_id,
+    )
 
 
 @router.get(
@@ -135,14 +140,7 @@ async def get_daily_report(
     from_: From = None,
     to: To = None,
 ) -> DailyReportPublic | Response:
-    window = _window(from_, to)
-    try:
-        report = await handlers.make_daily_report(
-            database_of(request), viewer=viewer, window=window, event_id=event_id
-        )
-    except AnalyticsError as exc:
-        raise _problem(exc) from exc
-    body = DailyReportPublic.of(report)
-    if _wants_csv(request):
-        return _csv_response(daily_csv(body), "analytics-daily.csv")
-    return body
+    return await _answer(
+        request, handlers.make_daily_report, DailyReportPublic, daily_csv, "analytics-daily.csv",
+        viewer=viewer, window=_window(from_, to), event_id=event_id,
+    )
