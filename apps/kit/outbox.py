@@ -46,8 +46,10 @@ NOTIFY_CHANNEL = "outbox"
 PublishFn = Callable[[str, dict[str, Any], dict[str, Any]], Any]
 
 
-async def write(conn: AsyncConnection, db: Database, messages: Sequence[Envelope]) -> None:
-    """Insert ``messages`` into the outbox inside the caller's open transaction."""
+def rows_of(db: Database, messages: Sequence[Envelope]) -> list[dict[str, Any]]:
+    """The outbox rows for ``messages``, stamped with the current trace context: what
+    :func:`write` inserts, for a statement that writes its own outbox row (a hot path that wants
+    its state change and its message in one statement, see ``UnitOfWork.outbox_rows``)."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)  # the trace of the request/message that wrote the rows
     rows = []
@@ -63,11 +65,23 @@ async def write(conn: AsyncConnection, db: Database, messages: Sequence[Envelope
                 "headers": dict(carrier),
             }
         )
-    await conn.execute(OUTBOX.insert(), rows)
-    if db.is_postgres and not db.settings.outbox_relay:
+    return rows
+
+
+def needs_notify(db: Database) -> bool:
+    """Whether a transaction that wrote outbox rows must NOTIFY the relays of other processes.
+
+    A process that relays itself is woken in-process; NOTIFY would serialise every committing
+    transaction on PostgreSQL's notify queue lock."""
+    return db.is_postgres and not db.settings.outbox_relay
+
+
+async def write(conn: AsyncConnection, db: Database, messages: Sequence[Envelope]) -> None:
+    """Insert ``messages`` into the outbox inside the caller's open transaction."""
+    await conn.execute(OUTBOX.insert(), rows_of(db, messages))
+    if needs_notify(db):
         # No relay in this process: wake the relays of other processes (delivered to LISTENers
-        # when this transaction commits). A process that relays itself is woken in-process;
-        # NOTIFY would serialise every committing transaction on PostgreSQL's notify queue lock.
+        # when this transaction commits).
         await conn.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
