@@ -27,3 +27,9 @@ class BookingSettings(ServiceSettings):
     booking_sweep_batch_size: int = Field(
         default=500, ge=1, description="BOOKING_SWEEP_BATCH_SIZE: holds expired per transaction."
     )
+    booking_availability_cache_seconds: float = Field(
+        default=0.5, ge=0,
+        description="BOOKING_AVAILABILITY_CACHE_SECONDS: how long a replica refuses a sold-out "
+        "(or cancelled) event from memory before reading it again; seats that come back may be "
+        "refused for this long. 0 reads the database on every attempt.",
+    )

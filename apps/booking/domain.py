@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -52,6 +52,10 @@ class EventUnknown(BookingError):
 
 class EventNotOnSale(BookingError):
     """The event is cancelled."""
+
+
+class EventChanging(BookingError):
+    """The event's price kept changing while a booking was being made."""
 
 
 class NotEnoughSeats(BookingError):
@@ -105,6 +109,18 @@ class Booking:
     updated_at: datetime
     payment_id: uuid.UUID | None = None
     cancellation_reason: CancellationReason | None = None
+
+    @classmethod
+    def hold(
+        cls, *, id: uuid.UUID, event_id: uuid.UUID, user_id: uuid.UUID, quantity: int,
+        price: Decimal, currency: str, now: datetime, hold_for: timedelta,
+    ) -> Booking:
+        """A new booking holding ``quantity`` seats at ``price`` each until ``now + hold_for``."""
+        return cls(
+            id=id, event_id=event_id, user_id=user_id, quantity=quantity, status="pending",
+            amount=price * quantity, currency=currency, expires_at=now + hold_for,
+            created_at=now, updated_at=now,
+        )
 
     def visible_to(self, user_id: uuid.UUID, *, is_admin: bool) -> bool:
         return is_admin or self.user_id == user_id

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from apps.booking.adapters.availability import Availability, AvailabilityCache
 from apps.booking.adapters.repository import BookingRepository, Inventory
 from apps.booking.domain import (
     Booking,
     BookingNotFound,
     CapacityBelowBooked,
+    EventChanging,
     EventNotOnSale,
     EventUnknown,
     HoldLimitReached,
@@ -26,6 +28,7 @@ from apps.booking.domain import (
     TooManyTickets,
     Transition,
 )
+from apps.kit import outbox
 from apps.kit.db import Database, UnitOfWork
 from apps.kit.messaging import PermanentFailure
 from apps.kit.pagination import decode_position, page_of
@@ -100,61 +103,71 @@ async def _apply(uow: UnitOfWork, transitions: list[Transition], cause: Envelope
 # --- HTTP use cases ---------------------------------------------------------------------------
 
 
-async def refuse_early(
-    db: Database, *, event_id: uuid.UUID, quantity: int, max_per_booking: int
-) -> None:
-    """Refuse at once what ``reserve_seats`` would refuse for the event's sake (unknown,
-    cancelled, sold out), with one read outside any transaction.
+def _refuse_for_event(seen: Availability | None, quantity: int) -> None:
+    """Refuse what the event's availability (as last seen) rules out."""
+    if seen is None:
+        raise EventUnknown("No such event (a just-created event may take a moment to appear).")
+    if seen.status != "scheduled":
+        raise EventNotOnSale("The event is cancelled.")
+    if seen.available < quantity:
+        raise NotEnoughSeats(
+            "Not enough seats left.", requested=quantity, available=max(seen.available, 0)
+        )
 
-    Only an optimisation for an on-sale rush, where most attempts meet a sold-out event: it
-    reads, it never decides a sale. ``reserve_seats`` re-checks everything atomically.
+
+async def reserve_seats(
+    uow: UnitOfWork, *, user: Principal, event_id: uuid.UUID, quantity: int, hold_seconds: int,
+    max_per_booking: int, max_held_per_user: int, recently: AvailabilityCache | None = None,
+) -> Booking:
+    """Hold ``quantity`` seats of the event for the user, in one statement, or say why not.
+
+    The booking and its ``booking_created`` are built from the event's inventory as read (or,
+    with ``recently``, as seen a moment ago: enough to refuse a sold-out event without a read);
+    the statement re-checks seats and price atomically and writes both, or changes nothing.
     """
     if quantity > max_per_booking:
         raise TooManyTickets(
             f"At most {max_per_booking} seats per booking.", field="quantity", limit=max_per_booking
         )
-    async with db.read() as conn:
-        inv = await BookingRepository(conn).inventory(event_id)
-    if inv is None:
-        raise EventUnknown("No such event (a just-created event may take a moment to appear).")
-    if inv.status != "scheduled":
-        raise EventNotOnSale("The event is cancelled.")
-    available = inv.capacity - inv.held - inv.sold
-    if available < quantity:
-        raise NotEnoughSeats("Not enough seats left.", requested=quantity, available=max(available, 0))
-
-
-async def reserve_seats(
-    uow: UnitOfWork, *, user: Principal, event_id: uuid.UUID, quantity: int, hold_seconds: int,
-    max_per_booking: int, max_held_per_user: int,
-) -> Booking:
-    """Hold ``quantity`` seats of the event for the user, in one statement, or say why not."""
-    if quantity > max_per_booking:
-        raise TooManyTickets(
-            f"At most {max_per_booking} seats per booking.", field="quantity", limit=max_per_booking
+    repo = BookingRepository(uow.conn)
+    seen = recently.get(event_id) if recently is not None else None
+    for _ in range(3):  # the price changed between the read and the statement: read again
+        if seen is None:
+            inv = await repo.inventory(event_id)
+            seen = inv and Availability(inv.status, inv.available, inv.price, inv.currency)
+            if seen is not None and recently is not None:
+                recently.put(event_id, seen)
+        _refuse_for_event(seen, quantity)
+        assert seen is not None
+        booking = Booking.hold(
+            id=uuid.uuid4(), event_id=event_id, user_id=user.user_id, quantity=quantity,
+            price=seen.price, currency=seen.currency, now=_now(),
+            hold_for=timedelta(seconds=hold_seconds),
         )
-    out = await BookingRepository(uow.conn).reserve(
-        booking_id=uuid.uuid4(), event_id=event_id, user_id=user.user_id, quantity=quantity,
-        hold_seconds=hold_seconds, user_cap=max_held_per_user,
-    )
-    if out.booking is None:
-        # The caller rolls back whatever part of the statement did apply.
-        if out.event_status is None:
-            raise EventUnknown("No such event (a just-created event may take a moment to appear).")
-        if out.event_status != "scheduled":
-            raise EventNotOnSale("The event is cancelled.")
-        if not out.seats_taken:
-            raise NotEnoughSeats(
-                "Not enough seats left.", requested=quantity, available=max(out.available or 0, 0)
+        message = _details(booking, BookingCreated, None, expires_at=booking.expires_at)
+        out = await repo.reserve(
+            booking, price=seen.price, user_cap=max_held_per_user,
+            outbox_row=uow.outbox_rows(message)[0], notify=outbox.needs_notify(uow.db),
+        )
+        if out.outcome == "reserved":
+            uow.written_inline(message)
+            return booking
+        if out.outcome == "hold_limit":
+            raise HoldLimitReached(
+                f"You already hold seats in pending bookings; one user may hold at most "
+                f"{max_held_per_user} at once. Pay for or cancel a booking first.",
+                limit=max_held_per_user,
             )
-        raise HoldLimitReached(
-            f"You already hold seats in pending bookings; one user may hold at most "
-            f"{max_held_per_user} at once. Pay for or cancel a booking first.",
-            limit=max_held_per_user,
+        if out.outcome == "price_changed":
+            seen = None
+            continue
+        seen = None if out.event_status is None else Availability(
+            out.event_status, out.available or 0, seen.price, seen.currency
         )
-    booking = out.booking
-    uow.emit(_details(booking, BookingCreated, None, expires_at=booking.expires_at))
-    return booking
+        if seen is not None and recently is not None:
+            recently.put(event_id, seen)
+        _refuse_for_event(seen, quantity)
+    raise EventChanging("The event's price changed while booking; try again.")
 
 
 async def _visible_booking(

@@ -96,8 +96,9 @@ class Database:
             await self._engine.dispose()
             self._engine = None
 
-    def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self)
+    def unit_of_work(self, *, single_statement: bool = False) -> UnitOfWork:
+        """A unit of work; ``single_statement``: see :class:`UnitOfWork`."""
+        return UnitOfWork(self, single_statement=single_statement)
 
 
 # SQLite (the embedded mode) has one writer at a time: a transaction waits this long for it.
@@ -173,17 +174,29 @@ async def run_in_unit_of_work(db: Database, use_case: Any, /, **kw: Any) -> Any:
 
 
 class UnitOfWork:
-    """One transaction: state changes, outbox rows and inbox marks commit together."""
+    """One transaction: state changes, outbox rows and inbox marks commit together.
 
-    def __init__(self, db: Database) -> None:
+    ``single_statement=True`` is for a use case whose whole effect, its outbox rows included, is
+    one statement (see :meth:`written_inline`): on PostgreSQL it runs in autocommit mode, so the
+    statement is its own transaction and no BEGIN/COMMIT round trips hold its row locks longer
+    (a hot row's throughput is bounded by how long each writer holds it). Staging messages with
+    :meth:`emit` is refused then. On SQLite it is an ordinary transaction.
+    """
+
+    def __init__(self, db: Database, *, single_statement: bool = False) -> None:
         self.db = db
         self.conn: AsyncConnection
         self._messages: list[Envelope] = []
+        self._inline: list[Envelope] = []
         self._done = False
+        self.autocommit = single_statement and db.is_postgres
 
     async def __aenter__(self) -> Self:
         self.conn = await self.db.engine.connect()
-        await self.conn.begin()
+        if self.autocommit:
+            await self.conn.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            await self.conn.begin()
         return self
 
     async def __aexit__(
@@ -198,27 +211,46 @@ class UnitOfWork:
 
     def emit(self, *messages: Envelope) -> None:
         """Stage messages to publish if, and only if, this unit of work commits."""
+        if self.autocommit:
+            raise RuntimeError("a single-statement unit of work cannot stage messages")
         self._messages.extend(messages)
+
+    def outbox_rows(self, *messages: Envelope) -> list[dict[str, Any]]:
+        """The outbox rows of ``messages`` for a statement that inserts them itself; call
+        :meth:`written_inline` once that statement has written them."""
+        from apps.kit import outbox
+
+        return outbox.rows_of(self.db, messages)
+
+    def written_inline(self, *messages: Envelope) -> None:
+        """``messages`` are in the outbox, written by the use case's own statement: once this
+        unit of work commits, wake the relay and count them as :meth:`emit` would."""
+        self._inline.extend(messages)
 
     def discard_messages(self) -> None:
         self._messages = []
+        self._inline = []
 
     async def commit(self) -> None:
         from apps.kit import outbox
 
         if self._messages:
             await outbox.write(self.conn, self.db, self._messages)
-        await self.conn.commit()
+        if not self.autocommit:
+            await self.conn.commit()
         self._done = True
-        if self._messages:
+        sent = self._messages + self._inline
+        if sent:
             self.db.outbox_written.set()
-            for m in self._messages:  # booking_confirmed -> bookings confirmed, payment_failed ...
+            for m in sent:  # booking_confirmed -> bookings confirmed, payment_failed ...
                 name, _, outcome = m.routing_key.partition("_")
                 metrics.count(f"{name}s", outcome or "requested")
-            self._messages = []
+        self._messages = []
+        self._inline = []
 
     async def rollback(self) -> None:
         self._messages = []
+        self._inline = []
         if self.conn.in_transaction():
             await self.conn.rollback()
         self._done = True

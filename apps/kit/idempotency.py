@@ -56,15 +56,17 @@ async def idempotent(
     key: str | None,
     body: Any,
     run: Callable[[UnitOfWork], Awaitable[tuple[int, Any]]],
+    single_statement: bool = False,
 ) -> JSONResponse:
     """Run ``run(uow)`` at most once per (scope, key); it returns (status, json-able body).
 
     ``run`` must not commit: this function commits its effect together with the stored
     response. A :class:`Problem` raised by ``run`` rolls its effect back and is stored as the
-    key's response too (so a retry gets the same 409), then returned.
+    key's response too (so a retry gets the same 409), then returned. ``single_statement``:
+    without a key, ``run``'s whole effect is one statement (see ``UnitOfWork``).
     """
     if key is None:
-        async with db.unit_of_work() as uow:
+        async with db.unit_of_work(single_statement=single_statement) as uow:
             status, payload = await run(uow)
             await uow.commit()
         return JSONResponse(jsonable_encoder(payload), status_code=status)

@@ -1,5 +1,5 @@
 """Fixtures of the booking tests: a running booking service and helpers to feed it the events
-service's messages the way the bus would (through its own consumers' use cases)."""
+service's messages the way the bus would (through its own subscribers)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from apps.booking import handlers
 from apps.booking.bootstrap import build
-from apps.booking.entrypoints.messages import EVENT_CANCELLED, EVENT_CREATED, EVENT_UPDATED
-from apps.kit.messaging import consume_once
 from contracts.messages import EventCancelled, EventCreated, EventUpdated
 from tests.conftest import http_client
 
@@ -46,12 +43,13 @@ def later(event: EventCreated, message: type, version: int, **changes: Any) -> A
     return message(**data)
 
 
-async def feed(service: Any, msg: Any) -> bool:
-    """Deliver an events-service message to booking's consumer use case, once per message id."""
-    if isinstance(msg, EventCancelled):
-        return await consume_once(service.db, EVENT_CANCELLED.name, msg, handlers.cancel_event_bookings)
-    queue = EVENT_UPDATED if isinstance(msg, EventUpdated) else EVENT_CREATED
-    return await consume_once(service.db, queue.name, msg, handlers.apply_event_snapshot)
+async def feed(service: Any, msg: Any) -> None:
+    """Deliver an events-service message to booking's subscriber (its consumer use case runs
+    once per message id), as the broker would."""
+    name = {EventCancelled: "event_cancelled", EventUpdated: "event_updated"}.get(
+        type(msg), "event_created"
+    )
+    await service.subscribers[name](msg)
 
 
 async def scalar(service: Any, sql: str, **params: Any) -> Any:

@@ -17,7 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, Literal
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -48,54 +50,31 @@ class Inventory:
         return self.capacity - self.held - self.sold
 
 
+ReserveResult = Literal[
+    "reserved", "event_unknown", "not_on_sale", "sold_out", "price_changed", "hold_limit"
+]
+
+
 @dataclass(frozen=True)
 class ReserveOutcome:
-    """The one-statement reservation's answer: the booking, or why there is none."""
+    """The reservation's answer: ``reserved``, or why not (with what the event looked like)."""
 
-    booking: Booking | None
-    seats_taken: bool
-    within_user_cap: bool
+    outcome: ReserveResult
     event_status: str | None  # None: booking does not know the event
     available: int | None
 
 
-# One round trip: take the seats if enough are free (the WHERE re-checks the row's latest
-# version after any lock wait, so concurrent requests can never oversell), then count them
-# against the user's cap, then insert the booking. If a later step finds nothing to do, the
-# caller rolls back, undoing the earlier ones. The trailing joins read the snapshot *before*
-# this statement, only to explain a refusal.
+# One round trip (migration 0002 explains why a function): take the seats if enough are free
+# at the price the booking was built with, count them against the user's cap, insert the
+# booking and its outbox row. A refusal changes nothing. The WHERE re-checks the inventory
+# row's latest version after any lock wait, so concurrent holds can never oversell.
 _RESERVE = sa.text(
-    """
-WITH inv AS (
-    UPDATE inventory SET held = held + CAST(:qty AS integer), updated_at = now()
-    WHERE event_id = CAST(:event_id AS uuid) AND status = 'scheduled'
-      AND capacity - held - sold >= CAST(:qty AS integer)
-    RETURNING price, currency
-), usr AS (
-    INSERT INTO user_holds AS u (user_id, held)
-    SELECT CAST(:user_id AS uuid), CAST(:qty AS integer) FROM inv
-    WHERE CAST(:qty AS integer) <= CAST(:user_cap AS integer)
-    ON CONFLICT (user_id) DO UPDATE SET held = u.held + EXCLUDED.held
-    WHERE u.held + EXCLUDED.held <= CAST(:user_cap AS integer)
-    RETURNING u.held
-), ins AS (
-    INSERT INTO bookings (id, event_id, user_id, quantity, status, amount, currency,
-                          expires_at, created_at, updated_at)
-    SELECT CAST(:id AS uuid), CAST(:event_id AS uuid), CAST(:user_id AS uuid),
-           CAST(:qty AS integer), 'pending', inv.price * CAST(:qty AS integer), inv.currency,
-           now() + make_interval(secs => CAST(:hold AS integer)), now(), now()
-    FROM inv, usr
-    RETURNING *
-)
-SELECT ins.*,
-       (SELECT count(*) FROM inv) AS seats_taken,
-       (SELECT count(*) FROM usr) AS within_cap,
-       i.status AS event_status,
-       i.capacity - i.held - i.sold AS available
-FROM (SELECT 1) AS one
-LEFT JOIN ins ON true
-LEFT JOIN inventory AS i ON i.event_id = CAST(:event_id AS uuid)
-"""
+    "SELECT outcome, event_status, available FROM booking_reserve("
+    "CAST(:id AS uuid), CAST(:event_id AS uuid), CAST(:user_id AS uuid), CAST(:qty AS integer), "
+    "CAST(:price AS numeric), CAST(:currency AS varchar), CAST(:amount AS numeric), "
+    "CAST(:now AS timestamptz), CAST(:expires_at AS timestamptz), CAST(:user_cap AS integer), "
+    "CAST(:message_id AS uuid), CAST(:routing_key AS varchar), CAST(:message_type AS varchar), "
+    "CAST(:payload AS jsonb), CAST(:headers AS jsonb), CAST(:notify AS boolean))"
 )
 
 # A snapshot of the event, applied only if newer than the one we have. Capacity never drops
@@ -195,25 +174,27 @@ class BookingRepository:
     # --- inventory -----------------------------------------------------------------------------
 
     async def reserve(
-        self, *, booking_id: uuid.UUID, event_id: uuid.UUID, user_id: uuid.UUID, quantity: int,
-        hold_seconds: int, user_cap: int,
+        self, booking: Booking, *, price: Decimal, user_cap: int, outbox_row: dict[str, Any],
+        notify: bool,
     ) -> ReserveOutcome:
+        """Hold the seats of a new pending ``booking`` (built at ``price`` per seat) and write
+        its ``booking_created`` outbox row, or change nothing and say why not."""
         row = (
             await self.conn.execute(
                 _RESERVE,
                 {
-                    "id": booking_id, "event_id": event_id, "user_id": user_id, "qty": quantity,
-                    "hold": hold_seconds, "user_cap": user_cap,
+                    "id": booking.id, "event_id": booking.event_id, "user_id": booking.user_id,
+                    "qty": booking.quantity, "price": price, "currency": booking.currency,
+                    "amount": booking.amount, "now": booking.created_at,
+                    "expires_at": booking.expires_at, "user_cap": user_cap,
+                    "message_id": outbox_row["id"], "routing_key": outbox_row["routing_key"],
+                    "message_type": outbox_row["message_type"],
+                    "payload": orjson.dumps(outbox_row["payload"]).decode(),
+                    "headers": orjson.dumps(outbox_row["headers"]).decode(), "notify": notify,
                 },
             )
         ).one()
-        return ReserveOutcome(
-            booking=_to_booking(row) if row.id is not None else None,
-            seats_taken=row.seats_taken > 0,
-            within_user_cap=row.within_cap > 0,
-            event_status=row.event_status,
-            available=row.available,
-        )
+        return ReserveOutcome(row.outcome, row.event_status, row.available)
 
     async def apply_snapshot(
         self, *, event_id: uuid.UUID, organizer_id: uuid.UUID, capacity: int, price: Decimal,

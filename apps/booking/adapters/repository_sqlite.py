@@ -13,9 +13,9 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -23,10 +23,10 @@ from apps.booking.adapters.repository import (
     BookingRepository,
     ConcurrentModification,
     ReserveOutcome,
-    _to_booking,
 )
 from apps.booking.adapters.tables import bookings, inventory, user_holds
-from apps.booking.domain import Transition
+from apps.booking.domain import Booking, Transition
+from apps.kit.outbox import OUTBOX
 
 
 class CapacityCheck(NamedTuple):
@@ -45,52 +45,55 @@ def _now() -> datetime:
 
 class SqliteBookingRepository(BookingRepository):
     async def reserve(
-        self, *, booking_id: uuid.UUID, event_id: uuid.UUID, user_id: uuid.UUID, quantity: int,
-        hold_seconds: int, user_cap: int,
+        self, booking: Booking, *, price: Decimal, user_cap: int, outbox_row: dict[str, Any],
+        notify: bool,
     ) -> ReserveOutcome:
+        quantity, event_id = booking.quantity, booking.event_id
         inv = (
             await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
         ).first()
         if inv is None:
-            return ReserveOutcome(None, False, False, None, None)
+            return ReserveOutcome("event_unknown", None, None)
         available = inv.capacity - inv.held - inv.sold
-        if inv.status != "scheduled" or available < quantity:
-            return ReserveOutcome(None, False, False, inv.status, available)
+        if inv.status != "scheduled":
+            return ReserveOutcome("not_on_sale", inv.status, available)
+        if available < quantity:
+            return ReserveOutcome("sold_out", inv.status, available)
+        if inv.price != price or inv.currency != booking.currency:
+            return ReserveOutcome("price_changed", inv.status, available)
         user_held = (
             await self.conn.execute(
-                sa.select(user_holds.c.held).where(user_holds.c.user_id == user_id)
+                sa.select(user_holds.c.held).where(user_holds.c.user_id == booking.user_id)
             )
         ).scalar()
         if (user_held or 0) + quantity > user_cap:
-            return ReserveOutcome(None, True, False, inv.status, available)
+            return ReserveOutcome("hold_limit", inv.status, available)
 
-        now = _now()
         await self.conn.execute(
             inventory.update()
             .where(inventory.c.event_id == event_id)
-            .values(held=inventory.c.held + quantity, updated_at=now)
+            .values(held=inventory.c.held + quantity, updated_at=booking.created_at)
         )
         if user_held is None:
-            await self.conn.execute(user_holds.insert().values(user_id=user_id, held=quantity))
+            await self.conn.execute(
+                user_holds.insert().values(user_id=booking.user_id, held=quantity)
+            )
         else:
             await self.conn.execute(
                 user_holds.update()
-                .where(user_holds.c.user_id == user_id)
+                .where(user_holds.c.user_id == booking.user_id)
                 .values(held=user_holds.c.held + quantity)
             )
-        row = (
-            await self.conn.execute(
-                bookings.insert()
-                .values(
-                    id=booking_id, event_id=event_id, user_id=user_id, quantity=quantity,
-                    status="pending", amount=inv.price * quantity, currency=inv.currency,
-                    expires_at=now + timedelta(seconds=hold_seconds), created_at=now,
-                    updated_at=now,
-                )
-                .returning(*bookings.c)
+        await self.conn.execute(
+            bookings.insert().values(
+                id=booking.id, event_id=event_id, user_id=booking.user_id, quantity=quantity,
+                status="pending", amount=booking.amount, currency=booking.currency,
+                expires_at=booking.expires_at, created_at=booking.created_at,
+                updated_at=booking.updated_at,
             )
-        ).one()
-        return ReserveOutcome(_to_booking(row), True, True, inv.status, available)
+        )
+        await self.conn.execute(OUTBOX.insert(), [outbox_row])
+        return ReserveOutcome("reserved", inv.status, available)
 
     async def apply_snapshot(
         self, *, event_id: uuid.UUID, organizer_id: uuid.UUID, capacity: int, price: Decimal,

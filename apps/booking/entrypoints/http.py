@@ -14,12 +14,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from apps.booking import handlers
+from apps.booking.adapters.availability import AvailabilityCache, availability_of
 from apps.booking.config import BookingSettings
 from apps.booking.domain import (
     BookingError,
     BookingNotFound,
     BookingStatus,
     CapacityBelowBooked,
+    EventChanging,
     EventNotOnSale,
     EventUnknown,
     HoldLimitReached,
@@ -57,6 +59,8 @@ def _problem(exc: BookingError) -> Problem:
         return NotFound(detail, code="event-not-found")
     if isinstance(exc, EventNotOnSale):
         return Conflict(detail, code="event-cancelled")
+    if isinstance(exc, EventChanging):
+        return Conflict(detail, code="event-changing")
     if isinstance(exc, NotEnoughSeats):
         return Conflict(detail, code="not-enough-seats", **extra)
     if isinstance(exc, HoldLimitReached):
@@ -85,6 +89,11 @@ def _settings(request: Request) -> BookingSettings:
     return request.app.state.service.settings
 
 
+def _availability(request: Request) -> AvailabilityCache:
+    """This replica's recently seen availability per event (see the adapter's docstring)."""
+    return availability_of(request.app.state.service)
+
+
 @router.post(
     "/create", status_code=201, response_model=BookingPublic, responses=ERRORS,
     summary="Hold seats of an event for the caller (pay before `expires_at`)",
@@ -95,15 +104,6 @@ async def create_booking(
 ) -> JSONResponse:
     settings = _settings(request)
     set_span_attributes(**{"event.id": body.event_id, "user.id": user.user_id})
-    if idempotency_key is None:  # with a key, even a refusal must be stored for replays
-        try:
-            await handlers.refuse_early(
-                database_of(request), event_id=body.event_id, quantity=body.quantity,
-                max_per_booking=settings.max_tickets_per_booking,
-            )
-        except BookingError as exc:
-            count("bookings", _outcome(exc))
-            raise _problem(exc) from exc
 
     async def run(uow: UnitOfWork) -> tuple[int, Any]:
         try:
@@ -112,6 +112,8 @@ async def create_booking(
                 hold_seconds=settings.booking_hold_seconds,
                 max_per_booking=settings.max_tickets_per_booking,
                 max_held_per_user=settings.max_seats_held_per_user,
+                # with a key, a refusal is stored for replays: decide it on a fresh read
+                recently=_availability(request) if idempotency_key is None else None,
             )
         except BookingError as exc:
             count("bookings", _outcome(exc))
@@ -121,7 +123,7 @@ async def create_booking(
 
     return await idempotent(
         database_of(request), scope=f"{user.user_id}:booking.create", key=idempotency_key,
-        body=body.model_dump(mode="json"), run=run,
+        body=body.model_dump(mode="json"), run=run, single_statement=True,
     )
 
 
@@ -165,6 +167,7 @@ async def cancel_booking(request: Request, booking_id: uuid.UUID, user: CurrentU
         )
     except BookingError as exc:
         raise _problem(exc) from exc
+    _availability(request).forget(booking.event_id)  # its seats are back on sale
     return BookingPublic.of(booking)
 
 
@@ -189,4 +192,5 @@ async def apply_capacity(
         raise _problem(exc) from exc
     if inv is None:
         raise NotFound("This event is not known to booking yet.", code="event-not-found")
+    _availability(request).forget(event_id)
     return InventoryPublic.of(inv)

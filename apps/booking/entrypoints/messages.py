@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from apps.booking import handlers
+from apps.booking.adapters.availability import availability_of
 from apps.kit.messaging import consume_once
 from contracts.messages import (
     EventCancelled,
@@ -29,12 +30,14 @@ PAYMENT_FAILED = queue_for("booking", PaymentFailed)
 
 def subscribe(service: Service) -> None:
     broker, db = service.broker, service.db
+    recently = availability_of(service)  # what changes seats here is forgotten once committed
 
     @broker.subscriber(EVENT_CREATED, DOMAIN_EXCHANGE)
     async def on_event_created(msg: EventCreated) -> None:
         """Puts the new event's seats on sale: its capacity, price and currency become the
         booking inventory. A snapshot older than one already applied (`version`) is ignored."""
         await consume_once(db, EVENT_CREATED.name, msg, handlers.apply_event_snapshot)
+        recently.forget(msg.event_id)
 
     @broker.subscriber(EVENT_UPDATED, DOMAIN_EXCHANGE)
     async def on_event_updated(msg: EventUpdated) -> None:
@@ -42,6 +45,7 @@ def subscribe(service: Service) -> None:
         bookings keep their amount). Older snapshots are ignored; capacity never drops below
         the seats already held or sold."""
         await consume_once(db, EVENT_UPDATED.name, msg, handlers.apply_event_snapshot)
+        recently.forget(msg.event_id)
 
     @broker.subscriber(EVENT_CANCELLED, DOMAIN_EXCHANGE)
     async def on_event_cancelled(msg: EventCancelled) -> None:
@@ -49,6 +53,7 @@ def subscribe(service: Service) -> None:
         `booking_cancelled` (reason `event_cancelled`); paid ones also a `refund_requested`
         command to payments and `refund_due: true`."""
         await consume_once(db, EVENT_CANCELLED.name, msg, handlers.cancel_event_bookings)
+        recently.forget(msg.event_id)
 
     @broker.subscriber(PAYMENT_CONFIRMED, DOMAIN_EXCHANGE)
     async def on_payment_confirmed(msg: PaymentConfirmed) -> None:
@@ -63,6 +68,7 @@ def subscribe(service: Service) -> None:
         """Cancels a pending booking (`booking_cancelled`, reason `payment_failed`) and puts its
         seats back on sale. Ignored if the booking is already paid, expired or cancelled."""
         await consume_once(db, PAYMENT_FAILED.name, msg, handlers.fail_booking)
+        recently.forget()  # seats back on sale (the message names the booking, not the event)
 
     service.subscribers = {  # type: ignore[attr-defined]  # handles for tests (TestRabbitBroker)
         "event_created": on_event_created,

@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from apps.booking import handlers
+from apps.booking.adapters.availability import availability_of
 
 if TYPE_CHECKING:
     from apps.kit.service import Service
@@ -23,6 +24,8 @@ async def sweep_once(service: Service) -> int:
             n = await handlers.expire_overdue_holds(uow, batch_size=batch_size)
             await uow.commit()
         total += n
+        if n:
+            availability_of(service).forget()  # seats back on sale
         if n < batch_size:
             return total
 

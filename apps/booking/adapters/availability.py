@@ -1,0 +1,73 @@
+"""What this process last saw of each event's availability, for a few hundred milliseconds.
+
+On an on-sale rush nearly every attempt meets a sold-out event. Refusing those from memory
+keeps them off the database (no pool wait, no read) and leaves it to the holds that can still
+succeed. The cache only ever refuses: a sale is always decided by the database
+(``booking_reserve``), which also answers with the availability it saw, so a refusal keeps the
+cache current. The cost is bounded: seats that come back (an expired hold, a cancellation) may
+be refused for up to ``ttl`` seconds; an event that was cancelled is refused by the database
+anyway. Per process; replicas each keep their own. What this process changes itself (a
+snapshot from the events service, a cancelled or expired hold, a failed payment) is forgotten
+at once after it commits, so only other replicas' changes wait for ``ttl``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Availability:
+    status: str
+    available: int
+    price: Decimal
+    currency: str
+
+
+class AvailabilityCache:
+    def __init__(
+        self, ttl_seconds: float, *, max_events: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl_seconds
+        self.max_events = max_events
+        self._clock = clock
+        self._seen: dict[uuid.UUID, tuple[float, Availability]] = {}
+
+    def get(self, event_id: uuid.UUID) -> Availability | None:
+        """What was seen of the event less than ``ttl`` seconds ago, if anything."""
+        if self.ttl <= 0:
+            return None
+        seen = self._seen.get(event_id)
+        if seen is None or self._clock() - seen[0] >= self.ttl:
+            return None
+        return seen[1]
+
+    def put(self, event_id: uuid.UUID, availability: Availability) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._seen) >= self.max_events and event_id not in self._seen:
+            self._seen.clear()  # a crude bound; entries only live for ttl anyway
+        self._seen[event_id] = (self._clock(), availability)
+
+    def forget(self, event_id: uuid.UUID | None = None) -> None:
+        """Forget one event (or, with no id, every event): its next attempt reads again."""
+        if event_id is None:
+            self._seen.clear()
+        else:
+            self._seen.pop(event_id, None)
+
+
+def availability_of(service: Any) -> AvailabilityCache:
+    """The booking service's cache (made on first use, with its configured ``ttl``)."""
+    cache: AvailabilityCache | None = getattr(service, "availability", None)
+    if cache is None:
+        cache = service.availability = AvailabilityCache(
+            service.settings.booking_availability_cache_seconds
+        )
+    return cache
