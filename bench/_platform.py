@@ -126,6 +126,30 @@ class BenchPlatform:
                   "exp": now + ttl, "jti": uuid.uuid4().hex}
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
 
+    async def drain(self, timeout: float = 300) -> float:
+        """Wait until every queue (dead-letter queues aside) and every outbox is empty; returns
+        how long that took."""
+        import asyncpg
+
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            out = subprocess.run(
+                ["rabbitmqctl", "-q", "list_queues", "-p", self.vhost, "name", "messages"],
+                capture_output=True, text=True, check=False,
+            ).stdout.split("\n")
+            waiting = sum(int(n) for line in out if len(f := line.split()) == 2
+                          and f[1].isdigit() and not f[0].endswith(".dlq") for n in [f[1]])
+            for service in SERVICES:
+                conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{self.db_prefix}{service}")
+                try:
+                    waiting += await conn.fetchval("SELECT count(*) FROM outbox")
+                finally:
+                    await conn.close()
+            if waiting == 0:
+                break
+            await asyncio.sleep(0.5)
+        return time.monotonic() - start
+
     def pids(self) -> list[int]:
         """Every process of the platform (uvicorn workers included)."""
         roots = [p.pid for p in self.procs.values() if p.poll() is None]

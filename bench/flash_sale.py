@@ -8,6 +8,7 @@ memory and the ratio to the baseline. Loopback only; stops by itself.
 
     .venv/bin/python bench/flash_sale.py [--attempts 10000] [--seats 1000] [--concurrency 200]
                                          [--users 1000] [--pay-rate 100] [--gateway-workers 1]
+                                         [--steady-rate 100] [--steady-seconds 10] [--think 1]
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ async def flash_sale(args: argparse.Namespace) -> dict:
     sampler = asyncio.create_task(sample_memory())
     out: dict = {}
     try:
-        connector = aiohttp.TCPConnector(limit=args.concurrency, force_close=False)
+        # idle connections closed before uvicorn's 5 s keep-alive would close them under us
+        connector = aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=3)
         async with aiohttp.ClientSession(connector=connector) as session:
             gw = platform.gateway
             organizer = platform.token(uuid.uuid4(), "organizer")
@@ -144,15 +146,8 @@ async def flash_sale(args: argparse.Namespace) -> dict:
             pay_statuses: Counter = Counter()
 
             async def pay(user: uuid.UUID, booking: dict) -> None:
-                pay_sent[booking["id"]] = time.time()
-                for _ in range(50):  # payments may not know the booking for a moment
-                    async with session.post(f"{gw}/payments/process", headers={"Authorization": f"Bearer {tokens[user]}"},
-                                            json={"booking_id": booking["id"], "payment_method": {"type": "card", "token": "tok_visa"}}) as r:
-                        await r.read()
-                        if r.status != 404:
-                            pay_statuses[r.status] += 1
-                            return
-                    await asyncio.sleep(0.05)
+                status = await pay_once(session, gw, tokens[user], booking["id"], pay_sent)
+                pay_statuses[status] += 1
 
             pay_tasks = []
             t_pay = time.perf_counter()
@@ -168,7 +163,7 @@ async def flash_sale(args: argparse.Namespace) -> dict:
             while time.monotonic() < deadline:
                 n = await conn.fetchval("SELECT count(*) FROM bookings WHERE event_id=$1 AND status='confirmed'",
                                         uuid.UUID(event["id"]))
-                if n >= len(held):
+                if n >= sum(pay_statuses[k] for k in (200, 201)):
                     break
                 await asyncio.sleep(0.2)
             rows = await conn.fetch("SELECT id, updated_at FROM bookings WHERE event_id=$1 AND status='confirmed'",
@@ -176,12 +171,93 @@ async def flash_sale(args: argparse.Namespace) -> dict:
             await conn.close()
             confirm = [max(0.0, r["updated_at"].timestamp() - pay_sent[str(r["id"])]) for r in rows if str(r["id"]) in pay_sent]
             out["payments"] = dict(statuses=pay_statuses, confirmed=len(rows), latency=confirm)
+
+            # the steady state: a second event sold at --steady-rate bookings/s, each paid
+            # --think seconds after its hold, once the platform has drained the sale's backlog
+            out["drained"] = await platform.drain()
+            out["steady"] = await steady(session, platform, args, tokens, users)
     finally:
         sampling = False
         await sampler
         out["peak_rss"] = peak_rss
         await platform.stop()
     return out
+
+
+async def pay_once(session, gw: str, token: str, booking_id: str, sent: dict[str, float]) -> int:
+    """Pay for a booking; payments may not know it for a moment (404): retry for up to 10 s.
+    Records in ``sent`` when the accepted payment request was sent. Returns the last status."""
+    status = 0
+    for _ in range(100):
+        t0 = time.time()
+        try:
+            async with session.post(f"{gw}/payments/process", headers={"Authorization": f"Bearer {token}"},
+                                    json={"booking_id": booking_id,
+                                          "payment_method": {"type": "card", "token": "tok_visa"}}) as r:
+                await r.read()
+                status = r.status
+        except (aiohttp.ClientError, TimeoutError):
+            status = 0
+        if status in (200, 201):
+            sent[booking_id] = t0
+            return status
+        if status not in (404, 0):
+            return status
+        await asyncio.sleep(0.1)
+    return status
+
+
+async def steady(session, platform: BenchPlatform, args: argparse.Namespace, tokens: dict, users: list) -> dict:
+    """``--steady-rate`` holds per second for ``--steady-seconds`` on a fresh event, each paid
+    ``--think`` seconds later; payment -> confirmed measured from the accepted payment request."""
+    gw = platform.gateway
+    n = int(args.steady_rate * args.steady_seconds)
+    organizer = platform.token(uuid.uuid4(), "organizer")
+    async with session.post(f"{gw}/events/create", headers={"Authorization": f"Bearer {organizer}"}, json={
+        "title": "Steady event", "venue": "Club", "capacity": n, "price": "20.00", "currency": "EUR",
+        "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+    }) as r:
+        event = await r.json()
+    await asyncio.sleep(1)  # booking learns the event
+    sent: dict[str, float] = {}
+    statuses: Counter = Counter()
+    book_lat: list[float] = []
+
+    async def one(k: int) -> None:
+        user = uuid.uuid4()
+        token = platform.token(user)
+        t0 = time.perf_counter()
+        async with session.post(f"{gw}/booking/create", headers={"Authorization": f"Bearer {token}"},
+                                json={"event_id": event["id"], "quantity": 1}) as r:
+            body = await r.json(content_type=None)
+            statuses[f"hold {r.status}"] += 1
+            if r.status != 201:
+                return
+        book_lat.append(time.perf_counter() - t0)
+        await asyncio.sleep(args.think)
+        statuses[f"pay {await pay_once(session, gw, token, body['id'], sent)}"] += 1
+
+    tasks = []
+    start = time.perf_counter()
+    for k in range(n):
+        delay = start + k / args.steady_rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(k)))
+    await asyncio.gather(*tasks)
+    conn = await asyncpg.connect(f"{PG}/{platform.db_prefix}booking")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done = await conn.fetchval("SELECT count(*) FROM bookings WHERE event_id=$1 AND status='confirmed'",
+                                   uuid.UUID(event["id"]))
+        if done >= len(sent):
+            break
+        await asyncio.sleep(0.2)
+    rows = await conn.fetch("SELECT id, updated_at FROM bookings WHERE event_id=$1 AND status='confirmed'",
+                            uuid.UUID(event["id"]))
+    await conn.close()
+    latency = [max(0.0, r["updated_at"].timestamp() - sent[str(r["id"])]) for r in rows if str(r["id"]) in sent]
+    return dict(n=n, statuses=statuses, confirmed=len(rows), paid=len(sent), latency=latency, hold=book_lat)
 
 
 async def baseline(args: argparse.Namespace) -> float:
@@ -236,7 +312,13 @@ async def main(args: argparse.Namespace) -> None:
     print(f"oversold            {result['oversold']}")
     p = result["payments"]
     print(f"payments            {dict(p['statuses'])} at {args.pay_rate}/s; confirmed {p['confirmed']}")
-    print(f"payment->confirmed  {ms(p['latency'])}")
+    print(f"payment->confirmed  {ms(p['latency'])}  (paying the sale's holds at once, behind its backlog)")
+    print(f"backlog drained     {result['drained']:.1f} s after the payments (every queue and outbox empty)")
+    st = result["steady"]
+    print(f"steady state        {args.steady_rate:g} holds/s for {args.steady_seconds:g} s, each paid {args.think:g} s later: "
+          f"{dict(st['statuses'])}; confirmed {st['confirmed']} of {st['paid']} paid")
+    print(f"  hold latency      {ms(st['hold'])}")
+    print(f"  payment->confirmed {ms(st['latency'])}")
     print(f"peak memory         {result['peak_rss'] / 2**20:,.0f} MiB (all platform processes)")
     print(f"CPU s during sale   " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(b['cpu'].items(), key=lambda kv: -kv[1])))
     print(f"bare baseline       {base:,.0f} attempts/s (one FastAPI process, conditional UPDATE only)")
@@ -252,4 +334,7 @@ if __name__ == "__main__":
     ap.add_argument("--pay-rate", type=float, default=100)
     ap.add_argument("--gateway-workers", type=int, default=1)
     ap.add_argument("--booking-workers", type=int, default=1)
+    ap.add_argument("--steady-rate", type=float, default=100, help="holds/s in the steady phase")
+    ap.add_argument("--steady-seconds", type=float, default=10)
+    ap.add_argument("--think", type=float, default=1.0, help="seconds between a hold and its payment")
     asyncio.run(main(ap.parse_args()))

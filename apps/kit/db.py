@@ -38,6 +38,7 @@ class Database:
         self.url = settings.sqlalchemy_url
         self.is_postgres = self.url.get_backend_name() == "postgresql"
         self._engine: AsyncEngine | None = None
+        self._relay_engine: AsyncEngine | None = None
         # Set by a unit of work that wrote outbox rows, so the in-process relay wakes at once.
         self.outbox_written = asyncio.Event()
 
@@ -63,6 +64,21 @@ class Database:
             if not self.is_postgres:
                 _serialise_sqlite_writers(self._engine)
         return self._engine
+
+    @property
+    def relay_engine(self) -> AsyncEngine:
+        """The outbox relay's own connection (PostgreSQL; SQLite shares the engine): under a
+        burst, requests and consumers queue for the shared pool, and a relay queued behind them
+        would let the outbox, and every message's latency, grow with the load."""
+        if not self.is_postgres:
+            return self.engine
+        if self._relay_engine is None:
+            self._relay_engine = create_async_engine(
+                self.url, pool_size=1, max_overflow=0, pool_recycle=1800,
+                connect_args={"server_settings": {
+                    "application_name": f"{self.settings.service_name}-relay"}},
+            )
+        return self._relay_engine
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -95,6 +111,9 @@ class Database:
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+        if self._relay_engine is not None:
+            await self._relay_engine.dispose()
+            self._relay_engine = None
 
     def unit_of_work(self, *, single_statement: bool = False) -> UnitOfWork:
         """A unit of work; ``single_statement``: see :class:`UnitOfWork`."""
