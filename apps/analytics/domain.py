@@ -24,14 +24,15 @@ BookingTransition = Literal["created", "confirmed", "cancelled", "expired"]
 PaymentStatus = Literal["succeeded", "failed", "refunded"]
 PaymentTransition = Literal["succeeded", "failed", "refunded"]
 
-# Which status a transition leads to, and which wins when two carry the same timestamp.
-_BOOKING_STATUS: dict[BookingTransition, tuple[int, BookingStatus]] = {
+# Which status a transition leads to, and which wins when two carry the same timestamp (the
+# repository's one-statement upserts compute the same from these tables).
+BOOKING_STATUS: dict[BookingTransition, tuple[int, BookingStatus]] = {
     "created": (0, "pending"),
     "confirmed": (1, "confirmed"),
     "expired": (2, "expired"),
     "cancelled": (3, "cancelled"),
 }
-_PAYMENT_STATUS: dict[PaymentTransition, tuple[int, PaymentStatus]] = {
+PAYMENT_STATUS: dict[PaymentTransition, tuple[int, PaymentStatus]] = {
     "succeeded": (0, "succeeded"),
     "failed": (1, "failed"),
     "refunded": (2, "refunded"),
@@ -101,7 +102,7 @@ class BookingRecord:
     def _latest_status(self) -> BookingStatus | None:
         stamped = [
             (at, rank, status)
-            for transition, (rank, status) in _BOOKING_STATUS.items()
+            for transition, (rank, status) in BOOKING_STATUS.items()
             if (at := getattr(self, f"{transition}_at")) is not None
         ]
         return max(stamped)[2] if stamped else None
@@ -139,7 +140,7 @@ class PaymentRecord:
         )
         stamped = [
             (stamp, rank, status)
-            for t, (rank, status) in _PAYMENT_STATUS.items()
+            for t, (rank, status) in PAYMENT_STATUS.items()
             if (stamp := getattr(updated, f"{t}_at")) is not None
         ]
         return replace(updated, status=max(stamped)[2])

@@ -7,7 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, time, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from apps.analytics import domain
+from apps.analytics.adapters import repository
 from apps.analytics.adapters.repository import AnalyticsRepository
 from apps.analytics.domain import (
     BookingRecord,
@@ -22,6 +25,7 @@ from apps.analytics.domain import (
     Window,
 )
 from apps.kit.db import Database, UnitOfWork
+from apps.kit.inbox import OneStatementHandler, Statement
 from apps.kit.messaging import PermanentFailure
 from apps.kit.security import Principal
 from contracts.envelope import Envelope
@@ -47,30 +51,23 @@ def _now() -> datetime:
 
 
 # --- recording facts ------------------------------------------------------------------------
+#
+# A fact becomes a record of the read model: the event's snapshot, or the booking's (payment's)
+# record after one more transition. On PostgreSQL that is one statement with the inbox mark
+# (fact_statement); elsewhere the unit of work locks the stored record, folds the fact in and
+# saves it (record_fact_in_unit_of_work). Both fold with the domain's rules.
 
 
-async def record_fact(fact: Envelope, uow: UnitOfWork) -> None:
-    """Fold one fact of the ``analytics`` channel into the read model."""
-    repo = AnalyticsRepository(uow.conn)
-    match fact:
-        case EventDetails():
-            await record_event_snapshot(repo, fact)
-        case BookingDetails():
-            await record_booking_transition(repo, fact)
-        case PaymentDetails():
-            await record_payment_transition(repo, fact)
-        case _:
-            raise PermanentFailure(f"analytics does not count {type(fact).__name__}")
+def _not_counted(fact: Envelope) -> PermanentFailure:
+    return PermanentFailure(f"analytics does not count {type(fact).__name__}")
 
 
-async def record_event_snapshot(repo: AnalyticsRepository, fact: EventDetails) -> None:
-    await repo.apply_event_snapshot(
-        EventRecord(
-            event_id=fact.event_id, organizer_id=fact.organizer_id, title=fact.title,
-            venue=fact.venue, starts_at=fact.starts_at, currency=fact.currency, price=fact.price,
-            capacity=fact.capacity, status=fact.status, version=fact.version,
-            updated_at=fact.occurred_at,
-        )
+def _event_record(fact: EventDetails) -> EventRecord:
+    return EventRecord(
+        event_id=fact.event_id, organizer_id=fact.organizer_id, title=fact.title,
+        venue=fact.venue, starts_at=fact.starts_at, currency=fact.currency, price=fact.price,
+        capacity=fact.capacity, status=fact.status, version=fact.version,
+        updated_at=fact.occurred_at,
     )
 
 
@@ -82,39 +79,71 @@ _BOOKING_TRANSITIONS: dict[type[BookingDetails], domain.BookingTransition] = {
 }
 
 
-async def record_booking_transition(repo: AnalyticsRepository, fact: BookingDetails) -> None:
-    booking = await repo.booking_for_update(
-        BookingRecord(
-            booking_id=fact.booking_id, event_id=fact.event_id, user_id=fact.user_id,
-            quantity=fact.quantity, amount=fact.amount, currency=fact.currency,
-        )
+def _booking_first_seen(fact: BookingDetails) -> BookingRecord:
+    return BookingRecord(
+        booking_id=fact.booking_id, event_id=fact.event_id, user_id=fact.user_id,
+        quantity=fact.quantity, amount=fact.amount, currency=fact.currency,
     )
+
+
+def _with_booking_fact(booking: BookingRecord, fact: BookingDetails) -> BookingRecord:
     details = {"cancel_reason": fact.reason} if isinstance(fact, BookingCancelled) else {}
-    await repo.save_booking(
-        booking.record(_BOOKING_TRANSITIONS[type(fact)], fact.occurred_at, **details)
+    return booking.record(_BOOKING_TRANSITIONS[type(fact)], fact.occurred_at, **details)
+
+
+def _payment_first_seen(fact: PaymentDetails) -> PaymentRecord:
+    return PaymentRecord(
+        payment_id=fact.payment_id, booking_id=fact.booking_id, user_id=fact.user_id,
+        event_id=fact.event_id, amount=fact.amount, currency=fact.currency,
     )
 
 
-async def record_payment_transition(repo: AnalyticsRepository, fact: PaymentDetails) -> None:
-    payment = await repo.payment_for_update(
-        PaymentRecord(
-            payment_id=fact.payment_id, booking_id=fact.booking_id, user_id=fact.user_id,
-            event_id=fact.event_id, amount=fact.amount, currency=fact.currency,
-        )
-    )
+def _with_payment_fact(payment: PaymentRecord, fact: PaymentDetails) -> PaymentRecord:
     match fact:
         case PaymentConfirmed():
-            payment = payment.record("succeeded", fact.occurred_at, event_id=fact.event_id)
+            return payment.record("succeeded", fact.occurred_at, event_id=fact.event_id)
         case PaymentFailed():
-            payment = payment.record(
+            return payment.record(
                 "failed", fact.occurred_at, event_id=fact.event_id,
                 failure_reason=fact.failure_reason,
             )
         case PaymentRefunded():
-            payment = payment.record(
+            return payment.record(
                 "refunded", fact.occurred_at, event_id=fact.event_id, refunded_amount=fact.amount
             )
-    await repo.save_payment(payment)
+    raise _not_counted(fact)
+
+
+async def fact_statement(fact: Envelope, _conn: AsyncConnection) -> Statement:
+    """The fact folded into the read model by one statement (PostgreSQL)."""
+    match fact:
+        case EventDetails():
+            return repository.event_snapshot_statement(_event_record(fact))
+        case BookingDetails():
+            return repository.booking_statement(_with_booking_fact(_booking_first_seen(fact), fact))
+        case PaymentDetails():
+            return repository.payment_statement(_with_payment_fact(_payment_first_seen(fact), fact))
+    raise _not_counted(fact)
+
+
+async def record_fact_in_unit_of_work(fact: Envelope, uow: UnitOfWork) -> None:
+    """The fact folded into the read model by the unit of work (SQLite, the embedded mode)."""
+    repo = AnalyticsRepository(uow.conn)
+    match fact:
+        case EventDetails():
+            await repo.apply_event_snapshot(_event_record(fact))
+        case BookingDetails():
+            booking = await repo.booking_for_update(_booking_first_seen(fact))
+            await repo.save_booking(_with_booking_fact(booking, fact))
+        case PaymentDetails():
+            payment = await repo.payment_for_update(_payment_first_seen(fact))
+            await repo.save_payment(_with_payment_fact(payment, fact))
+        case _:
+            raise _not_counted(fact)
+
+
+# Fold one fact of the `analytics` channel into the read model (a consume_once handler).
+record_fact = OneStatementHandler(fact_statement, record_fact_in_unit_of_work)
 
 
 # --- reports --------------------------------------------------------------------------------

@@ -105,8 +105,8 @@ class BookingFacts:
     def paid(self, **over: Any) -> PaymentConfirmed:
         return PaymentConfirmed(**self._payment(provider_reference="ch_test", **over))
 
-    def payment_failed(self, **over: Any) -> PaymentFailed:
-        return PaymentFailed(**self._payment(failure_reason="card_declined", **over))
+    def payment_failed(self, failure_reason: str = "card_declined", **over: Any) -> PaymentFailed:
+        return PaymentFailed(**self._payment(failure_reason=failure_reason, **over))
 
     def refunded(self, **over: Any) -> PaymentRefunded:
         return PaymentRefunded(

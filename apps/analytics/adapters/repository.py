@@ -1,4 +1,10 @@
-"""Read-model access. Takes the unit of work's connection; never commits. PostgreSQL only."""
+"""Read-model access.
+
+Facts are written either as one statement with the inbox mark (PostgreSQL: ``*_statement``
+below, run by the kit's one-statement consumer), or by :class:`AnalyticsRepository` on a unit of
+work's connection (SQLite, the embedded mode). Both fold a fact the same way, the domain's
+(``BookingRecord.record``, ``PaymentRecord.record``); the repository never commits.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.analytics.adapters.tables import bookings, events, payments
-from apps.analytics.domain import Activity, BookingRecord, EventRecord, PaymentRecord, Window
+from apps.analytics.domain import (
+    BOOKING_STATUS,
+    PAYMENT_STATUS,
+    Activity,
+    BookingRecord,
+    EventRecord,
+    PaymentRecord,
+    Window,
+)
+from apps.kit.inbox import Statement, insert_from_mark, once_per_message
 
 R = TypeVar("R", BookingRecord, PaymentRecord)
 GroupBy = Literal["event", "day"]
@@ -21,6 +36,84 @@ GroupBy = Literal["event", "day"]
 
 def _record(cls: type[Any], row: sa.Row) -> Any:
     return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+# --- one statement per fact (PostgreSQL) ----------------------------------------------------
+#
+# Each is ``INSERT ... SELECT <the record as if first seen> FROM inbox_mark ON CONFLICT DO
+# UPDATE``: the record a first fact makes is computed by the domain, and a later fact is merged
+# into the stored row by SQL that mirrors the domain: each transition keeps its earliest
+# timestamp, the status is the latest transition (rank breaks ties), details come with the first
+# fact of their kind. The row lock ON CONFLICT takes serialises facts of one booking (payment),
+# as SELECT ... FOR UPDATE does in the unit-of-work path.
+
+
+def _earliest(column: str) -> str:
+    return f"LEAST(t.{column}, EXCLUDED.{column})"  # LEAST skips NULLs, as domain._earliest
+
+
+def _latest_status(ranks: dict[str, tuple[int, str]]) -> str:
+    stamps = ", ".join(
+        f"({_earliest(f'{transition}_at')}, {rank}, '{status}')"
+        for transition, (rank, status) in ranks.items()
+    )
+    return (
+        f"(SELECT s.status FROM (VALUES {stamps}) AS s(at, rank, status) "
+        "WHERE s.at IS NOT NULL ORDER BY s.at DESC, s.rank DESC LIMIT 1)"
+    )
+
+
+def _first_of_kind(detail: str, transition: str) -> str:
+    """A detail taken from the first fact of its kind (the stored one wins after that)."""
+    return (
+        f"CASE WHEN t.{transition}_at IS NULL THEN COALESCE(EXCLUDED.{detail}, t.{detail}) "
+        f"ELSE t.{detail} END"
+    )
+
+
+def _upsert(key: str, *, where: str = "", **exprs: str) -> str:
+    assignments = ", ".join(f"{column} = {expr}" for column, expr in exprs.items())
+    return f"ON CONFLICT ({key}) DO UPDATE SET {assignments}" + (f" WHERE {where}" if where else "")
+
+
+RECORD_EVENT = once_per_message(insert_from_mark(events, _upsert(
+    "event_id",
+    **{c.name: f"EXCLUDED.{c.name}" for c in events.c if c.name != "event_id"},
+    where="t.version < EXCLUDED.version",  # the highest version wins
+)))
+RECORD_BOOKING = once_per_message(insert_from_mark(bookings, _upsert(
+    "booking_id",
+    **{f"{t}_at": _earliest(f"{t}_at") for t in BOOKING_STATUS},
+    cancel_reason="COALESCE(EXCLUDED.cancel_reason, t.cancel_reason)",  # set by a cancellation
+    status=_latest_status(BOOKING_STATUS),
+)))
+RECORD_PAYMENT = once_per_message(insert_from_mark(payments, _upsert(
+    "payment_id",
+    **{f"{t}_at": _earliest(f"{t}_at") for t in PAYMENT_STATUS},
+    event_id="COALESCE(t.event_id, EXCLUDED.event_id)",  # older payment facts lack it
+    refunded_amount=_first_of_kind("refunded_amount", "refunded"),
+    failure_reason=_first_of_kind("failure_reason", "failed"),
+    status=_latest_status(PAYMENT_STATUS),
+)))
+
+_EVENT_FIELDS = [f.name for f in fields(EventRecord)]
+_BOOKING_FIELDS = [f.name for f in fields(BookingRecord)]
+_PAYMENT_FIELDS = [f.name for f in fields(PaymentRecord)]
+
+
+def event_snapshot_statement(event: EventRecord) -> Statement:
+    """Store the snapshot unless a newer version of the event is already stored."""
+    return Statement(RECORD_EVENT, {n: getattr(event, n) for n in _EVENT_FIELDS})
+
+
+def booking_statement(first_seen: BookingRecord) -> Statement:
+    """Insert the booking as ``first_seen`` (after its fact), or merge that fact into it."""
+    return Statement(RECORD_BOOKING, {n: getattr(first_seen, n) for n in _BOOKING_FIELDS})
+
+
+def payment_statement(first_seen: PaymentRecord) -> Statement:
+    """Insert the payment as ``first_seen`` (after its fact), or merge that fact into it."""
+    return Statement(RECORD_PAYMENT, {n: getattr(first_seen, n) for n in _PAYMENT_FIELDS})
 
 
 class AnalyticsRepository:
