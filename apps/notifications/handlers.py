@@ -1,7 +1,9 @@
 """Use cases of the notifications service.
 
-Message handlers are ``handle(message, uow)`` (run by ``consume_once``, so once per message id):
-they only *store* notifications, rendered and addressed, in the message's unit of work.
+Message handlers (run by ``consume_once``, so once per message id) only *store* notifications,
+rendered and addressed: each message says what to tell whom (a :class:`Notice`); the handler
+reads the user's contact and stores the notice's notifications with the message's inbox mark
+(one statement on PostgreSQL, a unit of work on SQLite).
 Sending is :func:`deliver_due`, run by the delivery worker, which records every outcome.
 """
 
@@ -10,14 +12,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.kit.db import Database, UnitOfWork
+from apps.kit.inbox import OneStatementHandler, Statement
 from apps.kit.pagination import decode_position, page_of
 from apps.notifications.adapters.channels import DeliveryError, Sender
-from apps.notifications.adapters.repository import ContactRepository, NotificationRepository
+from apps.notifications.adapters.repository import (
+    ContactRepository,
+    NotificationRepository,
+    store_statement,
+)
 from apps.notifications.domain import Channel, Contact, NoAddress, Notification, RetryPolicy
 from apps.notifications.templates import CANCELLATION_REASONS, greeting, money, render
 from contracts.messages import (
@@ -34,6 +44,8 @@ from contracts.messages import (
 log = logging.getLogger(__name__)
 
 DEFAULT_SUBJECT = "A message from Event Booking"
+
+M = TypeVar("M")
 
 
 def _now() -> datetime:
@@ -53,27 +65,59 @@ def _context(template: str, values: dict[str, Any]) -> dict[str, str]:
     return {"template": template, **{k: "" if v is None else str(v) for k, v in values.items()}}
 
 
-async def _notify(
-    uow: UnitOfWork, *, user_id: uuid.UUID, kind: str, source: uuid.UUID, **values: Any
-) -> list[Notification]:
-    """Store a ``kind`` notification for the user on each of their channels for that kind.
+@dataclass(frozen=True)
+class Notice:
+    """What to tell a user about one message: a ``kind`` notification on each of their channels
+    for that kind, its template filled with ``values``."""
+
+    user_id: uuid.UUID
+    kind: str
+    source: uuid.UUID  # the message's id: one notification per (source, kind, channel)
+    values: dict[str, Any]
+
+
+def _render(notice: Notice, contact: Contact | None, now: datetime) -> list[Notification]:
+    """The notice's notifications, rendered and addressed to ``contact``.
 
     An unknown user (their user_registered message has not arrived yet) gets an e-mail that
     waits as ``pending_contact``; it is rendered again, by name, when the contact arrives.
     """
-    contact = await ContactRepository(uow.conn).get(user_id)
-    channels: list[Channel] = contact.channels_for(kind) if contact else ["email"]
-    context = _context(kind, values)
-    stored = []
+    channels: list[Channel] = contact.channels_for(notice.kind) if contact else ["email"]
+    context = _context(notice.kind, notice.values)
+    out = []
     for channel in channels:
         subject, body = _text(channel, context, contact)
-        notification = Notification.create(
-            user_id=user_id, kind=kind, channel=channel, subject=subject, body=body,
-            source_message_id=source, contact=contact, now=_now(), context=context,
-        )
-        if await NotificationRepository(uow.conn).add(notification):
-            stored.append(notification)
-    return stored
+        out.append(Notification.create(
+            user_id=notice.user_id, kind=notice.kind, channel=channel, subject=subject, body=body,
+            source_message_id=notice.source, contact=contact, now=now, context=context,
+        ))
+    return out
+
+
+async def _notify(uow: UnitOfWork, notice: Notice) -> list[Notification]:
+    """Store the notice's notifications in the unit of work; returns those that are new."""
+    contact = await ContactRepository(uow.conn).get(notice.user_id)
+    repo = NotificationRepository(uow.conn)
+    return [n for n in _render(notice, contact, _now()) if await repo.add(n)]
+
+
+def _notifying(notice_of: Callable[[M], Notice | None]) -> OneStatementHandler[M]:
+    """The handler that stores ``notice_of(message)`` (nothing for None). On PostgreSQL it reads
+    the user's contact, then stores the notifications with the inbox mark in one statement."""
+
+    async def statement(msg: M, conn: AsyncConnection) -> Statement:
+        notice = notice_of(msg)
+        if notice is None:
+            return store_statement([])
+        contact = await ContactRepository(conn).get(notice.user_id)
+        return store_statement(_render(notice, contact, _now()))
+
+    async def in_unit_of_work(msg: M, uow: UnitOfWork) -> None:
+        notice = notice_of(msg)
+        if notice is not None:
+            await _notify(uow, notice)
+
+    return OneStatementHandler(statement, in_unit_of_work)
 
 
 def _booking_values(msg: BookingConfirmed | BookingCancelled | BookingExpired) -> dict[str, Any]:
@@ -83,83 +127,113 @@ def _booking_values(msg: BookingConfirmed | BookingCancelled | BookingExpired) -
     }
 
 
-async def register_contact(msg: UserRegistered, uow: UnitOfWork) -> None:
-    """Keep how to reach the new user, and welcome them."""
-    contact = Contact(user_id=msg.user_id, email=msg.email, full_name=msg.full_name, phone=msg.phone)
-    await ContactRepository(uow.conn).put(contact, now=_now())
-    await _notify(uow, user_id=msg.user_id, kind="welcome", source=msg.message_id, email=msg.email)
+# --- what each message tells whom -----------------------------------------------------------
 
 
-async def notify_booking_confirmed(msg: BookingConfirmed, uow: UnitOfWork) -> None:
-    await _notify(
-        uow, user_id=msg.user_id, kind="booking_confirmed", source=msg.message_id,
-        payment_id=msg.payment_id, **_booking_values(msg),
-    )
+def _contact_of(msg: UserRegistered) -> Contact:
+    return Contact(user_id=msg.user_id, email=msg.email, full_name=msg.full_name, phone=msg.phone)
 
 
-async def notify_booking_cancelled(msg: BookingCancelled, uow: UnitOfWork) -> None:
+def _welcome(msg: UserRegistered) -> Notice:
+    return Notice(msg.user_id, "welcome", msg.message_id, {"email": msg.email})
+
+
+def booking_confirmed_notice(msg: BookingConfirmed) -> Notice:
+    return Notice(msg.user_id, "booking_confirmed", msg.message_id, {
+        "payment_id": msg.payment_id, **_booking_values(msg),
+    })
+
+
+def booking_cancelled_notice(msg: BookingCancelled) -> Notice | None:
     # A booking cancelled because its payment failed is already explained by the
     # payment_failed notice (same flow, same moment): one message, not two.
     if msg.reason == "payment_failed":
-        return
+        return None
     refund = (
         f"A refund of {money(msg.amount, msg.currency)} is on its way to the card you paid with."
         if msg.refund_due
         else ""
     )
-    await _notify(
-        uow, user_id=msg.user_id, kind="booking_cancelled", source=msg.message_id,
-        reason_text=CANCELLATION_REASONS.get(msg.reason, ""), refund_text=refund,
+    return Notice(msg.user_id, "booking_cancelled", msg.message_id, {
+        "reason_text": CANCELLATION_REASONS.get(msg.reason, ""), "refund_text": refund,
         **_booking_values(msg),
-    )
+    })
 
 
-async def notify_booking_expired(msg: BookingExpired, uow: UnitOfWork) -> None:
-    await _notify(
-        uow, user_id=msg.user_id, kind="booking_expired", source=msg.message_id,
-        **_booking_values(msg),
-    )
+def booking_expired_notice(msg: BookingExpired) -> Notice:
+    return Notice(msg.user_id, "booking_expired", msg.message_id, _booking_values(msg))
 
 
-async def notify_payment_failed(msg: PaymentFailed, uow: UnitOfWork) -> None:
-    await _notify(
-        uow, user_id=msg.user_id, kind="payment_failed", source=msg.message_id,
-        booking_id=msg.booking_id, event_id=msg.event_id or "-", payment_id=msg.payment_id,
-        amount=money(msg.amount, msg.currency), failure_reason=msg.failure_reason.replace("_", " "),
-    )
+def payment_failed_notice(msg: PaymentFailed) -> Notice:
+    return Notice(msg.user_id, "payment_failed", msg.message_id, {
+        "booking_id": msg.booking_id, "event_id": msg.event_id or "-",
+        "payment_id": msg.payment_id, "amount": money(msg.amount, msg.currency),
+        "failure_reason": msg.failure_reason.replace("_", " "),
+    })
 
 
-async def notify_payment_refunded(msg: PaymentRefunded, uow: UnitOfWork) -> None:
-    await _notify(
-        uow, user_id=msg.user_id, kind="payment_refunded", source=msg.message_id,
-        booking_id=msg.booking_id, payment_id=msg.payment_id,
-        amount=money(msg.amount, msg.currency), provider_reference=msg.provider_reference,
-        reason_text=CANCELLATION_REASONS.get(msg.reason, ""),
-    )
+def payment_refunded_notice(msg: PaymentRefunded) -> Notice:
+    return Notice(msg.user_id, "payment_refunded", msg.message_id, {
+        "booking_id": msg.booking_id, "payment_id": msg.payment_id,
+        "amount": money(msg.amount, msg.currency), "provider_reference": msg.provider_reference,
+        "reason_text": CANCELLATION_REASONS.get(msg.reason, ""),
+    })
 
 
-async def notify_event_cancelled(msg: EventCancelled, uow: UnitOfWork) -> None:
+def event_cancelled_notice(msg: EventCancelled) -> Notice:
     """Tell the organizer. Ticket holders are told through booking_cancelled, one per booking."""
-    await _notify(
-        uow, user_id=msg.organizer_id, kind="event_cancelled", source=msg.message_id,
-        event_id=msg.event_id, title=msg.title, venue=msg.venue,
-        starts_at=msg.starts_at.strftime("%Y-%m-%d %H:%M %Z"), reason=msg.reason or "-",
-    )
+    return Notice(msg.organizer_id, "event_cancelled", msg.message_id, {
+        "event_id": msg.event_id, "title": msg.title, "venue": msg.venue,
+        "starts_at": msg.starts_at.strftime("%Y-%m-%d %H:%M %Z"), "reason": msg.reason or "-",
+    })
 
 
-async def request_notification(msg: NotificationRequested, uow: UnitOfWork) -> None:
-    """The `notifications` command: store free text for one user on one channel, under the
-    id the sender chose. A user without an address for that channel gets a `failed` row."""
-    contact = await ContactRepository(uow.conn).get(msg.user_id)
+def _requested(msg: NotificationRequested, contact: Contact | None) -> Notification:
     context = _context("custom", {"subject": msg.subject or DEFAULT_SUBJECT, "body": msg.body})
     subject, body = _text(msg.channel, context, contact)
-    await NotificationRepository(uow.conn).add(
-        Notification.create(
-            id=msg.notification_id, user_id=msg.user_id, kind=msg.kind, channel=msg.channel,
-            subject=subject, body=body, source_message_id=msg.message_id, contact=contact,
-            now=_now(), context=context,
-        )
+    return Notification.create(
+        id=msg.notification_id, user_id=msg.user_id, kind=msg.kind, channel=msg.channel,
+        subject=subject, body=body, source_message_id=msg.message_id, contact=contact,
+        now=_now(), context=context,
     )
+
+
+# --- the message handlers -------------------------------------------------------------------
+
+
+async def _register_contact(msg: UserRegistered, uow: UnitOfWork) -> None:
+    await ContactRepository(uow.conn).put(_contact_of(msg), now=_now())
+    await _notify(uow, _welcome(msg))
+
+
+async def _register_contact_statement(msg: UserRegistered, _conn: AsyncConnection) -> Statement:
+    contact, now = _contact_of(msg), _now()
+    return store_statement(_render(_welcome(msg), contact, now), contact=contact, now=now)
+
+
+async def _request_notification(msg: NotificationRequested, uow: UnitOfWork) -> None:
+    contact = await ContactRepository(uow.conn).get(msg.user_id)
+    await NotificationRepository(uow.conn).add(_requested(msg, contact))
+
+
+async def _request_notification_statement(
+    msg: NotificationRequested, conn: AsyncConnection
+) -> Statement:
+    contact = await ContactRepository(conn).get(msg.user_id)
+    return store_statement([_requested(msg, contact)])
+
+
+# Keep how to reach the new user, and welcome them.
+register_contact = OneStatementHandler(_register_contact_statement, _register_contact)
+notify_booking_confirmed = _notifying(booking_confirmed_notice)
+notify_booking_cancelled = _notifying(booking_cancelled_notice)
+notify_booking_expired = _notifying(booking_expired_notice)
+notify_payment_failed = _notifying(payment_failed_notice)
+notify_payment_refunded = _notifying(payment_refunded_notice)
+notify_event_cancelled = _notifying(event_cancelled_notice)
+# The `notifications` command: store free text for one user on one channel, under the id the
+# sender chose. A user without an address for that channel gets a `failed` row.
+request_notification = OneStatementHandler(_request_notification_statement, _request_notification)
 
 
 async def send_notification(

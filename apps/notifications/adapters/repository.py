@@ -1,8 +1,16 @@
-"""Contacts and notifications table access. Takes the unit of work's connection; never commits."""
+"""Contacts and notifications table access. Takes the unit of work's connection; never commits.
+
+What a consumed message stores (a contact, its notifications) is also available as ONE
+statement with the consumer's inbox mark (:func:`store_statement`, PostgreSQL, see
+``apps.kit.inbox``).
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
 
@@ -10,10 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from apps.kit.inbox import Statement, insert_from_mark, once_per_message
 from apps.notifications.adapters.tables import contacts, notifications
 from apps.notifications.domain import Contact, Notification
 
 _COLUMNS = [f.name for f in fields(Notification)]
+_CONTACT_FIELDS = ("email", "full_name", "phone", "updated_at")
+_CONTACT_BY_USER = sa.select(contacts).where(contacts.c.user_id == sa.bindparam("user_id"))
 
 
 def _to_notification(row: sa.Row) -> Notification:
@@ -25,9 +36,7 @@ class ContactRepository:
         self.conn = conn
 
     async def get(self, user_id: uuid.UUID) -> Contact | None:
-        row = (
-            await self.conn.execute(sa.select(contacts).where(contacts.c.user_id == user_id))
-        ).first()
+        row = (await self.conn.execute(_CONTACT_BY_USER, {"user_id": user_id})).first()
         if row is None:
             return None
         return Contact(user_id=row.user_id, email=row.email, full_name=row.full_name, phone=row.phone)
@@ -38,9 +47,45 @@ class ContactRepository:
         await self.conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[contacts.c.user_id],
-                set_={k: stmt.excluded[k] for k in ("email", "full_name", "phone", "updated_at")},
+                set_={k: stmt.excluded[k] for k in _CONTACT_FIELDS},
             )
         )
+
+
+# --- one statement with the consumer's inbox mark (PostgreSQL) ----------------------------------
+
+_PUT_CONTACT = insert_from_mark(
+    contacts,
+    "ON CONFLICT (user_id) DO UPDATE SET "
+    + ", ".join(f"{k} = EXCLUDED.{k}" for k in _CONTACT_FIELDS),
+    prefix="contact_",
+)
+
+
+@functools.cache
+def _store(with_contact: bool, count: int) -> sa.TextClause:
+    """Built once per shape: the contact or not, and how many notifications (1-3 channels)."""
+    adds = [
+        # a notification already stored for this (source message, kind, channel) is kept
+        insert_from_mark(notifications, "ON CONFLICT DO NOTHING", prefix=f"n{i}_")
+        for i in range(count)
+    ]
+    return once_per_message(*([_PUT_CONTACT] if with_contact else []), *adds)
+
+
+def store_statement(
+    added: Sequence[Notification], *, contact: Contact | None = None, now: datetime | None = None
+) -> Statement:
+    """:meth:`ContactRepository.put` (if ``contact``) and :meth:`NotificationRepository.add` of
+    each of ``added``, as one statement with the inbox mark; with neither, the mark alone."""
+    params: dict[str, object] = {}
+    if contact is not None:
+        params |= {f"contact_{k}": v for k, v in asdict(contact).items()}
+        params["contact_updated_at"] = now
+    for i, n in enumerate(added):
+        params |= {f"n{i}_{k}": getattr(n, k) for k in _COLUMNS}
+        params[f"n{i}_context"] = json.dumps(n.context)  # jsonb, as the table type serialises it
+    return Statement(_store(contact is not None, len(added)), params)
 
 
 class NotificationRepository:

@@ -1,4 +1,8 @@
-"""Tables of booking dues and payments. Take the unit of work's connection; never commit."""
+"""Tables of booking dues and payments. Take the unit of work's connection; never commit.
+
+What booking's messages do to a due is one statement each; on PostgreSQL the consumer runs it
+with its inbox mark as ONE statement (``*_statement`` below, see ``apps.kit.inbox``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from apps.kit.inbox import Statement, insert_from_mark, once_per_message
 from apps.payments.adapters.tables import booking_dues, payments
 from apps.payments.domain import BookingDue, DueStatus, Payment
 
@@ -24,6 +29,30 @@ def _to_due(row: sa.Row) -> BookingDue:
 
 def _to_payment(row: sa.Row) -> Payment:
     return Payment(**{k: getattr(row, k) for k in _PAYMENT_COLUMNS})
+
+
+def _due_values(due: BookingDue) -> dict[str, object]:
+    return {k: getattr(due, k) for k in _DUE_COLUMNS}
+
+
+# --- one statement with the consumer's inbox mark (PostgreSQL) ----------------------------------
+
+_ADD_DUE = once_per_message(insert_from_mark(booking_dues, "ON CONFLICT (booking_id) DO NOTHING"))
+_END_DUE = once_per_message(insert_from_mark(
+    booking_dues,
+    "ON CONFLICT (booking_id) DO UPDATE SET status = EXCLUDED.status, "
+    "updated_at = EXCLUDED.updated_at WHERE t.status = ANY(:from_statuses)",
+))
+
+
+def add_due_statement(due: BookingDue) -> Statement:
+    """:meth:`DueRepository.add_if_absent` as one statement with the inbox mark."""
+    return Statement(_ADD_DUE, _due_values(due))
+
+
+def end_due_statement(due: BookingDue, *, from_statuses: Sequence[DueStatus]) -> Statement:
+    """:meth:`DueRepository.end` as one statement with the inbox mark."""
+    return Statement(_END_DUE, {**_due_values(due), "from_statuses": list(from_statuses)})
 
 
 class DueRepository:
