@@ -101,3 +101,33 @@ async def test_a_single_statement_unit_of_work_refuses_staged_messages(booking):
         assert uow.autocommit
         with pytest.raises(RuntimeError):
             uow.emit(event_created())
+
+
+async def test_seat_moves_reach_the_counters_only_at_commit(booking, client):
+    """A confirmation's held -> sold is applied by the deferred trigger when the transaction
+    commits (the hot row is not locked before), and not at all if it rolls back."""
+    import sqlalchemy as sa
+
+    from apps.booking.adapters.repository import BookingRepository
+
+    event = event_created(capacity=5)
+    await feed(booking, event)
+    resp = await client.post("/booking/create", json=book_body(event, 2), headers=bearer(mint()))
+    assert resp.status_code == 201
+    repo_booking = uuid.UUID(resp.json()["id"])
+
+    for commit in (False, True):
+        async with booking.db.unit_of_work() as uow:
+            repo = BookingRepository(uow.conn)
+            b = await repo.get(repo_booking, for_update=True)
+            t = b.confirm(uuid.uuid4(), now=b.created_at)
+            await repo.save([t])
+            await repo.move_seats([t])
+            # not yet on the row: nobody else's lock wait starts before COMMIT
+            held, sold = (await uow.conn.execute(sa.text(
+                "SELECT held, sold FROM inventory WHERE event_id = :e"), {"e": event.event_id})).one()
+            assert (held, sold) == (2, 0)
+            if commit:
+                await uow.commit()
+        assert await inventory(booking, event) == ((0, 2) if commit else (2, 0))
+    assert await rows(booking, "SELECT count(*) FROM seat_moves") == [(0,)]

@@ -1,13 +1,14 @@
 """Booking database access. Takes the unit of work's connection; never commits.
 
 Lock order, the same in every transaction so they cannot deadlock each other: a booking row,
-then event inventory rows (sorted by id), then user-hold rows (sorted by id). The reservation is
-the exception that proves it: it inserts a *new* booking row (nobody can be waiting on it), so
-it takes the inventory row, then the user's row. Cancelling a whole event takes its inventory row
-first (so no new hold can slip in while its bookings are cancelled); a deadlock with a payment for
-one of its bookings at that very instant is possible, PostgreSQL breaks it and the message is
-retried.
-"""
+then event inventory rows (sorted by id), then user-hold rows (sorted by id). A reservation
+inserts a *new* booking row (nobody can be waiting on it), then takes the inventory row, then
+the user's row (one statement, ``booking_reserve``). Seat changes that never take seats
+(confirm, expire, cancel) are applied at COMMIT in that order by a deferred trigger (migration
+0003), so the events' hot rows are locked only while PostgreSQL commits. Cancelling a whole
+event takes its inventory row first (so no new hold can slip in while its bookings are
+cancelled); a deadlock with a payment for one of its bookings at that very instant is
+possible, PostgreSQL breaks it and the message is retried."""
 
 from __future__ import annotations
 
@@ -123,27 +124,20 @@ WHERE b.id = v.id AND b.status = v.previous
 """
 )
 
-_LOCK_INVENTORY = sa.text(
-    "SELECT event_id FROM inventory WHERE event_id = ANY(CAST(:ids AS uuid[])) "
-    "ORDER BY event_id FOR UPDATE"
-)
-_MOVE_SEATS = sa.text(
+# Seat-counter changes that never take seats, applied at COMMIT by a deferred trigger
+# (migration 0003): event rows first, then user rows, each sorted — the lock order.
+_DEFER_SEAT_MOVES = sa.text(
     """
-UPDATE inventory AS i SET held = i.held + d.held, sold = i.sold + d.sold, updated_at = now()
-FROM unnest(CAST(:ids AS uuid[]), CAST(:held AS integer[]), CAST(:sold AS integer[]))
-     AS d(event_id, held, sold)
-WHERE i.event_id = d.event_id
-"""
-)
-_LOCK_USERS = sa.text(
-    "SELECT user_id FROM user_holds WHERE user_id = ANY(CAST(:ids AS uuid[])) "
-    "ORDER BY user_id FOR UPDATE"
-)
-_MOVE_USER_HOLDS = sa.text(
-    """
-UPDATE user_holds AS u SET held = u.held + d.delta
-FROM unnest(CAST(:ids AS uuid[]), CAST(:deltas AS integer[])) AS d(user_id, delta)
-WHERE u.user_id = d.user_id
+INSERT INTO seat_moves (event_id, user_id, held, sold)
+SELECT event_id, user_id, held, sold FROM (
+    SELECT 0 AS kind, e.event_id, NULL::uuid AS user_id, e.held, e.sold
+    FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_held AS integer[]),
+                CAST(:event_sold AS integer[])) AS e(event_id, held, sold)
+    UNION ALL
+    SELECT 1, NULL::uuid, u.user_id, u.held, 0
+    FROM unnest(CAST(:user_ids AS uuid[]), CAST(:user_held AS integer[])) AS u(user_id, held)
+) AS moves
+ORDER BY kind, event_id, user_id
 """
 )
 _RETAKE_SEATS = sa.text(
@@ -236,7 +230,11 @@ class BookingRepository:
         return res.rowcount == 1
 
     async def move_seats(self, transitions: Iterable[Transition]) -> None:
-        """Apply the transitions' seat changes to the events' and users' counters."""
+        """Apply the transitions' seat changes to the events' and users' counters, at COMMIT.
+
+        Transitions never take seats (that is ``reserve``/``retake_seats``), so applying them
+        at the very end cannot oversell; it keeps the events' hot rows locked only while
+        PostgreSQL commits instead of for the rest of the transaction."""
         per_event: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0])
         per_user: dict[uuid.UUID, int] = defaultdict(int)
         for t in transitions:
@@ -245,22 +243,18 @@ class BookingRepository:
                 per_event[t.booking.event_id][1] += t.seats.sold
             if t.seats.user_held:
                 per_user[t.booking.user_id] += t.seats.user_held
-        if per_event:
-            ids = sorted(per_event)
-            if len(ids) > 1:
-                await self.conn.execute(_LOCK_INVENTORY, {"ids": ids})
-            await self.conn.execute(
-                _MOVE_SEATS,
-                {"ids": ids, "held": [per_event[i][0] for i in ids],
-                 "sold": [per_event[i][1] for i in ids]},
-            )
+        events = sorted(per_event)
         users = sorted(u for u, d in per_user.items() if d)
-        if users:
-            if len(users) > 1:
-                await self.conn.execute(_LOCK_USERS, {"ids": users})
-            await self.conn.execute(
-                _MOVE_USER_HOLDS, {"ids": users, "deltas": [per_user[u] for u in users]}
-            )
+        if not events and not users:
+            return
+        await self.conn.execute(
+            _DEFER_SEAT_MOVES,
+            {
+                "event_ids": events, "event_held": [per_event[e][0] for e in events],
+                "event_sold": [per_event[e][1] for e in events],
+                "user_ids": users, "user_held": [per_user[u] for u in users],
+            },
+        )
 
     # --- bookings ------------------------------------------------------------------------------
 
