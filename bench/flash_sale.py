@@ -227,17 +227,22 @@ async def steady(session, platform: BenchPlatform, args: argparse.Namespace, tok
         user = uuid.uuid4()
         token = platform.token(user)
         t0 = time.perf_counter()
-        async with session.post(f"{gw}/booking/create", headers={"Authorization": f"Bearer {token}"},
-                                json={"event_id": event["id"], "quantity": 1}) as r:
-            body = await r.json(content_type=None)
-            statuses[f"hold {r.status}"] += 1
-            if r.status != 201:
-                return
+        try:
+            async with session.post(f"{gw}/booking/create", headers={"Authorization": f"Bearer {token}"},
+                                    json={"event_id": event["id"], "quantity": 1}) as r:
+                body = await r.json(content_type=None)
+                statuses[f"hold {r.status}"] += 1
+                if r.status != 201:
+                    return
+        except (aiohttp.ClientError, TimeoutError):
+            statuses["hold error"] += 1
+            return
         book_lat.append(time.perf_counter() - t0)
         await asyncio.sleep(args.think)
         statuses[f"pay {await pay_once(session, gw, token, body['id'], sent)}"] += 1
 
     tasks = []
+    cpu0 = platform.cpu_seconds()
     start = time.perf_counter()
     for k in range(n):
         delay = start + k / args.steady_rate - time.perf_counter()
@@ -245,6 +250,8 @@ async def steady(session, platform: BenchPlatform, args: argparse.Namespace, tok
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(k)))
     await asyncio.gather(*tasks)
+    await platform.drain()
+    cpu1 = platform.cpu_seconds()
     conn = await asyncpg.connect(f"{PG}/{platform.db_prefix}booking")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -257,7 +264,8 @@ async def steady(session, platform: BenchPlatform, args: argparse.Namespace, tok
                             uuid.UUID(event["id"]))
     await conn.close()
     latency = [max(0.0, r["updated_at"].timestamp() - sent[str(r["id"])]) for r in rows if str(r["id"]) in sent]
-    return dict(n=n, statuses=statuses, confirmed=len(rows), paid=len(sent), latency=latency, hold=book_lat)
+    return dict(n=n, statuses=statuses, confirmed=len(rows), paid=len(sent), latency=latency, hold=book_lat,
+                cpu={k: cpu1.get(k, 0) - cpu0.get(k, 0) for k in cpu1})
 
 
 async def baseline(args: argparse.Namespace) -> float:
@@ -319,6 +327,8 @@ async def main(args: argparse.Namespace) -> None:
           f"{dict(st['statuses'])}; confirmed {st['confirmed']} of {st['paid']} paid")
     print(f"  hold latency      {ms(st['hold'])}")
     print(f"  payment->confirmed {ms(st['latency'])}")
+    print(f"  CPU ms per paid booking (whole cycle, every process) " + ", ".join(
+        f"{k} {1000 * v / max(1, st['paid']):.1f}" for k, v in sorted(st['cpu'].items(), key=lambda kv: -kv[1])))
     print(f"peak memory         {result['peak_rss'] / 2**20:,.0f} MiB (all platform processes)")
     print(f"CPU s during sale   " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(b['cpu'].items(), key=lambda kv: -kv[1])))
     print(f"bare baseline       {base:,.0f} attempts/s (one FastAPI process, conditional UPDATE only)")
