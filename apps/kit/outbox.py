@@ -21,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+import orjson
 import sqlalchemy as sa
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
@@ -42,8 +43,30 @@ log = logging.getLogger(__name__)
 OUTBOX = add_kit_tables(sa.MetaData())["outbox"]
 NOTIFY_CHANNEL = "outbox"
 
-# Publishes one row: (routing_key, payload, headers, envelope fields) -> awaitable confirm.
-PublishFn = Callable[[str, dict[str, Any], dict[str, Any]], Any]
+# Publishes one row: (routing_key, payload, headers) -> awaitable that returns once the broker
+# confirmed it and raises otherwise.
+PublishFn = Callable[[str, dict[str, Any], dict[str, Any]], Awaitable[Any]]
+
+
+class OutboxMessage(NamedTuple):
+    """One outbox row as the relay hands it to its publisher."""
+
+    routing_key: str
+    payload: dict[str, Any]
+    headers: dict[str, Any]  # the W3C trace context of the transaction that wrote the row
+
+
+class BatchPublisher(Protocol):
+    """A publish function that also sends whole batches (``apps.kit.messaging.outbox_publish``)."""
+
+    def __call__(self, routing_key: str, payload: dict[str, Any], headers: dict[str, Any]) -> Awaitable[Any]: ...
+
+    async def send_many(
+        self, messages: Sequence[OutboxMessage]
+    ) -> Awaitable[list[BaseException | None]]:
+        """Send ``messages`` in order and return what waits for their confirms: for each
+        message, None once the broker confirmed it, else the failure."""
+        ...
 
 
 def rows_of(db: Database, messages: Sequence[Envelope]) -> list[dict[str, Any]]:
@@ -86,42 +109,65 @@ async def write(conn: AsyncConnection, db: Database, messages: Sequence[Envelope
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows in batches with pipelined confirms."""
+    """Publishes committed outbox rows in batches with pipelined confirms.
+
+    ``publish`` publishes one row; if it also has ``send_many`` (a :class:`BatchPublisher`, e.g.
+    ``apps.kit.messaging.outbox_publish``) the relay hands it each claimed batch whole.
+
+    :meth:`run` keeps ``pipeline_depth`` rounds going on PostgreSQL: while one batch waits for
+    its confirms and is deleted, the next is claimed and sent. Claiming and sending are one at a
+    time and in row order, so batches reach the broker in the order they were claimed, as with
+    a single round. (SQLite has no ``SKIP LOCKED``: one round there.)
+    """
 
     def __init__(
         self,
         db: Database,
-        publish: PublishFn,
+        publish: PublishFn | BatchPublisher,
         *,
         batch_size: int = 500,
         poll_seconds: float = 1.0,
         max_backoff_seconds: float = 5.0,
+        pipeline_depth: int = 2,
     ) -> None:
         self.db = db
         self.publish = publish
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.max_backoff = max_backoff_seconds
+        self.pipeline_depth = pipeline_depth
         self.published_total = 0
         self.failed_total = 0
         self._stopping = asyncio.Event()
+        self._sending = asyncio.Lock()  # one round at a time claims and sends
+        self._paused_until = 0.0  # a failed round makes every round back off
+        # Claim the oldest unclaimed rows; other relays skip them until this transaction ends.
+        self._claim = (
+            sa.select(
+                OUTBOX.c.id,
+                OUTBOX.c.routing_key,
+                sa.cast(OUTBOX.c.payload, sa.Text).label("payload"),
+                sa.cast(OUTBOX.c.headers, sa.Text).label("headers"),
+            )
+            .order_by(OUTBOX.c.created_at)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
 
     async def relay_once(self) -> int:
         """Publish one batch. Returns how many rows were published (and deleted)."""
         async with self.db.engine.connect() as conn, conn.begin():
-            rows = (
-                await conn.execute(
-                    sa.select(OUTBOX.c.id, OUTBOX.c.routing_key, OUTBOX.c.payload, OUTBOX.c.headers)
-                    .order_by(OUTBOX.c.created_at)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if not rows:
-                return 0
-            results = await asyncio.gather(
-                *(self._publish_row(r) for r in rows), return_exceptions=True
-            )
+            async with self._sending:
+                rows = (await conn.execute(self._claim)).all()
+                if not rows:
+                    return 0
+                confirms = await self._send([
+                    # JSON as text, decoded here by orjson: cheaper than the driver's json.loads
+                    OutboxMessage(r.routing_key, orjson.loads(r.payload), orjson.loads(r.headers))
+                    for r in rows
+                ])
+            # Sent: another round may claim and send the next batch while these are confirmed.
+            results = await confirms
             sent = [r.id for r, res in zip(rows, results, strict=True) if res is None]
             failed = [r.id for r, res in zip(rows, results, strict=True) if res is not None]
             if sent:
@@ -141,10 +187,21 @@ class OutboxRelay:
             raise RelayError(f"{len(failed)} publishes failed")
         return len(sent)
 
-    async def _publish_row(self, row: Any) -> None:
-        token = otel_context.attach(propagate.extract(row.headers or {}))
+    async def _send(self, messages: list[OutboxMessage]) -> Awaitable[list[BaseException | None]]:
+        """Send a claimed batch; returns what waits for the outcome of each row's publish."""
+        send_many = getattr(self.publish, "send_many", None)
+        if send_many is not None:
+            return await send_many(messages)
+        outcome: asyncio.Future[list[BaseException | None]] = asyncio.get_running_loop().create_future()
+        outcome.set_result(list(await asyncio.gather(
+            *(self._publish_row(m) for m in messages), return_exceptions=True
+        )))
+        return outcome
+
+    async def _publish_row(self, m: OutboxMessage) -> None:
+        token = otel_context.attach(propagate.extract(m.headers))
         try:
-            await self.publish(row.routing_key, row.payload, row.headers or {})
+            await self.publish(m.routing_key, m.payload, m.headers)
         finally:
             otel_context.detach(token)
 
@@ -162,29 +219,36 @@ class OutboxRelay:
     async def run(self) -> None:
         """Relay until stopped: wake on a local commit, a NOTIFY from another process, or a poll."""
         listener = asyncio.create_task(self._listen()) if self.db.is_postgres else None
-        backoff = 0.1
-        next_gauge = 0.0
+        depth = self.pipeline_depth if self.db.is_postgres else 1
         try:
-            while not self._stopping.is_set():
-                try:
-                    if time.monotonic() >= next_gauge:
-                        await self._update_gauges()
-                        next_gauge = time.monotonic() + 5
-                    n = await self.relay_once()
-                    backoff = 0.1
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # broker or database down: keep the rows, retry later
-                    if not isinstance(exc, RelayError):
-                        log.warning("outbox relay round failed: %r", exc)
-                    await self._sleep(backoff)
-                    backoff = min(backoff * 2, self.max_backoff)
-                    continue
-                if n < self.batch_size:
-                    await self._wait_for_work()
+            await asyncio.gather(*(self._rounds(gauges=i == 0) for i in range(depth)))
         finally:
             if listener:
                 listener.cancel()
+
+    async def _rounds(self, *, gauges: bool) -> None:
+        backoff = 0.1
+        next_gauge = 0.0
+        while not self._stopping.is_set():
+            if (pause := self._paused_until - time.monotonic()) > 0:
+                await self._sleep(pause)
+                continue
+            try:
+                if gauges and time.monotonic() >= next_gauge:
+                    await self._update_gauges()
+                    next_gauge = time.monotonic() + 5
+                n = await self.relay_once()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker or database down: keep the rows, retry later
+                if not isinstance(exc, RelayError):
+                    log.warning("outbox relay round failed: %r", exc)
+                self._paused_until = max(self._paused_until, time.monotonic() + backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            if n < self.batch_size:
+                await self._wait_for_work()
 
     async def _update_gauges(self) -> None:
         count, age = await self.backlog()

@@ -1,0 +1,309 @@
+"""The outbox relay's pipelined publishing, proven on the real RabbitMQ and PostgreSQL.
+
+* What consumers receive is what the FastStream publisher path sent: persistent, the envelope's
+  ids as AMQP properties, ``schema_version`` and W3C trace context in the headers, the payload as
+  the body; and one trace runs from the request that wrote the row, through ONE producer span
+  per message, to the consumer's FastStream span.
+* A row leaves the outbox only once the broker confirmed its publish: a returned (unroutable)
+  publish, a routing key without a publisher, a channel the broker closes, a broker that is not
+  connected all leave their rows, and the relay recovers once the cause is gone.
+* Overlapping rounds still hand batches to the broker in the order the rows were written.
+
+Each test publishes to an exchange of its own, so nothing here reaches another test's queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import pytest
+import sqlalchemy as sa
+from faststream.rabbit import ExchangeType, RabbitExchange, RabbitMessage, RabbitQueue
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from apps.kit import outbox
+from apps.kit.db import Database
+from apps.kit.messaging import Publishers, declare_publishers, make_broker, outbox_publish
+from apps.kit.outbox import OUTBOX, OutboxRelay, RelayError
+from apps.kit.settings import ServiceSettings
+from apps.kit.tables import add_kit_tables
+from contracts.messages import EventCreated
+from tests.kit.test_consumers_unit import event_created
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+SERVICE = "relaytest"
+UNROUTABLE = "nobody_binds_this"  # a publisher exists, no queue is bound: the broker returns it
+
+
+@pytest.fixture(scope="module")
+def spans() -> InMemorySpanExporter:
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+        provider = trace.get_tracer_provider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[union-attr]
+    return exporter
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[Database]:
+    db = Database(ServiceSettings(service_name=SERVICE), migrations=None)
+    await db.prepare()
+    async with db.engine.begin() as conn:
+        await conn.run_sync(add_kit_tables(sa.MetaData())["outbox"].metadata.create_all)
+        await conn.execute(OUTBOX.delete())  # leftovers of an earlier test in this run
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def exchange(amqp: Any) -> RabbitExchange:
+    """A topic exchange of this test's own (declared on the broker)."""
+    ex = RabbitExchange(f"outbox-test-{uuid.uuid4().hex[:8]}", type=ExchangeType.TOPIC)
+    await amqp.declare_exchange(ex.name, aio_pika.ExchangeType.TOPIC, durable=True)
+    return ex
+
+
+@pytest.fixture
+async def producer(exchange: RabbitExchange) -> AsyncIterator[Any]:
+    """The relaying service's broker, with publishers on the test's exchange (connected)."""
+    broker = make_broker(ServiceSettings(service_name=SERVICE))
+    publishers = publishers_on(broker, exchange)
+    await broker.connect()
+    try:
+        yield publishers
+    finally:
+        await broker.stop()
+
+
+def publishers_on(broker: Any, exchange: RabbitExchange) -> Publishers:
+    """As ``declare_publishers`` declares them, on ``exchange``, plus one for an unbound key."""
+    return Publishers(broker, {
+        key: broker.publisher(exchange=exchange, routing_key=key, persist=True, mandatory=True)
+        for key in (EventCreated.routing_key, UNROUTABLE)
+    })
+
+
+async def spy_queue(amqp: Any, exchange: RabbitExchange, routing_key: str) -> Any:
+    """A queue of the test's own bound to ``routing_key``: what a consumer would receive."""
+    queue = await amqp.declare_queue(exclusive=True)
+    await queue.bind(exchange.name, routing_key)
+    return queue
+
+
+def event(title: str) -> EventCreated:
+    return event_created(title, producer=SERVICE)
+
+
+async def write_rows(db: Database, rows: list[dict[str, Any]]) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(OUTBOX.insert(), rows)
+
+
+async def outbox_rows(db: Database) -> dict[uuid.UUID, tuple[str, int]]:
+    async with db.engine.connect() as conn:
+        result = await conn.execute(sa.select(OUTBOX.c.id, OUTBOX.c.routing_key, OUTBOX.c.attempts))
+        return {r.id: (r.routing_key, r.attempts) for r in result}
+
+
+async def drain(queue: Any) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    got = []
+    while (msg := await queue.get(fail=False, timeout=5)) is not None:
+        await msg.ack()
+        got.append(msg)
+    return got
+
+
+async def test_declared_publishers_know_their_broker() -> None:
+    broker = make_broker(ServiceSettings(service_name=SERVICE))
+    publishers = declare_publishers(broker, [EventCreated])
+    assert publishers.broker is broker
+    assert list(publishers) == [EventCreated.routing_key]
+
+
+async def test_relayed_message_has_the_contract_properties_and_one_trace_to_the_consumer(
+    spans, db, exchange, producer
+) -> None:
+    consumer = make_broker(ServiceSettings(service_name="relaytest-consumer"))
+    received: list[RabbitMessage] = []
+
+    @consumer.subscriber(
+        RabbitQueue(f"{exchange.name}.events", routing_key=EventCreated.routing_key,
+                    auto_delete=True),
+        exchange,
+    )
+    async def on_event_created(msg: EventCreated, message: RabbitMessage) -> None:
+        received.append(message)
+
+    await consumer.start()
+    try:
+        messages = [event("traced-1"), event("traced-2")]
+        with trace.get_tracer("test").start_as_current_span(
+            "POST /events/create", kind=trace.SpanKind.SERVER
+        ) as request:
+            async with db.engine.begin() as conn:
+                await outbox.write(conn, db, messages)  # stores the request's trace context
+        spans.clear()
+
+        relay = OutboxRelay(db, outbox_publish(producer))
+        assert await relay.relay_once() == 2
+        assert await outbox_rows(db) == {}
+        await eventually(lambda: asyncio.sleep(0, len(received)), until=lambda n: n == 2)
+    finally:
+        await consumer.stop()
+
+    by_id = {m.message_id: m for m in messages}
+    finished = spans.get_finished_spans()
+    producers = {s.attributes["messaging.message.id"]: s for s in finished
+                 if s.kind == trace.SpanKind.PRODUCER}
+    consumers = [s for s in finished if s.kind == trace.SpanKind.CONSUMER]
+    assert set(producers) == {str(m.message_id) for m in messages}  # one producer span each
+    for message in received:
+        sent = by_id[uuid.UUID(message.message_id)]
+        raw = message.raw_message
+        assert raw.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+        assert raw.content_type == "application/json"
+        assert raw.message_id == str(sent.message_id)
+        assert raw.correlation_id == str(sent.correlation_id)
+        assert raw.type == "event_created"
+        assert raw.app_id == SERVICE
+        assert raw.timestamp is not None
+        assert raw.routing_key == EventCreated.routing_key
+        assert raw.headers["schema_version"] == 1
+        assert json.loads(raw.body) == sent.model_dump(mode="json")
+        assert EventCreated.model_validate_json(raw.body) == sent
+
+        span = producers[raw.message_id]
+        assert span.name == f"publish {exchange.name}"
+        assert span.parent.span_id == request.get_span_context().span_id
+        assert span.context.trace_id == request.get_span_context().trace_id
+        assert span.status.is_ok
+        assert span.attributes["messaging.system"] == "rabbitmq"
+        assert span.attributes["messaging.operation.type"] == "send"
+        assert span.attributes["messaging.destination.name"] == exchange.name
+        assert span.attributes["messaging.rabbitmq.destination.routing_key"] == "event_created"
+        assert span.attributes["messaging.message.conversation_id"] == raw.correlation_id
+        # the consumer's FastStream telemetry continued the trace from our producer span
+        traceparent = raw.headers["traceparent"]
+        assert traceparent.split("-")[1:3] == [
+            f"{span.context.trace_id:032x}", f"{span.context.span_id:016x}"
+        ]
+        consume = next(s for s in consumers if s.attributes.get("messaging.message.id") == raw.message_id)
+        assert consume.parent.span_id == span.context.span_id
+        assert consume.context.trace_id == request.get_span_context().trace_id
+
+
+async def test_returned_and_unpublishable_rows_stay_for_the_next_round(
+    spans, db, exchange, producer, amqp
+) -> None:
+    queue = await spy_queue(amqp, exchange, EventCreated.routing_key)
+    routable = [event("routable-1"), event("routable-2")]
+    returned, unknown = event("unroutable"), event("no publisher")
+    rows = outbox.rows_of(db, [*routable, returned, unknown])
+    rows[2]["routing_key"] = UNROUTABLE  # its publisher exists, but no queue is bound to it
+    rows[3]["routing_key"] = "no_publisher_for_this"
+    await write_rows(db, rows)
+    spans.clear()
+
+    relay = OutboxRelay(db, outbox_publish(producer))
+    with pytest.raises(RelayError, match="2 publishes failed"):
+        await relay.relay_once()
+
+    # deleted only what the broker confirmed; the others wait, their attempts counted
+    assert await outbox_rows(db) == {
+        returned.message_id: (UNROUTABLE, 1),
+        unknown.message_id: ("no_publisher_for_this", 1),
+    }
+    assert (relay.published_total, relay.failed_total) == (2, 2)
+    got = await drain(queue)
+    assert sorted(m.message_id for m in got) == sorted(str(m.message_id) for m in routable)
+    failed_span = next(s for s in spans.get_finished_spans()
+                       if s.attributes.get("messaging.message.id") == str(returned.message_id))
+    assert not failed_span.status.is_ok
+    assert failed_span.attributes["error.type"] == "PublishError"
+
+    # once something listens on that key, the next round publishes it (the other still waits)
+    await spy_queue(amqp, exchange, UNROUTABLE)
+    with pytest.raises(RelayError, match="1 publishes failed"):
+        await relay.relay_once()
+    assert await outbox_rows(db) == {unknown.message_id: ("no_publisher_for_this", 2)}
+
+
+async def test_a_channel_the_broker_closes_keeps_the_batch_and_the_relay_recovers(
+    db, amqp, exchange
+) -> None:
+    missing = RabbitExchange(f"outbox-test-missing-{uuid.uuid4().hex[:8]}", type=ExchangeType.TOPIC)
+    broker = make_broker(ServiceSettings(service_name=SERVICE))
+    publishers = Publishers(broker, {
+        "to_missing": broker.publisher(exchange=missing, routing_key="to_missing"),
+        EventCreated.routing_key: broker.publisher(exchange=exchange, routing_key="event_created"),
+    })
+    queue = await spy_queue(amqp, exchange, EventCreated.routing_key)
+    good, lost = event("good"), event("to a missing exchange")
+    rows = outbox.rows_of(db, [good, lost])
+    rows[1]["routing_key"] = "to_missing"
+    await write_rows(db, rows)
+    await broker.connect()
+    try:
+        relay = OutboxRelay(db, outbox_publish(publishers))
+        # the broker closes the channel (404 on the exchange): nothing of the batch is confirmed
+        with pytest.raises(RelayError, match="2 publishes failed"):
+            await relay.relay_once()
+        assert set(await outbox_rows(db)) == {good.message_id, lost.message_id}
+
+        # the exchange appears; the channel is reopened and the next round publishes both
+        await amqp.declare_exchange(missing.name, aio_pika.ExchangeType.TOPIC, durable=True)
+        await spy_queue(amqp, missing, "to_missing")
+
+        async def relay_round() -> int | None:
+            try:
+                return await relay.relay_once()
+            except RelayError:
+                return None
+
+        assert await eventually(relay_round, until=lambda n: n == 2) == 2
+        assert await outbox_rows(db) == {}
+    finally:
+        await broker.stop()
+    # at least once: ``good`` may also have been routed before the channel closed
+    got = await drain(queue)
+    assert {m.message_id for m in got} == {str(good.message_id)}
+
+
+async def test_without_a_broker_connection_nothing_is_deleted(db, exchange) -> None:
+    broker = make_broker(ServiceSettings(service_name=SERVICE))  # never connected
+    await write_rows(db, outbox.rows_of(db, [event("offline")]))
+    relay = OutboxRelay(db, outbox_publish(publishers_on(broker, exchange)))
+    with pytest.raises(RelayError):
+        await relay.relay_once()
+    assert [attempts for _, attempts in (await outbox_rows(db)).values()] == [1]
+
+
+async def test_overlapping_rounds_publish_in_the_order_rows_were_written(
+    db, exchange, producer, amqp
+) -> None:
+    queue = await spy_queue(amqp, exchange, EventCreated.routing_key)
+    messages = [event(f"ordered-{i}") for i in range(60)]
+    for m in messages:  # one transaction each: created_at orders them
+        await write_rows(db, outbox.rows_of(db, [m]))
+    relay = OutboxRelay(db, outbox_publish(producer), batch_size=7, pipeline_depth=3)
+    running = asyncio.create_task(relay.run())
+    try:
+        await eventually(lambda: asyncio.sleep(0, relay.published_total), until=lambda n: n == 60)
+    finally:
+        relay.stop()
+        await running
+    assert await outbox_rows(db) == {}
+    got = await drain(queue)
+    assert [m.message_id for m in got] == [str(m.message_id) for m in messages]
