@@ -18,10 +18,13 @@
 from __future__ import annotations
 
 import asyncio
+import calendar
 import json
 import logging
+import struct
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -38,8 +41,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from pamqp import commands as amqp
-from pamqp.body import ContentBody
-from pamqp.header import ContentHeader
+from pamqp import encode
 from pydantic import ValidationError
 
 from apps.kit import metrics
@@ -178,17 +180,24 @@ class OutboxPublisher:
     """
 
     def __init__(
-        self, publishers: dict[str, RabbitPublisher], *, confirm_timeout: float = 30.0
+        self,
+        publishers: dict[str, RabbitPublisher],
+        *,
+        confirm_timeout: float = 30.0,
+        channel_timeout: float = 5.0,
     ) -> None:
         self.publishers = publishers
         self.broker: RabbitBroker | None = getattr(publishers, "broker", None)
         self.confirm_timeout = confirm_timeout
+        self.channel_timeout = channel_timeout
         # A channel of its own: its publish numbering is ours alone, and a channel error here
         # never closes the consumers' channel.
         self._channel = Channel(publisher_confirms=True, on_return_raises=True)
         self._routes: dict[tuple[int, str], tuple[str, str | None, bytes]] = {}
 
-    async def __call__(self, routing_key: str, payload: dict[str, Any], headers: dict[str, Any]) -> None:
+    async def __call__(
+        self, routing_key: str, payload: dict[str, Any], headers: dict[str, Any]
+    ) -> None:
         """Publish one row; raises unless the broker confirmed it."""
         (error,) = await self.publish_many([OutboxMessage(routing_key, payload, headers)])
         if error is not None:
@@ -208,9 +217,14 @@ class OutboxPublisher:
                 *(self._publish_with_faststream(m) for m in messages), return_exceptions=True
             )))
         try:
-            robust = await self.broker.config.channel_manager.get_channel(self._channel)  # type: ignore[union-attr]
-            channel = await robust.get_underlay_channel()
-        except Exception as exc:  # not connected yet, or reconnecting: nothing was sent
+            # aio-pika waits for a lost connection to come back: bounded, so the relay backs off
+            # (and can stop) instead of holding its claimed rows for the whole outage
+            async with asyncio.timeout(self.channel_timeout):
+                manager = self.broker.config.channel_manager  # type: ignore[union-attr]
+                channel = await (await manager.get_channel(self._channel)).get_underlay_channel()
+        except Exception as exc:  # not connected (yet): nothing was sent
+            if isinstance(exc, TimeoutError):
+                exc = ConnectionError(f"no broker connection within {self.channel_timeout} s")
             return _done([exc for _ in messages])
         outcomes: Outcomes = [None] * len(messages)
         spans: list[Span] = []
@@ -228,30 +242,35 @@ class OutboxPublisher:
             publishes.append((frames, message_id))
         try:
             batch = await PipelinedBatch.write(channel, publishes) if publishes else None
-        except BaseException as exc:
+        except BaseException as exc:  # the channel closed: nothing of the batch was sent
             _end_spans(spans, [exc] * len(spans))
             if not isinstance(exc, Exception):
                 raise
-            return _done([exc for _ in messages])
-        return asyncio.ensure_future(self._settle(batch, outcomes, sent, spans))
+            for i in sent:
+                outcomes[i] = exc
+            return _done(outcomes)
+        settle = asyncio.ensure_future(self._settle(batch, outcomes, sent, spans))
+        if batch is not None:  # however the wait ends, even cancelled before it began
+            settle.add_done_callback(lambda _: _abandon(batch, spans))
+        return settle
 
     async def _settle(
         self, batch: PipelinedBatch | None, outcomes: Outcomes, sent: list[int], spans: list[Span]
     ) -> Outcomes:
         if batch is None:
             return outcomes
-        confirmed: Outcomes = [asyncio.CancelledError("relay stopped before the confirm")] * len(sent)
-        try:
-            confirmed = await batch.confirmed(self.confirm_timeout)
-        finally:
-            _end_spans(spans, confirmed)
+        confirmed = await batch.confirmed(self.confirm_timeout)
+        _end_spans(spans, confirmed)
+        spans.clear()
         for i, outcome in zip(sent, confirmed, strict=True):
             outcomes[i] = outcome
         return outcomes
 
     def _amqp(self) -> bool:
         """Whether the broker is the real one (not replaced by FastStream's test broker)."""
-        return self.broker is not None and isinstance(self.broker.config.producer, AioPikaFastProducerImpl)
+        return self.broker is not None and isinstance(
+            self.broker.config.producer, AioPikaFastProducerImpl
+        )
 
     def _route(self, channel_number: int, routing_key: str) -> tuple[str, str | None, bytes]:
         """(exchange, app_id, marshalled ``Basic.Publish``) of a routing key's publisher."""
@@ -267,7 +286,9 @@ class OutboxPublisher:
             )
         return route
 
-    def _prepare(self, channel: AbstractChannel, m: OutboxMessage, now: datetime) -> tuple[Span, str, bytes]:
+    def _prepare(
+        self, channel: AbstractChannel, m: OutboxMessage, now: datetime
+    ) -> tuple[Span, str, bytes]:
         """The producer span and the marshalled AMQP frames of one message."""
         number = channel.number
         exchange, app_id, method_frame = self._route(number, m.routing_key)
@@ -293,21 +314,24 @@ class OutboxPublisher:
         try:
             headers: dict[str, Any] = {"schema_version": payload.get("schema_version", 1)}
             propagate.inject(headers, context=trace.set_span_in_context(span))
-            properties = amqp.Basic.Properties(
-                content_type="application/json",
-                delivery_mode=PERSISTENT,
-                headers=headers,
-                message_id=message_id,
-                correlation_id=correlation_id,
-                message_type=payload.get("message_type"),
-                app_id=app_id,
-                timestamp=now,
-            )
-            frames = [method_frame, pamqp.frame.marshal(ContentHeader(0, len(body), properties), number)]
+            frames = [
+                method_frame,
+                content_header_frame(
+                    number, len(body),
+                    content_type="application/json",
+                    headers=headers,
+                    delivery_mode=PERSISTENT,
+                    correlation_id=correlation_id,
+                    message_id=message_id,
+                    timestamp=now,
+                    message_type=payload.get("message_type"),
+                    app_id=app_id,
+                ),
+            ]
             size = channel.max_content_size
             frames += (
-                pamqp.frame.marshal(ContentBody(body[i:i + size]), number)
-                for i in range(0, len(body), size)
+                _FRAME.pack(_BODY, number, len(chunk)) + chunk + _FRAME_END
+                for chunk in (body[i:i + size] for i in range(0, len(body), size))
             )
         except BaseException as exc:
             _end_spans([span], [exc])
@@ -330,10 +354,94 @@ class OutboxPublisher:
             otel_context.detach(token)
 
 
+# AMQP 0-9-1 wire format of a content header (section 4.2.6; basic class properties, 1.8.2).
+# pamqp's generic marshalling of these properties cost ~3x the relay's own work per message, so
+# the few properties an outbox publish sets are encoded here; tests/kit/test_outbox_frames.py
+# proves the bytes equal pamqp's.
+_FRAME = struct.Struct(">BHI")  # frame type, channel, payload size
+_CONTENT_HEADER = struct.Struct(">HHQH")  # class id, weight, body size, property flags
+_HEADER, _BODY, _FRAME_END, _BASIC = 2, 3, b"\xce", 60
+_U32, _U64 = struct.Struct(">I"), struct.Struct(">Q")
+
+
+def content_header_frame(
+    channel_number: int,
+    body_size: int,
+    *,
+    content_type: str,
+    headers: dict[str, Any],
+    delivery_mode: int,
+    correlation_id: str,
+    message_id: str,
+    timestamp: datetime,
+    message_type: str | None,
+    app_id: str | None,
+) -> bytes:
+    """The marshalled content header frame of a publish with these basic properties (as pamqp,
+    a property that is None or empty is left out)."""
+    flags = 0
+    parts = [b""]  # the fixed part, packed once the flags are known
+    if content_type:
+        flags |= 0x8000
+        parts.append(_short_string(content_type))
+    if headers is not None:
+        flags |= 0x2000
+        parts.append(_table(headers))
+    if delivery_mode is not None:
+        flags |= 0x1000
+        parts.append(bytes((delivery_mode,)))
+    if correlation_id:
+        flags |= 0x0400
+        parts.append(_short_string(correlation_id))
+    if message_id:
+        flags |= 0x0080
+        parts.append(_short_string(message_id))
+    if timestamp is not None:
+        flags |= 0x0040
+        parts.append(_U64.pack(calendar.timegm(timestamp.utctimetuple())))
+    if message_type:
+        flags |= 0x0020
+        parts.append(_short_string(message_type))
+    if app_id:
+        flags |= 0x0008
+        parts.append(_short_string(app_id))
+    parts[0] = _CONTENT_HEADER.pack(_BASIC, 0, body_size, flags)
+    payload = b"".join(parts)
+    return _FRAME.pack(_HEADER, channel_number, len(payload)) + payload + _FRAME_END
+
+
+def _table(table: dict[str, Any]) -> bytes:
+    data = b"".join(
+        _short_string(key, limit=128) + _table_value(value) for key, value in sorted(table.items())
+    )
+    return _U32.pack(len(data)) + data
+
+
+def _table_value(value: Any) -> bytes:
+    if isinstance(value, str):  # trace context: the common case, without pamqp's type dispatch
+        data = value.encode()
+        return b"S" + _U32.pack(len(data)) + data
+    return encode.encode_table_value(value)
+
+
+def _short_string(value: str, limit: int = 255) -> bytes:
+    data = value.encode()
+    if len(data) > limit:
+        raise ValueError(f"AMQP short string longer than {limit} bytes: {value[:40]!r}...")
+    return bytes((len(data),)) + data
+
+
 def _done(outcomes: Outcomes) -> asyncio.Future[Outcomes]:
     future: asyncio.Future[Outcomes] = asyncio.get_running_loop().create_future()
     future.set_result(outcomes)
     return future
+
+
+def _abandon(batch: PipelinedBatch, spans: list[Span]) -> None:
+    """What a settle that never finished leaves behind: the batch's bookkeeping, its spans."""
+    batch.release()
+    _end_spans(spans, [asyncio.CancelledError("stopped before the broker's confirm")] * len(spans))
+    spans.clear()
 
 
 def _end_spans(spans: Sequence[Span], outcomes: Sequence[BaseException | None]) -> None:
@@ -365,17 +473,20 @@ class PipelinedBatch:
         self.message_ids = message_ids
         self.futures = futures
         self._guard = guard
+        self._released = False
         guard.add_done_callback(self._channel_closed)
 
     @classmethod
-    async def write(cls, channel: AbstractChannel, publishes: Sequence[tuple[bytes, str]]) -> PipelinedBatch:
+    async def write(
+        cls, channel: AbstractChannel, publishes: Sequence[tuple[bytes, str]]
+    ) -> PipelinedBatch:
         """Write ``publishes`` (each its marshalled frames and message id) to ``channel``."""
         loop = asyncio.get_running_loop()
         # Plain futures: aiormq's own (``channel.create_future``) cost ~25 us each.
         futures = [loop.create_future() for _ in publishes]
         async with channel.lock:  # sequence numbers follow the order publishes reach the broker
             await channel.write_queue.put(
-                ChannelFrame(payload=b"".join(frames for frames, _ in publishes), should_close=False)
+                ChannelFrame(payload=b"".join(f for f, _ in publishes), should_close=False)
             )
             # No await from here to the end of the block: the writer task has not sent these
             # frames yet, so no confirm or return for them can arrive before they are registered.
@@ -403,26 +514,38 @@ class PipelinedBatch:
         try:
             await asyncio.wait(self.futures, timeout=timeout)
         finally:
-            self._guard.cancel()
-            self._forget()
+            self.release()
         return [_confirm_outcome(f, timeout) for f in self.futures]
 
-    def _forget(self) -> None:
-        """Drop the bookkeeping of this batch; a late confirm or return lands in a stand-in."""
+    def release(self) -> None:
+        """Drop this batch's bookkeeping (once). What is not confirmed yet will not be for us:
+        its late confirm or return lands in a stand-in, which then forgets it."""
+        if self._released:
+            return
+        self._released = True
+        self._guard.cancel()
         channel, loop = self.channel, asyncio.get_running_loop()
-        for tag, message_id, future in zip(
-            range(self.first_tag, self.first_tag + len(self.futures)), self.message_ids, self.futures,
-            strict=True,
-        ):
-            if channel.message_id_delivery_tag.get(message_id) == tag:
-                del channel.message_id_delivery_tag[message_id]
-            if not future.done():
-                if channel.confirmations.get(tag) is future:
-                    # aiormq would set a result on a cancelled future and fail: leave it another
-                    stand_in = loop.create_future()
-                    stand_in.add_done_callback(_retrieve_exception)
-                    channel.confirmations[tag] = stand_in
-                future.cancel()
+        tags = range(self.first_tag, self.first_tag + len(self.futures))
+        for tag, message_id, future in zip(tags, self.message_ids, self.futures, strict=True):
+            if future.done():
+                _retrieve_exception(future)  # read, or asyncio logs it as never retrieved
+                if channel.message_id_delivery_tag.get(message_id) == tag:
+                    del channel.message_id_delivery_tag[message_id]
+                continue
+            if channel.confirmations.get(tag) is future:
+                # aiormq would set a result on our cancelled future and fail: give it another
+                stand_in = loop.create_future()
+                stand_in.add_done_callback(partial(_forget_late, channel, message_id, tag))
+                channel.confirmations[tag] = stand_in
+            future.cancel()
+
+
+def _forget_late(
+    channel: AbstractChannel, message_id: str, tag: int, stand_in: asyncio.Future[Any]
+) -> None:
+    _retrieve_exception(stand_in)
+    if channel.message_id_delivery_tag.get(message_id) == tag:
+        del channel.message_id_delivery_tag[message_id]
 
 
 def _retrieve_exception(future: asyncio.Future[Any]) -> None:
@@ -436,7 +559,9 @@ def _confirm_outcome(future: asyncio.Future[Any], timeout: float) -> BaseExcepti
     if (exc := future.exception()) is not None:
         return exc
     result = future.result()
-    return None if isinstance(result, amqp.Basic.Ack) else RuntimeError(f"not acknowledged: {result!r}")
+    if isinstance(result, amqp.Basic.Ack):
+        return None
+    return RuntimeError(f"not acknowledged: {result!r}")
 
 
 async def consume_once(

@@ -5,8 +5,8 @@
   the body; and one trace runs from the request that wrote the row, through ONE producer span
   per message, to the consumer's FastStream span.
 * A row leaves the outbox only once the broker confirmed its publish: a returned (unroutable)
-  publish, a routing key without a publisher, a channel the broker closes, a broker that is not
-  connected all leave their rows, and the relay recovers once the cause is gone.
+  publish, a routing key without a publisher, a channel the broker closes, a lost or missing
+  broker connection all leave their rows, and the relay recovers once the cause is gone.
 * Overlapping rounds still hand batches to the broker in the order the rows were written.
 
 Each test publishes to an exchange of its own, so nothing here reaches another test's queues.
@@ -28,15 +28,23 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from yarl import URL
 
 from apps.kit import outbox
 from apps.kit.db import Database
-from apps.kit.messaging import Publishers, declare_publishers, make_broker, outbox_publish
+from apps.kit.messaging import (
+    OutboxPublisher,
+    Publishers,
+    declare_publishers,
+    make_broker,
+    outbox_publish,
+)
 from apps.kit.outbox import OUTBOX, OutboxRelay, RelayError
 from apps.kit.settings import ServiceSettings
 from apps.kit.tables import add_kit_tables
 from contracts.messages import EventCreated
 from tests.kit.test_consumers_unit import event_created
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -199,7 +207,9 @@ async def test_relayed_message_has_the_contract_properties_and_one_trace_to_the_
         assert traceparent.split("-")[1:3] == [
             f"{span.context.trace_id:032x}", f"{span.context.span_id:016x}"
         ]
-        consume = next(s for s in consumers if s.attributes.get("messaging.message.id") == raw.message_id)
+        consume = next(
+            s for s in consumers if s.attributes.get("messaging.message.id") == raw.message_id
+        )
         assert consume.parent.span_id == span.context.span_id
         assert consume.context.trace_id == request.get_span_context().trace_id
 
@@ -279,6 +289,47 @@ async def test_a_channel_the_broker_closes_keeps_the_batch_and_the_relay_recover
     # at least once: ``good`` may also have been routed before the channel closed
     got = await drain(queue)
     assert {m.message_id for m in got} == {str(good.message_id)}
+
+
+async def test_a_lost_connection_keeps_the_rows_and_they_go_once_it_is_back(
+    db, exchange, amqp, rabbitmq_url
+) -> None:
+    proxy = TcpProxy(target_port=URL(rabbitmq_url).port or 5672)
+    await proxy.start()
+    broker = make_broker(ServiceSettings(
+        service_name=SERVICE, rabbitmq_url=str(URL(rabbitmq_url).with_port(proxy.port))
+    ))
+    publish = OutboxPublisher(publishers_on(broker, exchange), channel_timeout=0.5)
+    queue = await spy_queue(amqp, exchange, EventCreated.routing_key)
+    before, during = event("before the outage"), event("during the outage")
+    await broker.connect()
+    try:
+        relay = OutboxRelay(db, publish)
+        await write_rows(db, outbox.rows_of(db, [before]))
+        assert await relay.relay_once() == 1  # the relay's channel is open
+
+        await proxy.cut()
+        await write_rows(db, outbox.rows_of(db, [during]))
+        for _ in range(2):  # the round fails (it does not wait for the broker); the row stays
+            with pytest.raises(RelayError):
+                await relay.relay_once()
+        assert set(await outbox_rows(db)) == {during.message_id}
+
+        await proxy.start()
+
+        async def relay_round() -> int | None:
+            try:
+                return await relay.relay_once()
+            except RelayError:
+                return None
+
+        await eventually(relay_round, until=lambda n: n == 1, timeout=30, interval=0.2)
+        assert await outbox_rows(db) == {}
+    finally:
+        await broker.stop()
+        await proxy.cut()
+    got = await drain(queue)
+    assert [m.message_id for m in got] == [str(before.message_id), str(during.message_id)]
 
 
 async def test_without_a_broker_connection_nothing_is_deleted(db, exchange) -> None:
