@@ -112,13 +112,17 @@ def flash_sale(service: str, n: int, users: int, seed: int = 7) -> Story:
                "event_id": event.event_id, "amount": common["amount"], "currency": "EUR"}
         roll = rnd.random()
         if roll < 0.8:
-            paid = PaymentConfirmed(producer="payments", provider_reference="ch_bench", **saga, **pay)
+            paid = PaymentConfirmed(
+                producer="payments", provider_reference="ch_bench", **saga, **pay
+            )
             story += [paid, BookingConfirmed(
                 producer="booking", payment_id=pay["payment_id"], causation_id=paid.message_id,
                 **saga, **common,
             )]
         elif roll < 0.9:
-            failed = PaymentFailed(producer="payments", failure_reason="card_declined", **saga, **pay)
+            failed = PaymentFailed(
+                producer="payments", failure_reason="card_declined", **saga, **pay
+            )
             story += [failed, BookingCancelled(
                 producer="booking", reason="payment_failed", refund_due=False,
                 causation_id=failed.message_id, **saga, **common,
@@ -226,7 +230,8 @@ async def dead_lettered(channel: aio_pika.abc.AbstractChannel, service: str) -> 
     ]
     left = parked = 0
     for name in names:
-        left += (await channel.declare_queue(name, passive=True)).declaration_result.message_count or 0
+        queue = await channel.declare_queue(name, passive=True)
+        left += queue.declaration_result.message_count or 0
         dlq = await channel.declare_queue(f"{name}.dlq", passive=True)
         parked += dlq.declaration_result.message_count or 0
     return left, parked

@@ -96,7 +96,9 @@ async def test_one_statement_stores_the_domains_fold_in_any_order(analytics, see
     b = EventFacts().booking(quantity=2)
     facts = booking_story(b, rnd)
     delivered = arrival(facts, rnd)
-    firsts = [await consume_once(analytics.db, CONSUMER, f, handlers.record_fact) for f in delivered]
+    firsts = [
+        await consume_once(analytics.db, CONSUMER, f, handlers.record_fact) for f in delivered
+    ]
 
     assert sum(firsts) == len(facts)  # each message applied once, redeliveries skipped
     booking, payment = domain_fold(delivered)
