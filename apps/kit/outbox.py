@@ -30,6 +30,7 @@ import orjson
 import sqlalchemy as sa
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from apps.kit import metrics
 from apps.kit.tables import add_kit_tables
@@ -175,10 +176,10 @@ class OutboxRelay:
             sent = [r.id for r, res in zip(rows, results, strict=True) if res is None]
             failed = [r.id for r, res in zip(rows, results, strict=True) if res is not None]
             if sent:
-                await conn.execute(OUTBOX.delete().where(OUTBOX.c.id.in_(sent)))
+                await conn.execute(OUTBOX.delete().where(self._id_in(sent)))
             if failed:
                 await conn.execute(
-                    OUTBOX.update().where(OUTBOX.c.id.in_(failed))
+                    OUTBOX.update().where(self._id_in(failed))
                     .values(attempts=OUTBOX.c.attempts + 1)
                 )
                 first_error = next(r for r in results if r is not None)
@@ -190,6 +191,11 @@ class OutboxRelay:
         if failed:
             raise RelayError(f"{len(failed)} publishes failed")
         return len(sent)
+
+    def _id_in(self, ids: list[Any]) -> sa.ColumnElement[bool]:
+        if self.db.is_postgres:  # one array parameter, not one parameter per row
+            return OUTBOX.c.id == sa.any_(sa.bindparam("ids", ids, type_=ARRAY(sa.Uuid)))
+        return OUTBOX.c.id.in_(ids)
 
     async def _send(self, messages: list[OutboxMessage]) -> Awaitable[list[BaseException | None]]:
         """Send a claimed batch; returns what waits for the outcome of each row's publish."""
@@ -226,7 +232,9 @@ class OutboxRelay:
         listener = asyncio.create_task(self._listen()) if self.db.is_postgres else None
         depth = self.pipeline_depth if self.db.is_postgres else 1
         try:
-            await asyncio.gather(*(self._rounds(gauges=i == 0) for i in range(depth)))
+            async with asyncio.TaskGroup() as rounds:
+                for i in range(depth):
+                    rounds.create_task(self._rounds(gauges=i == 0))
         finally:
             if listener:
                 listener.cancel()
