@@ -168,7 +168,9 @@ class OutboxRelay:
                     return 0
                 confirms = await self._send([
                     # JSON as text, decoded here by orjson: cheaper than the driver's json.loads
-                    OutboxMessage(r.routing_key, orjson.loads(r.payload), orjson.loads(r.headers))
+                    OutboxMessage(
+                        r.routing_key, orjson.loads(r.payload), orjson.loads(r.headers) or {}
+                    )
                     for r in rows
                 ])
             # Sent: another round may claim and send the next batch while these are confirmed.
