@@ -67,14 +67,14 @@ class Database:
 
     @property
     def relay_engine(self) -> AsyncEngine:
-        """The outbox relay's own connection (PostgreSQL; SQLite shares the engine): under a
+        """The outbox relay's own connections (PostgreSQL; SQLite shares the engine): under a
         burst, requests and consumers queue for the shared pool, and a relay queued behind them
         would let the outbox, and every message's latency, grow with the load."""
         if not self.is_postgres:
             return self.engine
         if self._relay_engine is None:
             self._relay_engine = create_async_engine(
-                self.url, pool_size=1, max_overflow=0, pool_recycle=1800,
+                self.url, pool_size=2, max_overflow=0, pool_recycle=1800,  # two rounds overlap
                 connect_args={"server_settings": {
                     "application_name": f"{self.settings.service_name}-relay"}},
             )

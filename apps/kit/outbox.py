@@ -161,7 +161,7 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch. Returns how many rows were published (and deleted)."""
-        async with self.db.engine.connect() as conn, conn.begin():
+        async with self.db.relay_engine.connect() as conn, conn.begin():
             async with self._sending:
                 rows = (await conn.execute(self._claim)).all()
                 if not rows:
@@ -220,7 +220,7 @@ class OutboxRelay:
 
     async def backlog(self) -> tuple[int, float]:
         """(rows waiting, age in seconds of the oldest) — for metrics and readiness."""
-        async with self.db.engine.connect() as conn:
+        async with self.db.relay_engine.connect() as conn:
             count, oldest = (
                 await conn.execute(sa.select(sa.func.count(), sa.func.min(OUTBOX.c.created_at)))
             ).one()

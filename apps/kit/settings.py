@@ -22,7 +22,10 @@ class ServiceSettings(BaseSettings):
     database_prefix: str = Field(
         default="eb_", description="Each service's database is <prefix><service>, e.g. eb_events."
     )
-    database_pool_size: int = 8
+    database_pool_size: int = Field(
+        default=6, ge=1, description="DATABASE_POOL_SIZE: connections for requests and consumers; "
+        "a process running the outbox relay opens 2 more of its own.",
+    )
 
     # Tokens are verified with the auth service's public keys only.
     jwks_url: str = "http://127.0.0.1:8001/auth/jwks.json"
