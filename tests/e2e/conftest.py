@@ -110,6 +110,9 @@ async def platform(tmp_path_factory: pytest.TempPathFactory):
         env["RABBITMQ_URL"] = f"{RABBIT_BASE}/{own_vhost}"
     env.update(
         DATABASE_PREFIX=f"{DB_PREFIX}e2e_",
+        # Small pools: this platform and the fault harness's (same start-up) run side by side
+        # with the in-process services under PostgreSQL's default 100 connections.
+        DATABASE_POOL_SIZE="3",
         JWKS_URL=f"{urls['auth']}/auth/jwks.json",
         JWT_PRIVATE_KEY_FILE=str(key_file),
         ADMIN_EMAIL=ADMIN_EMAIL,
