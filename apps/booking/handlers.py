@@ -115,6 +115,20 @@ def _refuse_for_event(seen: Availability | None, quantity: int) -> None:
         )
 
 
+def refuse_from_memory(
+    recently: AvailabilityCache, *, event_id: uuid.UUID, quantity: int, max_per_booking: int
+) -> None:
+    """Refuse, before any database work, what this replica has just seen to be impossible (a
+    sold-out or cancelled event): an on-sale rush's attempts cost no pooled connection."""
+    if quantity > max_per_booking:
+        raise TooManyTickets(
+            f"At most {max_per_booking} seats per booking.", field="quantity", limit=max_per_booking
+        )
+    seen = recently.peek(event_id)
+    if seen is not None:
+        _refuse_for_event(seen, quantity)
+
+
 async def reserve_seats(
     uow: UnitOfWork, *, user: Principal, event_id: uuid.UUID, quantity: int, hold_seconds: int,
     max_per_booking: int, max_held_per_user: int, recently: AvailabilityCache | None = None,

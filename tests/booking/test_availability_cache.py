@@ -67,3 +67,15 @@ def test_the_number_of_events_remembered_is_bounded():
     for _ in range(10):
         cache.put(uuid.uuid4(), SOLD_OUT)
     assert len(cache._seen) <= 3
+
+
+def test_peek_never_claims_the_refresh():
+    clock, event = Clock(), uuid.uuid4()
+    cache = AvailabilityCache(0.5, clock=clock)
+    cache.put(event, SOLD_OUT)
+    assert cache.peek(event) == SOLD_OUT
+    clock.now = 0.6
+    assert cache.peek(event) is None  # lapsed, nobody refreshing
+    assert cache.peek(event) is None  # still nobody: peeking claimed nothing
+    assert cache.get(event) is None  # this caller refreshes
+    assert cache.peek(event) == SOLD_OUT  # the others keep the last answer meanwhile

@@ -60,6 +60,19 @@ class AvailabilityCache:
         self._refreshing[event_id] = now
         return None
 
+    def peek(self, event_id: uuid.UUID) -> Availability | None:
+        """What :meth:`get` would answer, without becoming the one who refreshes it."""
+        if self.ttl <= 0:
+            return None
+        seen = self._seen.get(event_id)
+        if seen is None:
+            return None
+        now = self._clock()
+        started = self._refreshing.get(event_id)
+        if now - seen[0] < self.ttl or (started is not None and now - started < self.ttl):
+            return seen[1]
+        return None
+
     def put(self, event_id: uuid.UUID, availability: Availability) -> None:
         if self.ttl <= 0:
             return

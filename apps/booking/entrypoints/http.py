@@ -104,6 +104,15 @@ async def create_booking(
 ) -> JSONResponse:
     settings = _settings(request)
     set_span_attributes(**{"event.id": body.event_id, "user.id": user.user_id})
+    if idempotency_key is None:  # with a key, a refusal is stored: decide it on a fresh read
+        try:
+            handlers.refuse_from_memory(
+                _availability(request), event_id=body.event_id, quantity=body.quantity,
+                max_per_booking=settings.max_tickets_per_booking,
+            )
+        except BookingError as exc:
+            count("bookings", _outcome(exc))
+            raise _problem(exc) from exc
 
     async def run(uow: UnitOfWork) -> tuple[int, Any]:
         try:
