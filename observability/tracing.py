@@ -39,6 +39,12 @@ def configure_tracing(service_name: str) -> TracerProvider:
     global _configured
     if _configured is not None:
         return _configured
+    installed = trace.get_tracer_provider()
+    if isinstance(installed, TracerProvider):
+        # Somebody (a host application, a test) installed the SDK already: a second provider
+        # could not become the global one, and spans made with it would reach nobody's exporter.
+        _configured = installed
+        return installed
     resource = Resource.create({SERVICE_NAME: service_name}).merge(
         Resource.create({SERVICE_NAME: os.environ["OTEL_SERVICE_NAME"]})
         if os.getenv("OTEL_SERVICE_NAME")
