@@ -37,6 +37,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["DATABASE_PREFIX"] = DB_PREFIX
     os.environ["ENVIRONMENT"] = "test"
     os.environ["LOG_FORMAT"] = "text"
+    # In-process services of many test modules, the e2e platform and the fault harness's share
+    # PostgreSQL's default 100 connections: small pools (each relay adds 2 of its own).
+    os.environ.setdefault("DATABASE_POOL_SIZE", "4")
     os.environ.setdefault("EB_TEST_KEY_FILE", f"/tmp/eb_test_key_{RUN_ID}.pem")
     os.environ["JWT_JWKS"] = json.dumps(jwks())
     if not hasattr(config, "workerinput"):
