@@ -7,6 +7,7 @@ provider answers a replayed key with the original result and never charges twice
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from decimal import Decimal
@@ -69,6 +70,7 @@ class CardNetworkSimulator:
 
     def __init__(self, url: URL) -> None:
         self._schema_ready = True
+        self._schema_lock = asyncio.Lock()
         if url.get_backend_name() == "sqlite" and url.database:
             # SQLite (the embedded mode) has one writer per file, and the payment's transaction
             # holds it while it waits for the provider: the ledger gets a file of its own.
@@ -83,10 +85,13 @@ class CardNetworkSimulator:
             self._engine = create_async_engine(url, pool_size=4, max_overflow=4)
 
     async def _ensure_schema(self) -> None:
-        if not self._schema_ready:
-            async with self._engine.begin() as conn:
-                await conn.run_sync(lambda c: simulator_charges.create(c, checkfirst=True))
-            self._schema_ready = True
+        if self._schema_ready:
+            return
+        async with self._schema_lock:  # two first charges at once must not both CREATE TABLE
+            if not self._schema_ready:
+                async with self._engine.begin() as conn:
+                    await conn.run_sync(lambda c: simulator_charges.create(c, checkfirst=True))
+                self._schema_ready = True
 
     async def charge(
         self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
