@@ -115,15 +115,19 @@ def _refuse_for_event(seen: Availability | None, quantity: int) -> None:
         )
 
 
+def _check_quantity(quantity: int, max_per_booking: int) -> None:
+    if quantity > max_per_booking:
+        raise TooManyTickets(
+            f"At most {max_per_booking} seats per booking.", field="quantity", limit=max_per_booking
+        )
+
+
 def refuse_from_memory(
     recently: AvailabilityCache, *, event_id: uuid.UUID, quantity: int, max_per_booking: int
 ) -> None:
     """Refuse, before any database work, what this replica has just seen to be impossible (a
     sold-out or cancelled event): an on-sale rush's attempts cost no pooled connection."""
-    if quantity > max_per_booking:
-        raise TooManyTickets(
-            f"At most {max_per_booking} seats per booking.", field="quantity", limit=max_per_booking
-        )
+    _check_quantity(quantity, max_per_booking)
     seen = recently.peek(event_id)
     if seen is not None:
         _refuse_for_event(seen, quantity)
@@ -139,10 +143,7 @@ async def reserve_seats(
     with ``recently``, as seen a moment ago: enough to refuse a sold-out event without a read);
     the statement re-checks seats and price atomically and writes both, or changes nothing.
     """
-    if quantity > max_per_booking:
-        raise TooManyTickets(
-            f"At most {max_per_booking} seats per booking.", field="quantity", limit=max_per_booking
-        )
+    _check_quantity(quantity, max_per_booking)
     repo = BookingRepository(uow.conn)
     seen = recently.get(event_id) if recently is not None else None
     for _ in range(3):  # the price changed between the read and the statement: read again

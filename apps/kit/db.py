@@ -82,7 +82,8 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads outside any transaction (no BEGIN/ROLLBACK round trips)."""
+        """A connection outside any transaction (autocommit: no BEGIN/ROLLBACK round trips), for
+        reads and for a single statement that is its own transaction."""
         async with self.engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn

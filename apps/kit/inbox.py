@@ -114,8 +114,7 @@ async def apply_once(
 ) -> bool:
     """Run ``handler``'s statement for ``message`` once per message id for ``consumer``: one
     round trip, atomic, durable when it returns. False for a duplicate delivery (nothing done)."""
-    async with db.engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+    async with db.read() as conn:  # autocommit: the one statement is its own transaction
         statement = await handler.statement(message, conn)
         params = {**statement.params, "inbox_consumer": consumer, "inbox_message_id": message_id}
         return bool((await conn.execute(statement.sql, params)).scalar())

@@ -46,22 +46,14 @@ class AvailabilityCache:
         When that has just lapsed, the first caller gets None (and reads); until its answer
         is put, or another ``ttl`` has passed, the others keep getting the last one, so a
         rush of attempts makes one read per ``ttl``, not one each (stale-while-revalidate)."""
-        if self.ttl <= 0:
-            return None
-        seen = self._seen.get(event_id)
-        if seen is None:
-            return None
-        now = self._clock()
-        if now - seen[0] < self.ttl:
-            return seen[1]
-        started = self._refreshing.get(event_id)
-        if started is not None and now - started < self.ttl:
-            return seen[1]  # somebody is reading it right now
-        self._refreshing[event_id] = now
-        return None
+        answer = self.peek(event_id)
+        if answer is None and event_id in self._seen:  # lapsed, nobody refreshing: this caller
+            self._refreshing[event_id] = self._clock()
+        return answer
 
     def peek(self, event_id: uuid.UUID) -> Availability | None:
-        """What :meth:`get` would answer, without becoming the one who refreshes it."""
+        """What :meth:`get` would answer, without becoming the one who refreshes it: the last
+        answer while it is fresh, or while somebody else is reading it again."""
         if self.ttl <= 0:
             return None
         seen = self._seen.get(event_id)

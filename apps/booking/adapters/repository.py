@@ -149,6 +149,22 @@ WHERE event_id = CAST(:event_id AS uuid) AND status = 'scheduled'
 )
 
 
+def seat_totals(
+    transitions: Iterable[Transition],
+) -> tuple[dict[uuid.UUID, list[int]], dict[uuid.UUID, int]]:
+    """The transitions' seat changes summed: per event ``[held, sold]``, per user held seats
+    (users whose total is 0 left out)."""
+    per_event: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0])
+    per_user: dict[uuid.UUID, int] = defaultdict(int)
+    for t in transitions:
+        if t.seats.held or t.seats.sold:
+            per_event[t.booking.event_id][0] += t.seats.held
+            per_event[t.booking.event_id][1] += t.seats.sold
+        if t.seats.user_held:
+            per_user[t.booking.user_id] += t.seats.user_held
+    return per_event, {u: d for u, d in per_user.items() if d}
+
+
 class ConcurrentModification(RuntimeError):
     """A guarded status update matched fewer rows than locked: never expected; retried."""
 
@@ -235,16 +251,9 @@ class BookingRepository:
         Transitions never take seats (that is ``reserve``/``retake_seats``), so applying them
         at the very end cannot oversell; it keeps the events' hot rows locked only while
         PostgreSQL commits instead of for the rest of the transaction."""
-        per_event: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0])
-        per_user: dict[uuid.UUID, int] = defaultdict(int)
-        for t in transitions:
-            if t.seats.held or t.seats.sold:
-                per_event[t.booking.event_id][0] += t.seats.held
-                per_event[t.booking.event_id][1] += t.seats.sold
-            if t.seats.user_held:
-                per_user[t.booking.user_id] += t.seats.user_held
+        per_event, per_user = seat_totals(transitions)
         events = sorted(per_event)
-        users = sorted(u for u, d in per_user.items() if d)
+        users = sorted(per_user)
         if not events and not users:
             return
         await self.conn.execute(

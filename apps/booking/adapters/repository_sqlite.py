@@ -11,7 +11,6 @@ Only the statements differ; the handlers and the domain are the same.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,6 +22,7 @@ from apps.booking.adapters.repository import (
     BookingRepository,
     ConcurrentModification,
     ReserveOutcome,
+    seat_totals,
 )
 from apps.booking.adapters.tables import bookings, inventory, user_holds
 from apps.booking.domain import Booking, Transition
@@ -160,14 +160,7 @@ class SqliteBookingRepository(BookingRepository):
         return res.rowcount == 1
 
     async def move_seats(self, transitions: Iterable[Transition]) -> None:
-        per_event: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0])
-        per_user: dict[uuid.UUID, int] = defaultdict(int)
-        for t in transitions:
-            if t.seats.held or t.seats.sold:
-                per_event[t.booking.event_id][0] += t.seats.held
-                per_event[t.booking.event_id][1] += t.seats.sold
-            if t.seats.user_held:
-                per_user[t.booking.user_id] += t.seats.user_held
+        per_event, per_user = seat_totals(transitions)
         now = _now()
         for event_id in sorted(per_event):
             held, sold = per_event[event_id]
@@ -176,7 +169,7 @@ class SqliteBookingRepository(BookingRepository):
                 .where(inventory.c.event_id == event_id)
                 .values(held=inventory.c.held + held, sold=inventory.c.sold + sold, updated_at=now)
             )
-        for user_id in sorted(u for u, d in per_user.items() if d):
+        for user_id in sorted(per_user):
             await self.conn.execute(
                 user_holds.update()
                 .where(user_holds.c.user_id == user_id)

@@ -45,7 +45,8 @@ internal_router = APIRouter(prefix="/internal", tags=["internal"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid access token"},
     404: {"description": "No such booking or event"},
-    409: {"description": "Not enough seats, event cancelled, hold limit reached, or not cancellable"},
+    409: {"description": "Not enough seats, event cancelled, hold limit reached, not "
+          "cancellable, or the event's price changing while booking (retry)"},
     422: {"description": "Invalid fields, more seats than one booking may take, or an "
           "Idempotency-Key reused with another body"},
 }
