@@ -51,6 +51,9 @@ class ServiceSpec:
     subscribe: Callable[[Service], None] | None = None
     background: Sequence[Callable[[Service], Awaitable[None]]] = ()
     settings_class: type[ServiceSettings] = ServiceSettings
+    # ASGI middleware of the service's own, innermost (inside tracing, metrics and the NUL
+    # check), each made as ``middleware(app, service=the_service)``.
+    http_middleware: Sequence[type] = ()
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -157,6 +160,8 @@ class Service:
             },
         )
         api.state.service = self
+        for middleware in self.spec.http_middleware:
+            api.add_middleware(middleware, service=self)
         api.add_middleware(RejectNulCharacters)
         api.add_middleware(metrics.HttpMetricsMiddleware, service=self.spec.name)
         api.state.token_verifier = self.token_verifier

@@ -114,7 +114,9 @@ async def test_refusals_are_problems_and_change_nothing(booking, client):
     over_cap = await client.post("/booking/create", json=book_body(event, 11), headers=token)
     assert [e["field"] for e in over_cap.json()["errors"]] == ["body.quantity"]
     assert await counts(booking, event) == (0, 0, 0)
-    assert await scalar(booking, "SELECT count(*) FROM outbox") == 0
+    # nothing published about this event (an earlier test's rows may still be on their way)
+    assert await scalar(booking, "SELECT count(*) FROM outbox WHERE payload->>'event_id' = :e",
+                        e=str(event.event_id)) == 0
     assert (await client.post("/booking/create", json=book_body(event))).status_code == 401
 
 
