@@ -39,9 +39,14 @@ async def kill_repeatedly(
         await asyncio.sleep(rng.uniform(0.3, 1.2))  # let it work a while ...
         harness.freeze(victim)  # ... stop it dead wherever it is, let deliveries pile up ...
         await asyncio.sleep(rng.uniform(0.2, 0.6))
-        depths = await asyncio.to_thread(harness.queue_depths)
-        backlog.append(sum(v for q, v in depths.items() if q.split(".")[0] == victim
-                           and not q.endswith(".dlq")))
+        for _ in range(5):  # a quick consumer may have had nothing yet: keep it frozen a bit
+            depths = await asyncio.to_thread(harness.queue_depths)
+            depth = sum(v for q, v in depths.items() if q.split(".")[0] == victim
+                        and not q.endswith(".dlq"))
+            if depth:
+                break
+            await asyncio.sleep(0.3)
+        backlog.append(depth)
         await harness.restart(victim)
         log.append(victim)
 
