@@ -229,9 +229,12 @@ async def steady(session, platform: BenchPlatform, args: argparse.Namespace, tok
     statuses: Counter = Counter()
     book_lat: list[float] = []
 
+    # each hold by a new user, with the token minted beforehand (as auth would have at login):
+    # RS256 signing in the load generator would otherwise take CPU from the platform under test
+    users_tokens = [platform.token(uuid.uuid4()) for _ in range(n)]
+
     async def one(k: int) -> None:
-        user = uuid.uuid4()
-        token = platform.token(user)
+        token = users_tokens[k]
         t0 = time.perf_counter()
         try:
             async with session.post(f"{gw}/booking/create", headers={"Authorization": f"Bearer {token}"},

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from apps.kit import assets
 from apps.kit.problems import install_problem_handlers, problem_response
+from apps.kit.runtime import settle_heap
 from apps.kit.security import TokenVerifier
 from gateway.config import GatewaySettings
 from gateway.docs import OpenAPIAggregator, asyncapi_index_page, fetch_json
@@ -98,6 +99,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         proxy.session = _session(settings)
+        settle_heap()
         try:
             yield
         finally:

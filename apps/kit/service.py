@@ -29,6 +29,7 @@ from apps.kit.db import Database
 from apps.kit.messaging import declare_publishers, make_broker, outbox_publish
 from apps.kit.outbox import OutboxRelay
 from apps.kit.problems import RejectNulCharacters, install_problem_handlers, problem_response
+from apps.kit.runtime import settle_heap
 from apps.kit.security import TokenVerifier
 from apps.kit.settings import ServiceSettings
 from contracts.envelope import Envelope
@@ -135,6 +136,7 @@ class Service:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         await self.start()
+        settle_heap()
         try:
             yield
         finally:
