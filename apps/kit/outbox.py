@@ -146,6 +146,7 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._sending = asyncio.Lock()  # one round at a time claims and sends
         self._paused_until = 0.0  # a failed round makes every round back off
+        self._backlog_seen = asyncio.Event()  # the last round took a full batch: lanes join in
         # Claim the oldest unclaimed rows; other relays skip them until this transaction ends.
         self._claim = (
             sa.select(
@@ -236,20 +237,28 @@ class OutboxRelay:
         try:
             async with asyncio.TaskGroup() as rounds:
                 for i in range(depth):
-                    rounds.create_task(self._rounds(gauges=i == 0))
+                    rounds.create_task(self._rounds(primary=i == 0))
         finally:
             if listener:
                 listener.cancel()
 
-    async def _rounds(self, *, gauges: bool) -> None:
+    async def _rounds(self, *, primary: bool) -> None:
+        """One lane of rounds. The primary lane waits for work (a commit, a NOTIFY, the poll);
+        the others only join in while there is a backlog (the last round took a full batch).
+        Waking every lane on every commit cost a quiet relay an empty round (BEGIN, SELECT that
+        skips the rows the other lane holds, COMMIT) for each batch it sent."""
         backoff = 0.1
         next_gauge = 0.0
         while not self._stopping.is_set():
+            if not primary:
+                await self._backlog_seen.wait()
+                if self._stopping.is_set():
+                    return
             if (pause := self._paused_until - time.monotonic()) > 0:
                 await self._sleep(pause)
                 continue
             try:
-                if gauges and time.monotonic() >= next_gauge:
+                if primary and time.monotonic() >= next_gauge:
                     await self._update_gauges()
                     next_gauge = time.monotonic() + 5
                 n = await self.relay_once()
@@ -262,7 +271,11 @@ class OutboxRelay:
                 self._paused_until = max(self._paused_until, time.monotonic() + backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
-            if n < self.batch_size:
+            if n >= self.batch_size:
+                self._backlog_seen.set()
+                continue
+            self._backlog_seen.clear()
+            if primary:
                 await self._wait_for_work()
 
     async def _update_gauges(self) -> None:
@@ -274,6 +287,7 @@ class OutboxRelay:
     def stop(self) -> None:
         self._stopping.set()
         self.db.outbox_written.set()
+        self._backlog_seen.set()
 
     async def _sleep(self, seconds: float) -> None:
         try:
