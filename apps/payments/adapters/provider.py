@@ -54,6 +54,12 @@ SIMULATOR_CARDS: dict[str, str | None] = {
 }
 
 
+_RECORD = insert(simulator_charges).on_conflict_do_nothing().returning(simulator_charges)
+_BY_KEY = sa.select(simulator_charges).where(
+    simulator_charges.c.idempotency_key == sa.bindparam("key")
+)
+
+
 def _hash(*parts: object) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
 
@@ -81,8 +87,12 @@ class CardNetworkSimulator:
         # charge: opening a PostgreSQL connection costs more than the charge itself.
         if url.get_backend_name() == "sqlite":
             self._engine: AsyncEngine = create_async_engine(url, poolclass=NullPool)
+            self._ledger = self._engine.begin
         else:
             self._engine = create_async_engine(url, pool_size=4, max_overflow=4)
+            # a ledger write is one statement (a replay's read comes after it): autocommit, no
+            # BEGIN/COMMIT round trips; the same pool
+            self._ledger = self._engine.execution_options(isolation_level="AUTOCOMMIT").connect
 
     async def _ensure_schema(self) -> None:
         if self._schema_ready:
@@ -146,23 +156,12 @@ class CardNetworkSimulator:
     async def _record(self, key: str, **values: object) -> sa.Row:
         """Insert the ledger row for ``key`` or, on a replay, return the one already there."""
         await self._ensure_schema()
-        async with self._engine.begin() as conn:
+        async with self._ledger() as conn:
             # A concurrent request with the same key waits here for the first to commit.
-            inserted = (
-                await conn.execute(
-                    insert(simulator_charges)
-                    .values(idempotency_key=key, **values)
-                    .on_conflict_do_nothing()
-                    .returning(simulator_charges)
-                )
-            ).first()
+            inserted = (await conn.execute(_RECORD, {"idempotency_key": key, **values})).first()
             if inserted is not None:
                 return inserted
-            existing = (
-                await conn.execute(
-                    sa.select(simulator_charges).where(simulator_charges.c.idempotency_key == key)
-                )
-            ).one()
+            existing = (await conn.execute(_BY_KEY, {"key": key})).one()
         if existing.request_hash != values["request_hash"]:
             raise ProviderIdempotencyConflict(
                 "The payment provider already received this payment with different details."
