@@ -169,6 +169,11 @@ class ConcurrentModification(RuntimeError):
     """A guarded status update matched fewer rows than locked: never expected; retried."""
 
 
+# Built once (building a statement per call costs more CPU than its round trip).
+_BOOKING = sa.select(bookings).where(bookings.c.id == sa.bindparam("booking_id"))
+_BOOKING_FOR_UPDATE = _BOOKING.with_for_update()
+
+
 class BookingRepository:
     def __new__(cls, conn: AsyncConnection) -> BookingRepository:
         if cls is BookingRepository and conn.dialect.name != "postgresql":
@@ -268,10 +273,8 @@ class BookingRepository:
     # --- bookings ------------------------------------------------------------------------------
 
     async def get(self, booking_id: uuid.UUID, *, for_update: bool = False) -> Booking | None:
-        stmt = sa.select(bookings).where(bookings.c.id == booking_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        row = (await self.conn.execute(stmt)).first()
+        stmt = _BOOKING_FOR_UPDATE if for_update else _BOOKING
+        row = (await self.conn.execute(stmt, {"booking_id": booking_id})).first()
         return _to_booking(row) if row else None
 
     async def save(self, transitions: Sequence[Transition]) -> None:
