@@ -169,6 +169,26 @@ class BenchPlatform:
                         total += int(line.split()[1]) * 1024
         return total
 
+    @staticmethod
+    def infrastructure_cpu_seconds() -> dict[str, float]:
+        """CPU used so far by PostgreSQL's processes, RabbitMQ's VM and this load generator
+        (shared by everything on the machine, not only this run's platform)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {"postgres": 0.0, "rabbitmq": 0.0}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                comm = (entry / "comm").read_text().strip()
+                name = ("postgres" if comm == "postgres" or comm.startswith("postgres:")
+                        else "rabbitmq" if comm.startswith("beam") else None)
+                if name:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                    out[name] += (int(fields[11]) + int(fields[12])) / tick
+        mine = os.times()
+        out["load generator"] = mine.user + mine.system
+        return out
+
     def cpu_seconds(self) -> dict[str, float]:
         tick = os.sysconf("SC_CLK_TCK")
         out = {}
