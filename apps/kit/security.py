@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import time
 import uuid
@@ -126,10 +128,7 @@ class TokenVerifier:
         return principal
 
     async def _verify(self, token: str) -> Principal:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise InvalidToken("malformed token") from exc
+        header = _unverified_header(token)
         alg, kid = header.get("alg"), header.get("kid")
         if alg not in ALLOWED_ALGORITHMS or not isinstance(kid, str):
             raise InvalidToken("unacceptable token header")
@@ -158,6 +157,21 @@ class TokenVerifier:
         except ValueError as exc:
             raise InvalidToken("bad subject") from exc
         return Principal(user_id=user_id, role=role, claims=claims)
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The token's JOSE header, read only to pick the key and algorithm: ``jwt.decode`` then
+    parses and checks the whole token strictly (and refuses an ``alg`` other than the one picked
+    here). Cheaper than ``jwt.get_unverified_header``, which parses the token a second time:
+    measured with py-spy, that parse was a third of a first-seen token's verification."""
+    segment = token.partition(".")[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, TypeError, binascii.Error, RecursionError) as exc:
+        raise InvalidToken("malformed token") from exc
+    if not isinstance(header, dict):
+        raise InvalidToken("malformed token")
+    return header
 
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /auth/login")
