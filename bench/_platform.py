@@ -190,12 +190,20 @@ class BenchPlatform:
         return out
 
     def cpu_seconds(self) -> dict[str, float]:
+        """CPU used so far by each process of the platform, its uvicorn workers included."""
         tick = os.sysconf("SC_CLK_TCK")
         out = {}
         for name, proc in self.procs.items():
+            pids = [proc.pid]
             with contextlib.suppress(OSError):
-                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-                out[name] = (int(fields[11]) + int(fields[12])) / tick
+                pids += [int(c) for c in
+                         Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+            total = 0.0
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    total += (int(fields[11]) + int(fields[12])) / tick
+            out[name] = total
         return out
 
     async def stop(self) -> None:
