@@ -119,10 +119,11 @@ class OutboxRelay:
     ``publish`` publishes one row; if it also has ``send_many`` (a :class:`BatchPublisher`, e.g.
     ``apps.kit.messaging.outbox_publish``) the relay hands it each claimed batch whole.
 
-    :meth:`run` keeps ``pipeline_depth`` rounds going on PostgreSQL: while one batch waits for
-    its confirms and is deleted, the next is claimed and sent. Claiming and sending are one at a
-    time and in row order, so batches reach the broker in the order they were claimed, as with
-    a single round. (SQLite has no ``SKIP LOCKED``: one round there.)
+    :meth:`run` keeps up to ``pipeline_depth`` rounds going on PostgreSQL while there is a
+    backlog (a round took a full batch): while one batch waits for its confirms and is deleted,
+    the next is claimed and sent; a quiet relay runs one round per wake-up. Claiming and sending
+    are one at a time and in row order, so batches reach the broker in the order they were
+    claimed, as with a single round. (SQLite has no ``SKIP LOCKED``: one round there.)
     """
 
     def __init__(
