@@ -28,7 +28,7 @@ from gateway.docs import OpenAPIAggregator, asyncapi_index_page, fetch_json
 from gateway.limits import RateLimiter, retry_after
 from gateway.proxy import Proxy, ProxyRoute, problem
 from gateway.routing import Upstream, routing_table
-from gateway.tracing import EdgeTracing, tracer_for
+from gateway.tracing import edge_tracing, tracer_for
 from observability import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         redoc_url=None,
         openapi_url=None,  # /openapi.json is the merged document of the services
         redirect_slashes=False,  # /auth is not /auth/: no redirect into a service
-        # One server span per request comes from EdgeTracing, for proxied and own routes alike.
+        # One server span per request comes from edge_tracing, for proxied and own routes alike.
         **_no_native_telemetry(),
     )
     api.state.settings = settings
@@ -133,7 +133,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             expose_headers=["X-Trace-Id", "Retry-After", "Location"],
             max_age=600,
         )
-    return EdgeTracing(app, tracer)
+    return edge_tracing(app, tracer)
 
 
 def _no_native_telemetry() -> dict[str, Any]:

@@ -32,6 +32,7 @@ from apps.kit.problems import RejectNulCharacters, install_problem_handlers, pro
 from apps.kit.runtime import settle_heap
 from apps.kit.security import TokenVerifier
 from apps.kit.settings import ServiceSettings
+from observability.http import ServerSpans
 from contracts.envelope import Envelope
 from contracts.topology import declare_topology
 
@@ -153,12 +154,12 @@ class Service:
             docs_url=None,
             redoc_url=None,
             openapi_tags=self.spec.openapi_tags or None,
-            # FastAPI's native OpenTelemetry: one server span per request, W3C context from the
-            # incoming headers; metrics are Prometheus' job here, logs are ours.
+            # Server spans come from observability.http.ServerSpans (added below): FastAPI's own
+            # request telemetry cost more than a whole refused booking request. Metrics are
+            # Prometheus' job here, logs are ours.
             telemetry={
-                "tracing": True, "metrics": False, "logs": False, "operation_spans": False,
+                "tracing": False, "metrics": False, "logs": False, "operation_spans": False,
                 "auto_configure": False,
-                "exclude": lambda scope: scope.get("path") in _UNTRACED_PATHS,
             },
         )
         api.state.service = self
@@ -166,6 +167,7 @@ class Service:
             api.add_middleware(middleware, service=self)
         api.add_middleware(RejectNulCharacters)
         api.add_middleware(metrics.HttpMetricsMiddleware, service=self.spec.name)
+        api.add_middleware(ServerSpans, untraced_paths=_UNTRACED_PATHS)
         api.state.token_verifier = self.token_verifier
         install_problem_handlers(api)
         for router in self.spec.routers:
