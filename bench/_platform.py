@@ -33,6 +33,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _cpu_seconds_of(pid: int) -> float:
+    """User + system CPU seconds of one process so far (``OSError`` if it is gone)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class BenchPlatform:
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
@@ -173,7 +179,6 @@ class BenchPlatform:
     def infrastructure_cpu_seconds() -> dict[str, float]:
         """CPU used so far by PostgreSQL's processes, RabbitMQ's VM and this load generator
         (shared by everything on the machine, not only this run's platform)."""
-        tick = os.sysconf("SC_CLK_TCK")
         out = {"postgres": 0.0, "rabbitmq": 0.0}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -183,15 +188,13 @@ class BenchPlatform:
                 name = ("postgres" if comm == "postgres" or comm.startswith("postgres:")
                         else "rabbitmq" if comm.startswith("beam") else None)
                 if name:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                    out[name] += (int(fields[11]) + int(fields[12])) / tick
+                    out[name] += _cpu_seconds_of(int(entry.name))
         mine = os.times()
         out["load generator"] = mine.user + mine.system
         return out
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU used so far by each process of the platform, its uvicorn workers included."""
-        tick = os.sysconf("SC_CLK_TCK")
         out = {}
         for name, proc in self.procs.items():
             pids = [proc.pid]
@@ -201,8 +204,7 @@ class BenchPlatform:
             total = 0.0
             for pid in pids:
                 with contextlib.suppress(OSError):
-                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                    total += (int(fields[11]) + int(fields[12])) / tick
+                    total += _cpu_seconds_of(pid)
             out[name] = total
         return out
 

@@ -139,11 +139,16 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
-async def _on_problem(request: Request, exc: Problem) -> JSONResponse:
+def render_problem(problem: Problem, instance: str) -> JSONResponse:
+    """The response for a raised :class:`Problem` (what the installed handler answers)."""
     return problem_response(
-        exc.status, exc.detail, code=exc.code, errors=exc.errors, headers=exc.headers,
-        instance=request.url.path, **exc.extra,
+        problem.status, problem.detail, code=problem.code, errors=problem.errors,
+        headers=problem.headers, instance=instance, **problem.extra,
     )
+
+
+async def _on_problem(request: Request, exc: Problem) -> JSONResponse:
+    return render_problem(exc, request.url.path)
 
 
 async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -187,14 +192,8 @@ class RejectNulCharacters:
             await self.app(scope, receive, send)
             return
         bad = _nul_fields_in_query(scope.get("query_string", b""))
-        messages = []
-        if not bad:
-            more = True
-            while more:  # buffer the body (small: bodies are size-limited at the gateway)
-                message = await receive()
-                messages.append(message)
-                more = message.get("more_body", False) and message["type"] == "http.request"
-            body = b"".join(m.get("body", b"") for m in messages)
+        if not bad:  # (small: bodies are size-limited at the gateway)
+            body, receive = await buffer_body(receive)
             bad = _nul_fields_in_body(body)
         if bad:
             response = problem_response(
@@ -205,12 +204,24 @@ class RejectNulCharacters:
             )
             await response(scope, receive, send)
             return
-        replay = iter(messages)
+        await self.app(scope, receive, send)
 
-        async def replayed() -> Any:
-            return next(replay, None) or await receive()
 
-        await self.app(scope, replayed, send)
+async def buffer_body(receive: Any) -> tuple[bytes, Any]:
+    """Read the whole request body; returns it and a ``receive`` that replays it to the app
+    below (then goes on with the real one, e.g. for the disconnect)."""
+    messages = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    replay = iter(messages)
+
+    async def replayed() -> Any:
+        return next(replay, None) or await receive()
+
+    return b"".join(m.get("body", b"") for m in messages), replayed
 
 
 def _nul_fields_in_query(query: bytes) -> list[str]:

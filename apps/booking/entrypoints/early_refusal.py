@@ -12,7 +12,8 @@ the same checks in the same order and answers the same problem:
 2. the body is parsed and validated with the route's own model (``BookingCreate``; a body the
    model refuses goes on to the route, which answers 400/422 as usual);
 3. :func:`apps.booking.handlers.refuse_from_memory` decides, as the route does; the refusal is
-   counted and rendered exactly as the route's problem handler would.
+   counted and mapped by the route's own ``refused_booking`` and rendered by the kit's
+   ``render_problem``, as the route's problem handler renders it.
 
 Anything else (an ``Idempotency-Key``, which must be decided on a fresh read and stored, an event
 with seats left or not seen yet, a content type other than JSON) goes on to the route unchanged.
@@ -32,10 +33,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from apps.booking import handlers
 from apps.booking.adapters.availability import availability_of
 from apps.booking.domain import BookingError
-from apps.booking.entrypoints.http import _outcome, _problem
+from apps.booking.entrypoints.http import refused_booking
 from apps.booking.schemas import BookingCreate
-from apps.kit.metrics import count
-from apps.kit.problems import problem_response
+from apps.kit.problems import buffer_body, render_problem
 from apps.kit.security import InvalidToken
 from observability import set_span_attributes
 
@@ -78,16 +78,9 @@ class EarlyRefusal:
                 break
         else:
             if token is not None:
-                messages, body = await _read_body(receive)
+                body, receive = await buffer_body(receive)
                 if await self._refused(scope, send, token, body):
                     return
-                replay = iter(messages)
-
-                async def replayed() -> Message:
-                    return next(replay, None) or await receive()
-
-                await self.app(scope, replayed, send)
-                return
         await self.app(scope, receive, send)
 
     async def _refused(self, scope: Scope, send: Send, token: str, body: bytes) -> bool:
@@ -105,28 +98,13 @@ class EarlyRefusal:
             )
         except BookingError as exc:
             set_span_attributes(**{"event.id": request.event_id, "user.id": user.user_id})
-            count("bookings", _outcome(exc))
-            problem = _problem(exc)
             route = self.route()
             if route is not None:
                 scope["route"] = route  # the metrics' route template, as after routing
-            response = problem_response(
-                problem.status, problem.detail, code=problem.code, errors=problem.errors,
-                headers=problem.headers, instance=PATH, **problem.extra,
-            )
+            response = render_problem(refused_booking(exc), PATH)
             await response(scope, _no_more_body, send)
             return True
         return False
-
-
-async def _read_body(receive: Receive) -> tuple[list[Message], bytes]:
-    messages: list[Message] = []
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            break
-    return messages, b"".join(m.get("body", b"") for m in messages)
 
 
 async def _no_more_body() -> Message:

@@ -86,6 +86,13 @@ def _outcome(exc: BookingError) -> str:
     )
 
 
+def refused_booking(exc: BookingError) -> Problem:
+    """A refused booking attempt: counted (``bookings`` by outcome) and mapped to its problem.
+    The route and the early-refusal lane (``early_refusal.py``) both answer through this."""
+    count("bookings", _outcome(exc))
+    return _problem(exc)
+
+
 def _settings(request: Request) -> BookingSettings:
     return request.app.state.service.settings
 
@@ -112,8 +119,7 @@ async def create_booking(
                 max_per_booking=settings.max_tickets_per_booking,
             )
         except BookingError as exc:
-            count("bookings", _outcome(exc))
-            raise _problem(exc) from exc
+            raise refused_booking(exc) from exc
 
     async def run(uow: UnitOfWork) -> tuple[int, Any]:
         try:
@@ -126,8 +132,7 @@ async def create_booking(
                 recently=_availability(request) if idempotency_key is None else None,
             )
         except BookingError as exc:
-            count("bookings", _outcome(exc))
-            raise _problem(exc) from exc
+            raise refused_booking(exc) from exc
         set_span_attributes(**{"booking.id": booking.id})
         return 201, BookingPublic.of(booking).model_dump(mode="json")
 
