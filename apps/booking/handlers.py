@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -69,27 +70,29 @@ def _details(
     )
 
 
-def _announce(uow: UnitOfWork, t: Transition, cause: Envelope | None) -> None:
+def _announcements(t: Transition, cause: Envelope | None) -> list[Envelope]:
     """The messages that tell the world about one transition."""
     b = t.booking
     if b.status == "confirmed":
-        uow.emit(_details(b, BookingConfirmed, cause, payment_id=b.payment_id))
-    elif b.status == "expired":
-        uow.emit(_details(b, BookingExpired, cause))
-    elif b.status == "cancelled":
+        return [_details(b, BookingConfirmed, cause, payment_id=b.payment_id)]
+    if b.status == "expired":
+        return [_details(b, BookingExpired, cause)]
+    if b.status == "cancelled":
         assert b.cancellation_reason is not None
-        if t.refund_due:
-            uow.emit(
-                RefundRequested(
-                    **caused_by(cause), booking_id=b.id, user_id=b.user_id,
-                    payment_id=b.payment_id, reason=b.cancellation_reason,
-                )
+        refund: list[Envelope] = [
+            RefundRequested(
+                **caused_by(cause), booking_id=b.id, user_id=b.user_id,
+                payment_id=b.payment_id, reason=b.cancellation_reason,
             )
-        uow.emit(
-            _details(
-                b, BookingCancelled, cause, reason=b.cancellation_reason, refund_due=t.refund_due
-            )
-        )
+        ] if t.refund_due else []
+        return [*refund, _details(
+            b, BookingCancelled, cause, reason=b.cancellation_reason, refund_due=t.refund_due
+        )]
+    return []
+
+
+def _announce(uow: UnitOfWork, t: Transition, cause: Envelope | None) -> None:
+    uow.emit(*_announcements(t, cause))
 
 
 async def _apply(uow: UnitOfWork, transitions: list[Transition], cause: Envelope | None) -> None:
@@ -329,6 +332,43 @@ async def confirm_booking(msg: PaymentConfirmed, uow: UnitOfWork) -> None:
         return
     if t is not None:
         await _apply(uow, [t], msg)
+
+
+async def _pending_at_once(
+    db: Database, consumer: str, msg: PaymentConfirmed | PaymentFailed,
+    decide: Callable[[Booking], Transition | None],
+) -> bool:
+    """The common case of a payment message, a pending booking, in one statement (PostgreSQL):
+    read the booking, decide its transition, then write it with its seat moves, inbox mark and
+    message only if the booking is still pending and the message new (no lock held between the
+    two round trips). False, nothing written, for anything else (another status, a duplicate, a
+    change in between): the caller then runs the unit-of-work handler, which decides it all."""
+    if not db.is_postgres:
+        return False
+    async with db.unit_of_work(single_statement=True) as uow:
+        repo = BookingRepository(uow.conn)
+        booking = await repo.get(msg.booking_id)
+        if booking is None or booking.status != "pending" or (t := decide(booking)) is None:
+            return False
+        messages = _announcements(t, msg)
+        if len(messages) != 1:
+            return False
+        row = uow.outbox_rows(*messages)[0]
+        if not await repo.save_once(t, consumer=consumer, message_id=msg.message_id, outbox_row=row):
+            return False
+        uow.written_inline(*messages)
+        await uow.commit()
+    return True
+
+
+async def confirm_pending(db: Database, consumer: str, msg: PaymentConfirmed) -> bool:
+    """:func:`confirm_booking` of a pending booking in one statement; False: not done."""
+    return await _pending_at_once(db, consumer, msg, lambda b: b.confirm(msg.payment_id, now=_now()))
+
+
+async def fail_pending(db: Database, consumer: str, msg: PaymentFailed) -> bool:
+    """:func:`fail_booking` of a pending booking in one statement; False: not done."""
+    return await _pending_at_once(db, consumer, msg, lambda b: b.fail_payment(now=_now()))
 
 
 async def fail_booking(msg: PaymentFailed, uow: UnitOfWork) -> None:

@@ -24,6 +24,7 @@ from apps.kit import metrics
 from apps.kit.settings import ServiceSettings
 
 if TYPE_CHECKING:
+    from apps.kit.outbox import Handoff
     from contracts.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class Database:
         self._relay_engine: AsyncEngine | None = None
         # Set by a unit of work that wrote outbox rows, so the in-process relay wakes at once.
         self.outbox_written = asyncio.Event()
+        # While this process's relay publishes on commit, units of work hand it their rows here.
+        self.handoff: Handoff | None = None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -208,6 +211,7 @@ class UnitOfWork:
         self.conn: AsyncConnection
         self._messages: list[Envelope] = []
         self._inline: list[Envelope] = []
+        self._inline_rows: dict[Any, dict[str, Any]] = {}  # by message id, from outbox_rows
         self._done = False
         self.autocommit = single_statement and db.is_postgres
 
@@ -240,7 +244,9 @@ class UnitOfWork:
         :meth:`written_inline` once that statement has written them."""
         from apps.kit import outbox
 
-        return outbox.rows_of(self.db, messages)
+        rows = outbox.rows_of(self.db, messages)
+        self._inline_rows.update((row["id"], row) for row in rows)
+        return rows
 
     def written_inline(self, *messages: Envelope) -> None:
         """``messages`` are in the outbox, written by the use case's own statement: once this
@@ -250,27 +256,34 @@ class UnitOfWork:
     def discard_messages(self) -> None:
         self._messages = []
         self._inline = []
+        self._inline_rows = {}
 
     async def commit(self) -> None:
         from apps.kit import outbox
 
-        if self._messages:
-            await outbox.write(self.conn, self.db, self._messages)
+        rows = await outbox.write(self.conn, self.db, self._messages) if self._messages else []
         if not self.autocommit:
             await self.conn.commit()
         self._done = True
         sent = self._messages + self._inline
         if sent:
-            self.db.outbox_written.set()
+            rows += [r for m in self._inline if (r := self._inline_rows.get(m.message_id))]
+            handoff = self.db.handoff
+            if handoff is not None and len(rows) == len(sent):
+                handoff.put(rows)  # published now by this process's relay
+            else:
+                self.db.outbox_written.set()
             for m in sent:  # booking_confirmed -> bookings confirmed, payment_failed ...
                 name, _, outcome = m.routing_key.partition("_")
                 metrics.count(f"{name}s", outcome or "requested")
         self._messages = []
         self._inline = []
+        self._inline_rows = {}
 
     async def rollback(self) -> None:
         self._messages = []
         self._inline = []
+        self._inline_rows = {}
         if self.conn.in_transaction():
             await self.conn.rollback()
         self._done = True

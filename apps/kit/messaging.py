@@ -569,13 +569,17 @@ async def consume_once(
     consumer: str,
     message: Envelope,
     handler: Callable[[Envelope, UnitOfWork], Awaitable[None]],
+    *,
+    at_once: Callable[[Database, str, Any], Awaitable[bool]] | None = None,
 ) -> bool:
     """Run ``handler(message, uow)`` once per message id for ``consumer``, and commit.
 
     Returns False for a duplicate delivery (nothing done). The inbox mark, the handler's state
     change and the messages it emits commit together. On PostgreSQL, a
     :class:`~apps.kit.inbox.OneStatementHandler` runs as one statement with its inbox mark instead
-    (same guarantees, one round trip).
+    (same guarantees, one round trip). ``at_once(db, consumer, message)``, if given, is tried
+    first: the handler's common case in one statement with its own inbox guard, True if it did
+    it, False (having written nothing) to leave the message to ``handler``.
     """
     # Tag the consume span so the whole life of a booking can be found by its ids.
     set_span_attributes(**{
@@ -583,6 +587,8 @@ async def consume_once(
         for name in ("booking_id", "event_id", "user_id", "payment_id")
         if getattr(message, name, None) is not None
     })
+    if at_once is not None and await at_once(db, consumer, message):
+        return True
     if db.is_postgres and isinstance(handler, OneStatementHandler):
         return await apply_once(db, consumer, message.message_id, message, handler)
     async with db.unit_of_work() as uow:

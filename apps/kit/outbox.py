@@ -16,6 +16,14 @@ Guarantees:
   publish span is its child, so consumers' spans join the request's trace.
 * Throughput: a claimed batch goes to the broker in one write and its confirms are awaited
   together, while the next batch is claimed and sent (``bench/outbox_relay_bench.py``).
+* Publish on commit (services, ``handoff=True``): a unit of work that committed outbox rows hands
+  them to its own process's relay (:class:`Handoff`), which publishes them at once, without
+  reading them back; each row is still deleted only once the broker confirmed it. What that path
+  does not publish (a crash, a failed publish, a full hand-off queue) stays in the table, where
+  the relay's polling rounds take it once it is ``handoff_grace`` seconds old: rows that young are
+  in flight on the hand-off path of this or another replica. Same guarantees, three statements
+  fewer per batch (BEGIN, the claiming SELECT, COMMIT), and a message leaves on commit instead of
+  two database round trips later. The outbox is still the source of truth.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -104,13 +114,55 @@ def needs_notify(db: Database) -> bool:
     return db.is_postgres and not db.settings.outbox_relay
 
 
-async def write(conn: AsyncConnection, db: Database, messages: Sequence[Envelope]) -> None:
-    """Insert ``messages`` into the outbox inside the caller's open transaction."""
-    await conn.execute(OUTBOX.insert(), rows_of(db, messages))
+# created_at is when the row was written, not when its transaction began (``now()``): the
+# relay's polling rounds leave rows younger than the hand-off grace to the hand-off path.
+_INSERT = OUTBOX.insert().values(created_at=sa.func.clock_timestamp())
+
+
+async def write(
+    conn: AsyncConnection, db: Database, messages: Sequence[Envelope]
+) -> list[dict[str, Any]]:
+    """Insert ``messages`` into the outbox inside the caller's open transaction; returns the
+    rows (for :meth:`Handoff.put` once the transaction committed)."""
+    rows = rows_of(db, messages)
+    await conn.execute(_INSERT if db.is_postgres else OUTBOX.insert(), rows)
     if needs_notify(db):
         # No relay in this process: wake the relays of other processes (delivered to LISTENers
         # when this transaction commits).
         await conn.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    return rows
+
+
+class Handoff:
+    """Committed outbox rows on their way from a unit of work to its process's relay.
+
+    Bounded: past ``limit`` rows waiting (the broker is slow or gone) further rows are not kept;
+    they are in the table, and the relay's polling rounds publish them once they are old enough.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self.rows: deque[dict[str, Any]] = deque()
+        self.ready = asyncio.Event()
+        self.dropped = 0
+
+    def put(self, rows: Sequence[dict[str, Any]]) -> None:
+        if len(self.rows) + len(rows) > self.limit:
+            self.dropped += len(rows)
+            return
+        self.rows.extend(rows)
+        self.ready.set()
+
+    def take(self, n: int) -> list[dict[str, Any]]:
+        rows = self.rows
+        batch = [rows.popleft() for _ in range(min(n, len(rows)))]
+        if not rows:
+            self.ready.clear()
+        return batch
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.ready.clear()
 
 
 class OutboxRelay:
@@ -135,6 +187,9 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         max_backoff_seconds: float = 5.0,
         pipeline_depth: int = 2,
+        handoff: bool = False,
+        handoff_grace_seconds: float = 5.0,
+        handoff_in_flight: int = 4,
     ) -> None:
         self.db = db
         self.publish = publish
@@ -148,6 +203,15 @@ class OutboxRelay:
         self._sending = asyncio.Lock()  # one round at a time claims and sends
         self._paused_until = 0.0  # a failed round makes every round back off
         self._backlog_seen = asyncio.Event()  # the last round took a full batch: lanes join in
+        # Publish on commit (PostgreSQL): this process's units of work hand their committed rows
+        # to the relay while it runs; its polling rounds then take only rows older than the grace.
+        self.handoff = handoff and db.is_postgres
+        self.handoff_grace = handoff_grace_seconds if self.handoff else 0.0
+        self._in_flight = asyncio.Semaphore(handoff_in_flight)  # hand-off batches awaiting confirms
+        self._confirmed: list[Any] = []  # hand-off rows confirmed, waiting for their DELETE
+        self._confirmed_ready = asyncio.Event()
+        self._notified = asyncio.Event()  # a NOTIFY: rows from a process without a relay
+        self._handoff_done = False
         # Claim the oldest unclaimed rows; other relays skip them until this transaction ends.
         self._claim = (
             sa.select(
@@ -160,12 +224,22 @@ class OutboxRelay:
             .limit(batch_size)
             .with_for_update(skip_locked=True)
         )
+        # ... of those, the rows the hand-off path is done with or never had (see the module doc)
+        self._claim_settled = self._claim.where(
+            OUTBOX.c.created_at < sa.func.clock_timestamp()
+            - sa.literal(timedelta(seconds=handoff_grace_seconds), sa.Interval())
+        )
 
-    async def relay_once(self) -> int:
-        """Publish one batch. Returns how many rows were published (and deleted)."""
+    async def relay_once(self, *, fresh: bool = False) -> int:
+        """Publish one batch. Returns how many rows were published (and deleted).
+
+        While the relay runs with the hand-off on, rows younger than the grace are left to it
+        unless ``fresh`` (a NOTIFY told of rows written by a process that hands off nothing)."""
+        handing_off = self.db.handoff is not None  # this relay runs with the hand-off on
+        claim = self._claim_settled if handing_off and not fresh else self._claim
         async with self.db.relay_engine.connect() as conn, conn.begin():
             async with self._sending:
-                rows = (await conn.execute(self._claim)).all()
+                rows = (await conn.execute(claim)).all()
                 if not rows:
                     return 0
                 confirms = await self._send([
@@ -232,24 +306,33 @@ class OutboxRelay:
         return int(count), age
 
     async def run(self) -> None:
-        """Relay until stopped: wake on a local commit, a NOTIFY from another process, or a poll."""
+        """Relay until stopped: wake on a local commit, a NOTIFY from another process, or a poll;
+        with the hand-off on, publish what this process's units of work hand over as they commit."""
         listener = asyncio.create_task(self._listen()) if self.db.is_postgres else None
         depth = self.pipeline_depth if self.db.is_postgres else 1
+        handoff = self.db.handoff = Handoff() if self.handoff else None
         try:
             async with asyncio.TaskGroup() as rounds:
                 for i in range(depth):
                     rounds.create_task(self._rounds(primary=i == 0))
+                if handoff is not None:
+                    rounds.create_task(self._handoff_lane(handoff))
+                    rounds.create_task(self._delete_confirmed())
         finally:
+            if handoff is not None:
+                self.db.handoff = None
+                handoff.clear()  # still in the table: the next relay's polling rounds take them
             if listener:
                 listener.cancel()
 
     async def _rounds(self, *, primary: bool) -> None:
-        """One lane of rounds. The primary lane waits for work (a commit, a NOTIFY, the poll);
-        the others only join in while there is a backlog (the last round took a full batch).
-        Waking every lane on every commit cost a quiet relay an empty round (BEGIN, SELECT that
-        skips the rows the other lane holds, COMMIT) for each batch it sent."""
+        """One lane of polling rounds. The primary lane waits for work (a commit, a NOTIFY, the
+        poll); the others only join in while there is a backlog (the last round took a full
+        batch). Waking every lane on every commit cost a quiet relay an empty round (BEGIN,
+        SELECT that skips the rows the other lane holds, COMMIT) for each batch it sent."""
         backoff = 0.1
         next_gauge = 0.0
+        fresh = False
         while not self._stopping.is_set():
             if not primary:
                 await self._backlog_seen.wait()
@@ -262,7 +345,7 @@ class OutboxRelay:
                 if primary and time.monotonic() >= next_gauge:
                     await self._update_gauges()
                     next_gauge = time.monotonic() + 5
-                n = await self.relay_once()
+                n = await self.relay_once(fresh=fresh)
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
@@ -277,7 +360,84 @@ class OutboxRelay:
                 continue
             self._backlog_seen.clear()
             if primary:
-                await self._wait_for_work()
+                fresh = await self._wait_for_work()
+
+    async def _handoff_lane(self, handoff: Handoff) -> None:
+        """Publish the rows units of work hand over as they commit: in commit order, up to
+        ``handoff_in_flight`` batches awaiting their confirms at once."""
+        settling: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping.is_set():
+                await handoff.ready.wait()
+                await self._in_flight.acquire()
+                batch = handoff.take(self.batch_size)
+                if not batch or self._stopping.is_set() or time.monotonic() < self._paused_until:
+                    # (broker trouble: what was handed over stays for the polling rounds)
+                    self._in_flight.release()
+                    continue
+                try:
+                    confirms = await self._send([
+                        OutboxMessage(r["routing_key"], r["payload"], r["headers"]) for r in batch
+                    ])
+                except Exception as exc:
+                    self._in_flight.release()
+                    log.warning("outbox hand-off: %d publishes not sent: %r", len(batch), exc)
+                    continue
+                task = asyncio.create_task(self._settle_handoff(batch, confirms))
+                settling.add(task)
+                task.add_done_callback(settling.discard)
+        finally:
+            if settling:
+                await asyncio.gather(*settling, return_exceptions=True)
+            self._handoff_done = True
+            self._confirmed_ready.set()
+
+    async def _settle_handoff(
+        self, batch: list[dict[str, Any]], confirms: Awaitable[list[BaseException | None]]
+    ) -> None:
+        try:
+            results = await confirms
+        finally:
+            self._in_flight.release()
+        sent = [r["id"] for r, res in zip(batch, results, strict=True) if res is None]
+        failed = len(batch) - len(sent)
+        self.published_total += len(sent)
+        if sent:
+            self._confirmed.extend(sent)
+            self._confirmed_ready.set()
+        if failed:
+            self.failed_total += failed
+            first_error = next(r for r in results if r is not None)
+            log.warning("outbox hand-off: %d of %d publishes failed (left for the polling "
+                        "rounds): %r", failed, len(batch), first_error)
+            if not sent:  # the broker is away: hand nothing over for a moment
+                self._paused_until = max(self._paused_until, time.monotonic() + 1.0)
+
+    async def _delete_confirmed(self) -> None:
+        """DELETE the hand-off rows the broker confirmed: whatever was confirmed while the last
+        DELETE ran goes in the next one (autocommit, one statement)."""
+        backoff = 0.1
+        while True:
+            if not self._confirmed:
+                if self._handoff_done:
+                    return
+                await self._confirmed_ready.wait()
+                self._confirmed_ready.clear()
+                continue
+            ids, self._confirmed = self._confirmed, []
+            try:
+                async with self.db.relay_engine.connect() as conn:
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    await conn.execute(OUTBOX.delete().where(self._id_in(ids)))
+            except Exception as exc:  # the database is away: retry (a relay that dies first
+                # leaves them to be published again: at least once, consumers deduplicate)
+                log.warning("outbox hand-off: deleting %d published rows failed: %r", len(ids), exc)
+                self._confirmed[:0] = ids
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            backoff = 0.1
+            metrics.OUTBOX_PUBLISHED.labels(self.db.settings.service_name).inc(len(ids))
 
     async def _update_gauges(self) -> None:
         count, age = await self.backlog()
@@ -288,7 +448,10 @@ class OutboxRelay:
     def stop(self) -> None:
         self._stopping.set()
         self.db.outbox_written.set()
+        self._notified.set()
         self._backlog_seen.set()
+        if self.db.handoff is not None:
+            self.db.handoff.ready.set()
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -296,13 +459,20 @@ class OutboxRelay:
         except TimeoutError:
             pass
 
-    async def _wait_for_work(self) -> None:
-        ev = self.db.outbox_written
+    async def _wait_for_work(self) -> bool:
+        """Wait for a commit (hand-off off), a NOTIFY or the poll; True after a NOTIFY."""
+        ev = self._notified if self.handoff else self.db.outbox_written
         try:
             await asyncio.wait_for(ev.wait(), self.poll_seconds)
         except TimeoutError:
             pass
+        notified = ev.is_set()
         ev.clear()
+        return notified and self.handoff
+
+    def _wake_notified(self) -> None:
+        self._notified.set()
+        self.db.outbox_written.set()
 
     async def _listen(self) -> None:
         """LISTEN for commits from other processes of this service (e.g. the HTTP workers)."""
@@ -316,7 +486,7 @@ class OutboxRelay:
                     host=url.host, port=url.port or 5432, user=url.username,
                     password=url.password, database=url.database,
                 )
-                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self.db.outbox_written.set())
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake_notified())
                 while not self._stopping.is_set() and not conn.is_closed():
                     await asyncio.sleep(1)
             except asyncio.CancelledError:

@@ -79,6 +79,8 @@ class Service:
             outbox_publish(self.publishers),
             batch_size=self.settings.outbox_batch_size,
             poll_seconds=self.settings.outbox_poll_seconds,
+            handoff=self.settings.outbox_handoff,
+            handoff_grace_seconds=self.settings.outbox_handoff_grace_seconds,
         )
         self.token_verifier = self._make_verifier()
         self.asyncapi = AsyncAPI(

@@ -42,6 +42,14 @@ class ServiceSettings(BaseSettings):
     outbox_relay: bool = True
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 1.0
+    outbox_handoff: bool = Field(
+        default=True, description="OUTBOX_HANDOFF: the in-process relay publishes rows as their "
+        "transaction commits (no read-back); off: only its polling rounds publish.",
+    )
+    outbox_handoff_grace_seconds: float = Field(
+        default=5.0, gt=0, description="OUTBOX_HANDOFF_GRACE_SECONDS: rows younger than this are "
+        "left to the hand-off path; older ones (a crash, a failed publish) to the polling rounds.",
+    )
 
     # Bounded retries of a failing message before it is dead-lettered (delivery limit is in
     # contracts.topology); this is the longest pause before a redelivery.

@@ -140,6 +140,43 @@ SELECT event_id, user_id, held, sold FROM (
 ORDER BY kind, event_id, user_id
 """
 )
+# One booking's transition with everything that goes with it, as ONE statement (autocommit): the
+# guarded status update, its seat moves (event row first, then the user row: the lock order),
+# the consumer's inbox mark and the outbox row. Applied only if the booking is still in the
+# status it was read in and this consumer has not handled the message; otherwise nothing at all.
+_TRANSITION_ONCE = sa.text(
+    """
+WITH upd AS (
+    UPDATE bookings AS b
+    SET status = CAST(:status AS varchar), payment_id = CAST(:payment_id AS uuid),
+        cancellation_reason = CAST(:reason AS varchar),
+        updated_at = CAST(:updated_at AS timestamptz)
+    WHERE b.id = CAST(:id AS uuid) AND b.status = CAST(:previous AS varchar)
+      AND NOT EXISTS (SELECT FROM inbox WHERE consumer = CAST(:consumer AS varchar)
+                                          AND message_id = CAST(:message_id AS uuid))
+    RETURNING b.id
+), mark AS (
+    INSERT INTO inbox (consumer, message_id)
+    SELECT CAST(:consumer AS varchar), CAST(:message_id AS uuid) FROM upd
+), moves AS (
+    INSERT INTO seat_moves (event_id, user_id, held, sold)
+    SELECT m.event_id, m.user_id, m.held, m.sold
+    FROM upd, (VALUES
+        (0, CAST(:event_id AS uuid), NULL::uuid, CAST(:event_held AS integer),
+         CAST(:event_sold AS integer)),
+        (1, NULL::uuid, CAST(:user_id AS uuid), CAST(:user_held AS integer), 0)
+    ) AS m(kind, event_id, user_id, held, sold)
+    WHERE m.held <> 0 OR m.sold <> 0
+    ORDER BY m.kind
+), written AS (
+    INSERT INTO outbox (id, created_at, routing_key, message_type, payload, headers)
+    SELECT CAST(:out_id AS uuid), clock_timestamp(), CAST(:routing_key AS varchar),
+           CAST(:message_type AS varchar), CAST(:payload AS jsonb), CAST(:headers AS jsonb)
+    FROM upd
+)
+SELECT count(*) FROM upd
+"""
+)
 _RETAKE_SEATS = sa.text(
     """
 UPDATE inventory SET sold = sold + CAST(:qty AS integer), updated_at = now()
@@ -276,6 +313,32 @@ class BookingRepository:
         stmt = _BOOKING_FOR_UPDATE if for_update else _BOOKING
         row = (await self.conn.execute(stmt, {"booking_id": booking_id})).first()
         return _to_booking(row) if row else None
+
+    async def save_once(
+        self, t: Transition, *, consumer: str, message_id: uuid.UUID, outbox_row: dict[str, Any]
+    ) -> bool:
+        """``save`` + ``move_seats`` of one transition, ``consumer``'s inbox mark of
+        ``message_id`` and ``outbox_row``, in one statement (run it in autocommit). False, with
+        nothing written, if the booking left ``t.previous`` or the message was handled."""
+        b = t.booking
+        row = (
+            await self.conn.execute(
+                _TRANSITION_ONCE,
+                {
+                    "id": b.id, "previous": t.previous, "status": b.status,
+                    "payment_id": b.payment_id, "reason": b.cancellation_reason,
+                    "updated_at": b.updated_at, "consumer": consumer, "message_id": message_id,
+                    "event_id": b.event_id, "event_held": t.seats.held,
+                    "event_sold": t.seats.sold, "user_id": b.user_id,
+                    "user_held": t.seats.user_held, "out_id": outbox_row["id"],
+                    "routing_key": outbox_row["routing_key"],
+                    "message_type": outbox_row["message_type"],
+                    "payload": orjson.dumps(outbox_row["payload"]).decode(),
+                    "headers": orjson.dumps(outbox_row["headers"]).decode(),
+                },
+            )
+        ).scalar_one()
+        return row == 1
 
     async def save(self, transitions: Sequence[Transition]) -> None:
         """Write the transitions, each guarded by the status it started from."""

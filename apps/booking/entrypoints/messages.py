@@ -61,13 +61,15 @@ def subscribe(service: Service) -> None:
         hold expired: confirmed if the seats can be re-taken, otherwise cancelled with reason
         `paid_after_expiry`, `refund_due: true` and a `refund_requested`. Paid for a cancelled
         booking: `refund_requested`. Duplicates change nothing."""
-        await consume_once(db, PAYMENT_CONFIRMED.name, msg, handlers.confirm_booking)
+        await consume_once(db, PAYMENT_CONFIRMED.name, msg, handlers.confirm_booking,
+                           at_once=handlers.confirm_pending)
 
     @broker.subscriber(PAYMENT_FAILED, DOMAIN_EXCHANGE)
     async def on_payment_failed(msg: PaymentFailed) -> None:
         """Cancels a pending booking (`booking_cancelled`, reason `payment_failed`) and puts its
         seats back on sale. Ignored if the booking is already paid, expired or cancelled."""
-        await consume_once(db, PAYMENT_FAILED.name, msg, handlers.fail_booking)
+        await consume_once(db, PAYMENT_FAILED.name, msg, handlers.fail_booking,
+                           at_once=handlers.fail_pending)
         recently.forget()  # seats back on sale (the message names the booking, not the event)
 
     service.subscribers = {  # type: ignore[attr-defined]  # handles for tests (TestRabbitBroker)

@@ -1,0 +1,135 @@
+"""Publish on commit: the relay's hand-off path, on the real RabbitMQ and PostgreSQL.
+
+* A unit of work's committed rows (staged with ``emit`` or written by its own statement) are
+  published by its process's relay at once, in commit order, and deleted once confirmed; the
+  polling rounds never read them back (their grace here is longer than the test).
+* What the hand-off could not publish (returned by the broker) stays in the table and goes out
+  through a polling round once older than the grace; a row committed but never handed over (its
+  process died first) too.
+* No row is published twice while both paths run, with polling rounds every few milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from apps.kit import outbox
+from apps.kit.db import Database
+from apps.kit.messaging import outbox_publish
+from apps.kit.outbox import OUTBOX, OutboxRelay
+from tests.kit.test_outbox_relay_real_broker import (  # noqa: F401  (fixtures)
+    UNROUTABLE,
+    db,
+    drain,
+    event,
+    exchange,
+    outbox_rows,
+    producer,
+    spy_queue,
+    write_rows,
+)
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def running(relay: OutboxRelay) -> asyncio.Task[None]:
+    task = asyncio.create_task(relay.run())
+    await eventually(lambda: asyncio.sleep(0, relay.db.handoff), until=lambda h: h is not None)
+    return task
+
+
+async def stopped(relay: OutboxRelay, task: asyncio.Task[None]) -> None:
+    relay.stop()
+    await task
+
+
+async def commit(db: Database, *messages: Any, inline: Any = None) -> None:
+    """One unit of work: ``messages`` staged with emit, ``inline`` written by its own statement."""
+    async with db.unit_of_work() as uow:
+        uow.emit(*messages)
+        if inline is not None:
+            row = uow.outbox_rows(inline)[0]
+            await uow.conn.execute(OUTBOX.insert(), [row])
+            uow.written_inline(inline)
+        await uow.commit()
+
+
+async def test_committed_rows_are_published_at_once_in_commit_order(
+    db, exchange, producer, amqp
+) -> None:
+    queue = await spy_queue(amqp, exchange, "event_created")
+    relay = OutboxRelay(db, outbox_publish(producer), handoff=True, poll_seconds=3600,
+                        handoff_grace_seconds=3600)  # no polling round can take these rows
+    task = await running(relay)
+    sent = []
+    try:
+        for i in range(10):
+            staged, inline = event(f"staged-{i}"), event(f"inline-{i}")
+            await commit(db, staged, inline=inline)
+            sent += [staged, inline]
+        await eventually(lambda: outbox_rows(db), until=lambda rows: rows == {}, timeout=10)
+    finally:
+        await stopped(relay, task)
+    got = await drain(queue)
+    assert [m.message_id for m in got] == [str(m.message_id) for m in sent]
+    assert relay.published_total == 20
+
+
+async def test_what_the_handoff_could_not_publish_goes_out_once_older_than_the_grace(
+    db, exchange, producer, amqp
+) -> None:
+    relay = OutboxRelay(db, outbox_publish(producer), handoff=True, poll_seconds=0.05,
+                        handoff_grace_seconds=1.0)
+    returned = outbox.rows_of(db, [event("returned")])
+    returned[0]["routing_key"] = UNROUTABLE  # nothing bound yet: the broker returns it
+    task = await running(relay)
+    try:
+        await write_rows(db, returned)
+        relay.db.handoff.put(returned)  # as a unit of work does once it committed
+        await eventually(lambda: asyncio.sleep(0, relay.failed_total), until=lambda n: n == 1)
+        assert set(await outbox_rows(db)) == {returned[0]["id"]}  # kept, attempts untouched
+
+        queue = await spy_queue(amqp, exchange, UNROUTABLE)  # now something listens
+        await eventually(lambda: outbox_rows(db), until=lambda rows: rows == {}, timeout=10)
+    finally:
+        await stopped(relay, task)
+    assert [m.message_id for m in await drain(queue)] == [str(returned[0]["id"])]
+
+
+async def test_a_row_committed_but_never_handed_over_is_published_by_a_polling_round(
+    db, exchange, producer, amqp
+) -> None:
+    queue = await spy_queue(amqp, exchange, "event_created")
+    relay = OutboxRelay(db, outbox_publish(producer), handoff=True, poll_seconds=0.05,
+                        handoff_grace_seconds=0.5)
+    orphan = event("its process died after the commit")
+    task = await running(relay)
+    try:
+        await write_rows(db, outbox.rows_of(db, [orphan]))  # committed, never handed over
+        await eventually(lambda: outbox_rows(db), until=lambda rows: rows == {}, timeout=10)
+    finally:
+        await stopped(relay, task)
+    assert [m.message_id for m in await drain(queue)] == [str(orphan.message_id)]
+
+
+async def test_no_row_is_published_twice_while_both_paths_run(db, exchange, producer, amqp) -> None:
+    queue = await spy_queue(amqp, exchange, "event_created")
+    # polling rounds every 10 ms, each of them a chance to take a row the hand-off holds
+    relay = OutboxRelay(db, outbox_publish(producer), handoff=True, poll_seconds=0.01,
+                        handoff_grace_seconds=2.0)
+    sent = [event(f"concurrent-{i}") for i in range(200)]
+    task = await running(relay)
+    try:
+        await asyncio.gather(*(commit(db, *sent[i:i + 4]) for i in range(0, len(sent), 4)))
+        await eventually(lambda: outbox_rows(db), until=lambda rows: rows == {}, timeout=20)
+    finally:
+        await stopped(relay, task)
+    deliveries = Counter(m.message_id for m in await drain(queue))
+    assert set(deliveries) == {str(m.message_id) for m in sent}
+    assert max(deliveries.values()) == 1
+    assert relay.published_total == 200
