@@ -11,6 +11,7 @@ from apps.kit.settings import ServiceSettings
 
 SPEC = ServiceSpec(
     name="analytics",
+    niceness=10,  # off the booking path: yields the CPU to it (apps.kit.runtime.set_niceness)
     title="Analytics service",
     description="Counts bookings, tickets, payments and revenue from the `analytics` channel "
     "into its own read model, and reports them to organizers (their events) and admins (all), "

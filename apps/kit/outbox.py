@@ -311,6 +311,7 @@ class OutboxRelay:
         listener = asyncio.create_task(self._listen()) if self.db.is_postgres else None
         depth = self.pipeline_depth if self.db.is_postgres else 1
         handoff = self.db.handoff = Handoff() if self.handoff else None
+        self._handoff_done = False
         try:
             async with asyncio.TaskGroup() as rounds:
                 for i in range(depth):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import gc
+import logging
+import os
+
+log = logging.getLogger(__name__)
 
 
 def settle_heap() -> None:
@@ -17,3 +21,20 @@ def settle_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def set_niceness(niceness: int) -> None:
+    """Give this process the scheduler niceness ``niceness`` (0-19; higher yields the CPU to
+    the others). Called by a service's process entry point, never by code that runs in tests.
+
+    The consumers off the booking path (analytics, notifications) default to 10: where they
+    share a machine's cores with booking, payments and the gateway, a sale's spikes then queue
+    their facts and mails for a moment instead of the payments and confirmations; they catch up
+    as soon as a core is free (measured: payment -> confirmed p99 at 100 bookings/s on two cores
+    59-86 ms with them at 10, 120-446 ms at 0). ``PROCESS_NICENESS`` overrides it, 0 turns it
+    off. Lowering niceness needs privileges: refused, it stays as it is, with a warning."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) != niceness:
+            os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    except PermissionError:
+        log.warning("cannot set the process niceness to %d (needs privileges)", niceness)

@@ -29,7 +29,7 @@ from apps.kit.db import Database
 from apps.kit.messaging import declare_publishers, make_broker, outbox_publish
 from apps.kit.outbox import OutboxRelay
 from apps.kit.problems import RejectNulCharacters, install_problem_handlers, problem_response
-from apps.kit.runtime import settle_heap
+from apps.kit.runtime import set_niceness, settle_heap
 from apps.kit.security import TokenVerifier
 from apps.kit.settings import ServiceSettings
 from observability.http import ServerSpans
@@ -56,6 +56,9 @@ class ServiceSpec:
     # ASGI middleware of the service's own, innermost (inside tracing, metrics and the NUL
     # check), each made as ``middleware(app, service=the_service)``.
     http_middleware: Sequence[type] = ()
+    # The process's scheduler niceness unless PROCESS_NICENESS says otherwise (see
+    # apps.kit.runtime.set_niceness): 10 for consumers off the booking path.
+    niceness: int = 0
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -110,6 +113,12 @@ class Service:
         )
 
     # --- lifecycle ----------------------------------------------------------------------------
+
+    def configure_process(self) -> None:
+        """What the service's own process (``apps.<name>.main``) sets up before serving: its
+        scheduler niceness. Not for services started inside another process (tests)."""
+        niceness = self.settings.process_niceness
+        set_niceness(self.spec.niceness if niceness is None else niceness)
 
     async def start(self, *, connect_broker: bool = True) -> None:
         await self.db.prepare()

@@ -35,6 +35,11 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = "eventbooking-auth"
     jwt_audience: str = "eventbooking"
 
+    process_niceness: int | None = Field(
+        default=None, ge=0, le=19, description="PROCESS_NICENESS: the process's scheduler "
+        "niceness (0-19); unset: 10 for analytics and notifications, 0 for the others.",
+    )
+
     log_level: str = "INFO"
     log_format: str = Field(default="json", description="json | text")
 

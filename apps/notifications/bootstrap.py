@@ -13,6 +13,7 @@ from apps.notifications.entrypoints.worker import deliver_notifications
 
 SPEC = ServiceSpec(
     name="notifications",
+    niceness=10,  # off the booking path: yields the CPU to it (apps.kit.runtime.set_niceness)
     title="Notifications service",
     description="Tells users what happened: welcome, booking confirmed / cancelled / expired, "
     "payment failed, refunds, cancelled events, and free text on the `notifications` channel. "
