@@ -31,9 +31,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import orjson
@@ -109,9 +109,9 @@ def rows_of(db: Database, messages: Sequence[Envelope]) -> list[dict[str, Any]]:
 def needs_notify(db: Database) -> bool:
     """Whether a transaction that wrote outbox rows must NOTIFY the relays of other processes.
 
-    A process that relays itself is woken in-process; NOTIFY would serialise every committing
-    transaction on PostgreSQL's notify queue lock."""
-    return db.is_postgres and not db.settings.outbox_relay
+    A process that relays itself is woken in-process (or hands its rows over); NOTIFY would
+    serialise every committing transaction on PostgreSQL's notify queue lock."""
+    return db.is_postgres and not db.settings.outbox_relay and db.handoff is None
 
 
 # created_at is when the row was written, not when its transaction began (``now()``): the
@@ -148,6 +148,9 @@ class Handoff:
 
     def put(self, rows: Sequence[dict[str, Any]]) -> None:
         if len(self.rows) + len(rows) > self.limit:
+            if not self.dropped:
+                log.warning("outbox hand-off full (%d rows waiting): further rows are left to "
+                            "the polling rounds", len(self.rows))
             self.dropped += len(rows)
             return
         self.rows.extend(rows)
@@ -206,7 +209,6 @@ class OutboxRelay:
         # Publish on commit (PostgreSQL): this process's units of work hand their committed rows
         # to the relay while it runs; its polling rounds then take only rows older than the grace.
         self.handoff = handoff and db.is_postgres
-        self.handoff_grace = handoff_grace_seconds if self.handoff else 0.0
         self._in_flight = asyncio.Semaphore(handoff_in_flight)  # hand-off batches awaiting confirms
         self._confirmed: list[Any] = []  # hand-off rows confirmed, waiting for their DELETE
         self._confirmed_ready = asyncio.Event()

@@ -133,3 +133,16 @@ async def test_no_row_is_published_twice_while_both_paths_run(db, exchange, prod
     assert set(deliveries) == {str(m.message_id) for m in sent}
     assert max(deliveries.values()) == 1
     assert relay.published_total == 200
+
+
+def test_the_handoff_keeps_commit_order_and_is_bounded() -> None:
+    handoff = outbox.Handoff(limit=5)
+    handoff.put([{"id": i} for i in range(3)])
+    assert handoff.ready.is_set()
+    handoff.put([{"id": i} for i in range(3, 6)])  # past the bound: left to the polling rounds
+    handoff.put([{"id": 6}, {"id": 7}])
+    assert handoff.dropped == 3
+    assert [r["id"] for r in handoff.take(4)] == [0, 1, 2, 6]
+    assert handoff.ready.is_set()  # one left
+    assert [r["id"] for r in handoff.take(4)] == [7]
+    assert not handoff.ready.is_set()

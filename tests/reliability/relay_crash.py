@@ -6,6 +6,11 @@ confirmed, mandatory). Once the broker has confirmed all N, and before the relay
 those rows commits, it SIGKILLs its own process: the rows stay in the outbox, the messages are
 already in the queue. Prints ``confirmed N`` just before dying; exits 1 if it ever gets further.
 
+``python -m tests.reliability.relay_crash N handoff-crash TAG`` is the same death on the
+publish-on-commit path: a relay running with the hand-off on, in a process that commits N
+messages (titled ``relay-crash-TAG-<i>``) through its unit of work, which hands them over; the
+process dies once the broker confirmed all N, before their DELETE.
+
 ``python -m tests.reliability.relay_crash N`` is the fresh relay that runs afterwards: the same
 kit relay, unharmed, publishing whatever the outbox holds until it is empty.
 """
@@ -39,14 +44,28 @@ def killed_after(expected: int, publish: Any) -> Any:
     return publish_then_die
 
 
-async def main(expected: int, crash: bool) -> None:
+async def main(expected: int, mode: str = "", tag: str = "") -> None:
     settings = ServiceSettings(service_name="probe", outbox_relay=False)
     db = Database(settings, migrations=None)
     broker = make_broker(settings)
     publishers = declare_publishers(broker, [EventCreated])
     await broker.start()
     publish = outbox_publish(publishers)
-    if crash:
+    if mode == "handoff-crash":
+        from tests.kit.test_consumers_unit import event_created
+
+        relay = OutboxRelay(db, killed_after(expected, publish), handoff=True,
+                            poll_seconds=3600, handoff_grace_seconds=3600)
+        running = asyncio.create_task(relay.run())
+        while db.handoff is None:
+            await asyncio.sleep(0.01)
+        async with db.unit_of_work() as uow:
+            uow.emit(*(event_created(f"relay-crash-{tag}-{i}") for i in range(expected)))
+            await uow.commit()
+        await asyncio.wait([running], timeout=30)
+        print("relay lived on: it should have been killed", flush=True)
+        sys.exit(1)
+    if mode == "crash":
         relay = OutboxRelay(db, killed_after(expected, publish), batch_size=expected)
         published = await relay.relay_once()
         print(f"relay finished normally ({published} rows): it should have been killed", flush=True)
@@ -61,4 +80,4 @@ async def main(expected: int, crash: bool) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), crash=sys.argv[2:] == ["crash"]))
+    asyncio.run(main(int(sys.argv[1]), *sys.argv[2:]))

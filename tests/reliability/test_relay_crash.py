@@ -37,18 +37,21 @@ async def effects_of(consumer, titles: list[str]) -> dict[str, int]:
         return dict(rows.all())
 
 
-async def test_relay_killed_after_confirm_before_delete_duplicates_are_absorbed(start_service):
+@pytest.mark.parametrize("path", ["polling round", "hand-off on commit"])
+async def test_relay_killed_after_confirm_before_delete_duplicates_are_absorbed(start_service, path):
     n = 25
     tag = uuid.uuid4().hex[:6]
     messages = [event_created(f"relay-crash-{tag}-{i}") for i in range(n)]
     titles = [m.title for m in messages]
     # the consumer (with its inbox) runs here; the relays run in their own processes
     async with start_service(probe.build, outbox_relay=False) as consumer:
-        async with consumer.db.unit_of_work() as uow:
-            uow.emit(*messages)
-            await uow.commit()
-
-        code, out = await run_relay(str(n), "crash")
+        if path == "polling round":
+            async with consumer.db.unit_of_work() as uow:
+                uow.emit(*messages)
+                await uow.commit()
+            code, out = await run_relay(str(n), "crash")
+        else:  # the relay's own process commits them, and hands them over
+            code, out = await run_relay(str(n), "handoff-crash", tag)
         assert code == -9 and f"confirmed {n}" in out, out
         # the DELETE never committed: every row is still waiting, yet all were delivered
         assert (await consumer.relay.backlog())[0] == n
@@ -64,7 +67,7 @@ async def test_relay_killed_after_confirm_before_delete_duplicates_are_absorbed(
         )
         effects = await effects_of(consumer, titles)
 
-    counts = Counts.of("relay killed between confirm and delete", sent=titles,
+    counts = Counts.of(f"relay killed between confirm and delete ({path})", sent=titles,
                        effects=effects, deliveries=sum(probe.attempts[t] for t in titles))
     counts.report()
     # ... and had its effect once
