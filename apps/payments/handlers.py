@@ -131,17 +131,26 @@ async def process_payment(
         idempotency_key=charge_key(due.payment_id),
     )
     payment = Payment.from_charge(due, result, now=now)
-    await PaymentRepository(uow.conn).add(payment)
-    await dues.set_status(booking_id, due.settled(payment), now=now)
     saga = {"correlation_id": due.correlation_id}
+    message: PaymentConfirmed | PaymentFailed
     if payment.status == "succeeded":
-        uow.emit(PaymentConfirmed(
+        message = PaymentConfirmed(
             **saga, **_payment_fields(payment), provider_reference=payment.provider_reference
-        ))
+        )
     else:
-        uow.emit(PaymentFailed(
+        message = PaymentFailed(
             **saga, **_payment_fields(payment), failure_reason=payment.failure_reason or "declined"
-        ))
+        )
+    if uow.db.is_postgres:  # the payment, the due and the message in one round trip
+        await PaymentRepository(uow.conn).settle(
+            payment, due_status=due.settled(payment), now=now,
+            outbox_row=uow.outbox_rows(message)[0],
+        )
+        uow.written_inline(message)
+    else:
+        await PaymentRepository(uow.conn).add(payment)
+        await dues.set_status(booking_id, due.settled(payment), now=now)
+        uow.emit(message)
     return payment
 
 

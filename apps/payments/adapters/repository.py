@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.kit.inbox import Statement, insert_from_mark, once_per_message
+from apps.kit.outbox import OUTBOX
 from apps.payments.adapters.tables import booking_dues, payments
 from apps.payments.domain import BookingDue, DueStatus, Payment
 
@@ -67,6 +68,40 @@ _SET_DUE_STATUS = (
 _ADD_PAYMENT = payments.insert()
 
 
+def _settle_statement() -> sa.Select:
+    """A charge's outcome as ONE statement (PostgreSQL, inside the caller's transaction): the
+    payment row, the due's new status and the outbox row of its message, as data-modifying
+    CTEs (what ``add`` + ``DueRepository.set_status`` + the unit of work's outbox insert do in
+    three round trips)."""
+    paid = (
+        payments.insert()
+        .values({c.name: sa.bindparam(f"p_{c.name}") for c in payments.c})
+        .returning(payments.c.id).cte("paid")
+    )
+    due = (
+        booking_dues.update()
+        .where(booking_dues.c.booking_id == sa.bindparam("due_booking_id"))
+        .values(status=sa.bindparam("new_status"), updated_at=sa.bindparam("now"))
+        .returning(booking_dues.c.booking_id).cte("due")
+    )
+    written = (
+        OUTBOX.insert()
+        .values({
+            **{name: sa.bindparam(f"o_{name}")
+               for name in ("id", "routing_key", "message_type", "payload", "headers")},
+            "created_at": sa.func.clock_timestamp(),
+        })
+        .returning(OUTBOX.c.id).cte("written")
+    )
+    return (
+        sa.select(sa.select(sa.func.count()).select_from(paid).scalar_subquery())
+        .add_cte(due, written)
+    )
+
+
+_SETTLE = _settle_statement()
+
+
 class DueRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
@@ -109,6 +144,17 @@ class PaymentRepository:
 
     async def add(self, payment: Payment) -> None:
         await self.conn.execute(_ADD_PAYMENT, {k: getattr(payment, k) for k in _PAYMENT_COLUMNS})
+
+    async def settle(
+        self, payment: Payment, *, due_status: DueStatus, now: datetime,
+        outbox_row: dict[str, object],
+    ) -> None:
+        """PostgreSQL: ``add(payment)``, the due's ``set_status`` and ``outbox_row`` in one
+        statement (the caller's unit of work then calls ``written_inline``)."""
+        params: dict[str, object] = {f"p_{k}": getattr(payment, k) for k in _PAYMENT_COLUMNS}
+        params.update({f"o_{k}": v for k, v in outbox_row.items()})
+        params.update(due_booking_id=payment.booking_id, new_status=due_status, now=now)
+        await self.conn.execute(_SETTLE, params)
 
     async def get(self, payment_id: uuid.UUID) -> Payment | None:
         row = (await self.conn.execute(sa.select(payments).where(payments.c.id == payment_id))).first()
