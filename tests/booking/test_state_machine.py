@@ -54,12 +54,13 @@ from tests.conftest import DB_PREFIX
 pytestmark = pytest.mark.integration
 
 PER_BOOKING, PER_USER = 4, 6
+# (queue, handler, one-statement path tried first) as booking's subscribers wire them
 CONSUMERS = {
-    "event_created": (EVENT_CREATED.name, handlers.apply_event_snapshot),
-    "event_updated": (EVENT_UPDATED.name, handlers.apply_event_snapshot),
-    "event_cancelled": (EVENT_CANCELLED.name, handlers.cancel_event_bookings),
-    "payment_confirmed": (PAYMENT_CONFIRMED.name, handlers.confirm_booking),
-    "payment_failed": (PAYMENT_FAILED.name, handlers.fail_booking),
+    "event_created": (EVENT_CREATED.name, handlers.apply_event_snapshot, None),
+    "event_updated": (EVENT_UPDATED.name, handlers.apply_event_snapshot, None),
+    "event_cancelled": (EVENT_CANCELLED.name, handlers.cancel_event_bookings, None),
+    "payment_confirmed": (PAYMENT_CONFIRMED.name, handlers.confirm_booking, handlers.confirm_pending),
+    "payment_failed": (PAYMENT_FAILED.name, handlers.fail_booking, handlers.fail_pending),
 }
 
 
@@ -82,8 +83,8 @@ class BookingMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(coro)
 
     def deliver(self, msg: Any) -> None:
-        queue, handler = CONSUMERS[msg.routing_key]
-        self.run(consume_once(self.service.db, queue, msg, handler))
+        queue, handler, at_once = CONSUMERS[msg.routing_key]
+        self.run(consume_once(self.service.db, queue, msg, handler, at_once=at_once))
         self.delivered.append(msg)
 
     async def _in_uow(self, use_case: Any, **kw: Any) -> Any:
