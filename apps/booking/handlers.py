@@ -29,7 +29,6 @@ from apps.booking.domain import (
     TooManyTickets,
     Transition,
 )
-from apps.kit import outbox
 from apps.kit.db import Database, UnitOfWork
 from apps.kit.messaging import PermanentFailure
 from apps.kit.pagination import decode_position, page_of
@@ -165,7 +164,7 @@ async def reserve_seats(
         message = _details(booking, BookingCreated, None, expires_at=booking.expires_at)
         out = await repo.reserve(
             booking, price=seen.price, user_cap=max_held_per_user,
-            outbox_row=uow.outbox_rows(message)[0], notify=outbox.needs_notify(uow.db),
+            outbox_row=uow.outbox_rows(message)[0], notify=False,  # the unit of work NOTIFYs
         )
         if out.outcome == "reserved":
             uow.written_inline(message)

@@ -250,7 +250,11 @@ class UnitOfWork:
 
     def written_inline(self, *messages: Envelope) -> None:
         """``messages`` are in the outbox, written by the use case's own statement: once this
-        unit of work commits, wake the relay and count them as :meth:`emit` would."""
+        unit of work commits, hand them to the relay and count them as :meth:`emit` would.
+        Each must have its row from :meth:`outbox_rows` (what the relay publishes on commit)."""
+        missing = [m.message_id for m in messages if m.message_id not in self._inline_rows]
+        if missing:
+            raise ValueError(f"written_inline: no outbox_rows() row for messages {missing}")
         self._inline.extend(messages)
 
     def discard_messages(self) -> None:
@@ -262,14 +266,17 @@ class UnitOfWork:
         from apps.kit import outbox
 
         rows = await outbox.write(self.conn, self.db, self._messages) if self._messages else []
+        if self._inline and not self._messages:  # (write() sent it for both)
+            # rows the use case's own statement wrote: other processes' relays are woken too
+            await outbox.notify_if_needed(self.conn, self.db)
         if not self.autocommit:
             await self.conn.commit()
         self._done = True
         sent = self._messages + self._inline
         if sent:
-            rows += [r for m in self._inline if (r := self._inline_rows.get(m.message_id))]
+            rows += [self._inline_rows[m.message_id] for m in self._inline]
             handoff = self.db.handoff
-            if handoff is not None and len(rows) == len(sent):
+            if handoff is not None:
                 handoff.put(rows)  # published now by this process's relay
             else:
                 self.db.outbox_written.set()

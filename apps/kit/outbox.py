@@ -117,6 +117,7 @@ def needs_notify(db: Database) -> bool:
 # created_at is when the row was written, not when its transaction began (``now()``): the
 # relay's polling rounds leave rows younger than the hand-off grace to the hand-off path.
 _INSERT = OUTBOX.insert().values(created_at=sa.func.clock_timestamp())
+_NOTIFY = sa.text(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
 async def write(
@@ -126,11 +127,15 @@ async def write(
     rows (for :meth:`Handoff.put` once the transaction committed)."""
     rows = rows_of(db, messages)
     await conn.execute(_INSERT if db.is_postgres else OUTBOX.insert(), rows)
-    if needs_notify(db):
-        # No relay in this process: wake the relays of other processes (delivered to LISTENers
-        # when this transaction commits).
-        await conn.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    await notify_if_needed(conn, db)
     return rows
+
+
+async def notify_if_needed(conn: AsyncConnection, db: Database) -> None:
+    """No relay in this process: wake the relays of other processes (delivered to LISTENers
+    when the transaction commits, at once in autocommit)."""
+    if needs_notify(db):
+        await conn.execute(_NOTIFY)
 
 
 class Handoff:

@@ -141,16 +141,10 @@ async def process_payment(
         message = PaymentFailed(
             **saga, **_payment_fields(payment), failure_reason=payment.failure_reason or "declined"
         )
-    if uow.db.is_postgres:  # the payment, the due and the message in one round trip
-        await PaymentRepository(uow.conn).settle(
-            payment, due_status=due.settled(payment), now=now,
-            outbox_row=uow.outbox_rows(message)[0],
-        )
-        uow.written_inline(message)
-    else:
-        await PaymentRepository(uow.conn).add(payment)
-        await dues.set_status(booking_id, due.settled(payment), now=now)
-        uow.emit(message)
+    await PaymentRepository(uow.conn).settle(
+        payment, due_status=due.settled(payment), now=now, outbox_row=uow.outbox_rows(message)[0],
+    )
+    uow.written_inline(message)
     return payment
 
 

@@ -146,3 +146,28 @@ def test_the_handoff_keeps_commit_order_and_is_bounded() -> None:
     assert handoff.ready.is_set()  # one left
     assert [r["id"] for r in handoff.take(4)] == [7]
     assert not handoff.ready.is_set()
+
+
+async def test_rows_a_statement_wrote_itself_wake_other_processes_relays(db) -> None:
+    """A process without a relay (OUTBOX_RELAY=false) NOTIFYs for inline rows as for staged ones;
+    a message without its ``outbox_rows`` row is refused before anything is committed."""
+    import asyncpg
+
+    no_relay = Database(db.settings.model_copy(update={"outbox_relay": False}), migrations=None)
+    url = no_relay.url
+    listener = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username,
+                                     database=url.database)
+    woken = asyncio.Event()
+    await listener.add_listener(outbox.NOTIFY_CHANNEL, lambda *_: woken.set())
+    try:
+        inline = event("inline, no relay here")
+        await commit(no_relay, inline=inline)
+        await asyncio.wait_for(woken.wait(), 5)
+        assert set(await outbox_rows(db)) == {inline.message_id}
+
+        async with no_relay.unit_of_work() as uow:
+            with pytest.raises(ValueError, match="no outbox_rows"):
+                uow.written_inline(event("never given a row"))
+    finally:
+        await listener.close()
+        await no_relay.dispose()

@@ -153,11 +153,11 @@ WITH upd AS (
         updated_at = CAST(:updated_at AS timestamptz)
     WHERE b.id = CAST(:id AS uuid) AND b.status = CAST(:previous AS varchar)
       AND NOT EXISTS (SELECT FROM inbox WHERE consumer = CAST(:consumer AS varchar)
-                                          AND message_id = CAST(:message_id AS uuid))
+                                          AND message_id = CAST(:handled_id AS uuid))
     RETURNING b.id
 ), mark AS (
     INSERT INTO inbox (consumer, message_id)
-    SELECT CAST(:consumer AS varchar), CAST(:message_id AS uuid) FROM upd
+    SELECT CAST(:consumer AS varchar), CAST(:handled_id AS uuid) FROM upd
 ), moves AS (
     INSERT INTO seat_moves (event_id, user_id, held, sold)
     SELECT m.event_id, m.user_id, m.held, m.sold
@@ -170,7 +170,7 @@ WITH upd AS (
     ORDER BY m.kind
 ), written AS (
     INSERT INTO outbox (id, created_at, routing_key, message_type, payload, headers)
-    SELECT CAST(:out_id AS uuid), clock_timestamp(), CAST(:routing_key AS varchar),
+    SELECT CAST(:message_id AS uuid), clock_timestamp(), CAST(:routing_key AS varchar),
            CAST(:message_type AS varchar), CAST(:payload AS jsonb), CAST(:headers AS jsonb)
     FROM upd
 )
@@ -184,6 +184,17 @@ WHERE event_id = CAST(:event_id AS uuid) AND status = 'scheduled'
   AND capacity - held - sold >= CAST(:qty AS integer)
 """
 )
+
+
+def _outbox_params(row: dict[str, Any]) -> dict[str, Any]:
+    """An outbox row (``UnitOfWork.outbox_rows``) as the parameters of a statement that writes
+    it itself (``booking_reserve``, ``_TRANSITION_ONCE``): JSON as text, cast to jsonb there."""
+    return {
+        "message_id": row["id"], "routing_key": row["routing_key"],
+        "message_type": row["message_type"],
+        "payload": orjson.dumps(row["payload"]).decode(),
+        "headers": orjson.dumps(row["headers"]).decode(),
+    }
 
 
 def seat_totals(
@@ -239,10 +250,7 @@ class BookingRepository:
                     "qty": booking.quantity, "price": price, "currency": booking.currency,
                     "amount": booking.amount, "now": booking.created_at,
                     "expires_at": booking.expires_at, "user_cap": user_cap,
-                    "message_id": outbox_row["id"], "routing_key": outbox_row["routing_key"],
-                    "message_type": outbox_row["message_type"],
-                    "payload": orjson.dumps(outbox_row["payload"]).decode(),
-                    "headers": orjson.dumps(outbox_row["headers"]).decode(), "notify": notify,
+                    **_outbox_params(outbox_row), "notify": notify,
                 },
             )
         ).one()
@@ -327,14 +335,10 @@ class BookingRepository:
                 {
                     "id": b.id, "previous": t.previous, "status": b.status,
                     "payment_id": b.payment_id, "reason": b.cancellation_reason,
-                    "updated_at": b.updated_at, "consumer": consumer, "message_id": message_id,
+                    "updated_at": b.updated_at, "consumer": consumer, "handled_id": message_id,
                     "event_id": b.event_id, "event_held": t.seats.held,
                     "event_sold": t.seats.sold, "user_id": b.user_id,
-                    "user_held": t.seats.user_held, "out_id": outbox_row["id"],
-                    "routing_key": outbox_row["routing_key"],
-                    "message_type": outbox_row["message_type"],
-                    "payload": orjson.dumps(outbox_row["payload"]).decode(),
-                    "headers": orjson.dumps(outbox_row["headers"]).decode(),
+                    "user_held": t.seats.user_held, **_outbox_params(outbox_row),
                 },
             )
         ).scalar_one()

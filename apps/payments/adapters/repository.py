@@ -149,8 +149,13 @@ class PaymentRepository:
         self, payment: Payment, *, due_status: DueStatus, now: datetime,
         outbox_row: dict[str, object],
     ) -> None:
-        """PostgreSQL: ``add(payment)``, the due's ``set_status`` and ``outbox_row`` in one
-        statement (the caller's unit of work then calls ``written_inline``)."""
+        """``add(payment)``, the due's ``set_status`` and ``outbox_row`` (the caller's unit of
+        work then calls ``written_inline``): one statement on PostgreSQL, three on SQLite."""
+        if self.conn.dialect.name != "postgresql":
+            await self.add(payment)
+            await DueRepository(self.conn).set_status(payment.booking_id, due_status, now=now)
+            await self.conn.execute(OUTBOX.insert(), [outbox_row])
+            return
         params: dict[str, object] = {f"p_{k}": getattr(payment, k) for k in _PAYMENT_COLUMNS}
         params.update({f"o_{k}": v for k, v in outbox_row.items()})
         params.update(due_booking_id=payment.booking_id, new_status=due_status, now=now)
