@@ -17,7 +17,7 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 # --- docs assets (Swagger UI, AsyncAPI React component), the same versions as `make install` ---
 FROM ${NODE_IMAGE} AS assets
 WORKDIR /assets
-# Only what apps/kit/assets.py serves (plus the licences) goes on: ~22 MB instead of ~130 MB.
+# Only what kit/assets.py serves (plus the licences) goes on: ~22 MB instead of ~130 MB.
 RUN npm install --no-save --no-package-lock --no-audit --no-fund \
         @asyncapi/react-component@3.1.5 swagger-ui-dist@5.35.0 \
     && mkdir -p /out/node_modules/@asyncapi/react-component/browser \
@@ -61,6 +61,7 @@ COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 # Only the packages pyproject.toml declares (see .dockerignore); the code runs from /app.
 COPY --chown=root:root apps ./apps
+COPY --chown=root:root kit ./kit
 COPY --chown=root:root auth ./auth
 COPY --chown=root:root contracts ./contracts
 COPY --chown=root:root gateway ./gateway
@@ -69,7 +70,7 @@ COPY --chown=root:root pyproject.toml ./
 COPY --from=assets --chown=root:root /out/node_modules ./.var/assets/node_modules
 # Byte-compile once at build time (the root filesystem may be read-only at run time); the only
 # writable place the app owns is the development key directory (a volume in docker-compose).
-RUN python -m compileall -q /app/apps /app/auth /app/contracts /app/gateway /app/observability \
+RUN python -m compileall -q /app/apps /app/kit /app/auth /app/contracts /app/gateway /app/observability \
     && mkdir -p /app/.var/keys && chown app:app /app/.var/keys
 
 USER 10001:10001

@@ -50,10 +50,10 @@ test-reliability: install
 	$(BIN)/pytest -q -s tests/reliability tests/abuse
 
 asyncapi: install
-	$(BIN)/python -m apps.kit.asyncapi_docs write
+	$(BIN)/python -m tools.asyncapi_docs write
 
 asyncapi-check: install
-	$(BIN)/python -m apps.kit.asyncapi_docs check
+	$(BIN)/python -m tools.asyncapi_docs check
 	node asyncapi/validate.mjs
 
 deploy-check: install

@@ -1,1 +1,1 @@
-"""The FastAPI + FastStream services of the platform, and the kit they share (``apps.kit``)."""
+"""The FastAPI + FastStream services of the platform (they share the top-level ``kit``)."""

@@ -20,10 +20,10 @@ from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 from faststream.specification import AsyncAPI
 
-from apps.kit.db import Database
-from apps.kit.messaging import declare_publishers, make_broker, outbox_publish
-from apps.kit.outbox import OutboxRelay
-from apps.kit.service import API_VERSION
+from kit.db import Database
+from kit.messaging import declare_publishers, make_broker, outbox_publish
+from kit.outbox import OutboxRelay
+from kit.settings import API_VERSION
 from auth.config.env import AuthSettings, load
 from contracts.messages import UserRegistered
 from contracts.topology import declare_topology

@@ -25,11 +25,11 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from apps.kit.db import Database
-from apps.kit.messaging import declare_publishers, make_broker, outbox_publish
-from apps.kit.outbox import OUTBOX, OutboxRelay
-from apps.kit.settings import ServiceSettings
-from apps.kit.tables import add_kit_tables
+from kit.db import Database
+from kit.messaging import declare_publishers, make_broker, outbox_publish
+from kit.outbox import OUTBOX, OutboxRelay
+from kit.settings import ServiceSettings
+from kit.tables import add_kit_tables
 from contracts.messages import BookingCreated
 from contracts.topology import declare_topology
 

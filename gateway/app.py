@@ -19,10 +19,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from apps.kit import assets
-from apps.kit.problems import install_problem_handlers, problem_response
-from apps.kit.runtime import settle_heap
-from apps.kit.security import TokenVerifier
+from kit import assets
+from kit.problems import install_problem_handlers, problem_response
+from kit.runtime import settle_heap
+from kit.security import TokenVerifier
 from gateway.config import GatewaySettings
 from gateway.docs import OpenAPIAggregator, asyncapi_index_page, fetch_json
 from gateway.limits import RateLimiter, retry_after
@@ -162,7 +162,7 @@ def _own_routes(
             client = request.client
             wait = limiter.take(f"addr:{client.host if client else 'unknown'}")
             if wait:
-                from apps.kit.problems import TooManyRequests
+                from kit.problems import TooManyRequests
 
                 raise TooManyRequests("Too many requests; slow down.", code="rate-limited",
                                       headers={"Retry-After": retry_after(wait)})

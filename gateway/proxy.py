@@ -22,8 +22,8 @@ from opentelemetry.trace import Tracer
 from starlette.types import Message, Receive, Scope, Send
 from yarl import URL
 
-from apps.kit.problems import PROBLEM_JSON, problem_body
-from apps.kit.security import InvalidToken, Principal, TokenVerifier
+from kit.problems import PROBLEM_JSON, problem_body
+from kit.security import InvalidToken, Principal, TokenVerifier
 from gateway.limits import RateLimiter, retry_after
 from gateway.routing import Upstream, has_dot_segment, is_public
 from gateway.tracing import client_span, record_status

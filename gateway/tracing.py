@@ -23,7 +23,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from starlette.types import ASGIApp, Receive, Scope, Send
 from yarl import URL
 
-from apps.kit.problems import problem_response
+from kit.problems import problem_response
 from observability.http import ServerSpans
 
 log = logging.getLogger(__name__)

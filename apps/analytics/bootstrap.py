@@ -6,12 +6,12 @@ from pathlib import Path
 
 from apps.analytics.entrypoints.http import router
 from apps.analytics.entrypoints.messages import subscribe
-from apps.kit.service import Service, ServiceSpec
-from apps.kit.settings import ServiceSettings
+from kit.service import Service, ServiceSpec
+from kit.settings import ServiceSettings
 
 SPEC = ServiceSpec(
     name="analytics",
-    niceness=10,  # off the booking path: yields the CPU to it (apps.kit.runtime.set_niceness)
+    niceness=10,  # off the booking path: yields the CPU to it (kit.runtime.set_niceness)
     title="Analytics service",
     description="Counts bookings, tickets, payments and revenue from the `analytics` channel "
     "into its own read model, and reports them to organizers (their events) and admins (all), "

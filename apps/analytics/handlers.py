@@ -24,10 +24,10 @@ from apps.analytics.domain import (
     ReportNotFound,
     Window,
 )
-from apps.kit.db import Database, UnitOfWork
-from apps.kit.inbox import OneStatementHandler, Statement
-from apps.kit.messaging import PermanentFailure
-from apps.kit.security import Principal
+from kit.db import Database, UnitOfWork
+from kit.inbox import OneStatementHandler, Statement
+from kit.messaging import PermanentFailure
+from kit.security import Principal
 from contracts.envelope import Envelope
 from contracts.messages import (
     BookingCancelled,

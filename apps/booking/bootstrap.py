@@ -9,8 +9,8 @@ from apps.booking.entrypoints.early_refusal import EarlyRefusal
 from apps.booking.entrypoints.http import internal_router, router
 from apps.booking.entrypoints.messages import subscribe
 from apps.booking.entrypoints.sweeper import hold_expiry_sweeper
-from apps.kit.service import Service, ServiceSpec
-from apps.kit.settings import ServiceSettings
+from kit.service import Service, ServiceSpec
+from kit.settings import ServiceSettings
 from contracts.messages import (
     BookingCancelled,
     BookingConfirmed,

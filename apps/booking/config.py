@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from apps.kit.settings import ServiceSettings
+from kit.settings import ServiceSettings
 
 
 class BookingSettings(ServiceSettings):

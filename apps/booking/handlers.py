@@ -1,7 +1,7 @@
 """Use cases of the booking service: ``verb_noun(...)``; each emits its messages through the
 unit of work, so a state change and what it tells the world commit together.
 
-Message handlers have the ``(message, uow)`` shape :func:`apps.kit.messaging.consume_once`
+Message handlers have the ``(message, uow)`` shape :func:`kit.messaging.consume_once`
 expects; HTTP use cases take ``(uow, *, ...)``.
 """
 
@@ -29,10 +29,10 @@ from apps.booking.domain import (
     TooManyTickets,
     Transition,
 )
-from apps.kit.db import Database, UnitOfWork
-from apps.kit.messaging import PermanentFailure
-from apps.kit.pagination import decode_position, page_of
-from apps.kit.security import Principal
+from kit.db import Database, UnitOfWork
+from kit.messaging import PermanentFailure
+from kit.pagination import decode_position, page_of
+from kit.security import Principal
 from contracts.envelope import Envelope, caused_by
 from contracts.messages import (
     BookingCancelled,

@@ -8,8 +8,8 @@ from pydantic import Field
 
 from apps.events.adapters.booking_capacity import BookingCapacityGuard
 from apps.events.entrypoints.http import router
-from apps.kit.service import Service, ServiceSpec
-from apps.kit.settings import ServiceSettings
+from kit.service import Service, ServiceSpec
+from kit.settings import ServiceSettings
 from contracts.messages import EventCancelled, EventCreated, EventUpdated
 
 

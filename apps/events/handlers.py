@@ -9,9 +9,9 @@ from typing import Any
 
 from apps.events.adapters.repository import EventRepository
 from apps.events.domain import Event, EventNotFound, NotAllowed
-from apps.kit.db import Database, UnitOfWork
-from apps.kit.pagination import decode_position, page_of
-from apps.kit.security import Principal
+from kit.db import Database, UnitOfWork
+from kit.pagination import decode_position, page_of
+from kit.security import Principal
 from contracts.messages import EventCancelled, EventCreated, EventDetails, EventUpdated
 
 

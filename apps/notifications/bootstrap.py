@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apps.kit.service import Service, ServiceSpec
+from kit.service import Service, ServiceSpec
 from apps.notifications.adapters.channels import build_senders
 from apps.notifications.config import NotificationSettings
 from apps.notifications.entrypoints.http import router
@@ -13,7 +13,7 @@ from apps.notifications.entrypoints.worker import deliver_notifications
 
 SPEC = ServiceSpec(
     name="notifications",
-    niceness=10,  # off the booking path: yields the CPU to it (apps.kit.runtime.set_niceness)
+    niceness=10,  # off the booking path: yields the CPU to it (kit.runtime.set_niceness)
     title="Notifications service",
     description="Tells users what happened: welcome, booking confirmed / cancelled / expired, "
     "payment failed, refunds, cancelled events, and free text on the `notifications` channel. "

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from apps.kit.settings import ServiceSettings
+from kit.settings import ServiceSettings
 
 
 class NotificationSettings(ServiceSettings):
-    # E-mail goes over real SMTP. Local runs: `python -m apps.notifications.smtp_sink`.
+    # E-mail goes over real SMTP. Local runs: `python -m deploy.local.smtp_sink`.
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_username: str | None = None

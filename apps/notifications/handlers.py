@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from apps.kit.db import Database, UnitOfWork
-from apps.kit.inbox import OneStatementHandler, Statement
-from apps.kit.pagination import decode_position, page_of
+from kit.db import Database, UnitOfWork
+from kit.inbox import OneStatementHandler, Statement
+from kit.pagination import decode_position, page_of
 from apps.notifications.adapters.channels import DeliveryError, Sender
 from apps.notifications.adapters.repository import (
     ContactRepository,

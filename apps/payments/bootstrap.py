@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apps.kit.service import Service, ServiceSpec
-from apps.kit.settings import ServiceSettings
+from kit.service import Service, ServiceSpec
+from kit.settings import ServiceSettings
 from apps.payments.adapters.provider import provider_for
 from apps.payments.config import PaymentsSettings
 from apps.payments.entrypoints.http import router

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from apps.kit.settings import ServiceSettings
+from kit.settings import ServiceSettings
 
 
 class PaymentsSettings(ServiceSettings):

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from apps.kit.db import Database, UnitOfWork
-from apps.kit.inbox import OneStatementHandler, Statement
-from apps.kit.messaging import PermanentFailure
-from apps.kit.pagination import decode_position, page_of
-from apps.kit.security import Principal
+from kit.db import Database, UnitOfWork
+from kit.inbox import OneStatementHandler, Statement
+from kit.messaging import PermanentFailure
+from kit.pagination import decode_position, page_of
+from kit.security import Principal
 from apps.payments.adapters.provider import PaymentProvider
 from apps.payments.adapters.repository import (
     DueRepository,

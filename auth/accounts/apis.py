@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from auth.accounts import selectors, services
 from auth.accounts.authentication import AccessTokenAuthentication, IsAuthenticatedPrincipal
-from apps.kit.problems import Unauthorized
+from kit.problems import Unauthorized
 from auth.accounts.models import REGISTRABLE_ROLES
 from auth.core.client_address import client_address
 from auth.core.openapi import BODY_PROBLEMS, problems

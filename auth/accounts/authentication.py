@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import authentication, exceptions
 
-from apps.kit.security import InvalidToken, Principal
+from kit.security import InvalidToken, Principal
 from auth.accounts import tokens
 
 

@@ -3,7 +3,7 @@ so the exception handler renders them like every other service's errors."""
 
 from __future__ import annotations
 
-from apps.kit.problems import Conflict, TooManyRequests, Unauthorized
+from kit.problems import Conflict, TooManyRequests, Unauthorized
 
 
 class EmailTaken(Conflict):

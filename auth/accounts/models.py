@@ -80,7 +80,7 @@ class LoginFailureCounter(models.Model):
 
 
 class OutboxMessage(models.Model):
-    """The kit's outbox table (apps/kit/tables.py), column for column, so the kit's
+    """The kit's outbox table (kit/tables.py), column for column, so the kit's
     OutboxRelay publishes it. Rows are written in the transaction of the state change."""
 
     id = models.UUIDField(primary_key=True, db_comment="= message_id")

@@ -1,6 +1,6 @@
 """Writing messages to the transactional outbox from Django, in the caller's transaction.
 
-The same rows the kit's :func:`apps.kit.outbox.write` writes (the kit's ``OutboxRelay`` then
+The same rows the kit's :func:`kit.outbox.write` writes (the kit's ``OutboxRelay`` then
 publishes them): the contract message as JSON, the W3C trace context of the current request in
 ``headers`` (so the trace continues into the message), and a ``NOTIFY outbox`` that wakes the
 relays when, and only when, the transaction commits.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.db import connection, transaction
 from opentelemetry import propagate
 
-from apps.kit.outbox import NOTIFY_CHANNEL
+from kit.outbox import NOTIFY_CHANNEL
 from auth.accounts.models import OutboxMessage
 from contracts.envelope import Envelope
 

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.kit.security import InvalidToken
+from kit.security import InvalidToken
 from auth.accounts import throttling, tokens
 from auth.accounts.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken
 from auth.accounts.models import REGISTRABLE_ROLES, RefreshToken, Role, User

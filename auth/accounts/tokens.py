@@ -1,4 +1,4 @@
-"""Minting and verifying JWTs in the format every service's verifier (apps.kit.security) expects.
+"""Minting and verifying JWTs in the format every service's verifier (kit.security) expects.
 
 Claims: ``sub`` (user id), ``role``, ``token_type`` (``access`` | ``refresh``), ``iss``, ``aud``,
 ``iat``, ``exp``, ``jti``; header ``kid``; RS256 or EdDSA only. Access tokens are checked by the
@@ -19,7 +19,7 @@ import jwt
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from apps.kit.security import ALLOWED_ALGORITHMS, InvalidToken, Principal, TokenVerifier
+from kit.security import ALLOWED_ALGORITHMS, InvalidToken, Principal, TokenVerifier
 from auth.accounts.keys import key_ring
 
 

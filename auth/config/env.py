@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from apps.kit.settings import ServiceSettings
+from kit.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,7 +25,7 @@ def asyncapi_page(request: HttpRequest) -> HttpResponse:
     the FastAPI services)."""
     from faststream.specification.asyncapi.site import get_asyncapi_html
 
-    from apps.kit import assets
+    from kit import assets
 
     return HttpResponse(
         get_asyncapi_html(

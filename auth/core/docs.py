@@ -1,6 +1,6 @@
 """The auth service's API documentation, served like the FastAPI services serve theirs:
 ``GET /openapi.json`` (drf-spectacular, generated once per process), ``GET /docs`` (Swagger UI)
-and the self-hosted front-end assets under ``/_assets`` (:mod:`apps.kit.assets`), so the pages
+and the self-hosted front-end assets under ``/_assets`` (:mod:`kit.assets`), so the pages
 work offline and load nothing from a CDN."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from django.views.static import serve
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 
-from apps.kit import assets
+from kit import assets
 
 TITLE = "Auth service"
 

@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
-from apps.kit.problems import PROBLEM_JSON, problem_body
+from kit.problems import PROBLEM_JSON, problem_body
 from auth.config.env import load
 from auth.core.lifespan import RUNNING
 

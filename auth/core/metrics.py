@@ -11,7 +11,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from apps.kit import metrics
+from kit import metrics
 
 SERVICE = "auth"
 _UNTIMED = frozenset({"/metrics", "/health", "/ready"})

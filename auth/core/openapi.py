@@ -14,7 +14,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSe
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from apps.kit.problems import PROBLEM_JSON
+from kit.problems import PROBLEM_JSON
 
 
 class ProblemFieldErrorSerializer(serializers.Serializer):

@@ -1,4 +1,4 @@
-"""RFC 9457 problem details for Django/DRF, in exactly the shape of :mod:`apps.kit.problems`
+"""RFC 9457 problem details for Django/DRF, in exactly the shape of :mod:`kit.problems`
 (``type``/``title``/``status``/``detail``/``instance``/``errors[{field, message, type}]``), so a
 client cannot tell the auth service's errors from any other service's.
 
@@ -17,7 +17,7 @@ from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from apps.kit.problems import PROBLEM_JSON, Problem, problem_body
+from kit.problems import PROBLEM_JSON, Problem, problem_body
 
 log = logging.getLogger(__name__)
 

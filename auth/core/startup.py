@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connections
 
-from apps.kit.db import ensure_database
+from kit.db import ensure_database
 from auth.config.env import load
 
 log = logging.getLogger(__name__)

@@ -159,7 +159,7 @@ class _RedeliveringProducer(FakeProducer):
                 continue
             # Every bound consumer gets its delivery, even if an earlier one failed (they are
             # independent queues on RabbitMQ); a retry reaches all again, and those that had it
-            # already skip it (idempotent consumers, apps.kit.messaging.consume_once).
+            # already skip it (idempotent consumers, kit.messaging.consume_once).
             verdict: list[bool] = []
             token = _VERDICT.set(verdict)
             try:
@@ -304,7 +304,7 @@ async def run(ports: dict[str, int], data_dir: Path) -> int:
     from apps.booking.bootstrap import build as build_booking
     from apps.events.bootstrap import build as build_events
     from apps.notifications.bootstrap import build as build_notifications
-    from apps.notifications.smtp_sink import MailSink, start_sink
+    from deploy.local.smtp_sink import MailSink, start_sink
     from apps.payments.bootstrap import build as build_payments
     from auth.core.lifespan import RUNNING, AuthApplication
     from auth.relay import AuthRelay

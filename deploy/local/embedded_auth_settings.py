@@ -12,7 +12,7 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": ENV.sqlalchemy_url.database,
         "CONN_MAX_AGE": 0,
-        # One writer at a time, as for the other services (apps.kit.db): wait for the lock
+        # One writer at a time, as for the other services (kit.db): wait for the lock
         # up front rather than fail a read-then-write transaction half-way.
         "OPTIONS": {
             "timeout": 30,

@@ -1,5 +1,5 @@
 """On PostgreSQL each fact is folded into the read model by ONE statement with its inbox mark
-(apps.analytics.adapters.repository, apps.kit.inbox). These tests prove that statement keeps
+(apps.analytics.adapters.repository, kit.inbox). These tests prove that statement keeps
 the domain's rules, whatever the arrival order, redeliveries and concurrency: the stored row is
 exactly the domain's fold of the facts (and what the unit-of-work path, used on SQLite, stores)."""
 
@@ -20,8 +20,8 @@ from apps.analytics import handlers
 from apps.analytics.adapters.tables import bookings, events, payments
 from apps.analytics.bootstrap import build
 from apps.analytics.domain import BookingRecord, EventRecord, PaymentRecord
-from apps.kit.inbox import INBOX, OneStatementHandler
-from apps.kit.messaging import PermanentFailure, consume_once
+from kit.inbox import INBOX, OneStatementHandler
+from kit.messaging import PermanentFailure, consume_once
 from contracts.envelope import Envelope
 from contracts.messages import PaymentDetails, UserRegistered
 from tests.analytics.factories import BookingFacts, EventFacts, now

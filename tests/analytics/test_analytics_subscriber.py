@@ -12,7 +12,7 @@ from faststream.rabbit import TestRabbitBroker
 
 from apps.analytics.adapters.tables import bookings, events, payments
 from apps.analytics.bootstrap import build
-from apps.kit.inbox import INBOX
+from kit.inbox import INBOX
 from contracts.envelope import Envelope
 from contracts.topology import ANALYTICS_EXCHANGE, ANALYTICS_FACTS
 from tests.analytics.factories import EventFacts

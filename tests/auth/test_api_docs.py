@@ -14,7 +14,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-from apps.kit import assets
+from kit import assets
 from tests.auth.helpers import bearer, new_email, tokens_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

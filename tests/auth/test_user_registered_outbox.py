@@ -36,7 +36,7 @@ async def test_user_and_its_message_are_written_in_one_transaction(client):
 async def test_outbox_table_has_exactly_the_kit_columns(client):
     import sqlalchemy as sa
 
-    from apps.kit.tables import add_kit_tables
+    from kit.tables import add_kit_tables
 
     cols = await db_rows(
         "SELECT column_name, data_type, character_maximum_length, is_nullable, column_default "

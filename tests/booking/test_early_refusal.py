@@ -13,7 +13,7 @@ import pytest
 
 from apps.booking.bootstrap import SPEC, build
 from apps.booking.entrypoints.early_refusal import EarlyRefusal
-from apps.kit.service import Service
+from kit.service import Service
 from tests.booking.conftest import book_body, event_created, feed
 from tests.conftest import http_client
 from tests.support.tokens import bearer, mint

@@ -10,7 +10,7 @@ import pytest
 
 from apps.booking.adapters.availability import Availability, AvailabilityCache, availability_of
 from apps.booking.bootstrap import build
-from apps.kit.db import UnitOfWork
+from kit.db import UnitOfWork
 from tests.booking.conftest import book_body, event_created, feed, rows
 from tests.conftest import http_client
 from tests.support.tokens import bearer, mint

@@ -45,8 +45,8 @@ from apps.booking.entrypoints.messages import (
     PAYMENT_CONFIRMED,
     PAYMENT_FAILED,
 )
-from apps.kit.messaging import consume_once
-from apps.kit.security import Principal
+from kit.messaging import consume_once
+from kit.security import Principal
 from contracts.messages import EventCancelled, EventUpdated, PaymentConfirmed, PaymentFailed
 from tests.booking.conftest import event_created, later
 from tests.conftest import DB_PREFIX

@@ -11,7 +11,7 @@ from faststream.rabbit import TestRabbitBroker
 
 from apps.booking import handlers
 from apps.booking.bootstrap import build
-from apps.kit.security import Principal
+from kit.security import Principal
 from contracts.messages import EventCancelled, EventUpdated, PaymentConfirmed, PaymentFailed
 from contracts.topology import DOMAIN_EXCHANGE
 from tests.booking.conftest import event_created, later, rows

@@ -10,7 +10,7 @@ import pytest
 from apps.booking import handlers
 from apps.booking.bootstrap import build
 from apps.booking.entrypoints.sweeper import sweep_once
-from apps.kit.security import Principal
+from kit.security import Principal
 from contracts.messages import BookingExpired
 from tests.booking.conftest import book_body, bound_queue, collect, event_created, feed, rows, scalar
 from tests.conftest import http_client

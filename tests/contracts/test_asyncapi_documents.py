@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from apps.kit import asyncapi_docs
+from tools import asyncapi_docs
 from contracts.messages import ALL_MESSAGES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -397,5 +397,5 @@ def test_dockerfile_copies_only_what_exists_and_is_in_the_build_context() -> Non
                 assert src.split("/")[0] not in ignored, f"{src} is excluded by .dockerignore"
     # Every package pyproject.toml installs is in the image.
     copied = " ".join(line for s in dockerfile_stages() for line in s if line.startswith("COPY"))
-    for package in ["apps", "auth", "contracts", "gateway", "observability"]:
+    for package in ["apps", "kit", "auth", "contracts", "gateway", "observability"]:
         assert f" {package} ./{package}" in copied, package

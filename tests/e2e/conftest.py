@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from apps.notifications.smtp_sink import MailSink, start_sink
+from deploy.local.smtp_sink import MailSink, start_sink
 from tests.conftest import DB_PREFIX, RABBIT_BASE, VHOST, _rabbitmqctl
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.tcp_proxy import free_port

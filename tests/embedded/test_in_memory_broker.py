@@ -19,16 +19,16 @@ import pytest
 import sqlalchemy as sa
 from faststream.rabbit import RabbitQueue
 
-from apps.kit.db import Database
-from apps.kit.messaging import (
+from kit.db import Database
+from kit.messaging import (
     PermanentFailure,
     consume_once,
     declare_publishers,
     make_broker,
     outbox_publish,
 )
-from apps.kit.outbox import OUTBOX, OutboxRelay
-from apps.kit.settings import ServiceSettings
+from kit.outbox import OUTBOX, OutboxRelay
+from kit.settings import ServiceSettings
 from contracts.messages import AnalyticsFact, PaymentConfirmed
 from contracts.topology import ANALYTICS_EXCHANGE, ANALYTICS_QUEUE, DOMAIN_EXCHANGE, queue_for
 from deploy.local.embedded import InMemoryBroker, RedeliveryNeeded, analytics_bridge

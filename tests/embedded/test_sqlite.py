@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from apps.kit.db import Database
-from apps.kit.outbox import OUTBOX
-from apps.kit.settings import ServiceSettings
+from kit.db import Database
+from kit.outbox import OUTBOX
+from kit.settings import ServiceSettings
 from contracts.messages import PaymentConfirmed
 
 EVENTS_MIGRATIONS = Path(__file__).resolve().parents[2] / "apps" / "events" / "migrations"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pamqp import commands as amqp
 from pamqp.header import ContentHeader
 
-from apps.kit.messaging import content_header_frame
+from kit.messaging import content_header_frame
 
 
 def short_strings() -> st.SearchStrategy[str]:

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from apps.kit import outbox
-from apps.kit.db import Database
-from apps.kit.messaging import outbox_publish
-from apps.kit.outbox import OUTBOX, OutboxRelay
+from kit import outbox
+from kit.db import Database
+from kit.messaging import outbox_publish
+from kit.outbox import OUTBOX, OutboxRelay
 from tests.kit.test_outbox_relay_real_broker import (  # noqa: F401  (fixtures)
     UNROUTABLE,
     db,

@@ -30,18 +30,18 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from yarl import URL
 
-from apps.kit import outbox
-from apps.kit.db import Database
-from apps.kit.messaging import (
+from kit import outbox
+from kit.db import Database
+from kit.messaging import (
     OutboxPublisher,
     Publishers,
     declare_publishers,
     make_broker,
     outbox_publish,
 )
-from apps.kit.outbox import OUTBOX, OutboxRelay, RelayError
-from apps.kit.settings import ServiceSettings
-from apps.kit.tables import add_kit_tables
+from kit.outbox import OUTBOX, OutboxRelay, RelayError
+from kit.settings import ServiceSettings
+from kit.tables import add_kit_tables
 from contracts.messages import EventCreated
 from tests.kit.test_consumers_unit import event_created
 from tests.support.tcp_proxy import TcpProxy

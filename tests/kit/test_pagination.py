@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from apps.kit.pagination import decode_position, encode_cursor, page_of
-from apps.kit.problems import BadRequest
+from kit.pagination import decode_position, encode_cursor, page_of
+from kit.problems import BadRequest
 
 
 def test_a_cursor_round_trips_to_the_same_position():

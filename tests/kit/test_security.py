@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from apps.kit.security import InvalidToken, TokenVerifier
+from kit.security import InvalidToken, TokenVerifier
 from tests.support.tokens import AUDIENCE, ISSUER, jwks, mint, other_private_key
 
 

@@ -12,7 +12,7 @@ import aio_pika
 import sqlalchemy as sa
 
 from apps.notifications.adapters.tables import contacts, notifications
-from apps.notifications.smtp_sink import MailSink, start_sink
+from deploy.local.smtp_sink import MailSink, start_sink
 from contracts.envelope import Envelope
 from contracts.messages import (
     BookingCancelled,

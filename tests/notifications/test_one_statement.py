@@ -1,5 +1,5 @@
 """On PostgreSQL a consumed message's notifications (and a new user's contact) are stored with
-the inbox mark as ONE statement (apps.kit.inbox). Proven against the real database: for every
+the inbox mark as ONE statement (kit.inbox). Proven against the real database: for every
 message the rows are those the unit-of-work path (used on SQLite) stores, and a redelivery
 stores nothing, whatever happened since."""
 
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from apps.kit.inbox import OneStatementHandler
-from apps.kit.messaging import consume_once
+from kit.inbox import OneStatementHandler
+from kit.messaging import consume_once
 from apps.notifications import handlers
 from apps.notifications.adapters.tables import notifications
 from apps.notifications.bootstrap import build

@@ -1,5 +1,5 @@
 """On PostgreSQL, what booking's messages do to a due runs as ONE statement with the consumer's
-inbox mark (apps.kit.inbox). Proven here against the real database: for every arrival order the
+inbox mark (kit.inbox). Proven here against the real database: for every arrival order the
 due ends as the unit-of-work path (used on SQLite) leaves it, and a redelivery changes nothing."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from apps.kit.inbox import OneStatementHandler
-from apps.kit.messaging import consume_once
+from kit.inbox import OneStatementHandler
+from kit.messaging import consume_once
 from apps.payments import handlers
 from apps.payments.entrypoints.messages import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_EXPIRED
 from contracts.envelope import Envelope

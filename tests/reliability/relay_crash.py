@@ -23,10 +23,10 @@ import signal
 import sys
 from typing import Any
 
-from apps.kit.db import Database
-from apps.kit.messaging import declare_publishers, make_broker, outbox_publish
-from apps.kit.outbox import OutboxRelay
-from apps.kit.settings import ServiceSettings
+from kit.db import Database
+from kit.messaging import declare_publishers, make_broker, outbox_publish
+from kit.outbox import OutboxRelay
+from kit.settings import ServiceSettings
 from contracts.messages import EventCreated
 
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from apps.kit.db import UnitOfWork
-from apps.kit.messaging import consume_once
-from apps.kit.service import Service, ServiceSpec
-from apps.kit.tables import add_kit_tables
+from kit.db import UnitOfWork
+from kit.messaging import consume_once
+from kit.service import Service, ServiceSpec
+from kit.tables import add_kit_tables
 from contracts.messages import EventCreated
 from contracts.topology import DOMAIN_EXCHANGE, declare_queue, queue_for
 

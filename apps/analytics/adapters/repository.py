@@ -28,7 +28,7 @@ from apps.analytics.domain import (
     PaymentRecord,
     Window,
 )
-from apps.kit.inbox import Statement, insert_from_mark, once_per_message
+from kit.inbox import Statement, insert_from_mark, once_per_message
 
 R = TypeVar("R", BookingRecord, PaymentRecord)
 GroupBy = Literal["event", "day"]

@@ -12,9 +12,9 @@ from pydantic import AwareDatetime, BeforeValidator
 from apps.analytics import handlers
 from apps.analytics.domain import AnalyticsError, ReportNotFound, Window
 from apps.analytics.schemas import DailyReportPublic, ReportPublic, daily_csv, report_csv
-from apps.kit.deps import database_of
-from apps.kit.problems import NotFound, Problem, Unprocessable
-from apps.kit.security import Principal, require_role
+from kit.deps import database_of
+from kit.problems import NotFound, Problem, Unprocessable
+from kit.security import Principal, require_role
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 

@@ -6,12 +6,12 @@ import inspect
 from typing import TYPE_CHECKING
 
 from apps.analytics import handlers
-from apps.kit.messaging import consume_once
+from kit.messaging import consume_once
 from contracts.messages import AnalyticsFact
 from contracts.topology import ANALYTICS_EXCHANGE, ANALYTICS_QUEUE
 
 if TYPE_CHECKING:
-    from apps.kit.service import Service
+    from kit.service import Service
 
 CONSUMER = "analytics"
 

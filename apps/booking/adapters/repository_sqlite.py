@@ -3,7 +3,7 @@
 The PostgreSQL repository does each change in one tuned statement (CTEs that update, ``unnest``
 arrays, ``make_interval``) that SQLite cannot run. Here the same changes are made with the
 same guards, one plain statement at a time: a SQLite transaction holds the database's only
-write lock from its first statement (``BEGIN IMMEDIATE``, apps.kit.db), so a read followed by a
+write lock from its first statement (``BEGIN IMMEDIATE``, kit.db), so a read followed by a
 write sees no concurrent change — what the row locks and conditional updates give on PostgreSQL.
 Only the statements differ; the handlers and the domain are the same.
 """
@@ -26,7 +26,7 @@ from apps.booking.adapters.repository import (
 )
 from apps.booking.adapters.tables import bookings, inventory, user_holds
 from apps.booking.domain import Booking, Transition
-from apps.kit.outbox import OUTBOX
+from kit.outbox import OUTBOX
 
 
 class CapacityCheck(NamedTuple):

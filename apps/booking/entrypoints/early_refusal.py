@@ -7,7 +7,7 @@ During a flash sale nine attempts in ten are such refusals. Measured with ``py-s
 function (routing, dependency solving, body validation, building the response); this lane runs
 the same checks in the same order and answers the same problem:
 
-1. the bearer token is verified by the service's :class:`~apps.kit.security.TokenVerifier`
+1. the bearer token is verified by the service's :class:`~kit.security.TokenVerifier`
    (a bad or missing token goes on to the route, which answers 401);
 2. the body is parsed and validated with the route's own model (``BookingCreate``; a body the
    model refuses goes on to the route, which answers 400/422 as usual);
@@ -35,8 +35,8 @@ from apps.booking.adapters.availability import availability_of
 from apps.booking.domain import BookingError
 from apps.booking.entrypoints.http import refused_booking
 from apps.booking.schemas import BookingCreate
-from apps.kit.problems import buffer_body, render_problem
-from apps.kit.security import InvalidToken
+from kit.problems import buffer_body, render_problem
+from kit.security import InvalidToken
 from observability import set_span_attributes
 
 PATH = "/booking/create"

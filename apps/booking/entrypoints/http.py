@@ -30,13 +30,13 @@ from apps.booking.domain import (
     TooManyTickets,
 )
 from apps.booking.schemas import BookingCreate, BookingPublic, CapacityChange, InventoryPublic
-from apps.kit.db import UnitOfWork, run_in_unit_of_work
-from apps.kit.deps import database_of
-from apps.kit.idempotency import IdempotencyKey, idempotent
-from apps.kit.metrics import count
-from apps.kit.pagination import Cursor, Limit, Page
-from apps.kit.problems import Conflict, NotFound, Problem, Unprocessable
-from apps.kit.security import CurrentUser, Principal, require_role
+from kit.db import UnitOfWork, run_in_unit_of_work
+from kit.deps import database_of
+from kit.idempotency import IdempotencyKey, idempotent
+from kit.metrics import count
+from kit.pagination import Cursor, Limit, Page
+from kit.problems import Conflict, NotFound, Problem, Unprocessable
+from kit.security import CurrentUser, Principal, require_role
 from observability import set_span_attributes
 
 router = APIRouter(prefix="/booking", tags=["booking"])

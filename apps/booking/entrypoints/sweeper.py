@@ -10,7 +10,7 @@ from apps.booking import handlers
 from apps.booking.adapters.availability import availability_of
 
 if TYPE_CHECKING:
-    from apps.kit.service import Service
+    from kit.service import Service
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from apps.kit.tables import UtcDateTime, add_kit_tables
+from kit.tables import UtcDateTime, add_kit_tables
 
 metadata = sa.MetaData()
 add_kit_tables(metadata)

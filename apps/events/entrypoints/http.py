@@ -19,11 +19,11 @@ from apps.events.domain import (
     NotAllowed,
 )
 from apps.events.schemas import EventCancel, EventCreate, EventPublic, EventUpdate
-from apps.kit.db import run_in_unit_of_work
-from apps.kit.deps import database_of
-from apps.kit.pagination import Cursor, Limit, Page
-from apps.kit.problems import Conflict, Forbidden, NotFound, Problem, Unprocessable
-from apps.kit.security import CurrentUser, Principal, require_role
+from kit.db import run_in_unit_of_work
+from kit.deps import database_of
+from kit.pagination import Cursor, Limit, Page
+from kit.problems import Conflict, Forbidden, NotFound, Problem, Unprocessable
+from kit.security import CurrentUser, Principal, require_role
 from observability import set_span_attributes
 
 router = APIRouter(prefix="/events", tags=["events"])

@@ -1,4 +1,4 @@
 from apps.events.adapters.tables import metadata
-from apps.kit.alembic_env import run_migrations
+from kit.alembic_env import run_migrations
 
 run_migrations(metadata)

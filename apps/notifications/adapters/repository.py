@@ -2,7 +2,7 @@
 
 What a consumed message stores (a contact, its notifications) is also available as ONE
 statement with the consumer's inbox mark (:func:`store_statement`, PostgreSQL, see
-``apps.kit.inbox``).
+``kit.inbox``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from apps.kit.inbox import Statement, insert_from_mark, once_per_message
+from kit.inbox import Statement, insert_from_mark, once_per_message
 from apps.notifications.adapters.tables import contacts, notifications
 from apps.notifications.domain import Contact, Notification
 

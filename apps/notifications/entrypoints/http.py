@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request
 
-from apps.kit.db import run_in_unit_of_work
-from apps.kit.deps import database_of
-from apps.kit.pagination import Cursor, Limit, Page
-from apps.kit.problems import Unprocessable
-from apps.kit.security import CurrentUser, Principal, require_role
+from kit.db import run_in_unit_of_work
+from kit.deps import database_of
+from kit.pagination import Cursor, Limit, Page
+from kit.problems import Unprocessable
+from kit.security import CurrentUser, Principal, require_role
 from apps.notifications import handlers
 from apps.notifications.domain import NoAddress
 from apps.notifications.schemas import NotificationPublic, NotificationQueued, NotificationSend

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from apps.kit.messaging import consume_once
+from kit.messaging import consume_once
 from apps.notifications import handlers
 from contracts.messages import (
     BookingCancelled,
@@ -21,7 +21,7 @@ from contracts.messages import (
 from contracts.topology import DOMAIN_EXCHANGE, queue_for
 
 if TYPE_CHECKING:
-    from apps.kit.service import Service
+    from kit.service import Service
 
 SERVICE = "notifications"
 Q_USER_REGISTERED = queue_for(SERVICE, UserRegistered)

@@ -18,7 +18,7 @@ from apps.notifications.adapters.channels import build_senders
 from apps.notifications.domain import RetryPolicy
 
 if TYPE_CHECKING:
-    from apps.kit.service import Service
+    from kit.service import Service
     from apps.notifications.config import NotificationSettings
 
 log = logging.getLogger(__name__)

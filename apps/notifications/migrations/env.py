@@ -1,4 +1,4 @@
-from apps.kit.alembic_env import run_migrations
+from kit.alembic_env import run_migrations
 from apps.notifications.adapters.tables import metadata
 
 run_migrations(metadata)

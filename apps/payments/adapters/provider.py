@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from apps.payments.adapters.tables import simulator_charges
-from apps.kit.settings import ServiceSettings
+from kit.settings import ServiceSettings
 from apps.payments.domain import (
     ChargeResult,
     InvalidPaymentMethod,
@@ -31,7 +31,7 @@ from apps.payments.domain import (
 )
 
 if TYPE_CHECKING:
-    from apps.kit.service import Service
+    from kit.service import Service
 
 
 class PaymentProvider(Protocol):

@@ -1,7 +1,7 @@
 """Tables of booking dues and payments. Take the unit of work's connection; never commit.
 
 What booking's messages do to a due is one statement each; on PostgreSQL the consumer runs it
-with its inbox mark as ONE statement (``*_statement`` below, see ``apps.kit.inbox``).
+with its inbox mark as ONE statement (``*_statement`` below, see ``kit.inbox``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from apps.kit.inbox import Statement, insert_from_mark, once_per_message
-from apps.kit.outbox import OUTBOX
+from kit.inbox import Statement, insert_from_mark, once_per_message
+from kit.outbox import OUTBOX
 from apps.payments.adapters.tables import booking_dues, payments
 from apps.payments.domain import BookingDue, DueStatus, Payment
 

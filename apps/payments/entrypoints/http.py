@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from apps.kit.db import UnitOfWork
-from apps.kit.deps import database_of
-from apps.kit.idempotency import IdempotencyKey, idempotent
-from apps.kit.pagination import Cursor, Limit, Page
-from apps.kit.problems import Conflict, NotFound, Problem, Unprocessable
-from apps.kit.security import CurrentUser
+from kit.db import UnitOfWork
+from kit.deps import database_of
+from kit.idempotency import IdempotencyKey, idempotent
+from kit.pagination import Cursor, Limit, Page
+from kit.problems import Conflict, NotFound, Problem, Unprocessable
+from kit.security import CurrentUser
 from apps.payments import handlers
 from apps.payments.adapters.provider import provider_for
 from apps.payments.domain import (

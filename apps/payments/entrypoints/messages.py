@@ -4,8 +4,8 @@ AsyncAPI descriptions of these channels."""
 
 from __future__ import annotations
 
-from apps.kit.messaging import consume_once
-from apps.kit.service import Service
+from kit.messaging import consume_once
+from kit.service import Service
 from apps.payments import handlers
 from apps.payments.adapters.provider import provider_for
 from contracts.messages import BookingCancelled, BookingCreated, BookingExpired, RefundRequested

@@ -1,5 +1,5 @@
 """The service's own PostgreSQL database: ``<DATABASE_PREFIX>auth`` on ``DATABASE_URL``'s
-server (default ``eb_auth``), with the same semantics as :class:`apps.kit.settings.ServiceSettings`.
+server (default ``eb_auth``), with the same semantics as :class:`kit.settings.ServiceSettings`.
 It is created if missing and migrated at start-up (:mod:`auth.core.startup`), not here."""
 
 from typing import Any

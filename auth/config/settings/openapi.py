@@ -1,7 +1,7 @@
 """The OpenAPI document (drf-spectacular) served at ``GET /openapi.json``: only the DRF views
 under ``/auth/`` are described (operational routes are plain Django views, never enumerated)."""
 
-from apps.kit.service import API_VERSION
+from kit.settings import API_VERSION
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Auth service",

@@ -7,7 +7,7 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
-from apps.kit.tables import JSONDoc, UtcDateTime, create_kit_tables, drop_kit_tables
+from kit.tables import JSONDoc, UtcDateTime, create_kit_tables, drop_kit_tables
 
 revision = "0001"
 down_revision = None

@@ -8,6 +8,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
+API_VERSION = "1.0.0"  # the public HTTP API's version, in every OpenAPI and AsyncAPI document
+
 
 class ServiceSettings(BaseSettings):
     """Configuration of one service. Every field is optional and has a working local default."""

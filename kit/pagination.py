@@ -12,7 +12,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query
 from pydantic import BaseModel, Field
 
-from apps.kit.problems import BadRequest
+from kit.problems import BadRequest
 
 T = TypeVar("T")
 

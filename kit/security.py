@@ -25,7 +25,7 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from apps.kit.problems import Forbidden, Unauthorized
+from kit.problems import Forbidden, Unauthorized
 
 ALLOWED_ALGORITHMS = ("RS256", "EdDSA")
 Role = Literal["customer", "organizer", "admin"]

@@ -25,9 +25,9 @@ from fastapi import Header
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from apps.kit.db import Database, UnitOfWork
-from apps.kit.problems import PROBLEM_JSON, Problem, Unprocessable, problem_body
-from apps.kit.tables import add_kit_tables
+from kit.db import Database, UnitOfWork
+from kit.problems import PROBLEM_JSON, Problem, Unprocessable, problem_body
+from kit.tables import add_kit_tables
 
 IDEMPOTENCY = add_kit_tables(sa.MetaData())["idempotency_keys"]
 RETENTION = timedelta(hours=48)  # promised: at least 24 h

@@ -20,11 +20,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from apps.kit import metrics
-from apps.kit.settings import ServiceSettings
+from kit import metrics
+from kit.settings import ServiceSettings
 
 if TYPE_CHECKING:
-    from apps.kit.outbox import Handoff
+    from kit.outbox import Handoff
     from contracts.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ class UnitOfWork:
     def outbox_rows(self, *messages: Envelope) -> list[dict[str, Any]]:
         """The outbox rows of ``messages`` for a statement that inserts them itself; call
         :meth:`written_inline` once that statement has written them."""
-        from apps.kit import outbox
+        from kit import outbox
 
         rows = outbox.rows_of(self.db, messages)
         self._inline_rows.update((row["id"], row) for row in rows)
@@ -263,7 +263,7 @@ class UnitOfWork:
         self._inline_rows = {}
 
     async def commit(self) -> None:
-        from apps.kit import outbox
+        from kit import outbox
 
         rows = await outbox.write(self.conn, self.db, self._messages) if self._messages else []
         if self._inline and not self._messages:  # (write() sent it for both)

@@ -14,7 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 ASSETS_DIR = Path(os.getenv("ASSETS_DIR", ROOT / ".var" / "assets" / "node_modules"))
 
 PREFIX = "/_assets"

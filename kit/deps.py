@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 if TYPE_CHECKING:
-    from apps.kit.db import Database
-    from apps.kit.service import Service
+    from kit.db import Database
+    from kit.service import Service
 
 
 def service_of(request: Request) -> Service:

@@ -24,21 +24,20 @@ from faststream.rabbit import RabbitBroker, RabbitPublisher
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 
-from apps.kit import assets, metrics
-from apps.kit.db import Database
-from apps.kit.messaging import declare_publishers, make_broker, outbox_publish
-from apps.kit.outbox import OutboxRelay
-from apps.kit.problems import RejectNulCharacters, install_problem_handlers, problem_response
-from apps.kit.runtime import set_niceness, settle_heap
-from apps.kit.security import TokenVerifier
-from apps.kit.settings import ServiceSettings
+from kit import assets, metrics
+from kit.db import Database
+from kit.messaging import declare_publishers, make_broker, outbox_publish
+from kit.outbox import OutboxRelay
+from kit.problems import RejectNulCharacters, install_problem_handlers, problem_response
+from kit.runtime import set_niceness, settle_heap
+from kit.security import TokenVerifier
+from kit.settings import API_VERSION, ServiceSettings
 from observability.http import ServerSpans
 from contracts.envelope import Envelope
 from contracts.topology import declare_topology
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1.0.0"
 _UNTRACED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
@@ -57,7 +56,7 @@ class ServiceSpec:
     # check), each made as ``middleware(app, service=the_service)``.
     http_middleware: Sequence[type] = ()
     # The process's scheduler niceness unless PROCESS_NICENESS says otherwise (see
-    # apps.kit.runtime.set_niceness): 10 for consumers off the booking path.
+    # kit.runtime.set_niceness): 10 for consumers off the booking path.
     niceness: int = 0
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
 

@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from apps.kit.db import Database, UnitOfWork
-from apps.kit.tables import add_kit_tables
+from kit.db import Database, UnitOfWork
+from kit.tables import add_kit_tables
 
 INBOX = add_kit_tables(sa.MetaData())["inbox"]
 
@@ -99,7 +99,7 @@ class OneStatementHandler(Generic[M]):
     ``statement(message, conn)`` returns it (built once, with this message's parameters); it may
     read on ``conn`` first (outside a transaction) but never writes. ``in_unit_of_work`` is the same
     effect as ordinary unit-of-work code: what runs on SQLite (the embedded mode), and what a
-    direct call ``handler(message, uow)`` runs. :func:`apps.kit.messaging.consume_once` picks.
+    direct call ``handler(message, uow)`` runs. :func:`kit.messaging.consume_once` picks.
     """
 
     statement: Callable[[M, AsyncConnection], Awaitable[Statement]]

@@ -44,11 +44,11 @@ from pamqp import commands as amqp
 from pamqp import encode
 from pydantic import ValidationError
 
-from apps.kit import metrics
-from apps.kit.db import Database, UnitOfWork
-from apps.kit.inbox import OneStatementHandler, apply_once, first_delivery
-from apps.kit.outbox import OutboxMessage
-from apps.kit.settings import ServiceSettings
+from kit import metrics
+from kit.db import Database, UnitOfWork
+from kit.inbox import OneStatementHandler, apply_once, first_delivery
+from kit.outbox import OutboxMessage
+from kit.settings import ServiceSettings
 from contracts.envelope import Envelope
 from observability import set_span_attributes
 from contracts.topology import DELIVERY_LIMIT, DOMAIN_EXCHANGE
@@ -149,7 +149,7 @@ def outbox_publish(publishers: dict[str, RabbitPublisher]) -> OutboxPublisher:
 # The producer span of an outbox publish, per the OpenTelemetry messaging semantic conventions
 # (RabbitMQ: the destination is the exchange; a single-message "send" span is also the message's
 # creation context, so there is no separate "create" span).
-_TRACER = trace.get_tracer("apps.kit.messaging")
+_TRACER = trace.get_tracer("kit.messaging")
 PERSISTENT = 2  # AMQP delivery mode
 
 # For each message of a batch: None once the broker confirmed it, else why not.
@@ -576,7 +576,7 @@ async def consume_once(
 
     Returns False for a duplicate delivery (nothing done). The inbox mark, the handler's state
     change and the messages it emits commit together. On PostgreSQL, a
-    :class:`~apps.kit.inbox.OneStatementHandler` runs as one statement with its inbox mark instead
+    :class:`~kit.inbox.OneStatementHandler` runs as one statement with its inbox mark instead
     (same guarantees, one round trip). ``at_once(db, consumer, message)``, if given, is tried
     first: the handler's common case in one statement with its own inbox guard, True if it did
     it, False (having written nothing) to leave the message to ``handler``.

@@ -1,7 +1,7 @@
 """Generate, check and list the services' AsyncAPI documents (committed under ``asyncapi/``).
 
-    python -m apps.kit.asyncapi_docs write     # regenerate asyncapi/*.yaml and the index
-    python -m apps.kit.asyncapi_docs check     # fail if the committed files differ
+    python -m tools.asyncapi_docs write     # regenerate asyncapi/*.yaml and the index
+    python -m tools.asyncapi_docs check     # fail if the committed files differ
 
 Documents are built from each service's FastStream app exactly as the running service serves
 them at ``/asyncapi.json``, with a canonical broker address so the output does not depend on the
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "asyncapi"
 CANONICAL_BROKER = "amqp://guest:guest@rabbitmq:5672/"
 

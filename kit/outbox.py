@@ -9,7 +9,7 @@ Guarantees:
   ``FOR UPDATE SKIP LOCKED`` (no "id > last seen" cursor that a slow transaction could jump), so
   several relays (replicas) share the work without publishing a row twice in the normal case.
 * At-least-once: a relay killed between the broker's confirm and the DELETE publishes the row
-  again later; consumers deduplicate on ``message_id`` (see :mod:`apps.kit.inbox`).
+  again later; consumers deduplicate on ``message_id`` (see :mod:`kit.inbox`).
 * A broker outage is survived: failed publishes leave their rows for the next round, with
   back-off; the connection itself is restored by the broker client.
 * The trace continues: each row stores the W3C context of the request that wrote it, and the
@@ -42,13 +42,13 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from apps.kit import metrics
-from apps.kit.tables import add_kit_tables
+from kit import metrics
+from kit.tables import add_kit_tables
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from apps.kit.db import Database
+    from kit.db import Database
     from contracts.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class OutboxMessage(NamedTuple):
 
 
 class BatchPublisher(Protocol):
-    """A publish function that also sends whole batches (``apps.kit.messaging.outbox_publish``)."""
+    """A publish function that also sends whole batches (``kit.messaging.outbox_publish``)."""
 
     def __call__(
         self, routing_key: str, payload: dict[str, Any], headers: dict[str, Any]
@@ -177,7 +177,7 @@ class OutboxRelay:
     """Publishes committed outbox rows in batches with pipelined confirms.
 
     ``publish`` publishes one row; if it also has ``send_many`` (a :class:`BatchPublisher`, e.g.
-    ``apps.kit.messaging.outbox_publish``) the relay hands it each claimed batch whole.
+    ``kit.messaging.outbox_publish``) the relay hands it each claimed batch whole.
 
     :meth:`run` keeps up to ``pipeline_depth`` rounds going on PostgreSQL while there is a
     backlog (a round took a full batch): while one batch waits for its confirms and is deleted,

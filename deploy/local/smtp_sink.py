@@ -1,6 +1,6 @@
 """A local SMTP sink for development and tests: accepts every message, keeps it, sends nothing.
 
-Run it: ``python -m apps.notifications.smtp_sink --port 1025 [--host 127.0.0.1] [--dir .var/mail]``.
+Run it: ``python -m deploy.local.smtp_sink --port 1025 [--host 127.0.0.1] [--dir .var/mail]``.
 Each received message is written to ``<dir>/<time>-<n>.eml`` and logged (recipients, subject),
 so the e-mails the platform sends in a local run can be read. Tests embed it in their own event
 loop with :func:`start_sink` and read :attr:`MailSink.messages`.
