@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import datetime as dt
 import uuid
 from datetime import datetime
@@ -12,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+from kit.csv_export import write_csv
 from apps.analytics.domain import DailyReport, Figures, Report, Window
 
 # Signed (net revenue can go below zero when refunds in the window exceed its payments).
@@ -155,19 +154,15 @@ _MONEY = ["revenue", "refunds", "net_revenue"]
 
 
 def _csv(lead: list[str], rows: list[dict[str, Any]]) -> str:
-    """Rows with one money column per currency (``revenue_EUR``...), the same for every row."""
+    """Rows with one money column per currency (``revenue_EUR``...), the same for every row.
+    Written by the kit's CSV writer: a title a spreadsheet would run as a formula is text."""
     currencies = sorted({c for r in rows for c in r["revenue"]})
     header = [*lead, *_COUNTS, *(f"{m}_{c}" for m in _MONEY for c in currencies), "conversion"]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    for r in rows:
-        money = [r[m].get(c, "0.00") for m in _MONEY for c in currencies]
-        writer.writerow(
-            [r[k] if r[k] is not None else "" for k in lead]
-            + [r[k] for k in _COUNTS] + money + [r["conversion"] or ""]
-        )
-    return out.getvalue()
+    return write_csv(header, (
+        [r[k] for k in lead] + [r[k] for k in _COUNTS]
+        + [r[m].get(c, "0.00") for m in _MONEY for c in currencies] + [r["conversion"]]
+        for r in rows
+    ))
 
 
 def report_csv(report: ReportPublic) -> str:

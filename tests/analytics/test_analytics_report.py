@@ -275,6 +275,26 @@ async def test_report_as_csv_has_one_row_per_event(client, publish):
         assert resp.headers["content-type"] == "application/json", accept
 
 
+async def test_report_csv_writes_formula_titles_as_text(client, publish):
+    """A title a spreadsheet would run as a formula comes out as text (leading quote), so an
+    organizer opening the export runs nothing; a negative net revenue stays a number."""
+    titles = ['=HYPERLINK("http://x","click")', "-1+1", "@SUM(A1)", "+cmd"]
+    first = EventFacts(title=titles[0])
+    others = [EventFacts(organizer_id=first.organizer_id, title=t) for t in titles[1:]]
+    refunded = first.booking(1)
+    await publish(first.created(), *(e.created() for e in others), refunded.created(),
+                  refunded.paid(), refunded.confirmed(), refunded.refunded())
+    organizer = token("organizer", first.organizer_id)
+    await report_when(client, organizer, lambda body: len(body["events"]) == 4
+                      and body["totals"]["payments_refunded"] == 1)
+
+    resp = await client.get("/analytics/report", headers={**organizer, "Accept": "text/csv"})
+    rows = list(csv.DictReader(io.StringIO(resp.text)))
+    assert sorted(r["title"] for r in rows) == sorted("'" + t for t in titles)
+    for r in rows:
+        assert r["net_revenue_EUR"][:1] not in ("=", "+", "@", "'"), r
+
+
 async def test_daily_series_has_every_day_with_its_figures(client, publish):
     event = EventFacts()
     midnight = datetime.combine(now().date(), time(), UTC)
