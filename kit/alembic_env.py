@@ -4,9 +4,10 @@ serialised by a PostgreSQL advisory lock so replicas starting together do not ra
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import context
+from alembic import context, op
 
 
 def run_migrations(target_metadata: sa.MetaData) -> None:
@@ -29,3 +30,13 @@ def run_migrations(target_metadata: sa.MetaData) -> None:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
                 conn.commit()
     engine.dispose()
+
+
+def run_sql_file(path: str | Path) -> None:
+    """Run a named SQL file (functions, triggers) inside the current migration, as the driver's
+    own multi-statement string (no bind-parameter parsing of its ``:`` and ``$`` characters).
+
+    Database code lives in such files, one per function or trigger, so that a reader finds it by
+    name rather than in migration history; each migration that changes it runs the file again
+    (the files are written to be re-runnable: ``CREATE OR REPLACE``, ``DROP ... IF EXISTS``)."""
+    op.get_bind().exec_driver_sql(Path(path).read_text())

@@ -1,5 +1,7 @@
 """seat_moves: seat-counter changes applied at COMMIT by a deferred trigger
 
+The trigger and its function are apps/booking/sql/seat_moves.sql (ADR 0003).
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-27
@@ -16,7 +18,13 @@ conditional UPDATE. Rows are inserted event rows first (sorted), then user rows 
 deferred triggers fire in that order: the lock order every transaction keeps (inventory rows,
 then user rows).
 """
+from pathlib import Path
+
 from alembic import op
+
+from kit.alembic_env import run_sql_file
+
+SQL = Path(__file__).resolve().parents[2] / "sql"
 
 revision = "0003"
 down_revision = "0002"
@@ -36,26 +44,10 @@ CREATE TABLE seat_moves (
     held integer NOT NULL DEFAULT 0,
     sold integer NOT NULL DEFAULT 0,
     CHECK ((event_id IS NULL) <> (user_id IS NULL))
-);
-
-CREATE FUNCTION apply_seat_move() RETURNS trigger LANGUAGE plpgsql AS $fn$
-BEGIN
-    IF NEW.event_id IS NOT NULL THEN
-        UPDATE inventory SET held = held + NEW.held, sold = sold + NEW.sold, updated_at = now()
-        WHERE event_id = NEW.event_id;
-    ELSE
-        UPDATE user_holds SET held = held + NEW.held WHERE user_id = NEW.user_id;
-    END IF;
-    DELETE FROM seat_moves WHERE id = NEW.id;
-    RETURN NULL;
-END
-$fn$;
-
-CREATE CONSTRAINT TRIGGER seat_moves_apply_at_commit
-AFTER INSERT ON seat_moves DEFERRABLE INITIALLY DEFERRED
-FOR EACH ROW EXECUTE FUNCTION apply_seat_move();
+)
 """
     )
+    run_sql_file(SQL / "seat_moves.sql")
 
 
 def downgrade() -> None:
