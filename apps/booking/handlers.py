@@ -214,11 +214,16 @@ async def apply_capacity(
     """Set an event's capacity now (asked synchronously by the events service before it commits
     a decrease), unless it is below the seats already held or sold. None: event not known yet."""
     repo = BookingRepository(uow.conn)
+    # Who asks is checked on a plain read before any write: a stranger's request neither
+    # changes the event nor waits on (locks) its hot inventory row. The organizer never changes.
+    known = await repo.inventory(event_id)
+    if known is None:
+        return None
+    if not actor.is_admin and known.organizer_id != actor.user_id:
+        raise EventUnknown("No such event.")
     row = await repo.set_capacity(event_id, capacity)
     if row is None:
         return None
-    if not actor.is_admin and row.organizer_id != actor.user_id:
-        raise EventUnknown("No such event.")
     if not row.applied:
         raise CapacityBelowBooked(
             f"Capacity {capacity} is below the {row.held + row.sold} seats already held or sold.",

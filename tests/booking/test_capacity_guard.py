@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 import uvicorn
 
 from apps.booking.bootstrap import build as build_booking
@@ -141,3 +142,40 @@ async def test_no_booking_url_means_no_check(start_service):
         resp = await api.put(f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer)
         assert resp.status_code == 200 and resp.json()["capacity"] == 5
         await outbox_published(events)
+
+
+async def test_a_strangers_capacity_change_is_refused_before_it_touches_the_inventory(
+    booking, client
+):
+    """The internal route checks that the caller is the event's organizer (or an admin) before
+    it writes: another organizer gets 404 at once, even while the event's inventory row is
+    locked by a booking in flight (an update would wait for it), and nothing changes."""
+    from tests.booking.conftest import event_created, feed
+
+    event = event_created(capacity=10)
+    await feed(booking, event)
+    stranger = bearer(mint(uuid.uuid4(), "organizer"))
+    async with booking.db.engine.connect() as locker:
+        await locker.begin()
+        await locker.execute(
+            sa.text("SELECT 1 FROM inventory WHERE event_id = :e FOR UPDATE"), {"e": event.event_id}
+        )
+        resp = await asyncio.wait_for(
+            client.put(f"/internal/events/{event.event_id}/capacity", json={"capacity": 3},
+                       headers=stranger),
+            timeout=5,
+        )
+        await locker.rollback()
+    assert resp.status_code == 404 and resp.json()["type"].endswith("event-not-found")
+    assert await inventory(booking, event.event_id) == [(10, 0, 0)]
+
+    owner = bearer(mint(event.organizer_id, "organizer"))
+    ok = await client.put(
+        f"/internal/events/{event.event_id}/capacity", json={"capacity": 3}, headers=owner
+    )
+    assert ok.status_code == 200 and ok.json()["capacity"] == 3
+    admin = await client.put(
+        f"/internal/events/{event.event_id}/capacity", json={"capacity": 4},
+        headers=bearer(mint(uuid.uuid4(), "admin")),
+    )
+    assert admin.status_code == 200 and admin.json()["capacity"] == 4
