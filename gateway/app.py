@@ -24,8 +24,8 @@ from kit.problems import install_problem_handlers, problem_response
 from kit.runtime import settle_heap
 from kit.security import TokenVerifier
 from gateway.config import GatewaySettings
-from gateway.docs import OpenAPIAggregator, asyncapi_index_page, fetch_json
-from gateway.limits import RateLimiter, retry_after
+from gateway.docs import OpenAPIAggregator, asyncapi_index_page
+from gateway.limits import RateLimiter, client_key, retry_after
 from gateway.proxy import Proxy, ProxyRoute, problem
 from gateway.routing import Upstream, routing_table
 from gateway.tracing import edge_tracing, tracer_for
@@ -160,7 +160,7 @@ def _own_routes(
         """The gateway's own routes that call services are limited per address too."""
         if limiter.enabled:
             client = request.client
-            wait = limiter.take(f"addr:{client.host if client else 'unknown'}")
+            wait = limiter.take(client_key(client.host if client else None))
             if wait:
                 from kit.problems import TooManyRequests
 
@@ -176,24 +176,25 @@ def _own_routes(
 
     @router.get("/ready", dependencies=limited)
     async def ready() -> JSONResponse:
+        """Each service's status and nothing more: what a service's own /ready says is wrong
+        (a database host, a broker error) and why a connection failed are for operators, so
+        they go to the log, not to the public."""
         assert proxy.session is not None
         session = proxy.session
 
-        async def check(upstream: Upstream) -> dict[str, Any]:
+        async def check(upstream: Upstream) -> dict[str, str]:
             try:
                 timeout = aiohttp.ClientTimeout(total=settings.ready_timeout_seconds)
                 async with session.get(f"{upstream.url}/ready", timeout=timeout) as resp:
-                    body = await resp.read()
-                    try:
-                        detail: Any = json.loads(body)
-                    except ValueError:
-                        detail = body[:200].decode("utf-8", "replace")
-                    status = "ready" if resp.status == 200 else "not ready"
-                    return {"status": status, "http_status": resp.status, "detail": detail}
-            except TimeoutError:
-                return {"status": "unreachable", "detail": "timed out"}
-            except aiohttp.ClientError as exc:
-                return {"status": "unreachable", "detail": type(exc).__name__}
+                    if resp.status == 200:
+                        return {"status": "ready"}
+                    body = await resp.content.read(500)
+                    log.warning("service %s is not ready (HTTP %s): %s", upstream.name,
+                                resp.status, body.decode("utf-8", "replace"))
+                    return {"status": "not ready"}
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                log.warning("service %s is unreachable: %r", upstream.name, exc)
+                return {"status": "unreachable"}
 
         results = await asyncio.gather(*(check(u) for u in upstreams))
         services = {u.name: r for u, r in zip(upstreams, results, strict=True)}

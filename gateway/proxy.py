@@ -1,10 +1,12 @@
 """The reverse proxy: one route per service prefix, forwarding over one shared aiohttp session.
 
-Per request, in order: refuse dot segments; verify the access token unless the route is public
-(401 here, so no service ever sees an unauthenticated call to a protected route); spend a
-rate-limit token (per user, else per peer address); read the body up to ``MAX_BODY_BYTES``
-(413 as soon as it is exceeded, never reading the rest); forward with hop-by-hop and identity
-headers removed and ``X-Forwarded-*`` set; stream the answer back.
+Per request, in order: refuse dot segments (400) and methods outside ``METHODS`` (405); verify
+the access token unless the route is public (401 here, so no service ever sees an
+unauthenticated call to a protected route); spend a rate-limit token (per user, else per peer
+address, refusals included: they are answered only if the client is within its limit, else 429);
+read the body up to ``MAX_BODY_BYTES`` (413 as soon as it is exceeded, never reading the rest);
+forward with hop-by-hop and identity headers removed and ``X-Forwarded-*`` set (replaced: the
+client's own values never pass); stream the answer back.
 
 It is plain ASGI (a Starlette route), not a FastAPI endpoint: no per-request dependency
 resolution or body parsing on the hot path.
@@ -24,7 +26,7 @@ from yarl import URL
 
 from kit.problems import PROBLEM_JSON, problem_body
 from kit.security import InvalidToken, Principal, TokenVerifier
-from gateway.limits import RateLimiter, retry_after
+from gateway.limits import RateLimiter, client_key, retry_after
 from gateway.routing import Upstream, has_dot_segment, is_public
 from gateway.tracing import client_span, record_status
 from observability import set_span_attributes
@@ -36,7 +38,10 @@ HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
     "proxy-connection", "proxy-authenticate", "proxy-authorization",
 })
-# Set by the gateway itself (X-Forwarded-For is extended, not replaced), or recomputed.
+# Set by the gateway itself or recomputed; a client's own values are dropped. X-Forwarded-For is
+# replaced, not extended: the gateway is the edge, so the peer it sees (or the client a trusted
+# balancer reported, see gateway/__main__.py) is all a service should hear; anything a client
+# wrote further left would only mislead whoever reads the header naively.
 REPLACED_REQUEST = frozenset({
     "host", "content-length", "expect", "forwarded", "x-forwarded-for", "x-forwarded-proto",
     "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix", "x-real-ip",
@@ -52,6 +57,10 @@ IDENTITY_PREFIXES = (
 # The gateway adds its own (the trace id is the same one); an upstream's would be duplicated.
 DROPPED_RESPONSE = frozenset({"server", "date", "x-trace-id"})
 SMALL_BODY = 64 * 1024
+# What the services serve. Anything else (TRACE, WebDAV's PROPFIND...) is refused here rather
+# than handed to code that never expected it.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+ALLOW = ", ".join(METHODS)
 
 
 class ClientGone(Exception):  # noqa: N818
@@ -81,13 +90,10 @@ def forward_headers(scope: Scope) -> CIMultiDict[str]:
     """The request headers as the service should see them."""
     raw: list[tuple[bytes, bytes]] = scope["headers"]
     listed: set[str] = set()
-    xff: list[str] = []
     host = ""
     for name_b, value_b in raw:
         if name_b == b"connection":
             listed |= _connection_tokens(value_b.decode("latin-1"))
-        elif name_b == b"x-forwarded-for":
-            xff.append(value_b.decode("latin-1").strip())
         elif name_b == b"host":
             host = value_b.decode("latin-1")
     out: CIMultiDict[str] = CIMultiDict()
@@ -96,8 +102,7 @@ def forward_headers(scope: Scope) -> CIMultiDict[str]:
         if not _dropped_request_header(name, listed):
             out.add(name, value_b.decode("latin-1"))
     client = scope.get("client")
-    peer = client[0] if client else "unknown"
-    out["X-Forwarded-For"] = ", ".join([*(v for v in xff if v), peer])
+    out["X-Forwarded-For"] = client[0] if client else "unknown"
     out["X-Forwarded-Proto"] = scope.get("scheme", "http")
     if host:
         out["X-Forwarded-Host"] = host
@@ -188,28 +193,36 @@ class Proxy:
     ) -> JSONResponse | None:
         method: str = scope["method"]
         path: str = scope["path"]
-        if has_dot_segment(path):
-            return problem(400, "The path must not contain '.' or '..' segments.",
-                           code="bad-path", instance=path)
-
         principal: Principal | None = None
-        if not is_public(method, path):
+        refusal: JSONResponse | None = None
+        if has_dot_segment(path):
+            refusal = problem(400, "The path must not contain '.' or '..' segments.",
+                              code="bad-path", instance=path)
+        elif method not in METHODS:
+            refusal = problem(405, f"The method {method} is not supported.",
+                              code="method-not-allowed", instance=path,
+                              headers={"Allow": ALLOW})
+        elif not is_public(method, path):
             outcome = await self.authenticate(scope)
             if isinstance(outcome, JSONResponse):
-                return outcome
-            principal = outcome
-            set_span_attributes(**{"user.id": principal.user_id})
+                refusal = outcome
+            else:
+                principal = outcome
+                set_span_attributes(**{"user.id": principal.user_id})
 
         if self.limiter.enabled:
+            # Refusals count too, against the address: a bad token buys no free requests.
             if principal is not None:
                 key = f"user:{principal.user_id}"
             else:
                 client = scope.get("client")
-                key = f"addr:{client[0] if client else 'unknown'}"
+                key = client_key(client[0] if client else None)
             wait = self.limiter.take(key)
             if wait:
                 return problem(429, "Too many requests; slow down.", code="rate-limited",
                                instance=path, headers={"Retry-After": retry_after(wait)})
+        if refusal is not None:
+            return refusal
 
         body: bytes | None = None
         length = _header(scope, b"content-length")

@@ -86,7 +86,7 @@ class EchoUpstream:
     """A recording service stand-in. It answers:
 
     * ``/auth/jwks.json`` with ``jwks`` when set;
-    * ``/ready`` with ``ready_status``; ``/openapi.json`` with ``openapi`` (404 if None);
+    * ``/ready`` with ``ready_status`` (and ``ready_body`` when set); ``/openapi.json`` with ``openapi`` (404 if None);
       ``/asyncapi`` and ``/asyncapi.json`` with a tiny document;
     * paths containing ``/slow`` after ``slow_seconds``; ``/stream`` as three chunks without a
       Content-Length; ``/big`` with 200 KiB;
@@ -96,6 +96,7 @@ class EchoUpstream:
 
     name: str
     ready_status: int = 200
+    ready_body: dict[str, Any] | None = None
     openapi: dict[str, Any] | None = None
     slow_seconds: float = 3.0
     jwks: dict[str, Any] | None = None
@@ -113,8 +114,8 @@ class EchoUpstream:
                 break
         path = scope["path"]
         if path == "/ready":
-            await self._json(send, self.ready_status, {"status": "ready" if self.ready_status ==
-                                                       200 else "not ready"})
+            await self._json(send, self.ready_status, self.ready_body or {
+                "status": "ready" if self.ready_status == 200 else "not ready"})
             return
         if path == "/openapi.json":
             if self.openapi is None:
@@ -202,14 +203,18 @@ async def echoes() -> AsyncIterator[dict[str, tuple[EchoUpstream, str]]]:
 @contextlib.asynccontextmanager
 async def gateway_stack(
     echoes: dict[str, tuple[EchoUpstream, str]], *, dead: tuple[str, ...] = (),
-    urls: dict[str, str] | None = None, **settings: Any,
+    urls: dict[str, str] | None = None, behind_balancer: bool = False, **settings: Any,
 ) -> AsyncIterator[Stack]:
     """A real gateway in front of the echo upstreams (or a dead port for the names in ``dead``,
-    or the given ``urls``); ``settings`` override GatewaySettings fields."""
+    or the given ``urls``); ``settings`` override GatewaySettings fields.
+
+    ``behind_balancer`` runs it as `python -m gateway` does with ``FORWARDED_ALLOW_IPS`` set to
+    the test client's address (127.0.0.1): the server believes that peer's ``X-Forwarded-For``,
+    so a test can stand for clients at any address, IPv6 ones included."""
     addresses: dict[str, str] = {}
     for name, (echo, url) in echoes.items():
         echo.requests.clear()
-        echo.ready_status, echo.openapi, echo.slow_seconds = 200, None, 3.0
+        echo.ready_status, echo.ready_body, echo.openapi, echo.slow_seconds = 200, None, None, 3.0
         echo.jwks, echo.jwks_fetches = None, 0
         if urls and name in urls:
             addresses[name] = urls[name]
@@ -219,8 +224,8 @@ async def gateway_stack(
             addresses[name] = url
     overrides = {"gateway_rate_limit": 0, "upstream_timeout_seconds": 5.0, **settings}
     config = GatewaySettings(**{f"{n}_url": u for n, u in addresses.items()}, **overrides)
-    # As `python -m gateway` runs it: the edge trusts no X-Forwarded-* from its peer.
-    async with serve(create_app(config), proxy_headers=False) as gateway, httpx.AsyncClient(
+    # As `python -m gateway` runs it: by default the edge trusts no X-Forwarded-* from its peer.
+    async with serve(create_app(config), proxy_headers=behind_balancer) as gateway, httpx.AsyncClient(
         base_url=gateway, timeout=10
     ) as client:
         yield Stack(gateway, client, {n: e for n, (e, _) in echoes.items()}, addresses)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway.limits import RateLimiter, client_key
 from tests.gateway.conftest import gateway_stack
 from tests.support.tokens import bearer, mint
 
@@ -94,3 +95,66 @@ async def test_zero_turns_the_rate_limit_off(echoes) -> None:
     async with gateway_stack(echoes, gateway_rate_limit=0) as s:
         statuses = {(await s.client.get("/events")).status_code for _ in range(30)}
         assert statuses == {200}
+
+
+async def test_a_complete_chunked_body_over_the_limit_is_413(echoes) -> None:
+    # No Content-Length to refuse up front: the count of bytes read is what stops it.
+    async with gateway_stack(echoes, max_body_bytes=1024) as s:
+
+        async def chunks():
+            for _ in range(3):
+                yield b"w" * 512
+
+        resp = await s.client.post("/booking/create", content=chunks(), headers=bearer(mint()))
+        assert resp.status_code == 413
+        assert resp.json()["type"].endswith("/body-too-large")
+        assert sum(s.seen().values()) == 0
+
+
+async def test_bad_tokens_are_counted_against_the_address(echoes) -> None:
+    # A client spraying invalid tokens never becomes a user: its 401s spend its address's
+    # tokens, so it is throttled like any anonymous client.
+    async with gateway_stack(echoes, gateway_rate_limit=0.2) as s:
+        first = await s.client.get("/booking", headers=bearer("not-a-token"))
+        second = await s.client.get("/booking", headers=bearer("another.bad.token"))
+        third = await s.client.get("/booking")  # no token at all: the same address
+        assert first.status_code == 401
+        assert second.status_code == 429 and "retry-after" in second.headers
+        assert third.status_code == 429
+        # A real user at that address has a bucket of their own.
+        assert (await s.client.get("/booking", headers=bearer(mint()))).status_code == 200
+        assert s.seen()["booking"] == 1
+
+
+async def test_ipv6_clients_share_one_bucket_per_64(echoes) -> None:
+    # Whoever holds a /64 can use 2^64 addresses: each /64 is one client.
+    async with gateway_stack(echoes, gateway_rate_limit=0.2, behind_balancer=True) as s:
+
+        async def from_(address: str) -> int:
+            return (await s.client.get("/events", headers={"x-forwarded-for": address})
+                    ).status_code
+
+        assert await from_("2001:db8:1:2::1") == 200
+        assert await from_("2001:db8:1:2:ffff:eeee:dddd:9") == 429
+        assert await from_("2001:db8:1:3::1") == 200  # the next /64 is somebody else
+        assert await from_("192.0.2.1") == 200
+        assert await from_("192.0.2.2") == 200  # IPv4 stays per address
+
+
+def test_a_full_limiter_evicts_the_least_recently_used_bucket() -> None:
+    limiter = RateLimiter(rate=0.001, burst=1, max_keys=2)
+    assert limiter.take("addr:a") == 0
+    assert limiter.take("addr:b") == 0
+    assert limiter.take("addr:a") > 0  # a is throttled, and now the most recently used
+    assert limiter.take("addr:c") == 0  # full: b goes, not everybody
+    assert limiter.take("addr:a") > 0  # a is still throttled (clearing all would free it)
+    assert limiter.take("addr:b") == 0  # b was evicted: a new bucket
+
+
+def test_client_keys() -> None:
+    assert client_key("192.0.2.1") == "addr:192.0.2.1"
+    assert client_key("2001:db8:1:2::1") == client_key("2001:DB8:1:2:ffff::9") == (
+        "addr:2001:db8:1:2::/64")
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:192.0.2.1") == "addr:192.0.2.1"  # IPv4 mapped into IPv6
+    assert client_key(None) == "addr:unknown"

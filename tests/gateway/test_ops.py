@@ -38,10 +38,32 @@ async def test_ready_is_503_with_detail_when_a_service_is_not(echoes) -> None:
         assert resp.headers["content-type"] == "application/problem+json"
         services = resp.json()["services"]
         assert services["booking"]["status"] == "not ready"
-        assert services["booking"]["http_status"] == 503
         assert services["payments"]["status"] == "unreachable"
         assert services["events"]["status"] == "ready"
         assert "booking" in resp.json()["detail"] and "payments" in resp.json()["detail"]
+
+
+async def test_public_ready_reveals_no_upstream_detail(echoes) -> None:
+    # A service's own /ready names what is wrong (its database, its broker...), and a failed
+    # connection has an error text: operators read those in the gateway's log and at the
+    # service itself, not the public.
+    async with gateway_stack(echoes, dead=("payments",)) as s:
+        s.upstreams["booking"].ready_status = 503
+        s.upstreams["booking"].ready_body = {
+            "status": "not ready", "checks": {"database": "connection to 10.0.3.7:5432 refused"}}
+        resp = await s.client.get("/ready")
+        assert resp.status_code == 503
+        assert "10.0.3.7" not in resp.text and "refused" not in resp.text
+        assert "ClientConnectorError" not in resp.text
+        services = resp.json()["services"]
+        assert services["booking"] == {"status": "not ready"}
+        assert services["payments"] == {"status": "unreachable"}
+        assert services["events"] == {"status": "ready"}
+        s.upstreams["booking"].ready_status = 200
+        s.upstreams["booking"].ready_body = {"status": "ready", "checks": {"db": "pg 10.0.3.7"}}
+        resp = await s.client.get("/ready")
+        assert resp.status_code == 503  # payments is still down
+        assert "10.0.3.7" not in resp.text
 
 
 def _doc(schema_name: str, schema: dict, paths: dict) -> dict:

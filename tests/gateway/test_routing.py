@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.gateway.conftest import SERVICES, Stack
+from tests.gateway.conftest import SERVICES, Stack, gateway_stack
 from tests.support.tokens import bearer, mint
 
 PATHS = {
@@ -132,8 +132,8 @@ async def test_hop_by_hop_and_spoofed_identity_headers_never_reach_a_service(sta
                     "x-remote-user", "x-forwarded-user", "x-real-ip", "forwarded"):
         assert dropped not in names, dropped
     assert seen.header("connection") in (None, "keep-alive")  # the gateway's own hop
-    # X-Forwarded-For keeps what came before and appends the real peer, once.
-    assert seen.all("x-forwarded-for") == ["203.0.113.9, 127.0.0.1"]
+    # X-Forwarded-For is the peer the gateway saw, nothing a client wrote.
+    assert seen.all("x-forwarded-for") == ["127.0.0.1"]
     assert seen.all("x-forwarded-proto") == ["http"]
     assert seen.all("x-forwarded-host") == [stack.gateway.removeprefix("http://")]
     assert seen.header("authorization") == f"Bearer {token}"
@@ -165,3 +165,50 @@ async def test_head_passes_without_a_body(stack: Stack) -> None:
     resp = await stack.client.head("/events")
     assert resp.status_code == 200 and resp.content == b""
     assert stack.upstreams["events"].requests[0].method == "HEAD"
+
+
+async def test_a_client_x_forwarded_for_is_replaced_by_the_peer(stack: Stack) -> None:
+    # Services read the right-most X-Forwarded-For entry, but anything further left would still
+    # be logged and trusted by whoever reads it naively: the client's value never passes.
+    resp = await stack.client.get("/booking/b-1", headers={
+        **bearer(mint()), "x-forwarded-for": "1.2.3.4",
+    })
+    assert resp.status_code == 200
+    seen = stack.upstreams["booking"].requests[0]
+    assert seen.all("x-forwarded-for") == ["127.0.0.1"]
+    assert "1.2.3.4" not in str(seen.headers)
+
+
+async def test_behind_a_trusted_balancer_only_the_client_it_reports_passes(echoes) -> None:
+    # The balancer (the test client, trusted) reports the chain "spoofed, real client": the
+    # server takes the right-most untrusted entry as the peer, and the service sees only that.
+    async with gateway_stack(echoes, behind_balancer=True) as s:
+        resp = await s.client.get("/booking/b-1", headers={
+            **bearer(mint()), "x-forwarded-for": "1.2.3.4, 198.51.100.7",
+        })
+        assert resp.status_code == 200
+        seen = s.upstreams["booking"].requests[0]
+        assert seen.all("x-forwarded-for") == ["198.51.100.7"]
+
+
+@pytest.mark.parametrize("method", ["PROPFIND", "TRACE", "MKCOL", "LINK", "SEARCH"])
+async def test_unsupported_methods_are_405_and_never_forwarded(stack: Stack, method: str) -> None:
+    resp = await stack.client.request(method, "/booking/b-1", headers=bearer(mint()))
+    assert resp.status_code == 405, resp.text
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.json()["status"] == 405
+    assert set(resp.headers["allow"].replace(" ", "").split(",")) == {
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+    # Without a token too: the method is refused before anything else is looked at.
+    assert (await stack.client.request(method, "/booking/b-1")).status_code == 405
+    assert sum(stack.seen().values()) == 0
+
+
+async def test_a_method_the_http_parser_does_not_know_is_refused_before_the_gateway(
+    stack: Stack,
+) -> None:
+    # uvicorn's parser (llhttp) knows a fixed list of methods and answers 400 to any other
+    # before an application sees it: refused all the same, and nothing is forwarded.
+    resp = await stack.client.request("BREW", "/booking/b-1", headers=bearer(mint()))
+    assert resp.status_code in (400, 405)
+    assert sum(stack.seen().values()) == 0
