@@ -6,18 +6,20 @@ redelivered message is processed for real. Two ways to get there:
 
 * in a unit of work (any handler): :func:`first_delivery` inserts the mark in the same
   transaction as the handler's statements (BEGIN, mark, effect, COMMIT);
-* in one statement (PostgreSQL, a handler whose whole effect is a few inserts or upserts, see
-  :class:`OneStatementHandler`): the mark and the writes are data-modifying CTEs of one statement,
-  each write taking its rows ``FROM inbox_mark``, which has a row only when this delivery made
-  the mark. One statement is atomic by itself, so it runs without an explicit transaction: one
-  round trip (and one database span when those are exported) instead of BEGIN, mark, writes,
-  COMMIT. Consumers of many messages (analytics, notifications, payments' bookkeeping) use it.
+* a handler whose whole effect is a few inserts or upserts (:class:`OneStatementHandler`)
+  declares those writes ONCE, as data (:func:`insert_from_mark`, :func:`once_per_message`), and
+  the kit runs them two ways: on PostgreSQL the mark and the writes are data-modifying CTEs of
+  one statement, each write taking its row ``FROM inbox_mark``, which has a row only when this
+  delivery made the mark (atomic by itself, so no explicit transaction: one round trip instead
+  of BEGIN, mark, writes, COMMIT); where the database has no data-modifying CTEs (SQLite, the
+  embedded mode) the same writes run one after another in the unit of work, after its mark.
+  Consumers of many messages (analytics, notifications, payments' bookkeeping) use it.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -47,45 +49,87 @@ async def first_delivery(uow: UnitOfWork, consumer: str, message_id: uuid.UUID) 
     return result.first() is not None
 
 
-# --- one statement per message (PostgreSQL) -------------------------------------------------
+# --- one definition per use case, two ways to run it -----------------------------------------
 
+# The mark as the first CTE of the one statement; its columns come from the table definition.
 MARK_SQL = (
-    "INSERT INTO inbox (consumer, message_id) VALUES (:inbox_consumer, :inbox_message_id) "
-    "ON CONFLICT DO NOTHING RETURNING 1"
+    f"INSERT INTO {INBOX.name} ({INBOX.c.consumer.name}, {INBOX.c.message_id.name}) "
+    "VALUES (:inbox_consumer, :inbox_message_id) ON CONFLICT DO NOTHING RETURNING 1"
 )
+_MARK_BINDS = (
+    sa.bindparam("inbox_consumer", type_=INBOX.c.consumer.type),
+    sa.bindparam("inbox_message_id", type_=INBOX.c.message_id.type),
+)
+# Where a write takes its one row from: the mark's CTE (one statement), or nothing (one by one,
+# after the mark; ``WHERE true`` because SQLite cannot parse ``INSERT ... SELECT ... ON
+# CONFLICT`` without a WHERE clause).
+_FROM_MARK, _UNCONDITIONAL = "FROM inbox_mark", "WHERE true"
 
 
-def once_per_message(*writes: str) -> sa.TextClause:
-    """One statement: mark the message in the inbox and, on its first delivery only, run
-    ``writes``; it answers whether this was the first delivery.
+@dataclass(frozen=True)
+class Write:
+    """One write of a message's effect (made by :func:`insert_from_mark`): its SQL with the
+    place of its row source, and its typed parameters."""
 
-    Each write is an ``INSERT INTO t (...) SELECT :a, :b ... FROM inbox_mark [ON CONFLICT ...]``
-    (PostgreSQL infers the parameters' types from the target columns). Build it once, at import
-    time; :func:`apply_once` binds the inbox parameters. With no writes it only marks the message
-    (a message this consumer ignores).
+    template: str  # ``{source}`` marks where the row comes from
+    binds: tuple[sa.BindParameter[Any], ...]
+
+    def sql(self, source: str) -> str:
+        return self.template.replace("{source}", source, 1)
+
+
+def insert_from_mark(
+    table: sa.Table,
+    on_conflict: str = "",
+    *,
+    prefix: str = "",
+    binds: Sequence[sa.BindParameter[Any]] = (),
+) -> Write:
+    """``INSERT INTO <table> AS t (<every column>) SELECT :<prefix><column>, ... FROM inbox_mark
+    <on_conflict>``: one row, written on the message's first delivery only.
+
+    ``t`` names the stored row in ``on_conflict`` (keep it to SQL that PostgreSQL and SQLite
+    both run: the same write runs on both); ``prefix`` tells apart two writes to one table;
+    ``binds`` declares the other parameters ``on_conflict`` uses. Each column's parameter has the
+    column's type, so values bind as the table's own inserts bind them (UUIDs, aware times,
+    JSON, Decimal) on either database.
     """
-    ctes = [f"inbox_mark AS ({MARK_SQL})"]
-    ctes += [f"write_{i} AS ({write})" for i, write in enumerate(writes)]
-    return sa.text(f"WITH {', '.join(ctes)} SELECT EXISTS (SELECT FROM inbox_mark)")
-
-
-def insert_from_mark(table: sa.Table, on_conflict: str = "", *, prefix: str = "") -> str:
-    """A write for :func:`once_per_message`: ``INSERT INTO <table> AS t (<every column>) SELECT
-    :<prefix><column>, ... FROM inbox_mark <on_conflict>`` (``t`` names the stored row in
-    ``on_conflict``; ``prefix`` tells apart two writes to one table)."""
     names = [c.name for c in table.c]
     values = ", ".join(f":{prefix}{name}" for name in names)
-    return (
-        f"INSERT INTO {table.name} AS t ({', '.join(names)}) SELECT {values} FROM inbox_mark"
-        + (f" {on_conflict}" if on_conflict else "")
+    conflict = f" {on_conflict}" if on_conflict else ""
+    template = (
+        f"INSERT INTO {table.name} AS t ({', '.join(names)}) SELECT {values} {{source}}{conflict}"
     )
+    columns = tuple(sa.bindparam(f"{prefix}{c.name}", type_=c.type) for c in table.c)
+    return Write(template, columns + tuple(binds))
+
+
+@dataclass(frozen=True)
+class Writes:
+    """A message's effect (made by :func:`once_per_message`), built once in its two forms."""
+
+    one_statement: sa.TextClause  # PostgreSQL: the mark and every write; answers "first?"
+    one_by_one: tuple[sa.TextClause, ...]  # each write alone, run after the mark
+
+
+def once_per_message(*writes: Write) -> Writes:
+    """The mark and, on the message's first delivery only, ``writes``, in order. Build it once,
+    at import time (building a statement per message cost about as much CPU as running it).
+    With no writes it only marks the message (a message this consumer ignores)."""
+    ctes = [f"inbox_mark AS ({MARK_SQL})"]
+    ctes += [f"write_{i} AS ({w.sql(_FROM_MARK)})" for i, w in enumerate(writes)]
+    one_statement = sa.text(
+        f"WITH {', '.join(ctes)} SELECT EXISTS (SELECT FROM inbox_mark)"
+    ).bindparams(*_MARK_BINDS, *(b for w in writes for b in w.binds))
+    one_by_one = tuple(sa.text(w.sql(_UNCONDITIONAL)).bindparams(*w.binds) for w in writes)
+    return Writes(one_statement, one_by_one)
 
 
 @dataclass(frozen=True)
 class Statement:
-    """A statement made by :func:`once_per_message`, with its writes' parameters."""
+    """A message's effect (:func:`once_per_message`) with this message's parameters."""
 
-    sql: sa.TextClause
+    writes: Writes
     params: Mapping[str, Any]
 
 
@@ -94,19 +138,25 @@ M = TypeVar("M")
 
 @dataclass(frozen=True)
 class OneStatementHandler(Generic[M]):
-    """A message handler whose whole effect is one statement on PostgreSQL.
+    """A message handler whose whole effect is the writes of one :class:`Statement`.
 
-    ``statement(message, conn)`` returns it (built once, with this message's parameters); it may
-    read on ``conn`` first (outside a transaction) but never writes. ``in_unit_of_work`` is the same
-    effect as ordinary unit-of-work code: what runs on SQLite (the embedded mode), and what a
-    direct call ``handler(message, uow)`` runs. :func:`kit.messaging.consume_once` picks.
+    ``statement(message, conn)`` returns them with this message's parameters; it may read on
+    ``conn`` first but never writes. That is the handler's only definition:
+    :func:`kit.messaging.consume_once` runs it as one statement on PostgreSQL
+    (:func:`apply_once`); on SQLite, and in a direct call ``handler(message, uow)``, the same
+    writes run one by one in the unit of work (:meth:`in_unit_of_work`).
     """
 
     statement: Callable[[M, AsyncConnection], Awaitable[Statement]]
-    in_unit_of_work: Callable[[M, UnitOfWork], Awaitable[None]]
 
     async def __call__(self, message: M, uow: UnitOfWork) -> None:
         await self.in_unit_of_work(message, uow)
+
+    async def in_unit_of_work(self, message: M, uow: UnitOfWork) -> None:
+        """The writes one after another on ``uow``, whose caller has made the inbox mark."""
+        statement = await self.statement(message, uow.conn)
+        for write in statement.writes.one_by_one:
+            await uow.conn.execute(write, statement.params)
 
 
 async def apply_once(
@@ -117,4 +167,4 @@ async def apply_once(
     async with db.read() as conn:  # autocommit: the one statement is its own transaction
         statement = await handler.statement(message, conn)
         params = {**statement.params, "inbox_consumer": consumer, "inbox_message_id": message_id}
-        return bool((await conn.execute(statement.sql, params)).scalar())
+        return bool((await conn.execute(statement.writes.one_statement, params)).scalar())

@@ -2,8 +2,9 @@
 
 Message handlers (run by ``consume_once``, so once per message id) only *store* notifications,
 rendered and addressed: each message says what to tell whom (a :class:`Notice`); the handler
-reads the user's contact and stores the notice's notifications with the message's inbox mark
-(one statement on PostgreSQL, a unit of work on SQLite).
+reads the user's contact and stores the notice's notifications with the message's inbox mark.
+Each handler is written once, as the writes it makes (``kit.inbox``): one statement on
+PostgreSQL, the same writes one by one in a unit of work on SQLite.
 Sending is :func:`deliver_due`, run by the delivery worker, which records every outcome.
 """
 
@@ -94,16 +95,9 @@ def _render(notice: Notice, contact: Contact | None, now: datetime) -> list[Noti
     return out
 
 
-async def _notify(uow: UnitOfWork, notice: Notice) -> list[Notification]:
-    """Store the notice's notifications in the unit of work; returns those that are new."""
-    contact = await ContactRepository(uow.conn).get(notice.user_id)
-    repo = NotificationRepository(uow.conn)
-    return [n for n in _render(notice, contact, _now()) if await repo.add(n)]
-
-
 def _notifying(notice_of: Callable[[M], Notice | None]) -> OneStatementHandler[M]:
-    """The handler that stores ``notice_of(message)`` (nothing for None). On PostgreSQL it reads
-    the user's contact, then stores the notifications with the inbox mark in one statement."""
+    """The handler that stores ``notice_of(message)`` (nothing for None): it reads the user's
+    contact, then stores the notifications with the inbox mark."""
 
     async def statement(msg: M, conn: AsyncConnection) -> Statement:
         notice = notice_of(msg)
@@ -112,12 +106,7 @@ def _notifying(notice_of: Callable[[M], Notice | None]) -> OneStatementHandler[M
         contact = await ContactRepository(conn).get(notice.user_id)
         return store_statement(_render(notice, contact, _now()))
 
-    async def in_unit_of_work(msg: M, uow: UnitOfWork) -> None:
-        notice = notice_of(msg)
-        if notice is not None:
-            await _notify(uow, notice)
-
-    return OneStatementHandler(statement, in_unit_of_work)
+    return OneStatementHandler(statement)
 
 
 def _booking_values(msg: BookingConfirmed | BookingCancelled | BookingExpired) -> dict[str, Any]:
@@ -201,19 +190,9 @@ def _requested(msg: NotificationRequested, contact: Contact | None) -> Notificat
 # --- the message handlers -------------------------------------------------------------------
 
 
-async def _register_contact(msg: UserRegistered, uow: UnitOfWork) -> None:
-    await ContactRepository(uow.conn).put(_contact_of(msg), now=_now())
-    await _notify(uow, _welcome(msg))
-
-
 async def _register_contact_statement(msg: UserRegistered, _conn: AsyncConnection) -> Statement:
     contact, now = _contact_of(msg), _now()
     return store_statement(_render(_welcome(msg), contact, now), contact=contact, now=now)
-
-
-async def _request_notification(msg: NotificationRequested, uow: UnitOfWork) -> None:
-    contact = await ContactRepository(uow.conn).get(msg.user_id)
-    await NotificationRepository(uow.conn).add(_requested(msg, contact))
 
 
 async def _request_notification_statement(
@@ -224,7 +203,7 @@ async def _request_notification_statement(
 
 
 # Keep how to reach the new user, and welcome them.
-register_contact = OneStatementHandler(_register_contact_statement, _register_contact)
+register_contact = OneStatementHandler(_register_contact_statement)
 notify_booking_confirmed = _notifying(booking_confirmed_notice)
 notify_booking_cancelled = _notifying(booking_cancelled_notice)
 notify_booking_expired = _notifying(booking_expired_notice)
@@ -233,7 +212,7 @@ notify_payment_refunded = _notifying(payment_refunded_notice)
 notify_event_cancelled = _notifying(event_cancelled_notice)
 # The `notifications` command: store free text for one user on one channel, under the id the
 # sender chose. A user without an address for that channel gets a `failed` row.
-request_notification = OneStatementHandler(_request_notification_statement, _request_notification)
+request_notification = OneStatementHandler(_request_notification_statement)
 
 
 async def send_notification(

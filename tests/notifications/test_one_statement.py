@@ -1,26 +1,32 @@
 """On PostgreSQL a consumed message's notifications (and a new user's contact) are stored with
 the inbox mark as ONE statement (kit.inbox). Proven against the real database: for every
-message the rows are those the unit-of-work path (used on SQLite) stores, and a redelivery
-stores nothing, whatever happened since."""
+message the rows are those the same writes store one by one in a unit of work (the SQLite
+path, here on PostgreSQL and, at the end, on a real SQLite database), and a redelivery stores
+nothing, whatever happened since."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from kit.db import Database
 from kit.inbox import OneStatementHandler
 from kit.messaging import consume_once
+from kit.settings import ServiceSettings
 from apps.notifications import handlers
-from apps.notifications.adapters.tables import notifications
+from apps.notifications.adapters.tables import contacts, notifications
 from apps.notifications.bootstrap import build
 from contracts.envelope import Envelope
 from tests.notifications import helpers as h
 
 pytestmark = pytest.mark.integration
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "apps" / "notifications" / "migrations"
 
 # message factory (for a user), its handler, the user's phone (SMS too when given)
 CASES: list[tuple[Callable[[uuid.UUID], Envelope], OneStatementHandler[Any], str | None]] = [
@@ -110,3 +116,54 @@ async def test_a_redelivery_stores_nothing_even_after_the_rows_are_gone(service)
             notifications.c.source_message_id == msg.message_id))
     assert not await consume_once(service.db, "q", msg, handlers.notify_booking_confirmed)
     assert await h.stored(service, source_message_id=msg.message_id) == []
+
+
+# --- PostgreSQL (one statement) and SQLite (the same writes one by one) agree ----------------
+
+TIMES = {"id", "created_at", "updated_at", "next_attempt_at"}  # made per delivery
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path):
+    db = Database(
+        ServiceSettings(service_name="notifications", database_url=f"sqlite:///{tmp_path}/",
+                        database_prefix="t_"),
+        MIGRATIONS,
+    )
+    await db.prepare()  # the service's own migrations, on SQLite (the embedded mode)
+    yield db
+    await db.dispose()
+
+
+async def rows_of(db: Database, users: set[uuid.UUID]) -> list[dict[str, Any]]:
+    async with db.read() as conn:
+        found = (await conn.execute(sa.select(notifications)
+                                    .where(notifications.c.user_id.in_(users)))).all()
+        people = (await conn.execute(sa.select(contacts).where(contacts.c.user_id.in_(users))))
+        people = sorted(({k: v for k, v in r._mapping.items() if k != "updated_at"}
+                         for r in people), key=lambda r: str(r["user_id"]))
+    out = [{k: v for k, v in r._mapping.items() if k not in TIMES} for r in found]
+    return sorted(out, key=lambda r: (str(r["source_message_id"]), r["channel"])) + people
+
+
+async def test_postgresql_and_sqlite_store_the_same_rows_for_the_same_messages(
+    service, sqlite_db
+):
+    """Every case above, plus a message for a user not known yet, delivered twice to each."""
+    messages: list[tuple[Envelope, Any]] = []
+    users = set()
+    for factory, handler, phone in CASES:
+        registered = h.user_registered(phone=phone)
+        messages += [(registered, handlers.register_contact),
+                     (factory(registered.user_id), handler)]
+        users.add(registered.user_id)
+    stranger = uuid.uuid4()
+    messages.append((h.booking_expired(stranger), handlers.notify_booking_expired))
+    users.add(stranger)
+    assert service.db.is_postgres and not sqlite_db.is_postgres
+    for db in (service.db, sqlite_db):
+        for msg, handler in messages + messages:
+            await consume_once(db, "q", msg, handler)
+    on_postgres = await rows_of(service.db, users)
+    assert len(on_postgres) > len(messages)
+    assert await rows_of(sqlite_db, users) == on_postgres

@@ -1,14 +1,13 @@
 """Contacts and notifications table access. Takes the unit of work's connection; never commits.
 
-What a consumed message stores (a contact, its notifications) is also available as ONE
-statement with the consumer's inbox mark (:func:`store_statement`, PostgreSQL, see
-``kit.inbox``).
+What a consumed message stores (a contact, its notifications) is declared once as writes with
+the consumer's inbox mark (:func:`store_statement`, see ``kit.inbox``): one statement on
+PostgreSQL, the same writes one by one on SQLite.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, fields
@@ -18,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kit.inbox import Statement, insert_from_mark, once_per_message
+from kit.inbox import Statement, Writes, insert_from_mark, once_per_message
 from apps.notifications.adapters.tables import contacts, notifications
 from apps.notifications.domain import Contact, Notification
 
@@ -41,18 +40,8 @@ class ContactRepository:
             return None
         return Contact(user_id=row.user_id, email=row.email, full_name=row.full_name, phone=row.phone)
 
-    async def put(self, contact: Contact, *, now: datetime) -> None:
-        values = {**asdict(contact), "updated_at": now}
-        stmt = pg_insert(contacts).values(**values)
-        await self.conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[contacts.c.user_id],
-                set_={k: stmt.excluded[k] for k in _CONTACT_FIELDS},
-            )
-        )
 
-
-# --- one statement with the consumer's inbox mark (PostgreSQL) ----------------------------------
+# --- what a consumed message writes, with the consumer's inbox mark -----------------------------
 
 _PUT_CONTACT = insert_from_mark(
     contacts,
@@ -63,7 +52,7 @@ _PUT_CONTACT = insert_from_mark(
 
 
 @functools.cache
-def _store(with_contact: bool, count: int) -> sa.TextClause:
+def _store(with_contact: bool, count: int) -> Writes:
     """Built once per shape: the contact or not, and how many notifications (1-3 channels)."""
     adds = [
         # a notification already stored for this (source message, kind, channel) is kept
@@ -76,15 +65,15 @@ def _store(with_contact: bool, count: int) -> sa.TextClause:
 def store_statement(
     added: Sequence[Notification], *, contact: Contact | None = None, now: datetime | None = None
 ) -> Statement:
-    """:meth:`ContactRepository.put` (if ``contact``) and :meth:`NotificationRepository.add` of
-    each of ``added``, as one statement with the inbox mark; with neither, the mark alone."""
+    """Store ``contact`` (if given; a known user's is replaced) and each of ``added`` (unless one
+    for the same source message, kind and channel is stored), with the inbox mark; with
+    neither, the mark alone."""
     params: dict[str, object] = {}
     if contact is not None:
         params |= {f"contact_{k}": v for k, v in asdict(contact).items()}
         params["contact_updated_at"] = now
     for i, n in enumerate(added):
         params |= {f"n{i}_{k}": getattr(n, k) for k in _COLUMNS}
-        params[f"n{i}_context"] = json.dumps(n.context)  # jsonb, as the table type serialises it
     return Statement(_store(contact is not None, len(added)), params)
 
 
