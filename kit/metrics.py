@@ -58,6 +58,16 @@ BUSINESS = Counter(
 
 _service_name = "unknown"
 
+# RFC 9110's methods and PATCH (the list OpenTelemetry's HTTP conventions know). Any other method
+# is labelled OTHER: a client inventing methods must not create series without bound.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "OTHER"
+
 
 def set_service(name: str) -> None:
     global _service_name
@@ -106,7 +116,7 @@ class HttpMetricsMiddleware:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             if template not in ("/metrics", "/health", "/ready"):
-                key = (scope.get("method", ""), template, status)
+                key = (method_label(scope.get("method", "")), template, status)
                 series = self._series.get(key)
                 if series is None:
                     series = self._series[key] = (
