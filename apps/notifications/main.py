@@ -2,10 +2,7 @@
 worker + outbox relay)."""
 
 from apps.notifications.bootstrap import build
-from observability import configure_telemetry
+from kit.process import process_service
 
-service = build()
-service.configure_process()
-configure_telemetry(service.spec.name, log_level=service.settings.log_level, log_format=service.settings.log_format)
-app = service.api
-stream = service.stream  # `faststream docs gen apps.notifications.main:stream`
+service = process_service(build)
+app, stream = service.api, service.stream  # `faststream docs gen apps.notifications.main:stream`
