@@ -6,7 +6,7 @@ import uuid
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
-from django.db.models.functions import Lower, Now
+from django.db.models.functions import Now
 from django.utils import timezone
 
 
@@ -22,19 +22,23 @@ REGISTRABLE_ROLES = (Role.CUSTOMER, Role.ORGANIZER)
 
 class UserManager(BaseUserManager["User"]):
     def get_by_natural_key(self, username: str) -> User:
-        return self.get(email__iexact=username)
+        from auth.accounts.emails import canonical_or_none
+
+        return self.get(email_canonical=canonical_or_none(username) or "")
 
 
 class User(AbstractBaseUser):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    email = models.EmailField(max_length=254)
+    email = models.EmailField(max_length=254)  # for display: see auth.accounts.emails
+    # The account's identity: every lookup and the login throttle use it (auth.accounts.emails).
+    email_canonical = models.CharField(max_length=300)  # 254 + a legacy "#<id>"
     full_name = models.CharField(max_length=200, blank=True, default="")
     phone = models.CharField(max_length=16, null=True, blank=True)
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.CUSTOMER)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
-    USERNAME_FIELD = "email"
+    USERNAME_FIELD = "email_canonical"
     EMAIL_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
 
@@ -43,8 +47,8 @@ class User(AbstractBaseUser):
     class Meta:
         db_table = "users"
         constraints = [
-            # One account per address whatever its case: the race-safe source of 409.
-            models.UniqueConstraint(Lower("email"), name="uq_users_email_lower"),
+            # One account per canonical address: the race-safe source of 409.
+            models.UniqueConstraint(fields=["email_canonical"], name="uq_users_email_canonical"),
         ]
 
     def __str__(self) -> str:

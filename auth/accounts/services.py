@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from kit.security import InvalidToken
 from auth.accounts import throttling, tokens
+from auth.accounts.emails import email_address
 from auth.accounts.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken
 from auth.accounts.models import REGISTRABLE_ROLES, RefreshToken, Role, User
 from auth.accounts.outbox import outbox_write
@@ -29,10 +30,6 @@ class TokenPair:
     expires_in: int
     refresh_expires_in: int
     token_type: str = "Bearer"
-
-
-def _normalize_email(email: str) -> str:
-    return User.objects.normalize_email(email.strip())
 
 
 def _user_registered(user: User) -> UserRegistered:
@@ -60,7 +57,9 @@ def user_create(
         raise ValidationError(
             {"role": ValidationError("Nobody can register as admin.", code="invalid_choice")}
         )
-    user = User(email=_normalize_email(email), full_name=full_name.strip(), role=role, phone=phone)
+    address = email_address(email)  # 422 on ``email`` for a non-ASCII local part
+    user = User(email=address.display, email_canonical=address.canonical,
+                full_name=full_name.strip(), role=role, phone=phone)
     try:
         validate_password(password, user)
     except ValidationError as exc:
@@ -71,7 +70,7 @@ def user_create(
             user.save(force_insert=True)
             outbox_write(_user_registered(user))
     except IntegrityError as exc:
-        if "uq_users_email_lower" in str(exc):
+        if "uq_users_email_canonical" in str(exc):
             raise EmailTaken() from exc
         raise
     return user

@@ -15,6 +15,7 @@ import random
 from django.conf import settings
 from django.db import connection
 
+from auth.accounts.emails import canonical_or_none
 from auth.accounts.errors import LoginThrottled
 
 _TAKE = """
@@ -52,7 +53,10 @@ _SWEEP_SQLITE = (
 
 
 def account_key(email: str) -> str:
-    return f"account:{email.strip().lower()}"
+    """The account's canonical address (auth.accounts.emails): every spelling, one budget. An
+    address no account can have gets a key of its own kind, never equal to an account's."""
+    canonical = canonical_or_none(email)
+    return f"account:{canonical}" if canonical else f"no-account:{email.strip().lower()}"
 
 
 def address_key(address: str) -> str:

@@ -43,7 +43,4 @@ LOGIN_FAILURE_WINDOW_SECONDS = ENV.login_failure_window_seconds
 TRUSTED_PROXIES = [p.strip() for p in ENV.trusted_proxies.split(",") if p.strip()]
 
 # Logins go through auth.accounts.services.user_login, never django.contrib.auth.authenticate.
-# E-mail uniqueness is case-insensitive (a UNIQUE index on lower(email)), which Django's check
-# for a plain unique USERNAME_FIELD does not recognise.
 AUTHENTICATION_BACKENDS: list[str] = []
-SILENCED_SYSTEM_CHECKS = ["auth.W004"]
