@@ -33,8 +33,9 @@ class PrometheusMiddleware:
             return
         match = getattr(request, "resolver_match", None)
         route = "/" + match.route if match is not None and match.route else "unmatched"
-        metrics.HTTP_REQUESTS.labels(SERVICE, request.method, route, str(status)).inc()
-        metrics.HTTP_LATENCY.labels(SERVICE, request.method, route).observe(
+        method = metrics.method_label(request.method or "")  # bounded: unknown ones are OTHER
+        metrics.HTTP_REQUESTS.labels(SERVICE, method, route, str(status)).inc()
+        metrics.HTTP_LATENCY.labels(SERVICE, method, route).observe(
             time.perf_counter() - started
         )
 

@@ -15,3 +15,11 @@ async def test_metrics_count_requests_by_route_template(client):
         'http_requests_total{method="GET",route="/auth/jwks.json",service="auth",status="200"}'
         in resp.text
     )
+
+
+async def test_metrics_label_unknown_methods_other(client):
+    for method in ("BREW", "PROPFIND", "X-INVENTED"):
+        await client.request(method, "/auth/jwks.json")
+    text = (await client.get("/metrics")).text
+    assert 'method="OTHER",route="/auth/jwks.json",service="auth"' in text
+    assert 'method="BREW"' not in text and 'method="X-INVENTED"' not in text
