@@ -61,42 +61,30 @@ def _due(msg: BookingDetails, status: DueStatus, expires_at: datetime | None = N
 
 # --- what booking tells us --------------------------------------------------------------------
 #
-# Each is one statement; on PostgreSQL the consumer runs it with its inbox mark as one statement
-# (OneStatementHandler), elsewhere (SQLite) in a unit of work.
+# Each is one write, declared once (OneStatementHandler): on PostgreSQL the consumer runs it with
+# its inbox mark as one statement, on SQLite after the mark in a unit of work.
 
 
 def _opened(msg: BookingCreated) -> BookingDue:
     return _due(msg, "open", msg.expires_at)
 
 
-async def _record_booking_due(msg: BookingCreated, uow: UnitOfWork) -> None:
-    # A booking already known (a duplicate, or one that expired/was cancelled first) is left as is.
-    await DueRepository(uow.conn).add_if_absent(_opened(msg))
-
-
 async def _record_booking_due_statement(msg: BookingCreated, _conn: AsyncConnection) -> Statement:
+    # A booking already known (a duplicate, or one that expired/was cancelled first) is left as is.
     return add_due_statement(_opened(msg))
-
-
-async def _close_expired_booking(msg: BookingExpired, uow: UnitOfWork) -> None:
-    await DueRepository(uow.conn).end(_due(msg, "expired"), from_statuses=EXPIRES_FROM)
 
 
 async def _close_expired_statement(msg: BookingExpired, _conn: AsyncConnection) -> Statement:
     return end_due_statement(_due(msg, "expired"), from_statuses=EXPIRES_FROM)
 
 
-async def _close_cancelled_booking(msg: BookingCancelled, uow: UnitOfWork) -> None:
-    await DueRepository(uow.conn).end(_due(msg, "cancelled"), from_statuses=CANCELS_FROM)
-
-
 async def _close_cancelled_statement(msg: BookingCancelled, _conn: AsyncConnection) -> Statement:
     return end_due_statement(_due(msg, "cancelled"), from_statuses=CANCELS_FROM)
 
 
-record_booking_due = OneStatementHandler(_record_booking_due_statement, _record_booking_due)
-close_expired_booking = OneStatementHandler(_close_expired_statement, _close_expired_booking)
-close_cancelled_booking = OneStatementHandler(_close_cancelled_statement, _close_cancelled_booking)
+record_booking_due = OneStatementHandler(_record_booking_due_statement)
+close_expired_booking = OneStatementHandler(_close_expired_statement)
+close_cancelled_booking = OneStatementHandler(_close_cancelled_statement)
 
 
 # --- charging -----------------------------------------------------------------------------------

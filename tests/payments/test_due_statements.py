@@ -1,19 +1,25 @@
 """On PostgreSQL, what booking's messages do to a due runs as ONE statement with the consumer's
 inbox mark (kit.inbox). Proven here against the real database: for every arrival order the
-due ends as the unit-of-work path (used on SQLite) leaves it, and a redelivery changes nothing."""
+due ends as the same write run after the mark in a unit of work (the SQLite path, here on
+PostgreSQL and, at the end, on a real SQLite database) leaves it, and a redelivery changes
+nothing."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from kit.db import Database
 from kit.inbox import OneStatementHandler
 from kit.messaging import consume_once
+from kit.settings import ServiceSettings
 from apps.payments import handlers
+from apps.payments.adapters.tables import booking_dues
 from apps.payments.entrypoints.messages import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_EXPIRED
 from contracts.envelope import Envelope
 from contracts.messages import BookingCancelled, BookingCreated, BookingExpired
@@ -86,3 +92,47 @@ async def test_a_redelivery_changes_nothing_even_where_its_write_would(payments,
     before = await due(payments, messages[0].booking_id)
     assert not await deliver(payments, messages[index], one_statement=True)
     assert await due(payments, messages[0].booking_id) == before
+
+
+# --- PostgreSQL (one statement) and SQLite (the same write after the mark) agree -------------
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path):
+    db = Database(
+        ServiceSettings(service_name="payments", database_url=f"sqlite:///{tmp_path}/",
+                        database_prefix="t_"),
+        Path(__file__).resolve().parents[2] / "apps" / "payments" / "migrations",
+    )
+    await db.prepare()  # the service's own migrations, on SQLite (the embedded mode)
+    yield db
+    await db.dispose()
+
+
+async def dues_of(db: Database, bookings: list[uuid.UUID]) -> list[dict[str, Any]]:
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(booking_dues)
+                                   .where(booking_dues.c.booking_id.in_(bookings)))).all()
+    # payment_id and updated_at are made per delivery
+    out = [{k: v for k, v in r._mapping.items() if k not in {"payment_id", "updated_at"}}
+           for r in rows]
+    return sorted(out, key=lambda r: str(r["booking_id"]))
+
+
+async def test_postgresql_and_sqlite_leave_the_same_dues_for_the_same_messages(
+    payments, sqlite_db
+):
+    """Every arrival order above, each message delivered twice, through both paths."""
+    deliveries, bookings = [], []
+    for order in ORDERS:
+        messages = story()
+        bookings.append(messages[0].booking_id)
+        deliveries += [messages[i] for i in order for _ in range(2)]
+    assert payments.db.is_postgres and not sqlite_db.is_postgres
+    for db in (payments.db, sqlite_db):
+        for m in deliveries:
+            queue, handler = ROUTES[type(m)]
+            await consume_once(db, queue, m, handler)
+    on_postgres = await dues_of(payments.db, bookings)
+    assert len(on_postgres) == len(ORDERS)
+    assert await dues_of(sqlite_db, bookings) == on_postgres

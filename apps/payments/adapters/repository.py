@@ -1,7 +1,8 @@
 """Tables of booking dues and payments. Take the unit of work's connection; never commit.
 
-What booking's messages do to a due is one statement each; on PostgreSQL the consumer runs it
-with its inbox mark as ONE statement (``*_statement`` below, see ``kit.inbox``).
+What booking's messages do to a due is one write each, declared once (``*_statement`` below, see
+``kit.inbox``): on PostgreSQL the consumer runs it with its inbox mark as ONE statement, on
+SQLite after the mark in a unit of work.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import asdict, fields
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit.inbox import Statement, insert_from_mark, once_per_message
@@ -36,23 +36,26 @@ def _due_values(due: BookingDue) -> dict[str, object]:
     return {k: getattr(due, k) for k in _DUE_COLUMNS}
 
 
-# --- one statement with the consumer's inbox mark (PostgreSQL) ----------------------------------
+# --- what a consumed message writes, with the consumer's inbox mark -----------------------------
 
 _ADD_DUE = once_per_message(insert_from_mark(booking_dues, "ON CONFLICT (booking_id) DO NOTHING"))
 _END_DUE = once_per_message(insert_from_mark(
     booking_dues,
     "ON CONFLICT (booking_id) DO UPDATE SET status = EXCLUDED.status, "
-    "updated_at = EXCLUDED.updated_at WHERE t.status = ANY(:from_statuses)",
+    "updated_at = EXCLUDED.updated_at WHERE t.status IN :from_statuses",
+    binds=[sa.bindparam("from_statuses", type_=booking_dues.c.status.type, expanding=True)],
 ))
 
 
 def add_due_statement(due: BookingDue) -> Statement:
-    """:meth:`DueRepository.add_if_absent` as one statement with the inbox mark."""
+    """Record ``due`` unless the booking is already known."""
     return Statement(_ADD_DUE, _due_values(due))
 
 
 def end_due_statement(due: BookingDue, *, from_statuses: Sequence[DueStatus]) -> Statement:
-    """:meth:`DueRepository.end` as one statement with the inbox mark."""
+    """Move the booking to ``due.status`` if it is in one of ``from_statuses``; record it in
+    that state if it is not known yet (its creation may arrive later, and must not reopen
+    it). One write, so it cannot race a concurrent :func:`add_due_statement`."""
     return Statement(_END_DUE, {**_due_values(due), "from_statuses": list(from_statuses)})
 
 
@@ -105,27 +108,6 @@ _SETTLE = _settle_statement()
 class DueRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
-
-    async def add_if_absent(self, due: BookingDue) -> bool:
-        """Record ``due`` unless the booking is already known (True when it was recorded)."""
-        stmt = (
-            insert(booking_dues).values(**asdict(due))
-            .on_conflict_do_nothing(index_elements=[booking_dues.c.booking_id])
-            .returning(booking_dues.c.booking_id)
-        )
-        return (await self.conn.execute(stmt)).first() is not None
-
-    async def end(self, due: BookingDue, *, from_statuses: Sequence[DueStatus]) -> None:
-        """Move the booking to ``due.status`` if it is in one of ``from_statuses``; record it in
-        that state if it is not known yet (its creation may arrive later, and must not reopen
-        it). One statement, so it cannot race a concurrent ``add_if_absent``."""
-        stmt = insert(booking_dues).values(**asdict(due))
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[booking_dues.c.booking_id],
-            set_={"status": stmt.excluded.status, "updated_at": stmt.excluded.updated_at},
-            where=booking_dues.c.status.in_(from_statuses),
-        )
-        await self.conn.execute(stmt)
 
     async def get(self, booking_id: uuid.UUID, *, for_update: bool = False) -> BookingDue | None:
         stmt = _DUE_FOR_UPDATE if for_update else _DUE
