@@ -26,7 +26,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from kit.db import Database, UnitOfWork
-from kit.problems import PROBLEM_JSON, Problem, Unprocessable, problem_body
+from kit.errors import DomainError
+from kit.problems import PROBLEM_JSON, Unprocessable, problem_body_of
 from kit.tables import add_kit_tables
 
 IDEMPOTENCY = add_kit_tables(sa.MetaData())["idempotency_keys"]
@@ -61,8 +62,9 @@ async def idempotent(
     """Run ``run(uow)`` at most once per (scope, key); it returns (status, json-able body).
 
     ``run`` must not commit: this function commits its effect together with the stored
-    response. A :class:`Problem` raised by ``run`` rolls its effect back and is stored as the
-    key's response too (so a retry gets the same 409), then returned. ``single_statement``:
+    response. A domain error (or :class:`~kit.problems.Problem`) raised by ``run`` rolls its
+    effect back and is stored as the key's response too (so a retry gets the same 409), then
+    returned. ``single_statement``:
     without a key, ``run``'s whole effect is one statement (see ``UnitOfWork``).
     """
     if key is None:
@@ -102,17 +104,14 @@ async def idempotent(
             status, payload = await run(uow)
             payload = jsonable_encoder(payload)
             await savepoint.commit()
-        except Problem as problem:
+        except DomainError as problem:
             if _retryable(problem):
                 await uow.rollback()  # the claim on the key too: a retry runs for real
                 raise
             await savepoint.rollback()
             uow.discard_messages()  # nothing staged survives a rolled-back effect
             status = problem.status
-            payload = problem_body(
-                problem.status, problem.detail, code=problem.code, errors=problem.errors,
-                **problem.extra,
-            )
+            payload = problem_body_of(problem)
         await uow.conn.execute(
             IDEMPOTENCY.update()
             .where(IDEMPOTENCY.c.scope == scope, IDEMPOTENCY.c.key == key)
@@ -122,7 +121,7 @@ async def idempotent(
     return _stored(status, payload, replayed=False)
 
 
-def _retryable(problem: Problem) -> bool:
+def _retryable(problem: DomainError) -> bool:
     return problem.status == 404 or problem.status >= 500
 
 

@@ -1,8 +1,9 @@
 """RFC 9457 problem details: one error shape for every service and the gateway.
 
-Raise a :class:`Problem` subclass anywhere (domain errors map onto them in each service's
-entrypoints); :func:`install_problem_handlers` turns it, FastAPI's validation errors, unknown
-routes and unexpected crashes into ``application/problem+json`` responses.
+Services raise their domain errors (:class:`kit.errors.DomainError` subclasses, which carry their
+own status and code); kit-level code raises a :class:`Problem`, the same thing made on the spot.
+:func:`install_problem_handlers` turns either, FastAPI's validation errors, unknown routes and
+unexpected crashes into ``application/problem+json`` responses.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kit.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +41,9 @@ _TITLES = {
 }
 
 
-class Problem(Exception):
-    """An error a client can act on. ``code`` becomes the problem ``type``."""
+class Problem(DomainError):
+    """An error a client can act on, its status, code and fields given where it is raised (a
+    service's own rules are :class:`~kit.errors.DomainError` subclasses instead)."""
 
     status: int = 400
     code: str = "bad-request"
@@ -55,14 +59,13 @@ class Problem(Exception):
         **extra: Any,
     ) -> None:
         super().__init__(detail)
-        self.detail = detail
+        self.extra = extra  # (``field`` too: a Problem lists its fields in ``errors``)
         if code:
             self.code = code
         if status:
             self.status = status
         self.errors = errors
         self.headers = headers or {}
-        self.extra = extra
 
 
 class BadRequest(Problem):
@@ -139,15 +142,24 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
-def render_problem(problem: Problem, instance: str) -> JSONResponse:
-    """The response for a raised :class:`Problem` (what the installed handler answers)."""
-    return problem_response(
-        problem.status, problem.detail, code=problem.code, errors=problem.errors,
-        headers=problem.headers, instance=instance, **problem.extra,
+def problem_body_of(error: DomainError, instance: str | None = None) -> dict[str, Any]:
+    """The problem details of a raised domain error (or :class:`Problem`)."""
+    return problem_body(
+        error.status, error.detail, code=error.code, title=error.title, errors=error.errors,
+        instance=instance, **error.extra,
     )
 
 
-async def _on_problem(request: Request, exc: Problem) -> JSONResponse:
+def render_problem(error: DomainError, instance: str) -> JSONResponse:
+    """The response for a raised domain error or :class:`Problem` (what the installed handler
+    answers)."""
+    return JSONResponse(
+        problem_body_of(error, instance), status_code=error.status,
+        headers=dict(error.headers) or None, media_type=PROBLEM_JSON,
+    )
+
+
+async def _on_problem(request: Request, exc: DomainError) -> JSONResponse:
     return render_problem(exc, request.url.path)
 
 
@@ -263,7 +275,8 @@ def _nul_fields_in_body(body: bytes) -> list[str]:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(Problem, _on_problem)  # type: ignore[arg-type]
+    # One handler for every service's domain errors and the kit's own Problems.
+    app.add_exception_handler(DomainError, _on_problem)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _on_http)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_crash)
