@@ -24,7 +24,7 @@ from apps.analytics.domain import (
     ReportNotFound,
     Window,
 )
-from kit.db import Database, UnitOfWork
+from kit.db import Database
 from kit.inbox import OneStatementHandler, Statement
 from kit.messaging import PermanentFailure
 from kit.security import Principal
@@ -53,9 +53,9 @@ def _now() -> datetime:
 # --- recording facts ------------------------------------------------------------------------
 #
 # A fact becomes a record of the read model: the event's snapshot, or the booking's (payment's)
-# record after one more transition. On PostgreSQL that is one statement with the inbox mark
-# (fact_statement); elsewhere the unit of work locks the stored record, folds the fact in and
-# saves it (record_fact_in_unit_of_work). Both fold with the domain's rules.
+# record after one more transition, written once (fact_statement) as one upsert with the inbox
+# mark: one statement on PostgreSQL, the upsert after the mark on SQLite. The domain computes
+# the record a first fact makes; the upsert merges a later one with the domain's rules.
 
 
 def _not_counted(fact: Envelope) -> PermanentFailure:
@@ -115,7 +115,7 @@ def _with_payment_fact(payment: PaymentRecord, fact: PaymentDetails) -> PaymentR
 
 
 async def fact_statement(fact: Envelope, _conn: AsyncConnection) -> Statement:
-    """The fact folded into the read model by one statement (PostgreSQL)."""
+    """The fact folded into the read model, with the inbox mark."""
     match fact:
         case EventDetails():
             return repository.event_snapshot_statement(_event_record(fact))
@@ -126,24 +126,8 @@ async def fact_statement(fact: Envelope, _conn: AsyncConnection) -> Statement:
     raise _not_counted(fact)
 
 
-async def record_fact_in_unit_of_work(fact: Envelope, uow: UnitOfWork) -> None:
-    """The fact folded into the read model by the unit of work (SQLite, the embedded mode)."""
-    repo = AnalyticsRepository(uow.conn)
-    match fact:
-        case EventDetails():
-            await repo.apply_event_snapshot(_event_record(fact))
-        case BookingDetails():
-            booking = await repo.booking_for_update(_booking_first_seen(fact))
-            await repo.save_booking(_with_booking_fact(booking, fact))
-        case PaymentDetails():
-            payment = await repo.payment_for_update(_payment_first_seen(fact))
-            await repo.save_payment(_with_payment_fact(payment, fact))
-        case _:
-            raise _not_counted(fact)
-
-
 # Fold one fact of the `analytics` channel into the read model (a consume_once handler).
-record_fact = OneStatementHandler(fact_statement, record_fact_in_unit_of_work)
+record_fact = OneStatementHandler(fact_statement)
 
 
 # --- reports --------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """On PostgreSQL each fact is folded into the read model by ONE statement with its inbox mark
 (apps.analytics.adapters.repository, kit.inbox). These tests prove that statement keeps
 the domain's rules, whatever the arrival order, redeliveries and concurrency: the stored row is
-exactly the domain's fold of the facts (and what the unit-of-work path, used on SQLite, stores)."""
+exactly the domain's fold of the facts (and what the same write stores after the mark in a unit
+of work: the SQLite path, here on PostgreSQL and, at the end, on a real SQLite database)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import uuid
 from dataclasses import asdict
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +22,10 @@ from apps.analytics import handlers
 from apps.analytics.adapters.tables import bookings, events, payments
 from apps.analytics.bootstrap import build
 from apps.analytics.domain import BookingRecord, EventRecord, PaymentRecord
+from kit.db import Database
 from kit.inbox import INBOX, OneStatementHandler
 from kit.messaging import PermanentFailure, consume_once
+from kit.settings import ServiceSettings
 from contracts.envelope import Envelope
 from contracts.messages import PaymentDetails, UserRegistered
 from tests.analytics.factories import BookingFacts, EventFacts, now
@@ -113,7 +117,7 @@ async def test_the_unit_of_work_path_stores_the_same(analytics, seed):
     b = EventFacts().booking()
     delivered = arrival(booking_story(b, rnd), rnd)
     for fact in delivered:
-        await consume_once(analytics.db, CONSUMER, fact, handlers.record_fact_in_unit_of_work)
+        await consume_once(analytics.db, CONSUMER, fact, handlers.record_fact.in_unit_of_work)
     booking, payment = domain_fold(delivered)
     assert await stored(analytics, bookings, "booking_id", b.booking_id) == asdict(booking)
     assert await stored(analytics, payments, "payment_id", b.payment_id) == asdict(payment)
@@ -166,3 +170,50 @@ async def test_a_fact_analytics_does_not_count_is_permanent_and_marks_nothing(an
             sa.select(sa.func.count()).select_from(INBOX)
             .where(INBOX.c.message_id == stray.message_id))).scalar_one()
     assert marks == 0
+
+
+# --- PostgreSQL (one statement) and SQLite (the same write after the mark) agree -------------
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path):
+    db = Database(
+        ServiceSettings(service_name="analytics", database_url=f"sqlite:///{tmp_path}/",
+                        database_prefix="t_"),
+        Path(__file__).resolve().parents[2] / "apps" / "analytics" / "migrations",
+    )
+    await db.prepare()  # the service's own migrations, on SQLite (the embedded mode)
+    yield db
+    await db.dispose()
+
+
+async def rows_of(db: Database, table: sa.Table, key: str, idents: set[uuid.UUID]) -> list[Any]:
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(table).where(table.c[key].in_(idents)))).all()
+    return sorted((dict(r._mapping) for r in rows), key=lambda r: str(r[key]))
+
+
+async def test_postgresql_and_sqlite_store_the_same_rows_for_the_same_facts(analytics, sqlite_db):
+    """Booking stories in shuffled order with redeliveries, and event snapshots out of order."""
+    delivered: list[Envelope] = []
+    keys: dict[str, set[uuid.UUID]] = {"event_id": set(), "booking_id": set(), "payment_id": set()}
+    for seed in range(8):
+        rnd = random.Random(seed)
+        event = EventFacts(title=f"v1 {seed}")
+        b = event.booking(quantity=seed + 1)
+        delivered += arrival(booking_story(b, rnd), rnd)
+        v1, v3, v2 = (event.created(), event.cancelled(version=3, title="v3"),
+                      event.updated(title="v2"))
+        delivered += rnd.sample([v1, v2, v3, v3], k=4)
+        keys["event_id"].add(event.event_id)
+        keys["booking_id"].add(b.booking_id)
+        keys["payment_id"].add(b.payment_id)
+    assert analytics.db.is_postgres and not sqlite_db.is_postgres
+    firsts = {}
+    for db in (analytics.db, sqlite_db):
+        firsts[db] = [await consume_once(db, CONSUMER, f, handlers.record_fact) for f in delivered]
+    assert firsts[analytics.db] == firsts[sqlite_db]
+    for table, key in ((events, "event_id"), (bookings, "booking_id"), (payments, "payment_id")):
+        on_postgres = await rows_of(analytics.db, table, key, keys[key])
+        assert len(on_postgres) == len(keys[key])
+        assert await rows_of(sqlite_db, table, key, keys[key]) == on_postgres, table.name

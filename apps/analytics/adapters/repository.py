@@ -1,21 +1,20 @@
 """Read-model access.
 
-Facts are written either as one statement with the inbox mark (PostgreSQL: ``*_statement``
-below, run by the kit's one-statement consumer), or by :class:`AnalyticsRepository` on a unit of
-work's connection (SQLite, the embedded mode). Both fold a fact the same way, the domain's
-(``BookingRecord.record``, ``PaymentRecord.record``); the repository never commits.
+A fact is written once, as one upsert with the consumer's inbox mark (``*_statement`` below,
+see ``kit.inbox``): one statement on PostgreSQL, the upsert after the mark in a unit of work on
+SQLite (the embedded mode), so its SQL is what both run. It folds a fact as the domain does
+(``BookingRecord.record``, ``PaymentRecord.record``). :class:`AnalyticsRepository` reads.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import date
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.analytics.adapters.tables import bookings, events, payments
@@ -30,7 +29,6 @@ from apps.analytics.domain import (
 )
 from kit.inbox import Statement, insert_from_mark, once_per_message
 
-R = TypeVar("R", BookingRecord, PaymentRecord)
 GroupBy = Literal["event", "day"]
 
 
@@ -38,27 +36,33 @@ def _record(cls: type[Any], row: sa.Row) -> Any:
     return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
-# --- one statement per fact (PostgreSQL) ----------------------------------------------------
+# --- one write per fact, with the inbox mark ----------------------------------------------------
 #
 # Each is ``INSERT ... SELECT <the record as if first seen> FROM inbox_mark ON CONFLICT DO
 # UPDATE``: the record a first fact makes is computed by the domain, and a later fact is merged
 # into the stored row by SQL that mirrors the domain: each transition keeps its earliest
 # timestamp, the status is the latest transition (rank breaks ties), details come with the first
-# fact of their kind. The row lock ON CONFLICT takes serialises facts of one booking (payment),
-# as SELECT ... FOR UPDATE does in the unit-of-work path.
+# fact of their kind. The row lock ON CONFLICT takes serialises facts of one booking (payment)
+# on PostgreSQL; SQLite has one writer at a time. The SQL is what PostgreSQL and SQLite both
+# run (no LEAST, no column list on a derived table); SQLite compares the stored UTC times as
+# text, which sorts as time (one fixed format).
 
 
 def _earliest(column: str) -> str:
-    return f"LEAST(t.{column}, EXCLUDED.{column})"  # LEAST skips NULLs, as domain._earliest
+    """The earlier of the stored and the new time, a NULL skipped (as domain._earliest)."""
+    return (
+        f"CASE WHEN t.{column} IS NULL OR EXCLUDED.{column} < t.{column} "
+        f"THEN EXCLUDED.{column} ELSE t.{column} END"
+    )
 
 
 def _latest_status(ranks: dict[str, tuple[int, str]]) -> str:
-    stamps = ", ".join(
-        f"({_earliest(f'{transition}_at')}, {rank}, '{status}')"
+    stamps = " UNION ALL ".join(
+        f"SELECT {_earliest(f'{transition}_at')} AS at, {rank} AS rank, '{status}' AS status"
         for transition, (rank, status) in ranks.items()
     )
     return (
-        f"(SELECT s.status FROM (VALUES {stamps}) AS s(at, rank, status) "
+        f"(SELECT s.status FROM ({stamps}) AS s "
         "WHERE s.at IS NOT NULL ORDER BY s.at DESC, s.rank DESC LIMIT 1)"
     )
 
@@ -119,47 +123,6 @@ def payment_statement(first_seen: PaymentRecord) -> Statement:
 class AnalyticsRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
-
-    # --- writes (from facts) ------------------------------------------------------------------
-
-    async def apply_event_snapshot(self, event: EventRecord) -> None:
-        """Store the snapshot unless a newer version of the event is already stored."""
-        stmt = insert(events).values(**asdict(event))
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[events.c.event_id],
-            set_={c.name: stmt.excluded[c.name] for c in events.c if c.name != "event_id"},
-            where=events.c.version < stmt.excluded.version,
-        )
-        await self.conn.execute(stmt)
-
-    async def _for_update(self, table: sa.Table, key: str, first_seen: R) -> R:
-        # Insert-if-missing, then lock: facts of one booking (payment) applied one at a time.
-        await self.conn.execute(
-            insert(table).values(**asdict(first_seen)).on_conflict_do_nothing()
-        )
-        row = (
-            await self.conn.execute(
-                sa.select(table).where(table.c[key] == getattr(first_seen, key)).with_for_update()
-            )
-        ).one()
-        return _record(type(first_seen), row)
-
-    async def _save(self, table: sa.Table, key: str, record: BookingRecord | PaymentRecord) -> None:
-        values = asdict(record)
-        ident = values.pop(key)
-        await self.conn.execute(table.update().where(table.c[key] == ident).values(**values))
-
-    async def booking_for_update(self, first_seen: BookingRecord) -> BookingRecord:
-        return await self._for_update(bookings, "booking_id", first_seen)
-
-    async def save_booking(self, record: BookingRecord) -> None:
-        await self._save(bookings, "booking_id", record)
-
-    async def payment_for_update(self, first_seen: PaymentRecord) -> PaymentRecord:
-        return await self._for_update(payments, "payment_id", first_seen)
-
-    async def save_payment(self, record: PaymentRecord) -> None:
-        await self._save(payments, "payment_id", record)
 
     # --- reads (reports) ----------------------------------------------------------------------
 
