@@ -23,6 +23,8 @@ from prometheus_client import (
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from observability.http import KNOWN_METHODS
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 HTTP_REQUESTS = Counter(
@@ -50,6 +52,12 @@ DEAD_LETTERED = Counter(
     "messages_dead_lettered_total", "Messages this service sent to a dead-letter queue",
     ["service", "reason"], registry=REGISTRY,
 )
+REFUSED = Counter(
+    "messages_refused_total",
+    "Messages refused (and dead-lettered) because they contradict what this service knows, "
+    "e.g. a payment whose amount is not the booking's: a forged or buggy producer",
+    ["service", "channel", "reason"], registry=REGISTRY,
+)
 BUSINESS = Counter(
     "business_events_total",
     "Business outcomes, e.g. name=bookings outcome=created|sold_out|confirmed|expired",
@@ -58,14 +66,10 @@ BUSINESS = Counter(
 
 _service_name = "unknown"
 
-# RFC 9110's methods and PATCH (the list OpenTelemetry's HTTP conventions know). Any other method
-# is labelled OTHER: a client inventing methods must not create series without bound.
-KNOWN_METHODS = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
-)
-
 
 def method_label(method: str) -> str:
+    """The method as a label: one of RFC 9110's (and PATCH), else OTHER, so a client inventing
+    methods cannot create series without bound."""
     return method if method in KNOWN_METHODS else "OTHER"
 
 
@@ -81,6 +85,10 @@ def count(name: str, outcome: str, n: int = 1, *, service: str | None = None) ->
 
 def dead_lettered(reason: str, *, service: str | None = None) -> None:
     DEAD_LETTERED.labels(service or _service_name, reason).inc()
+
+
+def refused(channel: str, reason: str, *, service: str | None = None) -> None:
+    REFUSED.labels(service or _service_name, channel, reason).inc()
 
 
 def metrics_response() -> Response:

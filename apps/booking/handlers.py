@@ -30,7 +30,7 @@ from apps.booking.domain import (
     Transition,
 )
 from kit.db import Database, UnitOfWork
-from kit.messaging import PermanentFailure
+from kit.crosscheck import refuse
 from kit.pagination import decode_position, page_of
 from kit.security import Principal
 from contracts.envelope import Envelope, caused_by
@@ -296,12 +296,29 @@ async def cancel_event_bookings(msg: EventCancelled, uow: UnitOfWork) -> None:
     await _apply(uow, transitions, msg)
 
 
-async def _booking_for_payment(uow: UnitOfWork, booking_id: uuid.UUID) -> Booking:
-    booking = await BookingRepository(uow.conn).get(booking_id, for_update=True)
+def check_payment(booking: Booking | None, msg: PaymentConfirmed | PaymentFailed) -> Booking:
+    """The booking a payment message names, if the message agrees with it: same user, same
+    amount, same currency. Payments takes all three from our own ``booking_created``, so a
+    message that differs is forged or broken: refused (dead-lettered at once, counted), never
+    applied, so a compromised service cannot confirm a booking it did not charge in full.
+    Amount, currency and user of a booking never change once made, so checking them on a read
+    holds however the transition is written afterwards (one statement or unit of work)."""
     if booking is None:
         # Payments only knows bookings we announced: park it for a human, never drop money.
-        raise PermanentFailure(f"payment for unknown booking {booking_id}")
+        refuse(msg, "unknown_booking", f"payment {msg.payment_id} for unknown booking {msg.booking_id}")
+    if msg.user_id != booking.user_id:
+        refuse(msg, "user_mismatch", f"booking {booking.id} is not user {msg.user_id}'s")
+    if msg.currency != booking.currency:
+        refuse(msg, "currency_mismatch",
+               f"booking {booking.id} is due in {booking.currency}, paid in {msg.currency}")
+    if msg.amount != booking.amount:
+        refuse(msg, "amount_mismatch",
+               f"booking {booking.id} is due {booking.amount}, paid {msg.amount}")
     return booking
+
+
+async def _booking_for_payment(uow: UnitOfWork, msg: PaymentConfirmed | PaymentFailed) -> Booking:
+    return check_payment(await BookingRepository(uow.conn).get(msg.booking_id, for_update=True), msg)
 
 
 async def confirm_booking(msg: PaymentConfirmed, uow: UnitOfWork) -> None:
@@ -309,7 +326,7 @@ async def confirm_booking(msg: PaymentConfirmed, uow: UnitOfWork) -> None:
     else cancel and refund. Paid for a cancelled booking: refund. The user is told either way
     (``booking_confirmed`` / ``booking_cancelled`` with ``refund_due``; a refund of an already
     cancelled booking is announced by payments' ``payment_refunded``)."""
-    booking = await _booking_for_payment(uow, msg.booking_id)
+    booking = await _booking_for_payment(uow, msg)
     now = _now()
     if booking.status == "pending":
         t = booking.confirm(msg.payment_id, now=now)
@@ -352,7 +369,10 @@ async def _pending_at_once(
     async with db.unit_of_work(single_statement=True) as uow:
         repo = BookingRepository(uow.conn)
         booking = await repo.get(msg.booking_id)
-        if booking is None or booking.status != "pending" or (t := decide(booking)) is None:
+        if booking is None:
+            return False  # the handler refuses it
+        check_payment(booking, msg)  # a forged message is refused here too, never written
+        if booking.status != "pending" or (t := decide(booking)) is None:
             return False
         messages = _announcements(t, msg)
         if len(messages) != 1:
@@ -378,7 +398,7 @@ async def fail_pending(db: Database, consumer: str, msg: PaymentFailed) -> bool:
 async def fail_booking(msg: PaymentFailed, uow: UnitOfWork) -> None:
     """The charge failed: a pending booking is cancelled and its seats go back on sale. A late
     failure (the booking is already paid, expired or cancelled) changes nothing."""
-    booking = await _booking_for_payment(uow, msg.booking_id)
+    booking = await _booking_for_payment(uow, msg)
     t = booking.fail_payment(now=_now())
     if t is not None:
         await _apply(uow, [t], msg)
