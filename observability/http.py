@@ -44,6 +44,13 @@ class ScopeHeaders(Getter[Scope]):
 
 SCOPE_HEADERS = ScopeHeaders()
 
+# OpenTelemetry's HTTP conventions: a method outside RFC 9110's list and PATCH is "_OTHER" and
+# the span is named "HTTP ...", so a client inventing methods cannot create names without bound
+# (span names feed metrics derived from traces). The method as sent stays an attribute.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+
 
 class ServerSpans:
     """ASGI middleware: a SERVER span per HTTP request (see the module's docstring).
@@ -76,15 +83,18 @@ class ServerSpans:
         method = scope["method"]
         parent = extract(scope, getter=SCOPE_HEADERS)
         client = scope.get("client")
-        span = self.tracer.start_span(
-            method, context=parent, kind=SpanKind.SERVER,
-            attributes={
-                "http.request.method": method,
-                "url.path": scope["path"],
-                "url.scheme": scope.get("scheme", "http"),
-                "client.address": client[0] if client else "",
-            },
-        )
+        attributes = {
+            "http.request.method": method,
+            "url.path": scope["path"],
+            "url.scheme": scope.get("scheme", "http"),
+            "client.address": client[0] if client else "",
+        }
+        if method not in KNOWN_METHODS:
+            attributes["http.request.method"] = "_OTHER"
+            attributes["http.request.method_original"] = method
+            method = "HTTP"
+        span = self.tracer.start_span(method, context=parent, kind=SpanKind.SERVER,
+                                      attributes=attributes)
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         trace_header = None
         if self.trace_id_header and (trace_id := span.get_span_context().trace_id):

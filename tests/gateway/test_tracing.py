@@ -88,3 +88,32 @@ async def test_span_tree_caller_gateway_server_client_service(stack: Stack) -> N
     sent = stack.upstreams["booking"].requests[0].header("traceparent")
     assert sent.split("-")[2] == f"{client.context.span_id:016x}"
     exporter.shutdown()
+
+
+async def test_an_unknown_method_names_no_span(stack: Stack) -> None:
+    # Span names and the method attribute feed metrics derived from traces: a client inventing
+    # methods must not create names without bound (OpenTelemetry's conventions: "_OTHER", and
+    # "HTTP" in the name; the method as sent is kept in http.request.method_original).
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from tests.support.waiting import eventually
+
+    exporter = InMemorySpanExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+    resp = await stack.client.request(
+        "PROPFIND", "/booking/b-1", headers={"traceparent": f"00-{TRACE_ID}-{PARENT}-01"}
+    )
+    assert resp.status_code == 405
+
+    async def server_spans():
+        return [s for s in exporter.get_finished_spans()
+                if f"{s.context.trace_id:032x}" == TRACE_ID and s.kind == SpanKind.SERVER]
+
+    (server,) = await eventually(server_spans)
+    assert server.name == "HTTP /booking/{path}"
+    assert server.attributes["http.request.method"] == "_OTHER"
+    assert server.attributes["http.request.method_original"] == "PROPFIND"
+    exporter.shutdown()
