@@ -52,6 +52,12 @@ DEAD_LETTERED = Counter(
     "messages_dead_lettered_total", "Messages this service sent to a dead-letter queue",
     ["service", "reason"], registry=REGISTRY,
 )
+REFUSED = Counter(
+    "messages_refused_total",
+    "Messages refused (and dead-lettered) because they contradict what this service knows, "
+    "e.g. a payment whose amount is not the booking's: a forged or buggy producer",
+    ["service", "channel", "reason"], registry=REGISTRY,
+)
 BUSINESS = Counter(
     "business_events_total",
     "Business outcomes, e.g. name=bookings outcome=created|sold_out|confirmed|expired",
@@ -79,6 +85,10 @@ def count(name: str, outcome: str, n: int = 1, *, service: str | None = None) ->
 
 def dead_lettered(reason: str, *, service: str | None = None) -> None:
     DEAD_LETTERED.labels(service or _service_name, reason).inc()
+
+
+def refused(channel: str, reason: str, *, service: str | None = None) -> None:
+    REFUSED.labels(service or _service_name, channel, reason).inc()
 
 
 def metrics_response() -> Response:
