@@ -8,34 +8,33 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from kit.errors import DomainError
+
 EventStatus = Literal["scheduled", "cancelled"]
 
 MAX_CAPACITY = 100_000
 EDITABLE = ("title", "description", "venue", "starts_at", "ends_at", "capacity", "price", "currency")
 
 
-class EventError(Exception):
-    """A rule of the event model was broken; ``field`` names the offending input if any."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+class EventError(DomainError):
+    """A rule of the event model was broken; ``field`` names the offending input if any. Each
+    subclass says which answer it is (a 422 unless it says otherwise)."""
 
 
 class EventNotFound(EventError):
-    pass
+    status, code = 404, "event-not-found"
 
 
 class NotAllowed(EventError):
-    pass
+    status, code = 403, "not-event-owner"
 
 
 class EventCancelledError(EventError):
-    pass
+    status, code = 409, "event-cancelled"
 
 
 class InvalidSchedule(EventError):
-    pass
+    field_in = "body"
 
 
 @dataclass(frozen=True)

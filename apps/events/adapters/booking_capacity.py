@@ -19,9 +19,15 @@ from apps.events.domain import EventError
 class CapacityBelowBooked(EventError):
     """The new capacity is below the seats booking has already held or sold."""
 
+    status, code = 409, "capacity-below-booked"
+
 
 class CapacityCheckUnavailable(EventError):
-    """Booking could not confirm the capacity change (down, slow, or erroring)."""
+    """Booking could not confirm the capacity change (down, slow, or erroring): nothing
+    changed, the organizer may try again."""
+
+    status, code = 503, "booking-unavailable"
+    headers = {"Retry-After": "1"}
 
 
 class BookingCapacityGuard:

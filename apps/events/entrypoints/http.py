@@ -10,19 +10,10 @@ from typing import Annotated, Literal, TypeVar
 from fastapi import APIRouter, Body, Query, Request
 
 from apps.events import handlers
-from apps.events.adapters.booking_capacity import CapacityBelowBooked, CapacityCheckUnavailable
-from apps.events.domain import (
-    EventCancelledError,
-    EventError,
-    EventNotFound,
-    InvalidSchedule,
-    NotAllowed,
-)
 from apps.events.schemas import EventCancel, EventCreate, EventPublic, EventUpdate
 from kit.db import run_in_unit_of_work
 from kit.deps import database_of
 from kit.pagination import Cursor, Limit, Page
-from kit.problems import Conflict, Forbidden, NotFound, Problem, Unprocessable
 from kit.security import CurrentUser, Principal, require_role
 from observability import set_span_attributes
 
@@ -39,25 +30,6 @@ ERRORS = {
 }
 
 
-def _problem(exc: EventError) -> Problem:
-    if isinstance(exc, EventNotFound):
-        return NotFound(str(exc), code="event-not-found")
-    if isinstance(exc, NotAllowed):
-        return Forbidden(str(exc), code="not-event-owner")
-    if isinstance(exc, EventCancelledError):
-        return Conflict(str(exc), code="event-cancelled")
-    if isinstance(exc, CapacityBelowBooked):
-        return Conflict(str(exc), code="capacity-below-booked")
-    if isinstance(exc, CapacityCheckUnavailable):
-        return Problem(str(exc), status=503, code="booking-unavailable", headers={"Retry-After": "1"})
-    if isinstance(exc, InvalidSchedule):
-        return Unprocessable(
-            str(exc), code="validation-error",
-            errors=[{"field": f"body.{exc.field}", "message": str(exc), "type": "value_error"}],
-        )
-    return Unprocessable(str(exc))
-
-
 def _capacity_guard(request: Request) -> handlers.CapacityGuard | None:
     guard = getattr(request.app.state, "capacity_guard", None)
     if guard is None:
@@ -66,10 +38,8 @@ def _capacity_guard(request: Request) -> handlers.CapacityGuard | None:
 
 
 async def _in_uow(request: Request, use_case: Callable[..., Awaitable[T]], **kw: object) -> T:
-    try:
-        return await run_in_unit_of_work(database_of(request), use_case, **kw)
-    except EventError as exc:
-        raise _problem(exc) from exc
+    # A domain error propagates: the kit's handler answers it (each says its status and code).
+    return await run_in_unit_of_work(database_of(request), use_case, **kw)
 
 
 @router.post(
@@ -137,9 +107,6 @@ async def list_events(
 
 @router.get("/{event_id}", response_model=EventPublic, responses={404: ERRORS[404]})
 async def get_event(request: Request, event_id: uuid.UUID) -> EventPublic:
-    try:
-        return EventPublic.of(await handlers.get_event(database_of(request), event_id))
-    except EventError as exc:
-        raise _problem(exc) from exc
+    return EventPublic.of(await handlers.get_event(database_of(request), event_id))
 
 
