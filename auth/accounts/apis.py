@@ -131,6 +131,26 @@ class TokenRefreshApi(APIView):
         return Response(self.OutputSerializer(pair).data)
 
 
+class LogoutApi(APIView):
+    @extend_schema_serializer(component_name="Logout")
+    class InputSerializer(StrictSerializer):
+        refresh_token = serializers.CharField(max_length=4096)
+
+    @extend_schema(
+        operation_id="logout", summary="End a session: revoke a refresh token's whole family",
+        description="Every refresh token of the rotation family of the given one stops working. "
+        "Idempotent: an unknown, expired or already revoked token is also 204.",
+        tags=["auth"], auth=[], request=InputSerializer,
+        responses={204: OpenApiResponse(description="Revoked (or nothing to revoke)"),
+                   **BODY_PROBLEMS},
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.session_logout(**data.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class UserMeApi(APIView):
     authentication_classes = [AccessTokenAuthentication]
     permission_classes = [IsAuthenticatedPrincipal]

@@ -76,8 +76,18 @@ def user_create(
     return user
 
 
+class AdminEmailBelongsToAnotherAccount(Exception):
+    """ADMIN_EMAIL names an existing account that is not an admin."""
+
+
 def admin_ensure(*, email: str, password: str) -> User:
-    """Make sure an admin with these credentials exists (idempotent; start-up bootstrap)."""
+    """Make sure an admin with these credentials exists (idempotent; start-up bootstrap).
+
+    Never promotes an existing non-admin account: whoever registered that address first (maybe
+    an attacker expecting the operator to configure it) would become admin. That raises
+    :class:`AdminEmailBelongsToAnotherAccount`; the caller logs it and starts anyway. A changed
+    password revokes every refresh-token family of the admin (old sessions must not survive).
+    """
     existing = user_get_by_email(email=email)
     if existing is None:
         try:
@@ -86,19 +96,49 @@ def admin_ensure(*, email: str, password: str) -> User:
         except EmailTaken:  # another replica created it a moment ago
             existing = user_get_by_email(email=email)
             assert existing is not None
-    changed = []
     if existing.role != Role.ADMIN:
-        existing.role = Role.ADMIN
-        changed.append("role")
+        raise AdminEmailBelongsToAnotherAccount(
+            f"ADMIN_EMAIL {email!r} belongs to an existing {existing.role} account; it is not "
+            "promoted. Choose another address or change that account's role by hand."
+        )
+    changed = []
     if not existing.is_active:
         existing.is_active = True
         changed.append("is_active")
-    if not existing.check_password(password):
+    password_changed = not existing.check_password(password)
+    if password_changed:
         existing.set_password(password)
         changed.append("password")
     if changed:
-        existing.save(update_fields=changed)
+        with transaction.atomic():
+            existing.save(update_fields=changed)
+            if password_changed:
+                user_sessions_revoke(user=existing)
     return existing
+
+
+def user_sessions_revoke(*, user: User) -> int:
+    """Revoke every refresh-token family of the user (a password or role change)."""
+    return RefreshToken.objects.filter(user=user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
+def session_logout(*, refresh_token: str) -> None:
+    """Revoke the rotation family of this refresh token (any of its tokens, used or not).
+
+    Idempotent, and silent about tokens it does not know (invalid signature, expired, another
+    type): there is nothing to revoke, and the answer must not tell a caller which tokens exist.
+    """
+    try:
+        claims = tokens.verify_refresh(refresh_token)
+    except InvalidToken:
+        return
+    stored = RefreshToken.objects.filter(jti=claims["jti"], user_id=claims["sub"]).first()
+    if stored is not None:
+        RefreshToken.objects.filter(family_id=stored.family_id, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
 
 
 def _issue_pair(user: User, *, family_id: uuid.UUID) -> TokenPair:

@@ -45,12 +45,17 @@ def database_prepare() -> None:
 
 
 def admin_bootstrap() -> None:
-    """ADMIN_EMAIL + ADMIN_PASSWORD set: make sure that admin exists (idempotent)."""
-    from auth.accounts.services import admin_ensure
+    """ADMIN_EMAIL + ADMIN_PASSWORD set: make sure that admin exists (idempotent); either unset:
+    no admin is created. An address of an existing non-admin account is refused (ERROR log)."""
+    from auth.accounts.services import AdminEmailBelongsToAnotherAccount, admin_ensure
 
     if settings.ADMIN_EMAIL and settings.ADMIN_PASSWORD:
-        admin_ensure(email=settings.ADMIN_EMAIL, password=settings.ADMIN_PASSWORD)
-        log.info("admin account %s ensured", settings.ADMIN_EMAIL)
+        try:
+            admin_ensure(email=settings.ADMIN_EMAIL, password=settings.ADMIN_PASSWORD)
+            log.info("admin account %s ensured", settings.ADMIN_EMAIL)
+        except AdminEmailBelongsToAnotherAccount as exc:
+            # Refusing must not stop the platform: the other services and existing admins work.
+            log.error("admin account not ensured: %s", exc)
     connections.close_all()
 
 

@@ -23,6 +23,7 @@ PUBLIC_OPERATIONS = {
     ("/auth/register", "post"),
     ("/auth/login", "post"),
     ("/auth/refresh", "post"),
+    ("/auth/logout", "post"),
     ("/auth/me", "get"),
     ("/auth/jwks.json", "get"),
 }
