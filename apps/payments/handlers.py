@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit.db import Database, UnitOfWork
 from kit.inbox import OneStatementHandler, Statement
-from kit.messaging import PermanentFailure
+from kit.crosscheck import refuse
 from kit.pagination import decode_position, page_of
 from kit.security import Principal
 from apps.payments.adapters.provider import PaymentProvider
@@ -145,8 +145,16 @@ def refund_payment(provider: PaymentProvider):  # noqa: ANN201 - a consume_once 
         refunded payment is left alone, and the provider key derives from the payment."""
         payments = PaymentRepository(uow.conn)
         payment = await payments.for_booking(msg.booking_id, for_update=True)
-        if payment is None or (msg.payment_id is not None and msg.payment_id != payment.id):
-            raise PermanentFailure(f"refund_requested for booking {msg.booking_id}: no such payment")
+        # The command is checked against the payment we captured, never trusted: it must name
+        # that payment's payer (and the payment, if it names one). The amount given back is
+        # the captured payment's own, so a refund can never exceed what was taken.
+        if payment is None:
+            refuse(msg, "unknown_payment", f"booking {msg.booking_id} has no payment")
+        if msg.user_id != payment.user_id:
+            refuse(msg, "user_mismatch", f"payment {payment.id} is not user {msg.user_id}'s")
+        if msg.payment_id is not None and msg.payment_id != payment.id:
+            refuse(msg, "payment_mismatch",
+                   f"booking {msg.booking_id} was paid by {payment.id}, not {msg.payment_id}")
         if not payment.refundable:
             log.info("refund of payment %s skipped: it is %s", payment.id, payment.status)
             return
