@@ -19,6 +19,12 @@ class GatewaySettings(BaseSettings):
     environment: str = Field(default="development", description="development | test | production")
     gateway_port: int = Field(default=8000, description="Port of `python -m gateway`.")
     gateway_host: str = "127.0.0.1"
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="Addresses or networks of the balancer(s) in front of the gateway, whose "
+        "X-Forwarded-For uvicorn believes (the right-most entry not in this list is the client). "
+        "Unset: none under `python -m gateway`; the uvicorn CLI reads it too. '*' is refused.",
+    )
 
     # Upstream services (the path is forwarded unchanged: services serve the same prefixes).
     auth_url: str = "http://127.0.0.1:8001"
@@ -71,6 +77,18 @@ class GatewaySettings(BaseSettings):
             if value.startswith("["):
                 return json.loads(value)
             return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _no_wildcard(cls, value: str | None) -> str | None:
+        # uvicorn's '*' does not walk the list from the right: it takes the LEFT-most entry,
+        # which the client writes itself, so every per-address limit would be its choice.
+        if value and "*" in (part.strip() for part in value.split(",")):
+            raise ValueError(
+                "FORWARDED_ALLOW_IPS='*' would make the client's own X-Forwarded-For entry its "
+                "address; list the balancer's addresses or networks instead"
+            )
         return value
 
     @model_validator(mode="after")

@@ -212,3 +212,19 @@ async def test_a_method_the_http_parser_does_not_know_is_refused_before_the_gate
     resp = await stack.client.request("BREW", "/booking/b-1", headers=bearer(mint()))
     assert resp.status_code in (400, 405)
     assert sum(stack.seen().values()) == 0
+
+
+def test_trusting_every_balancer_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # uvicorn given FORWARDED_ALLOW_IPS="*" takes the LEFT-most X-Forwarded-For entry as the
+    # client: the one the client writes itself. Every address-based limit would be the client's
+    # choice, so the gateway refuses to start with it.
+    from pydantic import ValidationError
+
+    from gateway.config import GatewaySettings
+
+    for value in ("*", " * ", "10.0.0.0/8,*"):
+        monkeypatch.setenv("FORWARDED_ALLOW_IPS", value)
+        with pytest.raises(ValidationError, match="FORWARDED_ALLOW_IPS"):
+            GatewaySettings()
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.0/8, fc00::/7")
+    assert GatewaySettings().forwarded_allow_ips == "10.0.0.0/8, fc00::/7"
