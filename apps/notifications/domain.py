@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from kit.errors import DomainError
+
 Channel = Literal["email", "sms", "push"]
 Status = Literal["pending_contact", "pending", "sent", "failed"]
 CHANNELS: tuple[Channel, ...] = ("email", "sms", "push")
@@ -27,12 +29,17 @@ CHANNELS: tuple[Channel, ...] = ("email", "sms", "push")
 SMS_KINDS = frozenset({"booking_confirmed", "booking_cancelled", "booking_expired", "payment_failed"})
 
 
-class NotificationError(Exception):
+class NotificationError(DomainError):
     pass
 
 
 class NoAddress(NotificationError):
     """The user is known but has no address for the channel (e.g. SMS without a phone)."""
+
+    code, field_in = "no-address", "body"
+
+    def __init__(self, detail: str, *, field: str | None = "channel", **extra: object) -> None:
+        super().__init__(detail, field=field, **extra)
 
 
 @dataclass(frozen=True)

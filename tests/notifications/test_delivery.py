@@ -121,6 +121,14 @@ async def test_admin_send_is_admin_only_and_gets_delivered(service, bus, module_
             headers=bearer(mint(role="admin")),
         )
         assert no_phone.status_code == 422, no_phone.text
+        assert no_phone.json() == {
+            "type": "https://eventbooking.dev/problems/no-address",
+            "title": "Unprocessable Content", "status": 422,
+            "detail": "The user has no address for the sms channel.",
+            "instance": "/notifications/send",
+            "errors": [{"field": "body.channel", "type": "value_error",
+                        "message": "The user has no address for the sms channel."}],
+        }
 
         resp = await client.post(
             "/notifications/send", json=body, headers=bearer(mint(role="admin"))

@@ -9,10 +9,8 @@ from fastapi import APIRouter, Request
 from kit.db import run_in_unit_of_work
 from kit.deps import database_of
 from kit.pagination import Cursor, Limit, Page
-from kit.problems import Unprocessable
 from kit.security import CurrentUser, Principal, require_role
 from apps.notifications import handlers
-from apps.notifications.domain import NoAddress
 from apps.notifications.schemas import NotificationPublic, NotificationQueued, NotificationSend
 from observability import set_span_attributes
 
@@ -35,16 +33,10 @@ async def send_notification(
     admin: Annotated[Principal, require_role("admin")],
 ) -> NotificationQueued:
     set_span_attributes(**{"user.id": body.user_id, "admin.id": admin.user_id})
-    try:
-        notification = await run_in_unit_of_work(
-            database_of(request), handlers.send_notification, user_id=body.user_id,
-            channel=body.channel, subject=body.subject, body=body.body,
-        )
-    except NoAddress as exc:
-        raise Unprocessable(
-            str(exc), code="no-address",
-            errors=[{"field": "body.channel", "message": str(exc), "type": "value_error"}],
-        ) from exc
+    notification = await run_in_unit_of_work(
+        database_of(request), handlers.send_notification, user_id=body.user_id,
+        channel=body.channel, subject=body.subject, body=body.body,
+    )
     return NotificationQueued(id=notification.id, status=notification.status)
 
 
