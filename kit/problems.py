@@ -204,7 +204,7 @@ class RejectNulCharacters:
             await self.app(scope, receive, send)
             return
         bad = _nul_fields_in_query(scope.get("query_string", b""))
-        if not bad:  # (small: bodies are size-limited at the gateway)
+        if not bad:  # (small: LimitRequestBody, outside this, caps the body)
             body, receive = await buffer_body(receive)
             bad = _nul_fields_in_body(body)
         if bad:
@@ -219,13 +219,22 @@ class RejectNulCharacters:
         await self.app(scope, receive, send)
 
 
-async def buffer_body(receive: Any) -> tuple[bytes, Any]:
+class BodyTooLarge(Exception):  # noqa: N818
+    """The request body is over the limit given to :func:`buffer_body`."""
+
+
+async def buffer_body(receive: Any, limit: int | None = None) -> tuple[bytes, Any]:
     """Read the whole request body; returns it and a ``receive`` that replays it to the app
-    below (then goes on with the real one, e.g. for the disconnect)."""
+    below (then goes on with the real one, e.g. for the disconnect). With ``limit``, raises
+    :class:`BodyTooLarge` as soon as more than ``limit`` bytes arrived: the rest is never read."""
     messages = []
+    size = 0
     while True:
         message = await receive()
         messages.append(message)
+        size += len(message.get("body", b""))
+        if limit is not None and size > limit:
+            raise BodyTooLarge(size)
         if message["type"] != "http.request" or not message.get("more_body", False):
             break
     replay = iter(messages)
@@ -234,6 +243,38 @@ async def buffer_body(receive: Any) -> tuple[bytes, Any]:
         return next(replay, None) or await receive()
 
     return b"".join(m.get("body", b"") for m in messages), replayed
+
+
+class LimitRequestBody:
+    """ASGI middleware: a request body over ``max_bytes`` is a 413 problem (``body-too-large``)
+    before any route runs, whether its Content-Length says so or it streams in chunks past the
+    cap; no more than the cap (plus the piece that crossed it) is read. The gateway has the
+    same cap, but a service must not depend on every caller coming through the gateway."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        too_large = declared is not None and declared.isdigit() and int(declared) > self.max_bytes
+        if not too_large:
+            try:
+                _, receive = await buffer_body(receive, self.max_bytes)
+            except BodyTooLarge:
+                too_large = True
+        if too_large:
+            # Connection: close, as the unread rest of the body cannot be skipped cheaply.
+            response = problem_response(
+                413, f"The body is larger than {self.max_bytes} bytes.", code="body-too-large",
+                instance=scope.get("path"), headers={"Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _nul_fields_in_query(query: bytes) -> list[str]:

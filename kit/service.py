@@ -28,7 +28,12 @@ from kit import assets, metrics
 from kit.db import Database
 from kit.messaging import declare_publishers, make_broker, outbox_publish
 from kit.outbox import OutboxRelay
-from kit.problems import RejectNulCharacters, install_problem_handlers, problem_response
+from kit.problems import (
+    LimitRequestBody,
+    RejectNulCharacters,
+    install_problem_handlers,
+    problem_response,
+)
 from kit.runtime import set_niceness, settle_heap
 from kit.security import TokenVerifier
 from kit.settings import API_VERSION, ServiceSettings
@@ -176,6 +181,9 @@ class Service:
         for middleware in self.spec.http_middleware:
             api.add_middleware(middleware, service=self)
         api.add_middleware(RejectNulCharacters)
+        # Outside the NUL check (which reads the whole body), inside metrics and tracing (a 413
+        # is counted and traced like any answer).
+        api.add_middleware(LimitRequestBody, max_bytes=self.settings.max_body_bytes)
         api.add_middleware(metrics.HttpMetricsMiddleware, service=self.spec.name)
         api.add_middleware(ServerSpans, untraced_paths=_UNTRACED_PATHS)
         api.state.token_verifier = self.token_verifier

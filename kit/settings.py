@@ -63,6 +63,12 @@ class ServiceSettings(BaseSettings):
     consumer_prefetch: int = 64
     consumer_max_backoff_seconds: float = 2.0
 
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=0, description="MAX_BODY_BYTES: the largest request body a "
+        "service reads (413 past it), the gateway's cap too: a caller inside the network that "
+        "bypasses the gateway cannot make a service buffer more.",
+    )
+
     http_host: str = "127.0.0.1"
     http_port: int = 8000
 
