@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
+from kit.errors import DomainError
+
 BookingStatus = Literal["pending", "confirmed", "cancelled", "expired"]
 BookingTransition = Literal["created", "confirmed", "cancelled", "expired"]
 PaymentStatus = Literal["succeeded", "failed", "refunded"]
@@ -41,16 +43,16 @@ PAYMENT_STATUS: dict[PaymentTransition, tuple[int, PaymentStatus]] = {
 CONVERSION_PLACES = Decimal("0.0001")
 
 
-class AnalyticsError(Exception):
-    """A report cannot be made as asked; ``field`` names the offending input if any."""
+class AnalyticsError(DomainError):
+    """A report cannot be made as asked; ``field`` names the offending query parameter if any."""
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+    field_in = "query"
 
 
 class ReportNotFound(AnalyticsError):
     """The event is unknown, or not the caller's (the two look the same from outside)."""
+
+    status, code = 404, "event-not-found"
 
 
 class InvalidWindow(AnalyticsError):

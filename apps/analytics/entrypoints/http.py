@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -10,10 +11,9 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime, BeforeValidator
 
 from apps.analytics import handlers
-from apps.analytics.domain import AnalyticsError, ReportNotFound, Window
+from apps.analytics.domain import Window
 from apps.analytics.schemas import DailyReportPublic, ReportPublic, daily_csv, report_csv
 from kit.deps import database_of
-from kit.problems import NotFound, Problem, Unprocessable
 from kit.security import Principal, require_role
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
@@ -52,21 +52,8 @@ To = Annotated[
 Viewer = Annotated[Principal, require_role("organizer", "admin")]
 
 
-def _problem(exc: AnalyticsError) -> Problem:
-    if isinstance(exc, ReportNotFound):
-        return NotFound(str(exc), code="event-not-found")
-    field = f"query.{exc.field}" if exc.field else "query"
-    return Unprocessable(
-        str(exc), code="validation-error",
-        errors=[{"field": field, "message": str(exc), "type": "value_error"}],
-    )
-
-
-def _window(start: object, end: object) -> Window:
-    try:
-        return Window(start, end)  # type: ignore[arg-type]
-    except AnalyticsError as exc:
-        raise _problem(exc) from exc
+def _window(start: datetime | None, end: datetime | None) -> Window:
+    return Window(start, end)  # an InvalidWindow is answered by the kit's handler
 
 
 def _wants_csv(request: Request) -> bool:
@@ -98,10 +85,7 @@ async def _answer(
     request: Request, make: Any, public: Any, to_csv: Any, filename: str, **query: Any
 ) -> Any:
     """Run one report use case and answer it as JSON, or as CSV when the client asks for it."""
-    try:
-        report = await make(database_of(request), **query)
-    except AnalyticsError as exc:
-        raise _problem(exc) from exc
+    report = await make(database_of(request), **query)
     body = public.of(report)
     return _csv_response(to_csv(body), filename) if _wants_csv(request) else body
 
