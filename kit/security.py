@@ -3,7 +3,8 @@
 * Algorithms are an allow-list of asymmetric ones (RS256, EdDSA); ``none`` and every HMAC
   algorithm are refused, so a public key can never be used as an HMAC secret.
 * The key is chosen by ``kid``; an unknown ``kid`` triggers one JWKS refresh (rate-limited), so
-  key rotation at the auth service is picked up without a restart.
+  key rotation at the auth service is picked up without a restart; the JWKS is fetched again
+  once its ``Cache-Control: max-age`` has passed, so a withdrawn key stops verifying too.
 * ``iss``, ``aud``, ``exp``, ``iat``, ``sub``, ``jti`` are required; ``token_type`` must be
   ``access`` (a refresh token never works as an access token).
 """
@@ -14,6 +15,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -26,6 +28,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kit.problems import Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
 
 ALLOWED_ALGORITHMS = ("RS256", "EdDSA")
 Role = Literal["customer", "organizer", "admin"]
@@ -49,6 +53,19 @@ class InvalidToken(Exception):  # noqa: N818
 
 
 class TokenVerifier:
+    """Verifies access tokens with the auth service's JWKS, fetched from ``jwks_url`` (or given
+    inline as ``jwks``, used as is: tests, the embedded mode).
+
+    The fetched key set is kept for the ``max-age`` of its ``Cache-Control`` header (``jwks_ttl_
+    default`` without one), bounded to [``jwks_ttl_min``, ``jwks_ttl_max``] so neither a
+    ``max-age=0`` nor a year can be imposed; the first request after that fetches it again, so a
+    key the auth service withdrew stops verifying within minutes. An unknown ``kid`` fetches at
+    once (a rotation), at most every ``refresh_interval``. If a fetch fails, the last good keys
+    are kept ``jwks_stale_seconds`` past their max-age (auth may just be restarting), with a
+    retry every ``retry_seconds``; after that they are dropped (every token is then 401) rather
+    than trusted forever.
+    """
+
     def __init__(
         self,
         *,
@@ -58,24 +75,37 @@ class TokenVerifier:
         jwks: dict[str, Any] | None = None,
         refresh_interval: float = 30.0,
         timeout: float = 3.0,
+        jwks_ttl_default: float = 300.0,
+        jwks_ttl_min: float = 10.0,
+        jwks_ttl_max: float = 900.0,
+        jwks_stale_seconds: float = 3600.0,
+        retry_seconds: float = 5.0,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.jwks_url = jwks_url
         self.refresh_interval = refresh_interval
         self.timeout = timeout
+        self.jwks_ttl_default = jwks_ttl_default
+        self.jwks_ttl_min = jwks_ttl_min
+        self.jwks_ttl_max = jwks_ttl_max
+        self.jwks_stale_seconds = jwks_stale_seconds
+        self.retry_seconds = retry_seconds
         self._keys: dict[str, jwt.PyJWK] = {}
         # Verified tokens until they expire: a hot path pays for RSA verification once per token,
         # not once per request. Cleared whenever the key set changes (rotation, revocation).
         self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self.cache_size = 10_000
+        # Deadlines on the monotonic clock: keys used without a fetch until _fresh_until, kept
+        # while fetches fail until _stale_until; no fetch before _next_attempt after a failure.
+        self._fresh_until = 0.0
+        self._stale_until = 0.0
+        self._next_attempt = 0.0
         self._last_fetch = 0.0
         self._lock = asyncio.Lock()
+        self._static = jwks is not None or not jwks_url
         if jwks is not None:
             self._load(jwks)
-            self._static = True
-        else:
-            self._static = False
 
     def _load(self, jwks: dict[str, Any]) -> None:
         keys: dict[str, jwt.PyJWK] = {}
@@ -90,32 +120,71 @@ class TokenVerifier:
             self._verified.clear()
         self._keys = keys
 
-    async def _refresh(self) -> None:
-        if self._static or not self.jwks_url:
+    def _stale(self) -> bool:
+        """Whether the fetched keys are past their max-age (and a fetch may be tried now)."""
+        if self._static:
+            return False
+        now = time.monotonic()
+        return now >= self._fresh_until and now >= self._next_attempt
+
+    async def _refresh(self, *, unknown_kid: bool = False) -> None:
+        if self._static:
             return
-        async with self._lock:
-            if time.monotonic() - self._last_fetch < self.refresh_interval and self._keys:
+        async with self._lock:  # one fetch at a time; those who waited see its result
+            now = time.monotonic()
+            if unknown_kid:
+                if self._keys and now - self._last_fetch < self.refresh_interval:
+                    return
+            elif not self._stale():
                 return
-            self._last_fetch = time.monotonic()
+            self._last_fetch = now
             try:
                 timeout = aiohttp.ClientTimeout(total=self.timeout)
                 async with aiohttp.ClientSession(timeout=timeout) as session:
-                    async with session.get(self.jwks_url) as resp:
+                    async with session.get(self.jwks_url) as resp:  # type: ignore[arg-type]
                         resp.raise_for_status()
-                        self._load(json.loads(await resp.read()))
-            except (aiohttp.ClientError, TimeoutError, ValueError):
-                # Keep the keys we had; an unknown kid then stays unknown (401).
+                        document = json.loads(await resp.read())
+                        ttl = jwks_max_age(resp.headers.get("Cache-Control"))
+                if not isinstance(document, dict):
+                    raise ValueError("the JWKS is not a JSON object")
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                self._fetch_failed(now, exc)
                 return
+            self._load(document)
+            ttl = self.jwks_ttl_default if ttl is None else ttl
+            ttl = min(max(ttl, self.jwks_ttl_min), self.jwks_ttl_max)
+            self._fresh_until = now + ttl
+            self._stale_until = self._fresh_until + self.jwks_stale_seconds
+            self._next_attempt = 0.0
+
+    def _fetch_failed(self, now: float, exc: BaseException) -> None:
+        self._next_attempt = now + self.retry_seconds
+        if self._keys and now >= self._stale_until:
+            log.error(
+                "JWKS fetch from %s failed (%r) and the last good keys are %.0f s past their "
+                "max-age: dropped, tokens are refused until a fetch succeeds",
+                self.jwks_url, exc, now - self._fresh_until,
+            )
+            self._load({"keys": []})
+        elif self._keys:
+            log.warning(
+                "JWKS fetch from %s failed (%r); keeping the last good keys for at most %.0f s",
+                self.jwks_url, exc, self._stale_until - now,
+            )
+        else:
+            log.warning("JWKS fetch from %s failed (%r); no keys yet", self.jwks_url, exc)
 
     async def key_for(self, kid: str) -> jwt.PyJWK:
         if kid not in self._keys:
-            await self._refresh()
+            await self._refresh(unknown_kid=True)
         try:
             return self._keys[kid]
         except KeyError:
             raise InvalidToken("unknown signing key") from None
 
     async def verify(self, token: str) -> Principal:
+        if self._stale():  # before the cache: a token of a withdrawn key must not outlive it
+            await self._refresh()
         cached = self._verified.get(token)
         if cached is not None:
             if cached[0] > time.time():
@@ -157,6 +226,26 @@ class TokenVerifier:
         except ValueError as exc:
             raise InvalidToken("bad subject") from exc
         return Principal(user_id=user_id, role=role, claims=claims)
+
+
+def jwks_max_age(cache_control: str | None) -> float | None:
+    """The ``max-age`` of a ``Cache-Control`` header in seconds (0 for ``no-cache`` or
+    ``no-store``), or None if it gives none. RFC 9111 §5.2: comma-separated directives,
+    case-insensitive names, the value possibly quoted."""
+    if not cache_control:
+        return None
+    max_age = None
+    for directive in cache_control.split(","):
+        name, _, value = directive.strip().partition("=")
+        name = name.strip().lower()
+        if name in ("no-cache", "no-store"):
+            return 0.0
+        if name == "max-age":
+            try:
+                max_age = float(int(value.strip().strip('"')))
+            except ValueError:
+                continue
+    return max_age
 
 
 def _unverified_header(token: str) -> dict[str, Any]:
