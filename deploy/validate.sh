@@ -5,7 +5,8 @@
 #
 # 1. docker-compose.yml: `docker-compose config` (Debian's docker-compose 1.29 parses the file,
 #    interpolates variables and checks it against the Compose Specification schema without an
-#    engine). A warning (e.g. a variable without a default) is an error too.
+#    engine). A warning (e.g. a variable without a default) is an error too. The credentials the
+#    file requires (`${VAR:?...}`: nothing usable is committed) get placeholder values here.
 # 2. Kubernetes: deploy/k8s/base and every deploy/k8s/overlays/* are rendered with
 #    `kubectl kustomize` (or `kustomize build`) and the output checked by
 #    `kubernetes-validate --strict` against each version in K8S_VERSIONS.
@@ -40,9 +41,11 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   exit 2
 fi
 say "== docker-compose config ($(docker-compose version --short 2>/dev/null))"
-# An empty env file: the result must not depend on a developer's local .env.
-: >"$WORK/empty.env"
-if (cd "$ROOT" && docker-compose --env-file "$WORK/empty.env" -f docker-compose.yml config -q) \
+# Only placeholders for the required credentials: the result must not depend on a developer's
+# local .env.
+grep -o '\${[A-Z0-9_]*:?' "$ROOT/docker-compose.yml" | sed 's/^\${\(.*\):?$/\1=validate-only/' \
+  | sort -u >"$WORK/placeholders.env"
+if (cd "$ROOT" && docker-compose --env-file "$WORK/placeholders.env" -f docker-compose.yml config -q) \
     2>"$WORK/compose.err"; then
   if grep -qi "warn" "$WORK/compose.err"; then
     cat "$WORK/compose.err" >&2

@@ -13,8 +13,11 @@ reason, without them. The Dockerfile checks need nothing.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import shutil
 import subprocess
+from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,24 @@ PROCESSES: dict[str, tuple[int | None, list[str]]] = {
 }
 SERVICES = ["auth", "events", "booking", "payments", "notifications", "analytics"]
 INFRA = ["rabbitmq", "postgres", "jaeger", "mailpit"]
+# One-shot set-up steps of docker-compose.yml: the per-service PostgreSQL roles (as the
+# superuser) and the broker's definitions rendered with the users' password hashes.
+SETUP = ["postgres-setup", "rabbitmq-definitions"]
+# Whose credentials each process uses (auth-relay is auth's outbox relay).
+OWNER = {**{s: s for s in SERVICES}, "auth-relay": "auth"}
+RFC1918_WILDCARDS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
+def required_compose_variables() -> list[str]:
+    """The variables docker-compose.yml refuses to start without (``${VAR:?message}``)."""
+    return sorted(set(re.findall(r"\$\{([A-Z0-9_]+):\?", (ROOT / "docker-compose.yml").read_text())))
+
+
+def dummy_env_file(path: Path) -> Path:
+    """An env file giving every required variable a value that says where it comes from."""
+    path.write_text("".join(f"{v}=dummy-{v.lower().replace('_', '-')}\n"
+                            for v in required_compose_variables()))
+    return path
 
 needs_compose = pytest.mark.skipif(
     shutil.which("docker-compose") is None,
@@ -126,8 +147,7 @@ def test_validate_script_fails_on_a_broken_compose_file(tmp_path: Path) -> None:
 def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if shutil.which("docker-compose") is None:
         pytest.skip("Debian's docker-compose is not installed")
-    env_file = tmp_path_factory.mktemp("compose") / "empty.env"
-    env_file.write_text("")
+    env_file = dummy_env_file(tmp_path_factory.mktemp("compose") / "secrets.env")
     out = subprocess.run(
         ["docker-compose", "--env-file", str(env_file), "-f", "docker-compose.yml", "config"],
         cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
@@ -137,7 +157,7 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_compose_runs_every_process_from_the_one_dockerfile(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == set(PROCESSES) | set(INFRA)
+    assert set(services) == set(PROCESSES) | set(INFRA) | set(SETUP)
     images = set()
     for name, (port, command) in PROCESSES.items():
         svc = services[name]
@@ -191,10 +211,134 @@ def test_compose_starts_the_platform_on_healthy_dependencies(compose: dict[str, 
     assert set(compose["volumes"]) >= {"rabbitmq-data", "postgres-data"}
 
 
-def test_compose_postgres_init_creates_one_database_per_service() -> None:
-    sql = (ROOT / "deploy/compose/postgres-init.sql").read_text()
-    assert sorted(line.split()[2].rstrip(";") for line in sql.splitlines()
-                  if line.startswith("CREATE DATABASE")) == sorted(f"eb_{s}" for s in SERVICES)
+def test_compose_postgres_setup_covers_one_database_per_service() -> None:
+    script = (ROOT / "deploy/compose/postgres-setup.sh").read_text()
+    (services,) = re.findall(r"EB_SERVICES:-([a-z ]+)\}", script)
+    assert sorted(services.split()) == sorted(SERVICES)
+
+
+# --- docker-compose.yml: secrets, exposure, trust, least privilege ---------------------------
+
+
+@needs_compose
+def test_compose_refuses_to_start_without_its_secrets(tmp_path: Path) -> None:
+    """No usable password is committed: each one must come from the environment."""
+    required = required_compose_variables()
+    assert {"POSTGRES_PASSWORD", "RABBITMQ_PASSWORD_ADMIN"} <= set(required)
+    for service in SERVICES:
+        assert {f"DB_PASSWORD_{service.upper()}", f"RABBITMQ_PASSWORD_{service.upper()}"} <= set(
+            required
+        ), service
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    result = subprocess.run(
+        ["docker-compose", "--env-file", str(empty), "-f", "docker-compose.yml", "config", "-q"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "set POSTGRES_PASSWORD" in result.stderr or "POSTGRES_PASSWORD" in result.stderr
+
+
+def test_compose_creates_no_admin_unless_told(compose: dict[str, Any]) -> None:
+    env = compose["services"]["auth"]["environment"]
+    assert not env.get("ADMIN_PASSWORD") and not env.get("ADMIN_EMAIL")
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "change-me" not in text.lower()
+
+
+def test_compose_publishes_the_gateway_on_localhost_only(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
+            assert host_ip == "127.0.0.1", (name, port)
+
+
+def _gateway_address(compose: dict[str, Any]) -> str:
+    (network,) = compose["services"]["gateway"]["networks"].values()
+    return network["ipv4_address"]
+
+
+def test_compose_gateway_has_a_fixed_address_on_the_platform_network(
+    compose: dict[str, Any],
+) -> None:
+    address = ipaddress.ip_address(_gateway_address(compose))
+    (network_name,) = compose["services"]["gateway"]["networks"]
+    (subnet,) = [c["subnet"] for c in compose["networks"][network_name]["ipam"]["config"]]
+    assert address in ipaddress.ip_network(subnet)
+
+
+def test_compose_trusts_forwarded_headers_from_the_gateway_only(compose: dict[str, Any]) -> None:
+    gateway = _gateway_address(compose)
+    services = compose["services"]
+    # auth counts failed logins per client address: X-Forwarded-For only from the gateway.
+    assert services["auth"]["environment"]["TRUSTED_PROXIES"] == gateway
+    for name in SERVICES:  # uvicorn takes the client address from the gateway's header only
+        assert services[name]["environment"]["FORWARDED_ALLOW_IPS"] == gateway, name
+    # The gateway is the edge: nothing in front of it is trusted unless configured.
+    assert services["gateway"]["environment"]["FORWARDED_ALLOW_IPS"] in ("127.0.0.1", "")
+    for name, svc in services.items():
+        command = " ".join(map(str, svc.get("command") or []))
+        assert "forwarded-allow-ips" not in command, name
+
+
+def test_no_wildcard_proxy_trust_in_any_deployment_file() -> None:
+    files = [ROOT / "docker-compose.yml", ROOT / "Dockerfile", ROOT / "deploy/local/Procfile",
+             ROOT / "deploy/local/run.py", *sorted((ROOT / "deploy/k8s").rglob("*.yaml")),
+             *sorted((ROOT / "deploy/k8s").rglob("*.env"))]
+    for path in files:
+        text = path.read_text()
+        assert not re.search(r"FORWARDED_ALLOW_IPS\W+\*", text), path
+        assert not re.search(r"forwarded[-_]allow[-_]ips\W+\*", text, re.I), path
+        assert not re.search(r"(value|VALUE)\W+\"?\*\"?\s*$", text, re.M), path
+        for wildcard in RFC1918_WILDCARDS:
+            assert wildcard not in text, (path, wildcard)
+
+
+def test_compose_each_process_uses_its_own_database_role_and_broker_user(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    for name, owner in OWNER.items():
+        env = services[name]["environment"]
+        db, mq = urlsplit(env["DATABASE_URL"]), urlsplit(env["RABBITMQ_URL"])
+        assert db.username == f"eb_{owner}", name
+        assert db.password == f"dummy-db-password-{owner}", name  # from the environment only
+        assert db.hostname == "postgres" and db.path in ("", "/"), name
+        assert mq.username == owner, name
+        assert mq.password == f"dummy-rabbitmq-password-{owner}", name
+        assert mq.path == "/eventbooking", name
+    # The gateway talks to neither: it gets no credentials at all.
+    assert "DATABASE_URL" not in services["gateway"]["environment"]
+    assert "RABBITMQ_URL" not in services["gateway"]["environment"]
+
+
+def test_compose_sets_up_roles_and_broker_users_before_anything_starts(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    setup = services["postgres-setup"]
+    assert setup["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "postgres-setup.sh" in " ".join(setup["command"]) or "postgres-setup.sh" in str(
+        setup.get("entrypoint")
+    )
+    assert setup["environment"]["PGUSER"] == "postgres"
+    for service in SERVICES:
+        var = f"DB_PASSWORD_{service.upper()}"
+        assert setup["environment"][var] == f"dummy-{var.lower().replace('_', '-')}"
+    assert services["rabbitmq"]["depends_on"]["rabbitmq-definitions"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert "RABBITMQ_DEFAULT_PASS" not in services["rabbitmq"].get("environment", {})
+    conf = (ROOT / "deploy/compose/rabbitmq.conf").read_text()
+    (path,) = re.findall(r"^load_definitions\s*=\s*(\S+)", conf, re.M)
+    mounts = [v["target"] if isinstance(v, dict) else v.split(":")[1]
+              for v in services["rabbitmq"]["volumes"]]
+    assert any(path.startswith(m.rstrip("/") + "/") for m in mounts), (path, mounts)
+    for name in PROCESSES:
+        deps = services[name]["depends_on"]
+        if name == "gateway":
+            continue
+        assert deps["postgres-setup"]["condition"] == "service_completed_successfully", name
 
 
 # --- the Kubernetes objects as kustomize renders them ---------------------------------------------
@@ -326,12 +470,14 @@ def test_k8s_overlays_put_everything_in_their_namespace(overlay: tuple[str, list
 
 
 @needs_kubectl
-def test_compose_and_kubernetes_run_the_same_commands() -> None:
+def test_compose_and_kubernetes_run_the_same_commands(tmp_path: Path) -> None:
     """The two deployments must not drift apart: same processes, same commands."""
     if shutil.which("docker-compose") is None:
         pytest.skip("Debian's docker-compose is not installed")
+    env_file = dummy_env_file(tmp_path / "secrets.env")
     compose_doc = yaml.safe_load(subprocess.run(
-        ["docker-compose", "-f", "docker-compose.yml", "config"], cwd=ROOT, capture_output=True,
+        ["docker-compose", "--env-file", str(env_file), "-f", "docker-compose.yml", "config"],
+        cwd=ROOT, capture_output=True,
         text=True, check=True, timeout=60).stdout)
     deployments = by_kind(render(K8S / "base"), "Deployment")
     for name in PROCESSES:
