@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
+from kit.errors import DomainError
+
 DueStatus = Literal["open", "paid", "payment_failed", "expired", "cancelled"]
 PaymentStatus = Literal["succeeded", "failed", "refunded"]
 
@@ -24,51 +26,66 @@ EXPIRES_FROM: tuple[DueStatus, ...] = ("open",)
 CANCELS_FROM: tuple[DueStatus, ...] = ("open", "paid", "payment_failed", "expired")
 
 
-class PaymentError(Exception):
-    """A rule of payments was broken; each subclass is one reason a client can act on."""
+class PaymentError(DomainError):
+    """A rule of payments was broken; each subclass is one reason a client can act on, and says
+    which answer it is."""
 
 
 class BookingNotFound(PaymentError):
     """Unknown booking, not yet known here, or somebody else's (never reveal which)."""
+
+    status, code = 404, "booking-not-found"
 
     def __init__(self) -> None:
         super().__init__("No such booking (a new booking may take a moment to be known here).")
 
 
 class NotPayable(PaymentError):
-    pass
+    """The booking cannot be paid now; each subclass says why (a 409 with its own code)."""
 
 
 class BookingAlreadyPaid(NotPayable):
-    pass
+    status, code = 409, "booking-already-paid"
 
 
 class BookingPaymentFailed(NotPayable):
-    pass
+    status, code = 409, "booking-payment-failed"
 
 
 class BookingExpired(NotPayable):
-    pass
+    status, code = 409, "booking-expired"
 
 
 class BookingCancelled(NotPayable):
-    pass
+    status, code = 409, "booking-cancelled"
 
 
 class PaymentNotFound(PaymentError):
-    pass
+    status, code = 404, "payment-not-found"
 
 
 class InvalidPaymentMethod(PaymentError):
     """The provider refused the payment method itself (unknown token): nothing was charged."""
 
+    code, field_in = "invalid-payment-method", "body"
+
+    def __init__(self, detail: str, *, field: str | None = "payment_method.token") -> None:
+        super().__init__(detail, field=field)
+
 
 class ProviderError(PaymentError):
     """The provider could not be asked or answered with an error: nothing is recorded."""
 
+    status, code = 502, "payment-provider-error"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or "The payment provider failed.")
+
 
 class ProviderIdempotencyConflict(ProviderError):
     """The provider already saw this idempotency key with different parameters."""
+
+    status, code = 409, "payment-attempt-conflict"
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,9 @@ async def test_invalid_payment_method_is_422_and_charges_nothing(
     resp = await client.post("/payments/process", json=body, headers=owner(created))
     assert resp.status_code == 422, resp.text
     assert field in {e["field"] for e in resp.json()["errors"]}
+    if payment_method["token"] == "tok_unknown":  # refused by the provider, not the schema
+        assert resp.json()["type"] == PROBLEMS + "invalid-payment-method"
+        assert resp.json()["title"] == "Unprocessable Content"
     assert await ledger_count(payments) == charges
     # the booking is still payable with a good card
     ok = await client.post("/payments/process", json=pay(created.booking_id), headers=owner(created))

@@ -12,21 +12,9 @@ from kit.db import UnitOfWork
 from kit.deps import database_of
 from kit.idempotency import IdempotencyKey, idempotent
 from kit.pagination import Cursor, Limit, Page
-from kit.problems import Conflict, NotFound, Problem, Unprocessable
 from kit.security import CurrentUser
 from apps.payments import handlers
 from apps.payments.adapters.provider import provider_for
-from apps.payments.domain import (
-    BookingAlreadyPaid,
-    BookingCancelled,
-    BookingExpired,
-    BookingNotFound,
-    BookingPaymentFailed,
-    InvalidPaymentMethod,
-    PaymentError,
-    PaymentNotFound,
-    ProviderIdempotencyConflict,
-)
 from apps.payments.schemas import PaymentProcess, PaymentPublic
 from observability import set_span_attributes
 
@@ -42,30 +30,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _problem(exc: PaymentError) -> Problem:
-    detail = str(exc)
-    if isinstance(exc, BookingNotFound):
-        return NotFound(detail, code="booking-not-found")
-    if isinstance(exc, PaymentNotFound):
-        return NotFound(detail, code="payment-not-found")
-    if isinstance(exc, BookingAlreadyPaid):
-        return Conflict(detail, code="booking-already-paid")
-    if isinstance(exc, BookingPaymentFailed):
-        return Conflict(detail, code="booking-payment-failed")
-    if isinstance(exc, BookingExpired):
-        return Conflict(detail, code="booking-expired")
-    if isinstance(exc, BookingCancelled):
-        return Conflict(detail, code="booking-cancelled")
-    if isinstance(exc, InvalidPaymentMethod):
-        return Unprocessable(
-            detail, code="invalid-payment-method",
-            errors=[{"field": "body.payment_method.token", "message": detail, "type": "value_error"}],
-        )
-    if isinstance(exc, ProviderIdempotencyConflict):
-        return Conflict(detail, code="payment-attempt-conflict")
-    return Problem(detail or "The payment provider failed.", status=502, code="payment-provider-error")
-
-
 @router.post(
     "/process", status_code=201, response_model=PaymentPublic, responses=ERRORS,
     summary="Pay a booking (its owner). A declined card is a 201 with status `failed`.",
@@ -77,13 +41,12 @@ async def process_payment(
     service = request.app.state.service
 
     async def run(uow: UnitOfWork) -> tuple[int, PaymentPublic]:
-        try:
-            payment = await handlers.process_payment(
-                uow, provider=provider_for(service), booking_id=body.booking_id,
-                user_id=user.user_id, token=body.payment_method.token,
-            )
-        except PaymentError as exc:
-            raise _problem(exc) from exc
+        # A refusal (a PaymentError) propagates: stored for the key's replays, then answered
+        # by the kit's handler.
+        payment = await handlers.process_payment(
+            uow, provider=provider_for(service), booking_id=body.booking_id,
+            user_id=user.user_id, token=body.payment_method.token,
+        )
         set_span_attributes(**{"event.id": payment.event_id})
         return 201, PaymentPublic.of(payment)
 
@@ -115,7 +78,4 @@ async def list_payments(
     responses={401: ERRORS[401], 404: ERRORS[404]},
 )
 async def get_payment(request: Request, payment_id: uuid.UUID, user: CurrentUser) -> PaymentPublic:
-    try:
-        return PaymentPublic.of(await handlers.get_payment(database_of(request), payment_id, user))
-    except PaymentError as exc:
-        raise _problem(exc) from exc
+    return PaymentPublic.of(await handlers.get_payment(database_of(request), payment_id, user))
