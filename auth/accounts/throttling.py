@@ -1,10 +1,19 @@
-"""Login brute-force protection, per account and per client address, with its state in
-PostgreSQL so every replica shares it.
+"""Login brute-force protection, with its state in PostgreSQL so every replica shares it.
 
-Each login *attempt* takes one unit of both budgets first, in one atomic upsert (so concurrent
+Three budgets per window (``LOGIN_FAILURE_WINDOW_SECONDS``):
+
+* per (account, client address), small (``LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS``, 5): the hard
+  limit on guessing one account's password. Keyed on the pair, so an attacker who spends it
+  from their addresses does not lock the owner out from the owner's address;
+* per client address (``LOGIN_MAX_FAILURES_PER_ADDRESS``, 20): one address guessing many accounts;
+* per account, much larger (``LOGIN_MAX_FAILURES_PER_ACCOUNT``, 100): the ceiling on a guessing
+  campaign spread over many addresses. Reaching it does lock the account for the window; that
+  takes a botnet, and it bounds the guesses such a campaign gets.
+
+Each login *attempt* takes one unit of every budget first, in one atomic upsert (so concurrent
 attempts can never verify more passwords than the budget allows); a successful login gives the
-units back (the account's counter is cleared, the address's decremented). When a budget is
-spent, further attempts get 429 with ``Retry-After`` until its window ends.
+units back (the pair's counter is cleared, the address's and account's decremented). When a
+budget is spent, further attempts get 429 with ``Retry-After`` until its window ends.
 """
 
 from __future__ import annotations
@@ -63,10 +72,15 @@ def address_key(address: str) -> str:
     return f"address:{address}"
 
 
+def pair_key(email: str, address: str) -> str:
+    return f"{account_key(email)}|{address}"
+
+
 def login_attempt_take(*, email: str, address: str) -> None:
-    """Spend one attempt from both budgets; :class:`LoginThrottled` if either is exhausted."""
+    """Spend one attempt from every budget; :class:`LoginThrottled` if any is exhausted."""
     window = settings.LOGIN_FAILURE_WINDOW_SECONDS
     limits = {
+        pair_key(email, address): settings.LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS,
         account_key(email): settings.LOGIN_MAX_FAILURES_PER_ACCOUNT,
         address_key(address): settings.LOGIN_MAX_FAILURES_PER_ADDRESS,
     }
@@ -89,12 +103,14 @@ def login_attempt_take(*, email: str, address: str) -> None:
 
 
 def login_attempt_succeeded(*, email: str, address: str) -> None:
-    """A correct password: the account starts afresh, the address gets its unit back."""
+    """A correct password: the (account, address) pair starts afresh; the address and the
+    account get their unit back (not a reset: the owner's login must not hand a distributed
+    attacker a fresh account ceiling)."""
+    greatest = "GREATEST" if connection.vendor != "sqlite" else "MAX"
     with connection.cursor() as cur:
-        cur.execute("DELETE FROM login_failures WHERE key = %s", [account_key(email)])
-        cur.execute(
-            "UPDATE login_failures SET failures = GREATEST(failures - 1, 0) WHERE key = %s"
-            if connection.vendor != "sqlite"
-            else "UPDATE login_failures SET failures = MAX(failures - 1, 0) WHERE key = %s",
-            [address_key(address)],
-        )
+        cur.execute("DELETE FROM login_failures WHERE key = %s", [pair_key(email, address)])
+        for key in (address_key(address), account_key(email)):
+            cur.execute(
+                f"UPDATE login_failures SET failures = {greatest}(failures - 1, 0) WHERE key = %s",  # noqa: S608
+                [key],
+            )

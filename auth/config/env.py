@@ -54,7 +54,14 @@ class AuthSettings(ServiceSettings):
     admin_password: str | None = None
 
     # --- login brute-force protection ------------------------------------------------------
-    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_account_address: int = Field(
+        default=5, ge=1, description="Failed logins per (account, client address) per window."
+    )
+    login_max_failures_per_account: int = Field(
+        default=100, ge=1,
+        description="Failed logins per account from all addresses together per window (a ceiling "
+        "on distributed guessing; much larger, so one attacker cannot lock the owner out).",
+    )
     login_max_failures_per_address: int = Field(default=20, ge=1)
     login_failure_window_seconds: int = Field(default=15 * 60, ge=1)
     trusted_proxies: str = Field(

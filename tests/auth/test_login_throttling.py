@@ -1,5 +1,6 @@
-"""Failed logins are limited per account and per client address (state in PostgreSQL), and a
-spoofed X-Forwarded-For does not buy a fresh budget."""
+"""Failed logins are limited per (account, client address), per client address, and under a much
+larger ceiling per account (state in PostgreSQL); an attacker spending an account's budget from
+one address does not lock its owner out elsewhere; a spoofed X-Forwarded-For buys no budget."""
 
 from __future__ import annotations
 
@@ -28,12 +29,25 @@ def assert_throttled(resp) -> int:
     return retry_after
 
 
-async def test_account_is_locked_after_5_failures_even_from_many_addresses(client):
+async def test_failures_from_one_address_do_not_lock_the_owner_out_elsewhere(client):
     user = await register(client)
-    for i in range(5):
-        resp = await login(client, user["email"], WRONG, headers=via_gateway(f"198.51.100.{i}"))
+    for _ in range(5):
+        resp = await login(client, user["email"], WRONG, headers=via_gateway("198.51.100.7"))
         assert_problem(resp, 401)
-    # Sixth attempt, even with the right password and from a fresh address: throttled.
+    # The attacker's address has spent this account's budget: 429, even with the right password.
+    assert_throttled(await login(client, user["email"], headers=via_gateway("198.51.100.7")))
+    # The owner, from another address, still logs in.
+    assert (await login(client, user["email"], headers=via_gateway("198.51.100.8"))).status_code == 200
+    # And the attacker is still throttled.
+    assert_throttled(await login(client, user["email"], WRONG, headers=via_gateway("198.51.100.7")))
+
+
+async def test_the_account_has_a_much_larger_ceiling_across_addresses(client, settings):
+    settings.LOGIN_MAX_FAILURES_PER_ACCOUNT = 8  # default 100; small to keep the test short
+    user = await register(client)
+    for i in range(8):  # 2 per address: no (account, address) pair reaches its limit of 5
+        resp = await login(client, user["email"], WRONG, headers=via_gateway(f"198.51.100.{i // 2}"))
+        assert_problem(resp, 401)
     assert_throttled(await login(client, user["email"], headers=via_gateway("198.51.100.99")))
     # Other accounts from the same addresses are not affected.
     other = await register(client)

@@ -34,7 +34,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ADMIN_EMAIL = ENV.admin_email
 ADMIN_PASSWORD = ENV.admin_password
 
-# Failed logins: per account and per client address, counted in PostgreSQL (shared by replicas).
+# Failed logins: per (account, address), per address, and a ceiling per account, counted in
+# PostgreSQL (shared by replicas); see auth.accounts.throttling.
+LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS = ENV.login_max_failures_per_account_address
 LOGIN_MAX_FAILURES_PER_ACCOUNT = ENV.login_max_failures_per_account
 LOGIN_MAX_FAILURES_PER_ADDRESS = ENV.login_max_failures_per_address
 LOGIN_FAILURE_WINDOW_SECONDS = ENV.login_failure_window_seconds
