@@ -14,7 +14,7 @@ Guarantees:
   back-off; the connection itself is restored by the broker client.
 * The trace continues: each row stores the W3C context of the request that wrote it, and the
   publish span is its child, so consumers' spans join the request's trace.
-* Throughput: a claimed batch goes to the broker in one write and its confirms are awaited
+* Throughput: a claimed batch is published as concurrent publishes whose confirms are awaited
   together, while the next batch is claimed and sent (``bench/outbox_relay_bench.py``).
 * Publish on commit (services, ``handoff=True``): a unit of work that committed outbox rows hands
   them to its own process's relay (:class:`Handoff`), which publishes them at once, without

@@ -332,13 +332,56 @@ async def test_a_lost_connection_keeps_the_rows_and_they_go_once_it_is_back(
     assert [m.message_id for m in got] == [str(before.message_id), str(during.message_id)]
 
 
-async def test_without_a_broker_connection_nothing_is_deleted(db, exchange) -> None:
-    broker = make_broker(ServiceSettings(service_name=SERVICE))  # never connected
+async def test_without_a_reachable_broker_nothing_is_deleted(db, exchange) -> None:
+    # the relay connects the broker if nobody did yet: here there is nothing to connect to
+    broker = make_broker(ServiceSettings(
+        service_name=SERVICE, rabbitmq_url="amqp://guest:guest@127.0.0.1:1/"
+    ))
     await write_rows(db, outbox.rows_of(db, [event("offline")]))
     relay = OutboxRelay(db, outbox_publish(publishers_on(broker, exchange)))
     with pytest.raises(RelayError):
         await relay.relay_once()
     assert [attempts for _, attempts in (await outbox_rows(db)).values()] == [1]
+
+
+async def test_a_returned_or_nacked_publish_fails_alone_the_rest_of_its_batch_is_confirmed(
+    spans, exchange, amqp
+) -> None:
+    """The publisher's own outcome per message, on a batch with its failures in the middle."""
+    queue = await spy_queue(amqp, exchange, EventCreated.routing_key)
+    # a queue that takes nothing: the broker nacks every publish routed only to it
+    full = await amqp.declare_queue(
+        exclusive=True, arguments={"x-max-length": 0, "x-overflow": "reject-publish"}
+    )
+    await full.bind(exchange.name, "to_a_full_queue")
+    broker = make_broker(ServiceSettings(service_name=SERVICE))
+    publishers = publishers_on(broker, exchange)
+    publishers["to_a_full_queue"] = broker.publisher(
+        exchange=exchange, routing_key="to_a_full_queue", persist=True, mandatory=True
+    )
+    publish = OutboxPublisher(publishers)
+    ok = [event(f"confirmed-{i}") for i in range(3)]
+    returned, nacked = event("returned"), event("nacked")
+    batch = [
+        (EventCreated.routing_key, ok[0]), (UNROUTABLE, returned), (EventCreated.routing_key, ok[1]),
+        ("to_a_full_queue", nacked), (EventCreated.routing_key, ok[2]),
+    ]
+    await broker.connect()
+    try:
+        spans.clear()
+        outcomes = await publish.publish_many([
+            outbox.OutboxMessage(key, m.model_dump(mode="json"), {}) for key, m in batch
+        ])
+    finally:
+        await broker.stop()
+    assert [type(o).__name__ for o in outcomes] == [
+        "NoneType", "PublishError", "NoneType", "DeliveryError", "NoneType"
+    ]
+    assert [m.message_id for m in await drain(queue)] == [str(m.message_id) for m in ok]
+    failed = {s.attributes["messaging.message.id"]: s.attributes.get("error.type")
+              for s in spans.get_finished_spans() if not s.status.is_ok}
+    assert failed == {str(returned.message_id): "PublishError",
+                      str(nacked.message_id): "DeliveryError"}
 
 
 async def test_overlapping_rounds_publish_in_the_order_rows_were_written(
