@@ -425,27 +425,116 @@ def test_k8s_services_autoscalers_and_disruption_budgets(overlay: tuple[str, lis
         assert len(covering) == 1, name
 
 
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    """A container's env as name -> value, or -> (secret, key) for a secretKeyRef."""
+    out: dict[str, Any] = {}
+    for e in container.get("env", []):
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        out[e["name"]] = (ref["name"], ref["key"]) if ref else e.get("value")
+    return out
+
+
 def test_k8s_config_secrets_and_migration_job(overlay: tuple[str, list]) -> None:
     env, objs = overlay
     configmaps, secrets = by_kind(objs, "ConfigMap"), by_kind(objs, "Secret")
-    (config_name,) = configmaps
+    (config_name,) = [n for n in configmaps if n.startswith("eventbooking-config")]
     if env == "prod":
         assert secrets == {}, "prod takes its secrets from the secret manager, never from git"
     else:
-        assert set(secrets) == {"eventbooking-connections", "eventbooking-auth"}
-        assert {"RABBITMQ_URL", "DATABASE_URL"} <= set(secrets["eventbooking-connections"]["stringData"])
+        # Only auth's development placeholder; no credentials, no admin account.
+        assert set(secrets) == {"eventbooking-auth"}
+        assert not {"ADMIN_PASSWORD", "ADMIN_EMAIL"} & set(secrets["eventbooking-auth"]["stringData"])
     assert "DATABASE_URL" not in configmaps[config_name]["data"]  # credentials are not config
     pods = [d["spec"]["template"]["spec"] for d in by_kind(objs, "Deployment").values()]
     (job,) = by_kind(objs, "Job").values()
     pods.append(job["spec"]["template"]["spec"])
     for pod in pods:
-        for c in pod["containers"]:
+        for c in pod["containers"] + pod.get("initContainers", []):
             refs = [r.get("configMapRef", r.get("secretRef"))["name"] for r in c["envFrom"]]
-            assert refs == [config_name, "eventbooking-connections"]
-    # One migration container per service that owns a database.
-    migrated = {c["name"] for c in job["spec"]["template"]["spec"]["containers"]}
-    assert migrated == set(SERVICES)
-    assert job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+            assert refs == [config_name]  # shared settings only: credentials are per process
+    # One migration container per service that owns a database, each as that service's role;
+    # the superuser only in the init container that creates the roles.
+    spec = job["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in spec["containers"]}
+    assert set(containers) == set(SERVICES)
+    for name, c in containers.items():
+        e = _env(c)
+        assert e["DATABASE_PASSWORD"] == (f"eventbooking-{name}-credentials", "DATABASE_PASSWORD")
+        assert e["DATABASE_URL"].startswith(f"postgresql://eb_{name}:$(DATABASE_PASSWORD)@")
+        assert "PGPASSWORD" not in e
+    (setup,) = spec["initContainers"]
+    e = _env(setup)
+    assert e["PGPASSWORD"] == ("eventbooking-postgres-admin", "PGPASSWORD")
+    for name in SERVICES:
+        assert e[f"DB_PASSWORD_{name.upper()}"] == (f"eventbooking-{name}-credentials",
+                                                   "DATABASE_PASSWORD")
+    assert "postgres-setup.sh" in " ".join(setup["command"])
+    assert spec["restartPolicy"] == "OnFailure"
+
+
+def test_k8s_each_process_uses_its_own_credentials(overlay: tuple[str, list]) -> None:
+    _, objs = overlay
+    deployments = by_kind(objs, "Deployment")
+    for name, owner in OWNER.items():
+        (c,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        e = _env(c)
+        secret = f"eventbooking-{owner}-credentials"
+        assert e["DATABASE_PASSWORD"] == (secret, "DATABASE_PASSWORD"), name
+        assert e["RABBITMQ_PASSWORD"] == (secret, "RABBITMQ_PASSWORD"), name
+        assert e["DATABASE_URL"] == (
+            f"postgresql://eb_{owner}:$(DATABASE_PASSWORD)@$(DATABASE_HOST):$(DATABASE_PORT)/"
+        ), name
+        assert e["RABBITMQ_URL"] == (
+            f"amqp://{owner}:$(RABBITMQ_PASSWORD)@$(RABBITMQ_HOST):$(RABBITMQ_PORT)/$(RABBITMQ_VHOST)"
+        ), name
+        # Kubernetes expands $(VAR) only from variables defined before it.
+        names = [x["name"] for x in c["env"]]
+        assert names.index("DATABASE_PASSWORD") < names.index("DATABASE_URL"), name
+        assert names.index("RABBITMQ_PASSWORD") < names.index("RABBITMQ_URL"), name
+    (gw,) = deployments["gateway"]["spec"]["template"]["spec"]["containers"]
+    assert not {"DATABASE_URL", "RABBITMQ_URL", "DATABASE_PASSWORD"} & set(_env(gw))
+
+
+def test_k8s_forwarded_headers_are_believed_from_dedicated_ip_pools_only(
+    overlay: tuple[str, list],
+) -> None:
+    _, objs = overlay
+    (config,) = [c for n, c in by_kind(objs, "ConfigMap").items()
+                 if n.startswith("eventbooking-config")]
+    pools = {k: ipaddress.ip_network(config["data"][k])
+             for k in ("GATEWAY_POD_CIDR", "INGRESS_POD_CIDR")}
+    for name, pool in pools.items():
+        # A pool of a few addresses for those pods only, never a private-network wildcard.
+        assert pool.prefixlen >= 24, name
+    assert not pools["GATEWAY_POD_CIDR"].overlaps(pools["INGRESS_POD_CIDR"])
+    deployments = by_kind(objs, "Deployment")
+    (auth,) = deployments["auth"]["spec"]["template"]["spec"]["containers"]
+    assert _env(auth)["TRUSTED_PROXIES"] == "$(GATEWAY_POD_CIDR)"
+    for name in SERVICES:
+        (c,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        assert _env(c)["FORWARDED_ALLOW_IPS"] == "$(GATEWAY_POD_CIDR)", name
+    gateway = deployments["gateway"]["spec"]["template"]
+    (gw,) = gateway["spec"]["containers"]
+    assert _env(gw)["FORWARDED_ALLOW_IPS"] == "$(INGRESS_POD_CIDR)"
+    assert "eventbooking-gateway" in gateway["metadata"]["annotations"][
+        "cni.projectcalico.org/ipv4pools"
+    ]
+
+
+def test_k8s_ships_the_same_role_sql_and_broker_definitions_as_compose(
+    overlay: tuple[str, list],
+) -> None:
+    _, objs = overlay
+    configmaps = by_kind(objs, "ConfigMap")
+    (setup,) = [c for n, c in configmaps.items() if n.startswith("eventbooking-postgres-setup")]
+    (defs,) = [c for n, c in configmaps.items()
+               if n.startswith("eventbooking-rabbitmq-definitions")]
+    compose = ROOT / "deploy" / "compose"
+    for name in ["postgres-setup.sh", "postgres-roles.sql"]:
+        assert setup["data"][name] == (compose / name).read_text(), name
+    assert defs["data"]["rabbitmq-definitions.json"] == (
+        compose / "rabbitmq-definitions.json"
+    ).read_text()
 
 
 def test_k8s_the_gateway_is_the_only_entry_point(overlay: tuple[str, list]) -> None:
