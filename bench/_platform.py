@@ -81,6 +81,8 @@ class BenchPlatform:
             JWKS_URL=f"{self.url('auth')}/auth/jwks.json",
             JWT_PRIVATE_KEY_FILE=str(key_file),
             GATEWAY_RATE_LIMIT="0",
+            REGISTRATIONS_PER_ADDRESS_PER_HOUR="0",  # benches register many users from one address
+            REGISTRATIONS_PER_MINUTE="0",
             LOG_LEVEL="WARNING",
             ENVIRONMENT="test",
             SMTP_PORT=str(free_port()),  # no sink: mail delivery just retries, off the hot path

@@ -71,12 +71,14 @@ class UserRegisterApi(APIView):
         operation_id="register", summary="Create an account", tags=["auth"], auth=[],
         request=InputSerializer,
         responses={201: OpenApiResponse(OutputSerializer, "The new account"), **BODY_PROBLEMS,
-                   **problems(s409="An account with this e-mail address already exists")},
+                   **problems(s409="An account with this e-mail address already exists",
+                              s429="Too many registrations from this address or overall (see "
+                                   "`Retry-After`)")},
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_create(**data.validated_data)
+        user = services.user_register(**data.validated_data, client_address=client_address(request))
         return Response(self.OutputSerializer(user).data, status=status.HTTP_201_CREATED)
 
 

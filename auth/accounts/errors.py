@@ -36,3 +36,14 @@ class LoginThrottled(TooManyRequests):
             headers={"Retry-After": str(retry_after)},
             retry_after=retry_after,
         )
+
+
+class RegistrationThrottled(TooManyRequests):
+    code = "registration-throttled"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many registrations; try again later.",
+            headers={"Retry-After": str(retry_after)},
+            retry_after=retry_after,
+        )

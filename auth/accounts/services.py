@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from datetime import timedelta
 
 from django.conf import settings
@@ -74,6 +75,13 @@ def user_create(
             raise EmailTaken() from exc
         raise
     return user
+
+
+def user_register(*, client_address: str, **fields: Any) -> User:
+    """A registration from the public API: within the registration limits, then
+    :func:`user_create`. Raises :class:`RegistrationThrottled` too."""
+    throttling.registration_take(address=client_address)
+    return user_create(**fields)
 
 
 class AdminEmailBelongsToAnotherAccount(Exception):

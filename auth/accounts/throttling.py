@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import connection
 
 from auth.accounts.emails import canonical_or_none
-from auth.accounts.errors import LoginThrottled
+from auth.accounts.errors import LoginThrottled, RegistrationThrottled
 
 _TAKE = """
 INSERT INTO login_failures AS t (key, failures, window_started_at)
@@ -76,14 +76,11 @@ def pair_key(email: str, address: str) -> str:
     return f"{account_key(email)}|{address}"
 
 
-def login_attempt_take(*, email: str, address: str) -> None:
-    """Spend one attempt from every budget; :class:`LoginThrottled` if any is exhausted."""
-    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
-    limits = {
-        pair_key(email, address): settings.LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS,
-        account_key(email): settings.LOGIN_MAX_FAILURES_PER_ACCOUNT,
-        address_key(address): settings.LOGIN_MAX_FAILURES_PER_ADDRESS,
-    }
+def _take(limits: dict[str, int], window: int) -> int | None:
+    """Count one unit on each key (fixed windows of ``window`` seconds) in one atomic statement;
+    the ``Retry-After`` seconds if any key is over its limit, else None."""
+    # Occasional clean-up of windows long over; twice the longest window any caller uses.
+    sweep_after = 2 * max(settings.LOGIN_FAILURE_WINDOW_SECONDS, REGISTRATION_WINDOWS[0])
     with connection.cursor() as cur:
         if connection.vendor == "sqlite":
             rows = []
@@ -91,15 +88,45 @@ def login_attempt_take(*, email: str, address: str) -> None:
                 cur.execute(_TAKE_SQLITE, {"key": key, "window": window})
                 rows += [(k, used, max(1, math.ceil(left))) for k, used, left in cur.fetchall()]
             if random.random() < 0.01:  # noqa: S311
-                cur.execute(_SWEEP_SQLITE, [window * 2])
+                cur.execute(_SWEEP_SQLITE, [sweep_after])
         else:
             cur.execute(_TAKE, {"keys": sorted(limits), "window": window})
             rows = cur.fetchall()
-            if random.random() < 0.01:  # noqa: S311 - occasional clean-up of expired windows
-                cur.execute(_SWEEP, [window * 2])
+            if random.random() < 0.01:  # noqa: S311
+                cur.execute(_SWEEP, [sweep_after])
     waits = [retry for key, used, retry in rows if used > limits[key]]
+    return max(waits) if waits else None
+
+
+def login_attempt_take(*, email: str, address: str) -> None:
+    """Spend one attempt from every budget; :class:`LoginThrottled` if any is exhausted."""
+    limits = {
+        pair_key(email, address): settings.LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS,
+        account_key(email): settings.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+        address_key(address): settings.LOGIN_MAX_FAILURES_PER_ADDRESS,
+    }
+    wait = _take(limits, settings.LOGIN_FAILURE_WINDOW_SECONDS)
+    if wait is not None:
+        raise LoginThrottled(retry_after=wait)
+
+
+# (per address, all together): fixed windows of an hour and a minute.
+REGISTRATION_WINDOWS = (3600, 60)
+
+
+def registration_take(*, address: str) -> None:
+    """Count one registration attempt from this address and in total (each limit one atomic
+    statement, in the same table as the login budgets); :class:`RegistrationThrottled` over
+    either. A limit of 0 is off (load tests, test suites that create many users)."""
+    per_address, overall = settings.REGISTRATIONS_PER_ADDRESS_PER_HOUR, settings.REGISTRATIONS_PER_MINUTE
+    waits = []
+    if per_address:
+        waits.append(_take({f"register:{address}": per_address}, REGISTRATION_WINDOWS[0]))
+    if overall:
+        waits.append(_take({"register:*": overall}, REGISTRATION_WINDOWS[1]))
+    waits = [w for w in waits if w is not None]
     if waits:
-        raise LoginThrottled(retry_after=max(waits))
+        raise RegistrationThrottled(retry_after=max(waits))
 
 
 def login_attempt_succeeded(*, email: str, address: str) -> None:

@@ -64,6 +64,14 @@ class AuthSettings(ServiceSettings):
     )
     login_max_failures_per_address: int = Field(default=20, ge=1)
     login_failure_window_seconds: int = Field(default=15 * 60, ge=1)
+    # --- registration limits (0 turns one off) --------------------------------------------------
+    registrations_per_address_per_hour: int = Field(
+        default=20, ge=0, description="Registrations per client address per hour; 0: no limit."
+    )
+    registrations_per_minute: int = Field(
+        default=600, ge=0, description="Registrations from all addresses together per minute; 0: no limit."
+    )
+
     trusted_proxies: str = Field(
         default="127.0.0.1,::1",
         description="Comma-separated addresses/networks whose X-Forwarded-For is believed.",

@@ -124,6 +124,10 @@ async def platform(tmp_path_factory: pytest.TempPathFactory):
         SMTP_PORT=str(smtp_port),
         DELIVERY_POLL_SECONDS="0.1",
         GATEWAY_RATE_LIMIT="0",
+        # The suites on this platform (e2e, reliability, abuse) register many users from one
+        # address: registration limits off (their own tests are in tests/auth).
+        REGISTRATIONS_PER_ADDRESS_PER_HOUR="0",
+        REGISTRATIONS_PER_MINUTE="0",
         OUTBOX_POLL_SECONDS="0.5",
         LOG_FORMAT="text",
         **{f"{name.upper()}_URL": url for name, url in urls.items()},

@@ -41,6 +41,10 @@ LOGIN_MAX_FAILURES_PER_ACCOUNT = ENV.login_max_failures_per_account
 LOGIN_MAX_FAILURES_PER_ADDRESS = ENV.login_max_failures_per_address
 LOGIN_FAILURE_WINDOW_SECONDS = ENV.login_failure_window_seconds
 
+# Registrations: per client address per hour and overall per minute (0: off), also in PostgreSQL.
+REGISTRATIONS_PER_ADDRESS_PER_HOUR = ENV.registrations_per_address_per_hour
+REGISTRATIONS_PER_MINUTE = ENV.registrations_per_minute
+
 # Peers whose X-Forwarded-For is believed (the gateway); see auth.core.client_address.
 TRUSTED_PROXIES = [p.strip() for p in ENV.trusted_proxies.split(",") if p.strip()]
 
