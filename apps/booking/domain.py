@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
+from kit.errors import DomainError
+
 BookingStatus = Literal["pending", "confirmed", "cancelled", "expired"]
 CancellationReason = Literal["user_request", "payment_failed", "event_cancelled", "paid_after_expiry"]
 
@@ -33,49 +35,56 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-class BookingError(Exception):
-    """A rule of the booking model was broken; ``field`` names the offending input if any."""
-
-    def __init__(self, message: str, *, field: str | None = None, **extra: object) -> None:
-        super().__init__(message)
-        self.field = field
-        self.extra = extra
+class BookingError(DomainError):
+    """A rule of the booking model was broken; ``field`` names the offending input if any,
+    other keyword arguments travel to the client as extra members of the problem. Each subclass
+    says which answer it is."""
 
 
 class BookingNotFound(BookingError):
-    pass
+    status, code = 404, "booking-not-found"
 
 
 class EventUnknown(BookingError):
-    pass
+    status, code = 404, "event-not-found"
 
 
 class EventNotOnSale(BookingError):
     """The event is cancelled."""
 
+    status, code = 409, "event-cancelled"
+
 
 class EventChanging(BookingError):
     """The event's price kept changing while a booking was being made."""
 
+    status, code = 409, "event-changing"
+
 
 class NotEnoughSeats(BookingError):
-    pass
+    status, code = 409, "not-enough-seats"
 
 
 class TooManyTickets(BookingError):
     """More seats in one booking than allowed."""
 
+    field_in, error_type = "body", "too_many_tickets"
+
 
 class HoldLimitReached(BookingError):
     """The user already holds as many seats as one user may."""
 
+    status, code = 409, "hold-limit-reached"
+
 
 class NotCancellable(BookingError):
-    pass
+    status, code = 409, "booking-not-cancellable"
 
 
 class CapacityBelowBooked(BookingError):
     """A capacity lower than the seats already held or sold."""
+
+    status, code = 409, "capacity-below-booked"
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ the same checks in the same order and answers the same problem:
 2. the body is parsed and validated with the route's own model (``BookingCreate``; a body the
    model refuses goes on to the route, which answers 400/422 as usual);
 3. :func:`apps.booking.handlers.refuse_from_memory` decides, as the route does; the refusal is
-   counted and mapped by the route's own ``refused_booking`` and rendered by the kit's
-   ``render_problem``, as the route's problem handler renders it.
+   counted by the route's own ``count_refusal`` and rendered by the kit's ``render_problem``,
+   as the kit's problem handler renders it for the route.
 
 Anything else (an ``Idempotency-Key``, which must be decided on a fresh read and stored, an event
 with seats left or not seen yet, a content type other than JSON) goes on to the route unchanged.
@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from apps.booking import handlers
 from apps.booking.adapters.availability import availability_of
 from apps.booking.domain import BookingError
-from apps.booking.entrypoints.http import refused_booking
+from apps.booking.entrypoints.http import count_refusal
 from apps.booking.schemas import BookingCreate
 from kit.problems import buffer_body, render_problem
 from kit.security import InvalidToken
@@ -101,7 +101,8 @@ class EarlyRefusal:
             route = self.route()
             if route is not None:
                 scope["route"] = route  # the metrics' route template, as after routing
-            response = render_problem(refused_booking(exc), PATH)
+            count_refusal(exc)
+            response = render_problem(exc, PATH)
             await response(scope, _no_more_body, send)
             return True
         return False

@@ -16,26 +16,14 @@ from fastapi.responses import JSONResponse
 from apps.booking import handlers
 from apps.booking.adapters.availability import AvailabilityCache, availability_of
 from apps.booking.config import BookingSettings
-from apps.booking.domain import (
-    BookingError,
-    BookingNotFound,
-    BookingStatus,
-    CapacityBelowBooked,
-    EventChanging,
-    EventNotOnSale,
-    EventUnknown,
-    HoldLimitReached,
-    NotCancellable,
-    NotEnoughSeats,
-    TooManyTickets,
-)
+from apps.booking.domain import BookingError, BookingStatus
 from apps.booking.schemas import BookingCreate, BookingPublic, CapacityChange, InventoryPublic
 from kit.db import UnitOfWork, run_in_unit_of_work
 from kit.deps import database_of
 from kit.idempotency import IdempotencyKey, idempotent
 from kit.metrics import count
 from kit.pagination import Cursor, Limit, Page
-from kit.problems import Conflict, NotFound, Problem, Unprocessable
+from kit.problems import NotFound
 from kit.security import CurrentUser, Principal, require_role
 from observability import set_span_attributes
 
@@ -52,33 +40,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _problem(exc: BookingError) -> Problem:
-    detail, extra = str(exc), exc.extra
-    if isinstance(exc, BookingNotFound):
-        return NotFound(detail, code="booking-not-found")
-    if isinstance(exc, EventUnknown):
-        return NotFound(detail, code="event-not-found")
-    if isinstance(exc, EventNotOnSale):
-        return Conflict(detail, code="event-cancelled")
-    if isinstance(exc, EventChanging):
-        return Conflict(detail, code="event-changing")
-    if isinstance(exc, NotEnoughSeats):
-        return Conflict(detail, code="not-enough-seats", **extra)
-    if isinstance(exc, HoldLimitReached):
-        return Conflict(detail, code="hold-limit-reached", **extra)
-    if isinstance(exc, NotCancellable):
-        return Conflict(detail, code="booking-not-cancellable", **extra)
-    if isinstance(exc, CapacityBelowBooked):
-        return Conflict(detail, code="capacity-below-booked", **extra)
-    if isinstance(exc, TooManyTickets):
-        return Unprocessable(
-            detail, code="validation-error",
-            errors=[{"field": f"body.{exc.field}", "message": detail, "type": "too_many_tickets"}],
-            **extra,
-        )
-    return Unprocessable(detail)
-
-
 def _outcome(exc: BookingError) -> str:
     """The `outcome` label of the bookings counter for a refusal (sold_out, hold_limit...)."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower().replace(
@@ -86,11 +47,11 @@ def _outcome(exc: BookingError) -> str:
     )
 
 
-def refused_booking(exc: BookingError) -> Problem:
-    """A refused booking attempt: counted (``bookings`` by outcome) and mapped to its problem.
-    The route and the early-refusal lane (``early_refusal.py``) both answer through this."""
+def count_refusal(exc: BookingError) -> None:
+    """Count a refused booking attempt (``bookings`` by outcome). The route and the
+    early-refusal lane (``early_refusal.py``) both count through this; the error itself is the
+    answer (rendered by the kit's handler, or by ``render_problem`` in the lane)."""
     count("bookings", _outcome(exc))
-    return _problem(exc)
 
 
 def _settings(request: Request) -> BookingSettings:
@@ -119,7 +80,8 @@ async def create_booking(
                 max_per_booking=settings.max_tickets_per_booking,
             )
         except BookingError as exc:
-            raise refused_booking(exc) from exc
+            count_refusal(exc)
+            raise
 
     async def run(uow: UnitOfWork) -> tuple[int, Any]:
         try:
@@ -132,7 +94,8 @@ async def create_booking(
                 recently=_availability(request) if idempotency_key is None else None,
             )
         except BookingError as exc:
-            raise refused_booking(exc) from exc
+            count_refusal(exc)
+            raise
         set_span_attributes(**{"booking.id": booking.id})
         return 201, BookingPublic.of(booking).model_dump(mode="json")
 
@@ -164,10 +127,7 @@ async def list_bookings(
 
 @router.get("/{booking_id}", response_model=BookingPublic, responses={404: ERRORS[404]})
 async def get_booking(request: Request, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
-    try:
-        return BookingPublic.of(await handlers.get_booking(database_of(request), booking_id, user))
-    except BookingError as exc:
-        raise _problem(exc) from exc
+    return BookingPublic.of(await handlers.get_booking(database_of(request), booking_id, user))
 
 
 @router.post(
@@ -176,12 +136,9 @@ async def get_booking(request: Request, booking_id: uuid.UUID, user: CurrentUser
 )
 async def cancel_booking(request: Request, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
     set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
-    try:
-        booking = await run_in_unit_of_work(
-            database_of(request), handlers.cancel_booking, booking_id=booking_id, actor=user
-        )
-    except BookingError as exc:
-        raise _problem(exc) from exc
+    booking = await run_in_unit_of_work(
+        database_of(request), handlers.cancel_booking, booking_id=booking_id, actor=user
+    )
     _availability(request).forget(booking.event_id)  # its seats are back on sale
     return BookingPublic.of(booking)
 
@@ -198,13 +155,10 @@ async def apply_capacity(
     request: Request, event_id: uuid.UUID, body: CapacityChange,
     user: Annotated[Principal, require_role("organizer", "admin")],
 ) -> InventoryPublic:
-    try:
-        inv = await run_in_unit_of_work(
-            database_of(request), handlers.apply_capacity, event_id=event_id,
-            capacity=body.capacity, actor=user,
-        )
-    except BookingError as exc:
-        raise _problem(exc) from exc
+    inv = await run_in_unit_of_work(
+        database_of(request), handlers.apply_capacity, event_id=event_id,
+        capacity=body.capacity, actor=user,
+    )
     if inv is None:
         raise NotFound("This event is not known to booking yet.", code="event-not-found")
     _availability(request).forget(event_id)
