@@ -23,6 +23,13 @@ class AuthApplication:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            from django.conf import settings
+
+            from auth.core.body_limit import call_with_body_limit
+
+            await call_with_body_limit(self.django_app, scope, receive, send,
+                                       settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         else:
             await self.django_app(scope, receive, send)
 

@@ -44,5 +44,6 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
-# Same limit the FastAPI services effectively have for JSON bodies; larger is a 413.
+# The gateway's MAX_BODY_BYTES default (1 MiB); larger is a 413, enforced for every body
+# (chunked too) by auth.core.body_limit before Django reads it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
