@@ -26,6 +26,7 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 
 from kit import assets, metrics
 from kit.db import Database
+from kit.deps import ServiceDeps
 from kit.messaging import declare_publishers, make_broker, outbox_publish
 from kit.outbox import OutboxRelay
 from kit.problems import (
@@ -57,6 +58,9 @@ class ServiceSpec:
     subscribe: Callable[[Service], None] | None = None
     background: Sequence[Callable[[Service], Awaitable[None]]] = ()
     settings_class: type[ServiceSettings] = ServiceSettings
+    # Builds the service's typed dependencies (kit.deps) once, from its database and settings:
+    # a service with adapters of its own gives its ServiceDeps subclass's ``build``.
+    deps: Callable[[Service], ServiceDeps] = ServiceDeps.build
     # ASGI middleware of the service's own, innermost (inside tracing, metrics and the NUL
     # check), each made as ``middleware(app, service=the_service)``.
     http_middleware: Sequence[type] = ()
@@ -77,6 +81,7 @@ class Service:
         self.settings.service_name = spec.name
         metrics.set_service(spec.name)
         self.db = Database(self.settings, spec.migrations)
+        self.deps = spec.deps(self)
         self.broker: RabbitBroker = make_broker(self.settings)
         self.publishers: dict[str, RabbitPublisher] = declare_publishers(self.broker, spec.publishes)
         if spec.subscribe is not None:

@@ -10,9 +10,9 @@ from typing import Annotated, Literal, TypeVar
 from fastapi import APIRouter, Body, Query, Request
 
 from apps.events import handlers
+from apps.events.deps import Deps
 from apps.events.schemas import EventCancel, EventCreate, EventPublic, EventUpdate
 from kit.db import run_in_unit_of_work
-from kit.deps import database_of
 from kit.pagination import Cursor, Limit, Page
 from kit.security import CurrentUser, Principal, require_role
 from observability import set_span_attributes
@@ -30,16 +30,16 @@ ERRORS = {
 }
 
 
-def _capacity_guard(request: Request) -> handlers.CapacityGuard | None:
-    guard = getattr(request.app.state, "capacity_guard", None)
+def _capacity_guard(request: Request, deps: Deps) -> handlers.CapacityGuard | None:
+    guard = deps.capacity_guard
     if guard is None:
         return None
     return functools.partial(guard.apply, authorization=request.headers.get("authorization"))
 
 
-async def _in_uow(request: Request, use_case: Callable[..., Awaitable[T]], **kw: object) -> T:
+async def _in_uow(deps: Deps, use_case: Callable[..., Awaitable[T]], **kw: object) -> T:
     # A domain error propagates: the kit's handler answers it (each says its status and code).
-    return await run_in_unit_of_work(database_of(request), use_case, **kw)
+    return await run_in_unit_of_work(deps.db, use_case, **kw)
 
 
 @router.post(
@@ -47,12 +47,12 @@ async def _in_uow(request: Request, use_case: Callable[..., Awaitable[T]], **kw:
     summary="Create an event (organizer or admin)",
 )
 async def create_event(
-    request: Request,
+    deps: Deps,
     body: EventCreate,
     organizer: Annotated[Principal, require_role("organizer", "admin")],
 ) -> EventPublic:
     event = await _in_uow(
-        request, handlers.create_event, organizer=organizer, fields=body.model_dump()
+        deps, handlers.create_event, organizer=organizer, fields=body.model_dump()
     )
     set_span_attributes(**{"event.id": event.id, "user.id": organizer.user_id})
     return EventPublic.of(event)
@@ -63,12 +63,12 @@ async def create_event(
     summary="Change an event (its organizer or an admin)",
 )
 async def update_event(
-    request: Request, event_id: uuid.UUID, body: EventUpdate, user: CurrentUser
+    request: Request, deps: Deps, event_id: uuid.UUID, body: EventUpdate, user: CurrentUser
 ) -> EventPublic:
     set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
     event = await _in_uow(
-        request, handlers.update_event, event_id=event_id, actor=user, changes=body.changes(),
-        capacity_guard=_capacity_guard(request),
+        deps, handlers.update_event, event_id=event_id, actor=user, changes=body.changes(),
+        capacity_guard=_capacity_guard(request, deps),
     )
     return EventPublic.of(event)
 
@@ -78,14 +78,14 @@ async def update_event(
     summary="Cancel an event: its bookings are cancelled and paid ones refunded",
 )
 async def cancel_event(
-    request: Request,
+    deps: Deps,
     event_id: uuid.UUID,
     user: CurrentUser,
     body: Annotated[EventCancel | None, Body()] = None,
 ) -> EventPublic:
     set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
     event = await _in_uow(
-        request, handlers.cancel_event, event_id=event_id, actor=user,
+        deps, handlers.cancel_event, event_id=event_id, actor=user,
         reason=body.reason if body else "",
     )
     return EventPublic.of(event)
@@ -93,20 +93,20 @@ async def cancel_event(
 
 @router.get("", response_model=Page[EventPublic], summary="List events, soonest first")
 async def list_events(
-    request: Request,
+    deps: Deps,
     limit: Limit = 20,
     cursor: Cursor = None,
     organizer_id: Annotated[uuid.UUID | None, Query()] = None,
     status: Annotated[Literal["scheduled", "cancelled"] | None, Query()] = None,
 ) -> Page[EventPublic]:
     items, next_cursor = await handlers.list_events(
-        database_of(request), limit=limit, cursor=cursor, organizer_id=organizer_id, status=status
+        deps.db, limit=limit, cursor=cursor, organizer_id=organizer_id, status=status
     )
     return Page[EventPublic](items=[EventPublic.of(e) for e in items], next_cursor=next_cursor)
 
 
 @router.get("/{event_id}", response_model=EventPublic, responses={404: ERRORS[404]})
-async def get_event(request: Request, event_id: uuid.UUID) -> EventPublic:
-    return EventPublic.of(await handlers.get_event(database_of(request), event_id))
+async def get_event(deps: Deps, event_id: uuid.UUID) -> EventPublic:
+    return EventPublic.of(await handlers.get_event(deps.db, event_id))
 
 
