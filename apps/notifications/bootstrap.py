@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kit.service import Service, ServiceSpec
-from apps.notifications.adapters.channels import build_senders
 from apps.notifications.config import NotificationSettings
+from apps.notifications.deps import NotificationsDeps
 from apps.notifications.entrypoints.http import router
 from apps.notifications.entrypoints.messages import subscribe
 from apps.notifications.entrypoints.worker import deliver_notifications
@@ -24,11 +24,9 @@ SPEC = ServiceSpec(
     subscribe=subscribe,
     background=[deliver_notifications],
     settings_class=NotificationSettings,
+    deps=NotificationsDeps.build,
 )
 
 
 def build(settings: NotificationSettings | None = None, **overrides: object) -> Service:
-    service = Service(SPEC, settings, **overrides)
-    # One set of senders per service, built (and checked) at start-up; the worker uses them.
-    service.senders = build_senders(service.settings)  # type: ignore[attr-defined]
-    return service
+    return Service(SPEC, settings, **overrides)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from apps.notifications.bootstrap import build
+from apps.notifications.deps import NotificationsDeps
 from tests.conftest import http_client
 from tests.notifications import helpers as h
 from tests.notifications.helpers import FAST_RETRIES, send
@@ -93,9 +94,10 @@ async def test_sms_and_push_go_through_their_providers(service, bus, module_sink
         ("booking_confirmed", "email"), ("booking_confirmed", "sms"), ("custom", "push"),
         ("welcome", "email"),
     ]
-    sms_text = [text for to, text in service.senders["sms"].sent if to == "+351910000002"]
+    senders = NotificationsDeps.of(service).senders
+    sms_text = [text for to, text in senders["sms"].sent if to == "+351910000002"]
     assert len(sms_text) == 1 and str(confirmed.booking_id) in sms_text[0]
-    assert (str(user.user_id), "Gate B", "Bring your ticket.") in service.senders["push"].sent
+    assert (str(user.user_id), "Gate B", "Bring your ticket.") in senders["push"].sent
 
 
 async def test_admin_send_is_admin_only_and_gets_delivered(service, bus, module_sink):

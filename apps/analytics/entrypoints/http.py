@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BeforeValidator
 from apps.analytics import handlers
 from apps.analytics.domain import Window
 from apps.analytics.schemas import DailyReportPublic, ReportPublic, daily_csv, report_csv
-from kit.deps import database_of
+from kit.deps import Deps
 from kit.security import Principal, require_role
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
@@ -82,10 +82,10 @@ def _csv_response(body: str, filename: str) -> Response:
 
 
 async def _answer(
-    request: Request, make: Any, public: Any, to_csv: Any, filename: str, **query: Any
+    request: Request, deps: Deps, make: Any, public: Any, to_csv: Any, filename: str, **query: Any
 ) -> Any:
     """Run one report use case and answer it as JSON, or as CSV when the client asks for it."""
-    report = await make(database_of(request), **query)
+    report = await make(deps.db, **query)
     body = public.of(report)
     return _csv_response(to_csv(body), filename) if _wants_csv(request) else body
 
@@ -100,13 +100,14 @@ async def _answer(
 )
 async def get_report(
     request: Request,
+    deps: Deps,
     viewer: Viewer,
     event_id: EventIdFilter = None,
     from_: From = None,
     to: To = None,
 ) -> ReportPublic | Response:
     return await _answer(
-        request, handlers.make_report, ReportPublic, report_csv, "analytics-report.csv",
+        request, deps, handlers.make_report, ReportPublic, report_csv, "analytics-report.csv",
         viewer=viewer, window=_window(from_, to), event_id=event_id,
     )
 
@@ -119,12 +120,13 @@ async def get_report(
 )
 async def get_daily_report(
     request: Request,
+    deps: Deps,
     viewer: Viewer,
     event_id: EventIdFilter = None,
     from_: From = None,
     to: To = None,
 ) -> DailyReportPublic | Response:
     return await _answer(
-        request, handlers.make_daily_report, DailyReportPublic, daily_csv, "analytics-daily.csv",
+        request, deps, handlers.make_daily_report, DailyReportPublic, daily_csv, "analytics-daily.csv",
         viewer=viewer, window=_window(from_, to), event_id=event_id,
     )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from kit.db import run_in_unit_of_work
-from kit.deps import database_of
 from kit.pagination import Cursor, Limit, Page
 from kit.security import CurrentUser, Principal, require_role
 from apps.notifications import handlers
+from apps.notifications.deps import Deps
 from apps.notifications.schemas import NotificationPublic, NotificationQueued, NotificationSend
 from observability import set_span_attributes
 
@@ -28,13 +28,13 @@ ERRORS = {
     summary="Queue a free-text notification to one user (admin only)",
 )
 async def send_notification(
-    request: Request,
+    deps: Deps,
     body: NotificationSend,
     admin: Annotated[Principal, require_role("admin")],
 ) -> NotificationQueued:
     set_span_attributes(**{"user.id": body.user_id, "admin.id": admin.user_id})
     notification = await run_in_unit_of_work(
-        database_of(request), handlers.send_notification, user_id=body.user_id,
+        deps.db, handlers.send_notification, user_id=body.user_id,
         channel=body.channel, subject=body.subject, body=body.body,
     )
     return NotificationQueued(id=notification.id, status=notification.status)
@@ -45,10 +45,10 @@ async def send_notification(
     summary="The caller's own notifications, newest first",
 )
 async def list_notifications(
-    request: Request, user: CurrentUser, limit: Limit = 20, cursor: Cursor = None
+    deps: Deps, user: CurrentUser, limit: Limit = 20, cursor: Cursor = None
 ) -> Page[NotificationPublic]:
     items, next_cursor = await handlers.list_notifications(
-        database_of(request), user_id=user.user_id, limit=limit, cursor=cursor
+        deps.db, user_id=user.user_id, limit=limit, cursor=cursor
     )
     return Page[NotificationPublic](
         items=[NotificationPublic.of(n) for n in items], next_cursor=next_cursor

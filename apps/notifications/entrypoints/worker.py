@@ -14,21 +14,20 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from apps.notifications import handlers
-from apps.notifications.adapters.channels import build_senders
+from apps.notifications.deps import NotificationsDeps
 from apps.notifications.domain import RetryPolicy
 
 if TYPE_CHECKING:
     from kit.service import Service
-    from apps.notifications.config import NotificationSettings
 
 log = logging.getLogger(__name__)
 
 
 async def deliver_notifications(service: Service) -> None:
-    settings: NotificationSettings = service.settings  # type: ignore[assignment]
+    deps = NotificationsDeps.of(service)
+    settings, senders = deps.settings, deps.senders
     if not settings.delivery_worker:
         return
-    senders = getattr(service, "senders", None) or build_senders(settings)
     policy = RetryPolicy(
         max_attempts=settings.delivery_max_attempts,
         backoff_seconds=settings.delivery_backoff_seconds,
