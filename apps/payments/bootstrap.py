@@ -6,8 +6,8 @@ from pathlib import Path
 
 from kit.service import Service, ServiceSpec
 from kit.settings import ServiceSettings
-from apps.payments.adapters.provider import provider_for
 from apps.payments.config import PaymentsSettings
+from apps.payments.deps import PaymentsDeps
 from apps.payments.entrypoints.http import router
 from apps.payments.entrypoints.messages import subscribe
 from contracts.messages import PaymentConfirmed, PaymentFailed, PaymentRefunded
@@ -23,10 +23,9 @@ SPEC = ServiceSpec(
     publishes=[PaymentConfirmed, PaymentFailed, PaymentRefunded],
     subscribe=subscribe,
     settings_class=PaymentsSettings,
+    deps=PaymentsDeps.build,
 )
 
 
 def build(settings: ServiceSettings | None = None, **overrides: object) -> Service:
-    service = Service(SPEC, settings, **overrides)
-    provider_for(service)
-    return service
+    return Service(SPEC, settings, **overrides)

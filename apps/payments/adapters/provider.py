@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from apps.payments.adapters.tables import simulator_charges
-from kit.settings import ServiceSettings
+from apps.payments.config import PaymentsSettings
 from apps.payments.domain import (
     ChargeResult,
     InvalidPaymentMethod,
@@ -172,16 +172,14 @@ class CardNetworkSimulator:
         await self._engine.dispose()
 
 
-def make_provider(settings: ServiceSettings) -> PaymentProvider:
-    name = getattr(settings, "payment_provider", "simulator")
-    if name == "simulator":
+def make_provider(settings: PaymentsSettings) -> PaymentProvider:
+    if settings.payment_provider == "simulator":
         return CardNetworkSimulator(settings.sqlalchemy_url)
-    raise ValueError(f"unknown PAYMENT_PROVIDER {name!r}")
+    raise ValueError(f"unknown PAYMENT_PROVIDER {settings.payment_provider!r}")
 
 
 def provider_for(service: Service) -> PaymentProvider:
-    """The service's payment provider, made from its settings on first use."""
-    provider = getattr(service, "payment_provider", None)
-    if provider is None:
-        provider = service.payment_provider = make_provider(service.settings)  # type: ignore[attr-defined]
-    return provider
+    """The service's payment provider, made with the service (``PaymentsDeps``)."""
+    from apps.payments.deps import PaymentsDeps  # (it imports make_provider from here)
+
+    return PaymentsDeps.of(service).provider

@@ -5,16 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from kit.db import UnitOfWork
-from kit.deps import database_of
 from kit.idempotency import IdempotencyKey, idempotent
 from kit.pagination import Cursor, Limit, Page
 from kit.security import CurrentUser
 from apps.payments import handlers
-from apps.payments.adapters.provider import provider_for
+from apps.payments.deps import Deps
 from apps.payments.schemas import PaymentProcess, PaymentPublic
 from observability import set_span_attributes
 
@@ -35,23 +34,22 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     summary="Pay a booking (its owner). A declined card is a 201 with status `failed`.",
 )
 async def process_payment(
-    request: Request, body: PaymentProcess, user: CurrentUser, idempotency_key: IdempotencyKey = None
+    deps: Deps, body: PaymentProcess, user: CurrentUser, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     set_span_attributes(**{"booking.id": body.booking_id, "user.id": user.user_id})
-    service = request.app.state.service
 
     async def run(uow: UnitOfWork) -> tuple[int, PaymentPublic]:
         # A refusal (a PaymentError) propagates: stored for the key's replays, then answered
         # by the kit's handler.
         payment = await handlers.process_payment(
-            uow, provider=provider_for(service), booking_id=body.booking_id,
+            uow, provider=deps.provider, booking_id=body.booking_id,
             user_id=user.user_id, token=body.payment_method.token,
         )
         set_span_attributes(**{"event.id": payment.event_id})
         return 201, PaymentPublic.of(payment)
 
     return await idempotent(
-        service.db, scope=f"{user.user_id}:payments.process", key=idempotency_key,
+        deps.db, scope=f"{user.user_id}:payments.process", key=idempotency_key,
         body=body.model_dump(mode="json"), run=run,
     )
 
@@ -61,14 +59,14 @@ async def process_payment(
     responses={401: ERRORS[401]},
 )
 async def list_payments(
-    request: Request,
+    deps: Deps,
     user: CurrentUser,
     limit: Limit = 20,
     cursor: Cursor = None,
     booking_id: Annotated[uuid.UUID | None, Query(description="Only this booking's")] = None,
 ) -> Page[PaymentPublic]:
     items, next_cursor = await handlers.list_payments(
-        database_of(request), user, limit=limit, cursor=cursor, booking_id=booking_id
+        deps.db, user, limit=limit, cursor=cursor, booking_id=booking_id
     )
     return Page[PaymentPublic](items=[PaymentPublic.of(p) for p in items], next_cursor=next_cursor)
 
@@ -77,5 +75,5 @@ async def list_payments(
     "/{payment_id}", response_model=PaymentPublic, summary="A payment (its payer or an admin)",
     responses={401: ERRORS[401], 404: ERRORS[404]},
 )
-async def get_payment(request: Request, payment_id: uuid.UUID, user: CurrentUser) -> PaymentPublic:
-    return PaymentPublic.of(await handlers.get_payment(database_of(request), payment_id, user))
+async def get_payment(deps: Deps, payment_id: uuid.UUID, user: CurrentUser) -> PaymentPublic:
+    return PaymentPublic.of(await handlers.get_payment(deps.db, payment_id, user))
