@@ -21,7 +21,8 @@ from faststream.rabbit import RabbitBroker
 from faststream.specification import AsyncAPI
 
 from kit.db import Database
-from kit.messaging import declare_publishers, make_broker, outbox_publish
+from kit.broker import make_broker
+from kit.publishing import declare_publishers, outbox_publish
 from kit.outbox import OutboxRelay
 from kit.settings import API_VERSION
 from auth.config.env import AuthSettings, load

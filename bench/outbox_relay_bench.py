@@ -26,7 +26,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from kit.db import Database
-from kit.messaging import declare_publishers, make_broker, outbox_publish
+from kit.broker import make_broker
+from kit.publishing import declare_publishers, outbox_publish
 from kit.outbox import OUTBOX, OutboxRelay
 from kit.settings import ServiceSettings
 from kit.tables import add_kit_tables

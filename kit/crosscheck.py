@@ -4,7 +4,7 @@ A consumer that moves money (booking on ``payment_confirmed``, payments on ``ref
 checks each message against its own records rather than trusting the producer: otherwise one
 compromised service could mint paid bookings by publishing a payment of 0.01. A message that
 fails such a check can never succeed, so it is dead-lettered at once for an operator (it is a
-:class:`~kit.messaging.PermanentFailure`), logged, and counted in ``messages_refused_total``
+:class:`~kit.broker.PermanentFailure`), logged, and counted in ``messages_refused_total``
 by channel and reason, which is what an alert should watch.
 """
 
@@ -14,7 +14,7 @@ import logging
 from typing import NoReturn
 
 from kit import metrics
-from kit.messaging import PermanentFailure
+from kit.broker import PermanentFailure
 from contracts.envelope import Envelope
 
 log = logging.getLogger(__name__)

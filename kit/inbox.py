@@ -142,7 +142,7 @@ class OneStatementHandler(Generic[M]):
 
     ``statement(message, conn)`` returns them with this message's parameters; it may read on
     ``conn`` first but never writes. That is the handler's only definition:
-    :func:`kit.messaging.consume_once` runs it as one statement on PostgreSQL
+    :func:`kit.consuming.consume_once` runs it as one statement on PostgreSQL
     (:func:`apply_once`); on SQLite, and in a direct call ``handler(message, uow)``, the same
     writes run one by one in the unit of work (:meth:`in_unit_of_work`).
     """

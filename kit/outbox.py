@@ -70,7 +70,7 @@ class OutboxMessage(NamedTuple):
 
 
 class BatchPublisher(Protocol):
-    """A publish function that also sends whole batches (``kit.messaging.outbox_publish``)."""
+    """A publish function that also sends whole batches (``kit.publishing.outbox_publish``)."""
 
     def __call__(
         self, routing_key: str, payload: dict[str, Any], headers: dict[str, Any]
@@ -177,7 +177,7 @@ class OutboxRelay:
     """Publishes committed outbox rows in batches with pipelined confirms.
 
     ``publish`` publishes one row; if it also has ``send_many`` (a :class:`BatchPublisher`, e.g.
-    ``kit.messaging.outbox_publish``) the relay hands it each claimed batch whole.
+    ``kit.publishing.outbox_publish``) the relay hands it each claimed batch whole.
 
     :meth:`run` keeps up to ``pipeline_depth`` rounds going on PostgreSQL while there is a
     backlog (a round took a full batch): while one batch waits for its confirms and is deleted,

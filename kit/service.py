@@ -27,7 +27,8 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from kit import assets, metrics
 from kit.db import Database
 from kit.deps import ServiceDeps
-from kit.messaging import declare_publishers, make_broker, outbox_publish
+from kit.broker import make_broker
+from kit.publishing import declare_publishers, outbox_publish
 from kit.outbox import OutboxRelay
 from kit.problems import (
     LimitRequestBody,

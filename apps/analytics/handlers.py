@@ -26,7 +26,7 @@ from apps.analytics.domain import (
 )
 from kit.db import Database
 from kit.inbox import OneStatementHandler, Statement
-from kit.messaging import PermanentFailure
+from kit.broker import PermanentFailure
 from kit.security import Principal
 from contracts.envelope import Envelope
 from contracts.messages import (

@@ -1,7 +1,7 @@
 """Use cases of the booking service: ``verb_noun(...)``; each emits its messages through the
 unit of work, so a state change and what it tells the world commit together.
 
-Message handlers have the ``(message, uow)`` shape :func:`kit.messaging.consume_once`
+Message handlers have the ``(message, uow)`` shape :func:`kit.consuming.consume_once`
 expects; HTTP use cases take ``(uow, *, ...)``.
 """
 

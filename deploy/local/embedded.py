@@ -159,7 +159,7 @@ class _RedeliveringProducer(FakeProducer):
                 continue
             # Every bound consumer gets its delivery, even if an earlier one failed (they are
             # independent queues on RabbitMQ); a retry reaches all again, and those that had it
-            # already skip it (idempotent consumers, kit.messaging.consume_once).
+            # already skip it (idempotent consumers, kit.consuming.consume_once).
             verdict: list[bool] = []
             token = _VERDICT.set(verdict)
             try:

@@ -24,7 +24,8 @@ from apps.analytics.bootstrap import build
 from apps.analytics.domain import BookingRecord, EventRecord, PaymentRecord
 from kit.db import Database
 from kit.inbox import INBOX, OneStatementHandler
-from kit.messaging import PermanentFailure, consume_once
+from kit.broker import PermanentFailure
+from kit.consuming import consume_once
 from kit.settings import ServiceSettings
 from contracts.envelope import Envelope
 from contracts.messages import PaymentDetails, UserRegistered

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from apps.booking import handlers
 from apps.booking.entrypoints.messages import PAYMENT_CONFIRMED
-from kit.messaging import PermanentFailure
+from kit.broker import PermanentFailure
 from kit.metrics import REGISTRY
 from kit.security import Principal
 from contracts.messages import PaymentConfirmed, PaymentFailed

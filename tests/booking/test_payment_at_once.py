@@ -11,7 +11,7 @@ import pytest
 
 from apps.booking import handlers
 from apps.booking.adapters.repository import BookingRepository
-from kit.messaging import consume_once
+from kit.consuming import consume_once
 from apps.booking.entrypoints.messages import PAYMENT_CONFIRMED, PAYMENT_FAILED
 from tests.booking.conftest import bound_queue, collect, event_created, feed, rows
 from tests.booking.test_saga import failed, hold, paid, seats

@@ -45,7 +45,7 @@ from apps.booking.entrypoints.messages import (
     PAYMENT_CONFIRMED,
     PAYMENT_FAILED,
 )
-from kit.messaging import consume_once
+from kit.consuming import consume_once
 from kit.security import Principal
 from contracts.messages import EventCancelled, EventUpdated, PaymentConfirmed, PaymentFailed
 from tests.booking.conftest import event_created, later

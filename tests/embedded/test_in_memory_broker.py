@@ -20,13 +20,9 @@ import sqlalchemy as sa
 from faststream.rabbit import RabbitQueue
 
 from kit.db import Database
-from kit.messaging import (
-    PermanentFailure,
-    consume_once,
-    declare_publishers,
-    make_broker,
-    outbox_publish,
-)
+from kit.broker import PermanentFailure, make_broker
+from kit.consuming import consume_once
+from kit.publishing import declare_publishers, outbox_publish
 from kit.outbox import OUTBOX, OutboxRelay
 from kit.settings import ServiceSettings
 from contracts.messages import AnalyticsFact, PaymentConfirmed

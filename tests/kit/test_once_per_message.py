@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit.db import Database
 from kit.inbox import INBOX, OneStatementHandler, Statement, insert_from_mark, once_per_message
-from kit.messaging import consume_once
+from kit.consuming import consume_once
 from kit.settings import ServiceSettings
 from kit.tables import JSONDoc, UtcDateTime, add_kit_tables
 from contracts.messages import UserRegistered

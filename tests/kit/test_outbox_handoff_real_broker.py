@@ -19,7 +19,7 @@ import pytest
 
 from kit import outbox
 from kit.db import Database
-from kit.messaging import outbox_publish
+from kit.publishing import outbox_publish
 from kit.outbox import OUTBOX, OutboxRelay
 from tests.kit.test_outbox_relay_real_broker import (  # noqa: F401  (fixtures)
     UNROUTABLE,

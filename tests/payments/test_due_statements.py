@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from kit.db import Database
 from kit.inbox import OneStatementHandler
-from kit.messaging import consume_once
+from kit.consuming import consume_once
 from kit.settings import ServiceSettings
 from apps.payments import handlers
 from apps.payments.adapters.tables import booking_dues

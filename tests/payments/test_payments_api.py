@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from kit.messaging import consume_once
+from kit.consuming import consume_once
 from apps.payments import handlers
 from apps.payments.adapters.provider import provider_for
 from contracts.messages import (

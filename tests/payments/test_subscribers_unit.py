@@ -147,7 +147,7 @@ async def test_refund_requested_refunds_once_and_the_relay_publishes_payment_ref
 )
 async def test_payload_breaking_the_contract_is_rejected_and_changes_nothing(offline, caplog, queue, payload):
     svc, broker = offline
-    caplog.set_level(logging.ERROR, logger="kit.messaging")
+    caplog.set_level(logging.ERROR, logger="kit.broker")
     await broker.publish(payload, exchange=DOMAIN_EXCHANGE, routing_key=queue.routing_key)
     assert any("dead-lettering" in r.getMessage() for r in caplog.records)
     assert not await consumed(svc, queue.name, uuid.UUID(payload["message_id"]))
@@ -157,7 +157,7 @@ async def test_payload_breaking_the_contract_is_rejected_and_changes_nothing(off
 
 async def test_refund_of_a_booking_never_paid_is_dead_lettered(offline, caplog):
     svc, broker = offline
-    caplog.set_level(logging.ERROR, logger="kit.messaging")
+    caplog.set_level(logging.ERROR, logger="kit.broker")
     command = RefundRequested(booking_id=uuid.uuid4(), user_id=uuid.uuid4(), reason="user_request")
     await send(broker, command)
     assert any("dead-lettering" in r.getMessage() for r in caplog.records)

@@ -24,7 +24,8 @@ import sys
 from typing import Any
 
 from kit.db import Database
-from kit.messaging import declare_publishers, make_broker, outbox_publish
+from kit.broker import make_broker
+from kit.publishing import declare_publishers, outbox_publish
 from kit.outbox import OutboxRelay
 from kit.settings import ServiceSettings
 from contracts.messages import EventCreated

@@ -22,7 +22,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from kit.db import UnitOfWork
-from kit.messaging import consume_once
+from kit.consuming import consume_once
 from kit.service import Service, ServiceSpec
 from kit.tables import add_kit_tables
 from contracts.messages import EventCreated

@@ -6,7 +6,7 @@ import inspect
 from typing import TYPE_CHECKING
 
 from apps.analytics import handlers
-from kit.messaging import consume_once
+from kit.consuming import consume_once
 from contracts.messages import AnalyticsFact
 from contracts.topology import ANALYTICS_EXCHANGE, ANALYTICS_QUEUE
 

@@ -1,5 +1,5 @@
 """Bus subscribers of the booking service: one per consumed message, each a thin hand-off to a
-use case run once per message id (:func:`kit.messaging.consume_once`). Their docstrings
+use case run once per message id (:func:`kit.consuming.consume_once`). Their docstrings
 are the AsyncAPI descriptions."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from apps.booking import handlers
 from apps.booking.adapters.availability import availability_of
-from kit.messaging import consume_once
+from kit.consuming import consume_once
 from contracts.messages import (
     EventCancelled,
     EventCreated,

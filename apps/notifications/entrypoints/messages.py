@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kit.messaging import consume_once
+from kit.consuming import consume_once
 from apps.notifications import handlers
 from contracts.messages import (
     BookingCancelled,

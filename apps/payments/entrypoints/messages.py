@@ -4,7 +4,7 @@ AsyncAPI descriptions of these channels."""
 
 from __future__ import annotations
 
-from kit.messaging import consume_once
+from kit.consuming import consume_once
 from kit.service import Service
 from apps.payments import handlers
 from apps.payments.adapters.provider import provider_for
