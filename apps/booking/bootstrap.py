@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from apps.booking.config import BookingSettings
+from apps.booking.deps import BookingDeps
 from apps.booking.entrypoints.early_refusal import EarlyRefusal
 from apps.booking.entrypoints.http import internal_router, router
 from apps.booking.entrypoints.messages import subscribe
@@ -31,6 +32,7 @@ SPEC = ServiceSpec(
     subscribe=subscribe,
     background=[hold_expiry_sweeper],
     settings_class=BookingSettings,
+    deps=BookingDeps.build,
     http_middleware=[EarlyRefusal],
 )
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from apps.booking.adapters.availability import Availability, AvailabilityCache, availability_of
+from apps.booking.deps import BookingDeps
 from apps.booking.bootstrap import build
 from kit.db import UnitOfWork
 from tests.booking.conftest import book_body, event_created, feed, rows
@@ -51,7 +52,7 @@ async def test_sold_out_seen_recently_is_refused_until_the_ttl_passes(start_serv
     seats this replica puts back are on sale at once."""
     clock = Clock()
     async with start_service(build) as one, start_service(build) as two:
-        one.availability = AvailabilityCache(0.5, clock=clock)
+        BookingDeps.of(one).availability = AvailabilityCache(0.5, clock=clock)
         event = event_created(capacity=1)
         await feed(one, event)
         holder, latecomer = bearer(mint()), bearer(mint())

@@ -18,7 +18,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kit.service import Service
 
 
 @dataclass(frozen=True)
@@ -84,11 +87,8 @@ class AvailabilityCache:
             self._refreshing.pop(event_id, None)
 
 
-def availability_of(service: Any) -> AvailabilityCache:
-    """The booking service's cache (made on first use, with its configured ``ttl``)."""
-    cache: AvailabilityCache | None = getattr(service, "availability", None)
-    if cache is None:
-        cache = service.availability = AvailabilityCache(
-            service.settings.booking_availability_cache_seconds
-        )
-    return cache
+def availability_of(service: Service) -> AvailabilityCache:
+    """The booking service's cache (made with the service, with its configured ``ttl``)."""
+    from apps.booking.deps import BookingDeps  # (it imports AvailabilityCache from here)
+
+    return BookingDeps.of(service).availability

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apps.booking import handlers
-from apps.booking.adapters.availability import availability_of
+from apps.booking.deps import BookingDeps
 from apps.booking.domain import BookingError
 from apps.booking.entrypoints.http import count_refusal
 from apps.booking.schemas import BookingCreate
@@ -86,6 +86,7 @@ class EarlyRefusal:
     async def _refused(self, scope: Scope, send: Send, token: str, body: bytes) -> bool:
         """Answer the refusal and say True, or say False (the route decides)."""
         service = self.service
+        deps = BookingDeps.of(service)
         try:
             user = await service.token_verifier.verify(token)
             request = BookingCreate.model_validate(json.loads(body))
@@ -93,8 +94,8 @@ class EarlyRefusal:
             return False
         try:
             handlers.refuse_from_memory(
-                availability_of(service), event_id=request.event_id, quantity=request.quantity,
-                max_per_booking=service.settings.max_tickets_per_booking,
+                deps.availability, event_id=request.event_id, quantity=request.quantity,
+                max_per_booking=deps.settings.max_tickets_per_booking,
             )
         except BookingError as exc:
             set_span_attributes(**{"event.id": request.event_id, "user.id": user.user_id})

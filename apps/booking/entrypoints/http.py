@@ -10,16 +10,14 @@ import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from apps.booking import handlers
-from apps.booking.adapters.availability import AvailabilityCache, availability_of
-from apps.booking.config import BookingSettings
+from apps.booking.deps import Deps
 from apps.booking.domain import BookingError, BookingStatus
 from apps.booking.schemas import BookingCreate, BookingPublic, CapacityChange, InventoryPublic
 from kit.db import UnitOfWork, run_in_unit_of_work
-from kit.deps import database_of
 from kit.idempotency import IdempotencyKey, idempotent
 from kit.metrics import count
 from kit.pagination import Cursor, Limit, Page
@@ -54,29 +52,20 @@ def count_refusal(exc: BookingError) -> None:
     count("bookings", _outcome(exc))
 
 
-def _settings(request: Request) -> BookingSettings:
-    return request.app.state.service.settings
-
-
-def _availability(request: Request) -> AvailabilityCache:
-    """This replica's recently seen availability per event (see the adapter's docstring)."""
-    return availability_of(request.app.state.service)
-
-
 @router.post(
     "/create", status_code=201, response_model=BookingPublic, responses=ERRORS,
     summary="Hold seats of an event for the caller (pay before `expires_at`)",
 )
 async def create_booking(
-    request: Request, body: BookingCreate, user: CurrentUser,
+    deps: Deps, body: BookingCreate, user: CurrentUser,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    settings = _settings(request)
+    settings = deps.settings
     set_span_attributes(**{"event.id": body.event_id, "user.id": user.user_id})
     if idempotency_key is None:  # with a key, a refusal is stored: decide it on a fresh read
         try:
             handlers.refuse_from_memory(
-                _availability(request), event_id=body.event_id, quantity=body.quantity,
+                deps.availability, event_id=body.event_id, quantity=body.quantity,
                 max_per_booking=settings.max_tickets_per_booking,
             )
         except BookingError as exc:
@@ -91,7 +80,7 @@ async def create_booking(
                 max_per_booking=settings.max_tickets_per_booking,
                 max_held_per_user=settings.max_seats_held_per_user,
                 # with a key, a refusal is stored for replays: decide it on a fresh read
-                recently=_availability(request) if idempotency_key is None else None,
+                recently=deps.availability if idempotency_key is None else None,
             )
         except BookingError as exc:
             count_refusal(exc)
@@ -100,7 +89,7 @@ async def create_booking(
         return 201, BookingPublic.of(booking).model_dump(mode="json")
 
     return await idempotent(
-        database_of(request), scope=f"{user.user_id}:booking.create", key=idempotency_key,
+        deps.db, scope=f"{user.user_id}:booking.create", key=idempotency_key,
         body=body.model_dump(mode="json"), run=run, single_statement=True,
     )
 
@@ -110,7 +99,7 @@ async def create_booking(
     description="Your own bookings. Admins see everybody's, or filter with `user_id`.",
 )
 async def list_bookings(
-    request: Request,
+    deps: Deps,
     user: CurrentUser,
     limit: Limit = 20,
     cursor: Cursor = None,
@@ -119,27 +108,27 @@ async def list_bookings(
     status: Annotated[BookingStatus | None, Query()] = None,
 ) -> Page[BookingPublic]:
     items, next_cursor = await handlers.list_bookings(
-        database_of(request), actor=user, limit=limit, cursor=cursor, user_id=user_id,
+        deps.db, actor=user, limit=limit, cursor=cursor, user_id=user_id,
         event_id=event_id, status=status,
     )
     return Page[BookingPublic](items=[BookingPublic.of(b) for b in items], next_cursor=next_cursor)
 
 
 @router.get("/{booking_id}", response_model=BookingPublic, responses={404: ERRORS[404]})
-async def get_booking(request: Request, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
-    return BookingPublic.of(await handlers.get_booking(database_of(request), booking_id, user))
+async def get_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
+    return BookingPublic.of(await handlers.get_booking(deps.db, booking_id, user))
 
 
 @router.post(
     "/{booking_id}/cancel", response_model=BookingPublic, responses=ERRORS,
     summary="Cancel a booking (owner or admin); a paid one is refunded",
 )
-async def cancel_booking(request: Request, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
+async def cancel_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
     set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
     booking = await run_in_unit_of_work(
-        database_of(request), handlers.cancel_booking, booking_id=booking_id, actor=user
+        deps.db, handlers.cancel_booking, booking_id=booking_id, actor=user
     )
-    _availability(request).forget(booking.event_id)  # its seats are back on sale
+    deps.availability.forget(booking.event_id)  # its seats are back on sale
     return BookingPublic.of(booking)
 
 
@@ -152,14 +141,14 @@ async def cancel_booking(request: Request, booking_id: uuid.UUID, user: CurrentU
     "caller's token (the event's organizer or an admin). Not routed by the gateway.",
 )
 async def apply_capacity(
-    request: Request, event_id: uuid.UUID, body: CapacityChange,
+    deps: Deps, event_id: uuid.UUID, body: CapacityChange,
     user: Annotated[Principal, require_role("organizer", "admin")],
 ) -> InventoryPublic:
     inv = await run_in_unit_of_work(
-        database_of(request), handlers.apply_capacity, event_id=event_id,
+        deps.db, handlers.apply_capacity, event_id=event_id,
         capacity=body.capacity, actor=user,
     )
     if inv is None:
         raise NotFound("This event is not known to booking yet.", code="event-not-found")
-    _availability(request).forget(event_id)
+    deps.availability.forget(event_id)
     return InventoryPublic.of(inv)

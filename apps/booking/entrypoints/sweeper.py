@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from apps.booking import handlers
-from apps.booking.adapters.availability import availability_of
+from apps.booking.deps import BookingDeps
 
 if TYPE_CHECKING:
     from kit.service import Service
@@ -17,15 +17,16 @@ log = logging.getLogger(__name__)
 
 async def sweep_once(service: Service) -> int:
     """Expire lapsed holds batch by batch until none is left; returns how many."""
-    batch_size: int = service.settings.booking_sweep_batch_size  # type: ignore[attr-defined]
+    deps = BookingDeps.of(service)
+    batch_size = deps.settings.booking_sweep_batch_size
     total = 0
     while True:
-        async with service.db.unit_of_work() as uow:
+        async with deps.db.unit_of_work() as uow:
             n = await handlers.expire_overdue_holds(uow, batch_size=batch_size)
             await uow.commit()
         total += n
         if n:
-            availability_of(service).forget()  # seats back on sale
+            deps.availability.forget()  # seats back on sale
         if n < batch_size:
             return total
 
@@ -33,7 +34,7 @@ async def sweep_once(service: Service) -> int:
 async def hold_expiry_sweeper(service: Service) -> None:
     """Every ``BOOKING_SWEEP_INTERVAL_SECONDS``, expire lapsed holds (0 turns it off). Safe with
     any number of replicas sweeping at once: each skips the rows another has locked."""
-    interval = service.settings.booking_sweep_interval_seconds  # type: ignore[attr-defined]
+    interval = BookingDeps.of(service).settings.booking_sweep_interval_seconds
     if interval <= 0:
         return
     while True:
