@@ -64,8 +64,3 @@ class ServiceDeps:
 
 # The dependencies of a route's service, for services with no adapters of their own.
 Deps = Annotated[ServiceDeps, Depends(ServiceDeps.of_request)]
-
-
-def database_of(request: Request) -> Database:
-    """The database of the service serving ``request``."""
-    return ServiceDeps.of_request(request).db
