@@ -7,6 +7,7 @@ SQLite after the mark in a unit of work.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, fields
@@ -15,7 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kit.inbox import Statement, insert_from_mark, once_per_message
+from kit.inbox import Statement, Writes, insert_from_mark, once_per_message
 from kit.outbox import OUTBOX
 from apps.payments.adapters.tables import booking_dues, payments
 from apps.payments.domain import BookingDue, DueStatus, Payment
@@ -39,12 +40,21 @@ def _due_values(due: BookingDue) -> dict[str, object]:
 # --- what a consumed message writes, with the consumer's inbox mark -----------------------------
 
 _ADD_DUE = once_per_message(insert_from_mark(booking_dues, "ON CONFLICT (booking_id) DO NOTHING"))
-_END_DUE = once_per_message(insert_from_mark(
-    booking_dues,
-    "ON CONFLICT (booking_id) DO UPDATE SET status = EXCLUDED.status, "
-    "updated_at = EXCLUDED.updated_at WHERE t.status IN :from_statuses",
-    binds=[sa.bindparam("from_statuses", type_=booking_dues.c.status.type, expanding=True)],
-))
+
+
+@functools.cache
+def _end_due(from_statuses: tuple[DueStatus, ...]) -> Writes:
+    """Built once per guard (the domain's few constant tuples of statuses, written as literals:
+    an expanding ``IN`` parameter re-rendered the SQL at every execution, and ``= ANY(array)``
+    is PostgreSQL's only)."""
+    if not all(s.isidentifier() for s in from_statuses):  # status names, never input
+        raise ValueError(f"not statuses: {from_statuses!r}")
+    statuses = ", ".join(f"'{s}'" for s in from_statuses)
+    return once_per_message(insert_from_mark(
+        booking_dues,
+        "ON CONFLICT (booking_id) DO UPDATE SET status = EXCLUDED.status, "
+        f"updated_at = EXCLUDED.updated_at WHERE t.status IN ({statuses})",
+    ))
 
 
 def add_due_statement(due: BookingDue) -> Statement:
@@ -56,7 +66,7 @@ def end_due_statement(due: BookingDue, *, from_statuses: Sequence[DueStatus]) ->
     """Move the booking to ``due.status`` if it is in one of ``from_statuses``; record it in
     that state if it is not known yet (its creation may arrive later, and must not reopen
     it). One write, so it cannot race a concurrent :func:`add_due_statement`."""
-    return Statement(_END_DUE, {**_due_values(due), "from_statuses": list(from_statuses)})
+    return Statement(_end_due(tuple(from_statuses)), _due_values(due))
 
 
 # Built once: a statement made per call costs more CPU to build (and to find in SQLAlchemy's
