@@ -113,6 +113,8 @@ class OutboxPublisher:
         # A channel of its own: a channel error here (e.g. a missing exchange) never closes the
         # consumers' channel, and the consumers' prefetch does not apply to it.
         self.channel: AbstractRobustChannel | None = None
+        # the polling rounds and the hand-off lane send concurrently: one of them opens it
+        self._opening = asyncio.Lock()
         self._routes: dict[str, tuple[AbstractExchange, str | None]] = {}
 
     async def __call__(
@@ -158,15 +160,17 @@ class OutboxPublisher:
         connection = await self.broker.connect()
         if connection is None:
             return None
-        if self.channel is None or self.channel.is_closed or connection is not self._connection:
-            self.channel = None
-            self._routes.clear()
-            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            self._connection, self.channel = connection, channel
+        async with self._opening:
+            if self.channel is None or self.channel.is_closed or connection is not self._connection:
+                self.channel = None
+                self._routes.clear()
+                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+                self._connection, self.channel = connection, channel
+            channel = self.channel
         # A robust channel reopens itself after the broker closed it or the connection came
         # back: wait (bounded by the caller) until it did.
-        await self.channel.ready()
-        return self.channel
+        await channel.ready()
+        return channel
 
     async def _route(
         self, channel: AbstractRobustChannel, routing_key: str
