@@ -188,7 +188,8 @@ def migrate(settings: ServiceSettings, migrations: Path) -> None:
 async def run_in_unit_of_work(db: Database, use_case: Any, /, **kw: Any) -> Any:
     """Run ``use_case(uow, **kw)`` in one unit of work and commit it; returns its result.
 
-    What a command route does between parsing its input and mapping domain errors to problems.
+    What a command route does after parsing its input (a domain error it raises propagates to
+    the kit's problem handler).
     """
     async with db.unit_of_work() as uow:
         result = await use_case(uow, **kw)
