@@ -72,6 +72,17 @@ class AuthSettings(ServiceSettings):
         default=600, ge=0, description="Registrations from all addresses together per minute; 0: no limit."
     )
 
+    # --- admission (auth.core.admission): Argon2 work at once per process ---------------------
+    register_concurrency: int = Field(
+        default=2, ge=0, description="Registrations handled at once per process (0: unbounded)."
+    )
+    login_concurrency: int = Field(
+        default=4, ge=0, description="Logins handled at once per process (0: unbounded)."
+    )
+    admission_wait_seconds: float = Field(
+        default=5.0, gt=0, description="How long a request waits for its lane before a 503."
+    )
+
     trusted_proxies: str = Field(
         default="127.0.0.1,::1",
         description="Comma-separated addresses/networks whose X-Forwarded-For is believed.",

@@ -19,6 +19,7 @@ class AuthApplication:
         self.django_app = django_app
         self.outbox_relay = outbox_relay
         self.relay: Any = None  # auth.relay.AuthRelay while running
+        self.lanes: Any = None  # auth.core.admission.Lanes, made at the first request
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -26,10 +27,21 @@ class AuthApplication:
         elif scope["type"] == "http":
             from django.conf import settings
 
+            from auth.core.admission import Lanes
             from auth.core.body_limit import call_with_body_limit
 
-            await call_with_body_limit(self.django_app, scope, receive, send,
-                                       settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+            if self.lanes is None:
+                self.lanes = Lanes(
+                    {"/auth/register": settings.REGISTER_CONCURRENCY,
+                     "/auth/login": settings.LOGIN_CONCURRENCY},
+                    settings.ADMISSION_WAIT_SECONDS,
+                )
+
+            async def django(scope: Scope, receive: Any, send: Any) -> None:
+                await call_with_body_limit(self.django_app, scope, receive, send,
+                                           settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+            await self.lanes.call(django, scope, receive, send)
         else:
             await self.django_app(scope, receive, send)
 

@@ -45,6 +45,11 @@ LOGIN_FAILURE_WINDOW_SECONDS = ENV.login_failure_window_seconds
 REGISTRATIONS_PER_ADDRESS_PER_HOUR = ENV.registrations_per_address_per_hour
 REGISTRATIONS_PER_MINUTE = ENV.registrations_per_minute
 
+# Argon2 routes admitted at once per process, and how long others wait (auth.core.admission).
+REGISTER_CONCURRENCY = ENV.register_concurrency
+LOGIN_CONCURRENCY = ENV.login_concurrency
+ADMISSION_WAIT_SECONDS = ENV.admission_wait_seconds
+
 # Peers whose X-Forwarded-For is believed (the gateway); see auth.core.client_address.
 TRUSTED_PROXIES = [p.strip() for p in ENV.trusted_proxies.split(",") if p.strip()]
 
