@@ -2,7 +2,8 @@
 #   make install   create .venv, install pinned dependencies and the docs assets
 #   make run       start the whole platform (every service, relay, sweeper, the gateway);
 #                  without RabbitMQ/PostgreSQL: the embedded all-in-one mode (make run-embedded)
-#   make test      the test suite (unit + real RabbitMQ/PostgreSQL); what CI runs
+#   make lint      ruff (lint + format check) and mypy on contracts/ and kit/
+#   make test      the test suite (unit + real RabbitMQ/PostgreSQL); CI runs make lint, then this
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,7 +14,7 @@ ASYNCAPI_REACT := @asyncapi/react-component@3.1.5
 SWAGGER_UI := swagger-ui-dist@5.35.0
 ASYNCAPI_PARSER := @asyncapi/parser@3.6.6
 
-.PHONY: install run run-embedded test test-all asyncapi asyncapi-check deploy-check clean
+.PHONY: install run run-embedded lint format test test-all asyncapi asyncapi-check deploy-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,15 @@ run: install
 
 run-embedded: install
 	EMBEDDED=1 $(BIN)/python -m deploy.local.run
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test: install
 	$(BIN)/pytest -q -m "not slow"

@@ -72,7 +72,9 @@ def _example_value(name: str, prop: dict[str, Any]) -> Any:
         return _PLACEHOLDER_TIME
     if fmt == "email":
         return "ada@example.com"
-    return {"integer": 1, "number": 1, "boolean": False, "array": [], "string": "text"}.get(kind)
+    return {"integer": 1, "number": 1, "boolean": False, "array": [], "string": "text"}.get(
+        str(kind)
+    )
 
 
 def _add_example(schema: dict[str, Any]) -> None:

@@ -13,6 +13,8 @@ from alembic import context, op
 def run_migrations(target_metadata: sa.MetaData) -> None:
     config = context.config
     url = config.attributes.get("sqlalchemy_url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL: set sqlalchemy_url or sqlalchemy.url")
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         is_pg = conn.dialect.name == "postgresql"

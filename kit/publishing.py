@@ -16,7 +16,8 @@ from typing import Any
 import aio_pika
 import orjson
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
-from faststream.rabbit import RabbitBroker, RabbitPublisher
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.publisher import RabbitPublisher  # what broker.publisher() returns
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode

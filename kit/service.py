@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from faststream import FastStream
-from faststream.rabbit import RabbitBroker, RabbitPublisher
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.publisher import RabbitPublisher  # what broker.publisher() returns
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 
@@ -57,14 +58,14 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     publishes: Sequence[type[Envelope]] = ()
     subscribe: Callable[[Service], None] | None = None
-    background: Sequence[Callable[[Service], Awaitable[None]]] = ()
+    background: Sequence[Callable[[Service], Coroutine[Any, Any, None]]] = ()
     settings_class: type[ServiceSettings] = ServiceSettings
     # Builds the service's typed dependencies (kit.deps) once, from its database and settings:
     # a service with adapters of its own gives its ServiceDeps subclass's ``build``.
     deps: Callable[[Service], ServiceDeps] = ServiceDeps.build
     # ASGI middleware of the service's own, innermost (inside tracing, metrics and the NUL
     # check), each made as ``middleware(app, service=the_service)``.
-    http_middleware: Sequence[type] = ()
+    http_middleware: Sequence[Any] = ()  # ASGI middleware classes taking (app, service=...)
     # The process's scheduler niceness unless PROCESS_NICENESS says otherwise (see
     # kit.runtime.set_niceness): 10 for consumers off the booking path.
     niceness: int = 0
