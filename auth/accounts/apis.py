@@ -73,7 +73,8 @@ class UserRegisterApi(APIView):
         responses={201: OpenApiResponse(OutputSerializer, "The new account"), **BODY_PROBLEMS,
                    **problems(s409="An account with this e-mail address already exists",
                               s429="Too many registrations from this address or overall (see "
-                                   "`Retry-After`)")},
+                                   "`Retry-After`)",
+                              s503="Too many registrations in progress (see `Retry-After`)")},
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
@@ -99,6 +100,7 @@ class UserLoginApi(APIView):
             **problems(
                 s401="Wrong e-mail address or password",
                 s429="Too many failed logins for this account or address (see `Retry-After`)",
+                s503="Too many logins in progress (see `Retry-After`)",
             ),
         },
     )

@@ -106,9 +106,10 @@ async def test_request_and_response_schemas_are_the_serializers_fields(client) -
 async def test_error_responses_are_problem_details(client) -> None:
     doc = await _document(client)
     expected = {
-        ("/auth/register", "post"): {"400", "409", "422"},
+        ("/auth/register", "post"): {"400", "409", "422", "429"},
         ("/auth/login", "post"): {"400", "401", "422", "429"},
         ("/auth/refresh", "post"): {"400", "401", "422"},
+        ("/auth/logout", "post"): {"400", "422"},
         ("/auth/me", "get"): {"401"},
         ("/auth/jwks.json", "get"): set(),
     }
