@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kit.db import Database, UnitOfWork
+from kit.db import Database
+from kit.uow import UnitOfWork
 from kit.inbox import OneStatementHandler, apply_once, first_delivery
 from contracts.envelope import Envelope
 from observability import set_span_attributes
@@ -40,7 +41,7 @@ async def consume_once(
         return True
     if db.is_postgres and isinstance(handler, OneStatementHandler):
         return await apply_once(db, consumer, message.message_id, message, handler)
-    async with db.unit_of_work() as uow:
+    async with UnitOfWork(db) as uow:
         if not await first_delivery(uow, consumer, message.message_id):
             return False
         await handler(message, uow)

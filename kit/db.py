@@ -1,10 +1,5 @@
-"""A service's own database: created if missing, migrated with Alembic, one unit of work per
-request or message.
-
-The unit of work is Core-level (an ``AsyncConnection`` in a transaction): repositories run
-statements on ``uow.conn``; messages the use case emits are staged and written to the outbox in
-the same transaction at commit, so a state change and its messages land together or not at all.
-"""
+"""A service's own database: its engines and connections, created if missing, migrated with
+Alembic. The unit of work that runs a request or a message on it is ``kit.uow``'s."""
 
 from __future__ import annotations
 
@@ -13,19 +8,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from kit import metrics
+from kit.handoff import Handoff
 from kit.settings import ServiceSettings
-
-if TYPE_CHECKING:
-    from kit.outbox import Handoff
-    from contracts.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +109,6 @@ class Database:
             await self._relay_engine.dispose()
             self._relay_engine = None
 
-    def unit_of_work(self, *, single_statement: bool = False) -> UnitOfWork:
-        """A unit of work; ``single_statement``: see :class:`UnitOfWork`."""
-        return UnitOfWork(self, single_statement=single_statement)
-
 
 # SQLite (the embedded mode) has one writer at a time: a transaction waits this long for it.
 SQLITE_BUSY_SECONDS = 30
@@ -183,115 +169,3 @@ def migrate(settings: ServiceSettings, migrations: Path) -> None:
         sync_url = sync_url.set(drivername="sqlite")
     cfg.attributes["sqlalchemy_url"] = sync_url
     command.upgrade(cfg, "head")
-
-
-async def run_in_unit_of_work(db: Database, use_case: Any, /, **kw: Any) -> Any:
-    """Run ``use_case(uow, **kw)`` in one unit of work and commit it; returns its result.
-
-    What a command route does after parsing its input (a domain error it raises propagates to
-    the kit's problem handler).
-    """
-    async with db.unit_of_work() as uow:
-        result = await use_case(uow, **kw)
-        await uow.commit()
-        return result
-
-
-class UnitOfWork:
-    """One transaction: state changes, outbox rows and inbox marks commit together.
-
-    ``single_statement=True`` is for a use case whose whole effect, its outbox rows included, is
-    one statement (see :meth:`written_inline`): on PostgreSQL it runs in autocommit mode, so the
-    statement is its own transaction and no BEGIN/COMMIT round trips hold its row locks longer
-    (a hot row's throughput is bounded by how long each writer holds it). Staging messages with
-    :meth:`emit` is refused then. On SQLite it is an ordinary transaction.
-    """
-
-    def __init__(self, db: Database, *, single_statement: bool = False) -> None:
-        self.db = db
-        self.conn: AsyncConnection
-        self._messages: list[Envelope] = []
-        self._inline: list[Envelope] = []
-        self._inline_rows: dict[Any, dict[str, Any]] = {}  # by message id, from outbox_rows
-        self._done = False
-        self.autocommit = single_statement and db.is_postgres
-
-    async def __aenter__(self) -> Self:
-        self.conn = await self.db.engine.connect()
-        if self.autocommit:
-            await self.conn.execution_options(isolation_level="AUTOCOMMIT")
-        else:
-            await self.conn.begin()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if not self._done:
-                await self.rollback()
-        finally:
-            await self.conn.close()
-
-    def emit(self, *messages: Envelope) -> None:
-        """Stage messages to publish if, and only if, this unit of work commits."""
-        if self.autocommit:
-            raise RuntimeError("a single-statement unit of work cannot stage messages")
-        self._messages.extend(messages)
-
-    def outbox_rows(self, *messages: Envelope) -> list[dict[str, Any]]:
-        """The outbox rows of ``messages`` for a statement that inserts them itself; call
-        :meth:`written_inline` once that statement has written them."""
-        from kit import outbox
-
-        rows = outbox.rows_of(self.db, messages)
-        self._inline_rows.update((row["id"], row) for row in rows)
-        return rows
-
-    def written_inline(self, *messages: Envelope) -> None:
-        """``messages`` are in the outbox, written by the use case's own statement: once this
-        unit of work commits, hand them to the relay and count them as :meth:`emit` would.
-        Each must have its row from :meth:`outbox_rows` (what the relay publishes on commit)."""
-        missing = [m.message_id for m in messages if m.message_id not in self._inline_rows]
-        if missing:
-            raise ValueError(f"written_inline: no outbox_rows() row for messages {missing}")
-        self._inline.extend(messages)
-
-    def discard_messages(self) -> None:
-        self._messages = []
-        self._inline = []
-        self._inline_rows = {}
-
-    async def commit(self) -> None:
-        from kit import outbox
-
-        rows = await outbox.write(self.conn, self.db, self._messages) if self._messages else []
-        if self._inline and not self._messages:  # (write() sent it for both)
-            # rows the use case's own statement wrote: other processes' relays are woken too
-            await outbox.notify_if_needed(self.conn, self.db)
-        if not self.autocommit:
-            await self.conn.commit()
-        self._done = True
-        sent = self._messages + self._inline
-        if sent:
-            rows += [self._inline_rows[m.message_id] for m in self._inline]
-            handoff = self.db.handoff
-            if handoff is not None:
-                handoff.put(rows)  # published now by this process's relay
-            else:
-                self.db.outbox_written.set()
-            for m in sent:  # booking_confirmed -> bookings confirmed, payment_failed ...
-                name, _, outcome = m.routing_key.partition("_")
-                metrics.count(f"{name}s", outcome or "requested")
-        self._messages = []
-        self._inline = []
-        self._inline_rows = {}
-
-    async def rollback(self) -> None:
-        self._messages = []
-        self._inline = []
-        self._inline_rows = {}
-        if self.conn.in_transaction():
-            await self.conn.rollback()
-        self._done = True

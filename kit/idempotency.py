@@ -25,7 +25,8 @@ from fastapi import Header
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from kit.db import Database, UnitOfWork
+from kit.db import Database
+from kit.uow import UnitOfWork
 from kit.errors import DomainError
 from kit.problems import PROBLEM_JSON, Unprocessable, problem_body_of
 from kit.tables import add_kit_tables
@@ -68,13 +69,13 @@ async def idempotent(
     without a key, ``run``'s whole effect is one statement (see ``UnitOfWork``).
     """
     if key is None:
-        async with db.unit_of_work(single_statement=single_statement) as uow:
+        async with UnitOfWork(db, single_statement=single_statement) as uow:
             status, payload = await run(uow)
             await uow.commit()
         return JSONResponse(jsonable_encoder(payload), status_code=status)
 
     digest = fingerprint(body)
-    async with db.unit_of_work() as uow:
+    async with UnitOfWork(db) as uow:
         claimed = (
             await uow.conn.execute(
                 db.insert(IDEMPOTENCY)
@@ -132,7 +133,7 @@ def _stored(status: int, payload: Any, *, replayed: bool) -> JSONResponse:
 
 
 async def purge_expired(db: Database) -> int:
-    async with db.unit_of_work() as uow:
+    async with UnitOfWork(db) as uow:
         res = await uow.conn.execute(
             IDEMPOTENCY.delete().where(
                 IDEMPOTENCY.c.created_at < sa.func.now() - sa.text("interval '48 hours'")

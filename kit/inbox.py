@@ -27,7 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kit.db import Database, UnitOfWork
+from kit.db import Database
+from kit.uow import UnitOfWork
 from kit.tables import add_kit_tables
 
 INBOX = add_kit_tables(sa.MetaData())["inbox"]
@@ -51,15 +52,51 @@ async def first_delivery(uow: UnitOfWork, consumer: str, message_id: uuid.UUID) 
 
 # --- one definition per use case, two ways to run it -----------------------------------------
 
-# The mark as the first CTE of the one statement; its columns come from the table definition.
-MARK_SQL = (
-    f"INSERT INTO {INBOX.name} ({INBOX.c.consumer.name}, {INBOX.c.message_id.name}) "
-    "VALUES (:inbox_consumer, :inbox_message_id) ON CONFLICT DO NOTHING RETURNING 1"
-)
+# The mark's parameters, typed by the table's columns: bound as the table's own inserts bind.
 _MARK_BINDS = (
     sa.bindparam("inbox_consumer", type_=INBOX.c.consumer.type),
     sa.bindparam("inbox_message_id", type_=INBOX.c.message_id.type),
 )
+_MARK_COLUMNS = f"{INBOX.c.consumer.name}, {INBOX.c.message_id.name}"
+
+
+def mark_params(consumer: str, message_id: uuid.UUID) -> dict[str, Any]:
+    """The parameters of every mark built here (:data:`MARK_SQL`, :func:`mark_sql`,
+    :func:`marked_sql`)."""
+    return {"inbox_consumer": consumer, "inbox_message_id": message_id}
+
+
+# The mark as the first CTE of the one statement; its columns come from the table definition.
+MARK_SQL = (
+    f"INSERT INTO {INBOX.name} ({_MARK_COLUMNS}) "
+    "VALUES (:inbox_consumer, :inbox_message_id) ON CONFLICT DO NOTHING RETURNING 1"
+)
+
+
+def mark_sql(source: str) -> str:
+    """The mark as a data-modifying CTE of a textual statement (PostgreSQL) that makes it only
+    if ``source`` (e.g. ``FROM upd``) has a row: for a statement whose own guard decides whether
+    the message is handled now (with :func:`marked_sql`), where :data:`MARK_SQL` marks it
+    whatever the rest of the statement does. The parameters are cast here, as a ``SELECT``
+    list gives PostgreSQL no column to infer their types from."""
+    pg = postgresql.dialect()
+    values = ", ".join(
+        f"CAST(:{b.key} AS {b.type.compile(dialect=pg)})" for b in _MARK_BINDS
+    )
+    return f"INSERT INTO {INBOX.name} ({_MARK_COLUMNS}) SELECT {values} {source}"
+
+
+def marked_sql() -> str:
+    """``EXISTS (...)``: true if the message already has its mark (the guard of
+    :func:`mark_sql`; a concurrent duplicate that passes it too fails on the primary key)."""
+    pg = postgresql.dialect()
+    cond = " AND ".join(
+        f"{c.name} = CAST(:{b.key} AS {b.type.compile(dialect=pg)})"
+        for c, b in zip((INBOX.c.consumer, INBOX.c.message_id), _MARK_BINDS, strict=True)
+    )
+    return f"EXISTS (SELECT FROM {INBOX.name} WHERE {cond})"
+
+
 # Where a write takes its one row from: the mark's CTE (one statement), or nothing (one by one,
 # after the mark; ``WHERE true`` because SQLite cannot parse ``INSERT ... SELECT ... ON
 # CONFLICT`` without a WHERE clause).
@@ -166,5 +203,5 @@ async def apply_once(
     round trip, atomic, durable when it returns. False for a duplicate delivery (nothing done)."""
     async with db.read() as conn:  # autocommit: the one statement is its own transaction
         statement = await handler.statement(message, conn)
-        params = {**statement.params, "inbox_consumer": consumer, "inbox_message_id": message_id}
+        params = {**statement.params, **mark_params(consumer, message_id)}
         return bool((await conn.execute(statement.writes.one_statement, params)).scalar())

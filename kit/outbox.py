@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -40,15 +39,16 @@ import orjson
 import sqlalchemy as sa
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit import metrics
+from kit.db import Database
+from kit.handoff import Handoff
 from kit.tables import add_kit_tables
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
-
-    from kit.db import Database
     from contracts.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,8 @@ class BatchPublisher(Protocol):
 
 
 def rows_of(db: Database, messages: Sequence[Envelope]) -> list[dict[str, Any]]:
-    """The outbox rows for ``messages``, stamped with the current trace context: what
-    :func:`write` inserts, for a statement that writes its own outbox row (a hot path that wants
-    its state change and its message in one statement, see ``UnitOfWork.outbox_rows``)."""
+    """The outbox rows for ``messages``, stamped with the current trace context: the one mapping
+    from a message to its row, whoever writes it (``kit.uow.UnitOfWork.publish``)."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)  # the trace of the request/message that wrote the rows
     rows = []
@@ -106,6 +105,59 @@ def rows_of(db: Database, messages: Sequence[Envelope]) -> list[dict[str, Any]]:
     return rows
 
 
+# --- statements that write a row themselves ---------------------------------------------------
+# A hot path may write its state change and its message in one statement (a data-modifying CTE,
+# a function call). Those statements are built here, from the table, so the outbox's columns
+# are spelled out in this module only: the row of :func:`rows_of` becomes the statement's
+# parameters with :func:`statement_params`, the SQL comes from :func:`values_sql`,
+# :func:`insert_sql` or :func:`insert_cte` (PostgreSQL; elsewhere :func:`insert_rows`).
+
+# What a message's row fills in, in table order (the other columns have defaults).
+_ROW_COLUMNS = tuple(c for c in OUTBOX.c if c.server_default is None)
+_JSON_COLUMNS = frozenset(c.name for c in _ROW_COLUMNS if isinstance(c.type, sa.JSON))
+_PREFIX = "outbox_"
+
+
+def statement_params(row: dict[str, Any], prefix: str = _PREFIX) -> dict[str, Any]:
+    """``row`` as the parameters of a statement built below: JSON documents as text, cast to
+    ``jsonb`` by the statement (orjson encodes them for less CPU than the driver would)."""
+    return {
+        f"{prefix}{name}": orjson.dumps(row[name]).decode() if name in _JSON_COLUMNS else row[name]
+        for name in (c.name for c in _ROW_COLUMNS)
+    }
+
+
+def values_sql(prefix: str = _PREFIX) -> str:
+    """The row's values as typed parameters, in column order (``id, routing_key, ...``): the
+    arguments of a function that inserts the row, or the list of a ``SELECT``."""
+    pg = postgresql.dialect()
+    return ", ".join(
+        f"CAST(:{prefix}{c.name} AS {c.type.compile(dialect=pg)})" for c in _ROW_COLUMNS
+    )
+
+
+def insert_sql(source: str = "", prefix: str = _PREFIX) -> str:
+    """``INSERT INTO outbox (...) SELECT <the row's values> <source>``, as a data-modifying CTE
+    of a textual statement: with ``source`` ``FROM upd`` the row is written only if ``upd`` has
+    a row. ``created_at`` is when the statement wrote it (see :data:`_INSERT`)."""
+    names = ", ".join(c.name for c in _ROW_COLUMNS)
+    return (
+        f"INSERT INTO {OUTBOX.name} ({names}, {OUTBOX.c.created_at.name}) "
+        f"SELECT {values_sql(prefix)}, clock_timestamp() {source}"
+    ).rstrip()
+
+
+def insert_cte(name: str, prefix: str = _PREFIX) -> sa.CTE:
+    """The row's insert as a CTE ``name`` of a Core statement, ``RETURNING id``."""
+    values: dict[str, Any] = {
+        c.name: sa.cast(sa.bindparam(f"{prefix}{c.name}", type_=sa.Text), c.type)
+        if c.name in _JSON_COLUMNS else sa.bindparam(f"{prefix}{c.name}", type_=c.type)
+        for c in _ROW_COLUMNS
+    }
+    values[OUTBOX.c.created_at.name] = sa.func.clock_timestamp()
+    return OUTBOX.insert().values(values).returning(OUTBOX.c.id).cte(name)
+
+
 def needs_notify(db: Database) -> bool:
     """Whether a transaction that wrote outbox rows must NOTIFY the relays of other processes.
 
@@ -120,13 +172,18 @@ _INSERT = OUTBOX.insert().values(created_at=sa.func.clock_timestamp())
 _NOTIFY = sa.text(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
+async def insert_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (:func:`rows_of`) inside the caller's open transaction."""
+    await conn.execute(_INSERT if conn.dialect.name == "postgresql" else OUTBOX.insert(), rows)
+
+
 async def write(
     conn: AsyncConnection, db: Database, messages: Sequence[Envelope]
 ) -> list[dict[str, Any]]:
-    """Insert ``messages`` into the outbox inside the caller's open transaction; returns the
-    rows (for :meth:`Handoff.put` once the transaction committed)."""
+    """Insert ``messages`` into the outbox inside the caller's open transaction and wake the
+    relays; returns the rows (for :meth:`Handoff.put` once the transaction committed)."""
     rows = rows_of(db, messages)
-    await conn.execute(_INSERT if db.is_postgres else OUTBOX.insert(), rows)
+    await insert_rows(conn, rows)
     await notify_if_needed(conn, db)
     return rows
 
@@ -136,41 +193,6 @@ async def notify_if_needed(conn: AsyncConnection, db: Database) -> None:
     when the transaction commits, at once in autocommit)."""
     if needs_notify(db):
         await conn.execute(_NOTIFY)
-
-
-class Handoff:
-    """Committed outbox rows on their way from a unit of work to its process's relay.
-
-    Bounded: past ``limit`` rows waiting (the broker is slow or gone) further rows are not kept;
-    they are in the table, and the relay's polling rounds publish them once they are old enough.
-    """
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self.limit = limit
-        self.rows: deque[dict[str, Any]] = deque()
-        self.ready = asyncio.Event()
-        self.dropped = 0
-
-    def put(self, rows: Sequence[dict[str, Any]]) -> None:
-        if len(self.rows) + len(rows) > self.limit:
-            if not self.dropped:
-                log.warning("outbox hand-off full (%d rows waiting): further rows are left to "
-                            "the polling rounds", len(self.rows))
-            self.dropped += len(rows)
-            return
-        self.rows.extend(rows)
-        self.ready.set()
-
-    def take(self, n: int) -> list[dict[str, Any]]:
-        rows = self.rows
-        batch = [rows.popleft() for _ in range(min(n, len(rows)))]
-        if not rows:
-            self.ready.clear()
-        return batch
-
-    def clear(self) -> None:
-        self.rows.clear()
-        self.ready.clear()
 
 
 class OutboxRelay:

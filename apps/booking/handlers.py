@@ -2,7 +2,9 @@
 unit of work, so a state change and what it tells the world commit together.
 
 Message handlers have the ``(message, uow)`` shape :func:`kit.consuming.consume_once`
-expects; HTTP use cases take ``(uow, *, ...)``.
+expects; HTTP use cases take ``(uow, *, ...)``. Each takes ``repository``, the booking
+repository for the service's database (``BookingDeps.repository``, chosen when the service is
+built: PostgreSQL's, or its SQLite twin in the embedded mode).
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.booking.adapters.availability import Availability, AvailabilityCache
 from apps.booking.adapters.repository import BookingRepository, Inventory
@@ -29,7 +29,8 @@ from apps.booking.domain import (
     TooManyTickets,
     Transition,
 )
-from kit.db import Database, UnitOfWork
+from kit.db import Database
+from kit.uow import UnitOfWork
 from kit.crosscheck import refuse
 from kit.pagination import decode_position, page_of
 from kit.security import Principal
@@ -48,6 +49,9 @@ from contracts.messages import (
 )
 
 log = logging.getLogger(__name__)
+
+# The booking repository class for the service's database, handed to every use case.
+Repository = type[BookingRepository]
 
 
 def _now() -> datetime:
@@ -91,11 +95,13 @@ def _announcements(t: Transition, cause: Envelope | None) -> list[Envelope]:
 
 
 def _announce(uow: UnitOfWork, t: Transition, cause: Envelope | None) -> None:
-    uow.emit(*_announcements(t, cause))
+    uow.publish(*_announcements(t, cause))
 
 
-async def _apply(uow: UnitOfWork, transitions: list[Transition], cause: Envelope | None) -> None:
-    repo = BookingRepository(uow.conn)
+async def _apply(
+    uow: UnitOfWork, repo: BookingRepository, transitions: list[Transition],
+    cause: Envelope | None,
+) -> None:
     await repo.save(transitions)
     await repo.move_seats(transitions)
     for t in transitions:
@@ -136,8 +142,9 @@ def refuse_from_memory(
 
 
 async def reserve_seats(
-    uow: UnitOfWork, *, user: Principal, event_id: uuid.UUID, quantity: int, hold_seconds: int,
-    max_per_booking: int, max_held_per_user: int, recently: AvailabilityCache | None = None,
+    uow: UnitOfWork, *, repository: Repository, user: Principal, event_id: uuid.UUID,
+    quantity: int, hold_seconds: int, max_per_booking: int, max_held_per_user: int,
+    recently: AvailabilityCache | None = None,
 ) -> Booking:
     """Hold ``quantity`` seats of the event for the user, in one statement, or say why not.
 
@@ -146,7 +153,7 @@ async def reserve_seats(
     the statement re-checks seats and price atomically and writes both, or changes nothing.
     """
     _check_quantity(quantity, max_per_booking)
-    repo = BookingRepository(uow.conn)
+    repo = repository(uow.conn)
     seen = recently.get(event_id) if recently is not None else None
     for _ in range(3):  # the price changed between the read and the statement: read again
         if seen is None:
@@ -162,13 +169,16 @@ async def reserve_seats(
             hold_for=timedelta(seconds=hold_seconds),
         )
         message = _details(booking, BookingCreated, None, expires_at=booking.expires_at)
+        # the reservation's own statement writes the row, only if it reserves: a refusal raises
+        # below (the unit of work rolls back) or tries again (the message is discarded)
         out = await repo.reserve(
             booking, price=seen.price, user_cap=max_held_per_user,
-            outbox_row=uow.outbox_rows(message)[0], notify=False,  # the unit of work NOTIFYs
+            outbox_row=uow.publish(message, inline=True)[0],
+            notify=False,  # the unit of work NOTIFYs
         )
         if out.outcome == "reserved":
-            uow.written_inline(message)
             return booking
+        uow.discard_messages()
         if out.outcome == "hold_limit":
             raise HoldLimitReached(
                 f"You already hold seats in pending bookings; one user may hold at most "
@@ -188,32 +198,36 @@ async def reserve_seats(
 
 
 async def _visible_booking(
-    conn: AsyncConnection, booking_id: uuid.UUID, actor: Principal, *, for_update: bool
+    repo: BookingRepository, booking_id: uuid.UUID, actor: Principal, *, for_update: bool
 ) -> Booking:
-    booking = await BookingRepository(conn).get(booking_id, for_update=for_update)
+    booking = await repo.get(booking_id, for_update=for_update)
     if booking is None or not booking.visible_to(actor.user_id, is_admin=actor.is_admin):
         raise BookingNotFound("No such booking.")
     return booking
 
 
-async def cancel_booking(uow: UnitOfWork, *, booking_id: uuid.UUID, actor: Principal) -> Booking:
+async def cancel_booking(
+    uow: UnitOfWork, *, repository: Repository, booking_id: uuid.UUID, actor: Principal
+) -> Booking:
     """The owner (or an admin) cancels: held seats go back on sale, a paid booking is refunded."""
-    booking = await _visible_booking(uow.conn, booking_id, actor, for_update=True)
+    repo = repository(uow.conn)
+    booking = await _visible_booking(repo, booking_id, actor, for_update=True)
     t = booking.cancel("user_request", now=_now())
     if t is None:
         raise NotCancellable(
             f"A booking that is {booking.status} cannot be cancelled.", booking_status=booking.status
         )
-    await _apply(uow, [t], None)
+    await _apply(uow, repo, [t], None)
     return t.booking
 
 
 async def apply_capacity(
-    uow: UnitOfWork, *, event_id: uuid.UUID, capacity: int, actor: Principal
+    uow: UnitOfWork, *, repository: Repository, event_id: uuid.UUID, capacity: int,
+    actor: Principal,
 ) -> Inventory | None:
     """Set an event's capacity now (asked synchronously by the events service before it commits
     a decrease), unless it is below the seats already held or sold. None: event not known yet."""
-    repo = BookingRepository(uow.conn)
+    repo = repository(uow.conn)
     # Who asks is checked on a plain read before any write: a stranger's request neither
     # changes the event nor waits on (locks) its hot inventory row. The organizer never changes.
     known = await repo.inventory(event_id)
@@ -232,13 +246,15 @@ async def apply_capacity(
     return await repo.inventory(event_id)
 
 
-async def get_booking(db: Database, booking_id: uuid.UUID, actor: Principal) -> Booking:
+async def get_booking(
+    db: Database, booking_id: uuid.UUID, actor: Principal, *, repository: Repository
+) -> Booking:
     async with db.read() as conn:
-        return await _visible_booking(conn, booking_id, actor, for_update=False)
+        return await _visible_booking(repository(conn), booking_id, actor, for_update=False)
 
 
 async def list_bookings(
-    db: Database, *, actor: Principal, limit: int, cursor: str | None,
+    db: Database, *, repository: Repository, actor: Principal, limit: int, cursor: str | None,
     user_id: uuid.UUID | None = None, event_id: uuid.UUID | None = None, status: str | None = None,
 ) -> tuple[list[Booking], str | None]:
     """The caller's bookings, newest first; admins see everybody's (or one user's)."""
@@ -246,7 +262,7 @@ async def list_bookings(
         user_id = actor.user_id
     before = decode_position(cursor)
     async with db.read() as conn:
-        items = await BookingRepository(conn).page(
+        items = await repository(conn).page(
             limit=limit + 1, before=before, user_id=user_id, event_id=event_id,
             status=status,  # type: ignore[arg-type]
         )
@@ -254,46 +270,56 @@ async def list_bookings(
     return items, next_cursor
 
 
-async def get_inventory(db: Database, event_id: uuid.UUID) -> Inventory | None:
+async def get_inventory(
+    db: Database, event_id: uuid.UUID, *, repository: Repository
+) -> Inventory | None:
     async with db.read() as conn:
-        return await BookingRepository(conn).inventory(event_id)
+        return await repository(conn).inventory(event_id)
 
 
 # --- the hold-expiry sweeper ------------------------------------------------------------------
 
 
-async def expire_overdue_holds(uow: UnitOfWork, *, batch_size: int) -> int:
+async def expire_overdue_holds(
+    uow: UnitOfWork, *, repository: Repository, batch_size: int
+) -> int:
     """Expire up to ``batch_size`` lapsed holds and put their seats back on sale.
 
     Rows another sweeper (replica) is working on are skipped, so each hold is expired, and its
     seats released, exactly once.
     """
     now = _now()
-    overdue = await BookingRepository(uow.conn).lock_overdue(batch_size)
+    repo = repository(uow.conn)
+    overdue = await repo.lock_overdue(batch_size)
     transitions = [t for b in overdue if (t := b.expire(now=now)) is not None]
-    await _apply(uow, transitions, None)
+    await _apply(uow, repo, transitions, None)
     return len(transitions)
 
 
 # --- message handlers -------------------------------------------------------------------------
 
 
-async def apply_event_snapshot(msg: EventDetails, uow: UnitOfWork) -> None:
+async def apply_event_snapshot(
+    msg: EventDetails, uow: UnitOfWork, *, repository: Repository
+) -> None:
     """Keep the event's inventory (capacity, price, status) up to date; older snapshots lose."""
-    await BookingRepository(uow.conn).apply_snapshot(
+    await repository(uow.conn).apply_snapshot(
         event_id=msg.event_id, organizer_id=msg.organizer_id, capacity=msg.capacity,
         price=msg.price, currency=msg.currency, status=msg.status, version=msg.version,
     )
 
 
-async def cancel_event_bookings(msg: EventCancelled, uow: UnitOfWork) -> None:
+async def cancel_event_bookings(
+    msg: EventCancelled, uow: UnitOfWork, *, repository: Repository
+) -> None:
     """The event is off: stop selling, cancel its open bookings, refund the paid ones."""
-    repo = BookingRepository(uow.conn)
-    await apply_event_snapshot(msg, uow)  # first: locks the inventory, no new hold gets in
+    repo = repository(uow.conn)
+    # first: locks the inventory, no new hold gets in
+    await apply_event_snapshot(msg, uow, repository=repository)
     now = _now()
     open_bookings = await repo.lock_open_of_event(msg.event_id)
     transitions = [t for b in open_bookings if (t := b.cancel("event_cancelled", now=now))]
-    await _apply(uow, transitions, msg)
+    await _apply(uow, repo, transitions, msg)
 
 
 def check_payment(booking: Booking | None, msg: PaymentConfirmed | PaymentFailed) -> Booking:
@@ -317,27 +343,32 @@ def check_payment(booking: Booking | None, msg: PaymentConfirmed | PaymentFailed
     return booking
 
 
-async def _booking_for_payment(uow: UnitOfWork, msg: PaymentConfirmed | PaymentFailed) -> Booking:
-    return check_payment(await BookingRepository(uow.conn).get(msg.booking_id, for_update=True), msg)
+async def _booking_for_payment(
+    repo: BookingRepository, msg: PaymentConfirmed | PaymentFailed
+) -> Booking:
+    return check_payment(await repo.get(msg.booking_id, for_update=True), msg)
 
 
-async def confirm_booking(msg: PaymentConfirmed, uow: UnitOfWork) -> None:
+async def confirm_booking(
+    msg: PaymentConfirmed, uow: UnitOfWork, *, repository: Repository
+) -> None:
     """Paid: the seats are sold. Paid after the hold lapsed: re-take the seats if still free,
     else cancel and refund. Paid for a cancelled booking: refund. The user is told either way
     (``booking_confirmed`` / ``booking_cancelled`` with ``refund_due``; a refund of an already
     cancelled booking is announced by payments' ``payment_refunded``)."""
-    booking = await _booking_for_payment(uow, msg)
+    repo = repository(uow.conn)
+    booking = await _booking_for_payment(repo, msg)
     now = _now()
     if booking.status == "pending":
         t = booking.confirm(msg.payment_id, now=now)
     elif booking.status == "expired":
-        retaken = await BookingRepository(uow.conn).retake_seats(booking.event_id, booking.quantity)
+        retaken = await repo.retake_seats(booking.event_id, booking.quantity)
         t = booking.confirm_after_expiry(msg.payment_id, seats_retaken=retaken, now=now)
     elif booking.status == "cancelled":
         late = booking.record_late_payment(msg.payment_id, now=now)
-        if late is not None and await BookingRepository(uow.conn).record_payment(late):
+        if late is not None and await repo.record_payment(late):
             assert late.cancellation_reason is not None
-            uow.emit(
+            uow.publish(
                 RefundRequested(
                     **caused_by(msg), booking_id=late.id, user_id=late.user_id,
                     payment_id=msg.payment_id, reason=late.cancellation_reason,
@@ -352,12 +383,12 @@ async def confirm_booking(msg: PaymentConfirmed, uow: UnitOfWork) -> None:
             )
         return
     if t is not None:
-        await _apply(uow, [t], msg)
+        await _apply(uow, repo, [t], msg)
 
 
 async def _pending_at_once(
     db: Database, consumer: str, msg: PaymentConfirmed | PaymentFailed,
-    decide: Callable[[Booking], Transition | None],
+    decide: Callable[[Booking], Transition | None], repository: Repository,
 ) -> bool:
     """The common case of a payment message, a pending booking, in one statement (PostgreSQL):
     read the booking, decide its transition, then write it with its seat moves, inbox mark and
@@ -366,8 +397,8 @@ async def _pending_at_once(
     change in between): the caller then runs the unit-of-work handler, which decides it all."""
     if not db.is_postgres:
         return False
-    async with db.unit_of_work(single_statement=True) as uow:
-        repo = BookingRepository(uow.conn)
+    async with UnitOfWork(db, single_statement=True) as uow:
+        repo = repository(uow.conn)
         booking = await repo.get(msg.booking_id)
         if booking is None:
             return False  # the handler refuses it
@@ -377,29 +408,38 @@ async def _pending_at_once(
         messages = _announcements(t, msg)
         if len(messages) != 1:
             return False
-        row = uow.outbox_rows(*messages)[0]
+        # written by save_once's statement if it applies; if not, nothing is committed
+        row = uow.publish(*messages, inline=True)[0]
         if not await repo.save_once(t, consumer=consumer, message_id=msg.message_id, outbox_row=row):
             return False
-        uow.written_inline(*messages)
         await uow.commit()
     return True
 
 
-async def confirm_pending(db: Database, consumer: str, msg: PaymentConfirmed) -> bool:
+async def confirm_pending(
+    db: Database, consumer: str, msg: PaymentConfirmed, *, repository: Repository
+) -> bool:
     """:func:`confirm_booking` of a pending booking in one statement; False: not done."""
-    return await _pending_at_once(db, consumer, msg, lambda b: b.confirm(msg.payment_id, now=_now()))
+    return await _pending_at_once(
+        db, consumer, msg, lambda b: b.confirm(msg.payment_id, now=_now()), repository
+    )
 
 
-async def fail_pending(db: Database, consumer: str, msg: PaymentFailed) -> bool:
+async def fail_pending(
+    db: Database, consumer: str, msg: PaymentFailed, *, repository: Repository
+) -> bool:
     """:func:`fail_booking` of a pending booking in one statement; False: not done."""
-    return await _pending_at_once(db, consumer, msg, lambda b: b.fail_payment(now=_now()))
+    return await _pending_at_once(
+        db, consumer, msg, lambda b: b.fail_payment(now=_now()), repository
+    )
 
 
-async def fail_booking(msg: PaymentFailed, uow: UnitOfWork) -> None:
+async def fail_booking(msg: PaymentFailed, uow: UnitOfWork, *, repository: Repository) -> None:
     """The charge failed: a pending booking is cancelled and its seats go back on sale. A late
     failure (the booking is already paid, expired or cancelled) changes nothing."""
-    booking = await _booking_for_payment(uow, msg)
+    repo = repository(uow.conn)
+    booking = await _booking_for_payment(repo, msg)
     t = booking.fail_payment(now=_now())
     if t is not None:
-        await _apply(uow, [t], msg)
+        await _apply(uow, repo, [t], msg)
 

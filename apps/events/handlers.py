@@ -9,7 +9,8 @@ from typing import Any
 
 from apps.events.adapters.repository import EventRepository
 from apps.events.domain import Event, EventNotFound, NotAllowed
-from kit.db import Database, UnitOfWork
+from kit.db import Database
+from kit.uow import UnitOfWork
 from kit.pagination import decode_position, page_of
 from kit.security import Principal
 from contracts.messages import EventCancelled, EventCreated, EventDetails, EventUpdated
@@ -44,7 +45,7 @@ def snapshot(event: Event, message: type[EventDetails], **extra: Any) -> EventDe
 async def create_event(uow: UnitOfWork, *, organizer: Principal, fields: dict[str, Any]) -> Event:
     event = Event.create(organizer_id=organizer.user_id, now=_now(), **fields)
     await EventRepository(uow.conn).add(event)
-    uow.emit(snapshot(event, EventCreated))
+    uow.publish(snapshot(event, EventCreated))
     return event
 
 
@@ -68,7 +69,7 @@ async def update_event(
             # the event row stays locked meanwhile, so decreases reach booking one at a time
             await capacity_guard(event.id, updated.capacity)
         await EventRepository(uow.conn).save(updated)
-        uow.emit(snapshot(updated, EventUpdated, changed_fields=changed))
+        uow.publish(snapshot(updated, EventUpdated, changed_fields=changed))
     return updated
 
 
@@ -79,7 +80,7 @@ async def cancel_event(
     cancelled = event.cancel(reason=reason, now=_now())
     if cancelled is not event:
         await EventRepository(uow.conn).save(cancelled)
-        uow.emit(snapshot(cancelled, EventCancelled, reason=reason))
+        uow.publish(snapshot(cancelled, EventCancelled, reason=reason))
     return cancelled
 
 

@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kit.db import Database, UnitOfWork
+from kit.db import Database
+from kit.uow import UnitOfWork
 from kit.inbox import OneStatementHandler, Statement
 from kit.pagination import decode_position, page_of
 from apps.notifications.adapters.channels import DeliveryError, Sender
@@ -256,7 +257,7 @@ async def deliver_due(
     The rows stay locked (``FOR UPDATE SKIP LOCKED``) while they are sent and until their
     outcome commits, so two workers never send the same notification.
     """
-    async with db.unit_of_work() as uow:
+    async with UnitOfWork(db) as uow:
         repo = NotificationRepository(uow.conn)
         due = await repo.claim_due(now=_now(), limit=batch_size)
         if not due:
@@ -281,7 +282,7 @@ async def deliver_due(
 
 async def address_waiting(db: Database, *, contact_wait: timedelta, batch_size: int) -> int:
     """Release notifications whose user's contact has arrived; fail those that waited too long."""
-    async with db.unit_of_work() as uow:
+    async with UnitOfWork(db) as uow:
         repo = NotificationRepository(uow.conn)
         now = _now()
         waiting = await repo.claim_waiting_for_contact(

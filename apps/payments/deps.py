@@ -28,4 +28,9 @@ class PaymentsDeps(ServiceDeps):
         return cls(db=service.db, settings=settings, provider=make_provider(settings))
 
 
+def provider_for(service: Service) -> PaymentProvider:
+    """The service's payment provider, made with the service."""
+    return PaymentsDeps.of(service).provider
+
+
 Deps = Annotated[PaymentsDeps, Depends(PaymentsDeps.of_request)]

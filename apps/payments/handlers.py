@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kit.db import Database, UnitOfWork
+from kit.db import Database
+from kit.uow import UnitOfWork
 from kit.inbox import OneStatementHandler, Statement
 from kit.crosscheck import refuse
 from kit.pagination import decode_position, page_of
@@ -129,10 +130,11 @@ async def process_payment(
         message = PaymentFailed(
             **saga, **_payment_fields(payment), failure_reason=payment.failure_reason or "declined"
         )
+    # its row is written by the settling statement itself (always: it has no guard)
+    row = uow.publish(message, inline=True)[0]
     await PaymentRepository(uow.conn).settle(
-        payment, due_status=due.settled(payment), now=now, outbox_row=uow.outbox_rows(message)[0],
+        payment, due_status=due.settled(payment), now=now, outbox_row=row
     )
-    uow.written_inline(message)
     return payment
 
 
@@ -164,7 +166,7 @@ def refund_payment(provider: PaymentProvider):  # noqa: ANN201 - a consume_once 
         )
         refunded = payment.refunded(result, now=_now())
         await payments.save(refunded)
-        uow.emit(PaymentRefunded(
+        uow.publish(PaymentRefunded(
             **caused_by(msg), **_payment_fields(refunded), reason=msg.reason,
             provider_reference=result.reference,
         ))

@@ -13,10 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from apps.booking import handlers
+from apps.booking.adapters.repository import BookingRepository
 from apps.booking.entrypoints.messages import PAYMENT_CONFIRMED
 from kit.broker import PermanentFailure
 from kit.metrics import REGISTRY
 from kit.security import Principal
+from kit.uow import UnitOfWork
 from contracts.messages import PaymentConfirmed, PaymentFailed
 from contracts.topology import dead_letter_queue_name
 from tests.booking.conftest import event_created, feed, publish, rows
@@ -32,9 +34,9 @@ def refused(reason: str, channel: str = "payment_confirmed") -> float:
 
 
 async def hold(svc, event, quantity: int = 2):
-    async with svc.db.unit_of_work() as uow:
+    async with UnitOfWork(svc.db) as uow:
         b = await handlers.reserve_seats(
-            uow, user=Principal(uuid.uuid4(), "customer", {}), event_id=event.event_id,
+            uow, repository=BookingRepository, user=Principal(uuid.uuid4(), "customer", {}), event_id=event.event_id,
             quantity=quantity, hold_seconds=600, max_per_booking=10, max_held_per_user=20,
         )
         await uow.commit()
@@ -115,8 +117,10 @@ async def test_the_unit_of_work_handler_refuses_a_payment_that_does_not_match(bo
     b = await hold(booking, event)
     before = refused("amount_mismatch")
     with pytest.raises(PermanentFailure):
-        async with booking.db.unit_of_work() as uow:
-            await handlers.confirm_booking(paid(b, amount=Decimal("1.00")), uow)
+        async with UnitOfWork(booking.db) as uow:
+            await handlers.confirm_booking(
+                paid(b, amount=Decimal("1.00")), uow, repository=BookingRepository
+            )
             await uow.commit()
     assert await status_of(booking, b.id) == "pending"
     assert refused("amount_mismatch") == before + 1
@@ -133,8 +137,10 @@ async def test_a_forged_late_payment_for_an_expired_booking_is_refused(booking):
             sa.text("UPDATE bookings SET expires_at = now() - interval '1 minute' WHERE id = :b"),
             {"b": b.id},
         )
-    async with booking.db.unit_of_work() as uow:
-        assert await handlers.expire_overdue_holds(uow, batch_size=100) >= 1
+    async with UnitOfWork(booking.db) as uow:
+        assert await handlers.expire_overdue_holds(
+            uow, repository=BookingRepository, batch_size=100
+        ) >= 1
         await uow.commit()
     assert await status_of(booking, b.id) == "expired"
     before = refused("currency_mismatch")

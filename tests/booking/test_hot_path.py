@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from apps.booking.adapters.availability import Availability, AvailabilityCache, availability_of
-from apps.booking.deps import BookingDeps
+from apps.booking.adapters.availability import Availability, AvailabilityCache
+from apps.booking.deps import BookingDeps, availability_of
 from apps.booking.bootstrap import build
-from kit.db import UnitOfWork
+from kit.uow import UnitOfWork
 from tests.booking.conftest import book_body, event_created, feed, rows
 from tests.conftest import http_client
 from tests.support.tokens import bearer, mint
@@ -101,7 +101,7 @@ async def test_a_single_statement_unit_of_work_refuses_staged_messages(booking):
     async with uow:
         assert uow.autocommit
         with pytest.raises(RuntimeError):
-            uow.emit(event_created())
+            uow.publish(event_created())
 
 
 async def test_seat_moves_reach_the_counters_only_at_commit(booking, client):
@@ -118,7 +118,7 @@ async def test_seat_moves_reach_the_counters_only_at_commit(booking, client):
     repo_booking = uuid.UUID(resp.json()["id"])
 
     for commit in (False, True):
-        async with booking.db.unit_of_work() as uow:
+        async with UnitOfWork(booking.db) as uow:
             repo = BookingRepository(uow.conn)
             b = await repo.get(repo_booking, for_update=True)
             t = b.confirm(uuid.uuid4(), now=b.created_at)

@@ -6,6 +6,7 @@ unit-of-work handler then decides (PostgreSQL, real broker)."""
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 import pytest
 
@@ -35,10 +36,10 @@ async def marked(booking, consumer: str, message_id: uuid.UUID) -> int:
 
 
 @pytest.mark.parametrize(("consumer", "message", "at_once", "handler", "key"), [
-    (PAYMENT_CONFIRMED.name, paid, handlers.confirm_pending, handlers.confirm_booking,
-     "booking_confirmed"),
-    (PAYMENT_FAILED.name, failed, handlers.fail_pending, handlers.fail_booking,
-     "booking_cancelled"),
+    (PAYMENT_CONFIRMED.name, paid, partial(handlers.confirm_pending, repository=BookingRepository),
+     partial(handlers.confirm_booking, repository=BookingRepository), "booking_confirmed"),
+    (PAYMENT_FAILED.name, failed, partial(handlers.fail_pending, repository=BookingRepository),
+     partial(handlers.fail_booking, repository=BookingRepository), "booking_cancelled"),
 ])
 async def test_one_statement_path_stores_and_announces_what_the_handler_does(
     booking, client, amqp, consumer, message, at_once, handler, key
@@ -83,7 +84,9 @@ async def test_a_change_between_the_read_and_the_write_writes_nothing(booking, c
     first, second = paid(b), paid(b)
     async with booking.db.read() as conn:  # read while pending ...
         stale = await BookingRepository(conn).get(uuid.UUID(b["id"]))
-    assert await handlers.confirm_pending(booking.db, PAYMENT_CONFIRMED.name, first) is True
+    assert await handlers.confirm_pending(
+        booking.db, PAYMENT_CONFIRMED.name, first, repository=BookingRepository
+    ) is True
 
     t = stale.confirm(second.payment_id, now=stale.updated_at)  # ... decided on the old state
     row = {"id": uuid.uuid4(), "routing_key": "booking_confirmed", "message_type":

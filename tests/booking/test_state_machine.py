@@ -18,6 +18,7 @@ import asyncio
 import uuid
 from collections import Counter
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
@@ -36,6 +37,7 @@ from hypothesis.stateful import (
 )
 
 from apps.booking import handlers
+from apps.booking.adapters.repository import BookingRepository
 from apps.booking.bootstrap import build
 from apps.booking.domain import TRANSITIONS, BookingError
 from apps.booking.entrypoints.messages import (
@@ -47,6 +49,7 @@ from apps.booking.entrypoints.messages import (
 )
 from kit.consuming import consume_once
 from kit.security import Principal
+from kit.uow import UnitOfWork
 from contracts.messages import EventCancelled, EventUpdated, PaymentConfirmed, PaymentFailed
 from tests.booking.conftest import event_created, later
 from tests.conftest import DB_PREFIX
@@ -62,6 +65,8 @@ CONSUMERS = {
     "payment_confirmed": (PAYMENT_CONFIRMED.name, handlers.confirm_booking, handlers.confirm_pending),
     "payment_failed": (PAYMENT_FAILED.name, handlers.fail_booking, handlers.fail_pending),
 }
+# ... with the repository the service was built with (PostgreSQL's)
+REPOSITORY = {"repository": BookingRepository}
 
 
 class BookingMachine(RuleBasedStateMachine):
@@ -90,13 +95,16 @@ class BookingMachine(RuleBasedStateMachine):
 
     def deliver(self, msg: Any) -> None:
         queue, handler, at_once = CONSUMERS[msg.routing_key]
-        self.run(consume_once(self.service.db, queue, msg, handler, at_once=at_once))
+        self.run(consume_once(
+            self.service.db, queue, msg, partial(handler, **REPOSITORY),
+            at_once=at_once and partial(at_once, **REPOSITORY),
+        ))
         self.delivered.append(msg)
 
     async def _in_uow(self, use_case: Any, **kw: Any) -> Any:
         try:
-            async with self.service.db.unit_of_work() as uow:
-                result = await use_case(uow, **kw)
+            async with UnitOfWork(self.service.db) as uow:
+                result = await use_case(uow, **REPOSITORY, **kw)
                 await uow.commit()
                 return result
         except BookingError:

@@ -10,8 +10,10 @@ import pytest
 from faststream.rabbit import TestRabbitBroker
 
 from apps.booking import handlers
+from apps.booking.adapters.repository import BookingRepository
 from apps.booking.bootstrap import build
 from kit.security import Principal
+from kit.uow import UnitOfWork
 from contracts.messages import EventCancelled, EventUpdated, PaymentConfirmed, PaymentFailed
 from contracts.topology import DOMAIN_EXCHANGE
 from tests.booking.conftest import event_created, later, rows
@@ -40,9 +42,9 @@ async def inventory(svc, event) -> tuple:
 
 
 async def booking_of(svc, event, quantity: int):
-    async with svc.db.unit_of_work() as uow:
+    async with UnitOfWork(svc.db) as uow:
         b = await handlers.reserve_seats(
-            uow, user=Principal(uuid.uuid4(), "customer", {}), event_id=event.event_id,
+            uow, repository=BookingRepository, user=Principal(uuid.uuid4(), "customer", {}), event_id=event.event_id,
             quantity=quantity, hold_seconds=600, max_per_booking=10, max_held_per_user=20,
         )
         await uow.commit()

@@ -8,9 +8,11 @@ import uuid
 import pytest
 
 from apps.booking import handlers
+from apps.booking.adapters.repository import BookingRepository
 from apps.booking.bootstrap import build
 from apps.booking.entrypoints.sweeper import sweep_once
 from kit.security import Principal
+from kit.uow import UnitOfWork
 from contracts.messages import BookingExpired
 from tests.booking.conftest import book_body, bound_queue, collect, event_created, feed, rows, scalar
 from tests.conftest import http_client
@@ -64,10 +66,10 @@ async def test_background_sweepers_of_two_replicas_release_seats(start_service):
         event = event_created(capacity=30)
         await feed(one, event)
         for svc in (one, two):
-            async with svc.db.unit_of_work() as uow:
+            async with UnitOfWork(svc.db) as uow:
                 for _ in range(10):
                     await handlers.reserve_seats(
-                        uow, user=Principal(uuid.uuid4(), "customer", {}), event_id=event.event_id,
+                        uow, repository=BookingRepository, user=Principal(uuid.uuid4(), "customer", {}), event_id=event.event_id,
                         quantity=1, hold_seconds=0, max_per_booking=10, max_held_per_user=20,
                     )
                 await uow.commit()

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from faststream.rabbit import RabbitQueue
 
 from kit.db import Database
+from kit.uow import UnitOfWork
 from kit.broker import PermanentFailure, make_broker
 from kit.consuming import consume_once
 from kit.publishing import declare_publishers, outbox_publish
@@ -137,8 +138,8 @@ async def test_the_outbox_relay_retries_until_the_consumer_succeeds_once(tmp_pat
     msg = _payment()
     try:
         async with InMemoryBroker(producer, consumer):
-            async with db.unit_of_work() as uow:
-                uow.emit(msg)
+            async with UnitOfWork(db) as uow:
+                uow.publish(msg)
                 await uow.commit()
             outcomes = []
             for _ in range(3):

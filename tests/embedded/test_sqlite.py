@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from kit.db import Database
+from kit.uow import UnitOfWork
 from kit.outbox import OUTBOX
 from kit.settings import ServiceSettings
 from contracts.messages import PaymentConfirmed
@@ -47,8 +48,8 @@ async def _count(db: Database) -> int:
 
 
 async def test_times_come_back_aware_utc(db: Database) -> None:
-    async with db.unit_of_work() as uow:
-        uow.emit(_message())
+    async with UnitOfWork(db) as uow:
+        uow.publish(_message())
         await uow.commit()
     async with db.read() as conn:
         created = (await conn.execute(sa.select(OUTBOX.c.created_at))).scalar_one()
@@ -61,12 +62,12 @@ async def test_a_second_writer_waits_for_the_first_instead_of_failing(db: Databa
     release_first = asyncio.Event()
 
     async def read_then_write(wait: bool) -> None:
-        async with db.unit_of_work() as uow:
+        async with UnitOfWork(db) as uow:
             await uow.conn.execute(sa.select(sa.func.count()).select_from(OUTBOX))
             if wait:
                 first_has_read.set()
                 await release_first.wait()
-            uow.emit(_message())
+            uow.publish(_message())
             await uow.commit()
 
     first = asyncio.create_task(read_then_write(True))

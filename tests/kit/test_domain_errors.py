@@ -12,7 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from kit.db import Database, UnitOfWork
+from kit.db import Database
+from kit.uow import UnitOfWork
 from kit.errors import DomainError
 from kit.idempotency import IDEMPOTENCY, idempotent
 from kit.problems import PROBLEM_JSON, TYPE_BASE, Conflict, install_problem_handlers

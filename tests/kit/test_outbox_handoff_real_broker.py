@@ -1,6 +1,7 @@
 """Publish on commit: the relay's hand-off path, on the real RabbitMQ and PostgreSQL.
 
-* A unit of work's committed rows (staged with ``emit`` or written by its own statement) are
+* A unit of work's committed rows (``publish``: written at commit, or ``inline`` by the use
+  case's own statement) are
   published by its process's relay at once, in commit order, and deleted once confirmed; the
   polling rounds never read them back (their grace here is longer than the test).
 * What the hand-off could not publish (returned by the broker) stays in the table and goes out
@@ -19,8 +20,10 @@ import pytest
 
 from kit import outbox
 from kit.db import Database
+from kit.uow import UnitOfWork
 from kit.publishing import outbox_publish
-from kit.outbox import OUTBOX, OutboxRelay
+from kit.handoff import Handoff
+from kit.outbox import OutboxRelay
 from tests.kit.test_outbox_relay_real_broker import (  # noqa: F401  (fixtures)
     UNROUTABLE,
     db,
@@ -49,13 +52,11 @@ async def stopped(relay: OutboxRelay, task: asyncio.Task[None]) -> None:
 
 
 async def commit(db: Database, *messages: Any, inline: Any = None) -> None:
-    """One unit of work: ``messages`` staged with emit, ``inline`` written by its own statement."""
-    async with db.unit_of_work() as uow:
-        uow.emit(*messages)
+    """One unit of work: ``messages`` written at commit, ``inline`` by its own statement."""
+    async with UnitOfWork(db) as uow:
+        uow.publish(*messages)
         if inline is not None:
-            row = uow.outbox_rows(inline)[0]
-            await uow.conn.execute(OUTBOX.insert(), [row])
-            uow.written_inline(inline)
+            await outbox.insert_rows(uow.conn, uow.publish(inline, inline=True))
         await uow.commit()
 
 
@@ -136,7 +137,7 @@ async def test_no_row_is_published_twice_while_both_paths_run(db, exchange, prod
 
 
 def test_the_handoff_keeps_commit_order_and_is_bounded() -> None:
-    handoff = outbox.Handoff(limit=5)
+    handoff = Handoff(limit=5)
     handoff.put([{"id": i} for i in range(3)])
     assert handoff.ready.is_set()
     handoff.put([{"id": i} for i in range(3, 6)])  # past the bound: left to the polling rounds
@@ -150,7 +151,7 @@ def test_the_handoff_keeps_commit_order_and_is_bounded() -> None:
 
 async def test_rows_a_statement_wrote_itself_wake_other_processes_relays(db) -> None:
     """A process without a relay (OUTBOX_RELAY=false) NOTIFYs for inline rows as for staged ones;
-    a message without its ``outbox_rows`` row is refused before anything is committed."""
+    a single-statement unit of work refuses a message it would have to write itself."""
     import asyncpg
 
     no_relay = Database(db.settings.model_copy(update={"outbox_relay": False}), migrations=None)
@@ -165,9 +166,29 @@ async def test_rows_a_statement_wrote_itself_wake_other_processes_relays(db) -> 
         await asyncio.wait_for(woken.wait(), 5)
         assert set(await outbox_rows(db)) == {inline.message_id}
 
-        async with no_relay.unit_of_work() as uow:
-            with pytest.raises(ValueError, match="no outbox_rows"):
-                uow.written_inline(event("never given a row"))
+        async with UnitOfWork(no_relay, single_statement=True) as uow:
+            with pytest.raises(RuntimeError, match="cannot stage"):
+                uow.publish(event("nobody would write it"))
     finally:
         await listener.close()
         await no_relay.dispose()
+
+
+async def test_only_what_a_committed_statement_wrote_inline_is_handed_over(db) -> None:
+    """Rows published ``inline`` are handed over as the unit of work commits: those of a
+    statement that wrote nothing (discarded, or rolled back) never are, so the relay cannot
+    publish a message whose row does not exist."""
+    db.handoff = handoff = Handoff()
+    try:
+        written, refused, rolled_back = event("written"), event("refused"), event("rolled back")
+        async with UnitOfWork(db) as uow:
+            uow.publish(refused, inline=True)  # its statement wrote nothing: the use case ...
+            uow.discard_messages()  # ... forgets it and tries again
+            await outbox.insert_rows(uow.conn, uow.publish(written, inline=True))
+            await uow.commit()
+        async with UnitOfWork(db) as uow:
+            uow.publish(rolled_back, inline=True)  # left uncommitted
+        assert [r["id"] for r in handoff.take(10)] == [written.message_id]
+        assert set(await outbox_rows(db)) == {written.message_id}
+    finally:
+        db.handoff = None

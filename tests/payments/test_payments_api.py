@@ -11,7 +11,7 @@ import pytest
 
 from kit.consuming import consume_once
 from apps.payments import handlers
-from apps.payments.adapters.provider import provider_for
+from apps.payments.deps import provider_for
 from contracts.messages import (
     BookingCancelled,
     BookingExpired,

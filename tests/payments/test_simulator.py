@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from apps.payments.adapters.provider import CardNetworkSimulator, provider_for
+from apps.payments.adapters.provider import CardNetworkSimulator
+from apps.payments.deps import provider_for
 from apps.payments.bootstrap import build
 from apps.payments.domain import InvalidPaymentMethod, ProviderError, ProviderIdempotencyConflict
 from tests.payments.conftest import scalar

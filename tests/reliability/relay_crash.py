@@ -24,6 +24,7 @@ import sys
 from typing import Any
 
 from kit.db import Database
+from kit.uow import UnitOfWork
 from kit.broker import make_broker
 from kit.publishing import declare_publishers, outbox_publish
 from kit.outbox import OutboxRelay
@@ -60,8 +61,8 @@ async def main(expected: int, mode: str = "", tag: str = "") -> None:
         running = asyncio.create_task(relay.run())
         while db.handoff is None:
             await asyncio.sleep(0.01)
-        async with db.unit_of_work() as uow:
-            uow.emit(*(event_created(f"relay-crash-{tag}-{i}") for i in range(expected)))
+        async with UnitOfWork(db) as uow:
+            uow.publish(*(event_created(f"relay-crash-{tag}-{i}") for i in range(expected)))
             await uow.commit()
         await asyncio.wait([running], timeout=30)
         print("relay lived on: it should have been killed", flush=True)

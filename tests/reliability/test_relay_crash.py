@@ -15,6 +15,7 @@ from tests.kit.test_consumers_unit import event_created
 from tests.reliability.jepsen import Counts
 from tests.support import probe
 from tests.support.waiting import eventually
+from kit.uow import UnitOfWork
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +47,8 @@ async def test_relay_killed_after_confirm_before_delete_duplicates_are_absorbed(
     # the consumer (with its inbox) runs here; the relays run in their own processes
     async with start_service(probe.build, outbox_relay=False) as consumer:
         if path == "polling round":
-            async with consumer.db.unit_of_work() as uow:
-                uow.emit(*messages)
+            async with UnitOfWork(consumer.db) as uow:
+                uow.publish(*messages)
                 await uow.commit()
             code, out = await run_relay(str(n), "crash")
         else:  # the relay's own process commits them, and hands them over

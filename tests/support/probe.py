@@ -21,10 +21,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from kit.db import UnitOfWork
 from kit.consuming import consume_once
 from kit.service import Service, ServiceSpec
 from kit.tables import add_kit_tables
+from kit.uow import UnitOfWork
 from contracts.messages import EventCreated
 from contracts.topology import DOMAIN_EXCHANGE, declare_queue, queue_for
 

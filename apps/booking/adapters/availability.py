@@ -18,10 +18,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from kit.service import Service
 
 
 @dataclass(frozen=True)
@@ -86,9 +82,3 @@ class AvailabilityCache:
             self._seen.pop(event_id, None)
             self._refreshing.pop(event_id, None)
 
-
-def availability_of(service: Service) -> AvailabilityCache:
-    """The booking service's cache (made with the service, with its configured ``ttl``)."""
-    from apps.booking.deps import BookingDeps  # (it imports AvailabilityCache from here)
-
-    return BookingDeps.of(service).availability

@@ -20,12 +20,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.booking.adapters.tables import bookings, inventory
 from apps.booking.domain import Booking, BookingStatus, Transition
+from kit import inbox, outbox
 
 _COLUMNS = [f.name for f in fields(Booking)]
 
@@ -69,13 +69,14 @@ class ReserveOutcome:
 # at the price the booking was built with, count them against the user's cap, insert the
 # booking and its outbox row. A refusal changes nothing. The WHERE re-checks the inventory
 # row's latest version after any lock wait, so concurrent holds can never oversell.
+# The outbox row's arguments are the kit's (``outbox.values_sql``: its columns in table order,
+# which is the order of the function's ``p_message_id ... p_headers``).
 _RESERVE = sa.text(
     "SELECT outcome, event_status, available FROM booking_reserve("
     "CAST(:id AS uuid), CAST(:event_id AS uuid), CAST(:user_id AS uuid), CAST(:qty AS integer), "
     "CAST(:price AS numeric), CAST(:currency AS varchar), CAST(:amount AS numeric), "
     "CAST(:now AS timestamptz), CAST(:expires_at AS timestamptz), CAST(:user_cap AS integer), "
-    "CAST(:message_id AS uuid), CAST(:routing_key AS varchar), CAST(:message_type AS varchar), "
-    "CAST(:payload AS jsonb), CAST(:headers AS jsonb), CAST(:notify AS boolean))"
+    f"{outbox.values_sql()}, CAST(:notify AS boolean))"
 )
 
 # A snapshot of the event, applied only if newer than the one we have. Capacity never drops
@@ -142,22 +143,21 @@ ORDER BY kind, event_id, user_id
 )
 # One booking's transition with everything that goes with it, as ONE statement (autocommit): the
 # guarded status update, its seat moves (event row first, then the user row: the lock order),
-# the consumer's inbox mark and the outbox row. Applied only if the booking is still in the
-# status it was read in and this consumer has not handled the message; otherwise nothing at all.
+# the consumer's inbox mark and the outbox row (both built by the kit). Applied only if the
+# booking is still in the status it was read in and this consumer has not handled the message;
+# otherwise nothing at all.
 _TRANSITION_ONCE = sa.text(
-    """
+    f"""
 WITH upd AS (
     UPDATE bookings AS b
     SET status = CAST(:status AS varchar), payment_id = CAST(:payment_id AS uuid),
         cancellation_reason = CAST(:reason AS varchar),
         updated_at = CAST(:updated_at AS timestamptz)
     WHERE b.id = CAST(:id AS uuid) AND b.status = CAST(:previous AS varchar)
-      AND NOT EXISTS (SELECT FROM inbox WHERE consumer = CAST(:consumer AS varchar)
-                                          AND message_id = CAST(:handled_id AS uuid))
+      AND NOT {inbox.marked_sql()}
     RETURNING b.id
 ), mark AS (
-    INSERT INTO inbox (consumer, message_id)
-    SELECT CAST(:consumer AS varchar), CAST(:handled_id AS uuid) FROM upd
+    {inbox.mark_sql("FROM upd")}
 ), moves AS (
     INSERT INTO seat_moves (event_id, user_id, held, sold)
     SELECT m.event_id, m.user_id, m.held, m.sold
@@ -169,10 +169,7 @@ WITH upd AS (
     WHERE m.held <> 0 OR m.sold <> 0
     ORDER BY m.kind
 ), written AS (
-    INSERT INTO outbox (id, created_at, routing_key, message_type, payload, headers)
-    SELECT CAST(:message_id AS uuid), clock_timestamp(), CAST(:routing_key AS varchar),
-           CAST(:message_type AS varchar), CAST(:payload AS jsonb), CAST(:headers AS jsonb)
-    FROM upd
+    {outbox.insert_sql("FROM upd")}
 )
 SELECT count(*) FROM upd
 """
@@ -184,17 +181,6 @@ WHERE event_id = CAST(:event_id AS uuid) AND status = 'scheduled'
   AND capacity - held - sold >= CAST(:qty AS integer)
 """
 )
-
-
-def _outbox_params(row: dict[str, Any]) -> dict[str, Any]:
-    """An outbox row (``UnitOfWork.outbox_rows``) as the parameters of a statement that writes
-    it itself (``booking_reserve``, ``_TRANSITION_ONCE``): JSON as text, cast to jsonb there."""
-    return {
-        "message_id": row["id"], "routing_key": row["routing_key"],
-        "message_type": row["message_type"],
-        "payload": orjson.dumps(row["payload"]).decode(),
-        "headers": orjson.dumps(row["headers"]).decode(),
-    }
 
 
 def seat_totals(
@@ -223,13 +209,8 @@ _BOOKING_FOR_UPDATE = _BOOKING.with_for_update()
 
 
 class BookingRepository:
-    def __new__(cls, conn: AsyncConnection) -> BookingRepository:
-        if cls is BookingRepository and conn.dialect.name != "postgresql":
-            # SQLite (the embedded mode): the same operations without PostgreSQL-only SQL.
-            from apps.booking.adapters.repository_sqlite import SqliteBookingRepository
-
-            return super().__new__(SqliteBookingRepository)
-        return super().__new__(cls)
+    """On PostgreSQL. SQLite (the embedded mode) has its twin, ``SqliteBookingRepository``: the
+    service picks one for its database when it is built (``BookingDeps.repository``)."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
@@ -250,7 +231,7 @@ class BookingRepository:
                     "qty": booking.quantity, "price": price, "currency": booking.currency,
                     "amount": booking.amount, "now": booking.created_at,
                     "expires_at": booking.expires_at, "user_cap": user_cap,
-                    **_outbox_params(outbox_row), "notify": notify,
+                    **outbox.statement_params(outbox_row), "notify": notify,
                 },
             )
         ).one()
@@ -335,10 +316,10 @@ class BookingRepository:
                 {
                     "id": b.id, "previous": t.previous, "status": b.status,
                     "payment_id": b.payment_id, "reason": b.cancellation_reason,
-                    "updated_at": b.updated_at, "consumer": consumer, "handled_id": message_id,
-                    "event_id": b.event_id, "event_held": t.seats.held,
-                    "event_sold": t.seats.sold, "user_id": b.user_id,
-                    "user_held": t.seats.user_held, **_outbox_params(outbox_row),
+                    "updated_at": b.updated_at, "event_id": b.event_id,
+                    "event_held": t.seats.held, "event_sold": t.seats.sold, "user_id": b.user_id,
+                    "user_held": t.seats.user_held, **inbox.mark_params(consumer, message_id),
+                    **outbox.statement_params(outbox_row),
                 },
             )
         ).scalar_one()

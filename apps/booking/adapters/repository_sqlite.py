@@ -26,7 +26,7 @@ from apps.booking.adapters.repository import (
 )
 from apps.booking.adapters.tables import bookings, inventory, user_holds
 from apps.booking.domain import Booking, Transition
-from kit.outbox import OUTBOX
+from kit import outbox
 
 
 class CapacityCheck(NamedTuple):
@@ -44,6 +44,9 @@ def _now() -> datetime:
 
 
 class SqliteBookingRepository(BookingRepository):
+    """``BookingRepository``'s operations on SQLite (chosen by ``BookingDeps`` for a SQLite
+    database)."""
+
     async def reserve(
         self, booking: Booking, *, price: Decimal, user_cap: int, outbox_row: dict[str, Any],
         notify: bool,
@@ -92,7 +95,7 @@ class SqliteBookingRepository(BookingRepository):
                 updated_at=booking.updated_at,
             )
         )
-        await self.conn.execute(OUTBOX.insert(), [outbox_row])
+        await outbox.insert_rows(self.conn, [outbox_row])
         return ReserveOutcome("reserved", inv.status, available)
 
     async def apply_snapshot(

@@ -17,7 +17,7 @@ from apps.booking import handlers
 from apps.booking.deps import Deps
 from apps.booking.domain import BookingError, BookingStatus
 from apps.booking.schemas import BookingCreate, BookingPublic, CapacityChange, InventoryPublic
-from kit.db import UnitOfWork, run_in_unit_of_work
+from kit.uow import UnitOfWork, run_in_unit_of_work
 from kit.idempotency import IdempotencyKey, idempotent
 from kit.metrics import count
 from kit.pagination import Cursor, Limit, Page
@@ -75,7 +75,8 @@ async def create_booking(
     async def run(uow: UnitOfWork) -> tuple[int, Any]:
         try:
             booking = await handlers.reserve_seats(
-                uow, user=user, event_id=body.event_id, quantity=body.quantity,
+                uow, repository=deps.repository, user=user, event_id=body.event_id,
+                quantity=body.quantity,
                 hold_seconds=settings.booking_hold_seconds,
                 max_per_booking=settings.max_tickets_per_booking,
                 max_held_per_user=settings.max_seats_held_per_user,
@@ -108,15 +109,17 @@ async def list_bookings(
     status: Annotated[BookingStatus | None, Query()] = None,
 ) -> Page[BookingPublic]:
     items, next_cursor = await handlers.list_bookings(
-        deps.db, actor=user, limit=limit, cursor=cursor, user_id=user_id,
-        event_id=event_id, status=status,
+        deps.db, repository=deps.repository, actor=user, limit=limit, cursor=cursor,
+        user_id=user_id, event_id=event_id, status=status,
     )
     return Page[BookingPublic](items=[BookingPublic.of(b) for b in items], next_cursor=next_cursor)
 
 
 @router.get("/{booking_id}", response_model=BookingPublic, responses={404: ERRORS[404]})
 async def get_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
-    return BookingPublic.of(await handlers.get_booking(deps.db, booking_id, user))
+    return BookingPublic.of(
+        await handlers.get_booking(deps.db, booking_id, user, repository=deps.repository)
+    )
 
 
 @router.post(
@@ -126,7 +129,8 @@ async def get_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> B
 async def cancel_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
     set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
     booking = await run_in_unit_of_work(
-        deps.db, handlers.cancel_booking, booking_id=booking_id, actor=user
+        deps.db, handlers.cancel_booking, repository=deps.repository, booking_id=booking_id,
+        actor=user,
     )
     deps.availability.forget(booking.event_id)  # its seats are back on sale
     return BookingPublic.of(booking)
@@ -145,7 +149,7 @@ async def apply_capacity(
     user: Annotated[Principal, require_role("organizer", "admin")],
 ) -> InventoryPublic:
     inv = await run_in_unit_of_work(
-        deps.db, handlers.apply_capacity, event_id=event_id,
+        deps.db, handlers.apply_capacity, repository=deps.repository, event_id=event_id,
         capacity=body.capacity, actor=user,
     )
     if inv is None:

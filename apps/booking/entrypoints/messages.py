@@ -4,10 +4,12 @@ are the AsyncAPI descriptions."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from apps.booking import handlers
-from apps.booking.adapters.availability import availability_of
+from apps.booking.deps import BookingDeps
 from kit.consuming import consume_once
 from contracts.messages import (
     EventCancelled,
@@ -30,13 +32,24 @@ PAYMENT_FAILED = queue_for("booking", PaymentFailed)
 
 def subscribe(service: Service) -> None:
     broker, db = service.broker, service.db
-    recently = availability_of(service)  # what changes seats here is forgotten once committed
+    deps = BookingDeps.of(service)
+    recently = deps.availability  # what changes seats here is forgotten once committed
+    # The use cases with this database's repository, in the shapes consume_once calls them.
+    def with_repo(use_case: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        return partial(use_case, repository=deps.repository)
+
+    apply_event_snapshot = with_repo(handlers.apply_event_snapshot)
+    cancel_event_bookings = with_repo(handlers.cancel_event_bookings)
+    confirm_booking, confirm_pending = (
+        with_repo(handlers.confirm_booking), with_repo(handlers.confirm_pending)
+    )
+    fail_booking, fail_pending = with_repo(handlers.fail_booking), with_repo(handlers.fail_pending)
 
     @broker.subscriber(EVENT_CREATED, DOMAIN_EXCHANGE)
     async def on_event_created(msg: EventCreated) -> None:
         """Puts the new event's seats on sale: its capacity, price and currency become the
         booking inventory. A snapshot older than one already applied (`version`) is ignored."""
-        await consume_once(db, EVENT_CREATED.name, msg, handlers.apply_event_snapshot)
+        await consume_once(db, EVENT_CREATED.name, msg, apply_event_snapshot)
         recently.forget(msg.event_id)
 
     @broker.subscriber(EVENT_UPDATED, DOMAIN_EXCHANGE)
@@ -44,7 +57,7 @@ def subscribe(service: Service) -> None:
         """Applies the event's new capacity, price and currency to future bookings (existing
         bookings keep their amount). Older snapshots are ignored; capacity never drops below
         the seats already held or sold."""
-        await consume_once(db, EVENT_UPDATED.name, msg, handlers.apply_event_snapshot)
+        await consume_once(db, EVENT_UPDATED.name, msg, apply_event_snapshot)
         recently.forget(msg.event_id)
 
     @broker.subscriber(EVENT_CANCELLED, DOMAIN_EXCHANGE)
@@ -52,7 +65,7 @@ def subscribe(service: Service) -> None:
         """Stops sales and cancels every open booking of the event: each gets a
         `booking_cancelled` (reason `event_cancelled`); paid ones also a `refund_requested`
         command to payments and `refund_due: true`."""
-        await consume_once(db, EVENT_CANCELLED.name, msg, handlers.cancel_event_bookings)
+        await consume_once(db, EVENT_CANCELLED.name, msg, cancel_event_bookings)
         recently.forget(msg.event_id)
 
     @broker.subscriber(PAYMENT_CONFIRMED, DOMAIN_EXCHANGE)
@@ -61,15 +74,15 @@ def subscribe(service: Service) -> None:
         hold expired: confirmed if the seats can be re-taken, otherwise cancelled with reason
         `paid_after_expiry`, `refund_due: true` and a `refund_requested`. Paid for a cancelled
         booking: `refund_requested`. Duplicates change nothing."""
-        await consume_once(db, PAYMENT_CONFIRMED.name, msg, handlers.confirm_booking,
-                           at_once=handlers.confirm_pending)
+        await consume_once(db, PAYMENT_CONFIRMED.name, msg, confirm_booking,
+                           at_once=confirm_pending)
 
     @broker.subscriber(PAYMENT_FAILED, DOMAIN_EXCHANGE)
     async def on_payment_failed(msg: PaymentFailed) -> None:
         """Cancels a pending booking (`booking_cancelled`, reason `payment_failed`) and puts its
         seats back on sale. Ignored if the booking is already paid, expired or cancelled."""
-        await consume_once(db, PAYMENT_FAILED.name, msg, handlers.fail_booking,
-                           at_once=handlers.fail_pending)
+        await consume_once(db, PAYMENT_FAILED.name, msg, fail_booking,
+                           at_once=fail_pending)
         recently.forget()  # seats back on sale (the message names the booking, not the event)
 
     service.subscribers = {  # type: ignore[attr-defined]  # handles for tests (TestRabbitBroker)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from apps.booking import handlers
 from apps.booking.deps import BookingDeps
+from kit.uow import UnitOfWork
 
 if TYPE_CHECKING:
     from kit.service import Service
@@ -21,8 +22,10 @@ async def sweep_once(service: Service) -> int:
     batch_size = deps.settings.booking_sweep_batch_size
     total = 0
     while True:
-        async with deps.db.unit_of_work() as uow:
-            n = await handlers.expire_overdue_holds(uow, batch_size=batch_size)
+        async with UnitOfWork(deps.db) as uow:
+            n = await handlers.expire_overdue_holds(
+                uow, repository=deps.repository, batch_size=batch_size
+            )
             await uow.commit()
         total += n
         if n:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Query, Request
 from apps.events import handlers
 from apps.events.deps import Deps
 from apps.events.schemas import EventCancel, EventCreate, EventPublic, EventUpdate
-from kit.db import run_in_unit_of_work
+from kit.uow import run_in_unit_of_work
 from kit.pagination import Cursor, Limit, Page
 from kit.security import CurrentUser, Principal, require_role
 from observability import set_span_attributes

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter
 
-from kit.db import run_in_unit_of_work
 from kit.pagination import Cursor, Limit, Page
 from kit.security import CurrentUser, Principal, require_role
+from kit.uow import run_in_unit_of_work
 from apps.notifications import handlers
 from apps.notifications.deps import Deps
 from apps.notifications.schemas import NotificationPublic, NotificationQueued, NotificationSend

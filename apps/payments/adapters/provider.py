@@ -12,7 +12,7 @@ import hashlib
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -30,8 +30,6 @@ from apps.payments.domain import (
     RefundResult,
 )
 
-if TYPE_CHECKING:
-    from kit.service import Service
 
 
 class PaymentProvider(Protocol):
@@ -177,9 +175,3 @@ def make_provider(settings: PaymentsSettings) -> PaymentProvider:
         return CardNetworkSimulator(settings.sqlalchemy_url)
     raise ValueError(f"unknown PAYMENT_PROVIDER {settings.payment_provider!r}")
 
-
-def provider_for(service: Service) -> PaymentProvider:
-    """The service's payment provider, made with the service (``PaymentsDeps``)."""
-    from apps.payments.deps import PaymentsDeps  # (it imports make_provider from here)
-
-    return PaymentsDeps.of(service).provider

@@ -12,12 +12,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit.inbox import Statement, Writes, insert_from_mark, once_per_message
-from kit.outbox import OUTBOX
+from kit import outbox
 from apps.payments.adapters.tables import booking_dues, payments
 from apps.payments.domain import BookingDue, DueStatus, Payment
 
@@ -97,15 +98,7 @@ def _settle_statement() -> sa.Select:
         .values(status=sa.bindparam("new_status"), updated_at=sa.bindparam("now"))
         .returning(booking_dues.c.booking_id).cte("due")
     )
-    written = (
-        OUTBOX.insert()
-        .values({
-            **{name: sa.bindparam(f"o_{name}")
-               for name in ("id", "routing_key", "message_type", "payload", "headers")},
-            "created_at": sa.func.clock_timestamp(),
-        })
-        .returning(OUTBOX.c.id).cte("written")
-    )
+    written = outbox.insert_cte("written")  # the kit's: its parameters from statement_params
     return (
         sa.select(sa.select(sa.func.count()).select_from(paid).scalar_subquery())
         .add_cte(due, written)
@@ -139,17 +132,18 @@ class PaymentRepository:
 
     async def settle(
         self, payment: Payment, *, due_status: DueStatus, now: datetime,
-        outbox_row: dict[str, object],
+        outbox_row: dict[str, Any],
     ) -> None:
-        """``add(payment)``, the due's ``set_status`` and ``outbox_row`` (the caller's unit of
-        work then calls ``written_inline``): one statement on PostgreSQL, three on SQLite."""
+        """``add(payment)``, the due's ``set_status`` and ``outbox_row`` (published by the
+        caller's unit of work with ``inline=True``): one statement on PostgreSQL, three on
+        SQLite."""
         if self.conn.dialect.name != "postgresql":
             await self.add(payment)
             await DueRepository(self.conn).set_status(payment.booking_id, due_status, now=now)
-            await self.conn.execute(OUTBOX.insert(), [outbox_row])
+            await outbox.insert_rows(self.conn, [outbox_row])
             return
         params: dict[str, object] = {f"p_{k}": getattr(payment, k) for k in _PAYMENT_COLUMNS}
-        params.update({f"o_{k}": v for k, v in outbox_row.items()})
+        params.update(outbox.statement_params(outbox_row))
         params.update(due_booking_id=payment.booking_id, new_status=due_status, now=now)
         await self.conn.execute(_SETTLE, params)
 

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from kit.db import UnitOfWork
 from kit.idempotency import IdempotencyKey, idempotent
 from kit.pagination import Cursor, Limit, Page
 from kit.security import CurrentUser
+from kit.uow import UnitOfWork
 from apps.payments import handlers
 from apps.payments.deps import Deps
 from apps.payments.schemas import PaymentProcess, PaymentPublic

@@ -7,7 +7,7 @@ from __future__ import annotations
 from kit.consuming import consume_once
 from kit.service import Service
 from apps.payments import handlers
-from apps.payments.adapters.provider import provider_for
+from apps.payments.deps import provider_for
 from contracts.messages import BookingCancelled, BookingCreated, BookingExpired, RefundRequested
 from contracts.topology import DOMAIN_EXCHANGE, queue_for
 
