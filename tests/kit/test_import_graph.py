@@ -1,4 +1,5 @@
-"""No import circles in the kit or the services.
+"""How the kit and the services depend on each other: no import circles, and the outbox's
+and the inbox's tables written only through the kit's builders.
 
 A circle works only as long as every import in it happens at the right moment (one module's
 import moved inside a function, or under ``TYPE_CHECKING``, to dodge the other's), and breaks in
@@ -10,6 +11,7 @@ functions, and under ``TYPE_CHECKING``, except the type-only ones listed in ``TY
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,30 @@ def test_no_import_circles(package: str) -> None:
     edges = {m: deps for m, deps in graph().items() if m.startswith(package)}
     cycle = find_cycle(edges)
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+
+
+# --- the outbox's and the inbox's columns are known to the kit only ----------------------------
+
+# SQL that writes or reads those tables by name, in a service's own Python (its migrations and
+# booking's PL/pgSQL function, whose outbox arguments the kit fills in, aside).
+KIT_TABLE_SQL = re.compile(r"\b(?:INTO|FROM|UPDATE|JOIN)\s+(?:outbox|inbox)\b", re.IGNORECASE)
+KIT_TABLE_OBJECTS = re.compile(r"\b(?:OUTBOX|INBOX)\b")
+
+
+def test_services_write_outbox_and_inbox_rows_only_through_the_kit() -> None:
+    found = []
+    for path in sorted((ROOT / "apps").rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if KIT_TABLE_SQL.search(node.value):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: SQL on a kit table")
+            elif isinstance(node, ast.ImportFrom) and node.module in {"kit.outbox", "kit.inbox"}:
+                for alias in node.names:
+                    if KIT_TABLE_OBJECTS.fullmatch(alias.name):
+                        found.append(
+                            f"{path.relative_to(ROOT)}:{node.lineno}: imports {alias.name}"
+                        )
+    assert found == []
