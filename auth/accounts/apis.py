@@ -34,6 +34,16 @@ class StrictSerializer(serializers.Serializer):
         return attrs
 
 
+class StringField(serializers.CharField):
+    """A JSON string, not anything DRF can turn into one (``1`` is not a token): the schema says
+    string, and an answer that does not depend on the value (logout) must still refuse it."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 @extend_schema_serializer(component_name="User")
 class UserOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
@@ -138,7 +148,7 @@ class TokenRefreshApi(APIView):
 class LogoutApi(APIView):
     @extend_schema_serializer(component_name="Logout")
     class InputSerializer(StrictSerializer):
-        refresh_token = serializers.CharField(max_length=4096)
+        refresh_token = StringField(max_length=4096)
 
     @extend_schema(
         operation_id="logout", summary="End a session: revoke a refresh token's whole family",

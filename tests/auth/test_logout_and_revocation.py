@@ -59,6 +59,8 @@ async def test_logout_with_an_access_token_revokes_nothing(client):
 async def test_logout_with_a_malformed_body_is_a_client_error(client):
     assert_problem(await client.post("/auth/logout", json={}), 422)
     assert_problem(await client.post("/auth/logout", json={"refresh_token": 1, "x": 2}), 422)
+    problem = assert_problem(await client.post("/auth/logout", json={"refresh_token": 12}), 422)
+    assert [e["field"] for e in problem["errors"]] == ["body.refresh_token"]
     resp = await client.post(
         "/auth/logout", content=b"{", headers={"content-type": "application/json"}
     )
