@@ -41,6 +41,7 @@ _PUBLIC_AUTH = {
     ("POST", "/auth/register"),
     ("POST", "/auth/login"),
     ("POST", "/auth/refresh"),
+    ("POST", "/auth/logout"),  # holds a refresh token, not an access token
     ("GET", "/auth/jwks.json"),
     ("HEAD", "/auth/jwks.json"),
 }

@@ -125,3 +125,21 @@ async def test_declined_payment_cancels_frees_seats_and_tells_the_user(platform,
 
     status, body, _ = await eventually(rebook, until=lambda r: r[0] == 201, timeout=10)
     assert body["quantity"] == 2
+
+
+async def test_logout_through_the_gateway_revokes_the_refresh_token(platform, api):
+    """Logout needs no access token (a client whose access token expired still logs out), and
+    afterwards the refresh token no longer works."""
+    _, email, _ = await api.user()
+    status, tokens, _ = await api.call(
+        "POST", "/auth/login", json={"email": email, "password": "correct horse battery staple 42"}
+    )
+    assert status == 200, tokens
+    status, body, _ = await api.call(
+        "POST", "/auth/logout", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert status == 204, body
+    status, body, _ = await api.call(
+        "POST", "/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert status == 401, body
