@@ -131,7 +131,9 @@ def main() -> None:
 
     from observability import configure_telemetry
 
-    configure_telemetry("auth", log_level=relay.settings.log_level, log_format=relay.settings.log_format)
+    configure_telemetry(
+        "auth", log_level=relay.settings.log_level, log_format=relay.settings.log_format
+    )
     django.setup()
     asyncio.run(stream.run())
 

@@ -65,14 +65,19 @@ class BenchPlatform:
 
     async def start(self) -> None:
         subprocess.run(["rabbitmqctl", "-q", "add_vhost", self.vhost], check=True)
-        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", self.vhost, "guest",
-                        ".*", ".*", ".*"], check=True)
+        subprocess.run(
+            ["rabbitmqctl", "-q", "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"],
+            check=True,
+        )
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         key_file = Path(f"/tmp/{self.vhost}.pem")
-        key_file.write_bytes(self.key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ))
+        key_file.write_bytes(
+            self.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
         self.ports = {name: free_port() for name in (*SERVICES, "gateway")}
         env = {k: v for k, v in os.environ.items() if k != "JWT_JWKS"}
         env.update(
@@ -94,16 +99,32 @@ class BenchPlatform:
             "auth": [py, "-m", "uvicorn", "auth.config.asgi:application"],
             "auth-relay": [py, "-m", "auth.relay"],
             **{s: [py, "-m", "uvicorn", f"apps.{s}.main:app"] for s in SERVICES[1:]},
-            "gateway": [py, "-m", "uvicorn", "gateway.main:app", "--no-proxy-headers",
-                        "--workers", str(self.gateway_workers)],
+            "gateway": [
+                py,
+                "-m",
+                "uvicorn",
+                "gateway.main:app",
+                "--no-proxy-headers",
+                "--workers",
+                str(self.gateway_workers),
+            ],
         }
         if self.booking_workers > 1:
             commands["booking"] += ["--workers", str(self.booking_workers)]
         for name, cmd in commands.items():
             if name != "auth-relay":
-                cmd += ["--port", str(self.ports[name]), "--no-access-log", "--log-level", "warning"]
+                cmd += [
+                    "--port",
+                    str(self.ports[name]),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ]
             self.procs[name] = subprocess.Popen(
-                cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
                 stderr=open(f"/tmp/{self.vhost}-{name}.log", "w"),  # noqa: SIM115
             )
         await self._wait_ready()
@@ -129,9 +150,16 @@ class BenchPlatform:
 
     def token(self, user_id: uuid.UUID, role: str = "customer", ttl: int = 3600) -> str:
         now = int(time.time())
-        claims = {"sub": str(user_id), "role": role, "token_type": "access",
-                  "iss": "eventbooking-auth", "aud": "eventbooking", "iat": now,
-                  "exp": now + ttl, "jti": uuid.uuid4().hex}
+        claims = {
+            "sub": str(user_id),
+            "role": role,
+            "token_type": "access",
+            "iss": "eventbooking-auth",
+            "aud": "eventbooking",
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+        }
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
 
     async def drain(self, timeout: float = 300) -> float:
@@ -143,12 +171,20 @@ class BenchPlatform:
         while time.monotonic() - start < timeout:
             out = subprocess.run(
                 ["rabbitmqctl", "-q", "list_queues", "-p", self.vhost, "name", "messages"],
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             ).stdout.split("\n")
-            waiting = sum(int(n) for line in out if len(f := line.split()) == 2
-                          and f[1].isdigit() and not f[0].endswith(".dlq") for n in [f[1]])
+            waiting = sum(
+                int(n)
+                for line in out
+                if len(f := line.split()) == 2 and f[1].isdigit() and not f[0].endswith(".dlq")
+                for n in [f[1]]
+            )
             for service in SERVICES:
-                conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{self.db_prefix}{service}")
+                conn = await asyncpg.connect(
+                    f"postgresql://postgres@127.0.0.1:5432/{self.db_prefix}{service}"
+                )
                 try:
                     waiting += await conn.fetchval("SELECT count(*) FROM outbox")
                 finally:
@@ -187,8 +223,13 @@ class BenchPlatform:
                 continue
             with contextlib.suppress(OSError):
                 comm = (entry / "comm").read_text().strip()
-                name = ("postgres" if comm == "postgres" or comm.startswith("postgres:")
-                        else "rabbitmq" if comm.startswith("beam") else None)
+                name = (
+                    "postgres"
+                    if comm == "postgres" or comm.startswith("postgres:")
+                    else "rabbitmq"
+                    if comm.startswith("beam")
+                    else None
+                )
                 if name:
                     out[name] += _cpu_seconds_of(int(entry.name))
         mine = os.times()
@@ -201,8 +242,10 @@ class BenchPlatform:
         for name, proc in self.procs.items():
             pids = [proc.pid]
             with contextlib.suppress(OSError):
-                pids += [int(c) for c in
-                         Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+                pids += [
+                    int(c)
+                    for c in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+                ]
             total = 0.0
             for pid in pids:
                 with contextlib.suppress(OSError):
@@ -223,6 +266,7 @@ class BenchPlatform:
         import psycopg
 
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-            for (name,) in c.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
-                                     (self.db_prefix + "%",)).fetchall():
+            for (name,) in c.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", (self.db_prefix + "%",)
+            ).fetchall():
                 c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

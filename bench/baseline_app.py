@@ -40,6 +40,7 @@ async def reserve(body: Reserve) -> JSONResponse:
     row = await pool.fetchrow(
         "UPDATE seats SET held = held + $2 WHERE event_id = $1 AND capacity - held >= $2 "
         "RETURNING held",
-        body.event_id, body.quantity,
+        body.event_id,
+        body.quantity,
     )
     return JSONResponse({"held": row["held"]} if row else {}, status_code=201 if row else 409)

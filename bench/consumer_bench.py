@@ -82,14 +82,26 @@ def flash_sale(service: str, n: int, users: int, seed: int = 7) -> Story:
     rnd = random.Random(seed)
     organizer = uuid.uuid4()
     event = EventCreated(
-        producer="events", event_id=uuid.uuid4(), organizer_id=organizer, title="Flash sale",
-        venue="Arena", starts_at=datetime.now(UTC) + timedelta(days=30), capacity=100_000,
-        price=Decimal("20.00"), currency="EUR", status="scheduled", version=1,
+        producer="events",
+        event_id=uuid.uuid4(),
+        organizer_id=organizer,
+        title="Flash sale",
+        venue="Arena",
+        starts_at=datetime.now(UTC) + timedelta(days=30),
+        capacity=100_000,
+        price=Decimal("20.00"),
+        currency="EUR",
+        status="scheduled",
+        version=1,
     )
     people = [
         UserRegistered(
-            producer="auth", user_id=uuid.uuid4(), email=f"fan{i}@example.com",
-            full_name=f"Fan {i}", role="customer", phone=f"+35191{i:07d}" if i % 4 == 0 else None,
+            producer="auth",
+            user_id=uuid.uuid4(),
+            email=f"fan{i}@example.com",
+            full_name=f"Fan {i}",
+            role="customer",
+            phone=f"+35191{i:07d}" if i % 4 == 0 else None,
         )
         for i in range(users)
     ]
@@ -100,33 +112,56 @@ def flash_sale(service: str, n: int, users: int, seed: int = 7) -> Story:
         user = rnd.choice(people).user_id
         qty = rnd.choice((1, 1, 2, 2, 4))
         common = {
-            "booking_id": uuid.uuid4(), "event_id": event.event_id, "user_id": user,
-            "quantity": qty, "amount": Decimal("20.00") * qty, "currency": "EUR",
+            "booking_id": uuid.uuid4(),
+            "event_id": event.event_id,
+            "user_id": user,
+            "quantity": qty,
+            "amount": Decimal("20.00") * qty,
+            "currency": "EUR",
         }
         created = BookingCreated(
             producer="booking", expires_at=datetime.now(UTC) + timedelta(minutes=10), **common
         )
         saga = {"correlation_id": created.message_id}
         story: list[Envelope] = [created]
-        pay = {"payment_id": uuid.uuid4(), "booking_id": common["booking_id"], "user_id": user,
-               "event_id": event.event_id, "amount": common["amount"], "currency": "EUR"}
+        pay = {
+            "payment_id": uuid.uuid4(),
+            "booking_id": common["booking_id"],
+            "user_id": user,
+            "event_id": event.event_id,
+            "amount": common["amount"],
+            "currency": "EUR",
+        }
         roll = rnd.random()
         if roll < 0.8:
             paid = PaymentConfirmed(
                 producer="payments", provider_reference="ch_bench", **saga, **pay
             )
-            story += [paid, BookingConfirmed(
-                producer="booking", payment_id=pay["payment_id"], causation_id=paid.message_id,
-                **saga, **common,
-            )]
+            story += [
+                paid,
+                BookingConfirmed(
+                    producer="booking",
+                    payment_id=pay["payment_id"],
+                    causation_id=paid.message_id,
+                    **saga,
+                    **common,
+                ),
+            ]
         elif roll < 0.9:
             failed = PaymentFailed(
                 producer="payments", failure_reason="card_declined", **saga, **pay
             )
-            story += [failed, BookingCancelled(
-                producer="booking", reason="payment_failed", refund_due=False,
-                causation_id=failed.message_id, **saga, **common,
-            )]
+            story += [
+                failed,
+                BookingCancelled(
+                    producer="booking",
+                    reason="payment_failed",
+                    refund_due=False,
+                    causation_id=failed.message_id,
+                    **saga,
+                    **common,
+                ),
+            ]
         else:
             story.append(BookingExpired(producer="booking", **saga, **common))
         for fact in story:
@@ -156,8 +191,10 @@ async def publish(
     async def one(m: Envelope) -> None:
         await exchange.publish(
             aio_pika.Message(
-                m.model_dump_json().encode(), content_type="application/json",
-                message_id=str(m.message_id), correlation_id=str(m.correlation_id),
+                m.model_dump_json().encode(),
+                content_type="application/json",
+                message_id=str(m.message_id),
+                correlation_id=str(m.correlation_id),
                 type=m.message_type,  # type: ignore[attr-defined]
                 headers={"schema_version": m.schema_version},
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
@@ -166,7 +203,7 @@ async def publish(
         )
 
     for i in range(0, len(messages), 256):
-        await asyncio.gather(*(one(m) for m in messages[i:i + 256]))
+        await asyncio.gather(*(one(m) for m in messages[i : i + 256]))
 
 
 def proc_cpu(pid: int) -> float:
@@ -190,10 +227,13 @@ class ScratchDb:
     def backend_cpu(self) -> dict[int, float]:
         """CPU seconds of the service's PostgreSQL backends (its pool connections)."""
         with self._conn() as c:
-            pids = [r[0] for r in c.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (self.name,),
-            )]
+            pids = [
+                r[0]
+                for r in c.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (self.name,),
+                )
+            ]
         return {p: proc_cpu(p) for p in pids}
 
 
@@ -225,9 +265,11 @@ async def wait_ready(url: str, proc: subprocess.Popen, log: str) -> None:
 
 async def dead_lettered(channel: aio_pika.abc.AbstractChannel, service: str) -> tuple[int, int]:
     """(messages left in the service's queues, messages in their dead-letter queues)."""
-    names = ["analytics"] if service == "analytics" else [
-        f"{service}.{key}" for key in routed_to(service)
-    ]
+    names = (
+        ["analytics"]
+        if service == "analytics"
+        else [f"{service}.{key}" for key in routed_to(service)]
+    )
     left = parked = 0
     for name in names:
         queue = await channel.declare_queue(name, passive=True)
@@ -241,20 +283,37 @@ async def run_one(service: str, n: int, users: int, profile: str | None) -> dict
     run = uuid.uuid4().hex[:6]
     vhost, prefix = f"bench_{run}", f"bench_{run}_"
     subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
-    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-                   check=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True
+    )
     port = _free_port()
     log = f"/tmp/{vhost}-{service}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_EXPORTER")}
     env.update(
-        RABBITMQ_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}", DATABASE_PREFIX=prefix,
-        LOG_LEVEL="WARNING", ENVIRONMENT="test", DELIVERY_WORKER="false",
-        JWT_JWKS='{"keys": []}', SMTP_PORT=str(_free_port()),
+        RABBITMQ_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        DATABASE_PREFIX=prefix,
+        LOG_LEVEL="WARNING",
+        ENVIRONMENT="test",
+        DELIVERY_WORKER="false",
+        JWT_JWKS='{"keys": []}',
+        SMTP_PORT=str(_free_port()),
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", f"apps.{service}.main:app", "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "w"),  # noqa: SIM115
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"apps.{service}.main:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "w"),  # noqa: SIM115
     )
     db = ScratchDb(f"{prefix}{service}")
     spy: subprocess.Popen | None = None
@@ -270,9 +329,20 @@ async def run_one(service: str, n: int, users: int, profile: str | None) -> dict
             await asyncio.sleep(1.5)  # let the warm-up's stragglers (relay, acks) settle
             if profile:
                 spy = subprocess.Popen(
-                    [str(ROOT / ".venv/bin/py-spy"), "record", "-f", "raw", "-r", "200", "-o",
-                     profile, "-p", str(proc.pid)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    [
+                        str(ROOT / ".venv/bin/py-spy"),
+                        "record",
+                        "-f",
+                        "raw",
+                        "-r",
+                        "200",
+                        "-o",
+                        profile,
+                        "-p",
+                        str(proc.pid),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )
                 await asyncio.sleep(1)
             cpu0, pg0 = proc_cpu(proc.pid), db.backend_cpu()
@@ -300,8 +370,11 @@ async def run_one(service: str, n: int, users: int, profile: str | None) -> dict
     elapsed = t1 - t0
     pg_cpu = sum(v - pg0.get(p, 0.0) for p, v in pg1.items())
     figures = {
-        "messages": consumed, "seconds": elapsed, "msgs_per_s": consumed / elapsed,
-        "cpu_ms": (cpu1 - cpu0) * 1000 / consumed, "pg_cpu_ms": pg_cpu * 1000 / consumed,
+        "messages": consumed,
+        "seconds": elapsed,
+        "msgs_per_s": consumed / elapsed,
+        "cpu_ms": (cpu1 - cpu0) * 1000 / consumed,
+        "pg_cpu_ms": pg_cpu * 1000 / consumed,
     }
     print(
         f"{service:13s} {consumed:5d} msgs in {elapsed:5.1f} s = {figures['msgs_per_s']:6.0f} msg/s"
@@ -327,8 +400,12 @@ async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--service", choices=(*SERVICES, "all"), default="all")
     p.add_argument("--messages", type=int, default=2000, help="messages consumed per service")
-    p.add_argument("--users", type=int, default=200, help="distinct customers (notifications "
-                   "learns them first from user_registered)")
+    p.add_argument(
+        "--users",
+        type=int,
+        default=200,
+        help="distinct customers (notifications learns them first from user_registered)",
+    )
     p.add_argument("--profile", help="py-spy raw output file (with --service all: a prefix)")
     a = p.parse_args()
     services = SERVICES if a.service == "all" else (a.service,)

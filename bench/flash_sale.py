@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import subprocess
 import sys
 import time
@@ -74,7 +73,9 @@ async def drive(session, n: int, concurrency: int, make_request) -> tuple[float,
 
 
 async def flash_sale(args: argparse.Namespace) -> dict:
-    platform = BenchPlatform(gateway_workers=args.gateway_workers, booking_workers=args.booking_workers)
+    platform = BenchPlatform(
+        gateway_workers=args.gateway_workers, booking_workers=args.booking_workers
+    )
     print(f"starting the platform (vhost {platform.vhost}) ...", flush=True)
     await platform.start()
     peak_rss = platform.rss_bytes()
@@ -94,20 +95,32 @@ async def flash_sale(args: argparse.Namespace) -> dict:
         async with aiohttp.ClientSession(connector=connector) as session:
             gw = platform.gateway
             organizer = platform.token(uuid.uuid4(), "organizer")
-            async with session.post(f"{gw}/events/create", headers={"Authorization": f"Bearer {organizer}"}, json={
-                "title": "Hot event", "venue": "Stadium", "capacity": args.seats, "price": "50.00",
-                "currency": "EUR", "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-            }) as r:
+            async with session.post(
+                f"{gw}/events/create",
+                headers={"Authorization": f"Bearer {organizer}"},
+                json={
+                    "title": "Hot event",
+                    "venue": "Stadium",
+                    "capacity": args.seats,
+                    "price": "50.00",
+                    "currency": "EUR",
+                    "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+                },
+            ) as r:
                 event = await r.json()
                 assert r.status == 201, event
             # wait until booking has the event's inventory (eventual consistency)
             probe = platform.token(uuid.uuid4())
             deadline = time.monotonic() + 30
             while True:
-                async with session.get(f"{gw}/booking", headers={"Authorization": f"Bearer {probe}"}) as r:
+                async with session.get(
+                    f"{gw}/booking", headers={"Authorization": f"Bearer {probe}"}
+                ) as r:
                     await r.read()
                 conn = await asyncpg.connect(f"{PG}/{platform.db_prefix}booking")
-                known = await conn.fetchval("SELECT count(*) FROM inventory WHERE event_id=$1", uuid.UUID(event["id"]))
+                known = await conn.fetchval(
+                    "SELECT count(*) FROM inventory WHERE event_id=$1", uuid.UUID(event["id"])
+                )
                 await conn.close()
                 if known or time.monotonic() > deadline:
                     break
@@ -119,23 +132,37 @@ async def flash_sale(args: argparse.Namespace) -> dict:
 
             def booking_request(i: int):
                 user = users[i % len(users)]
-                return "POST", f"{gw}/booking/create", {
-                    "json": body, "headers": {"Authorization": f"Bearer {tokens[user]}"}}
+                return (
+                    "POST",
+                    f"{gw}/booking/create",
+                    {"json": body, "headers": {"Authorization": f"Bearer {tokens[user]}"}},
+                )
 
             cpu0, infra0 = platform.cpu_seconds(), platform.infrastructure_cpu_seconds()
-            seconds, results, statuses = await drive(session, args.attempts, args.concurrency, booking_request)
+            seconds, results, statuses = await drive(
+                session, args.attempts, args.concurrency, booking_request
+            )
             cpu1, infra1 = platform.cpu_seconds(), platform.infrastructure_cpu_seconds()
             lat = [r[0] for r in results]
             held = [(users[r[3] % len(users)], r[2]) for r in results if r[1] == 201]
-            out["booking"] = dict(seconds=seconds, rate=args.attempts / seconds, lat=lat, statuses=statuses,
-                                  cpu={k: cpu1.get(k, 0) - cpu0.get(k, 0) for k in cpu1},
-                                  infra={k: infra1[k] - infra0[k] for k in infra1})
+            out["booking"] = dict(
+                seconds=seconds,
+                rate=args.attempts / seconds,
+                lat=lat,
+                statuses=statuses,
+                cpu={k: cpu1.get(k, 0) - cpu0.get(k, 0) for k in cpu1},
+                infra={k: infra1[k] - infra0[k] for k in infra1},
+            )
 
             conn = await asyncpg.connect(f"{PG}/{platform.db_prefix}booking")
-            inv = await conn.fetchrow("SELECT capacity, held, sold FROM inventory WHERE event_id=$1", uuid.UUID(event["id"]))
+            inv = await conn.fetchrow(
+                "SELECT capacity, held, sold FROM inventory WHERE event_id=$1",
+                uuid.UUID(event["id"]),
+            )
             live = await conn.fetchval(
                 "SELECT coalesce(sum(quantity),0) FROM bookings WHERE event_id=$1 AND status IN ('pending','confirmed')",
-                uuid.UUID(event["id"]))
+                uuid.UUID(event["id"]),
+            )
             await conn.close()
             out["inventory"] = dict(inv)
             out["sold"] = len(held)
@@ -162,15 +189,23 @@ async def flash_sale(args: argparse.Namespace) -> dict:
             conn = await asyncpg.connect(f"{PG}/{platform.db_prefix}booking")
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                n = await conn.fetchval("SELECT count(*) FROM bookings WHERE event_id=$1 AND status='confirmed'",
-                                        uuid.UUID(event["id"]))
+                n = await conn.fetchval(
+                    "SELECT count(*) FROM bookings WHERE event_id=$1 AND status='confirmed'",
+                    uuid.UUID(event["id"]),
+                )
                 if n >= sum(pay_statuses[k] for k in (200, 201)):
                     break
                 await asyncio.sleep(0.2)
-            rows = await conn.fetch("SELECT id, updated_at FROM bookings WHERE event_id=$1 AND status='confirmed'",
-                                    uuid.UUID(event["id"]))
+            rows = await conn.fetch(
+                "SELECT id, updated_at FROM bookings WHERE event_id=$1 AND status='confirmed'",
+                uuid.UUID(event["id"]),
+            )
             await conn.close()
-            confirm = [max(0.0, r["updated_at"].timestamp() - pay_sent[str(r["id"])]) for r in rows if str(r["id"]) in pay_sent]
+            confirm = [
+                max(0.0, r["updated_at"].timestamp() - pay_sent[str(r["id"])])
+                for r in rows
+                if str(r["id"]) in pay_sent
+            ]
             out["payments"] = dict(statuses=pay_statuses, confirmed=len(rows), latency=confirm)
 
             # the steady state: a second event sold at --steady-rate bookings/s, each paid
@@ -193,9 +228,14 @@ async def pay_once(session, gw: str, token: str, booking_id: str, sent: dict[str
     for _ in range(40):
         t0 = time.time()
         try:
-            async with session.post(f"{gw}/payments/process", headers={"Authorization": f"Bearer {token}"},
-                                    json={"booking_id": booking_id,
-                                          "payment_method": {"type": "card", "token": "tok_visa"}}) as r:
+            async with session.post(
+                f"{gw}/payments/process",
+                headers={"Authorization": f"Bearer {token}"},
+                json={
+                    "booking_id": booking_id,
+                    "payment_method": {"type": "card", "token": "tok_visa"},
+                },
+            ) as r:
                 await r.read()
                 status = r.status
         except (aiohttp.ClientError, TimeoutError):
@@ -214,16 +254,26 @@ async def pay_once(session, gw: str, token: str, booking_id: str, sent: dict[str
 RETRIES: Counter = Counter()  # payment attempts retried, by status (404: not known yet, 0: error)
 
 
-async def steady(session, platform: BenchPlatform, args: argparse.Namespace, tokens: dict, users: list) -> dict:
+async def steady(
+    session, platform: BenchPlatform, args: argparse.Namespace, tokens: dict, users: list
+) -> dict:
     """``--steady-rate`` holds per second for ``--steady-seconds`` on a fresh event, each paid
     ``--think`` seconds later; payment -> confirmed measured from the accepted payment request."""
     gw = platform.gateway
     n = int(args.steady_rate * args.steady_seconds)
     organizer = platform.token(uuid.uuid4(), "organizer")
-    async with session.post(f"{gw}/events/create", headers={"Authorization": f"Bearer {organizer}"}, json={
-        "title": "Steady event", "venue": "Club", "capacity": n, "price": "20.00", "currency": "EUR",
-        "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-    }) as r:
+    async with session.post(
+        f"{gw}/events/create",
+        headers={"Authorization": f"Bearer {organizer}"},
+        json={
+            "title": "Steady event",
+            "venue": "Club",
+            "capacity": n,
+            "price": "20.00",
+            "currency": "EUR",
+            "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+        },
+    ) as r:
         event = await r.json()
     await asyncio.sleep(1)  # booking learns the event
     sent: dict[str, float] = {}
@@ -238,8 +288,11 @@ async def steady(session, platform: BenchPlatform, args: argparse.Namespace, tok
         token = users_tokens[k]
         t0 = time.perf_counter()
         try:
-            async with session.post(f"{gw}/booking/create", headers={"Authorization": f"Bearer {token}"},
-                                    json={"event_id": event["id"], "quantity": 1}) as r:
+            async with session.post(
+                f"{gw}/booking/create",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"event_id": event["id"], "quantity": 1},
+            ) as r:
                 body = await r.json(content_type=None)
                 statuses[f"hold {r.status}"] += 1
                 if r.status != 201:
@@ -265,18 +318,33 @@ async def steady(session, platform: BenchPlatform, args: argparse.Namespace, tok
     conn = await asyncpg.connect(f"{PG}/{platform.db_prefix}booking")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        done = await conn.fetchval("SELECT count(*) FROM bookings WHERE event_id=$1 AND status='confirmed'",
-                                   uuid.UUID(event["id"]))
+        done = await conn.fetchval(
+            "SELECT count(*) FROM bookings WHERE event_id=$1 AND status='confirmed'",
+            uuid.UUID(event["id"]),
+        )
         if done >= len(sent):
             break
         await asyncio.sleep(0.2)
-    rows = await conn.fetch("SELECT id, updated_at FROM bookings WHERE event_id=$1 AND status='confirmed'",
-                            uuid.UUID(event["id"]))
+    rows = await conn.fetch(
+        "SELECT id, updated_at FROM bookings WHERE event_id=$1 AND status='confirmed'",
+        uuid.UUID(event["id"]),
+    )
     await conn.close()
-    latency = [max(0.0, r["updated_at"].timestamp() - sent[str(r["id"])]) for r in rows if str(r["id"]) in sent]
-    return dict(n=n, statuses=statuses, confirmed=len(rows), paid=len(sent), latency=latency, hold=book_lat,
-                cpu={k: cpu1.get(k, 0) - cpu0.get(k, 0) for k in cpu1},
-                infra={k: infra1[k] - infra0[k] for k in infra1})
+    latency = [
+        max(0.0, r["updated_at"].timestamp() - sent[str(r["id"])])
+        for r in rows
+        if str(r["id"]) in sent
+    ]
+    return dict(
+        n=n,
+        statuses=statuses,
+        confirmed=len(rows),
+        paid=len(sent),
+        latency=latency,
+        hold=book_lat,
+        cpu={k: cpu1.get(k, 0) - cpu0.get(k, 0) for k in cpu1},
+        infra={k: infra1[k] - infra0[k] for k in infra1},
+    )
 
 
 async def baseline(args: argparse.Namespace) -> float:
@@ -285,17 +353,31 @@ async def baseline(args: argparse.Namespace) -> float:
     await admin.execute(f'CREATE DATABASE "{db}"')
     conn = await asyncpg.connect(f"{PG}/{db}")
     event_id = uuid.uuid4()
-    await conn.execute("CREATE TABLE seats (event_id uuid PRIMARY KEY, capacity int NOT NULL, held int NOT NULL DEFAULT 0)")
+    await conn.execute(
+        "CREATE TABLE seats (event_id uuid PRIMARY KEY, capacity int NOT NULL, held int NOT NULL DEFAULT 0)"
+    )
     await conn.execute("INSERT INTO seats VALUES ($1, $2, 0)", event_id, args.seats)
     await conn.close()
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
-        cwd=Path(__file__).resolve().parents[1], env={**__import__("os").environ, "BASELINE_DSN": f"{PG}/{db}"},
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.baseline_app:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**__import__("os").environ, "BASELINE_DSN": f"{PG}/{db}"},
     )
     try:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency)) as session:
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=args.concurrency)
+        ) as session:
             for _ in range(100):
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/docs") as r:
@@ -304,9 +386,14 @@ async def baseline(args: argparse.Namespace) -> float:
                 except aiohttp.ClientError:
                     await asyncio.sleep(0.1)
             seconds, _, statuses = await drive(
-                session, args.attempts, args.concurrency,
-                lambda i: ("POST", f"http://127.0.0.1:{port}/reserve",
-                           {"json": {"event_id": str(event_id), "quantity": 1}}),
+                session,
+                args.attempts,
+                args.concurrency,
+                lambda i: (
+                    "POST",
+                    f"http://127.0.0.1:{port}/reserve",
+                    {"json": {"event_id": str(event_id), "quantity": 1}},
+                ),
             )
         assert statuses[201] == args.seats, statuses
         return args.attempts / seconds
@@ -333,42 +420,72 @@ async def main(args: argparse.Namespace) -> None:
     base = await baseline(args)
     b = result["booking"]
     print("\n=== flash sale through the gateway ===")
-    print(f"machine speed       {speed:.2f} s for 10M additions in a Python loop (before the run), "
-          f"{machine_speed():.2f} s after")
-    print(f"attempts            {args.attempts} at concurrency {args.concurrency} from {args.users} users "
-          f"on {args.seats} seats (gateway workers: {args.gateway_workers}, booking workers: {args.booking_workers})")
+    print(
+        f"machine speed       {speed:.2f} s for 10M additions in a Python loop (before the run), "
+        f"{machine_speed():.2f} s after"
+    )
+    print(
+        f"attempts            {args.attempts} at concurrency {args.concurrency} from {args.users} users "
+        f"on {args.seats} seats (gateway workers: {args.gateway_workers}, booking workers: {args.booking_workers})"
+    )
     print(f"bookings/s          {b['rate']:,.0f} attempts/s ({b['seconds']:.2f} s)")
     print(f"latency             {ms(b['lat'])}")
     print(f"responses           {dict(b['statuses'])}")
     print(f"sold                {result['sold']} (inventory {result['inventory']})")
     print(f"oversold            {result['oversold']}")
     p = result["payments"]
-    print(f"payments            {dict(p['statuses'])} at {args.pay_rate}/s; confirmed {p['confirmed']}")
-    print(f"payment->confirmed  {ms(p['latency'])}  (paying the sale's holds at once, behind its backlog)")
-    print(f"backlog drained     {result['drained']:.1f} s after the payments (every queue and outbox empty)")
+    print(
+        f"payments            {dict(p['statuses'])} at {args.pay_rate}/s; confirmed {p['confirmed']}"
+    )
+    print(
+        f"payment->confirmed  {ms(p['latency'])}  (paying the sale's holds at once, behind its backlog)"
+    )
+    print(
+        f"backlog drained     {result['drained']:.1f} s after the payments (every queue and outbox empty)"
+    )
     st = result["steady"]
-    print(f"steady state        {args.steady_rate:g} holds/s for {args.steady_seconds:g} s, each paid {args.think:g} s later: "
-          f"{dict(st['statuses'])}; confirmed {st['confirmed']} of {st['paid']} paid")
+    print(
+        f"steady state        {args.steady_rate:g} holds/s for {args.steady_seconds:g} s, each paid {args.think:g} s later: "
+        f"{dict(st['statuses'])}; confirmed {st['confirmed']} of {st['paid']} paid"
+    )
     print(f"  hold latency      {ms(st['hold'])}")
     print(f"  payment->confirmed {ms(st['latency'])}")
-    print(f"  payment retries   {dict(RETRIES)} (all phases; 404: payments did not know the booking yet)")
-    print(f"  CPU ms per paid booking (whole cycle, every process) " + ", ".join(
-        f"{k} {1000 * v / max(1, st['paid']):.1f}" for k, v in sorted(st['cpu'].items(), key=lambda kv: -kv[1])))
+    print(
+        f"  payment retries   {dict(RETRIES)} (all phases; 404: payments did not know the booking yet)"
+    )
+    print(
+        "  CPU ms per paid booking (whole cycle, every process) "
+        + ", ".join(
+            f"{k} {1000 * v / max(1, st['paid']):.1f}"
+            for k, v in sorted(st["cpu"].items(), key=lambda kv: -kv[1])
+        )
+    )
     infra = {k: 1000 * v / max(1, st["paid"]) for k, v in st["infra"].items()}
     total = sum(1000 * v / max(1, st["paid"]) for v in st["cpu"].values()) + sum(infra.values())
-    print("  CPU ms per paid booking besides: " + ", ".join(f"{k} {v:.1f}" for k, v in infra.items())
-          + f"; all together {total:.1f} ms: two cores"
-          f" carry at most ~{2000 / max(total, 0.1):.0f} paid bookings/s")
+    print(
+        "  CPU ms per paid booking besides: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in infra.items())
+        + f"; all together {total:.1f} ms: two cores"
+        f" carry at most ~{2000 / max(total, 0.1):.0f} paid bookings/s"
+    )
     print(f"peak memory         {result['peak_rss'] / 2**20:,.0f} MiB (all platform processes)")
-    print(f"CPU s during sale   " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(b['cpu'].items(), key=lambda kv: -kv[1]))
-          + "; besides: " + ", ".join(f"{k} {v:.1f}" for k, v in b["infra"].items())
-          + f" (two cores give {2 * b['seconds']:.1f})")
-    print(f"bare baseline       {base:,.0f} attempts/s (one FastAPI process, conditional UPDATE only)")
+    print(
+        "CPU s during sale   "
+        + ", ".join(f"{k} {v:.1f}" for k, v in sorted(b["cpu"].items(), key=lambda kv: -kv[1]))
+        + "; besides: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in b["infra"].items())
+        + f" (two cores give {2 * b['seconds']:.1f})"
+    )
+    print(
+        f"bare baseline       {base:,.0f} attempts/s (one FastAPI process, conditional UPDATE only)"
+    )
     print(f"ratio               {b['rate'] / base:.2f} of the baseline")
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--attempts", type=int, default=10_000)
     ap.add_argument("--seats", type=int, default=1_000)
     ap.add_argument("--concurrency", type=int, default=200)
@@ -378,5 +495,7 @@ if __name__ == "__main__":
     ap.add_argument("--booking-workers", type=int, default=1)
     ap.add_argument("--steady-rate", type=float, default=100, help="holds/s in the steady phase")
     ap.add_argument("--steady-seconds", type=float, default=10)
-    ap.add_argument("--think", type=float, default=1.0, help="seconds between a hold and its payment")
+    ap.add_argument(
+        "--think", type=float, default=1.0, help="seconds between a hold and its payment"
+    )
     asyncio.run(main(ap.parse_args()))

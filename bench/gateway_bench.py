@@ -34,8 +34,15 @@ def upstream_app():  # noqa: ANN201 - built lazily so importing this module stay
     from fastapi import FastAPI
 
     app = FastAPI()
-    items = [{"id": f"00000000-0000-0000-0000-00000000000{i}", "title": f"Event {i}",
-              "price": "20.00", "currency": "EUR"} for i in range(3)]
+    items = [
+        {
+            "id": f"00000000-0000-0000-0000-00000000000{i}",
+            "title": f"Event {i}",
+            "price": "20.00",
+            "currency": "EUR",
+        }
+        for i in range(3)
+    ]
 
     @app.get("/events")
     async def events() -> dict:
@@ -56,9 +63,19 @@ def cpu_seconds(pid: int) -> float:
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", *args, "--host", "127.0.0.1", "--no-access-log",
-         "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, **env},
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            *args,
+            "--host",
+            "127.0.0.1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
     )
 
 
@@ -109,8 +126,11 @@ async def drive(url: str, concurrency: int, seconds: float) -> tuple[float, list
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000 if q < 100 \
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
+        if q < 100
         else max(values) * 1000
+    )
 
 
 async def main() -> int:
@@ -128,20 +148,32 @@ async def main() -> int:
     gateway = args.gateway or f"http://127.0.0.1:{GATEWAY_PORT}"
     try:
         if not args.upstream:
-            procs.append(start(["--factory", "bench.gateway_bench:upstream_app",
-                                "--port", str(UPSTREAM_PORT)], {}))
+            procs.append(
+                start(
+                    ["--factory", "bench.gateway_bench:upstream_app", "--port", str(UPSTREAM_PORT)],
+                    {},
+                )
+            )
         if not args.gateway:
-            procs.append(start(["gateway.main:app", "--port", str(GATEWAY_PORT),
-                                "--no-proxy-headers"], {
-                "EVENTS_URL": upstream, "GATEWAY_RATE_LIMIT": "0", "LOG_LEVEL": "WARNING",
-                "OTEL_TRACES_EXPORTER": "none",
-            }))
+            procs.append(
+                start(
+                    ["gateway.main:app", "--port", str(GATEWAY_PORT), "--no-proxy-headers"],
+                    {
+                        "EVENTS_URL": upstream,
+                        "GATEWAY_RATE_LIMIT": "0",
+                        "LOG_LEVEL": "WARNING",
+                        "OTEL_TRACES_EXPORTER": "none",
+                    },
+                )
+            )
         async with aiohttp.ClientSession() as s:
             await wait_up(s, upstream + "/health")
             await wait_up(s, gateway + "/health")
 
-        pids = {"upstream": procs[0].pid if not args.upstream else None,
-                "gateway": procs[-1].pid if not args.gateway else None}
+        pids = {
+            "upstream": procs[0].pid if not args.upstream else None,
+            "gateway": procs[-1].pid if not args.gateway else None,
+        }
         rows: dict[str, tuple] = {}
         cpu: dict[str, dict[str, float]] = {"direct": {}, "gateway": {}}
         # Two alternating rounds, best of each: other work on a shared machine comes and goes.
@@ -159,22 +191,30 @@ async def main() -> int:
                 if name not in rows or row[0] > rows[name][0]:
                     rows[name] = row
 
-        print(f"\nGET /events, loopback, {args.concurrency} in flight for {args.seconds:g}s "
-              f"(then 1 in flight for latency); best of 2 alternating rounds")
-        print(f"{'':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} | {'c=1 p50':>8} {'c=1 p99':>8} "
-              f"{'errors':>6}")
+        print(
+            f"\nGET /events, loopback, {args.concurrency} in flight for {args.seconds:g}s "
+            f"(then 1 in flight for latency); best of 2 alternating rounds"
+        )
+        print(
+            f"{'':8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} | {'c=1 p50':>8} {'c=1 p99':>8} "
+            f"{'errors':>6}"
+        )
         for name, (rps, p50, p99, s50, s99, err) in rows.items():
             print(f"{name:8} {rps:9.0f} {p50:8.2f} {p99:8.2f} | {s50:8.2f} {s99:8.2f} {err:6d}")
         d, g = rows["direct"], rows["gateway"]
         ratio = g[0] / d[0] if d[0] else float("nan")
         added50, added99 = g[3] - d[3], g[4] - d[4]
-        print(f"\nthrough the gateway: {ratio:.0%} of direct throughput "
-              f"(target >= 50%); added latency p50 {added50:.2f} ms (target < 2 ms), "
-              f"p99 {added99:.2f} ms")
+        print(
+            f"\nthrough the gateway: {ratio:.0%} of direct throughput "
+            f"(target >= 50%); added latency p50 {added50:.2f} ms (target < 2 ms), "
+            f"p99 {added99:.2f} ms"
+        )
         if cpu["gateway"].get("gateway"):
-            print(f"CPU per request: gateway {cpu['gateway']['gateway']:.0f} us, "
-                  f"service {cpu['direct'].get('upstream', float('nan')):.0f} us "
-                  f"(load on a shared machine skews req/s far more than these)")
+            print(
+                f"CPU per request: gateway {cpu['gateway']['gateway']:.0f} us, "
+                f"service {cpu['direct'].get('upstream', float('nan')):.0f} us "
+                f"(load on a shared machine skews req/s far more than these)"
+            )
         return 0
     finally:
         for p in procs:

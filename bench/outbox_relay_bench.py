@@ -43,10 +43,14 @@ async def main(n: int, batch: int, depth: int, traced: bool) -> None:
     run = uuid.uuid4().hex[:6]
     vhost = f"bench_{run}"
     subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
-    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True
+    )
     settings = ServiceSettings(
-        service_name="relaybench", database_prefix=f"bench_{run}_",
-        rabbitmq_url=f"amqp://guest:guest@127.0.0.1:5672/{vhost}", outbox_batch_size=batch,
+        service_name="relaybench",
+        database_prefix=f"bench_{run}_",
+        rabbitmq_url=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        outbox_batch_size=batch,
     )
     db = Database(settings)
     await db.prepare()
@@ -60,16 +64,27 @@ async def main(n: int, batch: int, depth: int, traced: bool) -> None:
         rows = []
         for _ in range(n):
             m = BookingCreated(
-                booking_id=uuid.uuid4(), event_id=uuid.uuid4(), user_id=uuid.uuid4(), quantity=1,
-                amount=Decimal("10.00"), currency="EUR", producer="bench",
+                booking_id=uuid.uuid4(),
+                event_id=uuid.uuid4(),
+                user_id=uuid.uuid4(),
+                quantity=1,
+                amount=Decimal("10.00"),
+                currency="EUR",
+                producer="bench",
                 expires_at=datetime.now(UTC) + timedelta(minutes=10),
             )
-            rows.append({"id": m.message_id, "routing_key": m.routing_key,
-                         "message_type": m.message_type, "payload": m.model_dump(mode="json"),
-                         "headers": {}})
+            rows.append(
+                {
+                    "id": m.message_id,
+                    "routing_key": m.routing_key,
+                    "message_type": m.message_type,
+                    "payload": m.model_dump(mode="json"),
+                    "headers": {},
+                }
+            )
         async with db.engine.begin() as conn:
             for i in range(0, n, 5000):
-                await conn.execute(OUTBOX.insert(), rows[i:i + 5000])
+                await conn.execute(OUTBOX.insert(), rows[i : i + 5000])
         relay = OutboxRelay(db, outbox_publish(publishers), batch_size=batch, pipeline_depth=depth)
         start, cpu = time.perf_counter(), time.process_time()
         running = asyncio.create_task(relay.run())
@@ -80,15 +95,18 @@ async def main(n: int, batch: int, depth: int, traced: bool) -> None:
         await running
         async with db.engine.connect() as conn:
             left = (await conn.execute(sa.select(sa.func.count()).select_from(OUTBOX))).scalar_one()
-        print(f"outbox relay: {n} messages in {elapsed:.2f} s = {n / elapsed:,.0f} msg/s, "
-              f"relay CPU {cpu / n * 1e6:.0f} us/msg (batch {batch}, pipeline depth {depth}, "
-              f"persistent, publisher confirms, 1 relay{', traced' if traced else ''}); "
-              f"{left} rows left")
+        print(
+            f"outbox relay: {n} messages in {elapsed:.2f} s = {n / elapsed:,.0f} msg/s, "
+            f"relay CPU {cpu / n * 1e6:.0f} us/msg (batch {batch}, pipeline depth {depth}, "
+            f"persistent, publisher confirms, 1 relay{', traced' if traced else ''}); "
+            f"{left} rows left"
+        )
     finally:
         await broker.stop()
         await db.dispose()
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
         import psycopg
+
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{settings.database_name}" WITH (FORCE)')
 

@@ -27,9 +27,7 @@ MoneyAmount = Annotated[
     ),
     PlainSerializer(lambda v: f"{v:.2f}", return_type=str, when_used="json"),
 ]
-CurrencyCode = Annotated[
-    ISO4217, Field(description="ISO 4217 currency code.", examples=["EUR"])
-]
+CurrencyCode = Annotated[ISO4217, Field(description="ISO 4217 currency code.", examples=["EUR"])]
 
 
 def utcnow() -> datetime:

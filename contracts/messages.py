@@ -84,7 +84,8 @@ class EventUpdated(EventDetails):
     message_type: Literal["event_updated"] = "event_updated"
 
     changed_fields: list[str] = Field(
-        default_factory=list, description="Names of the fields this update changed.",
+        default_factory=list,
+        description="Names of the fields this update changed.",
         examples=[["capacity", "price"]],
     )
 
@@ -259,5 +260,3 @@ AnalyticsFact = Annotated[
     | PaymentRefunded,
     Field(discriminator="message_type"),
 ]
-
-

@@ -91,10 +91,15 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     tracer = tracer_for(configure_tracing("gateway"))
     upstreams = routing_table(settings.upstream_urls())
     limiter = RateLimiter(settings.gateway_rate_limit, settings.rate_burst)
-    proxy = Proxy(verifier=_verifier(settings), limiter=limiter,
-                  max_body_bytes=settings.max_body_bytes, tracer=tracer)
-    aggregator = OpenAPIAggregator(upstreams, ttl=settings.openapi_cache_seconds,
-                                   timeout=settings.ready_timeout_seconds)
+    proxy = Proxy(
+        verifier=_verifier(settings),
+        limiter=limiter,
+        max_body_bytes=settings.max_body_bytes,
+        tracer=tracer,
+    )
+    aggregator = OpenAPIAggregator(
+        upstreams, ttl=settings.openapi_cache_seconds, timeout=settings.ready_timeout_seconds
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -142,8 +147,14 @@ def _no_native_telemetry() -> dict[str, Any]:
     import inspect
 
     if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
-        return {"telemetry": {"tracing": False, "metrics": False, "logs": False,
-                              "operation_spans": False}}
+        return {
+            "telemetry": {
+                "tracing": False,
+                "metrics": False,
+                "logs": False,
+                "operation_spans": False,
+            }
+        }
     return {}
 
 
@@ -164,8 +175,11 @@ def _own_routes(
             if wait:
                 from kit.problems import TooManyRequests
 
-                raise TooManyRequests("Too many requests; slow down.", code="rate-limited",
-                                      headers={"Retry-After": retry_after(wait)})
+                raise TooManyRequests(
+                    "Too many requests; slow down.",
+                    code="rate-limited",
+                    headers={"Retry-After": retry_after(wait)},
+                )
 
     router = APIRouter(include_in_schema=False)
     limited = [Depends(rate_limited)]
@@ -189,8 +203,12 @@ def _own_routes(
                     if resp.status == 200:
                         return {"status": "ready"}
                     body = await resp.content.read(500)
-                    log.warning("service %s is not ready (HTTP %s): %s", upstream.name,
-                                resp.status, body.decode("utf-8", "replace"))
+                    log.warning(
+                        "service %s is not ready (HTTP %s): %s",
+                        upstream.name,
+                        resp.status,
+                        body.decode("utf-8", "replace"),
+                    )
                     return {"status": "not ready"}
             except (TimeoutError, aiohttp.ClientError) as exc:
                 log.warning("service %s is unreachable: %r", upstream.name, exc)
@@ -202,7 +220,10 @@ def _own_routes(
             return JSONResponse({"status": "ready", "service": "gateway", "services": services})
         down = sorted(name for name, r in services.items() if r["status"] != "ready")
         return problem_response(
-            503, f"Not ready: {', '.join(down)}.", code="not-ready", services=services,
+            503,
+            f"Not ready: {', '.join(down)}.",
+            code="not-ready",
+            services=services,
         )
 
     @router.get("/openapi.json", dependencies=limited)
@@ -221,8 +242,9 @@ def _own_routes(
     async def service_asyncapi(request: Request, service: str, suffix: str) -> Response:
         upstream = by_name.get(service)
         if upstream is None:
-            return problem(404, f"No service named {service!r}.", code="not-found",
-                           instance=request.url.path)
+            return problem(
+                404, f"No service named {service!r}.", code="not-found", instance=request.url.path
+            )
         assert proxy.session is not None
         url = f"{upstream.url}/asyncapi{suffix}"
         try:
@@ -230,15 +252,25 @@ def _own_routes(
             async with proxy.session.get(url, timeout=timeout) as resp:
                 body = await resp.read()
                 if resp.status != 200:
-                    return problem(502, f"The {service} service could not give its AsyncAPI "
-                                   f"document (HTTP {resp.status}).", code="bad-gateway",
-                                   instance=request.url.path, service=service)
+                    return problem(
+                        502,
+                        f"The {service} service could not give its AsyncAPI "
+                        f"document (HTTP {resp.status}).",
+                        code="bad-gateway",
+                        instance=request.url.path,
+                        service=service,
+                    )
                 media = resp.headers.get("Content-Type", "application/octet-stream")
                 return Response(body, media_type=media)
         except (TimeoutError, aiohttp.ClientError):
-            return problem(503, f"The {service} service is unavailable.",
-                           code="upstream-unavailable", instance=request.url.path,
-                           headers={"Retry-After": "1"}, service=service)
+            return problem(
+                503,
+                f"The {service} service is unavailable.",
+                code="upstream-unavailable",
+                instance=request.url.path,
+                headers={"Retry-After": "1"},
+                service=service,
+            )
 
     @router.get("/asyncapi/{service}.json", dependencies=limited)
     async def asyncapi_json(request: Request, service: str) -> Response:

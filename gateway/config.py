@@ -42,7 +42,8 @@ class GatewaySettings(BaseSettings):
 
     # Limits.
     gateway_rate_limit: float = Field(
-        default=100, ge=0,
+        default=100,
+        ge=0,
         description="Requests per second per client (per user when authenticated, else per "
         "address); 0 turns the limit off. Each gateway worker process counts on its own.",
     )
@@ -51,8 +52,10 @@ class GatewaySettings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)
     upstream_timeout_seconds: float = Field(
-        default=10.0, gt=0, description="Longest wait for an upstream's answer (and between "
-        "two reads of its body) before 504."
+        default=10.0,
+        gt=0,
+        description="Longest wait for an upstream's answer (and between "
+        "two reads of its body) before 504.",
     )
     upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0)
     upstream_max_connections: int = Field(default=1000, ge=1)

@@ -88,9 +88,11 @@ def merge_openapi(
     if documents:
         description += "\n\nIncluded services: " + ", ".join(sorted(documents)) + "."
     if missing:
-        description += "\n\nLeft out (their documents could not be fetched just now): " + "; ".join(
-            f"{name} ({why})" for name, why in sorted(missing.items())
-        ) + "."
+        description += (
+            "\n\nLeft out (their documents could not be fetched just now): "
+            + "; ".join(f"{name} ({why})" for name, why in sorted(missing.items()))
+            + "."
+        )
     merged: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": VERSION, "description": description},
@@ -118,8 +120,10 @@ class OpenAPIAggregator:
             if self._cached and time.monotonic() < self._cached[0]:
                 return self._cached[1]
             results = await asyncio.gather(
-                *(fetch_json(session, f"{u.url}/openapi.json", self.timeout)
-                  for u in self.upstreams),
+                *(
+                    fetch_json(session, f"{u.url}/openapi.json", self.timeout)
+                    for u in self.upstreams
+                ),
                 return_exceptions=True,
             )
             documents: dict[str, dict[str, Any]] = {}
@@ -148,7 +152,7 @@ def _reason(exc: BaseException) -> str:
 
 def asyncapi_index_page(upstreams: list[Upstream]) -> str:
     items = "\n".join(
-        f'<li><strong>{html.escape(u.name)}</strong>: '
+        f"<li><strong>{html.escape(u.name)}</strong>: "
         f'<a href="/asyncapi/{html.escape(u.name)}">document</a> · '
         f'<a href="/asyncapi/{html.escape(u.name)}.json">JSON</a></li>'
         for u in upstreams

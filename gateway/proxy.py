@@ -34,25 +34,59 @@ from observability import set_span_attributes
 log = logging.getLogger(__name__)
 
 # RFC 9110 §7.6.1 connection-specific headers (plus the non-standard ones proxies meet).
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-    "proxy-connection", "proxy-authenticate", "proxy-authorization",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
+)
 # Set by the gateway itself or recomputed; a client's own values are dropped. X-Forwarded-For is
 # replaced, not extended: the gateway is the edge, so the peer it sees (or the client a trusted
 # balancer reported, see gateway/__main__.py) is all a service should hear; anything a client
 # wrote further left would only mislead whoever reads the header naively.
-REPLACED_REQUEST = frozenset({
-    "host", "content-length", "expect", "forwarded", "x-forwarded-for", "x-forwarded-proto",
-    "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix", "x-real-ip",
-    "traceparent", "tracestate",
-})
+REPLACED_REQUEST = frozenset(
+    {
+        "host",
+        "content-length",
+        "expect",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-real-ip",
+        "traceparent",
+        "tracestate",
+    }
+)
 # Identity assertions a client could forge: services never trust them, and they never get there.
 IDENTITY_PREFIXES = (
-    "x-user", "x-authenticated", "x-auth-", "x-remote-", "remote-user", "x-forwarded-user",
-    "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username",
-    "x-forwarded-access-token", "x-principal", "x-role", "x-email", "x-jwt", "x-consumer-",
-    "x-credential-", "x-internal-",
+    "x-user",
+    "x-authenticated",
+    "x-auth-",
+    "x-remote-",
+    "remote-user",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+    "x-principal",
+    "x-role",
+    "x-email",
+    "x-jwt",
+    "x-consumer-",
+    "x-credential-",
+    "x-internal-",
 )
 # The gateway adds its own (the trace id is the same one); an upstream's would be duplicated.
 DROPPED_RESPONSE = frozenset({"server", "date", "x-trace-id"})
@@ -67,11 +101,20 @@ class ClientGone(Exception):  # noqa: N818
     """The client disconnected while sending its body."""
 
 
-def problem(status: int, detail: str, *, code: str, instance: str,
-            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    detail: str,
+    *,
+    code: str,
+    instance: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     return JSONResponse(
         problem_body(status, detail, code=code, instance=instance, **extra),
-        status_code=status, headers=headers, media_type=PROBLEM_JSON,
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_JSON,
     )
 
 
@@ -81,8 +124,11 @@ def _connection_tokens(value: str) -> set[str]:
 
 def _dropped_request_header(name: str, listed: set[str]) -> bool:
     return (
-        name in HOP_BY_HOP or name in REPLACED_REQUEST or name in listed
-        or name.startswith("proxy-") or name.startswith(IDENTITY_PREFIXES)
+        name in HOP_BY_HOP
+        or name in REPLACED_REQUEST
+        or name in listed
+        or name.startswith("proxy-")
+        or name.startswith(IDENTITY_PREFIXES)
     )
 
 
@@ -118,8 +164,12 @@ def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, 
     out = []
     for name_b, value_b in raw:
         name = name_b.decode("latin-1").lower()
-        if (name in HOP_BY_HOP or name in DROPPED_RESPONSE or name in listed
-                or name.startswith("proxy-")):
+        if (
+            name in HOP_BY_HOP
+            or name in DROPPED_RESPONSE
+            or name in listed
+            or name.startswith("proxy-")
+        ):
             continue
         out.append((name.encode("latin-1"), value_b))
     return out
@@ -154,7 +204,11 @@ class Proxy:
     """Forwards requests to the services; shares one session, verifier and rate limiter."""
 
     def __init__(
-        self, *, verifier: TokenVerifier, limiter: RateLimiter, max_body_bytes: int,
+        self,
+        *,
+        verifier: TokenVerifier,
+        limiter: RateLimiter,
+        max_body_bytes: int,
         tracer: Tracer,
     ) -> None:
         self.tracer = tracer
@@ -167,21 +221,33 @@ class Proxy:
         path = scope["path"]
         value = _header(scope, b"authorization")
         if not value:
-            return problem(401, "An access token is required (Authorization: Bearer <token>).",
-                           code="unauthorized", instance=path,
-                           headers={"WWW-Authenticate": "Bearer"})
+            return problem(
+                401,
+                "An access token is required (Authorization: Bearer <token>).",
+                code="unauthorized",
+                instance=path,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         scheme, _, token = value.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            return problem(401, "The Authorization header must be 'Bearer <access token>'.",
-                           code="unauthorized", instance=path,
-                           headers={"WWW-Authenticate": 'Bearer error="invalid_request"'})
+            return problem(
+                401,
+                "The Authorization header must be 'Bearer <access token>'.",
+                code="unauthorized",
+                instance=path,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_request"'},
+            )
         try:
             return await self.verifier.verify(token)
         except InvalidToken as exc:
-            return problem(401, f"Invalid access token: {exc}.", code="unauthorized",
-                           instance=path,
-                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return problem(
+                401,
+                f"Invalid access token: {exc}.",
+                code="unauthorized",
+                instance=path,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
 
     async def forward(self, upstream: Upstream, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self._forward(upstream, scope, receive, send)
@@ -196,12 +262,20 @@ class Proxy:
         principal: Principal | None = None
         refusal: JSONResponse | None = None
         if has_dot_segment(path):
-            refusal = problem(400, "The path must not contain '.' or '..' segments.",
-                              code="bad-path", instance=path)
+            refusal = problem(
+                400,
+                "The path must not contain '.' or '..' segments.",
+                code="bad-path",
+                instance=path,
+            )
         elif method not in METHODS:
-            refusal = problem(405, f"The method {method} is not supported.",
-                              code="method-not-allowed", instance=path,
-                              headers={"Allow": ALLOW})
+            refusal = problem(
+                405,
+                f"The method {method} is not supported.",
+                code="method-not-allowed",
+                instance=path,
+                headers={"Allow": ALLOW},
+            )
         elif not is_public(method, path):
             outcome = await self.authenticate(scope)
             if isinstance(outcome, JSONResponse):
@@ -219,8 +293,13 @@ class Proxy:
                 key = client_key(client[0] if client else None)
             wait = self.limiter.take(key)
             if wait:
-                return problem(429, "Too many requests; slow down.", code="rate-limited",
-                               instance=path, headers={"Retry-After": retry_after(wait)})
+                return problem(
+                    429,
+                    "Too many requests; slow down.",
+                    code="rate-limited",
+                    instance=path,
+                    headers={"Retry-After": retry_after(wait)},
+                )
         if refusal is not None:
             return refusal
 
@@ -230,9 +309,13 @@ class Proxy:
             if not length.strip().isdigit():
                 return problem(400, "Invalid Content-Length.", code="bad-request", instance=path)
             if int(length) > self.max_body_bytes:
-                return problem(413, f"The body is larger than {self.max_body_bytes} bytes.",
-                               code="body-too-large", instance=path,
-                               headers={"Connection": "close"})
+                return problem(
+                    413,
+                    f"The body is larger than {self.max_body_bytes} bytes.",
+                    code="body-too-large",
+                    instance=path,
+                    headers={"Connection": "close"},
+                )
         if (length is not None and length.strip() != "0") or _header(
             scope, b"transfer-encoding"
         ) is not None:
@@ -241,9 +324,13 @@ class Proxy:
             except ClientGone:
                 return None
             if body is None:
-                return problem(413, f"The body is larger than {self.max_body_bytes} bytes.",
-                               code="body-too-large", instance=path,
-                               headers={"Connection": "close"})
+                return problem(
+                    413,
+                    f"The body is larger than {self.max_body_bytes} bytes.",
+                    code="body-too-large",
+                    instance=path,
+                    headers={"Connection": "close"},
+                )
 
         raw_path = scope.get("raw_path") or path.encode()
         query = scope.get("query_string") or b""
@@ -254,8 +341,9 @@ class Proxy:
         try:
             url = URL(target, encoded=True)
         except ValueError:
-            return problem(400, "The request target is not a valid URL.", code="bad-request",
-                           instance=path)
+            return problem(
+                400, "The request target is not a valid URL.", code="bad-request", instance=path
+            )
         started = False
 
         async def send_tracked(message: Message) -> None:
@@ -267,7 +355,11 @@ class Proxy:
         try:
             with client_span(self.tracer, method, url, headers_out, upstream.name) as span:
                 async with self.session.request(
-                    method, url, headers=headers_out, data=body, allow_redirects=False,
+                    method,
+                    url,
+                    headers=headers_out,
+                    data=body,
+                    allow_redirects=False,
                 ) as resp:
                     record_status(span, resp.status)
                     await self._relay(resp, send_tracked)
@@ -301,8 +393,9 @@ class Proxy:
     def _upstream_failed(
         self, status: int, upstream: Upstream, path: str, exc: Exception
     ) -> JSONResponse:
-        log.warning("upstream %s failed on %s: %s: %s", upstream.name, path,
-                    type(exc).__name__, exc)
+        log.warning(
+            "upstream %s failed on %s: %s: %s", upstream.name, path, type(exc).__name__, exc
+        )
         detail = {
             504: f"The {upstream.name} service did not answer in time.",
             503: f"The {upstream.name} service is unavailable.",
@@ -310,8 +403,9 @@ class Proxy:
         }[status]
         code = {504: "upstream-timeout", 503: "upstream-unavailable", 502: "bad-gateway"}[status]
         headers = {"Retry-After": "1"} if status == 503 else None
-        return problem(status, detail, code=code, instance=path, headers=headers,
-                       service=upstream.name)
+        return problem(
+            status, detail, code=code, instance=path, headers=headers, service=upstream.name
+        )
 
 
 class ProxyRoute:

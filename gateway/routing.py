@@ -58,7 +58,7 @@ def is_public(method: str, path: str) -> bool:
     if method in ("GET", "HEAD") and (path == "/events" or path == "/events/"):
         return True
     if method in ("GET", "HEAD") and path.startswith("/events/"):
-        rest = path[len("/events/"):]
+        rest = path[len("/events/") :]
         return bool(rest) and "/" not in rest
     return False
 

@@ -38,8 +38,9 @@ def edge_tracing(app: ASGIApp, tracer: Tracer) -> ServerSpans:
 
 async def _crashed(scope: Scope, receive: Receive, send: Send) -> None:
     log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-    await problem_response(500, "An unexpected error occurred.",
-                           instance=scope.get("path"))(scope, receive, send)
+    await problem_response(500, "An unexpected error occurred.", instance=scope.get("path"))(
+        scope, receive, send
+    )
 
 
 @contextmanager
@@ -48,7 +49,8 @@ def client_span(
 ) -> Iterator[Span]:
     """A CLIENT span around one upstream call; its context goes out as ``traceparent``."""
     span = tracer.start_span(
-        method, kind=SpanKind.CLIENT,
+        method,
+        kind=SpanKind.CLIENT,
         attributes={
             "http.request.method": method,
             "server.address": url.host or "",

@@ -33,7 +33,11 @@ def refuse(message: Envelope, reason: str, detail: str) -> NoReturn:
     channel = message.routing_key
     metrics.refused(channel, reason)
     log.error(
-        "refusing %s %s (producer %s): %s: %s", channel, message.message_id,
-        getattr(message, "producer", None), reason, detail,
+        "refusing %s %s (producer %s): %s: %s",
+        channel,
+        message.message_id,
+        getattr(message, "producer", None),
+        reason,
+        detail,
     )
     raise MessageRefused(reason, detail)

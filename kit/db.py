@@ -49,7 +49,9 @@ class Database:
                     "pool_timeout": 30,
                     "pool_pre_ping": False,
                     "pool_recycle": 1800,
-                    "connect_args": {"server_settings": {"application_name": self.settings.service_name}},
+                    "connect_args": {
+                        "server_settings": {"application_name": self.settings.service_name}
+                    },
                 }
             else:
                 kw = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
@@ -67,9 +69,13 @@ class Database:
             return self.engine
         if self._relay_engine is None:
             self._relay_engine = create_async_engine(
-                self.url, pool_size=2, max_overflow=0, pool_recycle=1800,  # two rounds overlap
-                connect_args={"server_settings": {
-                    "application_name": f"{self.settings.service_name}-relay"}},
+                self.url,
+                pool_size=2,
+                max_overflow=0,
+                pool_recycle=1800,  # two rounds overlap
+                connect_args={
+                    "server_settings": {"application_name": f"{self.settings.service_name}-relay"}
+                },
             )
         return self._relay_engine
 
@@ -140,8 +146,12 @@ def ensure_database(settings: ServiceSettings) -> None:
 
     url = settings.maintenance_url
     with psycopg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-        dbname=url.database, autocommit=True,
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        dbname=url.database,
+        autocommit=True,
     ) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (settings.database_name,)
@@ -149,7 +159,9 @@ def ensure_database(settings: ServiceSettings) -> None:
         if exists:
             return
         try:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.database_name)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.database_name))
+            )
             log.info("created database %s", settings.database_name)
         except (errors.DuplicateDatabase, errors.UniqueViolation):
             pass

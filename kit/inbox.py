@@ -80,9 +80,7 @@ def mark_sql(source: str) -> str:
     whatever the rest of the statement does. The parameters are cast here, as a ``SELECT``
     list gives PostgreSQL no column to infer their types from."""
     pg = postgresql.dialect()
-    values = ", ".join(
-        f"CAST(:{b.key} AS {b.type.compile(dialect=pg)})" for b in _MARK_BINDS
-    )
+    values = ", ".join(f"CAST(:{b.key} AS {b.type.compile(dialect=pg)})" for b in _MARK_BINDS)
     return f"INSERT INTO {INBOX.name} ({_MARK_COLUMNS}) SELECT {values} {source}"
 
 

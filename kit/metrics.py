@@ -28,40 +28,54 @@ from observability.http import KNOWN_METHODS
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 HTTP_REQUESTS = Counter(
-    "http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"],
+    "http_requests_total",
+    "HTTP requests handled",
+    ["service", "method", "route", "status"],
     registry=REGISTRY,
 )
 HTTP_LATENCY = Histogram(
-    "http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"],
+    "http_request_duration_seconds",
+    "HTTP request latency",
+    ["service", "method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,
 )
 OUTBOX_BACKLOG = Gauge(
-    "outbox_backlog_messages", "Outbox rows not yet confirmed by the broker", ["service"],
+    "outbox_backlog_messages",
+    "Outbox rows not yet confirmed by the broker",
+    ["service"],
     registry=REGISTRY,
 )
 OUTBOX_AGE = Gauge(
-    "outbox_oldest_message_age_seconds", "Age of the oldest unpublished outbox row", ["service"],
+    "outbox_oldest_message_age_seconds",
+    "Age of the oldest unpublished outbox row",
+    ["service"],
     registry=REGISTRY,
 )
 OUTBOX_PUBLISHED = Counter(
-    "outbox_published_total", "Outbox rows published and confirmed", ["service"],
+    "outbox_published_total",
+    "Outbox rows published and confirmed",
+    ["service"],
     registry=REGISTRY,
 )
 DEAD_LETTERED = Counter(
-    "messages_dead_lettered_total", "Messages this service sent to a dead-letter queue",
-    ["service", "reason"], registry=REGISTRY,
+    "messages_dead_lettered_total",
+    "Messages this service sent to a dead-letter queue",
+    ["service", "reason"],
+    registry=REGISTRY,
 )
 REFUSED = Counter(
     "messages_refused_total",
     "Messages refused (and dead-lettered) because they contradict what this service knows, "
     "e.g. a payment whose amount is not the booking's: a forged or buggy producer",
-    ["service", "channel", "reason"], registry=REGISTRY,
+    ["service", "channel", "reason"],
+    registry=REGISTRY,
 )
 BUSINESS = Counter(
     "business_events_total",
     "Business outcomes, e.g. name=bookings outcome=created|sold_out|confirmed|expired",
-    ["service", "name", "outcome"], registry=REGISTRY,
+    ["service", "name", "outcome"],
+    registry=REGISTRY,
 )
 
 _service_name = "unknown"

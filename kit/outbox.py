@@ -151,7 +151,8 @@ def insert_cte(name: str, prefix: str = _PREFIX) -> sa.CTE:
     """The row's insert as a CTE ``name`` of a Core statement, ``RETURNING id``."""
     values: dict[str, Any] = {
         c.name: sa.cast(sa.bindparam(f"{prefix}{c.name}", type_=sa.Text), c.type)
-        if c.name in _JSON_COLUMNS else sa.bindparam(f"{prefix}{c.name}", type_=c.type)
+        if c.name in _JSON_COLUMNS
+        else sa.bindparam(f"{prefix}{c.name}", type_=c.type)
         for c in _ROW_COLUMNS
     }
     values[OUTBOX.c.created_at.name] = sa.func.clock_timestamp()
@@ -255,7 +256,8 @@ class OutboxRelay:
         )
         # ... of those, the rows the hand-off path is done with or never had (see the module doc)
         self._claim_settled = self._claim.where(
-            OUTBOX.c.created_at < sa.func.clock_timestamp()
+            OUTBOX.c.created_at
+            < sa.func.clock_timestamp()
             - sa.literal(timedelta(seconds=handoff_grace_seconds), sa.Interval())
         )
 
@@ -271,13 +273,15 @@ class OutboxRelay:
                 rows = (await conn.execute(claim)).all()
                 if not rows:
                     return 0
-                confirms = await self._send([
-                    # JSON as text, decoded here by orjson: cheaper than the driver's json.loads
-                    OutboxMessage(
-                        r.routing_key, orjson.loads(r.payload), orjson.loads(r.headers) or {}
-                    )
-                    for r in rows
-                ])
+                confirms = await self._send(
+                    [
+                        # JSON as text, decoded here by orjson: cheaper than the driver's json.loads
+                        OutboxMessage(
+                            r.routing_key, orjson.loads(r.payload), orjson.loads(r.headers) or {}
+                        )
+                        for r in rows
+                    ]
+                )
             # Sent: another round may claim and send the next batch while these are confirmed.
             results = await confirms
             sent = [r.id for r, res in zip(rows, results, strict=True) if res is None]
@@ -286,11 +290,14 @@ class OutboxRelay:
                 await conn.execute(OUTBOX.delete().where(self._id_in(sent)))
             if failed:
                 await conn.execute(
-                    OUTBOX.update().where(self._id_in(failed))
+                    OUTBOX.update()
+                    .where(self._id_in(failed))
                     .values(attempts=OUTBOX.c.attempts + 1)
                 )
                 first_error = next(r for r in results if r is not None)
-                log.warning("outbox: %d of %d publishes failed: %r", len(failed), len(rows), first_error)
+                log.warning(
+                    "outbox: %d of %d publishes failed: %r", len(failed), len(rows), first_error
+                )
         if sent:
             metrics.OUTBOX_PUBLISHED.labels(self.db.settings.service_name).inc(len(sent))
         self.published_total += len(sent)
@@ -406,9 +413,9 @@ class OutboxRelay:
                     self._in_flight.release()
                     continue
                 try:
-                    confirms = await self._send([
-                        OutboxMessage(r["routing_key"], r["payload"], r["headers"]) for r in batch
-                    ])
+                    confirms = await self._send(
+                        [OutboxMessage(r["routing_key"], r["payload"], r["headers"]) for r in batch]
+                    )
                 except Exception as exc:
                     self._in_flight.release()
                     log.warning("outbox hand-off: %d publishes not sent: %r", len(batch), exc)
@@ -438,8 +445,12 @@ class OutboxRelay:
         if failed:
             self.failed_total += failed
             first_error = next(r for r in results if r is not None)
-            log.warning("outbox hand-off: %d of %d publishes failed (left for the polling "
-                        "rounds): %r", failed, len(batch), first_error)
+            log.warning(
+                "outbox hand-off: %d of %d publishes failed (left for the polling rounds): %r",
+                failed,
+                len(batch),
+                first_error,
+            )
             if not sent:  # the broker is away: hand nothing over for a moment
                 self._paused_until = max(self._paused_until, time.monotonic() + 1.0)
 
@@ -513,8 +524,11 @@ class OutboxRelay:
             conn = None
             try:
                 conn = await asyncpg.connect(
-                    host=url.host, port=url.port or 5432, user=url.username,
-                    password=url.password, database=url.database,
+                    host=url.host,
+                    port=url.port or 5432,
+                    user=url.username,
+                    password=url.password,
+                    database=url.database,
                 )
                 await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake_notified())
                 while not self._stopping.is_set() and not conn.is_closed():

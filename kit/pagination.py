@@ -27,7 +27,9 @@ Cursor = Annotated[
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
 
 
 def encode_cursor(*values: Any) -> str:
@@ -41,7 +43,11 @@ def decode_cursor(cursor: str, arity: int) -> list[str]:
         values = json.loads(raw)
     except (ValueError, TypeError) as exc:
         raise BadRequest("The cursor is not valid.", code="invalid-cursor") from exc
-    if not isinstance(values, list) or len(values) != arity or not all(isinstance(v, str) for v in values):
+    if (
+        not isinstance(values, list)
+        or len(values) != arity
+        or not all(isinstance(v, str) for v in values)
+    ):
         raise BadRequest("The cursor is not valid.", code="invalid-cursor")
     return values
 
@@ -64,7 +70,9 @@ def decode_position(cursor: str | None) -> Position | None:
         raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
 
 
-def page_of(items: list[T], limit: int, position: Callable[[T], Position]) -> tuple[list[T], str | None]:
+def page_of(
+    items: list[T], limit: int, position: Callable[[T], Position]
+) -> tuple[list[T], str | None]:
     """Cut ``items`` (fetched with ``limit + 1``) to a page and the cursor of the next one."""
     if len(items) <= limit:
         return items, None

@@ -128,7 +128,9 @@ def problem_response(
     status: int, detail: str = "", *, headers: dict[str, str] | None = None, **kw: Any
 ) -> JSONResponse:
     return JSONResponse(
-        problem_body(status, detail, **kw), status_code=status, headers=headers,
+        problem_body(status, detail, **kw),
+        status_code=status,
+        headers=headers,
         media_type=PROBLEM_JSON,
     )
 
@@ -145,8 +147,13 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def problem_body_of(error: DomainError, instance: str | None = None) -> dict[str, Any]:
     """The problem details of a raised domain error (or :class:`Problem`)."""
     return problem_body(
-        error.status, error.detail, code=error.code, title=error.title, errors=error.errors,
-        instance=instance, **error.extra,
+        error.status,
+        error.detail,
+        code=error.code,
+        title=error.title,
+        errors=error.errors,
+        instance=instance,
+        **error.extra,
     )
 
 
@@ -154,8 +161,10 @@ def render_problem(error: DomainError, instance: str) -> JSONResponse:
     """The response for a raised domain error or :class:`Problem` (what the installed handler
     answers)."""
     return JSONResponse(
-        problem_body_of(error, instance), status_code=error.status,
-        headers=dict(error.headers) or None, media_type=PROBLEM_JSON,
+        problem_body_of(error, instance),
+        status_code=error.status,
+        headers=dict(error.headers) or None,
+        media_type=PROBLEM_JSON,
     )
 
 
@@ -167,11 +176,17 @@ async def _on_validation(request: Request, exc: RequestValidationError) -> JSONR
     errors = field_errors(exc)
     if any(e["type"] in ("json_invalid", "json_type") for e in errors):
         return problem_response(
-            400, "The request body is not valid JSON.", code="malformed-json", errors=errors,
+            400,
+            "The request body is not valid JSON.",
+            code="malformed-json",
+            errors=errors,
             instance=request.url.path,
         )
     return problem_response(
-        422, "The request has invalid fields.", code="validation-error", errors=errors,
+        422,
+        "The request has invalid fields.",
+        code="validation-error",
+        errors=errors,
         instance=request.url.path,
     )
 
@@ -209,10 +224,14 @@ class RejectNulCharacters:
             bad = _nul_fields_in_body(body)
         if bad:
             response = problem_response(
-                422, "Text must not contain NUL characters.", code="validation-error",
+                422,
+                "Text must not contain NUL characters.",
+                code="validation-error",
                 instance=scope.get("path"),
-                errors=[{"field": f, "message": "NUL characters are not allowed.",
-                         "type": "string_nul"} for f in bad],
+                errors=[
+                    {"field": f, "message": "NUL characters are not allowed.", "type": "string_nul"}
+                    for f in bad
+                ],
             )
             await response(scope, receive, send)
             return
@@ -269,8 +288,11 @@ class LimitRequestBody:
         if too_large:
             # Connection: close, as the unread rest of the body cannot be skipped cheaply.
             response = problem_response(
-                413, f"The body is larger than {self.max_bytes} bytes.", code="body-too-large",
-                instance=scope.get("path"), headers={"Connection": "close"},
+                413,
+                f"The body is larger than {self.max_bytes} bytes.",
+                code="body-too-large",
+                instance=scope.get("path"),
+                headers={"Connection": "close"},
             )
             await response(scope, receive, send)
             return
@@ -343,7 +365,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "required": ["field", "message"],
                 "properties": {
-                    "field": {"type": "string"}, "message": {"type": "string"},
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
                     "type": {"type": ["string", "null"]},
                 },
             },
@@ -372,7 +395,9 @@ def _document_problems(app: FastAPI) -> None:
                     continue
                 responses = operation["responses"]
                 if operation.get("requestBody") or operation.get("parameters"):
-                    responses.setdefault("400", {"description": "Malformed JSON body or query value"})
+                    responses.setdefault(
+                        "400", {"description": "Malformed JSON body or query value"}
+                    )
                 if operation.get("security"):
                     responses.setdefault("401", {"description": "Missing or invalid access token"})
                 for status, response in responses.items():

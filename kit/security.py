@@ -163,13 +163,17 @@ class TokenVerifier:
             log.error(
                 "JWKS fetch from %s failed (%r) and the last good keys are %.0f s past their "
                 "max-age: dropped, tokens are refused until a fetch succeeds",
-                self.jwks_url, exc, now - self._fresh_until,
+                self.jwks_url,
+                exc,
+                now - self._fresh_until,
             )
             self._load({"keys": []})
         elif self._keys:
             log.warning(
                 "JWKS fetch from %s failed (%r); keeping the last good keys for at most %.0f s",
-                self.jwks_url, exc, self._stale_until - now,
+                self.jwks_url,
+                exc,
+                self._stale_until - now,
             )
         else:
             log.warning("JWKS fetch from %s failed (%r); no keys yet", self.jwks_url, exc)

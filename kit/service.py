@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,9 @@ class Service:
         self.db = Database(self.settings, spec.migrations)
         self.deps = spec.deps(self)
         self.broker: RabbitBroker = make_broker(self.settings)
-        self.publishers: dict[str, RabbitPublisher] = declare_publishers(self.broker, spec.publishes)
+        self.publishers: dict[str, RabbitPublisher] = declare_publishers(
+            self.broker, spec.publishes
+        )
         if spec.subscribe is not None:
             spec.subscribe(self)
         self.relay = OutboxRelay(
@@ -105,7 +107,10 @@ class Service:
             schema_version="2.6.0",
             identifier=f"urn:eventbooking:{spec.name}",
             license={"name": "MIT", "url": "https://opensource.org/license/mit"},
-            contact={"name": "Event Booking Platform maintainers", "url": "https://eventbooking.dev"},
+            contact={
+                "name": "Event Booking Platform maintainers",
+                "url": "https://eventbooking.dev",
+            },
             tags=[{"name": "eventbooking"}, {"name": spec.name}],
         )
         self.stream = FastStream(self.broker, specification=self.asyncapi)
@@ -180,7 +185,10 @@ class Service:
             # request telemetry cost more than a whole refused booking request. Metrics are
             # Prometheus' job here, logs are ours.
             telemetry={
-                "tracing": False, "metrics": False, "logs": False, "operation_spans": False,
+                "tracing": False,
+                "metrics": False,
+                "logs": False,
+                "operation_spans": False,
                 "auto_configure": False,
             },
         )
@@ -223,7 +231,9 @@ class Service:
             except Exception as exc:  # noqa: BLE001
                 checks["broker"] = f"unavailable: {type(exc).__name__}"
             if all(v == "ok" for v in checks.values()):
-                return JSONResponse({"status": "ready", "service": service.spec.name, "checks": checks})
+                return JSONResponse(
+                    {"status": "ready", "service": service.spec.name, "checks": checks}
+                )
             return problem_response(
                 503, "Not ready: a dependency is unreachable.", code="not-ready", checks=checks
             )

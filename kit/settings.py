@@ -25,7 +25,9 @@ class ServiceSettings(BaseSettings):
         default="eb_", description="Each service's database is <prefix><service>, e.g. eb_events."
     )
     database_pool_size: int = Field(
-        default=6, ge=1, description="DATABASE_POOL_SIZE: connections for requests and consumers; "
+        default=6,
+        ge=1,
+        description="DATABASE_POOL_SIZE: connections for requests and consumers; "
         "a process running the outbox relay opens 2 more of its own.",
     )
 
@@ -38,7 +40,10 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str = "eventbooking"
 
     process_niceness: int | None = Field(
-        default=None, ge=0, le=19, description="PROCESS_NICENESS: the process's scheduler "
+        default=None,
+        ge=0,
+        le=19,
+        description="PROCESS_NICENESS: the process's scheduler "
         "niceness (0-19); unset: 10 for analytics and notifications, 0 for the others.",
     )
 
@@ -50,11 +55,14 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = 500
     outbox_poll_seconds: float = 1.0
     outbox_handoff: bool = Field(
-        default=True, description="OUTBOX_HANDOFF: the in-process relay publishes rows as their "
+        default=True,
+        description="OUTBOX_HANDOFF: the in-process relay publishes rows as their "
         "transaction commits (no read-back); off: only its polling rounds publish.",
     )
     outbox_handoff_grace_seconds: float = Field(
-        default=5.0, gt=0, description="OUTBOX_HANDOFF_GRACE_SECONDS: rows younger than this are "
+        default=5.0,
+        gt=0,
+        description="OUTBOX_HANDOFF_GRACE_SECONDS: rows younger than this are "
         "left to the hand-off path; older ones (a crash, a failed publish) to the polling rounds.",
     )
 
@@ -64,7 +72,9 @@ class ServiceSettings(BaseSettings):
     consumer_max_backoff_seconds: float = 2.0
 
     max_body_bytes: int = Field(
-        default=1024 * 1024, ge=0, description="MAX_BODY_BYTES: the largest request body a "
+        default=1024 * 1024,
+        ge=0,
+        description="MAX_BODY_BYTES: the largest request body a "
         "service reads (413 past it), the gateway's cap too: a caller inside the network that "
         "bypasses the gateway cannot make a service buffer more.",
     )

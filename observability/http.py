@@ -93,8 +93,9 @@ class ServerSpans:
             attributes["http.request.method"] = "_OTHER"
             attributes["http.request.method_original"] = method
             method = "HTTP"
-        span = self.tracer.start_span(method, context=parent, kind=SpanKind.SERVER,
-                                      attributes=attributes)
+        span = self.tracer.start_span(
+            method, context=parent, kind=SpanKind.SERVER, attributes=attributes
+        )
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         trace_header = None
         if self.trace_id_header and (trace_id := span.get_span_context().trace_id):

@@ -60,7 +60,8 @@ def _otlp_exporter() -> Any | None:
     if not endpoint or os.getenv("OTEL_TRACES_EXPORTER", "otlp") == "none":
         return None
     protocol = os.getenv(
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.getenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        os.getenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
     )
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter

@@ -84,8 +84,11 @@ def check() -> int:
             stale += 1
             sys.stdout.writelines(
                 difflib.unified_diff(
-                    current.splitlines(True), text.splitlines(True),
-                    f"asyncapi/{filename} (committed)", f"asyncapi/{filename} (generated)", n=1,
+                    current.splitlines(True),
+                    text.splitlines(True),
+                    f"asyncapi/{filename} (committed)",
+                    f"asyncapi/{filename} (generated)",
+                    n=1,
                 )
             )
     if stale:

@@ -95,7 +95,9 @@ class BookingRecord:
     expired_at: datetime | None = None
     cancel_reason: str | None = None
 
-    def record(self, transition: BookingTransition, at: datetime, **details: object) -> BookingRecord:
+    def record(
+        self, transition: BookingTransition, at: datetime, **details: object
+    ) -> BookingRecord:
         """This booking after ``transition`` happened at ``at`` (idempotent, order-independent)."""
         column = f"{transition}_at"
         updated = replace(self, **{column: _earliest(getattr(self, column), at)}, **details)
@@ -126,7 +128,11 @@ class PaymentRecord:
     failure_reason: str | None = None
 
     def record(
-        self, transition: PaymentTransition, at: datetime, *, event_id: uuid.UUID | None = None,
+        self,
+        transition: PaymentTransition,
+        at: datetime,
+        *,
+        event_id: uuid.UUID | None = None,
         **details: object,
     ) -> PaymentRecord:
         """This payment after ``transition`` happened at ``at`` (idempotent, order-independent).
@@ -136,7 +142,8 @@ class PaymentRecord:
         column = f"{transition}_at"
         first_time = getattr(self, column) is None
         updated = replace(
-            self, **{column: _earliest(getattr(self, column), at)},
+            self,
+            **{column: _earliest(getattr(self, column), at)},
             event_id=self.event_id or event_id,
             **(details if first_time else {}),
         )
@@ -176,7 +183,9 @@ class Window:
             if value is None:
                 continue
             try:  # at the calendar's edges (year 1 east of UTC, 9999 west) UTC does not exist
-                object.__setattr__(self, "start" if name == "from" else "end", value.astimezone(UTC))
+                object.__setattr__(
+                    self, "start" if name == "from" else "end", value.astimezone(UTC)
+                )
                 if name == "to":  # the daily series reads the last day as `to` minus 1 µs
                     (value - timedelta(microseconds=1)).astimezone(UTC)
             except OverflowError:
@@ -244,9 +253,16 @@ class Figures:
 
     def merge(self, other: Figures) -> None:
         for name in (
-            "bookings_created", "bookings_confirmed", "bookings_cancelled", "bookings_expired",
-            "tickets_sold", "tickets_cancelled", "holds_paid", "payments_succeeded",
-            "payments_failed", "payments_refunded",
+            "bookings_created",
+            "bookings_confirmed",
+            "bookings_cancelled",
+            "bookings_expired",
+            "tickets_sold",
+            "tickets_cancelled",
+            "holds_paid",
+            "payments_succeeded",
+            "payments_failed",
+            "payments_refunded",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for cur, amount in other.revenue.items():
@@ -266,8 +282,10 @@ class Figures:
 
     @property
     def net_revenue(self) -> dict[str, Decimal]:
-        return {c: self.revenue.get(c, Decimal(0)) - self.refunds.get(c, Decimal(0))
-                for c in self.currencies}
+        return {
+            c: self.revenue.get(c, Decimal(0)) - self.refunds.get(c, Decimal(0))
+            for c in self.currencies
+        }
 
     @property
     def conversion(self) -> Decimal | None:

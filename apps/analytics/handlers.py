@@ -64,9 +64,16 @@ def _not_counted(fact: Envelope) -> PermanentFailure:
 
 def _event_record(fact: EventDetails) -> EventRecord:
     return EventRecord(
-        event_id=fact.event_id, organizer_id=fact.organizer_id, title=fact.title,
-        venue=fact.venue, starts_at=fact.starts_at, currency=fact.currency, price=fact.price,
-        capacity=fact.capacity, status=fact.status, version=fact.version,
+        event_id=fact.event_id,
+        organizer_id=fact.organizer_id,
+        title=fact.title,
+        venue=fact.venue,
+        starts_at=fact.starts_at,
+        currency=fact.currency,
+        price=fact.price,
+        capacity=fact.capacity,
+        status=fact.status,
+        version=fact.version,
         updated_at=fact.occurred_at,
     )
 
@@ -81,8 +88,12 @@ _BOOKING_TRANSITIONS: dict[type[BookingDetails], domain.BookingTransition] = {
 
 def _booking_first_seen(fact: BookingDetails) -> BookingRecord:
     return BookingRecord(
-        booking_id=fact.booking_id, event_id=fact.event_id, user_id=fact.user_id,
-        quantity=fact.quantity, amount=fact.amount, currency=fact.currency,
+        booking_id=fact.booking_id,
+        event_id=fact.event_id,
+        user_id=fact.user_id,
+        quantity=fact.quantity,
+        amount=fact.amount,
+        currency=fact.currency,
     )
 
 
@@ -93,8 +104,12 @@ def _with_booking_fact(booking: BookingRecord, fact: BookingDetails) -> BookingR
 
 def _payment_first_seen(fact: PaymentDetails) -> PaymentRecord:
     return PaymentRecord(
-        payment_id=fact.payment_id, booking_id=fact.booking_id, user_id=fact.user_id,
-        event_id=fact.event_id, amount=fact.amount, currency=fact.currency,
+        payment_id=fact.payment_id,
+        booking_id=fact.booking_id,
+        user_id=fact.user_id,
+        event_id=fact.event_id,
+        amount=fact.amount,
+        currency=fact.currency,
     )
 
 
@@ -104,7 +119,9 @@ def _with_payment_fact(payment: PaymentRecord, fact: PaymentDetails) -> PaymentR
             return payment.record("succeeded", fact.occurred_at, event_id=fact.event_id)
         case PaymentFailed():
             return payment.record(
-                "failed", fact.occurred_at, event_id=fact.event_id,
+                "failed",
+                fact.occurred_at,
+                event_id=fact.event_id,
                 failure_reason=fact.failure_reason,
             )
         case PaymentRefunded():

@@ -21,7 +21,9 @@ Amount = Annotated[
 ]
 PerCurrency = Annotated[
     dict[str, Amount],
-    Field(description="Decimal strings keyed by ISO 4217 currency code.", examples=[{"EUR": "40.00"}]),
+    Field(
+        description="Decimal strings keyed by ISO 4217 currency code.", examples=[{"EUR": "40.00"}]
+    ),
 ]
 
 
@@ -146,8 +148,14 @@ class DailyReportPublic(BaseModel):
 # --- CSV ------------------------------------------------------------------------------------
 
 _COUNTS = [
-    "bookings_created", "bookings_confirmed", "bookings_cancelled", "bookings_expired",
-    "tickets_sold", "tickets_cancelled", "payments_succeeded", "payments_failed",
+    "bookings_created",
+    "bookings_confirmed",
+    "bookings_cancelled",
+    "bookings_expired",
+    "tickets_sold",
+    "tickets_cancelled",
+    "payments_succeeded",
+    "payments_failed",
     "payments_refunded",
 ]
 _MONEY = ["revenue", "refunds", "net_revenue"]
@@ -158,11 +166,16 @@ def _csv(lead: list[str], rows: list[dict[str, Any]]) -> str:
     Written by the kit's CSV writer: a title a spreadsheet would run as a formula is text."""
     currencies = sorted({c for r in rows for c in r["revenue"]})
     header = [*lead, *_COUNTS, *(f"{m}_{c}" for m in _MONEY for c in currencies), "conversion"]
-    return write_csv(header, (
-        [r[k] for k in lead] + [r[k] for k in _COUNTS]
-        + [r[m].get(c, "0.00") for m in _MONEY for c in currencies] + [r["conversion"]]
-        for r in rows
-    ))
+    return write_csv(
+        header,
+        (
+            [r[k] for k in lead]
+            + [r[k] for k in _COUNTS]
+            + [r[m].get(c, "0.00") for m in _MONEY for c in currencies]
+            + [r["conversion"]]
+            for r in rows
+        ),
+    )
 
 
 def report_csv(report: ReportPublic) -> str:

@@ -33,7 +33,9 @@ class BookingDeps(ServiceDeps):
         settings = settings_of(service, BookingSettings)
         cache = AvailabilityCache(settings.booking_availability_cache_seconds)
         return cls(
-            db=service.db, settings=settings, availability=cache,
+            db=service.db,
+            settings=settings,
+            availability=cache,
             repository=repository_for(service.db),
         )
 

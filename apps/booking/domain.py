@@ -24,7 +24,9 @@ from typing import Literal
 from kit.errors import DomainError
 
 BookingStatus = Literal["pending", "confirmed", "cancelled", "expired"]
-CancellationReason = Literal["user_request", "payment_failed", "event_cancelled", "paid_after_expiry"]
+CancellationReason = Literal[
+    "user_request", "payment_failed", "event_cancelled", "paid_after_expiry"
+]
 
 # Allowed moves; anything else is a bug (checked by the property-based test).
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -121,14 +123,29 @@ class Booking:
 
     @classmethod
     def hold(
-        cls, *, id: uuid.UUID, event_id: uuid.UUID, user_id: uuid.UUID, quantity: int,
-        price: Decimal, currency: str, now: datetime, hold_for: timedelta,
+        cls,
+        *,
+        id: uuid.UUID,
+        event_id: uuid.UUID,
+        user_id: uuid.UUID,
+        quantity: int,
+        price: Decimal,
+        currency: str,
+        now: datetime,
+        hold_for: timedelta,
     ) -> Booking:
         """A new booking holding ``quantity`` seats at ``price`` each until ``now + hold_for``."""
         return cls(
-            id=id, event_id=event_id, user_id=user_id, quantity=quantity, status="pending",
-            amount=price * quantity, currency=currency, expires_at=now + hold_for,
-            created_at=now, updated_at=now,
+            id=id,
+            event_id=event_id,
+            user_id=user_id,
+            quantity=quantity,
+            status="pending",
+            amount=price * quantity,
+            currency=currency,
+            expires_at=now + hold_for,
+            created_at=now,
+            updated_at=now,
         )
 
     def visible_to(self, user_id: uuid.UUID, *, is_admin: bool) -> bool:
@@ -159,7 +176,10 @@ class Booking:
         if seats_retaken:
             return self._to("confirmed", SeatChange(), now, payment_id=payment_id)
         t = self._to(
-            "cancelled", SeatChange(), now, payment_id=payment_id,
+            "cancelled",
+            SeatChange(),
+            now,
+            payment_id=payment_id,
             cancellation_reason="paid_after_expiry",
         )
         return replace(t, refund_due=True)

@@ -82,15 +82,25 @@ def _announcements(t: Transition, cause: Envelope | None) -> list[Envelope]:
         return [_details(b, BookingExpired, cause)]
     if b.status == "cancelled":
         assert b.cancellation_reason is not None
-        refund: list[Envelope] = [
-            RefundRequested(
-                **caused_by(cause), booking_id=b.id, user_id=b.user_id,
-                payment_id=b.payment_id, reason=b.cancellation_reason,
-            )
-        ] if t.refund_due else []
-        return [*refund, _details(
-            b, BookingCancelled, cause, reason=b.cancellation_reason, refund_due=t.refund_due
-        )]
+        refund: list[Envelope] = (
+            [
+                RefundRequested(
+                    **caused_by(cause),
+                    booking_id=b.id,
+                    user_id=b.user_id,
+                    payment_id=b.payment_id,
+                    reason=b.cancellation_reason,
+                )
+            ]
+            if t.refund_due
+            else []
+        )
+        return [
+            *refund,
+            _details(
+                b, BookingCancelled, cause, reason=b.cancellation_reason, refund_due=t.refund_due
+            ),
+        ]
     return []
 
 
@@ -99,7 +109,9 @@ def _announce(uow: UnitOfWork, t: Transition, cause: Envelope | None) -> None:
 
 
 async def _apply(
-    uow: UnitOfWork, repo: BookingRepository, transitions: list[Transition],
+    uow: UnitOfWork,
+    repo: BookingRepository,
+    transitions: list[Transition],
     cause: Envelope | None,
 ) -> None:
     await repo.save(transitions)
@@ -142,8 +154,15 @@ def refuse_from_memory(
 
 
 async def reserve_seats(
-    uow: UnitOfWork, *, repository: Repository, user: Principal, event_id: uuid.UUID,
-    quantity: int, hold_seconds: int, max_per_booking: int, max_held_per_user: int,
+    uow: UnitOfWork,
+    *,
+    repository: Repository,
+    user: Principal,
+    event_id: uuid.UUID,
+    quantity: int,
+    hold_seconds: int,
+    max_per_booking: int,
+    max_held_per_user: int,
     recently: AvailabilityCache | None = None,
 ) -> Booking:
     """Hold ``quantity`` seats of the event for the user, in one statement, or say why not.
@@ -164,15 +183,22 @@ async def reserve_seats(
         _refuse_for_event(seen, quantity)
         assert seen is not None
         booking = Booking.hold(
-            id=uuid.uuid4(), event_id=event_id, user_id=user.user_id, quantity=quantity,
-            price=seen.price, currency=seen.currency, now=_now(),
+            id=uuid.uuid4(),
+            event_id=event_id,
+            user_id=user.user_id,
+            quantity=quantity,
+            price=seen.price,
+            currency=seen.currency,
+            now=_now(),
             hold_for=timedelta(seconds=hold_seconds),
         )
         message = _details(booking, BookingCreated, None, expires_at=booking.expires_at)
         # the reservation's own statement writes the row, only if it reserves: a refusal raises
         # below (the unit of work rolls back) or tries again (the message is discarded)
         out = await repo.reserve(
-            booking, price=seen.price, user_cap=max_held_per_user,
+            booking,
+            price=seen.price,
+            user_cap=max_held_per_user,
             outbox_row=uow.publish(message, inline=True)[0],
             notify=False,  # the unit of work NOTIFYs
         )
@@ -188,8 +214,10 @@ async def reserve_seats(
         if out.outcome == "price_changed":
             seen = None
             continue
-        seen = None if out.event_status is None else Availability(
-            out.event_status, out.available or 0, seen.price, seen.currency
+        seen = (
+            None
+            if out.event_status is None
+            else Availability(out.event_status, out.available or 0, seen.price, seen.currency)
         )
         if seen is not None and recently is not None:
             recently.put(event_id, seen)
@@ -215,14 +243,19 @@ async def cancel_booking(
     t = booking.cancel("user_request", now=_now())
     if t is None:
         raise NotCancellable(
-            f"A booking that is {booking.status} cannot be cancelled.", booking_status=booking.status
+            f"A booking that is {booking.status} cannot be cancelled.",
+            booking_status=booking.status,
         )
     await _apply(uow, repo, [t], None)
     return t.booking
 
 
 async def apply_capacity(
-    uow: UnitOfWork, *, repository: Repository, event_id: uuid.UUID, capacity: int,
+    uow: UnitOfWork,
+    *,
+    repository: Repository,
+    event_id: uuid.UUID,
+    capacity: int,
     actor: Principal,
 ) -> Inventory | None:
     """Set an event's capacity now (asked synchronously by the events service before it commits
@@ -241,7 +274,9 @@ async def apply_capacity(
     if not row.applied:
         raise CapacityBelowBooked(
             f"Capacity {capacity} is below the {row.held + row.sold} seats already held or sold.",
-            field="capacity", held=row.held, sold=row.sold,
+            field="capacity",
+            held=row.held,
+            sold=row.sold,
         )
     return await repo.inventory(event_id)
 
@@ -254,8 +289,15 @@ async def get_booking(
 
 
 async def list_bookings(
-    db: Database, *, repository: Repository, actor: Principal, limit: int, cursor: str | None,
-    user_id: uuid.UUID | None = None, event_id: uuid.UUID | None = None, status: str | None = None,
+    db: Database,
+    *,
+    repository: Repository,
+    actor: Principal,
+    limit: int,
+    cursor: str | None,
+    user_id: uuid.UUID | None = None,
+    event_id: uuid.UUID | None = None,
+    status: str | None = None,
 ) -> tuple[list[Booking], str | None]:
     """The caller's bookings, newest first; admins see everybody's (or one user's)."""
     if not actor.is_admin:
@@ -263,7 +305,10 @@ async def list_bookings(
     before = decode_position(cursor)
     async with db.read() as conn:
         items = await repository(conn).page(
-            limit=limit + 1, before=before, user_id=user_id, event_id=event_id,
+            limit=limit + 1,
+            before=before,
+            user_id=user_id,
+            event_id=event_id,
             status=status,  # type: ignore[arg-type]
         )
     items, next_cursor = page_of(items, limit, lambda x: (x.created_at, x.id))
@@ -280,9 +325,7 @@ async def get_inventory(
 # --- the hold-expiry sweeper ------------------------------------------------------------------
 
 
-async def expire_overdue_holds(
-    uow: UnitOfWork, *, repository: Repository, batch_size: int
-) -> int:
+async def expire_overdue_holds(uow: UnitOfWork, *, repository: Repository, batch_size: int) -> int:
     """Expire up to ``batch_size`` lapsed holds and put their seats back on sale.
 
     Rows another sweeper (replica) is working on are skipped, so each hold is expired, and its
@@ -304,8 +347,13 @@ async def apply_event_snapshot(
 ) -> None:
     """Keep the event's inventory (capacity, price, status) up to date; older snapshots lose."""
     await repository(uow.conn).apply_snapshot(
-        event_id=msg.event_id, organizer_id=msg.organizer_id, capacity=msg.capacity,
-        price=msg.price, currency=msg.currency, status=msg.status, version=msg.version,
+        event_id=msg.event_id,
+        organizer_id=msg.organizer_id,
+        capacity=msg.capacity,
+        price=msg.price,
+        currency=msg.currency,
+        status=msg.status,
+        version=msg.version,
     )
 
 
@@ -331,15 +379,23 @@ def check_payment(booking: Booking | None, msg: PaymentConfirmed | PaymentFailed
     holds however the transition is written afterwards (one statement or unit of work)."""
     if booking is None:
         # Payments only knows bookings we announced: park it for a human, never drop money.
-        refuse(msg, "unknown_booking", f"payment {msg.payment_id} for unknown booking {msg.booking_id}")
+        refuse(
+            msg, "unknown_booking", f"payment {msg.payment_id} for unknown booking {msg.booking_id}"
+        )
     if msg.user_id != booking.user_id:
         refuse(msg, "user_mismatch", f"booking {booking.id} is not user {msg.user_id}'s")
     if msg.currency != booking.currency:
-        refuse(msg, "currency_mismatch",
-               f"booking {booking.id} is due in {booking.currency}, paid in {msg.currency}")
+        refuse(
+            msg,
+            "currency_mismatch",
+            f"booking {booking.id} is due in {booking.currency}, paid in {msg.currency}",
+        )
     if msg.amount != booking.amount:
-        refuse(msg, "amount_mismatch",
-               f"booking {booking.id} is due {booking.amount}, paid {msg.amount}")
+        refuse(
+            msg,
+            "amount_mismatch",
+            f"booking {booking.id} is due {booking.amount}, paid {msg.amount}",
+        )
     return booking
 
 
@@ -370,8 +426,11 @@ async def confirm_booking(
             assert late.cancellation_reason is not None
             uow.publish(
                 RefundRequested(
-                    **caused_by(msg), booking_id=late.id, user_id=late.user_id,
-                    payment_id=msg.payment_id, reason=late.cancellation_reason,
+                    **caused_by(msg),
+                    booking_id=late.id,
+                    user_id=late.user_id,
+                    payment_id=msg.payment_id,
+                    reason=late.cancellation_reason,
                 )
             )
         return
@@ -379,7 +438,9 @@ async def confirm_booking(
         if booking.payment_id != msg.payment_id:
             log.warning(
                 "booking %s is already paid by %s; another payment %s arrived",
-                booking.id, booking.payment_id, msg.payment_id,
+                booking.id,
+                booking.payment_id,
+                msg.payment_id,
             )
         return
     if t is not None:
@@ -387,8 +448,11 @@ async def confirm_booking(
 
 
 async def _pending_at_once(
-    db: Database, consumer: str, msg: PaymentConfirmed | PaymentFailed,
-    decide: Callable[[Booking], Transition | None], repository: Repository,
+    db: Database,
+    consumer: str,
+    msg: PaymentConfirmed | PaymentFailed,
+    decide: Callable[[Booking], Transition | None],
+    repository: Repository,
 ) -> bool:
     """The common case of a payment message, a pending booking, in one statement (PostgreSQL):
     read the booking, decide its transition, then write it with its seat moves, inbox mark and
@@ -410,7 +474,9 @@ async def _pending_at_once(
             return False
         # written by save_once's statement if it applies; if not, nothing is committed
         row = uow.publish(*messages, inline=True)[0]
-        if not await repo.save_once(t, consumer=consumer, message_id=msg.message_id, outbox_row=row):
+        if not await repo.save_once(
+            t, consumer=consumer, message_id=msg.message_id, outbox_row=row
+        ):
             return False
         await uow.commit()
     return True
@@ -442,4 +508,3 @@ async def fail_booking(msg: PaymentFailed, uow: UnitOfWork, *, repository: Repos
     t = booking.fail_payment(now=_now())
     if t is not None:
         await _apply(uow, repo, [t], msg)
-

@@ -61,6 +61,10 @@ class InventoryPublic(BaseModel):
     @classmethod
     def of(cls, inv: Inventory) -> InventoryPublic:
         return cls(
-            event_id=inv.event_id, capacity=inv.capacity, held=inv.held, sold=inv.sold,
-            available=inv.available, status=inv.status,
+            event_id=inv.event_id,
+            capacity=inv.capacity,
+            held=inv.held,
+            sold=inv.sold,
+            available=inv.available,
+            status=inv.status,
         )

@@ -13,7 +13,16 @@ from kit.errors import DomainError
 EventStatus = Literal["scheduled", "cancelled"]
 
 MAX_CAPACITY = 100_000
-EDITABLE = ("title", "description", "venue", "starts_at", "ends_at", "capacity", "price", "currency")
+EDITABLE = (
+    "title",
+    "description",
+    "venue",
+    "starts_at",
+    "ends_at",
+    "capacity",
+    "price",
+    "currency",
+)
 
 
 class EventError(DomainError):
@@ -58,8 +67,13 @@ class Event:
     @classmethod
     def create(cls, *, organizer_id: uuid.UUID, now: datetime, **fields: Any) -> Event:
         event = cls(
-            id=uuid.uuid4(), organizer_id=organizer_id, status="scheduled", version=1,
-            created_at=now, updated_at=now, **fields,
+            id=uuid.uuid4(),
+            organizer_id=organizer_id,
+            status="scheduled",
+            version=1,
+            created_at=now,
+            updated_at=now,
+            **fields,
         )
         event._check_schedule(now)
         return event

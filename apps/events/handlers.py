@@ -59,7 +59,11 @@ async def _managed_event(uow: UnitOfWork, event_id: uuid.UUID, actor: Principal)
 
 
 async def update_event(
-    uow: UnitOfWork, *, event_id: uuid.UUID, actor: Principal, changes: dict[str, Any],
+    uow: UnitOfWork,
+    *,
+    event_id: uuid.UUID,
+    actor: Principal,
+    changes: dict[str, Any],
     capacity_guard: CapacityGuard | None = None,
 ) -> Event:
     event = await _managed_event(uow, event_id, actor)

@@ -26,7 +26,9 @@ Status = Literal["pending_contact", "pending", "sent", "failed"]
 CHANNELS: tuple[Channel, ...] = ("email", "sms", "push")
 
 # Kinds that also go by SMS when the user gave a phone number (e-mail always).
-SMS_KINDS = frozenset({"booking_confirmed", "booking_cancelled", "booking_expired", "payment_failed"})
+SMS_KINDS = frozenset(
+    {"booking_confirmed", "booking_cancelled", "booking_expired", "payment_failed"}
+)
 
 
 class NotificationError(DomainError):
@@ -118,7 +120,9 @@ class Notification:
     ) -> Notification:
         """A new notification: ``pending`` if it can be addressed, ``pending_contact`` if the
         user's contact is not known yet, ``failed`` if the user has no address for the channel."""
-        recipient = contact.address_for(channel) if contact else address_without_contact(user_id, channel)
+        recipient = (
+            contact.address_for(channel) if contact else address_without_contact(user_id, channel)
+        )
         status: Status = "pending"
         error = None
         if recipient is None and contact is None:
@@ -126,9 +130,20 @@ class Notification:
         elif recipient is None:
             status, error = "failed", f"the user has no address for {channel}"
         return cls(
-            id=id or uuid.uuid4(), user_id=user_id, kind=kind, channel=channel, subject=subject,
-            body=body, status=status, recipient=recipient, source_message_id=source_message_id,
-            attempts=0, last_error=error, next_attempt_at=now, created_at=now, updated_at=now,
+            id=id or uuid.uuid4(),
+            user_id=user_id,
+            kind=kind,
+            channel=channel,
+            subject=subject,
+            body=body,
+            status=status,
+            recipient=recipient,
+            source_message_id=source_message_id,
+            attempts=0,
+            last_error=error,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
             context=context or {},
         )
 
@@ -140,23 +155,36 @@ class Notification:
         recipient = contact.address_for(self.channel)
         if recipient is None:
             return replace(
-                self, status="failed", last_error=f"the user has no address for {self.channel}",
+                self,
+                status="failed",
+                last_error=f"the user has no address for {self.channel}",
                 updated_at=now,
             )
         return replace(
-            self, status="pending", recipient=recipient, subject=subject, body=body,
-            next_attempt_at=now, updated_at=now,
+            self,
+            status="pending",
+            recipient=recipient,
+            subject=subject,
+            body=body,
+            next_attempt_at=now,
+            updated_at=now,
         )
 
     def contact_never_came(self, *, now: datetime) -> Notification:
         return replace(
-            self, status="failed", last_error="the user's contact details never arrived",
+            self,
+            status="failed",
+            last_error="the user's contact details never arrived",
             updated_at=now,
         )
 
     def delivered(self, *, now: datetime) -> Notification:
         return replace(
-            self, status="sent", attempts=self.attempts + 1, last_error=None, sent_at=now,
+            self,
+            status="sent",
+            attempts=self.attempts + 1,
+            last_error=None,
+            sent_at=now,
             updated_at=now,
         )
 
@@ -169,6 +197,10 @@ class Notification:
                 self, status="failed", attempts=attempts, last_error=error, updated_at=now
             )
         return replace(
-            self, status="pending", attempts=attempts, last_error=error, updated_at=now,
+            self,
+            status="pending",
+            attempts=attempts,
+            last_error=error,
+            updated_at=now,
             next_attempt_at=now + policy.delay_after(attempts),
         )

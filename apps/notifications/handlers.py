@@ -58,7 +58,9 @@ def _text(channel: Channel, context: dict[str, str], contact: Contact | None) ->
     """(subject, body) from the template named in ``context``, addressed to ``contact``."""
     values = {k: v for k, v in context.items() if k != "template"}
     return render(
-        context["template"], channel, greeting=greeting(contact.full_name if contact else None),
+        context["template"],
+        channel,
+        greeting=greeting(contact.full_name if contact else None),
         **values,
     )
 
@@ -89,10 +91,19 @@ def _render(notice: Notice, contact: Contact | None, now: datetime) -> list[Noti
     out = []
     for channel in channels:
         subject, body = _text(channel, context, contact)
-        out.append(Notification.create(
-            user_id=notice.user_id, kind=notice.kind, channel=channel, subject=subject, body=body,
-            source_message_id=notice.source, contact=contact, now=now, context=context,
-        ))
+        out.append(
+            Notification.create(
+                user_id=notice.user_id,
+                kind=notice.kind,
+                channel=channel,
+                subject=subject,
+                body=body,
+                source_message_id=notice.source,
+                contact=contact,
+                now=now,
+                context=context,
+            )
+        )
     return out
 
 
@@ -112,7 +123,9 @@ def _notifying(notice_of: Callable[[M], Notice | None]) -> OneStatementHandler[M
 
 def _booking_values(msg: BookingConfirmed | BookingCancelled | BookingExpired) -> dict[str, Any]:
     return {
-        "booking_id": msg.booking_id, "event_id": msg.event_id, "quantity": msg.quantity,
+        "booking_id": msg.booking_id,
+        "event_id": msg.event_id,
+        "quantity": msg.quantity,
         "amount": money(msg.amount, msg.currency),
     }
 
@@ -129,9 +142,15 @@ def _welcome(msg: UserRegistered) -> Notice:
 
 
 def booking_confirmed_notice(msg: BookingConfirmed) -> Notice:
-    return Notice(msg.user_id, "booking_confirmed", msg.message_id, {
-        "payment_id": msg.payment_id, **_booking_values(msg),
-    })
+    return Notice(
+        msg.user_id,
+        "booking_confirmed",
+        msg.message_id,
+        {
+            "payment_id": msg.payment_id,
+            **_booking_values(msg),
+        },
+    )
 
 
 def booking_cancelled_notice(msg: BookingCancelled) -> Notice | None:
@@ -144,10 +163,16 @@ def booking_cancelled_notice(msg: BookingCancelled) -> Notice | None:
         if msg.refund_due
         else ""
     )
-    return Notice(msg.user_id, "booking_cancelled", msg.message_id, {
-        "reason_text": CANCELLATION_REASONS.get(msg.reason, ""), "refund_text": refund,
-        **_booking_values(msg),
-    })
+    return Notice(
+        msg.user_id,
+        "booking_cancelled",
+        msg.message_id,
+        {
+            "reason_text": CANCELLATION_REASONS.get(msg.reason, ""),
+            "refund_text": refund,
+            **_booking_values(msg),
+        },
+    )
 
 
 def booking_expired_notice(msg: BookingExpired) -> Notice:
@@ -155,36 +180,65 @@ def booking_expired_notice(msg: BookingExpired) -> Notice:
 
 
 def payment_failed_notice(msg: PaymentFailed) -> Notice:
-    return Notice(msg.user_id, "payment_failed", msg.message_id, {
-        "booking_id": msg.booking_id, "event_id": msg.event_id or "-",
-        "payment_id": msg.payment_id, "amount": money(msg.amount, msg.currency),
-        "failure_reason": msg.failure_reason.replace("_", " "),
-    })
+    return Notice(
+        msg.user_id,
+        "payment_failed",
+        msg.message_id,
+        {
+            "booking_id": msg.booking_id,
+            "event_id": msg.event_id or "-",
+            "payment_id": msg.payment_id,
+            "amount": money(msg.amount, msg.currency),
+            "failure_reason": msg.failure_reason.replace("_", " "),
+        },
+    )
 
 
 def payment_refunded_notice(msg: PaymentRefunded) -> Notice:
-    return Notice(msg.user_id, "payment_refunded", msg.message_id, {
-        "booking_id": msg.booking_id, "payment_id": msg.payment_id,
-        "amount": money(msg.amount, msg.currency), "provider_reference": msg.provider_reference,
-        "reason_text": CANCELLATION_REASONS.get(msg.reason, ""),
-    })
+    return Notice(
+        msg.user_id,
+        "payment_refunded",
+        msg.message_id,
+        {
+            "booking_id": msg.booking_id,
+            "payment_id": msg.payment_id,
+            "amount": money(msg.amount, msg.currency),
+            "provider_reference": msg.provider_reference,
+            "reason_text": CANCELLATION_REASONS.get(msg.reason, ""),
+        },
+    )
 
 
 def event_cancelled_notice(msg: EventCancelled) -> Notice:
     """Tell the organizer. Ticket holders are told through booking_cancelled, one per booking."""
-    return Notice(msg.organizer_id, "event_cancelled", msg.message_id, {
-        "event_id": msg.event_id, "title": msg.title, "venue": msg.venue,
-        "starts_at": msg.starts_at.strftime("%Y-%m-%d %H:%M %Z"), "reason": msg.reason or "-",
-    })
+    return Notice(
+        msg.organizer_id,
+        "event_cancelled",
+        msg.message_id,
+        {
+            "event_id": msg.event_id,
+            "title": msg.title,
+            "venue": msg.venue,
+            "starts_at": msg.starts_at.strftime("%Y-%m-%d %H:%M %Z"),
+            "reason": msg.reason or "-",
+        },
+    )
 
 
 def _requested(msg: NotificationRequested, contact: Contact | None) -> Notification:
     context = _context("custom", {"subject": msg.subject or DEFAULT_SUBJECT, "body": msg.body})
     subject, body = _text(msg.channel, context, contact)
     return Notification.create(
-        id=msg.notification_id, user_id=msg.user_id, kind=msg.kind, channel=msg.channel,
-        subject=subject, body=body, source_message_id=msg.message_id, contact=contact,
-        now=_now(), context=context,
+        id=msg.notification_id,
+        user_id=msg.user_id,
+        kind=msg.kind,
+        channel=msg.channel,
+        subject=subject,
+        body=body,
+        source_message_id=msg.message_id,
+        contact=contact,
+        now=_now(),
+        context=context,
     )
 
 
@@ -228,8 +282,15 @@ async def send_notification(
     subject, body = _text(channel, context, contact)
     notification_id = uuid.uuid4()
     notification = Notification.create(
-        id=notification_id, user_id=user_id, kind="custom", channel=channel, subject=subject,
-        body=body, source_message_id=notification_id, contact=contact, now=_now(),
+        id=notification_id,
+        user_id=user_id,
+        kind="custom",
+        channel=channel,
+        subject=subject,
+        body=body,
+        source_message_id=notification_id,
+        contact=contact,
+        now=_now(),
         context=context,
     )
     await NotificationRepository(uow.conn).add(notification)
@@ -273,7 +334,11 @@ async def deliver_due(
                 )
                 log.warning(
                     "notification %s (%s, attempt %d) not delivered: %s -> %s",
-                    notification.id, notification.channel, outcome.attempts, error, outcome.status,
+                    notification.id,
+                    notification.channel,
+                    outcome.attempts,
+                    error,
+                    outcome.status,
                 )
             await repo.save(outcome)
         await uow.commit()
@@ -307,9 +372,14 @@ async def address_waiting(db: Database, *, contact_wait: timedelta, batch_size: 
                     subject, body = _text(channel, notification.context, contact)
                     await repo.add(
                         Notification.create(
-                            user_id=notification.user_id, kind=notification.kind,
-                            channel=channel, subject=subject, body=body, contact=contact,
-                            source_message_id=notification.source_message_id, now=now,
+                            user_id=notification.user_id,
+                            kind=notification.kind,
+                            channel=channel,
+                            subject=subject,
+                            body=body,
+                            contact=contact,
+                            source_message_id=notification.source_message_id,
+                            now=now,
                             context=notification.context,
                         )
                     )

@@ -77,10 +77,10 @@ TEMPLATES: dict[str, KindTemplates] = {
     ),
     "event_cancelled": KindTemplates(
         subject="Your event was cancelled: $title",
-        email="$greeting\n\nyour event \"$title\" ($venue, starting $starts_at) is cancelled. "
+        email='$greeting\n\nyour event "$title" ($venue, starting $starts_at) is cancelled. '
         "Its bookings are being cancelled, paid ones refunded, and every ticket holder is "
         "told.\n\nEvent: $event_id\nReason given: $reason",
-        short="Your event \"$title\" is cancelled; its ticket holders are being refunded.",
+        short='Your event "$title" is cancelled; its ticket holders are being refunded.',
     ),
     # Free text from an admin or another service (the `notifications` command channel).
     "custom": KindTemplates(subject="$subject", email="$body", short="$body"),

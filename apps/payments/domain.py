@@ -127,7 +127,9 @@ class BookingDue:
         if self.status == "paid":
             raise BookingAlreadyPaid("This booking is already paid.")
         if self.status == "payment_failed":
-            raise BookingPaymentFailed("A payment of this booking failed; the booking is being cancelled.")
+            raise BookingPaymentFailed(
+                "A payment of this booking failed; the booking is being cancelled."
+            )
         if self.status == "cancelled":
             raise BookingCancelled("This booking was cancelled.")
         if self.status == "expired" or (self.expires_at is not None and now >= self.expires_at):
@@ -156,12 +158,18 @@ class Payment:
     @classmethod
     def from_charge(cls, due: BookingDue, result: ChargeResult, *, now: datetime) -> Payment:
         return cls(
-            id=due.payment_id, booking_id=due.booking_id, user_id=due.user_id,
-            event_id=due.event_id, amount=due.amount, currency=due.currency,
+            id=due.payment_id,
+            booking_id=due.booking_id,
+            user_id=due.user_id,
+            event_id=due.event_id,
+            amount=due.amount,
+            currency=due.currency,
             status="succeeded" if result.succeeded else "failed",
             failure_reason=None if result.succeeded else (result.failure_reason or "declined"),
-            provider_reference=result.reference, refund_reference=None,
-            created_at=now, updated_at=now,
+            provider_reference=result.reference,
+            refund_reference=None,
+            created_at=now,
+            updated_at=now,
         )
 
     @property
@@ -170,7 +178,10 @@ class Payment:
 
     def refunded(self, result: RefundResult, *, now: datetime) -> Payment:
         return replace(
-            self, status="refunded", refund_reference=result.reference, refunded_at=now,
+            self,
+            status="refunded",
+            refund_reference=result.reference,
+            refunded_at=now,
             updated_at=now,
         )
 

@@ -54,9 +54,16 @@ def _now() -> datetime:
 
 def _due(msg: BookingDetails, status: DueStatus, expires_at: datetime | None = None) -> BookingDue:
     return BookingDue(
-        booking_id=msg.booking_id, user_id=msg.user_id, event_id=msg.event_id,
-        amount=msg.amount, currency=msg.currency, status=status, payment_id=uuid.uuid4(),
-        expires_at=expires_at, correlation_id=msg.correlation_id, updated_at=_now(),
+        booking_id=msg.booking_id,
+        user_id=msg.user_id,
+        event_id=msg.event_id,
+        amount=msg.amount,
+        currency=msg.currency,
+        status=status,
+        payment_id=uuid.uuid4(),
+        expires_at=expires_at,
+        correlation_id=msg.correlation_id,
+        updated_at=_now(),
     )
 
 
@@ -93,8 +100,12 @@ close_cancelled_booking = OneStatementHandler(_close_cancelled_statement)
 
 def _payment_fields(payment: Payment) -> dict[str, object]:
     return {
-        "payment_id": payment.id, "booking_id": payment.booking_id, "user_id": payment.user_id,
-        "event_id": payment.event_id, "amount": payment.amount, "currency": payment.currency,
+        "payment_id": payment.id,
+        "booking_id": payment.booking_id,
+        "user_id": payment.user_id,
+        "event_id": payment.event_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
     }
 
 
@@ -116,7 +127,9 @@ async def process_payment(
     now = _now()
     due.check_payable(by=user_id, now=now)
     result = await provider.charge(
-        amount=due.amount, currency=due.currency, token=token,
+        amount=due.amount,
+        currency=due.currency,
+        token=token,
         idempotency_key=charge_key(due.payment_id),
     )
     payment = Payment.from_charge(due, result, now=now)
@@ -155,21 +168,29 @@ def refund_payment(provider: PaymentProvider):  # noqa: ANN201 - a consume_once 
         if msg.user_id != payment.user_id:
             refuse(msg, "user_mismatch", f"payment {payment.id} is not user {msg.user_id}'s")
         if msg.payment_id is not None and msg.payment_id != payment.id:
-            refuse(msg, "payment_mismatch",
-                   f"booking {msg.booking_id} was paid by {payment.id}, not {msg.payment_id}")
+            refuse(
+                msg,
+                "payment_mismatch",
+                f"booking {msg.booking_id} was paid by {payment.id}, not {msg.payment_id}",
+            )
         if not payment.refundable:
             log.info("refund of payment %s skipped: it is %s", payment.id, payment.status)
             return
         result = await provider.refund(
-            charge_ref=payment.provider_reference, amount=payment.amount,
+            charge_ref=payment.provider_reference,
+            amount=payment.amount,
             idempotency_key=refund_key(payment.id),
         )
         refunded = payment.refunded(result, now=_now())
         await payments.save(refunded)
-        uow.publish(PaymentRefunded(
-            **caused_by(msg), **_payment_fields(refunded), reason=msg.reason,
-            provider_reference=result.reference,
-        ))
+        uow.publish(
+            PaymentRefunded(
+                **caused_by(msg),
+                **_payment_fields(refunded),
+                reason=msg.reason,
+                provider_reference=result.reference,
+            )
+        )
 
     return handler
 
@@ -197,7 +218,9 @@ async def list_payments(
     after = decode_position(cursor)
     async with db.read() as conn:
         items = await PaymentRepository(conn).page(
-            limit=limit + 1, after=after, booking_id=booking_id,
+            limit=limit + 1,
+            after=after,
+            booking_id=booking_id,
             user_id=None if viewer.is_admin else viewer.user_id,
         )
     items, next_cursor = page_of(items, limit, lambda x: (x.created_at, x.id))

@@ -38,7 +38,9 @@ class PaymentPublic(BaseModel):
     status: PaymentStatus = Field(description="succeeded, failed, or refunded (after a refund).")
     amount: MoneyAmount
     currency: str
-    failure_reason: str | None = Field(description="Why a failed payment failed.", examples=["card_declined"])
+    failure_reason: str | None = Field(
+        description="Why a failed payment failed.", examples=["card_declined"]
+    )
     created_at: datetime
     updated_at: datetime
     refunded_at: datetime | None

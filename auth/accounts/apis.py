@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import (
-    OpenApiResponse, extend_schema, extend_schema_serializer, inline_serializer,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -25,11 +28,17 @@ class StrictSerializer(serializers.Serializer):
     """Unknown fields are errors (as in the FastAPI services), not silently ignored."""
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(self.initial_data) - set(self.fields) if isinstance(self.initial_data, dict) else set()
+        unknown = (
+            set(self.initial_data) - set(self.fields)
+            if isinstance(self.initial_data, dict)
+            else set()
+        )
         if unknown:
             raise serializers.ValidationError(
-                {name: serializers.ErrorDetail("Unknown field.", code="extra_forbidden")
-                 for name in sorted(unknown)}
+                {
+                    name: serializers.ErrorDetail("Unknown field.", code="extra_forbidden")
+                    for name in sorted(unknown)
+                }
             )
         return attrs
 
@@ -68,23 +77,37 @@ class UserRegisterApi(APIView):
     class InputSerializer(StrictSerializer):
         email = serializers.EmailField(max_length=254)
         password = serializers.CharField(max_length=256, trim_whitespace=False)
-        full_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-        role = serializers.ChoiceField(choices=[str(r) for r in REGISTRABLE_ROLES], default="customer")
+        full_name = serializers.CharField(
+            max_length=200, required=False, allow_blank=True, default=""
+        )
+        role = serializers.ChoiceField(
+            choices=[str(r) for r in REGISTRABLE_ROLES], default="customer"
+        )
         phone = serializers.RegexField(
-            r"^\+[1-9][0-9]{6,14}$", required=False, allow_null=True, default=None,
+            r"^\+[1-9][0-9]{6,14}$",
+            required=False,
+            allow_null=True,
+            default=None,
             error_messages={"invalid": "A phone number in E.164 format, e.g. +351912345678."},
         )
 
     OutputSerializer = UserOutputSerializer
 
     @extend_schema(
-        operation_id="register", summary="Create an account", tags=["auth"], auth=[],
+        operation_id="register",
+        summary="Create an account",
+        tags=["auth"],
+        auth=[],
         request=InputSerializer,
-        responses={201: OpenApiResponse(OutputSerializer, "The new account"), **BODY_PROBLEMS,
-                   **problems(s409="An account with this e-mail address already exists",
-                              s429="Too many registrations from this address or overall (see "
-                                   "`Retry-After`)",
-                              s503="Too many registrations in progress (see `Retry-After`)")},
+        responses={
+            201: OpenApiResponse(OutputSerializer, "The new account"),
+            **BODY_PROBLEMS,
+            **problems(
+                s409="An account with this e-mail address already exists",
+                s429="Too many registrations from this address or overall (see `Retry-After`)",
+                s503="Too many registrations in progress (see `Retry-After`)",
+            ),
+        },
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
@@ -102,7 +125,10 @@ class UserLoginApi(APIView):
     OutputSerializer = TokenPairOutputSerializer
 
     @extend_schema(
-        operation_id="login", summary="Get an access and a refresh token", tags=["auth"], auth=[],
+        operation_id="login",
+        summary="Get an access and a refresh token",
+        tags=["auth"],
+        auth=[],
         request=InputSerializer,
         responses={
             200: OpenApiResponse(OutputSerializer, "A new token pair"),
@@ -129,13 +155,18 @@ class TokenRefreshApi(APIView):
     OutputSerializer = TokenPairOutputSerializer
 
     @extend_schema(
-        operation_id="refresh", summary="Exchange a refresh token for a new pair (single use)",
-        tags=["auth"], auth=[], request=InputSerializer,
+        operation_id="refresh",
+        summary="Exchange a refresh token for a new pair (single use)",
+        tags=["auth"],
+        auth=[],
+        request=InputSerializer,
         responses={
             200: OpenApiResponse(OutputSerializer, "A new token pair"),
             **BODY_PROBLEMS,
-            **problems(s401="The refresh token is invalid, expired or already used (a reuse "
-                            "revokes its whole session)"),
+            **problems(
+                s401="The refresh token is invalid, expired or already used (a reuse "
+                "revokes its whole session)"
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -151,12 +182,17 @@ class LogoutApi(APIView):
         refresh_token = StringField(max_length=4096)
 
     @extend_schema(
-        operation_id="logout", summary="End a session: revoke a refresh token's whole family",
+        operation_id="logout",
+        summary="End a session: revoke a refresh token's whole family",
         description="Every refresh token of the rotation family of the given one stops working. "
         "Idempotent: an unknown, expired or already revoked token is also 204.",
-        tags=["auth"], auth=[], request=InputSerializer,
-        responses={204: OpenApiResponse(description="Revoked (or nothing to revoke)"),
-                   **BODY_PROBLEMS},
+        tags=["auth"],
+        auth=[],
+        request=InputSerializer,
+        responses={
+            204: OpenApiResponse(description="Revoked (or nothing to revoke)"),
+            **BODY_PROBLEMS,
+        },
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
@@ -172,9 +208,13 @@ class UserMeApi(APIView):
     OutputSerializer = UserOutputSerializer
 
     @extend_schema(
-        operation_id="me", summary="The current user", tags=["auth"],
-        responses={200: OpenApiResponse(OutputSerializer, "The account of the access token"),
-                   **problems(s401="Missing or invalid access token")},
+        operation_id="me",
+        summary="The current user",
+        tags=["auth"],
+        responses={
+            200: OpenApiResponse(OutputSerializer, "The account of the access token"),
+            **problems(s401="Missing or invalid access token"),
+        },
     )
     def get(self, request: Request) -> Response:
         user = selectors.user_get(user_id=request.user.user_id)
@@ -183,26 +223,33 @@ class UserMeApi(APIView):
         return Response(self.OutputSerializer(user).data)
 
 
-_JWK = inline_serializer("Jwk", {
-    "kty": serializers.CharField(help_text="`RSA` or `OKP`."),
-    "kid": serializers.CharField(help_text="Matches the `kid` header of the tokens it verifies."),
-    "alg": serializers.CharField(help_text="`RS256` or `EdDSA`."),
-    "use": serializers.CharField(help_text="Always `sig`."),
-    "n": serializers.CharField(required=False, help_text="RSA modulus (base64url)."),
-    "e": serializers.CharField(required=False, help_text="RSA exponent (base64url)."),
-    "crv": serializers.CharField(required=False, help_text="OKP curve (`Ed25519`)."),
-    "x": serializers.CharField(required=False, help_text="OKP public key (base64url)."),
-}, many=True)
+_JWK = inline_serializer(
+    "Jwk",
+    {
+        "kty": serializers.CharField(help_text="`RSA` or `OKP`."),
+        "kid": serializers.CharField(
+            help_text="Matches the `kid` header of the tokens it verifies."
+        ),
+        "alg": serializers.CharField(help_text="`RS256` or `EdDSA`."),
+        "use": serializers.CharField(help_text="Always `sig`."),
+        "n": serializers.CharField(required=False, help_text="RSA modulus (base64url)."),
+        "e": serializers.CharField(required=False, help_text="RSA exponent (base64url)."),
+        "crv": serializers.CharField(required=False, help_text="OKP curve (`Ed25519`)."),
+        "x": serializers.CharField(required=False, help_text="OKP public key (base64url)."),
+    },
+    many=True,
+)
 
 
 class JwksApi(APIView):
     OutputSerializer = inline_serializer("Jwks", {"keys": _JWK})
 
     @extend_schema(
-        operation_id="jwks", summary="The public keys that verify access tokens (RFC 7517 JWKS)",
-        tags=["auth"], auth=[], responses={200: OpenApiResponse(OutputSerializer, "The key set")},
+        operation_id="jwks",
+        summary="The public keys that verify access tokens (RFC 7517 JWKS)",
+        tags=["auth"],
+        auth=[],
+        responses={200: OpenApiResponse(OutputSerializer, "The key set")},
     )
     def get(self, request: Request) -> Response:
-        return Response(
-            selectors.jwks_get(), headers={"Cache-Control": "public, max-age=300"}
-        )
+        return Response(selectors.jwks_get(), headers={"Cache-Control": "public, max-age=300"})

@@ -23,7 +23,9 @@ class InvalidCredentials(Unauthorized):
 class InvalidRefreshToken(Unauthorized):
     code = "invalid-refresh-token"
 
-    def __init__(self, detail: str = "The refresh token is invalid, expired or already used.") -> None:
+    def __init__(
+        self, detail: str = "The refresh token is invalid, expired or already used."
+    ) -> None:
         super().__init__(detail, headers={})
 
 

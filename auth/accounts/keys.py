@@ -38,7 +38,11 @@ class VerificationKey:
     public_key: Any
 
     def jwk(self) -> dict[str, Any]:
-        algo = jwt.algorithms.RSAAlgorithm if self.algorithm == "RS256" else jwt.algorithms.OKPAlgorithm
+        algo = (
+            jwt.algorithms.RSAAlgorithm
+            if self.algorithm == "RS256"
+            else jwt.algorithms.OKPAlgorithm
+        )
         data = json.loads(algo.to_jwk(self.public_key))
         data.pop("key_ops", None)  # RFC 7517: "use" and "key_ops" should not both be present
         data.update({"kid": self.kid, "alg": self.algorithm, "use": "sig"})
@@ -66,7 +70,9 @@ def algorithm_for(key: Any) -> str:
         return "RS256"
     if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
         return "EdDSA"
-    raise ImproperlyConfigured(f"Unsupported JWT key type {type(key).__name__}: use RSA or Ed25519.")
+    raise ImproperlyConfigured(
+        f"Unsupported JWT key type {type(key).__name__}: use RSA or Ed25519."
+    )
 
 
 def thumbprint(public_key: Any) -> str:
@@ -77,7 +83,9 @@ def thumbprint(public_key: Any) -> str:
     else:
         jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(public_key))
         members = {"crv": jwk["crv"], "kty": "OKP", "x": jwk["x"]}
-    digest = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
+    digest = hashlib.sha256(
+        json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    ).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
@@ -140,14 +148,18 @@ def build_key_ring(
     private = _load_private_pem(pem)
     public = private.public_key()
     signing = SigningKey(
-        kid=key_id or thumbprint(public), algorithm=algorithm_for(private), public_key=public,
+        kid=key_id or thumbprint(public),
+        algorithm=algorithm_for(private),
+        public_key=public,
         private_key=private,
     )
     verifying: dict[str, VerificationKey] = {signing.kid: signing}
     for file in extra_public_key_files:
         pub = _load_public_pem(Path(file).read_bytes())
         kid = thumbprint(pub)
-        verifying.setdefault(kid, VerificationKey(kid=kid, algorithm=algorithm_for(pub), public_key=pub))
+        verifying.setdefault(
+            kid, VerificationKey(kid=kid, algorithm=algorithm_for(pub), public_key=pub)
+        )
     return KeyRing(signing=signing, verifying=verifying)
 
 

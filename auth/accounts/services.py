@@ -35,8 +35,12 @@ class TokenPair:
 
 def _user_registered(user: User) -> UserRegistered:
     return UserRegistered(
-        user_id=user.id, email=user.email, full_name=user.full_name, role=user.role,
-        phone=user.phone, producer="auth",
+        user_id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        role=user.role,
+        phone=user.phone,
+        producer="auth",
     )
 
 
@@ -59,8 +63,13 @@ def user_create(
             {"role": ValidationError("Nobody can register as admin.", code="invalid_choice")}
         )
     address = email_address(email)  # 422 on ``email`` for a non-ASCII local part
-    user = User(email=address.display, email_canonical=address.canonical,
-                full_name=full_name.strip(), role=role, phone=phone)
+    user = User(
+        email=address.display,
+        email_canonical=address.canonical,
+        full_name=full_name.strip(),
+        role=role,
+        phone=phone,
+    )
     try:
         validate_password(password, user)
     except ValidationError as exc:
@@ -99,8 +108,13 @@ def admin_ensure(*, email: str, password: str) -> User:
     existing = user_get_by_email(email=email)
     if existing is None:
         try:
-            return user_create(email=email, password=password, role=Role.ADMIN, allow_admin=True,
-                               full_name="Administrator")
+            return user_create(
+                email=email,
+                password=password,
+                role=Role.ADMIN,
+                allow_admin=True,
+                full_name="Administrator",
+            )
         except EmailTaken:  # another replica created it a moment ago
             existing = user_get_by_email(email=email)
             assert existing is not None
@@ -151,13 +165,19 @@ def session_logout(*, refresh_token: str) -> None:
 
 def _issue_pair(user: User, *, family_id: uuid.UUID) -> TokenPair:
     access_ttl, refresh_ttl = settings.JWT_ACCESS_TTL_SECONDS, settings.JWT_REFRESH_TTL_SECONDS
-    access = tokens.mint(user_id=user.id, role=user.role, token_type="access", ttl_seconds=access_ttl)
-    refresh = tokens.mint(user_id=user.id, role=user.role, token_type="refresh", ttl_seconds=refresh_ttl)
+    access = tokens.mint(
+        user_id=user.id, role=user.role, token_type="access", ttl_seconds=access_ttl
+    )
+    refresh = tokens.mint(
+        user_id=user.id, role=user.role, token_type="refresh", ttl_seconds=refresh_ttl
+    )
     RefreshToken.objects.create(
         jti=refresh.jti, family_id=family_id, user=user, expires_at=refresh.expires_at
     )
     return TokenPair(
-        access_token=access.token, refresh_token=refresh.token, expires_in=access_ttl,
+        access_token=access.token,
+        refresh_token=refresh.token,
+        expires_in=access_ttl,
         refresh_expires_in=refresh_ttl,
     )
 
@@ -192,8 +212,10 @@ def tokens_refresh(*, refresh_token: str) -> TokenPair:
     reused = False
     with transaction.atomic():
         stored = (
-            RefreshToken.objects.select_for_update().select_related("user")
-            .filter(jti=claims["jti"], user_id=claims["sub"]).first()
+            RefreshToken.objects.select_for_update()
+            .select_related("user")
+            .filter(jti=claims["jti"], user_id=claims["sub"])
+            .first()
         )
         if stored is None or stored.revoked_at is not None or not stored.user.is_active:
             raise InvalidRefreshToken()

@@ -118,7 +118,10 @@ def registration_take(*, address: str) -> None:
     """Count one registration attempt from this address and in total (each limit one atomic
     statement, in the same table as the login budgets); :class:`RegistrationThrottled` over
     either. A limit of 0 is off (load tests, test suites that create many users)."""
-    per_address, overall = settings.REGISTRATIONS_PER_ADDRESS_PER_HOUR, settings.REGISTRATIONS_PER_MINUTE
+    per_address, overall = (
+        settings.REGISTRATIONS_PER_ADDRESS_PER_HOUR,
+        settings.REGISTRATIONS_PER_MINUTE,
+    )
     waits = []
     if per_address:
         waits.append(_take({f"register:{address}": per_address}, REGISTRATION_WINDOWS[0]))

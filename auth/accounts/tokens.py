@@ -50,7 +50,9 @@ def mint(
     token = jwt.encode(
         claims, signing.private_key, algorithm=signing.algorithm, headers={"kid": signing.kid}
     )
-    return IssuedToken(token=token, jti=jti, expires_at=datetime.fromtimestamp(now + ttl_seconds, UTC))
+    return IssuedToken(
+        token=token, jti=jti, expires_at=datetime.fromtimestamp(now + ttl_seconds, UTC)
+    )
 
 
 @cache
@@ -77,9 +79,13 @@ def verify_refresh(token: str) -> dict[str, Any]:
         raise InvalidToken("unacceptable token header")
     try:
         claims = jwt.decode(
-            token, key.public_key, algorithms=[alg], audience=settings.JWT_AUDIENCE,
+            token,
+            key.public_key,
+            algorithms=[alg],
+            audience=settings.JWT_AUDIENCE,
             issuer=settings.JWT_ISSUER,
-            options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]}, leeway=5,
+            options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+            leeway=5,
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc

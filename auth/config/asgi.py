@@ -26,7 +26,8 @@ if not DjangoInstrumentor().is_instrumented_by_opentelemetry:
 
 def build_application(*, outbox_relay: bool | None = None) -> AuthApplication:
     return AuthApplication(
-        get_asgi_application(), outbox_relay=env.outbox_relay if outbox_relay is None else outbox_relay
+        get_asgi_application(),
+        outbox_relay=env.outbox_relay if outbox_relay is None else outbox_relay,
     )
 
 

@@ -58,7 +58,8 @@ class AuthSettings(ServiceSettings):
         default=5, ge=1, description="Failed logins per (account, client address) per window."
     )
     login_max_failures_per_account: int = Field(
-        default=100, ge=1,
+        default=100,
+        ge=1,
         description="Failed logins per account from all addresses together per window (a ceiling "
         "on distributed guessing; much larger, so one attacker cannot lock the owner out).",
     )
@@ -69,7 +70,9 @@ class AuthSettings(ServiceSettings):
         default=20, ge=0, description="Registrations per client address per hour; 0: no limit."
     )
     registrations_per_minute: int = Field(
-        default=600, ge=0, description="Registrations from all addresses together per minute; 0: no limit."
+        default=600,
+        ge=0,
+        description="Registrations from all addresses together per minute; 0: no limit.",
     )
 
     # --- admission (auth.core.admission): Argon2 work at once per process ---------------------

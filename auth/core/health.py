@@ -54,5 +54,7 @@ async def ready(request: HttpRequest) -> JsonResponse:
         checks["broker"] = f"unavailable: {type(exc).__name__}"
     if all(v == "ok" for v in checks.values()):
         return JsonResponse({"status": "ready", "service": SERVICE, "checks": checks})
-    body = problem_body(503, "Not ready: a dependency is unreachable.", code="not-ready", checks=checks)
+    body = problem_body(
+        503, "Not ready: a dependency is unreachable.", code="not-ready", checks=checks
+    )
     return JsonResponse(body, status=503, content_type=PROBLEM_JSON)

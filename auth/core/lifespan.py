@@ -32,14 +32,17 @@ class AuthApplication:
 
             if self.lanes is None:
                 self.lanes = Lanes(
-                    {"/auth/register": settings.REGISTER_CONCURRENCY,
-                     "/auth/login": settings.LOGIN_CONCURRENCY},
+                    {
+                        "/auth/register": settings.REGISTER_CONCURRENCY,
+                        "/auth/login": settings.LOGIN_CONCURRENCY,
+                    },
                     settings.ADMISSION_WAIT_SECONDS,
                 )
 
             async def django(scope: Scope, receive: Any, send: Any) -> None:
-                await call_with_body_limit(self.django_app, scope, receive, send,
-                                           settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+                await call_with_body_limit(
+                    self.django_app, scope, receive, send, settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+                )
 
             await self.lanes.call(django, scope, receive, send)
         else:

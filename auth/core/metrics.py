@@ -23,7 +23,9 @@ class PrometheusMiddleware:
     async_capable = True
     sync_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]):
+    def __init__(
+        self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]
+    ):
         self.get_response = get_response
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
@@ -35,9 +37,7 @@ class PrometheusMiddleware:
         route = "/" + match.route if match is not None and match.route else "unmatched"
         method = metrics.method_label(request.method or "")  # bounded: unknown ones are OTHER
         metrics.HTTP_REQUESTS.labels(SERVICE, method, route, str(status)).inc()
-        metrics.HTTP_LATENCY.labels(SERVICE, method, route).observe(
-            time.perf_counter() - started
-        )
+        metrics.HTTP_LATENCY.labels(SERVICE, method, route).observe(time.perf_counter() - started)
 
     def __call__(self, request: HttpRequest):  # noqa: ANN204 - sync or async by Django's choice
         started = time.perf_counter()

@@ -60,7 +60,9 @@ class AccessTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
         return {
-            "type": "http", "scheme": "bearer", "description": "Access token from POST /auth/login",
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Access token from POST /auth/login",
         }
 
 

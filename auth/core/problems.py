@@ -62,23 +62,49 @@ def problem(
 
 def _describe(exc: Exception, path: str) -> tuple[dict[str, Any], dict[str, str]] | None:
     if isinstance(exc, Problem):
-        return problem(exc.status, exc.detail, code=exc.code, errors=exc.errors,
-                       headers=exc.headers, instance=path, **exc.extra)
+        return problem(
+            exc.status,
+            exc.detail,
+            code=exc.code,
+            errors=exc.errors,
+            headers=exc.headers,
+            instance=path,
+            **exc.extra,
+        )
     if isinstance(exc, drf.ValidationError):
-        return problem(422, "The request has invalid fields.", code="validation-error",
-                       errors=_field_errors(exc.detail), instance=path)
+        return problem(
+            422,
+            "The request has invalid fields.",
+            code="validation-error",
+            errors=_field_errors(exc.detail),
+            instance=path,
+        )
     if isinstance(exc, DjangoValidationError):
-        return problem(422, "The request has invalid fields.", code="validation-error",
-                       errors=_django_validation_errors(exc), instance=path)
+        return problem(
+            422,
+            "The request has invalid fields.",
+            code="validation-error",
+            errors=_django_validation_errors(exc),
+            instance=path,
+        )
     if isinstance(exc, drf.ParseError):
-        return problem(400, "The request body is not valid JSON.", code="malformed-json",
-                       errors=[{"field": "body", "message": str(exc.detail), "type": "json_invalid"}],
-                       instance=path)
+        return problem(
+            400,
+            "The request body is not valid JSON.",
+            code="malformed-json",
+            errors=[{"field": "body", "message": str(exc.detail), "type": "json_invalid"}],
+            instance=path,
+        )
     if isinstance(exc, RequestDataTooBig):
         return problem(413, "The request body is too large.", instance=path)
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
-        return problem(401, str(exc.detail), code="unauthorized", instance=path,
-                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return problem(
+            401,
+            str(exc.detail),
+            code="unauthorized",
+            instance=path,
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     if isinstance(exc, drf.Throttled):
         wait = int(exc.wait or 1)
         return problem(429, str(exc.detail), instance=path, headers={"Retry-After": str(wait)})
@@ -105,7 +131,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 def _json(request: HttpRequest, status: int, detail: str, **kw: Any) -> JsonResponse:
     return JsonResponse(
-        problem_body(status, detail, instance=request.path, **kw), status=status,
+        problem_body(status, detail, instance=request.path, **kw),
+        status=status,
         content_type=PROBLEM_JSON,
     )
 

@@ -145,10 +145,16 @@ class _RedeliveringProducer(FakeProducer):
 
     async def publish(self, cmd: Any) -> None:
         incoming = await build_message(
-            message=cmd.body, exchange=cmd.exchange, routing_key=cmd.destination,
-            correlation_id=cmd.correlation_id, headers=cmd.headers, reply_to=cmd.reply_to,
-            serializer=self.broker.config.fd_config._serializer, codec=self.codec,
-            id_generator=self.broker.config.id_generator, **cmd.message_options,
+            message=cmd.body,
+            exchange=cmd.exchange,
+            routing_key=cmd.destination,
+            correlation_id=cmd.correlation_id,
+            headers=cmd.headers,
+            reply_to=cmd.reply_to,
+            serializer=self.broker.config.fd_config._serializer,
+            codec=self.codec,
+            id_generator=self.broker.config.id_generator,
+            **cmd.message_options,
         )
         object.__setattr__(incoming, "__class__", _Delivery)  # aio-pika locks its attributes
         failures: list[str] = []
@@ -170,8 +176,12 @@ class _RedeliveringProducer(FakeProducer):
                 if any(verdict):
                     failures.append(f"{handler.queue.name} asked for a redelivery")
                 elif verdict:  # rejected without requeue: RabbitMQ would dead-letter it
-                    log.error("%s dead-lettered message %s (the embedded mode keeps no "
-                              "dead-letter queue)", handler.queue.name, incoming.message_id)
+                    log.error(
+                        "%s dead-lettered message %s (the embedded mode keeps no "
+                        "dead-letter queue)",
+                        handler.queue.name,
+                        incoming.message_id,
+                    )
             finally:
                 _VERDICT.reset(token)
         if failures:
@@ -209,8 +219,14 @@ class _Server:
         self.name = name
         self.port = port
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, lifespan=lifespan, access_log=False,
-            log_config=None, timeout_graceful_shutdown=10, **kw,
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan=lifespan,
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+            **kw,
         )
         self.server = Server(config)
         self.task: asyncio.Task[Any] | None = None
@@ -288,8 +304,9 @@ async def run(ports: dict[str, int], data_dir: Path) -> int:
 
     from observability import configure_telemetry
 
-    configure_telemetry("embedded", log_level=os.getenv("LOG_LEVEL", "INFO"),
-                        log_format=os.environ["LOG_FORMAT"])
+    configure_telemetry(
+        "embedded", log_level=os.getenv("LOG_LEVEL", "INFO"), log_format=os.environ["LOG_FORMAT"]
+    )
     logging.getLogger("django.request").setLevel(logging.ERROR)
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     print(BANNER.format(data_dir=_shown(data_dir)), flush=True)
@@ -344,22 +361,31 @@ async def run(ports: dict[str, int], data_dir: Path) -> int:
 
             servers.append(_Server("auth", auth_app, ports["auth"]))
             servers += [_Server(name, s.api, ports[name]) for name, s in services.items()]
-            servers.append(_Server(
-                "gateway", create_app(GatewaySettings()), ports["gateway"], lifespan="on",
-                proxy_headers=False,
-            ))
+            servers.append(
+                _Server(
+                    "gateway",
+                    create_app(GatewaySettings()),
+                    ports["gateway"],
+                    lifespan="on",
+                    proxy_headers=False,
+                )
+            )
             for server in servers:
                 server.start()
 
             urls = {name: f"http://127.0.0.1:{ports[name]}" for name in (*SERVICES, "gateway")}
             waiting = asyncio.create_task(wait_ready(urls))
             stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait([waiting, stopped, *(s.task for s in servers if s.task)],
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                [waiting, stopped, *(s.task for s in servers if s.task)],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             exited = [s.name for s in servers if s.task and s.task.done()]
             if exited:
-                print(f"NOT STARTED: {', '.join(exited)} could not serve (see the log above)",
-                      flush=True)
+                print(
+                    f"NOT STARTED: {', '.join(exited)} could not serve (see the log above)",
+                    flush=True,
+                )
                 waiting.cancel()
                 status = 1
             elif waiting.done():
@@ -369,8 +395,12 @@ async def run(ports: dict[str, int], data_dir: Path) -> int:
                     status = 1
                 else:
                     print(BANNER.format(data_dir=_shown(data_dir)), flush=True)
-                    print(summary(urls["gateway"], ports["smtp"], mail_dir=_shown(mail_dir),
-                                  embedded=True), flush=True)
+                    print(
+                        summary(
+                            urls["gateway"], ports["smtp"], mail_dir=_shown(mail_dir), embedded=True
+                        ),
+                        flush=True,
+                    )
                     await stop.wait()
             else:
                 waiting.cancel()

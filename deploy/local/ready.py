@@ -59,7 +59,10 @@ async def main(timeout: float = 120) -> int:
             if pending:
                 await asyncio.sleep(0.5)
     if pending:
-        print(f"NOT READY after {timeout:.0f}s: {', '.join(pending)} (see their logs above)", flush=True)
+        print(
+            f"NOT READY after {timeout:.0f}s: {', '.join(pending)} (see their logs above)",
+            flush=True,
+        )
         return 1
     print(summary(GATEWAY, int(os.getenv("SMTP_PORT", "1025"))), flush=True)
     await asyncio.Event().wait()  # stay up so honcho keeps the others running

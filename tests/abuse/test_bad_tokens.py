@@ -15,7 +15,11 @@ pytestmark = pytest.mark.integration
 
 SOME_ID = str(uuid.uuid4())
 EVENT_BODY = {
-    "title": "Token test", "venue": "Hall", "capacity": 5, "price": "5.00", "currency": "EUR",
+    "title": "Token test",
+    "venue": "Hall",
+    "capacity": 5,
+    "price": "5.00",
+    "currency": "EUR",
     "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
 }
 # (service, method, path, json body): every protected route of the public API
@@ -28,13 +32,21 @@ PROTECTED = [
     ("booking", "GET", "/booking", None),
     ("booking", "GET", f"/booking/{SOME_ID}", None),
     ("booking", "POST", f"/booking/{SOME_ID}/cancel", None),
-    ("payments", "POST", "/payments/process",
-     {"booking_id": SOME_ID, "payment_method": {"type": "card", "token": "tok_visa"}}),
+    (
+        "payments",
+        "POST",
+        "/payments/process",
+        {"booking_id": SOME_ID, "payment_method": {"type": "card", "token": "tok_visa"}},
+    ),
     ("payments", "GET", "/payments", None),
     ("payments", "GET", f"/payments/{SOME_ID}", None),
     ("notifications", "GET", "/notifications", None),
-    ("notifications", "POST", "/notifications/send",
-     {"user_id": SOME_ID, "channel": "email", "subject": "s", "body": "b"}),
+    (
+        "notifications",
+        "POST",
+        "/notifications/send",
+        {"user_id": SOME_ID, "channel": "email", "subject": "s", "body": "b"},
+    ),
     ("analytics", "GET", "/analytics/report", None),
     ("analytics", "GET", "/analytics/report/daily", None),
 ]
@@ -62,18 +74,27 @@ async def test_every_bad_token_is_401_at_the_gateway_and_at_every_service(harnes
 
         for service, method, path, body in PROTECTED:
             places = [(service, harness.url(service))]
-            if (method, path) != ("GET", "/payments"):  # not in the public API: the gateway has no route
+            if (method, path) != (
+                "GET",
+                "/payments",
+            ):  # not in the public API: the gateway has no route
                 places.append(("gateway", harness.platform.gateway))
             for where, base in places:
                 # the control: a genuine admin token is not refused here
                 status, _, text = await call(base, method, path, body, f"Bearer {admin}")
                 if status in (401, 500):
-                    wrong.append(f"genuine token: {method} {path} at {where} -> {status} {text[:200]!r}")
+                    wrong.append(
+                        f"genuine token: {method} {path} at {where} -> {status} {text[:200]!r}"
+                    )
                 for case, authorization in cases.items():
                     status, ctype, text = await call(base, method, path, body, authorization)
                     checked += 1
                     if status != 401 or "problem+json" not in ctype:
-                        wrong.append(f"{case}: {method} {path} at {where} -> {status} {ctype} {text[:150]!r}")
-    print(f"\n[abuse] bad tokens: {checked} requests ({len(cases)} cases x {len(PROTECTED)} routes "
-          f"x gateway+service), {len(wrong)} not refused with 401")
+                        wrong.append(
+                            f"{case}: {method} {path} at {where} -> {status} {ctype} {text[:150]!r}"
+                        )
+    print(
+        f"\n[abuse] bad tokens: {checked} requests ({len(cases)} cases x {len(PROTECTED)} routes "
+        f"x gateway+service), {len(wrong)} not refused with 401"
+    )
     assert not wrong, "\n".join(wrong)

@@ -27,8 +27,14 @@ pytestmark = pytest.mark.integration
 async def test_nul_in_a_body_or_a_query_is_a_422_naming_the_field(start_service):
     async with start_service(build_events) as events, http_client(events) as client:
         organizer = bearer(mint(role="organizer"))
-        body = {"title": "Nul\u0000Fest", "venue": "Hall", "capacity": 5, "price": "5.00",
-                "currency": "EUR", "starts_at": (datetime.now(UTC) + timedelta(days=3)).isoformat()}
+        body = {
+            "title": "Nul\u0000Fest",
+            "venue": "Hall",
+            "capacity": 5,
+            "price": "5.00",
+            "currency": "EUR",
+            "starts_at": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
+        }
         refused = await client.post("/events/create", json=body, headers=organizer)
         assert refused.status_code == 422, refused.text
         assert refused.headers["content-type"].startswith("application/problem+json")
@@ -47,9 +53,14 @@ async def test_nul_in_a_body_or_a_query_is_a_422_naming_the_field(start_service)
 async def test_admin_notification_with_a_nul_is_refused(start_service):
     async with start_service(build_notifications) as svc, http_client(svc) as client:
         sent = await client.post(
-            "/notifications/send", headers=bearer(mint(role="admin")),
-            json={"user_id": "8d3c9a52-5e2b-4a8e-9c77-1f2e3d4c5b6a",
-                  "channel": "email", "subject": "hi", "body": "a\u0000b"},
+            "/notifications/send",
+            headers=bearer(mint(role="admin")),
+            json={
+                "user_id": "8d3c9a52-5e2b-4a8e-9c77-1f2e3d4c5b6a",
+                "channel": "email",
+                "subject": "hi",
+                "body": "a\u0000b",
+            },
         )
         assert sent.status_code == 422, sent.text
         assert sent.json()["errors"][0]["field"] == "body.body"
@@ -68,8 +79,13 @@ async def test_analytics_windows_out_of_range_or_not_iso_are_422(start_service):
 
 
 async def test_capacity_beyond_the_integer_column_is_422(start_service):
-    async with start_service(build_booking, booking_sweep_interval_seconds=0) as svc, \
-            http_client(svc) as client:
-        resp = await client.put(f"/internal/events/{uuid.uuid4()}/capacity",
-                                json={"capacity": 71216387816105}, headers=bearer(mint(role="admin")))
+    async with (
+        start_service(build_booking, booking_sweep_interval_seconds=0) as svc,
+        http_client(svc) as client,
+    ):
+        resp = await client.put(
+            f"/internal/events/{uuid.uuid4()}/capacity",
+            json={"capacity": 71216387816105},
+            headers=bearer(mint(role="admin")),
+        )
         assert resp.status_code == 422, resp.text

@@ -27,9 +27,15 @@ class Actor:
 
 
 def event_body(**over: Any) -> dict[str, Any]:
-    return {"title": f"Authz {uuid.uuid4().hex[:6]}", "venue": "Hall", "capacity": 20,
-            "price": "10.00", "currency": "EUR",
-            "starts_at": (datetime.now(UTC) + timedelta(days=15)).isoformat(), **over}
+    return {
+        "title": f"Authz {uuid.uuid4().hex[:6]}",
+        "venue": "Hall",
+        "capacity": 20,
+        "price": "10.00",
+        "currency": "EUR",
+        "starts_at": (datetime.now(UTC) + timedelta(days=15)).isoformat(),
+        **over,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +47,12 @@ async def world(harness):
     async with aiohttp.ClientSession() as session:
         api = Client(session, harness.platform.gateway)
         actors = {}
-        for name, role in (("owner", "organizer"), ("rival", "organizer"),
-                           ("alice", "customer"), ("mallory", "customer")):
+        for name, role in (
+            ("owner", "organizer"),
+            ("rival", "organizer"),
+            ("alice", "customer"),
+            ("mallory", "customer"),
+        ):
             user_id, _, token = await api.user(role)
             actors[name] = Actor(name, user_id, token)
         admin_token = await api.admin()
@@ -57,21 +67,32 @@ async def world(harness):
 
         async def book() -> str:
             status, booking = await call_until_answered(
-                api, "POST", "/booking/create", alice, json={"event_id": events["main"], "quantity": 1}
+                api,
+                "POST",
+                "/booking/create",
+                alice,
+                json={"event_id": events["main"], "quantity": 1},
             )
             assert status == 201, booking
             return booking["id"]
 
         bookings = {key: await book() for key in ("paid", "cancel_by_owner", "cancel_by_admin")}
         status, payment = await call_until_answered(
-            api, "POST", "/payments/process", alice,
-            json={"booking_id": bookings["paid"], "payment_method": {"type": "card", "token": "tok_visa"}},
+            api,
+            "POST",
+            "/payments/process",
+            alice,
+            json={
+                "booking_id": bookings["paid"],
+                "payment_method": {"type": "card", "token": "tok_visa"},
+            },
         )
         assert status == 201, payment
 
         async def reported() -> bool:
             status, body, _ = await api.call(
-                "GET", f"/analytics/report?event_id={events['main']}", owner)
+                "GET", f"/analytics/report?event_id={events['main']}", owner
+            )
             return status == 200 and body["totals"]["bookings_confirmed"] == 1
 
         await eventually(reported, timeout=20)  # analytics knows the event and its sale
@@ -79,8 +100,9 @@ async def world(harness):
 
 
 async def request(session, base: str, method: str, path: str, token: str, body=None):
-    async with session.request(method, base + path, json=body,
-                               headers={"Authorization": f"Bearer {token}"}) as r:
+    async with session.request(
+        method, base + path, json=body, headers={"Authorization": f"Bearer {token}"}
+    ) as r:
         text = await r.read()
         return r.status, (await r.json(content_type=None)) if text else None
 
@@ -90,56 +112,133 @@ async def test_id_routes_allow_owner_and_admin_and_hide_from_others(harness, wor
     main, paid = events["main"], bookings["paid"]
     # (service, method, path, body, {actor: expected status}) — actors not listed are not tried
     matrix = [
-        ("events", "PUT", f"/events/{main}/update", {"description": "changed"},
-         {"owner": 200, "admin": 200, "rival": 403, "alice": 403}),
-        ("events", "GET", f"/events/{main}", None,
-         {"owner": 200, "rival": 200, "alice": 200, "admin": 200}),
-        ("events", "DELETE", f"/events/{events['delete_by_owner']}", None,
-         {"rival": 403, "mallory": 403, "owner": 200}),
-        ("events", "DELETE", f"/events/{events['delete_by_admin']}", None,
-         {"rival": 403, "admin": 200}),
-        ("booking", "GET", f"/booking/{paid}", None,
-         {"alice": 200, "admin": 200, "mallory": 404, "rival": 404}),
-        ("booking", "POST", f"/booking/{bookings['cancel_by_owner']}/cancel", None,
-         {"mallory": 404, "rival": 404, "alice": 200}),
-        ("booking", "POST", f"/booking/{bookings['cancel_by_admin']}/cancel", None,
-         {"mallory": 404, "admin": 200}),
-        ("payments", "GET", f"/payments/{payment_id}", None,
-         {"alice": 200, "admin": 200, "mallory": 404, "owner": 404}),
-        ("payments", "POST", "/payments/process",
-         {"booking_id": bookings["cancel_by_owner"], "payment_method": {"type": "card", "token": "tok_visa"}},
-         {"mallory": 404}),
-        ("analytics", "GET", f"/analytics/report?event_id={main}", None,
-         {"owner": 200, "admin": 200, "rival": 404, "alice": 403}),
-        ("analytics", "GET", f"/analytics/report/daily?event_id={main}", None,
-         {"owner": 200, "admin": 200, "rival": 404, "alice": 403}),
-        ("notifications", "POST", "/notifications/send",
-         {"user_id": actors["alice"].user_id, "channel": "email", "subject": "hi", "body": "x"},
-         {"mallory": 403, "owner": 403}),
+        (
+            "events",
+            "PUT",
+            f"/events/{main}/update",
+            {"description": "changed"},
+            {"owner": 200, "admin": 200, "rival": 403, "alice": 403},
+        ),
+        (
+            "events",
+            "GET",
+            f"/events/{main}",
+            None,
+            {"owner": 200, "rival": 200, "alice": 200, "admin": 200},
+        ),
+        (
+            "events",
+            "DELETE",
+            f"/events/{events['delete_by_owner']}",
+            None,
+            {"rival": 403, "mallory": 403, "owner": 200},
+        ),
+        (
+            "events",
+            "DELETE",
+            f"/events/{events['delete_by_admin']}",
+            None,
+            {"rival": 403, "admin": 200},
+        ),
+        (
+            "booking",
+            "GET",
+            f"/booking/{paid}",
+            None,
+            {"alice": 200, "admin": 200, "mallory": 404, "rival": 404},
+        ),
+        (
+            "booking",
+            "POST",
+            f"/booking/{bookings['cancel_by_owner']}/cancel",
+            None,
+            {"mallory": 404, "rival": 404, "alice": 200},
+        ),
+        (
+            "booking",
+            "POST",
+            f"/booking/{bookings['cancel_by_admin']}/cancel",
+            None,
+            {"mallory": 404, "admin": 200},
+        ),
+        (
+            "payments",
+            "GET",
+            f"/payments/{payment_id}",
+            None,
+            {"alice": 200, "admin": 200, "mallory": 404, "owner": 404},
+        ),
+        (
+            "payments",
+            "POST",
+            "/payments/process",
+            {
+                "booking_id": bookings["cancel_by_owner"],
+                "payment_method": {"type": "card", "token": "tok_visa"},
+            },
+            {"mallory": 404},
+        ),
+        (
+            "analytics",
+            "GET",
+            f"/analytics/report?event_id={main}",
+            None,
+            {"owner": 200, "admin": 200, "rival": 404, "alice": 403},
+        ),
+        (
+            "analytics",
+            "GET",
+            f"/analytics/report/daily?event_id={main}",
+            None,
+            {"owner": 200, "admin": 200, "rival": 404, "alice": 403},
+        ),
+        (
+            "notifications",
+            "POST",
+            "/notifications/send",
+            {"user_id": actors["alice"].user_id, "channel": "email", "subject": "hi", "body": "x"},
+            {"mallory": 403, "owner": 403},
+        ),
     ]
     wrong, checked = [], 0
     async with aiohttp.ClientSession() as session:
         for service, method, path, body, expected in matrix:
-            for where, base in (("service", harness.url(service)), ("gateway", harness.platform.gateway)):
+            for where, base in (
+                ("service", harness.url(service)),
+                ("gateway", harness.platform.gateway),
+            ):
                 for actor, want in expected.items():
                     if want == 200 and where == "gateway" and method in ("DELETE", "POST"):
                         want = (409, 200)  # already done directly at the service
-                    status, answer = await request(session, base, method, path, actors[actor].token, body)
+                    status, answer = await request(
+                        session, base, method, path, actors[actor].token, body
+                    )
                     checked += 1
                     if status not in (want if isinstance(want, tuple) else (want,)):
-                        wrong.append(f"{actor}: {method} {path} at {where}: {status}, expected {want}: {answer}")
+                        wrong.append(
+                            f"{actor}: {method} {path} at {where}: {status}, expected {want}: {answer}"
+                        )
                     # a refusal says nothing about the resource (`instance` only echoes the request)
                     told = {k: v for k, v in (answer or {}).items() if k != "instance"}
                     if status in (403, 404) and any(
-                        secret in str(told) for secret in (actors["alice"].user_id, payment_id, *bookings.values())
+                        secret in str(told)
+                        for secret in (actors["alice"].user_id, payment_id, *bookings.values())
                     ):
-                        wrong.append(f"{actor}: the 404 of {method} {path} at {where} leaks data: {answer}")
+                        wrong.append(
+                            f"{actor}: the 404 of {method} {path} at {where} leaks data: {answer}"
+                        )
         # the refused attempts changed nothing
-        status, booking = await request(session, harness.url("booking"), "GET", f"/booking/{paid}",
-                                        actors["alice"].token)
+        status, booking = await request(
+            session, harness.url("booking"), "GET", f"/booking/{paid}", actors["alice"].token
+        )
         assert (status, booking["status"]) == (200, "confirmed")
-        status, report = await request(session, harness.url("analytics"), "GET",
-                                       f"/analytics/report?event_id={main}", actors["owner"].token)
+        status, report = await request(
+            session,
+            harness.url("analytics"),
+            "GET",
+            f"/analytics/report?event_id={main}",
+            actors["owner"].token,
+        )
         assert report["totals"]["bookings_confirmed"] == 1
     print(f"\n[abuse] object authorization: {checked} requests, {len(wrong)} wrong")
     assert not wrong, "\n".join(wrong)
@@ -151,8 +250,11 @@ async def test_lists_never_show_another_users_rows(harness, world):
     leaks = []
     async with aiohttp.ClientSession() as session:
         for where, base in (("gateway", harness.platform.gateway), ("service", None)):
-            for path, service in (("/booking?limit=100", "booking"), ("/payments?limit=100", "payments"),
-                                  ("/notifications?limit=100", "notifications")):
+            for path, service in (
+                ("/booking?limit=100", "booking"),
+                ("/payments?limit=100", "payments"),
+                ("/notifications?limit=100", "notifications"),
+            ):
                 url = base or harness.url(service)
                 if where == "gateway" and service == "payments":
                     continue  # GET /payments is not part of the public API (the gateway does not route it)
@@ -166,10 +268,13 @@ async def test_lists_never_show_another_users_rows(harness, world):
                 # alice sees her own (the lists are not simply empty)
                 status, page = await request(session, url, "GET", path, alice.token)
                 assert status == 200 and page["items"], (where, path, page)
-                assert all(item.get("user_id", alice.user_id) == alice.user_id for item in page["items"])
+                assert all(
+                    item.get("user_id", alice.user_id) == alice.user_id for item in page["items"]
+                )
         # organizers' reports are their own events only
-        status, report = await request(session, harness.url("analytics"), "GET", "/analytics/report",
-                                       actors["rival"].token)
+        status, report = await request(
+            session, harness.url("analytics"), "GET", "/analytics/report", actors["rival"].token
+        )
         assert status == 200
         if events["main"] in str(report):
             leaks.append("rival's analytics report shows the owner's event")

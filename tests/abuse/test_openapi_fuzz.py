@@ -31,7 +31,10 @@ pytestmark = pytest.mark.integration
 
 TARGETS = ("auth", "events", "booking", "payments", "notifications", "analytics", "gateway")
 RESPONSE_CHECKS = [
-    not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
 ]
 # The token is ours (a valid admin's, sent with every request), so schemathesis must not count a
 # request as "invalid" for a missing Authorization it never gets to drop; unknown query
@@ -50,8 +53,12 @@ def fuzz_operation(operation, mode: GenerationMode, call, max_examples: int) -> 
     """Up to ``max_examples`` requests of ``mode`` to ``operation``; raises at the first failure."""
 
     @settings(
-        max_examples=max_examples, deadline=None, database=None, derandomize=True,
-        phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
     )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case) -> None:
@@ -73,7 +80,9 @@ def fuzz(base: str, token: str, max_examples: int) -> tuple[int, list[str]]:
     def call(case, checks) -> None:
         nonlocal calls
         calls += 1
-        case.call_and_validate(base_url=base, session=session, headers=headers, checks=checks, timeout=15)
+        case.call_and_validate(
+            base_url=base, session=session, headers=headers, checks=checks, timeout=15
+        )
 
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -99,9 +108,10 @@ async def admin_token(harness) -> str:
     from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 
     credentials = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{harness.platform.gateway}/auth/login", json=credentials
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{harness.platform.gateway}/auth/login", json=credentials) as r,
+    ):
         assert r.status == 200, await r.text()
         return (await r.json())["access_token"]
 
@@ -110,8 +120,10 @@ async def fuzz_target(harness, token: str, target: str, max_examples: int) -> No
     base = harness.url(target)
     started = time.monotonic()
     calls, failures = await asyncio.to_thread(fuzz, base, token, max_examples)
-    print(f"\n[abuse] schemathesis {target}: {calls} requests in {time.monotonic() - started:.1f}s, "
-          f"{len(failures)} failing operations")
+    print(
+        f"\n[abuse] schemathesis {target}: {calls} requests in {time.monotonic() - started:.1f}s, "
+        f"{len(failures)} failing operations"
+    )
     assert not failures, "\n\n".join(failures)
     assert calls > 0
     assert not failures, "\n\n".join(failures)

@@ -28,8 +28,16 @@ def _b64json(data: dict[str, Any]) -> str:
 
 def _claims(user_id: str, role: str = "admin") -> dict[str, Any]:
     now = int(time.time())
-    return {"sub": user_id, "role": role, "token_type": "access", "iss": ISSUER, "aud": AUDIENCE,
-            "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    return {
+        "sub": user_id,
+        "role": role,
+        "token_type": "access",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+    }
 
 
 async def bad_authorizations(harness: Harness, genuine: str, refresh: str) -> dict[str, str | None]:
@@ -41,7 +49,9 @@ async def bad_authorizations(harness: Harness, genuine: str, refresh: str) -> di
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    hs_input = f"{_b64json({'alg': 'HS256', 'typ': 'JWT', 'kid': kid})}.{_b64json(_claims(user_id))}"
+    hs_input = (
+        f"{_b64json({'alg': 'HS256', 'typ': 'JWT', 'kid': kid})}.{_b64json(_claims(user_id))}"
+    )
     hs_sig = _b64(hmac.new(public_pem, hs_input.encode(), hashlib.sha256).digest())
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 

@@ -39,9 +39,16 @@ class EventFacts:
 
     def _snapshot(self, model: type[Envelope], version: int, **over: Any) -> Any:
         fields: dict[str, Any] = dict(
-            event_id=self.event_id, organizer_id=self.organizer_id, title=self.title,
-            venue="Altice Arena", starts_at=now() + timedelta(days=30), capacity=100,
-            price=self.price, currency=self.currency, status="scheduled", version=version,
+            event_id=self.event_id,
+            organizer_id=self.organizer_id,
+            title=self.title,
+            venue="Altice Arena",
+            starts_at=now() + timedelta(days=30),
+            capacity=100,
+            price=self.price,
+            currency=self.currency,
+            status="scheduled",
+            version=version,
             producer="events",
         )
         fields.update(over)
@@ -74,8 +81,12 @@ class BookingFacts:
 
     def _details(self, **over: Any) -> dict[str, Any]:
         fields: dict[str, Any] = dict(
-            booking_id=self.booking_id, event_id=self.event.event_id, user_id=self.user_id,
-            quantity=self.quantity, amount=self.amount, currency=self.event.currency,
+            booking_id=self.booking_id,
+            event_id=self.event.event_id,
+            user_id=self.user_id,
+            quantity=self.quantity,
+            amount=self.amount,
+            currency=self.event.currency,
             producer="booking",
         )
         fields.update(over)
@@ -83,8 +94,12 @@ class BookingFacts:
 
     def _payment(self, **over: Any) -> dict[str, Any]:
         fields: dict[str, Any] = dict(
-            payment_id=self.payment_id, booking_id=self.booking_id, user_id=self.user_id,
-            event_id=self.event.event_id, amount=self.amount, currency=self.event.currency,
+            payment_id=self.payment_id,
+            booking_id=self.booking_id,
+            user_id=self.user_id,
+            event_id=self.event.event_id,
+            amount=self.amount,
+            currency=self.event.currency,
             producer="payments",
         )
         fields.update(over)

@@ -65,7 +65,8 @@ def test_payment_keeps_the_first_refund_amount_and_learns_its_event():
 def test_figures_fold_activity_into_counts_money_and_conversion():
     f = Figures()
     for a in [
-        Activity("booking_created", 3), Activity("hold_paid", 1),
+        Activity("booking_created", 3),
+        Activity("hold_paid", 1),
         Activity("booking_confirmed", 1, quantity=2),
         Activity("payment_succeeded", 1, currency="EUR", amount=Decimal("40.00")),
         Activity("payment_refunded", 1, currency="EUR", amount=Decimal("15.00")),

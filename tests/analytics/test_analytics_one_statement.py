@@ -57,8 +57,11 @@ def booking_story(b: BookingFacts, rnd: random.Random, *, twice: bool = True) ->
         return {"occurred_at": t0 + timedelta(seconds=seconds)}
 
     facts: list[Envelope] = [
-        b.created(**at(0)), b.paid(**at(1)), b.confirmed(**at(2)),
-        b.cancelled(reason="event_cancelled", **at(5)), b.refunded(**at(6)),
+        b.created(**at(0)),
+        b.paid(**at(1)),
+        b.confirmed(**at(2)),
+        b.cancelled(reason="event_cancelled", **at(5)),
+        b.refunded(**at(6)),
     ]
     if rnd.random() < 0.5:
         facts.append(b.expired(**at(rnd.choice((2, 3)))))  # a tie with confirmed, or later
@@ -80,10 +83,12 @@ def domain_fold(delivered: list[Envelope]) -> tuple[BookingRecord, PaymentRecord
     for fact in {f.message_id: f for f in delivered}.values():  # first deliveries, in order
         if isinstance(fact, PaymentDetails):
             payment = handlers._with_payment_fact(
-                payment or handlers._payment_first_seen(fact), fact)  # type: ignore[arg-type]
+                payment or handlers._payment_first_seen(fact), fact
+            )  # type: ignore[arg-type]
         else:
             booking = handlers._with_booking_fact(
-                booking or handlers._booking_first_seen(fact), fact)  # type: ignore[arg-type]
+                booking or handlers._booking_first_seen(fact), fact
+            )  # type: ignore[arg-type]
     assert booking is not None and payment is not None
     return booking, payment
 
@@ -154,8 +159,11 @@ async def test_a_duplicate_changes_nothing_even_when_the_row_moved_on(analytics)
     created = b.created()
     assert await consume_once(analytics.db, CONSUMER, created, handlers.record_fact)
     async with analytics.db.engine.begin() as conn:  # somebody changed the row since
-        await conn.execute(bookings.update().where(bookings.c.booking_id == b.booking_id)
-                           .values(created_at=None, status=None))
+        await conn.execute(
+            bookings.update()
+            .where(bookings.c.booking_id == b.booking_id)
+            .values(created_at=None, status=None)
+        )
     assert not await consume_once(analytics.db, CONSUMER, created, handlers.record_fact)
     row = await stored(analytics, bookings, "booking_id", b.booking_id)
     assert (row["created_at"], row["status"]) == (None, None)
@@ -167,9 +175,13 @@ async def test_a_fact_analytics_does_not_count_is_permanent_and_marks_nothing(an
     with pytest.raises(PermanentFailure):
         await consume_once(analytics.db, CONSUMER, stray, handlers.record_fact)
     async with analytics.db.engine.connect() as conn:
-        marks = (await conn.execute(
-            sa.select(sa.func.count()).select_from(INBOX)
-            .where(INBOX.c.message_id == stray.message_id))).scalar_one()
+        marks = (
+            await conn.execute(
+                sa.select(sa.func.count())
+                .select_from(INBOX)
+                .where(INBOX.c.message_id == stray.message_id)
+            )
+        ).scalar_one()
     assert marks == 0
 
 
@@ -179,8 +191,9 @@ async def test_a_fact_analytics_does_not_count_is_permanent_and_marks_nothing(an
 @pytest.fixture
 async def sqlite_db(tmp_path):
     db = Database(
-        ServiceSettings(service_name="analytics", database_url=f"sqlite:///{tmp_path}/",
-                        database_prefix="t_"),
+        ServiceSettings(
+            service_name="analytics", database_url=f"sqlite:///{tmp_path}/", database_prefix="t_"
+        ),
         Path(__file__).resolve().parents[2] / "apps" / "analytics" / "migrations",
     )
     await db.prepare()  # the service's own migrations, on SQLite (the embedded mode)
@@ -203,8 +216,11 @@ async def test_postgresql_and_sqlite_store_the_same_rows_for_the_same_facts(anal
         event = EventFacts(title=f"v1 {seed}")
         b = event.booking(quantity=seed + 1)
         delivered += arrival(booking_story(b, rnd), rnd)
-        v1, v3, v2 = (event.created(), event.cancelled(version=3, title="v3"),
-                      event.updated(title="v2"))
+        v1, v3, v2 = (
+            event.created(),
+            event.cancelled(version=3, title="v3"),
+            event.updated(title="v2"),
+        )
         delivered += rnd.sample([v1, v2, v3, v3], k=4)
         keys["event_id"].add(event.event_id)
         keys["booking_id"].add(b.booking_id)

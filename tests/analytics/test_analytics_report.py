@@ -45,8 +45,10 @@ async def publish(analytics, amqp):
         for fact in facts:
             await exchange.publish(
                 aio_pika.Message(
-                    fact.model_dump_json().encode(), content_type="application/json",
-                    message_id=str(fact.message_id), type=fact.message_type,  # type: ignore[attr-defined]
+                    fact.model_dump_json().encode(),
+                    content_type="application/json",
+                    message_id=str(fact.message_id),
+                    type=fact.message_type,  # type: ignore[attr-defined]
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 ),
                 routing_key=fact.routing_key,
@@ -77,10 +79,19 @@ async def report_when(client, headers, until, path: str = "/analytics/report", *
 
 def figures(**over: Any) -> dict[str, Any]:
     base: dict[str, Any] = dict(
-        bookings_created=0, bookings_confirmed=0, bookings_cancelled=0, bookings_expired=0,
-        tickets_sold=0, tickets_cancelled=0, payments_succeeded=0, payments_failed=0,
-        payments_refunded=0, revenue={"EUR": "0.00"}, refunds={"EUR": "0.00"},
-        net_revenue={"EUR": "0.00"}, conversion=None,
+        bookings_created=0,
+        bookings_confirmed=0,
+        bookings_cancelled=0,
+        bookings_expired=0,
+        tickets_sold=0,
+        tickets_cancelled=0,
+        payments_succeeded=0,
+        payments_failed=0,
+        payments_refunded=0,
+        revenue={"EUR": "0.00"},
+        refunds={"EUR": "0.00"},
+        net_revenue={"EUR": "0.00"},
+        conversion=None,
     )
     base.update(over)
     return base
@@ -95,27 +106,47 @@ async def test_the_saga_facts_are_counted_and_refunds_reported(client, publish):
     paid, declined, lapsed = event.booking(2), event.booking(1), event.booking(1)
     await publish(
         event.created(),
-        paid.created(), paid.paid(), paid.confirmed(),
-        declined.created(), declined.payment_failed(), declined.cancelled("payment_failed"),
-        lapsed.created(), lapsed.expired(),
+        paid.created(),
+        paid.paid(),
+        paid.confirmed(),
+        declined.created(),
+        declined.payment_failed(),
+        declined.cancelled("payment_failed"),
+        lapsed.created(),
+        lapsed.expired(),
     )
     organizer = token("organizer", event.organizer_id)
     expected = figures(
-        bookings_created=3, bookings_confirmed=1, bookings_cancelled=1, bookings_expired=1,
-        tickets_sold=2, payments_succeeded=1, payments_failed=1, revenue={"EUR": "40.00"},
-        net_revenue={"EUR": "40.00"}, conversion="0.3333",
+        bookings_created=3,
+        bookings_confirmed=1,
+        bookings_cancelled=1,
+        bookings_expired=1,
+        tickets_sold=2,
+        payments_succeeded=1,
+        payments_failed=1,
+        revenue={"EUR": "40.00"},
+        net_revenue={"EUR": "40.00"},
+        conversion="0.3333",
     )
     body = await report_when(client, organizer, lambda b: b["totals"] == expected)
     (row,) = body["events"]
     assert (row["event_id"], row["title"], row["currency"]) == (
-        str(event.event_id), "PyCon Lisbon", "EUR")
+        str(event.event_id),
+        "PyCon Lisbon",
+        "EUR",
+    )
     assert only_figures(row) == expected
     assert datetime.fromisoformat(body["generated_at"]).tzinfo is not None
 
     # the paid booking is cancelled and refunded: gross revenue stays, refunds and net move
     await publish(paid.cancelled("user_request", refund_due=True), paid.refunded())
-    expected |= dict(bookings_cancelled=2, tickets_cancelled=2, payments_refunded=1,
-                     refunds={"EUR": "40.00"}, net_revenue={"EUR": "0.00"})
+    expected |= dict(
+        bookings_cancelled=2,
+        tickets_cancelled=2,
+        payments_refunded=1,
+        refunds={"EUR": "40.00"},
+        net_revenue={"EUR": "0.00"},
+    )
     await report_when(client, organizer, lambda b: b["totals"] == expected)
 
 
@@ -128,8 +159,13 @@ async def test_the_same_message_published_twice_counts_once(client, publish, ana
     organizer = token("organizer", event.organizer_id)
     body = await report_when(client, organizer, lambda b: b["totals"]["bookings_created"] >= 2)
     assert body["totals"] == figures(
-        bookings_created=2, bookings_confirmed=1, tickets_sold=3, payments_succeeded=1,
-        revenue={"EUR": "60.00"}, net_revenue={"EUR": "60.00"}, conversion="0.5000",
+        bookings_created=2,
+        bookings_confirmed=1,
+        tickets_sold=3,
+        payments_succeeded=1,
+        revenue={"EUR": "60.00"},
+        net_revenue={"EUR": "60.00"},
+        conversion="0.5000",
     )
 
 
@@ -142,8 +178,13 @@ async def test_a_confirmation_arriving_before_its_hold_is_counted_once(client, p
     await publish(event.created(), confirmed, booking.paid(), created, retold)
     organizer = token("organizer", event.organizer_id)
     expected = figures(
-        bookings_created=1, bookings_confirmed=1, tickets_sold=2, payments_succeeded=1,
-        revenue={"EUR": "40.00"}, net_revenue={"EUR": "40.00"}, conversion="1.0000",
+        bookings_created=1,
+        bookings_confirmed=1,
+        tickets_sold=2,
+        payments_succeeded=1,
+        revenue={"EUR": "40.00"},
+        net_revenue={"EUR": "40.00"},
+        conversion="1.0000",
     )
     await report_when(client, organizer, lambda b: b["totals"] == expected)
 
@@ -151,8 +192,11 @@ async def test_a_confirmation_arriving_before_its_hold_is_counted_once(client, p
 async def test_organizers_see_only_their_events_and_admins_see_all(client, publish):
     mine, theirs = EventFacts(title="Mine"), EventFacts(title="Theirs", currency="USD")
     await publish(
-        mine.created(), mine.booking().created(),
-        theirs.created(), theirs.booking().created(), theirs.booking().created(),
+        mine.created(),
+        mine.booking().created(),
+        theirs.created(),
+        theirs.booking().created(),
+        theirs.booking().created(),
     )
     admin = token("admin")
     both = {str(mine.event_id): 1, str(theirs.event_id): 2}
@@ -174,16 +218,19 @@ async def test_organizers_see_only_their_events_and_admins_see_all(client, publi
         resp = await client.get("/analytics/report", params={"event_id": str(event_id)}, headers=me)
         assert resp.status_code == 404
         assert resp.headers["content-type"].startswith("application/problem+json")
-    resp = await client.get("/analytics/report/daily", params={"event_id": str(theirs.event_id)},
-                            headers=me)
+    resp = await client.get(
+        "/analytics/report/daily", params={"event_id": str(theirs.event_id)}, headers=me
+    )
     assert resp.status_code == 404
 
     one = await client.get(
-        "/analytics/report", params={"event_id": str(theirs.event_id)}, headers=admin)
+        "/analytics/report", params={"event_id": str(theirs.event_id)}, headers=admin
+    )
     assert [e["title"] for e in one.json()["events"]] == ["Theirs"]
     assert one.json()["totals"]["bookings_created"] == 2
     unknown = await client.get(
-        "/analytics/report", params={"event_id": str(uuid.uuid4())}, headers=admin)
+        "/analytics/report", params={"event_id": str(uuid.uuid4())}, headers=admin
+    )
     assert unknown.status_code == 404
 
     nobody = (await client.get("/analytics/report", headers=token("organizer"))).json()
@@ -199,33 +246,58 @@ async def test_from_to_and_event_id_filter_by_when_facts_occurred(client, publis
     three_days_ago = now() - timedelta(days=3)
     old, new = event.booking(), event.booking()
     await publish(
-        event.created(), other.created(), other.booking().created(),
+        event.created(),
+        other.created(),
+        other.booking().created(),
         old.created(occurred_at=three_days_ago),
         old.paid(occurred_at=three_days_ago + timedelta(minutes=1)),
         old.confirmed(occurred_at=three_days_ago + timedelta(minutes=2)),
         new.created(),
     )
     organizer = token("organizer", event.organizer_id)
-    everything = await report_when(client, organizer, lambda b: b["totals"]["bookings_created"] == 3)
+    everything = await report_when(
+        client, organizer, lambda b: b["totals"]["bookings_created"] == 3
+    )
     assert everything["totals"]["bookings_confirmed"] == 1
 
     only = {"event_id": str(event.event_id)}
-    recent = (await client.get("/analytics/report", headers=organizer, params={
-        **only, "from": (now() - timedelta(days=1)).isoformat()})).json()
+    recent = (
+        await client.get(
+            "/analytics/report",
+            headers=organizer,
+            params={**only, "from": (now() - timedelta(days=1)).isoformat()},
+        )
+    ).json()
     assert recent["totals"] == figures(bookings_created=1, conversion="0.0000")
     assert [e["event_id"] for e in recent["events"]] == [str(event.event_id)]
     assert recent["filters"]["event_id"] == str(event.event_id)
 
-    earlier = (await client.get("/analytics/report", headers=organizer, params={
-        **only, "to": (now() - timedelta(days=2)).isoformat()})).json()
+    earlier = (
+        await client.get(
+            "/analytics/report",
+            headers=organizer,
+            params={**only, "to": (now() - timedelta(days=2)).isoformat()},
+        )
+    ).json()
     assert earlier["totals"] == figures(
-        bookings_created=1, bookings_confirmed=1, tickets_sold=1, payments_succeeded=1,
-        revenue={"EUR": "20.00"}, net_revenue={"EUR": "20.00"}, conversion="1.0000",
+        bookings_created=1,
+        bookings_confirmed=1,
+        tickets_sold=1,
+        payments_succeeded=1,
+        revenue={"EUR": "20.00"},
+        net_revenue={"EUR": "20.00"},
+        conversion="1.0000",
     )
-    window = (await client.get("/analytics/report", headers=organizer, params={
-        "from": (three_days_ago + timedelta(seconds=30)).isoformat(),
-        "to": (three_days_ago + timedelta(minutes=1, seconds=30)).isoformat(),
-    })).json()
+    window = (
+        await client.get(
+            "/analytics/report",
+            headers=organizer,
+            params={
+                "from": (three_days_ago + timedelta(seconds=30)).isoformat(),
+                "to": (three_days_ago + timedelta(minutes=1, seconds=30)).isoformat(),
+            },
+        )
+    ).json()
     assert window["totals"]["payments_succeeded"] == 1
     assert window["totals"]["bookings_created"] == window["totals"]["bookings_confirmed"] == 0
 
@@ -254,8 +326,10 @@ async def test_report_as_csv_has_one_row_per_event(client, publish):
     await publish(first.created(), second.created(), b.created(), b.paid(), b.confirmed())
     organizer = token("organizer", first.organizer_id)
     json_body = await report_when(
-        client, organizer, lambda body: body["totals"]["bookings_confirmed"] == 1 and
-        len(body["events"]) == 2)
+        client,
+        organizer,
+        lambda body: body["totals"]["bookings_confirmed"] == 1 and len(body["events"]) == 2,
+    )
 
     resp = await client.get("/analytics/report", headers={**organizer, "Accept": "text/csv"})
     assert resp.status_code == 200
@@ -265,8 +339,13 @@ async def test_report_as_csv_has_one_row_per_event(client, publish):
     by_title = {r["title"]: r for r in rows}
     assert set(by_title) == {"Alpha", 'Beta, "the sequel"'}
     alpha = by_title["Alpha"]
-    assert (alpha["bookings_created"], alpha["tickets_sold"], alpha["revenue_EUR"],
-            alpha["net_revenue_EUR"], alpha["conversion"]) == ("1", "2", "40.00", "40.00", "1.0000")
+    assert (
+        alpha["bookings_created"],
+        alpha["tickets_sold"],
+        alpha["revenue_EUR"],
+        alpha["net_revenue_EUR"],
+        alpha["conversion"],
+    ) == ("1", "2", "40.00", "40.00", "1.0000")
     assert by_title['Beta, "the sequel"']["revenue_EUR"] == "0.00"
 
     # JSON stays the default and wins when preferred
@@ -282,11 +361,20 @@ async def test_report_csv_writes_formula_titles_as_text(client, publish):
     first = EventFacts(title=titles[0])
     others = [EventFacts(organizer_id=first.organizer_id, title=t) for t in titles[1:]]
     refunded = first.booking(1)
-    await publish(first.created(), *(e.created() for e in others), refunded.created(),
-                  refunded.paid(), refunded.confirmed(), refunded.refunded())
+    await publish(
+        first.created(),
+        *(e.created() for e in others),
+        refunded.created(),
+        refunded.paid(),
+        refunded.confirmed(),
+        refunded.refunded(),
+    )
     organizer = token("organizer", first.organizer_id)
-    await report_when(client, organizer, lambda body: len(body["events"]) == 4
-                      and body["totals"]["payments_refunded"] == 1)
+    await report_when(
+        client,
+        organizer,
+        lambda body: len(body["events"]) == 4 and body["totals"]["payments_refunded"] == 1,
+    )
 
     resp = await client.get("/analytics/report", headers={**organizer, "Accept": "text/csv"})
     rows = list(csv.DictReader(io.StringIO(resp.text)))
@@ -302,32 +390,53 @@ async def test_daily_series_has_every_day_with_its_figures(client, publish):
     old, today = event.booking(2), event.booking(1)
     await publish(
         event.created(),
-        old.created(occurred_at=two_days_ago), old.paid(occurred_at=two_days_ago),
-        old.confirmed(occurred_at=two_days_ago), today.created(),
+        old.created(occurred_at=two_days_ago),
+        old.paid(occurred_at=two_days_ago),
+        old.confirmed(occurred_at=two_days_ago),
+        today.created(),
     )
     organizer = token("organizer", event.organizer_id)
-    params = {"event_id": str(event.event_id), "from": (midnight - timedelta(days=3)).isoformat(),
-              "to": (midnight + timedelta(days=1)).isoformat()}
+    params = {
+        "event_id": str(event.event_id),
+        "from": (midnight - timedelta(days=3)).isoformat(),
+        "to": (midnight + timedelta(days=1)).isoformat(),
+    }
     body = await report_when(
-        client, organizer, lambda b: sum(d["bookings_created"] for d in b["days"]) == 2,
-        path="/analytics/report/daily", **params)
+        client,
+        organizer,
+        lambda b: sum(d["bookings_created"] for d in b["days"]) == 2,
+        path="/analytics/report/daily",
+        **params,
+    )
     days = {d["date"]: d for d in body["days"]}
     expected_dates = [(midnight.date() - timedelta(days=n)).isoformat() for n in (3, 2, 1, 0)]
     assert list(days) == expected_dates
     assert only_figures(days[expected_dates[1]]) == figures(
-        bookings_created=1, bookings_confirmed=1, tickets_sold=2, payments_succeeded=1,
-        revenue={"EUR": "40.00"}, net_revenue={"EUR": "40.00"}, conversion="1.0000")
+        bookings_created=1,
+        bookings_confirmed=1,
+        tickets_sold=2,
+        payments_succeeded=1,
+        revenue={"EUR": "40.00"},
+        net_revenue={"EUR": "40.00"},
+        conversion="1.0000",
+    )
     assert only_figures(days[expected_dates[3]]) == figures(bookings_created=1, conversion="0.0000")
-    assert only_figures(days[expected_dates[0]]) == only_figures(days[expected_dates[2]]) == figures()
+    assert (
+        only_figures(days[expected_dates[0]]) == only_figures(days[expected_dates[2]]) == figures()
+    )
 
-    resp = await client.get("/analytics/report/daily", params=params,
-                            headers={**organizer, "Accept": "text/csv"})
+    resp = await client.get(
+        "/analytics/report/daily", params=params, headers={**organizer, "Accept": "text/csv"}
+    )
     rows = list(csv.DictReader(io.StringIO(resp.text)))
     assert [r["date"] for r in rows] == expected_dates
     assert [r["tickets_sold"] for r in rows] == ["0", "2", "0", "0"]
 
     default = (await client.get("/analytics/report/daily", headers=organizer)).json()
     assert len(default["days"]) == 30 and default["days"][-1]["date"] == now().date().isoformat()
-    too_long = await client.get("/analytics/report/daily", headers=organizer, params={
-        "from": "2020-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"})
+    too_long = await client.get(
+        "/analytics/report/daily",
+        headers=organizer,
+        params={"from": "2020-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+    )
     assert too_long.status_code == 422

@@ -46,8 +46,16 @@ def one_fact_of_each_type() -> dict[str, Envelope]:
     event = EventFacts()
     b = event.booking(quantity=2)
     facts = [
-        event.created(), event.updated(), event.cancelled(), b.created(), b.confirmed(),
-        b.cancelled(), b.expired(), b.paid(), b.payment_failed(), b.refunded(),
+        event.created(),
+        event.updated(),
+        event.cancelled(),
+        b.created(),
+        b.confirmed(),
+        b.cancelled(),
+        b.expired(),
+        b.paid(),
+        b.payment_failed(),
+        b.refunded(),
     ]
     return {f.message_type: f for f in facts}  # type: ignore[attr-defined]
 
@@ -71,31 +79,48 @@ async def test_each_fact_type_reaches_the_one_subscriber_and_is_recorded(analyti
     if message_type.startswith("event_"):
         stored = await row(analytics, events, event_id=fact.event_id)
         assert (stored.organizer_id, stored.title, stored.currency) == (
-            fact.organizer_id, fact.title, "EUR")
+            fact.organizer_id,
+            fact.title,
+            "EUR",
+        )
     elif message_type.startswith("booking_"):
         stored = await row(analytics, bookings, booking_id=fact.booking_id)
-        transition = {"booking_created": "created_at", "booking_confirmed": "confirmed_at",
-                      "booking_cancelled": "cancelled_at", "booking_expired": "expired_at"}
+        transition = {
+            "booking_created": "created_at",
+            "booking_confirmed": "confirmed_at",
+            "booking_cancelled": "cancelled_at",
+            "booking_expired": "expired_at",
+        }
         assert getattr(stored, transition[message_type]) == fact.occurred_at
-        assert (stored.event_id, stored.quantity, str(stored.amount)) == (
-            fact.event_id, 2, "40.00")
+        assert (stored.event_id, stored.quantity, str(stored.amount)) == (fact.event_id, 2, "40.00")
     else:
         stored = await row(analytics, payments, payment_id=fact.payment_id)
-        transition = {"payment_confirmed": "succeeded_at", "payment_failed": "failed_at",
-                      "payment_refunded": "refunded_at"}
+        transition = {
+            "payment_confirmed": "succeeded_at",
+            "payment_failed": "failed_at",
+            "payment_refunded": "refunded_at",
+        }
         assert getattr(stored, transition[message_type]) == fact.occurred_at
         assert (stored.booking_id, stored.event_id, stored.currency) == (
-            fact.booking_id, fact.event_id, "EUR")
+            fact.booking_id,
+            fact.event_id,
+            "EUR",
+        )
 
 
 def bad_payloads() -> list[Any]:
     good = EventFacts().booking().created().model_dump(mode="json")
     return [
         pytest.param(good | {"message_id": str(uuid.uuid4()), "quantity": 0}, id="breaks-contract"),
-        pytest.param(good | {"message_id": str(uuid.uuid4()), "message_type": "user_registered"},
-                     id="not-an-analytics-fact"),
-        pytest.param({k: v for k, v in good.items() if k != "message_type"} | {
-            "message_id": str(uuid.uuid4())}, id="no-discriminator"),
+        pytest.param(
+            good | {"message_id": str(uuid.uuid4()), "message_type": "user_registered"},
+            id="not-an-analytics-fact",
+        ),
+        pytest.param(
+            {k: v for k, v in good.items() if k != "message_type"}
+            | {"message_id": str(uuid.uuid4())},
+            id="no-discriminator",
+        ),
     ]
 
 
@@ -120,9 +145,13 @@ async def test_a_redelivered_message_is_recorded_once(analytics):
         # so prove the skip through the inbox and a second, distinct fact instead
         await br.publish(created, exchange=ANALYTICS_EXCHANGE)
     async with analytics.db.engine.connect() as conn:
-        marks = (await conn.execute(
-            sa.select(sa.func.count()).select_from(INBOX)
-            .where(INBOX.c.message_id == created.message_id))).scalar_one()
+        marks = (
+            await conn.execute(
+                sa.select(sa.func.count())
+                .select_from(INBOX)
+                .where(INBOX.c.message_id == created.message_id)
+            )
+        ).scalar_one()
     assert marks == 1
     assert (await row(analytics, bookings, booking_id=b.booking_id)).status == "pending"
 
@@ -153,7 +182,11 @@ def test_asyncapi_shows_every_variant_of_the_analytics_union():
     assert list(spec["channels"]) == ["analytics:consume"]
     channel = spec["channels"]["analytics:consume"]
     exchange = channel["bindings"]["amqp"]["exchange"]
-    assert (exchange["name"], exchange["type"], exchange["durable"]) == ("analytics", "fanout", True)
+    assert (exchange["name"], exchange["type"], exchange["durable"]) == (
+        "analytics",
+        "fanout",
+        True,
+    )
     assert "counted once" in channel["description"]
     message = spec["components"]["messages"][channel["publish"]["message"]["$ref"].split("/")[-1]]
     payload = message["payload"]

@@ -49,7 +49,10 @@ def b64json(obj: dict[str, Any]) -> str:
 def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     h, p, _ = token.split(".")
     pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
-    return (json.loads(base64.urlsafe_b64decode(pad(h))), json.loads(base64.urlsafe_b64decode(pad(p))))
+    return (
+        json.loads(base64.urlsafe_b64decode(pad(h))),
+        json.loads(base64.urlsafe_b64decode(pad(p))),
+    )
 
 
 def assert_problem(resp: Any, status: int) -> dict[str, Any]:

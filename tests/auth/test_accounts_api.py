@@ -25,8 +25,12 @@ async def test_register_login_me_round_trip(client):
     email = new_email("Ada")
     resp = await client.post(
         "/auth/register",
-        json={"email": email, "password": STRONG_PASSWORD, "full_name": "Ada Lovelace",
-              "role": "organizer"},
+        json={
+            "email": email,
+            "password": STRONG_PASSWORD,
+            "full_name": "Ada Lovelace",
+            "role": "organizer",
+        },
     )
     assert resp.status_code == 201, resp.text
     user = resp.json()
@@ -73,8 +77,9 @@ async def test_duplicate_email_is_409_and_writes_nothing(client):
     )
     problem = assert_problem(resp, 409)
     assert problem["type"].endswith("/email-taken")
-    assert await db_rows("SELECT count(*) FROM users WHERE lower(email) = lower(%s)",
-                         user["email"]) == [(1,)]
+    assert await db_rows(
+        "SELECT count(*) FROM users WHERE lower(email) = lower(%s)", user["email"]
+    ) == [(1,)]
     assert await db_rows("SELECT count(*) FROM outbox") == outbox_before
 
 
@@ -89,8 +94,9 @@ async def test_duplicate_email_is_409_and_writes_nothing(client):
 )
 async def test_weak_password_is_422_naming_the_field(client, password, error_type):
     email = "ada.lovelace@example.com"
-    resp = await client.post("/auth/register", json={"email": email, "password": password,
-                                                     "full_name": "Ada Lovelace"})
+    resp = await client.post(
+        "/auth/register", json={"email": email, "password": password, "full_name": "Ada Lovelace"}
+    )
     problem = assert_problem(resp, 422)
     assert {(e["field"], e["type"]) for e in problem["errors"]} >= {("body.password", error_type)}
     assert await db_rows("SELECT count(*) FROM users") == [(0,)]
@@ -113,10 +119,14 @@ async def test_nobody_registers_as_admin(client):
         ({"email": "a@example.com"}, {"body.password"}),
         ({"email": "a@example.com", "password": STRONG_PASSWORD, "role": "king"}, {"body.role"}),
         ({"email": "a@example.com", "password": STRONG_PASSWORD, "phone": "12"}, {"body.phone"}),
-        ({"email": "a@example.com", "password": STRONG_PASSWORD, "is_admin": True},
-         {"body.is_admin"}),
-        ({"email": "a@example.com", "password": STRONG_PASSWORD, "full_name": "x" * 201},
-         {"body.full_name"}),
+        (
+            {"email": "a@example.com", "password": STRONG_PASSWORD, "is_admin": True},
+            {"body.is_admin"},
+        ),
+        (
+            {"email": "a@example.com", "password": STRONG_PASSWORD, "full_name": "x" * 201},
+            {"body.full_name"},
+        ),
         (["not", "an", "object"], {"body"}),
     ],
 )
@@ -127,11 +137,15 @@ async def test_invalid_registration_is_422_with_each_bad_field(client, body, bad
 
 
 async def test_client_mistakes_get_problem_details_never_500(client):
-    resp = await client.post("/auth/login", content=b'{"email": ',
-                             headers={"content-type": "application/json"})
+    resp = await client.post(
+        "/auth/login", content=b'{"email": ', headers={"content-type": "application/json"}
+    )
     assert assert_problem(resp, 400)["type"].endswith("/malformed-json")
-    resp = await client.post("/auth/login", content=b"email=a", headers={
-        "content-type": "application/x-www-form-urlencoded"})
+    resp = await client.post(
+        "/auth/login",
+        content=b"email=a",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert_problem(resp, 415)
     assert_problem(await client.get("/auth/nope"), 404)
     assert_problem(await client.get("/auth/register"), 405)
@@ -166,8 +180,9 @@ async def test_refresh_rotates_and_a_reused_token_revokes_its_family(client):
     assert_problem(latest, 401)
     # Another login (another family) is unaffected.
     other = (await login(client, user["email"])).json()
-    assert (await client.post("/auth/refresh",
-                              json={"refresh_token": other["refresh_token"]})).status_code == 200
+    assert (
+        await client.post("/auth/refresh", json={"refresh_token": other["refresh_token"]})
+    ).status_code == 200
 
 
 async def test_only_refresh_tokens_refresh(client):
@@ -204,7 +219,8 @@ async def test_admin_is_bootstrapped_at_start_up_idempotently(auth_app, settings
     settings.ADMIN_PASSWORD = "second-Admin-pass-2"  # a changed secret is applied
     async with LifespanManager(auth_app), auth_client(auth_app) as client:
         assert await db_rows("SELECT role FROM users WHERE email = %s", "root@example.com") == [
-            ("admin",)]
+            ("admin",)
+        ]
         assert (await login(client, "root@example.com", "first-Admin-pass-1")).status_code == 401
         resp = await login(client, "root@example.com", "second-Admin-pass-2")
         assert resp.status_code == 200, resp.text

@@ -131,8 +131,11 @@ async def test_only_me_needs_the_bearer_scheme(client) -> None:
     doc = await _document(client)
     assert doc["components"]["securitySchemes"] == {
         # Same name and content as the FastAPI services' HTTPBearer: one scheme once merged.
-        "HTTPBearer": {"type": "http", "scheme": "bearer",
-                       "description": "Access token from POST /auth/login"},
+        "HTTPBearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Access token from POST /auth/login",
+        },
     }
     for path, method in PUBLIC_OPERATIONS:
         security = doc["paths"][path][method].get("security")
@@ -170,10 +173,20 @@ async def test_auth_document_merges_into_the_gateway_document(client) -> None:
     doc = await _document(client)
     names = ("auth", "events", "booking", "payments", "notifications", "analytics")
     upstreams = routing_table({name: f"http://{name}" for name in names})
-    fastapi_like = {"openapi": "3.1.0", "info": {"title": "x", "version": "1"}, "paths": {},
-                    "components": {"securitySchemes": {"HTTPBearer": {
-                        "type": "http", "scheme": "bearer",
-                        "description": "Access token from POST /auth/login"}}}}
+    fastapi_like = {
+        "openapi": "3.1.0",
+        "info": {"title": "x", "version": "1"},
+        "paths": {},
+        "components": {
+            "securitySchemes": {
+                "HTTPBearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Access token from POST /auth/login",
+                }
+            }
+        },
+    }
     merged = merge_openapi({"events": fastapi_like, "auth": doc}, upstreams, {})
 
     auth_paths = {p for p in merged["paths"] if p.startswith("/auth")}
@@ -184,8 +197,12 @@ async def test_auth_document_merges_into_the_gateway_document(client) -> None:
 
 def _scripts_and_styles(html: str) -> list[str]:
     scripts = re.findall(r'<script[^>]*\ssrc="([^"]+)"', html)
-    styles = [m for tag in re.findall(r"<link[^>]*>", html) if "stylesheet" in tag
-              for m in re.findall(r'href="([^"]+)"', tag)]
+    styles = [
+        m
+        for tag in re.findall(r"<link[^>]*>", html)
+        if "stylesheet" in tag
+        for m in re.findall(r'href="([^"]+)"', tag)
+    ]
     return scripts + styles
 
 
@@ -239,4 +256,3 @@ async def test_asyncapi_page_embeds_the_relays_document(client) -> None:
     document = await client.get("/asyncapi.json")
     assert page.status_code == 200 and document.status_code == 200
     assert document.json()["info"]["title"] in page.text
-

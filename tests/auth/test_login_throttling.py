@@ -37,7 +37,9 @@ async def test_failures_from_one_address_do_not_lock_the_owner_out_elsewhere(cli
     # The attacker's address has spent this account's budget: 429, even with the right password.
     assert_throttled(await login(client, user["email"], headers=via_gateway("198.51.100.7")))
     # The owner, from another address, still logs in.
-    assert (await login(client, user["email"], headers=via_gateway("198.51.100.8"))).status_code == 200
+    assert (
+        await login(client, user["email"], headers=via_gateway("198.51.100.8"))
+    ).status_code == 200
     # And the attacker is still throttled.
     assert_throttled(await login(client, user["email"], WRONG, headers=via_gateway("198.51.100.7")))
 
@@ -46,12 +48,16 @@ async def test_the_account_has_a_much_larger_ceiling_across_addresses(client, se
     settings.LOGIN_MAX_FAILURES_PER_ACCOUNT = 8  # default 100; small to keep the test short
     user = await register(client)
     for i in range(8):  # 2 per address: no (account, address) pair reaches its limit of 5
-        resp = await login(client, user["email"], WRONG, headers=via_gateway(f"198.51.100.{i // 2}"))
+        resp = await login(
+            client, user["email"], WRONG, headers=via_gateway(f"198.51.100.{i // 2}")
+        )
         assert_problem(resp, 401)
     assert_throttled(await login(client, user["email"], headers=via_gateway("198.51.100.99")))
     # Other accounts from the same addresses are not affected.
     other = await register(client)
-    assert (await login(client, other["email"], headers=via_gateway("198.51.100.1"))).status_code == 200
+    assert (
+        await login(client, other["email"], headers=via_gateway("198.51.100.1"))
+    ).status_code == 200
 
 
 async def test_success_resets_the_account_budget(client):
@@ -71,19 +77,23 @@ async def test_address_is_limited_after_20_failures_across_accounts(client):
         assert_problem(resp, 401)
     assert_throttled(await login(client, victim["email"], headers=via_gateway("203.0.113.10")))
     # The same account from another address still logs in.
-    assert (await login(client, victim["email"], headers=via_gateway("203.0.113.11"))).status_code == 200
+    assert (
+        await login(client, victim["email"], headers=via_gateway("203.0.113.11"))
+    ).status_code == 200
 
 
 async def test_spoofed_forwarded_for_does_not_escape_the_address_limit(client, settings):
     settings.LOGIN_MAX_FAILURES_PER_ADDRESS = 3  # configurable; small to keep the test short
     victim = await register(client)
     for i in range(3):
-        resp = await login(client, new_email(), WRONG,
-                           headers=via_gateway("203.0.113.20", spoofed=f"10.0.0.{i}"))
+        resp = await login(
+            client, new_email(), WRONG, headers=via_gateway("203.0.113.20", spoofed=f"10.0.0.{i}")
+        )
         assert_problem(resp, 401)
     for i in range(3, 6):  # a new made-up left-most address each time: still the same client
-        resp = await login(client, victim["email"],
-                           headers=via_gateway("203.0.113.20", spoofed=f"10.0.0.{i}"))
+        resp = await login(
+            client, victim["email"], headers=via_gateway("203.0.113.20", spoofed=f"10.0.0.{i}")
+        )
         assert_throttled(resp)
 
 
@@ -92,10 +102,13 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(auth_app, setting
     async with auth_client(auth_app, client=("192.0.2.50", 5555)) as direct:
         victim = await register(direct)
         for i in range(3):
-            resp = await login(direct, new_email(), WRONG, headers={"X-Forwarded-For": f"10.1.0.{i}"})
+            resp = await login(
+                direct, new_email(), WRONG, headers={"X-Forwarded-For": f"10.1.0.{i}"}
+            )
             assert_problem(resp, 401)
-        assert_throttled(await login(direct, victim["email"],
-                                     headers={"X-Forwarded-For": "10.1.0.200"}))
+        assert_throttled(
+            await login(direct, victim["email"], headers={"X-Forwarded-For": "10.1.0.200"})
+        )
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 async def register_from(client, address: str):
     return await client.post(
-        "/auth/register", json={"email": new_email(), "password": STRONG_PASSWORD},
+        "/auth/register",
+        json={"email": new_email(), "password": STRONG_PASSWORD},
         headers={"X-Forwarded-For": address},  # as the gateway (trusted, 127.0.0.1) forwards it
     )
 

@@ -26,8 +26,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 def _claims(sub: str, **over: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims = {"sub": sub, "role": "organizer", "token_type": "access", "iss": "eventbooking-auth",
-              "aud": "eventbooking", "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    claims = {
+        "sub": sub,
+        "role": "organizer",
+        "token_type": "access",
+        "iss": "eventbooking-auth",
+        "aud": "eventbooking",
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+    }
     claims.update(over)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -38,7 +46,9 @@ def bad_tokens(user_id: str, pair: dict[str, str]) -> dict[str, str]:
     signing = key_ring().signing
     kid = signing.kid
 
-    def signed(claims: dict[str, Any], *, key: Any = signing.private_key, headers: Any = None) -> str:
+    def signed(
+        claims: dict[str, Any], *, key: Any = signing.private_key, headers: Any = None
+    ) -> str:
         return jwt.encode(claims, key, algorithm="RS256", headers=headers or {"kid": kid})
 
     header, claims = unverified_parts(pair["access_token"])
@@ -68,9 +78,14 @@ def bad_tokens(user_id: str, pair: dict[str, str]) -> dict[str, str]:
 
 
 def event_body() -> dict[str, Any]:
-    return {"title": "Auth meets events", "venue": "Lisbon",
-            "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-            "capacity": 10, "price": "5.00", "currency": "EUR"}
+    return {
+        "title": "Auth meets events",
+        "venue": "Lisbon",
+        "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+        "capacity": 10,
+        "price": "5.00",
+        "currency": "EUR",
+    }
 
 
 @pytest.fixture
@@ -79,7 +94,9 @@ async def events_with_auth_keys(client, start_service):
     # Its own database (dropped with the run's): an event_created row this instance leaves
     # unpublished must not surface later in the events tests' queues.
     prefix = os.environ["DATABASE_PREFIX"] + "authx_"
-    async with start_service(build_events, jwt_jwks=json.dumps(jwks), database_prefix=prefix) as svc:
+    async with start_service(
+        build_events, jwt_jwks=json.dumps(jwks), database_prefix=prefix
+    ) as svc:
         async with http_client(svc) as events_client:
             yield events_client
 
@@ -101,7 +118,9 @@ async def test_bad_tokens_get_401_from_auth_and_from_a_kit_service(client, event
             "/events/create", json=event_body(), headers=bearer(token)
         )
         assert (case, at_auth.status_code, at_events.status_code) == (case, 401, 401), (
-            at_auth.text, at_events.text)
+            at_auth.text,
+            at_events.text,
+        )
         assert_problem(at_auth, 401)
         assert_problem(at_events, 401)
 
@@ -110,8 +129,13 @@ def test_development_key_is_generated_once_and_reused(tmp_path):
     from auth.accounts.keys import build_key_ring
 
     def ring() -> Any:
-        return build_key_ring(private_key_pem=None, private_key_file=None, key_id=None,
-                              extra_public_key_files=[], generate_in=str(tmp_path / "keys"))
+        return build_key_ring(
+            private_key_pem=None,
+            private_key_file=None,
+            key_id=None,
+            extra_public_key_files=[],
+            generate_in=str(tmp_path / "keys"),
+        )
 
     first, second = ring(), ring()
     assert first.signing.kid == second.signing.kid
@@ -125,8 +149,13 @@ def test_production_without_a_key_refuses_to_start():
     from auth.accounts.keys import build_key_ring
 
     with pytest.raises(ImproperlyConfigured):
-        build_key_ring(private_key_pem=None, private_key_file=None, key_id=None,
-                       extra_public_key_files=[], generate_in=None)
+        build_key_ring(
+            private_key_pem=None,
+            private_key_file=None,
+            key_id=None,
+            extra_public_key_files=[],
+            generate_in=None,
+        )
 
 
 def test_rotation_publishes_the_previous_key_too(tmp_path):
@@ -135,9 +164,15 @@ def test_rotation_publishes_the_previous_key_too(tmp_path):
     old_pem = generate_once(tmp_path / "old")
     (tmp_path / "old.pem").write_bytes(old_pem)
     new = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    new_pem = new.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    ring = build_key_ring(private_key_pem=new_pem, private_key_file=None, key_id=None,
-                          extra_public_key_files=[str(tmp_path / "old.pem")], generate_in=None)
+    new_pem = new.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    ring = build_key_ring(
+        private_key_pem=new_pem,
+        private_key_file=None,
+        key_id=None,
+        extra_public_key_files=[str(tmp_path / "old.pem")],
+        generate_in=None,
+    )
     assert len(ring.jwks()["keys"]) == 2
     assert ring.signing.kid in {k["kid"] for k in ring.jwks()["keys"]}

@@ -28,7 +28,11 @@ async def test_user_and_its_message_are_written_in_one_transaction(client):
     message = UserRegistered.model_validate_json(payload)
     assert message.user_id == uuid.UUID(user["id"])
     assert (message.email, message.full_name, message.role, message.phone) == (
-        user["email"], "Grace Hopper", "customer", "+351912345678")
+        user["email"],
+        "Grace Hopper",
+        "customer",
+        "+351912345678",
+    )
     assert message.producer == "auth"
     assert "traceparent" in json.loads(headers)  # the request's trace, for the relay to continue
 
@@ -46,13 +50,18 @@ async def test_outbox_table_has_exactly_the_kit_columns(client):
     assert [c[0] for c in cols] == sorted(c.name for c in kit.columns)
     by_name = {c[0]: c for c in cols}
     assert by_name["id"][1] == "uuid"
-    assert by_name["created_at"][1] == "timestamp with time zone" and "now()" in by_name["created_at"][4]
+    assert (
+        by_name["created_at"][1] == "timestamp with time zone"
+        and "now()" in by_name["created_at"][4]
+    )
     assert by_name["routing_key"][1:3] == ("character varying", 100)
     assert by_name["payload"][1] == by_name["headers"][1] == "jsonb"
     assert by_name["attempts"][1] == "integer" and by_name["attempts"][4] == "0"
     assert all(c[3] == "NO" for c in cols)
-    assert await db_rows("SELECT indexdef LIKE '%%(created_at)%%' FROM pg_indexes "
-                         "WHERE indexname = 'ix_outbox_created_at'") == [(True,)]
+    assert await db_rows(
+        "SELECT indexdef LIKE '%%(created_at)%%' FROM pg_indexes "
+        "WHERE indexname = 'ix_outbox_created_at'"
+    ) == [(True,)]
 
 
 @pytest.fixture
@@ -62,8 +71,10 @@ async def failing_outbox():
         "CREATE FUNCTION test_fail_outbox() RETURNS trigger LANGUAGE plpgsql AS "
         "$$ BEGIN RAISE EXCEPTION 'outbox unavailable (test)'; END $$"
     )
-    await db_rows("CREATE TRIGGER test_fail_outbox BEFORE INSERT ON outbox "
-                  "FOR EACH ROW EXECUTE FUNCTION test_fail_outbox()")
+    await db_rows(
+        "CREATE TRIGGER test_fail_outbox BEFORE INSERT ON outbox "
+        "FOR EACH ROW EXECUTE FUNCTION test_fail_outbox()"
+    )
     try:
         yield
     finally:
@@ -84,7 +95,9 @@ async def test_without_the_failure_both_rows_commit(client):
     resp = await client.post("/auth/register", json={"email": email, "password": STRONG_PASSWORD})
     assert resp.status_code == 201
     assert await db_rows("SELECT count(*) FROM users WHERE email = %s", email) == [(1,)]
-    assert await db_rows("SELECT count(*) FROM outbox WHERE payload->>'email' = %s", email) == [(1,)]
+    assert await db_rows("SELECT count(*) FROM outbox WHERE payload->>'email' = %s", email) == [
+        (1,)
+    ]
 
 
 async def bound_queue(amqp, routing_key: str):
@@ -111,7 +124,9 @@ async def purge_consumer_queues(amqp):
 
     for service, messages in CONSUMERS.items():
         if UserRegistered in messages:
-            queue = await amqp.declare_queue(f"{service}.{UserRegistered.routing_key}", passive=True)
+            queue = await amqp.declare_queue(
+                f"{service}.{UserRegistered.routing_key}", passive=True
+            )
             await queue.purge()
 
 

@@ -16,7 +16,9 @@ from contracts.messages import EventCancelled, EventCreated, EventUpdated
 from tests.conftest import http_client
 
 
-def event_created(capacity: int = 10, price: str = "20.00", currency: str = "EUR", **over: Any) -> EventCreated:
+def event_created(
+    capacity: int = 10, price: str = "20.00", currency: str = "EUR", **over: Any
+) -> EventCreated:
     fields: dict[str, Any] = {
         "event_id": uuid.uuid4(),
         "organizer_id": uuid.uuid4(),
@@ -36,7 +38,9 @@ def event_created(capacity: int = 10, price: str = "20.00", currency: str = "EUR
 
 def later(event: EventCreated, message: type, version: int, **changes: Any) -> Any:
     """The same event's snapshot as a later message (EventUpdated / EventCancelled)."""
-    data = event.model_dump(exclude={"message_id", "occurred_at", "correlation_id", "causation_id", "message_type"})
+    data = event.model_dump(
+        exclude={"message_id", "occurred_at", "correlation_id", "causation_id", "message_type"}
+    )
     data.update(changes, version=version)
     if message is EventCancelled:
         data["status"] = "cancelled"
@@ -78,7 +82,9 @@ async def client(booking):
 @pytest.fixture
 async def short_holds(start_service):
     """A booking service whose holds lapse at once (BOOKING_HOLD_SECONDS=0); sweeper off."""
-    async with start_service(build, booking_hold_seconds=0, booking_sweep_interval_seconds=0) as svc:
+    async with start_service(
+        build, booking_hold_seconds=0, booking_sweep_interval_seconds=0
+    ) as svc:
         yield svc
 
 
@@ -123,8 +129,10 @@ async def publish(amqp: Any, msg: Any) -> None:
     exchange = await amqp.get_exchange(DOMAIN_EXCHANGE.name)
     await exchange.publish(
         aio_pika.Message(
-            msg.model_dump_json().encode(), content_type="application/json",
-            message_id=str(msg.message_id), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            msg.model_dump_json().encode(),
+            content_type="application/json",
+            message_id=str(msg.message_id),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         ),
         routing_key=msg.routing_key,
     )

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 async def counts(service, event) -> tuple[int, int, int]:
     """(bookings of the event, held, sold) — straight from the database."""
     n = await scalar(service, "SELECT count(*) FROM bookings WHERE event_id = :e", e=event.event_id)
-    (held, sold), = await rows(
+    ((held, sold),) = await rows(
         service, "SELECT held, sold FROM inventory WHERE event_id = :e", e=event.event_id
     )
     return n, held, sold
@@ -40,13 +40,23 @@ async def test_booking_holds_seats_at_the_event_price_and_is_announced(booking, 
     await feed(booking, event)
     user = uuid.uuid4()
 
-    resp = await client.post("/booking/create", json=book_body(event, 3), headers=bearer(mint(user)))
+    resp = await client.post(
+        "/booking/create", json=book_body(event, 3), headers=bearer(mint(user))
+    )
 
     assert resp.status_code == 201, resp.text
     b = resp.json()
-    assert (b["status"], b["quantity"], b["amount"], b["currency"]) == ("pending", 3, "59.97", "USD")
+    assert (b["status"], b["quantity"], b["amount"], b["currency"]) == (
+        "pending",
+        3,
+        "59.97",
+        "USD",
+    )
     assert b["user_id"] == str(user) and b["event_id"] == str(event.event_id)
-    created, expires = datetime.fromisoformat(b["created_at"]), datetime.fromisoformat(b["expires_at"])
+    created, expires = (
+        datetime.fromisoformat(b["created_at"]),
+        datetime.fromisoformat(b["expires_at"]),
+    )
     assert expires - created == timedelta(seconds=booking.settings.booking_hold_seconds)
     assert await counts(booking, event) == (1, 3, 0)
     [(key, body)] = await collect(queue, 1)
@@ -68,7 +78,8 @@ async def test_200_concurrent_requests_on_10_seats_take_exactly_10(booking, clie
     assert statuses.count(201) == 10 and statuses.count(409) == 190
     assert await counts(booking, event) == (10, 10, 0)
     taken = await scalar(
-        booking, "SELECT sum(quantity) FROM bookings WHERE event_id = :e AND status = 'pending'",
+        booking,
+        "SELECT sum(quantity) FROM bookings WHERE event_id = :e AND status = 'pending'",
         e=event.event_id,
     )
     assert taken == 10
@@ -80,7 +91,9 @@ async def test_concurrent_mixed_quantities_never_exceed_capacity(booking, client
     quantities = [1, 2, 3, 4] * 15
 
     async def one(q: int) -> tuple[int, int]:
-        resp = await client.post("/booking/create", json=book_body(event, q), headers=bearer(mint()))
+        resp = await client.post(
+            "/booking/create", json=book_body(event, q), headers=bearer(mint())
+        )
         return resp.status_code, q
 
     results = await asyncio.gather(*(one(q) for q in quantities))
@@ -115,16 +128,23 @@ async def test_refusals_are_problems_and_change_nothing(booking, client):
     assert [e["field"] for e in over_cap.json()["errors"]] == ["body.quantity"]
     assert await counts(booking, event) == (0, 0, 0)
     # nothing published about this event (an earlier test's rows may still be on their way)
-    assert await scalar(booking, "SELECT count(*) FROM outbox WHERE payload->>'event_id' = :e",
-                        e=str(event.event_id)) == 0
+    assert (
+        await scalar(
+            booking,
+            "SELECT count(*) FROM outbox WHERE payload->>'event_id' = :e",
+            e=str(event.event_id),
+        )
+        == 0
+    )
     assert (await client.post("/booking/create", json=book_body(event))).status_code == 401
 
 
 async def test_sold_out_and_cancelled_events_are_409(booking, client):
     event = event_created(capacity=2)
     await feed(booking, event)
-    assert (await client.post("/booking/create", json=book_body(event, 2),
-                              headers=bearer(mint()))).status_code == 201
+    assert (
+        await client.post("/booking/create", json=book_body(event, 2), headers=bearer(mint()))
+    ).status_code == 201
     sold_out = await client.post("/booking/create", json=book_body(event), headers=bearer(mint()))
     assert sold_out.status_code == 409 and sold_out.json()["available"] == 0
 
@@ -144,7 +164,10 @@ async def test_one_user_cannot_hold_more_than_the_per_user_cap(booking, client):
 
     # concurrent attempts by one user: the cap holds exactly
     results = await asyncio.gather(
-        *(client.post("/booking/create", json=book_body(event, 3), headers=token) for _ in range(12))
+        *(
+            client.post("/booking/create", json=book_body(event, 3), headers=token)
+            for _ in range(12)
+        )
     )
     statuses = [r.status_code for r in results]
     assert statuses.count(201) == cap // 3 and statuses.count(409) == 12 - cap // 3
@@ -157,9 +180,12 @@ async def test_one_user_cannot_hold_more_than_the_per_user_cap(booking, client):
     # cancelling one frees room for the user again; other users are not affected
     first = next(r.json() for r in results if r.status_code == 201)
     assert (await client.post(f"/booking/{first['id']}/cancel", headers=token)).status_code == 200
-    assert (await client.post("/booking/create", json=book_body(event, 3), headers=token)).status_code == 201
-    assert (await client.post("/booking/create", json=book_body(event, 10),
-                              headers=bearer(mint()))).status_code == 201
+    assert (
+        await client.post("/booking/create", json=book_body(event, 3), headers=token)
+    ).status_code == 201
+    assert (
+        await client.post("/booking/create", json=book_body(event, 10), headers=bearer(mint()))
+    ).status_code == 201
 
 
 async def test_idempotency_key_replays_the_first_response(booking, client):
@@ -181,7 +207,9 @@ async def test_idempotency_key_replays_the_first_response(booking, client):
 
     # the same key of another user is another key
     theirs = await client.post(
-        "/booking/create", json=book_body(event, 2), headers={**bearer(mint()), "Idempotency-Key": "order-1"}
+        "/booking/create",
+        json=book_body(event, 2),
+        headers={**bearer(mint()), "Idempotency-Key": "order-1"},
     )
     assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
 
@@ -200,7 +228,10 @@ async def test_concurrent_duplicates_make_one_hold(booking, client):
     headers = {**bearer(mint()), "Idempotency-Key": str(uuid.uuid4())}
 
     results = await asyncio.gather(
-        *(client.post("/booking/create", json=book_body(event, 2), headers=headers) for _ in range(15))
+        *(
+            client.post("/booking/create", json=book_body(event, 2), headers=headers)
+            for _ in range(15)
+        )
     )
 
     assert {r.status_code for r in results} == {201}
@@ -234,7 +265,11 @@ async def test_only_the_owner_or_an_admin_sees_and_cancels(booking, client, amqp
     assert await counts(booking, event) == (1, 0, 0)
     [(_, body)] = await collect(queue, 1)
     msg = BookingCancelled.model_validate(body)
-    assert (msg.reason, msg.refund_due, msg.booking_id) == ("user_request", False, uuid.UUID(b["id"]))
+    assert (msg.reason, msg.refund_due, msg.booking_id) == (
+        "user_request",
+        False,
+        uuid.UUID(b["id"]),
+    )
 
 
 async def test_list_is_own_newest_first_and_paginated(booking, client):
@@ -258,12 +293,18 @@ async def test_list_is_own_newest_first_and_paginated(booking, client):
             break
     assert seen == made[::-1]
     # a customer's user_id filter cannot widen the list
-    other = (await client.get("/booking", params={"user_id": str(uuid.uuid4())}, headers=token)).json()
+    other = (
+        await client.get("/booking", params={"user_id": str(uuid.uuid4())}, headers=token)
+    ).json()
     assert [b["id"] for b in other["items"]] == made[::-1]
     admin = bearer(mint(role="admin"))
     theirs = (await client.get("/booking", params={"user_id": str(user)}, headers=admin)).json()
     assert [b["id"] for b in theirs["items"]] == made[::-1]
-    everyone = (await client.get("/booking", params={"event_id": str(event.event_id)}, headers=admin)).json()
+    everyone = (
+        await client.get("/booking", params={"event_id": str(event.event_id)}, headers=admin)
+    ).json()
     assert len(everyone["items"]) == 6
     assert (await client.get("/booking", params={"cursor": "!!"}, headers=token)).status_code == 400
-    assert (await client.get("/booking", params={"status": "nope"}, headers=token)).status_code == 422
+    assert (
+        await client.get("/booking", params={"status": "nope"}, headers=token)
+    ).status_code == 422

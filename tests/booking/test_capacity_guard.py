@@ -43,18 +43,26 @@ async def serve_http(service) -> AsyncIterator[str]:
 
 async def outbox_published(service) -> None:
     """Leave no unpublished rows behind for the next test using the events database."""
-    await eventually(lambda: rows(service, "SELECT count(*) FROM outbox"), until=lambda r: r == [(0,)])
+    await eventually(
+        lambda: rows(service, "SELECT count(*) FROM outbox"), until=lambda r: r == [(0,)]
+    )
 
 
 def event_body(capacity: int) -> dict[str, object]:
     return {
-        "title": "PyCon", "venue": "Arena", "capacity": capacity, "price": "20.00",
-        "currency": "EUR", "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+        "title": "PyCon",
+        "venue": "Arena",
+        "capacity": capacity,
+        "price": "20.00",
+        "currency": "EUR",
+        "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
     }
 
 
 async def inventory(booking, event_id) -> list:
-    return await rows(booking, "SELECT capacity, held, sold FROM inventory WHERE event_id = :e", e=event_id)
+    return await rows(
+        booking, "SELECT capacity, held, sold FROM inventory WHERE event_id = :e", e=event_id
+    )
 
 
 async def test_capacity_below_held_and_sold_is_refused_where_it_is_asked(start_service):
@@ -66,12 +74,16 @@ async def test_capacity_below_held_and_sold_is_refused_where_it_is_asked(start_s
         http_client(booking) as booking_api,
     ):
         organizer = bearer(mint(uuid.uuid4(), "organizer"))
-        event = (await events_api.post("/events/create", json=event_body(10), headers=organizer)).json()
+        event = (
+            await events_api.post("/events/create", json=event_body(10), headers=organizer)
+        ).json()
         # booking learns the event from the bus
         await eventually(lambda: inventory(booking, event["id"]), until=lambda r: r == [(10, 0, 0)])
         for _ in range(2):
             resp = await booking_api.post(
-                "/booking/create", json={"event_id": event["id"], "quantity": 3}, headers=bearer(mint())
+                "/booking/create",
+                json={"event_id": event["id"], "quantity": 3},
+                headers=bearer(mint()),
             )
             assert resp.status_code == 201
 
@@ -85,7 +97,9 @@ async def test_capacity_below_held_and_sold_is_refused_where_it_is_asked(start_s
         assert (current["capacity"], current["version"]) == (10, 1)
         assert await inventory(booking, event["id"]) == [(10, 6, 0)]
 
-        ok = await events_api.put(f"/events/{event['id']}/update", json={"capacity": 6}, headers=organizer)
+        ok = await events_api.put(
+            f"/events/{event['id']}/update", json={"capacity": 6}, headers=organizer
+        )
         assert ok.status_code == 200 and ok.json()["capacity"] == 6
         # applied at booking at once: no seat can be sold beyond the new capacity meanwhile
         assert await inventory(booking, event["id"]) == [(6, 6, 0)]
@@ -95,7 +109,9 @@ async def test_capacity_below_held_and_sold_is_refused_where_it_is_asked(start_s
         assert sold_out.status_code == 409
 
         # increases need no check; the snapshot brings them
-        more = await events_api.put(f"/events/{event['id']}/update", json={"capacity": 20}, headers=organizer)
+        more = await events_api.put(
+            f"/events/{event['id']}/update", json={"capacity": 20}, headers=organizer
+        )
         assert more.status_code == 200
         await eventually(lambda: inventory(booking, event["id"]), until=lambda r: r == [(20, 6, 0)])
 
@@ -106,7 +122,8 @@ async def test_capacity_below_held_and_sold_is_refused_where_it_is_asked(start_s
         assert body_unknown.status_code == 404
         # the internal route checks who asks: another organizer cannot shrink this event
         stranger = await booking_api.put(
-            f"/internal/events/{event['id']}/capacity", json={"capacity": 6},
+            f"/internal/events/{event['id']}/capacity",
+            json={"capacity": 6},
             headers=bearer(mint(uuid.uuid4(), "organizer")),
         )
         assert stranger.status_code == 404
@@ -122,15 +139,23 @@ async def test_booking_unreachable_makes_a_decrease_503_and_changes_nothing(star
         closed.bind(("127.0.0.1", 0))
         dead_url = f"http://127.0.0.1:{closed.getsockname()[1]}"  # bound, never listening
         async with (
-            start_service(build_events, booking_url=dead_url, booking_timeout_seconds=0.5) as events,
+            start_service(
+                build_events, booking_url=dead_url, booking_timeout_seconds=0.5
+            ) as events,
             http_client(events) as api,
         ):
             organizer = bearer(mint(uuid.uuid4(), "organizer"))
-            event = (await api.post("/events/create", json=event_body(10), headers=organizer)).json()
-            resp = await api.put(f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer)
+            event = (
+                await api.post("/events/create", json=event_body(10), headers=organizer)
+            ).json()
+            resp = await api.put(
+                f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer
+            )
             assert resp.status_code == 503 and resp.json()["type"].endswith("booking-unavailable")
             assert (await api.get(f"/events/{event['id']}")).json()["capacity"] == 10
-            grow = await api.put(f"/events/{event['id']}/update", json={"capacity": 15}, headers=organizer)
+            grow = await api.put(
+                f"/events/{event['id']}/update", json={"capacity": 15}, headers=organizer
+            )
             assert grow.status_code == 200
             await outbox_published(events)
 
@@ -139,7 +164,9 @@ async def test_no_booking_url_means_no_check(start_service):
     async with start_service(build_events, booking_url="") as events, http_client(events) as api:
         organizer = bearer(mint(uuid.uuid4(), "organizer"))
         event = (await api.post("/events/create", json=event_body(10), headers=organizer)).json()
-        resp = await api.put(f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer)
+        resp = await api.put(
+            f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer
+        )
         assert resp.status_code == 200 and resp.json()["capacity"] == 5
         await outbox_published(events)
 
@@ -161,8 +188,11 @@ async def test_a_strangers_capacity_change_is_refused_before_it_touches_the_inve
             sa.text("SELECT 1 FROM inventory WHERE event_id = :e FOR UPDATE"), {"e": event.event_id}
         )
         resp = await asyncio.wait_for(
-            client.put(f"/internal/events/{event.event_id}/capacity", json={"capacity": 3},
-                       headers=stranger),
+            client.put(
+                f"/internal/events/{event.event_id}/capacity",
+                json={"capacity": 3},
+                headers=stranger,
+            ),
             timeout=5,
         )
         await locker.rollback()
@@ -175,7 +205,8 @@ async def test_a_strangers_capacity_change_is_refused_before_it_touches_the_inve
     )
     assert ok.status_code == 200 and ok.json()["capacity"] == 3
     admin = await client.put(
-        f"/internal/events/{event.event_id}/capacity", json={"capacity": 4},
+        f"/internal/events/{event.event_id}/capacity",
+        json={"capacity": 4},
         headers=bearer(mint(uuid.uuid4(), "admin")),
     )
     assert admin.status_code == 200 and admin.json()["capacity"] == 4

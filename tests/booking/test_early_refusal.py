@@ -40,22 +40,32 @@ def answered(monkeypatch) -> list[bool]:
 
 
 def answer(resp: Any) -> tuple[int, Any, str | None, str | None]:
-    return (resp.status_code, resp.json(), resp.headers.get("content-type"),
-            resp.headers.get("www-authenticate"))
+    return (
+        resp.status_code,
+        resp.json(),
+        resp.headers.get("content-type"),
+        resp.headers.get("www-authenticate"),
+    )
 
 
 async def test_the_lane_answers_what_the_route_answers(start_service, answered):
     token = mint()
-    async with start_service(build, booking_sweep_interval_seconds=0) as fast, \
-            start_service(build_without_lane, booking_sweep_interval_seconds=0) as slow:
+    async with (
+        start_service(build, booking_sweep_interval_seconds=0) as fast,
+        start_service(build_without_lane, booking_sweep_interval_seconds=0) as slow,
+    ):
         sold_out, open_event = (event_created(capacity=1) for _ in range(2))
         for event in (sold_out, open_event):
             await feed(fast, event)
         async with http_client(fast) as lane, http_client(slow) as route:
-            assert (await route.post("/booking/create", json=book_body(sold_out),
-                                     headers=bearer(mint()))).status_code == 201
-            assert (await lane.post("/booking/create", json=book_body(sold_out),
-                                    headers=bearer(mint()))).status_code == 409  # lane now knows
+            assert (
+                await route.post(
+                    "/booking/create", json=book_body(sold_out), headers=bearer(mint())
+                )
+            ).status_code == 201
+            assert (
+                await lane.post("/booking/create", json=book_body(sold_out), headers=bearer(mint()))
+            ).status_code == 409  # lane now knows
             answered.clear()
 
             cases: list[tuple[str, dict[str, Any], dict[str, str], bool]] = [
@@ -65,14 +75,21 @@ async def test_the_lane_answers_what_the_route_answers(start_service, answered):
                 ("no token", book_body(sold_out), {}, False),
                 ("invalid quantity", book_body(sold_out, 0), bearer(token), False),
                 ("unknown field", {**book_body(sold_out), "x": 1}, bearer(token), False),
-                ("unknown event", {"event_id": str(uuid.uuid4()), "quantity": 1}, bearer(token), False),
+                (
+                    "unknown event",
+                    {"event_id": str(uuid.uuid4()), "quantity": 1},
+                    bearer(token),
+                    False,
+                ),
             ]
             for name, body, headers, lane_answers in cases:
                 answered.clear()
                 via_lane = await lane.post("/booking/create", json=body, headers=headers)
                 via_route = await route.post("/booking/create", json=body, headers=headers)
                 assert answer(via_lane) == answer(via_route), name
-                assert answered[-1:] == ([True] if lane_answers else [False] if answered else []), name
+                assert answered[-1:] == ([True] if lane_answers else [False] if answered else []), (
+                    name
+                )
 
             # an Idempotency-Key goes to the route (its refusal is stored for replays)
             answered.clear()
@@ -85,6 +102,8 @@ async def test_the_lane_answers_what_the_route_answers(start_service, answered):
 
             # seats left: the lane steps aside and the route holds them
             answered.clear()
-            held = await lane.post("/booking/create", json=book_body(open_event), headers=bearer(token))
+            held = await lane.post(
+                "/booking/create", json=book_body(open_event), headers=bearer(token)
+            )
             assert held.status_code == 201, held.text
             assert answered == [False]

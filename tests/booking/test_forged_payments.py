@@ -28,24 +28,38 @@ pytestmark = pytest.mark.integration
 
 
 def refused(reason: str, channel: str = "payment_confirmed") -> float:
-    return REGISTRY.get_sample_value(
-        "messages_refused_total", {"service": "booking", "channel": channel, "reason": reason}
-    ) or 0.0
+    return (
+        REGISTRY.get_sample_value(
+            "messages_refused_total", {"service": "booking", "channel": channel, "reason": reason}
+        )
+        or 0.0
+    )
 
 
 async def hold(svc, event, quantity: int = 2):
     async with UnitOfWork(svc.db) as uow:
         b = await handlers.reserve_seats(
-            uow, repository=BookingRepository, user=Principal(uuid.uuid4(), "customer", {}), event_id=event.event_id,
-            quantity=quantity, hold_seconds=600, max_per_booking=10, max_held_per_user=20,
+            uow,
+            repository=BookingRepository,
+            user=Principal(uuid.uuid4(), "customer", {}),
+            event_id=event.event_id,
+            quantity=quantity,
+            hold_seconds=600,
+            max_per_booking=10,
+            max_held_per_user=20,
         )
         await uow.commit()
     return b
 
 
 def paid(b, cls=PaymentConfirmed, **over):
-    fields = {"payment_id": uuid.uuid4(), "booking_id": b.id, "user_id": b.user_id,
-              "amount": Decimal(b.amount), "currency": b.currency}
+    fields = {
+        "payment_id": uuid.uuid4(),
+        "booking_id": b.id,
+        "user_id": b.user_id,
+        "amount": Decimal(b.amount),
+        "currency": b.currency,
+    }
     fields.update(over)
     if cls is PaymentConfirmed:
         return cls(provider_reference="sim", **fields)
@@ -73,17 +87,20 @@ async def test_a_payment_confirmed_with_the_wrong_amount_is_dead_lettered_and_co
     forged = paid(b, amount=Decimal("0.01"))
     await publish(amqp, forged)
 
-    await eventually(lambda: queue_depth(amqp, dlq), until=lambda n: n == parked_before + 1,
-                     timeout=15)
+    await eventually(
+        lambda: queue_depth(amqp, dlq), until=lambda n: n == parked_before + 1, timeout=15
+    )
     assert await status_of(booking, b.id) == "pending"
     assert refused("amount_mismatch") == before + 1
-    keys = await rows(booking, "SELECT routing_key FROM outbox WHERE payload->>'booking_id' = :b",
-                      b=str(b.id))
+    keys = await rows(
+        booking, "SELECT routing_key FROM outbox WHERE payload->>'booking_id' = :b", b=str(b.id)
+    )
     assert {k for (k,) in keys} <= {"booking_created"}
     queue = await amqp.declare_queue(dlq, passive=True)
     parked = await queue.get(timeout=5)
     assert str(forged.message_id).encode() in parked.body or parked.message_id == str(
-        forged.message_id)
+        forged.message_id
+    )
     await parked.ack()
 
     # the genuine payment still confirms it
@@ -93,13 +110,13 @@ async def test_a_payment_confirmed_with_the_wrong_amount_is_dead_lettered_and_co
 
 @pytest.mark.parametrize(
     ("over", "reason"),
-    [({"amount": Decimal("39.99")}, "amount_mismatch"),
-     ({"currency": "USD"}, "currency_mismatch"),
-     ({"user_id": uuid.uuid4()}, "user_mismatch")],
+    [
+        ({"amount": Decimal("39.99")}, "amount_mismatch"),
+        ({"currency": "USD"}, "currency_mismatch"),
+        ({"user_id": uuid.uuid4()}, "user_mismatch"),
+    ],
 )
-async def test_the_one_statement_path_refuses_a_payment_that_does_not_match(
-    booking, over, reason
-):
+async def test_the_one_statement_path_refuses_a_payment_that_does_not_match(booking, over, reason):
     event = event_created(capacity=10, price="20.00")
     await feed(booking, event)
     b = await hold(booking, event)
@@ -138,9 +155,10 @@ async def test_a_forged_late_payment_for_an_expired_booking_is_refused(booking):
             {"b": b.id},
         )
     async with UnitOfWork(booking.db) as uow:
-        assert await handlers.expire_overdue_holds(
-            uow, repository=BookingRepository, batch_size=100
-        ) >= 1
+        assert (
+            await handlers.expire_overdue_holds(uow, repository=BookingRepository, batch_size=100)
+            >= 1
+        )
         await uow.commit()
     assert await status_of(booking, b.id) == "expired"
     before = refused("currency_mismatch")
@@ -153,8 +171,16 @@ async def test_a_forged_late_payment_for_an_expired_booking_is_refused(booking):
 
 
 async def test_a_payment_for_a_booking_never_made_is_refused_and_counted(booking):
-    stranger = type("B", (), {"id": uuid.uuid4(), "user_id": uuid.uuid4(),
-                              "amount": Decimal("20.00"), "currency": "EUR"})()
+    stranger = type(
+        "B",
+        (),
+        {
+            "id": uuid.uuid4(),
+            "user_id": uuid.uuid4(),
+            "amount": Decimal("20.00"),
+            "currency": "EUR",
+        },
+    )()
     before = refused("unknown_booking")
     with pytest.raises(PermanentFailure):
         await booking.subscribers["payment_confirmed"](paid(stranger))

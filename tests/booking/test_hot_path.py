@@ -38,7 +38,9 @@ async def test_a_price_change_after_the_read_books_at_the_new_price(booking, cli
     event = event_created(capacity=5, price="20.00")
     await feed(booking, event)
     # this replica "saw" an older price a moment ago; the statement notices and reads again
-    availability_of(booking).put(event.event_id, Availability("scheduled", 5, Decimal("1.00"), "EUR"))
+    availability_of(booking).put(
+        event.event_id, Availability("scheduled", 5, Decimal("1.00"), "EUR")
+    )
 
     resp = await client.post("/booking/create", json=book_body(event, 2), headers=bearer(mint()))
 
@@ -59,11 +61,13 @@ async def test_sold_out_seen_recently_is_refused_until_the_ttl_passes(start_serv
         async with http_client(one) as c1, http_client(two) as c2:
             first = await c1.post("/booking/create", json=book_body(event), headers=holder)
             assert first.status_code == 201
-            assert (await c1.post("/booking/create", json=book_body(event),
-                                  headers=latecomer)).status_code == 409
+            assert (
+                await c1.post("/booking/create", json=book_body(event), headers=latecomer)
+            ).status_code == 409
             # the other replica cancels: replica one still refuses from memory...
-            assert (await c2.post(f"/booking/{first.json()['id']}/cancel",
-                                  headers=holder)).status_code == 200
+            assert (
+                await c2.post(f"/booking/{first.json()['id']}/cancel", headers=holder)
+            ).status_code == 200
             assert await inventory(one, event) == (0, 0)
             refused = await c1.post("/booking/create", json=book_body(event), headers=latecomer)
             assert refused.status_code == 409 and refused.json()["available"] == 0
@@ -73,10 +77,12 @@ async def test_sold_out_seen_recently_is_refused_until_the_ttl_passes(start_serv
             assert again.status_code == 201, again.text
 
             # a cancellation on replica one itself is seen at once
-            assert (await c1.post(f"/booking/{again.json()['id']}/cancel",
-                                  headers=latecomer)).status_code == 200
-            assert (await c1.post("/booking/create", json=book_body(event),
-                                  headers=holder)).status_code == 201
+            assert (
+                await c1.post(f"/booking/{again.json()['id']}/cancel", headers=latecomer)
+            ).status_code == 200
+            assert (
+                await c1.post("/booking/create", json=book_body(event), headers=holder)
+            ).status_code == 201
         assert await inventory(one, event) == (1, 0)
 
 
@@ -84,12 +90,17 @@ async def test_with_an_idempotency_key_a_refusal_is_decided_on_a_fresh_read(book
     """A stored refusal is replayed for 48 h: it must not come from a stale memory."""
     event = event_created(capacity=3)
     await feed(booking, event)
-    availability_of(booking).put(event.event_id, Availability("scheduled", 0, Decimal("20.00"), "EUR"))
+    availability_of(booking).put(
+        event.event_id, Availability("scheduled", 0, Decimal("20.00"), "EUR")
+    )
     token = bearer(mint())
 
     without_key = await client.post("/booking/create", json=book_body(event), headers=token)
-    with_key = await client.post("/booking/create", json=book_body(event),
-                                 headers={**token, "Idempotency-Key": str(uuid.uuid4())})
+    with_key = await client.post(
+        "/booking/create",
+        json=book_body(event),
+        headers={**token, "Idempotency-Key": str(uuid.uuid4())},
+    )
 
     assert without_key.status_code == 409  # refused from memory
     assert with_key.status_code == 201, with_key.text
@@ -125,8 +136,12 @@ async def test_seat_moves_reach_the_counters_only_at_commit(booking, client):
             await repo.save([t])
             await repo.move_seats([t])
             # not yet on the row: nobody else's lock wait starts before COMMIT
-            held, sold = (await uow.conn.execute(sa.text(
-                "SELECT held, sold FROM inventory WHERE event_id = :e"), {"e": event.event_id})).one()
+            held, sold = (
+                await uow.conn.execute(
+                    sa.text("SELECT held, sold FROM inventory WHERE event_id = :e"),
+                    {"e": event.event_id},
+                )
+            ).one()
             assert (held, sold) == (2, 0)
             if commit:
                 await uow.commit()

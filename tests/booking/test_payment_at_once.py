@@ -19,28 +19,57 @@ from tests.booking.test_saga import failed, hold, paid, seats
 
 pytestmark = pytest.mark.integration
 
-IGNORED = {"message_id", "occurred_at", "correlation_id", "causation_id", "booking_id",
-           "user_id", "payment_id"}
+IGNORED = {
+    "message_id",
+    "occurred_at",
+    "correlation_id",
+    "causation_id",
+    "booking_id",
+    "user_id",
+    "payment_id",
+}
 
 
 async def stored(booking, b: dict) -> tuple:
-    (row,) = await rows(booking, "SELECT status, payment_id, cancellation_reason FROM bookings "
-                                 "WHERE id = :i", i=b["id"])
+    (row,) = await rows(
+        booking,
+        "SELECT status, payment_id, cancellation_reason FROM bookings WHERE id = :i",
+        i=b["id"],
+    )
     (held,) = await rows(booking, "SELECT held FROM user_holds WHERE user_id = :u", u=b["user_id"])
     return row.status, row.payment_id, row.cancellation_reason, held[0]
 
 
 async def marked(booking, consumer: str, message_id: uuid.UUID) -> int:
-    return (await rows(booking, "SELECT count(*) FROM inbox WHERE consumer = :c AND "
-                                "message_id = :m", c=consumer, m=message_id))[0][0]
+    return (
+        await rows(
+            booking,
+            "SELECT count(*) FROM inbox WHERE consumer = :c AND message_id = :m",
+            c=consumer,
+            m=message_id,
+        )
+    )[0][0]
 
 
-@pytest.mark.parametrize(("consumer", "message", "at_once", "handler", "key"), [
-    (PAYMENT_CONFIRMED.name, paid, partial(handlers.confirm_pending, repository=BookingRepository),
-     partial(handlers.confirm_booking, repository=BookingRepository), "booking_confirmed"),
-    (PAYMENT_FAILED.name, failed, partial(handlers.fail_pending, repository=BookingRepository),
-     partial(handlers.fail_booking, repository=BookingRepository), "booking_cancelled"),
-])
+@pytest.mark.parametrize(
+    ("consumer", "message", "at_once", "handler", "key"),
+    [
+        (
+            PAYMENT_CONFIRMED.name,
+            paid,
+            partial(handlers.confirm_pending, repository=BookingRepository),
+            partial(handlers.confirm_booking, repository=BookingRepository),
+            "booking_confirmed",
+        ),
+        (
+            PAYMENT_FAILED.name,
+            failed,
+            partial(handlers.fail_pending, repository=BookingRepository),
+            partial(handlers.fail_booking, repository=BookingRepository),
+            "booking_cancelled",
+        ),
+    ],
+)
 async def test_one_statement_path_stores_and_announces_what_the_handler_does(
     booking, client, amqp, consumer, message, at_once, handler, key
 ):
@@ -54,7 +83,9 @@ async def test_one_statement_path_stores_and_announces_what_the_handler_does(
     assert await consume_once(booking.db, consumer, slow_msg, handler) is True
 
     fast_row, slow_row = await stored(booking, fast), await stored(booking, slow)
-    assert fast_row[0] == slow_row[0] == ("confirmed" if key == "booking_confirmed" else "cancelled")
+    assert (
+        fast_row[0] == slow_row[0] == ("confirmed" if key == "booking_confirmed" else "cancelled")
+    )
     assert fast_row[2] == slow_row[2]
     assert fast_row[3] == slow_row[3] == 0  # the users' held seats released either way
     if key == "booking_confirmed":
@@ -69,7 +100,8 @@ async def test_one_statement_path_stores_and_announces_what_the_handler_does(
     assert a["quantity"] == 2 and b["quantity"] == 3
     assert a["causation_id"] == str(fast_msg.message_id)
     assert {k: v for k, v in a.items() if k not in IGNORED | {"quantity", "amount"}} == {
-        k: v for k, v in b.items() if k not in IGNORED | {"quantity", "amount"}}
+        k: v for k, v in b.items() if k not in IGNORED | {"quantity", "amount"}
+    }
 
     # redelivered: the one-statement path does nothing, the handler sees a duplicate
     assert await at_once(booking.db, consumer, fast_msg) is False
@@ -84,18 +116,29 @@ async def test_a_change_between_the_read_and_the_write_writes_nothing(booking, c
     first, second = paid(b), paid(b)
     async with booking.db.read() as conn:  # read while pending ...
         stale = await BookingRepository(conn).get(uuid.UUID(b["id"]))
-    assert await handlers.confirm_pending(
-        booking.db, PAYMENT_CONFIRMED.name, first, repository=BookingRepository
-    ) is True
+    assert (
+        await handlers.confirm_pending(
+            booking.db, PAYMENT_CONFIRMED.name, first, repository=BookingRepository
+        )
+        is True
+    )
 
     t = stale.confirm(second.payment_id, now=stale.updated_at)  # ... decided on the old state
-    row = {"id": uuid.uuid4(), "routing_key": "booking_confirmed", "message_type":
-           "booking_confirmed", "payload": {}, "headers": {}}
+    row = {
+        "id": uuid.uuid4(),
+        "routing_key": "booking_confirmed",
+        "message_type": "booking_confirmed",
+        "payload": {},
+        "headers": {},
+    }
     async with booking.db.read() as conn:
         applied = await BookingRepository(conn).save_once(
-            t, consumer=PAYMENT_CONFIRMED.name, message_id=second.message_id, outbox_row=row)
+            t, consumer=PAYMENT_CONFIRMED.name, message_id=second.message_id, outbox_row=row
+        )
     assert applied is False
     assert await marked(booking, PAYMENT_CONFIRMED.name, second.message_id) == 0
-    assert (await rows(booking, "SELECT count(*) FROM outbox WHERE id = :i", i=row["id"]))[0][0] == 0
+    assert (await rows(booking, "SELECT count(*) FROM outbox WHERE id = :i", i=row["id"]))[0][
+        0
+    ] == 0
     assert (await stored(booking, b))[1] == first.payment_id
     assert await seats(booking, event) == (10, 0, 2)

@@ -39,17 +39,26 @@ OUTCOMES = ("booking_confirmed", "booking_cancelled", "booking_expired", "refund
 
 def paid(b: dict, **over) -> PaymentConfirmed:
     fields = {
-        "payment_id": uuid.uuid4(), "booking_id": b["id"], "user_id": b["user_id"],
-        "event_id": b["event_id"], "amount": Decimal(b["amount"]), "currency": b["currency"],
-        "provider_reference": "sim_1", "producer": "payments",
+        "payment_id": uuid.uuid4(),
+        "booking_id": b["id"],
+        "user_id": b["user_id"],
+        "event_id": b["event_id"],
+        "amount": Decimal(b["amount"]),
+        "currency": b["currency"],
+        "provider_reference": "sim_1",
+        "producer": "payments",
     }
     return PaymentConfirmed(**{**fields, **over})
 
 
 def failed(b: dict) -> PaymentFailed:
     return PaymentFailed(
-        payment_id=uuid.uuid4(), booking_id=b["id"], user_id=b["user_id"],
-        amount=Decimal(b["amount"]), currency=b["currency"], failure_reason="card_declined",
+        payment_id=uuid.uuid4(),
+        booking_id=b["id"],
+        user_id=b["user_id"],
+        amount=Decimal(b["amount"]),
+        currency=b["currency"],
+        failure_reason="card_declined",
         producer="payments",
     )
 
@@ -125,7 +134,11 @@ async def test_failed_payment_cancels_and_releases_seats(booking, client, amqp):
     await publish(amqp, paid(b, payment_id=late.payment_id))
     [(key, body)] = await collect(queue, 1)
     refund = RefundRequested.model_validate(body)
-    assert (key, refund.payment_id, refund.reason) == ("refund_requested", late.payment_id, "payment_failed")
+    assert (key, refund.payment_id, refund.reason) == (
+        "refund_requested",
+        late.payment_id,
+        "payment_failed",
+    )
     assert await seats(booking, event) == (5, 0, 0)
 
 
@@ -165,7 +178,11 @@ async def test_cancelled_event_cancels_every_booking_and_refunds_paid_ones(booki
     got = await collect(queue, 3)
     assert await status_of(booking, pending["id"]) == "cancelled"
     assert await status_of(booking, confirmed["id"]) == "cancelled"
-    cancelled = {b["booking_id"]: BookingCancelled.model_validate(b) for k, b in got if k == "booking_cancelled"}
+    cancelled = {
+        b["booking_id"]: BookingCancelled.model_validate(b)
+        for k, b in got
+        if k == "booking_cancelled"
+    }
     assert cancelled[pending["id"]].refund_due is False
     assert cancelled[confirmed["id"]].refund_due is True
     assert {c.reason for c in cancelled.values()} == {"event_cancelled"}
@@ -185,7 +202,9 @@ async def test_event_snapshots_apply_in_version_order_and_never_below_seats_out(
     await feed(booking, later(event, EventUpdated, 3, capacity=2, price="30.00"))
     assert await seats(booking, event) == (4, 4, 0)  # clamped to held + sold
     await feed(booking, later(event, EventUpdated, 2, capacity=100))  # older: ignored
-    await feed(booking, event_created(**{**event.model_dump(exclude={"message_id"}), "capacity": 100}))
+    await feed(
+        booking, event_created(**{**event.model_dump(exclude={"message_id"}), "capacity": 100})
+    )
     assert await seats(booking, event) == (4, 4, 0)
     resp = await client.post("/booking/create", json=book_body(event), headers=bearer(mint()))
     assert resp.status_code == 409

@@ -62,7 +62,11 @@ CONSUMERS = {
     "event_created": (EVENT_CREATED.name, handlers.apply_event_snapshot, None),
     "event_updated": (EVENT_UPDATED.name, handlers.apply_event_snapshot, None),
     "event_cancelled": (EVENT_CANCELLED.name, handlers.cancel_event_bookings, None),
-    "payment_confirmed": (PAYMENT_CONFIRMED.name, handlers.confirm_booking, handlers.confirm_pending),
+    "payment_confirmed": (
+        PAYMENT_CONFIRMED.name,
+        handlers.confirm_booking,
+        handlers.confirm_pending,
+    ),
     "payment_failed": (PAYMENT_FAILED.name, handlers.fail_booking, handlers.fail_pending),
 }
 # ... with the repository the service was built with (PostgreSQL's)
@@ -95,10 +99,15 @@ class BookingMachine(RuleBasedStateMachine):
 
     def deliver(self, msg: Any) -> None:
         queue, handler, at_once = CONSUMERS[msg.routing_key]
-        self.run(consume_once(
-            self.service.db, queue, msg, partial(handler, **REPOSITORY),
-            at_once=at_once and partial(at_once, **REPOSITORY),
-        ))
+        self.run(
+            consume_once(
+                self.service.db,
+                queue,
+                msg,
+                partial(handler, **REPOSITORY),
+                at_once=at_once and partial(at_once, **REPOSITORY),
+            )
+        )
         self.delivered.append(msg)
 
     async def _in_uow(self, use_case: Any, **kw: Any) -> Any:
@@ -123,12 +132,24 @@ class BookingMachine(RuleBasedStateMachine):
         self.deliver(msg)
         return msg.event_id
 
-    @rule(target=bookings, event=events, quantity=st.integers(1, PER_BOOKING + 1), who=st.integers(0, 2))
+    @rule(
+        target=bookings,
+        event=events,
+        quantity=st.integers(1, PER_BOOKING + 1),
+        who=st.integers(0, 2),
+    )
     def hold(self, event: uuid.UUID, quantity: int, who: int) -> Any:
-        booking = self.run(self._in_uow(
-            handlers.reserve_seats, user=Principal(self.users[who], "customer", {}), event_id=event,
-            quantity=quantity, hold_seconds=0, max_per_booking=PER_BOOKING, max_held_per_user=PER_USER,
-        ))
+        booking = self.run(
+            self._in_uow(
+                handlers.reserve_seats,
+                user=Principal(self.users[who], "customer", {}),
+                event_id=event,
+                quantity=quantity,
+                hold_seconds=0,
+                max_per_booking=PER_BOOKING,
+                max_held_per_user=PER_USER,
+            )
+        )
         if booking is None:
             return multiple()
         assert booking.amount == Decimal("12.50") * quantity
@@ -138,17 +159,29 @@ class BookingMachine(RuleBasedStateMachine):
 
     @rule(booking=bookings)
     def pay(self, booking: Any) -> None:
-        self.deliver(PaymentConfirmed(
-            payment_id=uuid.uuid4(), booking_id=booking.id, user_id=booking.user_id,
-            amount=booking.amount, currency=booking.currency, provider_reference="sim",
-        ))
+        self.deliver(
+            PaymentConfirmed(
+                payment_id=uuid.uuid4(),
+                booking_id=booking.id,
+                user_id=booking.user_id,
+                amount=booking.amount,
+                currency=booking.currency,
+                provider_reference="sim",
+            )
+        )
 
     @rule(booking=bookings)
     def fail(self, booking: Any) -> None:
-        self.deliver(PaymentFailed(
-            payment_id=uuid.uuid4(), booking_id=booking.id, user_id=booking.user_id,
-            amount=booking.amount, currency=booking.currency, failure_reason="card_declined",
-        ))
+        self.deliver(
+            PaymentFailed(
+                payment_id=uuid.uuid4(),
+                booking_id=booking.id,
+                user_id=booking.user_id,
+                amount=booking.amount,
+                currency=booking.currency,
+                failure_reason="card_declined",
+            )
+        )
 
     @rule(batch=st.integers(1, 3))
     def expire(self, batch: int) -> None:
@@ -156,17 +189,25 @@ class BookingMachine(RuleBasedStateMachine):
 
     @rule(booking=bookings, by_admin=st.booleans())
     def user_cancels(self, booking: Any, by_admin: bool) -> None:
-        actor = Principal(uuid.uuid4(), "admin", {}) if by_admin else Principal(booking.user_id, "customer", {})
+        actor = (
+            Principal(uuid.uuid4(), "admin", {})
+            if by_admin
+            else Principal(booking.user_id, "customer", {})
+        )
         self.run(self._in_uow(handlers.cancel_booking, booking_id=booking.id, actor=actor))
 
     @rule(event=events, capacity=st.integers(1, 10), synchronous=st.booleans())
     def change_capacity(self, event: uuid.UUID, capacity: int, synchronous: bool) -> None:
         current = self.snapshots[event]
         if synchronous:  # what the events service asks before committing a decrease
-            self.run(self._in_uow(
-                handlers.apply_capacity, event_id=event, capacity=capacity,
-                actor=Principal(current.organizer_id, "organizer", {}),
-            ))
+            self.run(
+                self._in_uow(
+                    handlers.apply_capacity,
+                    event_id=event,
+                    capacity=capacity,
+                    actor=Principal(current.organizer_id, "organizer", {}),
+                )
+            )
         msg = later(current, EventUpdated, current.version + 1, capacity=capacity)
         self.snapshots[event] = msg
         self.deliver(msg)
@@ -204,16 +245,19 @@ class BookingMachine(RuleBasedStateMachine):
         ids = list(self.snapshots)
         if not ids:
             return
-        for event_id, capacity, held, sold, status, pending, confirmed in self.run(self._fetch(
-            """
+        for event_id, capacity, held, sold, status, pending, confirmed in self.run(
+            self._fetch(
+                """
             SELECT i.event_id, i.capacity, i.held, i.sold, i.status,
                    coalesce(sum(b.quantity) FILTER (WHERE b.status = 'pending'), 0),
                    coalesce(sum(b.quantity) FILTER (WHERE b.status = 'confirmed'), 0)
             FROM inventory i LEFT JOIN bookings b ON b.event_id = i.event_id
             WHERE i.event_id = ANY(CAST(:ids AS uuid[]))
             GROUP BY i.event_id
-            """, ids=ids,
-        )):
+            """,
+                ids=ids,
+            )
+        ):
             assert held + sold <= capacity, (event_id, capacity, held, sold)
             assert (held, sold) == (pending, confirmed), (event_id, held, sold, pending, confirmed)
             if status == "cancelled":
@@ -221,13 +265,23 @@ class BookingMachine(RuleBasedStateMachine):
 
     @invariant()
     def user_holds_add_up(self) -> None:
-        got = dict(self.run(self._fetch(
-            "SELECT user_id, held FROM user_holds WHERE user_id = ANY(CAST(:u AS uuid[]))", u=self.users
-        )))
-        pending = dict(self.run(self._fetch(
-            "SELECT user_id, sum(quantity) FROM bookings WHERE status = 'pending' "
-            "AND user_id = ANY(CAST(:u AS uuid[])) GROUP BY user_id", u=self.users,
-        )))
+        got = dict(
+            self.run(
+                self._fetch(
+                    "SELECT user_id, held FROM user_holds WHERE user_id = ANY(CAST(:u AS uuid[]))",
+                    u=self.users,
+                )
+            )
+        )
+        pending = dict(
+            self.run(
+                self._fetch(
+                    "SELECT user_id, sum(quantity) FROM bookings WHERE status = 'pending' "
+                    "AND user_id = ANY(CAST(:u AS uuid[])) GROUP BY user_id",
+                    u=self.users,
+                )
+            )
+        )
         for user in self.users:
             assert got.get(user, 0) == pending.get(user, 0) <= PER_USER
 
@@ -235,19 +289,27 @@ class BookingMachine(RuleBasedStateMachine):
     def bookings_move_forward_and_are_announced_once(self) -> None:
         if not self.booking_ids:
             return
-        statuses = dict(self.run(self._fetch(
-            "SELECT id, status FROM bookings WHERE id = ANY(CAST(:ids AS uuid[]))", ids=self.booking_ids
-        )))
+        statuses = dict(
+            self.run(
+                self._fetch(
+                    "SELECT id, status FROM bookings WHERE id = ANY(CAST(:ids AS uuid[]))",
+                    ids=self.booking_ids,
+                )
+            )
+        )
         for booking_id, status in statuses.items():
             before = self.seen_status[booking_id]
             assert status == before or status in TRANSITIONS[before], (booking_id, before, status)
             self.seen_status[booking_id] = status
         announced = Counter(
-            (uuid.UUID(b), key) for b, key in self.run(self._fetch(
-                "SELECT payload->>'booking_id', routing_key FROM outbox "
-                "WHERE payload->>'booking_id' = ANY(CAST(:ids AS text[]))",
-                ids=[str(i) for i in self.booking_ids],
-            ))
+            (uuid.UUID(b), key)
+            for b, key in self.run(
+                self._fetch(
+                    "SELECT payload->>'booking_id', routing_key FROM outbox "
+                    "WHERE payload->>'booking_id' = ANY(CAST(:ids AS text[]))",
+                    ids=[str(i) for i in self.booking_ids],
+                )
+            )
         )
         assert max(announced.values(), default=1) == 1, announced.most_common(3)
         for booking_id, status in statuses.items():
@@ -258,7 +320,9 @@ class BookingMachine(RuleBasedStateMachine):
 def test_seats_never_oversold_nor_released_twice() -> None:
     loop = asyncio.new_event_loop()
     service = build(
-        outbox_relay=False, booking_sweep_interval_seconds=0, database_prefix=f"{DB_PREFIX}sm_",
+        outbox_relay=False,
+        booking_sweep_interval_seconds=0,
+        database_prefix=f"{DB_PREFIX}sm_",
         database_pool_size=2,
     )
     loop.run_until_complete(service.db.prepare())
@@ -267,7 +331,10 @@ def test_seats_never_oversold_nor_released_twice() -> None:
         run_state_machine_as_test(
             BookingMachine,
             settings=settings(
-                max_examples=100, stateful_step_count=30, deadline=None, derandomize=False,
+                max_examples=100,
+                stateful_step_count=30,
+                deadline=None,
+                derandomize=False,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
             ),
         )

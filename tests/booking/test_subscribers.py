@@ -36,31 +36,52 @@ async def send(broker, msg) -> None:
 
 
 async def inventory(svc, event) -> tuple:
-    return tuple((await rows(
-        svc, "SELECT capacity, held, sold, status FROM inventory WHERE event_id = :e", e=event.event_id
-    ))[0])
+    return tuple(
+        (
+            await rows(
+                svc,
+                "SELECT capacity, held, sold, status FROM inventory WHERE event_id = :e",
+                e=event.event_id,
+            )
+        )[0]
+    )
 
 
 async def booking_of(svc, event, quantity: int):
     async with UnitOfWork(svc.db) as uow:
         b = await handlers.reserve_seats(
-            uow, repository=BookingRepository, user=Principal(uuid.uuid4(), "customer", {}), event_id=event.event_id,
-            quantity=quantity, hold_seconds=600, max_per_booking=10, max_held_per_user=20,
+            uow,
+            repository=BookingRepository,
+            user=Principal(uuid.uuid4(), "customer", {}),
+            event_id=event.event_id,
+            quantity=quantity,
+            hold_seconds=600,
+            max_per_booking=10,
+            max_held_per_user=20,
         )
         await uow.commit()
     return b
 
 
 async def outbox_keys(svc, booking_id) -> list[str]:
-    return [r[0] for r in await rows(
-        svc, "SELECT routing_key FROM outbox WHERE payload->>'booking_id' = :b ORDER BY created_at",
-        b=str(booking_id),
-    )]
+    return [
+        r[0]
+        for r in await rows(
+            svc,
+            "SELECT routing_key FROM outbox WHERE payload->>'booking_id' = :b ORDER BY created_at",
+            b=str(booking_id),
+        )
+    ]
 
 
 def payment(b, cls=PaymentConfirmed, **extra):
-    base = {"payment_id": uuid.uuid4(), "booking_id": b.id, "user_id": b.user_id,
-            "amount": Decimal(b.amount), "currency": b.currency}
+    base = {
+        "payment_id": uuid.uuid4(),
+        "booking_id": b.id,
+        "user_id": b.user_id,
+        "amount": Decimal(b.amount),
+        "currency": b.currency,
+    }
     if cls is PaymentConfirmed:
         base["provider_reference"] = "sim"
     else:

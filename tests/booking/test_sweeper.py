@@ -14,7 +14,15 @@ from apps.booking.entrypoints.sweeper import sweep_once
 from kit.security import Principal
 from kit.uow import UnitOfWork
 from contracts.messages import BookingExpired
-from tests.booking.conftest import book_body, bound_queue, collect, event_created, feed, rows, scalar
+from tests.booking.conftest import (
+    book_body,
+    bound_queue,
+    collect,
+    event_created,
+    feed,
+    rows,
+    scalar,
+)
 from tests.conftest import http_client
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
@@ -24,16 +32,21 @@ pytestmark = pytest.mark.integration
 
 async def test_two_sweepers_expire_each_hold_once(start_service, amqp):
     queue = await bound_queue(amqp, "booking_expired")
-    replica = {"booking_hold_seconds": 0, "booking_sweep_interval_seconds": 0,
-               "booking_sweep_batch_size": 3}
+    replica = {
+        "booking_hold_seconds": 0,
+        "booking_sweep_interval_seconds": 0,
+        "booking_sweep_batch_size": 3,
+    }
     async with start_service(build, **replica) as one, start_service(build, **replica) as two:
         event = event_created(capacity=100)
         await feed(one, event)
         async with http_client(one) as client:
-            made = await asyncio.gather(*(
-                client.post("/booking/create", json=book_body(event, 2), headers=bearer(mint()))
-                for _ in range(40)
-            ))
+            made = await asyncio.gather(
+                *(
+                    client.post("/booking/create", json=book_body(event, 2), headers=bearer(mint()))
+                    for _ in range(40)
+                )
+            )
         ids = {r.json()["id"] for r in made if r.status_code == 201}
         assert len(ids) == 40
 
@@ -41,27 +54,44 @@ async def test_two_sweepers_expire_each_hold_once(start_service, amqp):
         expired = await asyncio.gather(*(sweep_once(s) for s in (one, two, one, two)))
 
         assert sum(expired) >= 40  # (plus lapsed holds other tests left in this database)
-        assert await scalar(
-            one, "SELECT count(*) FROM bookings WHERE status = 'expired' AND event_id = :e",
-            e=event.event_id,
-        ) == 40
-        assert await rows(one, "SELECT capacity, held, sold FROM inventory WHERE event_id = :e",
-                          e=event.event_id) == [(100, 0, 0)]
+        assert (
+            await scalar(
+                one,
+                "SELECT count(*) FROM bookings WHERE status = 'expired' AND event_id = :e",
+                e=event.event_id,
+            )
+            == 40
+        )
+        assert await rows(
+            one, "SELECT capacity, held, sold FROM inventory WHERE event_id = :e", e=event.event_id
+        ) == [(100, 0, 0)]
         users = [uuid.UUID(r.json()["user_id"]) for r in made]
-        assert await scalar(
-            one, "SELECT sum(held) FROM user_holds WHERE user_id = ANY(CAST(:u AS uuid[]))", u=users
-        ) == 0
+        assert (
+            await scalar(
+                one,
+                "SELECT sum(held) FROM user_holds WHERE user_id = ANY(CAST(:u AS uuid[]))",
+                u=users,
+            )
+            == 0
+        )
         # every outbox row published, then exactly one booking_expired per hold
         await eventually(lambda: scalar(one, "SELECT count(*) FROM outbox"), until=lambda n: n == 0)
         got = await collect(queue, sum(expired))
-        mine = [m.booking_id for _, b in got if (m := BookingExpired.model_validate(b)).event_id == event.event_id]
+        mine = [
+            m.booking_id
+            for _, b in got
+            if (m := BookingExpired.model_validate(b)).event_id == event.event_id
+        ]
         assert sorted(mine) == sorted(uuid.UUID(i) for i in ids)
         assert await queue.get(no_ack=True, fail=False) is None
 
 
 async def test_background_sweepers_of_two_replicas_release_seats(start_service):
-    replica = {"booking_hold_seconds": 0, "booking_sweep_interval_seconds": 0.02,
-               "booking_sweep_batch_size": 2}
+    replica = {
+        "booking_hold_seconds": 0,
+        "booking_sweep_interval_seconds": 0.02,
+        "booking_sweep_batch_size": 2,
+    }
     async with start_service(build, **replica) as one, start_service(build, **replica) as two:
         event = event_created(capacity=30)
         await feed(one, event)
@@ -69,20 +99,31 @@ async def test_background_sweepers_of_two_replicas_release_seats(start_service):
             async with UnitOfWork(svc.db) as uow:
                 for _ in range(10):
                     await handlers.reserve_seats(
-                        uow, repository=BookingRepository, user=Principal(uuid.uuid4(), "customer", {}), event_id=event.event_id,
-                        quantity=1, hold_seconds=0, max_per_booking=10, max_held_per_user=20,
+                        uow,
+                        repository=BookingRepository,
+                        user=Principal(uuid.uuid4(), "customer", {}),
+                        event_id=event.event_id,
+                        quantity=1,
+                        hold_seconds=0,
+                        max_per_booking=10,
+                        max_held_per_user=20,
                     )
                 await uow.commit()
         await eventually(
             lambda: rows(one, "SELECT held FROM inventory WHERE event_id = :e", e=event.event_id),
             until=lambda r: r == [(0,)],
         )
-        assert await scalar(
-            one, "SELECT count(*) FROM bookings WHERE status = 'expired' AND event_id = :e",
-            e=event.event_id,
-        ) == 20
+        assert (
+            await scalar(
+                one,
+                "SELECT count(*) FROM bookings WHERE status = 'expired' AND event_id = :e",
+                e=event.event_id,
+            )
+            == 20
+        )
         outbox = await rows(
-            one, "SELECT payload->>'booking_id', count(*) FROM outbox "
-            "WHERE routing_key = 'booking_expired' GROUP BY 1 HAVING count(*) > 1"
+            one,
+            "SELECT payload->>'booking_id', count(*) FROM outbox "
+            "WHERE routing_key = 'booking_expired' GROUP BY 1 HAVING count(*) > 1",
         )
         assert outbox == []

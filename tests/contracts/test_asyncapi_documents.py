@@ -39,4 +39,6 @@ def test_every_published_channel_documents_its_contract_schema():
         if schema is None:
             continue  # not published by a service that exists yet
         assert schema["description"] == model.__doc__.strip()
-        assert {"message_id", "occurred_at", "schema_version", "producer"} <= set(schema["properties"])
+        assert {"message_id", "occurred_at", "schema_version", "producer"} <= set(
+            schema["properties"]
+        )

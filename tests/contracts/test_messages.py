@@ -17,8 +17,14 @@ from contracts.topology import ANALYTICS_FACTS, CONSUMERS
 
 def booking_created(**over: object) -> BookingCreated:
     fields: dict[str, object] = dict(
-        booking_id=uuid.uuid4(), event_id=uuid.uuid4(), user_id=uuid.uuid4(), quantity=2,
-        amount=Decimal("40"), currency="EUR", expires_at=datetime.now(UTC), producer="booking",
+        booking_id=uuid.uuid4(),
+        event_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        quantity=2,
+        amount=Decimal("40"),
+        currency="EUR",
+        expires_at=datetime.now(UTC),
+        producer="booking",
     )
     fields.update(over)
     return BookingCreated(**fields)
@@ -32,8 +38,14 @@ def test_money_is_a_two_decimal_string_on_the_wire_never_a_float():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"amount": "1.001"}, {"amount": "-1"}, {"currency": "EURO"}, {"quantity": 0},
-            {"expires_at": "2030-01-01T00:00:00"}],
+    "bad",
+    [
+        {"amount": "1.001"},
+        {"amount": "-1"},
+        {"currency": "EURO"},
+        {"quantity": 0},
+        {"expires_at": "2030-01-01T00:00:00"},
+    ],
 )
 def test_invalid_fields_are_rejected(bad):
     wire = booking_created().model_dump(mode="json") | bad
@@ -45,8 +57,12 @@ def test_a_new_flow_correlates_with_itself_and_caused_messages_inherit_it():
     first = booking_created()
     assert first.correlation_id == first.message_id and first.causation_id is None
     follow = PaymentConfirmed(
-        **caused_by(first), payment_id=uuid.uuid4(), booking_id=first.booking_id,
-        user_id=first.user_id, amount=first.amount, currency=first.currency,
+        **caused_by(first),
+        payment_id=uuid.uuid4(),
+        booking_id=first.booking_id,
+        user_id=first.user_id,
+        amount=first.amount,
+        currency=first.currency,
         provider_reference="sim_1",
     )
     assert follow.correlation_id == first.message_id and follow.causation_id == first.message_id

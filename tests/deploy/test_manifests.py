@@ -52,14 +52,18 @@ RFC1918_WILDCARDS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 
 def required_compose_variables() -> list[str]:
     """The variables docker-compose.yml refuses to start without (``${VAR:?message}``)."""
-    return sorted(set(re.findall(r"\$\{([A-Z0-9_]+):\?", (ROOT / "docker-compose.yml").read_text())))
+    return sorted(
+        set(re.findall(r"\$\{([A-Z0-9_]+):\?", (ROOT / "docker-compose.yml").read_text()))
+    )
 
 
 def dummy_env_file(path: Path) -> Path:
     """An env file giving every required variable a value that says where it comes from."""
-    path.write_text("".join(f"{v}=dummy-{v.lower().replace('_', '-')}\n"
-                            for v in required_compose_variables()))
+    path.write_text(
+        "".join(f"{v}=dummy-{v.lower().replace('_', '-')}\n" for v in required_compose_variables())
+    )
     return path
+
 
 needs_compose = pytest.mark.skipif(
     shutil.which("docker-compose") is None,
@@ -76,7 +80,10 @@ def run_validate(root: Path = ROOT, **env: str) -> subprocess.CompletedProcess[s
 
     return subprocess.run(
         ["bash", str(VALIDATE), str(root)],
-        capture_output=True, text=True, timeout=180, env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **env},
     )
 
 
@@ -133,8 +140,11 @@ def test_validate_script_fails_on_a_missing_kustomization_reference(tmp_path: Pa
 def test_validate_script_fails_on_a_broken_compose_file(tmp_path: Path) -> None:
     _copy_deploy_files(tmp_path)
     compose = tmp_path / "docker-compose.yml"
-    compose.write_text(compose.read_text().replace("condition: service_healthy",
-                                                   "condition: when_it_feels_like_it", 1))
+    compose.write_text(
+        compose.read_text().replace(
+            "condition: service_healthy", "condition: when_it_feels_like_it", 1
+        )
+    )
     result = run_validate(tmp_path, K8S_VERSIONS="1.30.0")
     assert result.returncode == 1
     assert "docker-compose.yml does not validate" in result.stderr
@@ -150,7 +160,11 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     env_file = dummy_env_file(tmp_path_factory.mktemp("compose") / "secrets.env")
     out = subprocess.run(
         ["docker-compose", "--env-file", str(env_file), "-f", "docker-compose.yml", "config"],
-        cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     return yaml.safe_load(out)
 
@@ -185,7 +199,10 @@ def test_compose_publishes_only_the_gateway_and_the_uis(compose: dict[str, Any])
         if svc.get("ports")
     }
     assert published == {
-        "gateway": [8000], "rabbitmq": [15672], "jaeger": [16686], "mailpit": [8025],
+        "gateway": [8000],
+        "rabbitmq": [15672],
+        "jaeger": [16686],
+        "mailpit": [8025],
     }
 
 
@@ -233,7 +250,10 @@ def test_compose_refuses_to_start_without_its_secrets(tmp_path: Path) -> None:
     empty.write_text("")
     result = subprocess.run(
         ["docker-compose", "--env-file", str(empty), "-f", "docker-compose.yml", "config", "-q"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "set POSTGRES_PASSWORD" in result.stderr or "POSTGRES_PASSWORD" in result.stderr
@@ -282,9 +302,14 @@ def test_compose_trusts_forwarded_headers_from_the_gateway_only(compose: dict[st
 
 
 def test_no_wildcard_proxy_trust_in_any_deployment_file() -> None:
-    files = [ROOT / "docker-compose.yml", ROOT / "Dockerfile", ROOT / "deploy/local/Procfile",
-             ROOT / "deploy/local/run.py", *sorted((ROOT / "deploy/k8s").rglob("*.yaml")),
-             *sorted((ROOT / "deploy/k8s").rglob("*.env"))]
+    files = [
+        ROOT / "docker-compose.yml",
+        ROOT / "Dockerfile",
+        ROOT / "deploy/local/Procfile",
+        ROOT / "deploy/local/run.py",
+        *sorted((ROOT / "deploy/k8s").rglob("*.yaml")),
+        *sorted((ROOT / "deploy/k8s").rglob("*.env")),
+    ]
     for path in files:
         text = path.read_text()
         assert not re.search(r"FORWARDED_ALLOW_IPS\W+\*", text), path
@@ -331,8 +356,10 @@ def test_compose_sets_up_roles_and_broker_users_before_anything_starts(
     assert "RABBITMQ_DEFAULT_PASS" not in services["rabbitmq"].get("environment", {})
     conf = (ROOT / "deploy/compose/rabbitmq.conf").read_text()
     (path,) = re.findall(r"^load_definitions\s*=\s*(\S+)", conf, re.M)
-    mounts = [v["target"] if isinstance(v, dict) else v.split(":")[1]
-              for v in services["rabbitmq"]["volumes"]]
+    mounts = [
+        v["target"] if isinstance(v, dict) else v.split(":")[1]
+        for v in services["rabbitmq"]["volumes"]
+    ]
     assert any(path.startswith(m.rstrip("/") + "/") for m in mounts), (path, mounts)
     for name in PROCESSES:
         deps = services[name]["depends_on"]
@@ -345,8 +372,13 @@ def test_compose_sets_up_roles_and_broker_users_before_anything_starts(
 
 
 def render(target: Path) -> list[dict[str, Any]]:
-    out = subprocess.run(["kubectl", "kustomize", str(target)], capture_output=True, text=True,
-                         check=True, timeout=60).stdout
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(target)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
@@ -403,8 +435,11 @@ def test_k8s_probes_resources_and_security_context(overlay: tuple[str, list]) ->
 def test_k8s_services_autoscalers_and_disruption_budgets(overlay: tuple[str, list]) -> None:
     _, objs = overlay
     deployments = by_kind(objs, "Deployment")
-    services, hpas, pdbs = by_kind(objs, "Service"), by_kind(objs, "HorizontalPodAutoscaler"), \
-        by_kind(objs, "PodDisruptionBudget")
+    services, hpas, pdbs = (
+        by_kind(objs, "Service"),
+        by_kind(objs, "HorizontalPodAutoscaler"),
+        by_kind(objs, "PodDisruptionBudget"),
+    )
     http_processes = {n for n, (port, _) in PROCESSES.items() if port is not None}
     assert set(services) == http_processes
     for name in http_processes:
@@ -416,12 +451,16 @@ def test_k8s_services_autoscalers_and_disruption_budgets(overlay: tuple[str, lis
     assert set(hpas) == http_processes  # the gateway and the services are stateless
     for name, hpa in hpas.items():
         assert hpa["spec"]["scaleTargetRef"] == {
-            "apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
         }
         assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
     for name, deployment in deployments.items():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
-        covering = [p for p in pdbs.values() if matches(p["spec"]["selector"]["matchLabels"], labels)]
+        covering = [
+            p for p in pdbs.values() if matches(p["spec"]["selector"]["matchLabels"], labels)
+        ]
         assert len(covering) == 1, name
 
 
@@ -443,7 +482,9 @@ def test_k8s_config_secrets_and_migration_job(overlay: tuple[str, list]) -> None
     else:
         # Only auth's development placeholder; no credentials, no admin account.
         assert set(secrets) == {"eventbooking-auth"}
-        assert not {"ADMIN_PASSWORD", "ADMIN_EMAIL"} & set(secrets["eventbooking-auth"]["stringData"])
+        assert not {"ADMIN_PASSWORD", "ADMIN_EMAIL"} & set(
+            secrets["eventbooking-auth"]["stringData"]
+        )
     assert "DATABASE_URL" not in configmaps[config_name]["data"]  # credentials are not config
     pods = [d["spec"]["template"]["spec"] for d in by_kind(objs, "Deployment").values()]
     (job,) = by_kind(objs, "Job").values()
@@ -466,8 +507,10 @@ def test_k8s_config_secrets_and_migration_job(overlay: tuple[str, list]) -> None
     e = _env(setup)
     assert e["PGPASSWORD"] == ("eventbooking-postgres-admin", "PGPASSWORD")
     for name in SERVICES:
-        assert e[f"DB_PASSWORD_{name.upper()}"] == (f"eventbooking-{name}-credentials",
-                                                   "DATABASE_PASSWORD")
+        assert e[f"DB_PASSWORD_{name.upper()}"] == (
+            f"eventbooking-{name}-credentials",
+            "DATABASE_PASSWORD",
+        )
     assert "postgres-setup.sh" in " ".join(setup["command"])
     assert spec["restartPolicy"] == "OnFailure"
 
@@ -499,10 +542,12 @@ def test_k8s_forwarded_headers_are_believed_from_dedicated_ip_pools_only(
     overlay: tuple[str, list],
 ) -> None:
     _, objs = overlay
-    (config,) = [c for n, c in by_kind(objs, "ConfigMap").items()
-                 if n.startswith("eventbooking-config")]
-    pools = {k: ipaddress.ip_network(config["data"][k])
-             for k in ("GATEWAY_POD_CIDR", "INGRESS_POD_CIDR")}
+    (config,) = [
+        c for n, c in by_kind(objs, "ConfigMap").items() if n.startswith("eventbooking-config")
+    ]
+    pools = {
+        k: ipaddress.ip_network(config["data"][k]) for k in ("GATEWAY_POD_CIDR", "INGRESS_POD_CIDR")
+    }
     for name, pool in pools.items():
         # A pool of a few addresses for those pods only, never a private-network wildcard.
         assert pool.prefixlen >= 24, name
@@ -516,9 +561,10 @@ def test_k8s_forwarded_headers_are_believed_from_dedicated_ip_pools_only(
     gateway = deployments["gateway"]["spec"]["template"]
     (gw,) = gateway["spec"]["containers"]
     assert _env(gw)["FORWARDED_ALLOW_IPS"] == "$(INGRESS_POD_CIDR)"
-    assert "eventbooking-gateway" in gateway["metadata"]["annotations"][
-        "cni.projectcalico.org/ipv4pools"
-    ]
+    assert (
+        "eventbooking-gateway"
+        in gateway["metadata"]["annotations"]["cni.projectcalico.org/ipv4pools"]
+    )
 
 
 def test_k8s_ships_the_same_role_sql_and_broker_definitions_as_compose(
@@ -527,14 +573,16 @@ def test_k8s_ships_the_same_role_sql_and_broker_definitions_as_compose(
     _, objs = overlay
     configmaps = by_kind(objs, "ConfigMap")
     (setup,) = [c for n, c in configmaps.items() if n.startswith("eventbooking-postgres-setup")]
-    (defs,) = [c for n, c in configmaps.items()
-               if n.startswith("eventbooking-rabbitmq-definitions")]
+    (defs,) = [
+        c for n, c in configmaps.items() if n.startswith("eventbooking-rabbitmq-definitions")
+    ]
     compose = ROOT / "deploy" / "compose"
     for name in ["postgres-setup.sh", "postgres-roles.sql"]:
         assert setup["data"][name] == (compose / name).read_text(), name
-    assert defs["data"]["rabbitmq-definitions.json"] == (
-        compose / "rabbitmq-definitions.json"
-    ).read_text()
+    assert (
+        defs["data"]["rabbitmq-definitions.json"]
+        == (compose / "rabbitmq-definitions.json").read_text()
+    )
 
 
 def test_k8s_the_gateway_is_the_only_entry_point(overlay: tuple[str, list]) -> None:
@@ -542,7 +590,8 @@ def test_k8s_the_gateway_is_the_only_entry_point(overlay: tuple[str, list]) -> N
     (ingress,) = by_kind(objs, "Ingress").values()
     backends = {
         (p["backend"]["service"]["name"], p["backend"]["service"]["port"]["name"])
-        for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]
+        for rule in ingress["spec"]["rules"]
+        for p in rule["http"]["paths"]
     }
     assert backends == {("gateway", "http")}
     for svc in by_kind(objs, "Service").values():
@@ -564,10 +613,16 @@ def test_compose_and_kubernetes_run_the_same_commands(tmp_path: Path) -> None:
     if shutil.which("docker-compose") is None:
         pytest.skip("Debian's docker-compose is not installed")
     env_file = dummy_env_file(tmp_path / "secrets.env")
-    compose_doc = yaml.safe_load(subprocess.run(
-        ["docker-compose", "--env-file", str(env_file), "-f", "docker-compose.yml", "config"],
-        cwd=ROOT, capture_output=True,
-        text=True, check=True, timeout=60).stdout)
+    compose_doc = yaml.safe_load(
+        subprocess.run(
+            ["docker-compose", "--env-file", str(env_file), "-f", "docker-compose.yml", "config"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    )
     deployments = by_kind(render(K8S / "base"), "Deployment")
     for name in PROCESSES:
         (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
@@ -619,7 +674,8 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_a_health_check() -> None:
 
 def test_dockerfile_copies_only_what_exists_and_is_in_the_build_context() -> None:
     ignored = {
-        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
     for stage in dockerfile_stages():

@@ -49,7 +49,11 @@ class Platform:
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.logs / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
 
 
 def _command(name: str, port: int) -> list[str]:
@@ -71,9 +75,13 @@ async def _wait_ready(platform: Platform, timeout: float = 90) -> None:
             for name, url in list(pending.items()):
                 proc = platform.procs[name]
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited ({proc.returncode}):\n{platform.log_tail(name)}")
+                    raise RuntimeError(
+                        f"{name} exited ({proc.returncode}):\n{platform.log_tail(name)}"
+                    )
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    async with session.get(f"{url}/ready", timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    async with session.get(
+                        f"{url}/ready", timeout=aiohttp.ClientTimeout(total=2)
+                    ) as r:
                         if r.status == 200:
                             pending.pop(name)
             if pending and time.monotonic() > deadline:
@@ -87,9 +95,13 @@ async def platform(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("platform")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_file = tmp / "jwt.pem"
-    key_file.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     otlp = OtlpReceiver()
     await otlp.start()
     mail = MailSink()
@@ -138,14 +150,26 @@ async def platform(tmp_path_factory: pytest.TempPathFactory):
         gateway=f"http://127.0.0.1:{gateway_port}", ports=ports, otlp=otlp, mail=mail, logs=logs
     )
     # auth first: the others fetch its JWKS
-    order = ["auth", "auth-relay", "events", "booking", "payments", "notifications", "analytics", "gateway"]
+    order = [
+        "auth",
+        "auth-relay",
+        "events",
+        "booking",
+        "payments",
+        "notifications",
+        "analytics",
+        "gateway",
+    ]
     try:
         for name in order:
             port = gateway_port if name == "gateway" else ports.get(name, 0)
             log = open(logs / f"{name}.log", "w")  # noqa: SIM115
             p.procs[name] = subprocess.Popen(
-                _command(name, port), cwd=ROOT, env={**env, "OTEL_SERVICE_NAME": name},
-                stdout=log, stderr=subprocess.STDOUT,
+                _command(name, port),
+                cwd=ROOT,
+                env={**env, "OTEL_SERVICE_NAME": name},
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         await _wait_ready(p)
         yield p
@@ -185,7 +209,8 @@ class Client:
         email = f"{role}-{uuid.uuid4().hex[:10]}@example.com"
         password = "correct horse battery staple 42"
         status, user, _ = await self.call(
-            "POST", "/auth/register",
+            "POST",
+            "/auth/register",
             json={"email": email, "password": password, "full_name": "Test User", "role": role},
         )
         assert status == 201, user

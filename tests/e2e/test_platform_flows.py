@@ -18,8 +18,11 @@ pytestmark = pytest.mark.integration
 
 def event_body(capacity: int = 10, price: str = "25.00") -> dict:
     return {
-        "title": f"Concert {uuid.uuid4().hex[:6]}", "venue": "Coliseu", "capacity": capacity,
-        "price": price, "currency": "EUR",
+        "title": f"Concert {uuid.uuid4().hex[:6]}",
+        "venue": "Coliseu",
+        "capacity": capacity,
+        "price": price,
+        "currency": "EUR",
         "starts_at": (datetime.now(UTC) + timedelta(days=20)).isoformat(),
     }
 
@@ -30,27 +33,43 @@ async def until_known(call, *, timeout: float = 10.0):
 
 
 async def create_event(api, organizer_token: str, **kw) -> dict:
-    status, event, _ = await api.call("POST", "/events/create", organizer_token, json=event_body(**kw))
+    status, event, _ = await api.call(
+        "POST", "/events/create", organizer_token, json=event_body(**kw)
+    )
     assert status == 201, event
     return event
 
 
 async def book(api, token: str, event_id: str, quantity: int, **kw):
-    return await until_known(lambda: api.call(
-        "POST", "/booking/create", token, json={"event_id": event_id, "quantity": quantity}, **kw
-    ))
+    return await until_known(
+        lambda: api.call(
+            "POST",
+            "/booking/create",
+            token,
+            json={"event_id": event_id, "quantity": quantity},
+            **kw,
+        )
+    )
 
 
 async def pay(api, token: str, booking_id: str, card: str = "tok_visa", **kw):
-    return await until_known(lambda: api.call(
-        "POST", "/payments/process", token,
-        json={"booking_id": booking_id, "payment_method": {"type": "card", "token": card}}, **kw,
-    ))
+    return await until_known(
+        lambda: api.call(
+            "POST",
+            "/payments/process",
+            token,
+            json={"booking_id": booking_id, "payment_method": {"type": "card", "token": card}},
+            **kw,
+        )
+    )
 
 
 def mail_to(platform, address: str, needle: str = "") -> list:
-    return [m for m in platform.mail.messages
-            if address in m.recipients and needle.lower() in (m.subject + m.body).lower()]
+    return [
+        m
+        for m in platform.mail.messages
+        if address in m.recipients and needle.lower() in (m.subject + m.body).lower()
+    ]
 
 
 async def test_registration_sends_a_welcome_email(platform, api):

@@ -55,8 +55,11 @@ async def test_booking_create_is_one_trace_across_gateway_outbox_and_consumers(p
 
     def complete(all_spans) -> bool:
         spans = [s for s in all_spans if s.trace_id == trace_id]
-        return (consumed_by(spans, "payments") and consumed_by(spans, "analytics")
-                and roots(spans) == {("gateway", client_span)})  # every parent has arrived
+        return (
+            consumed_by(spans, "payments")
+            and consumed_by(spans, "analytics")
+            and roots(spans) == {("gateway", client_span)}
+        )  # every parent has arrived
 
     await platform.otlp.wait_for(complete)
     spans = platform.otlp.trace(trace_id)
@@ -84,12 +87,17 @@ async def test_payment_is_one_trace_through_confirmation_notification_and_analyt
     def complete(all_spans) -> bool:
         spans = [s for s in all_spans if s.trace_id == trace_id]
         # payment_confirmed -> booking; booking_confirmed -> notifications and analytics
-        return (consumed_by(spans, "booking") and consumed_by(spans, "notifications")
-                and sum(s.service == "analytics" and s.kind == CONSUMER for s in spans) >= 2
-                and roots(spans) == {("gateway", client_span)})  # every parent has arrived
+        return (
+            consumed_by(spans, "booking")
+            and consumed_by(spans, "notifications")
+            and sum(s.service == "analytics" and s.kind == CONSUMER for s in spans) >= 2
+            and roots(spans) == {("gateway", client_span)}
+        )  # every parent has arrived
 
     await platform.otlp.wait_for(complete)
     spans = platform.otlp.trace(trace_id)
-    assert {"gateway", "payments", "booking", "notifications", "analytics"} <= {s.service for s in spans}
+    assert {"gateway", "payments", "booking", "notifications", "analytics"} <= {
+        s.service for s in spans
+    }
     assert any(s.attributes.get("booking.id") == booking["id"] for s in spans)
     assert_one_tree(spans, client_span)

@@ -77,8 +77,11 @@ async def embedded(tmp_path_factory: pytest.TempPathFactory):
     log = tmp / "output.log"
     with open(log, "w") as out:  # noqa: ASYNC230
         proc = subprocess.Popen(
-            [sys.executable, "-m", "deploy.local.run"], cwd=ROOT,
-            env=_env(tmp, ports, _closed_port()), stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "deploy.local.run"],
+            cwd=ROOT,
+            env=_env(tmp, ports, _closed_port()),
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     platform = Embedded(proc, f"http://127.0.0.1:{ports['gateway']}", ports, tmp / "embedded", log)
     try:
@@ -128,17 +131,24 @@ def test_launcher_picks_embedded_when_the_broker_or_database_is_unreachable() ->
     reachable_pg = "postgresql://postgres@127.0.0.1:5432/"
     reachable_mq = "amqp://guest:guest@127.0.0.1:5672/"
 
-    mode, why = choose_mode({"RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{closed}/",
-                             "DATABASE_URL": reachable_pg})
+    mode, why = choose_mode(
+        {"RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{closed}/", "DATABASE_URL": reachable_pg}
+    )
     assert mode == "embedded" and f"RabbitMQ at 127.0.0.1:{closed}" in why
-    mode, why = choose_mode({"RABBITMQ_URL": reachable_mq,
-                             "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed}/"})
+    mode, why = choose_mode(
+        {"RABBITMQ_URL": reachable_mq, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed}/"}
+    )
     assert mode == "embedded" and f"PostgreSQL at 127.0.0.1:{closed}" in why
-    assert choose_mode({"EMBEDDED": "1", "RABBITMQ_URL": reachable_mq,
-                        "DATABASE_URL": reachable_pg})[0] == "embedded"
+    assert (
+        choose_mode({"EMBEDDED": "1", "RABBITMQ_URL": reachable_mq, "DATABASE_URL": reachable_pg})[
+            0
+        ]
+        == "embedded"
+    )
     # both reachable (this machine runs them): the real multi-process platform
     assert choose_mode({"RABBITMQ_URL": reachable_mq, "DATABASE_URL": reachable_pg}) == (
-        "platform", "RabbitMQ and PostgreSQL are reachable"
+        "platform",
+        "RabbitMQ and PostgreSQL are reachable",
     )
 
 
@@ -148,8 +158,11 @@ async def test_start_up_says_what_it_is_and_that_it_is_not_durable(embedded: Emb
     assert "EMBEDDED MODE: one process, in-memory broker, SQLite files in" in out
     assert "NOT durable, for trying the API only" in out
     assert "start RabbitMQ and PostgreSQL for the real platform" in out
-    for line in (f"Gateway (the only entry point) {embedded.gateway}",
-                 f"{embedded.gateway}/docs", f"{embedded.gateway}/asyncapi"):
+    for line in (
+        f"Gateway (the only entry point) {embedded.gateway}",
+        f"{embedded.gateway}/docs",
+        f"{embedded.gateway}/asyncapi",
+    ):
         assert line in out
     # one SQLite file per service, nothing on the (unreachable) servers
     files = {p.name for p in embedded.data_dir.glob("*.db")}
@@ -167,10 +180,19 @@ async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) ->
 
         _, organizer = await api.user("organizer")
         customer_id, customer = await api.user("customer")
-        status, event = await api.call("POST", "/events/create", organizer, json={
-            "title": "Embedded gig", "venue": "Hall", "capacity": 5, "price": "25.00",
-            "currency": "EUR", "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
-        })
+        status, event = await api.call(
+            "POST",
+            "/events/create",
+            organizer,
+            json={
+                "title": "Embedded gig",
+                "venue": "Hall",
+                "capacity": 5,
+                "price": "25.00",
+                "currency": "EUR",
+                "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
+            },
+        )
         assert status == 201, event
 
         status, booking = await api.until_known(
@@ -179,9 +201,15 @@ async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) ->
         assert status == 201, booking
         assert booking["status"] == "pending" and booking["amount"] == "50.00"
 
-        status, payment = await api.until_known("POST", "/payments/process", customer, json={
-            "booking_id": booking["id"], "payment_method": {"type": "card", "token": "tok_visa"},
-        })
+        status, payment = await api.until_known(
+            "POST",
+            "/payments/process",
+            customer,
+            json={
+                "booking_id": booking["id"],
+                "payment_method": {"type": "card", "token": "tok_visa"},
+            },
+        )
         assert status in (200, 201), payment
         assert payment["status"] == "succeeded" and payment["amount"] == "50.00"
 
@@ -199,9 +227,9 @@ async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) ->
         assert "welcome" in told
 
         async def report():
-            return (await api.call(
-                "GET", f"/analytics/report?event_id={event['id']}", organizer
-            ))[1]
+            return (await api.call("GET", f"/analytics/report?event_id={event['id']}", organizer))[
+                1
+            ]
 
         counted = await eventually(report, until=lambda r: r["totals"]["bookings_confirmed"] == 1)
         assert counted["totals"]["tickets_sold"] == 2
@@ -216,20 +244,35 @@ async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) ->
         assert (await api.call("GET", f"/booking/{booking['id']}", other))[0] == 404
 
         # concurrent holds on SQLite: never oversold, refusals are 409s, nothing fails
-        status, small = await api.call("POST", "/events/create", organizer, json={
-            "title": "Tiny gig", "venue": "Cellar", "capacity": 3, "price": "5.00",
-            "currency": "EUR", "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
-        })
+        status, small = await api.call(
+            "POST",
+            "/events/create",
+            organizer,
+            json={
+                "title": "Tiny gig",
+                "venue": "Cellar",
+                "capacity": 3,
+                "price": "5.00",
+                "currency": "EUR",
+                "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
+            },
+        )
         assert status == 201, small
-        await eventually(lambda: api.call(
-            "POST", "/booking/create", organizer, json={"event_id": small["id"], "quantity": 1}
-        ), until=lambda r: r[0] == 201, timeout=10)  # booking knows the event: 2 seats left
-        answers = await asyncio.gather(*(
-            api.call(
-                "POST", "/booking/create", other, json={"event_id": small["id"], "quantity": 1}
+        await eventually(
+            lambda: api.call(
+                "POST", "/booking/create", organizer, json={"event_id": small["id"], "quantity": 1}
+            ),
+            until=lambda r: r[0] == 201,
+            timeout=10,
+        )  # booking knows the event: 2 seats left
+        answers = await asyncio.gather(
+            *(
+                api.call(
+                    "POST", "/booking/create", other, json={"event_id": small["id"], "quantity": 1}
+                )
+                for _ in range(6)
             )
-            for _ in range(6)
-        ))
+        )
         assert sorted(status for status, _ in answers) == [201, 201, 409, 409, 409, 409], answers
 
 
@@ -243,9 +286,10 @@ async def test_failed_logins_are_throttled_on_sqlite_too(embedded: Embedded) -> 
         assert status == 201
         answers = []
         for _ in range(6):  # the account's budget is 5 failures per window
-            async with session.post(embedded.gateway + "/auth/login", json={
-                "email": email, "password": "not the password at all"
-            }) as r:
+            async with session.post(
+                embedded.gateway + "/auth/login",
+                json={"email": email, "password": "not the password at all"},
+            ) as r:
                 answers.append((r.status, r.headers.get("Retry-After")))
         assert [s for s, _ in answers] == [401] * 5 + [429], answers
         assert 0 < int(answers[-1][1]) <= 15 * 60

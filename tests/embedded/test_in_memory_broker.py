@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from faststream.rabbit import RabbitQueue
 
 from kit.db import Database
 from kit.uow import UnitOfWork
@@ -40,8 +39,12 @@ def _settings(name: str, **kw: object) -> ServiceSettings:
 
 def _payment() -> PaymentConfirmed:
     return PaymentConfirmed(
-        payment_id=uuid.uuid4(), booking_id=uuid.uuid4(), user_id=uuid.uuid4(),
-        event_id=uuid.uuid4(), amount=Decimal("50.00"), currency="EUR",
+        payment_id=uuid.uuid4(),
+        booking_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        event_id=uuid.uuid4(),
+        amount=Decimal("50.00"),
+        currency="EUR",
         provider_reference="ch_sim_1",
     )
 
@@ -156,4 +159,3 @@ async def test_the_outbox_relay_retries_until_the_consumer_succeeds_once(tmp_pat
     finally:
         await db.dispose()
         await consumer_db.dispose()
-

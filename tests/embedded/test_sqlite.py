@@ -25,8 +25,9 @@ EVENTS_MIGRATIONS = Path(__file__).resolve().parents[2] / "apps" / "events" / "m
 @pytest.fixture
 async def db(tmp_path: Path):
     database = Database(
-        ServiceSettings(service_name="events", database_url=f"sqlite:///{tmp_path}/",
-                        database_prefix="t_"),
+        ServiceSettings(
+            service_name="events", database_url=f"sqlite:///{tmp_path}/", database_prefix="t_"
+        ),
         EVENTS_MIGRATIONS,
     )
     assert database.url.database == f"{tmp_path}/t_events.db"
@@ -37,8 +38,13 @@ async def db(tmp_path: Path):
 
 def _message() -> PaymentConfirmed:
     return PaymentConfirmed(
-        payment_id=uuid.uuid4(), booking_id=uuid.uuid4(), user_id=uuid.uuid4(),
-        event_id=uuid.uuid4(), amount=Decimal("1.00"), currency="EUR", provider_reference="r",
+        payment_id=uuid.uuid4(),
+        booking_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        event_id=uuid.uuid4(),
+        amount=Decimal("1.00"),
+        currency="EUR",
+        provider_reference="r",
     )
 
 

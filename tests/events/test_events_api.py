@@ -89,17 +89,26 @@ async def test_update_and_cancel_publish_snapshots_with_increasing_versions(clie
     event = (await client.post("/events/create", json=event_body(), headers=bearer(token))).json()
 
     resp = await client.put(
-        f"/events/{event['id']}/update", json={"capacity": 150, "price": "25"},
+        f"/events/{event['id']}/update",
+        json={"capacity": 150, "price": "25"},
         headers=bearer(token),
     )
     assert resp.status_code == 200, resp.text
     assert resp.json()["capacity"] == 150 and resp.json()["price"] == "25.00"
-    upd = EventUpdated.model_validate_json((await next_message(updated_q, event_id=event['id'])).body)
-    assert (upd.version, upd.capacity, sorted(upd.changed_fields)) == (2, 150, ["capacity", "price"])
+    upd = EventUpdated.model_validate_json(
+        (await next_message(updated_q, event_id=event["id"])).body
+    )
+    assert (upd.version, upd.capacity, sorted(upd.changed_fields)) == (
+        2,
+        150,
+        ["capacity", "price"],
+    )
 
     resp = await client.delete(f"/events/{event['id']}", headers=bearer(token))
     assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
-    cancelled = EventCancelled.model_validate_json((await next_message(cancelled_q, event_id=event['id'])).body)
+    cancelled = EventCancelled.model_validate_json(
+        (await next_message(cancelled_q, event_id=event["id"])).body
+    )
     assert cancelled.version == 3 and cancelled.status == "cancelled"
 
     # a cancelled event can no longer change
@@ -133,7 +142,9 @@ async def outbox_and_events_count(service) -> tuple[int, int]:
         (event_body(unknown="x"), 422, {"body.unknown"}),
     ],
 )
-async def test_bad_event_gets_problem_details_and_writes_nothing(client, events, body, status, bad_fields):
+async def test_bad_event_gets_problem_details_and_writes_nothing(
+    client, events, body, status, bad_fields
+):
     before = await outbox_and_events_count(events)
     resp = await client.post("/events/create", json=body, headers=bearer(mint(role="organizer")))
     assert resp.status_code == status, resp.text
@@ -149,8 +160,9 @@ async def test_bad_event_gets_problem_details_and_writes_nothing(client, events,
 async def test_malformed_json_is_400(client, events):
     before = await outbox_and_events_count(events)
     resp = await client.post(
-        "/events/create", content=b'{"title": ', headers={
-            **bearer(mint(role="organizer")), "content-type": "application/json"},
+        "/events/create",
+        content=b'{"title": ',
+        headers={**bearer(mint(role="organizer")), "content-type": "application/json"},
     )
     assert resp.status_code == 400
     assert resp.json()["type"].endswith("malformed-json")
@@ -165,12 +177,16 @@ async def test_roles_and_ownership(client):
     owner = mint(uuid.uuid4(), "organizer")
     event = (await client.post("/events/create", json=body, headers=bearer(owner))).json()
     other = mint(uuid.uuid4(), "organizer")
-    assert (await client.put(f"/events/{event['id']}/update", json={"title": "Mine"},
-                             headers=bearer(other))).status_code == 403
+    assert (
+        await client.put(
+            f"/events/{event['id']}/update", json={"title": "Mine"}, headers=bearer(other)
+        )
+    ).status_code == 403
     assert (await client.delete(f"/events/{event['id']}", headers=bearer(other))).status_code == 403
     admin = mint(uuid.uuid4(), "admin")
-    resp = await client.put(f"/events/{event['id']}/update", json={"title": "Admin's"},
-                            headers=bearer(admin))
+    resp = await client.put(
+        f"/events/{event['id']}/update", json={"title": "Admin's"}, headers=bearer(admin)
+    )
     assert resp.status_code == 200 and resp.json()["title"] == "Admin's"
     assert (await client.get(f"/events/{uuid.uuid4()}")).status_code == 404
     assert (await client.get("/events/not-a-uuid")).status_code == 422
@@ -183,7 +199,8 @@ async def test_list_is_paginated_with_cursor(client):
     created = []
     for i in range(5):
         resp = await client.post(
-            "/events/create", json=event_body(starts_at=(base + timedelta(hours=i)).isoformat()),
+            "/events/create",
+            json=event_body(starts_at=(base + timedelta(hours=i)).isoformat()),
             headers=bearer(token),
         )
         created.append(resp.json()["id"])
@@ -223,12 +240,16 @@ async def test_metrics_expose_http_and_outbox_figures(client):
 async def test_committed_messages_are_counted_as_business_outcomes(client):
     token = mint(uuid.uuid4(), "organizer")
     before = (await client.get("/metrics")).text
-    assert (await client.post("/events/create", json=event_body(), headers=bearer(token))).status_code == 201
+    assert (
+        await client.post("/events/create", json=event_body(), headers=bearer(token))
+    ).status_code == 201
     after = (await client.get("/metrics")).text
 
     def created(text: str) -> float:
         for line in text.splitlines():
-            if line.startswith('business_events_total{name="events",outcome="created",service="events"}'):
+            if line.startswith(
+                'business_events_total{name="events",outcome="created",service="events"}'
+            ):
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
 

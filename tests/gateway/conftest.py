@@ -34,8 +34,12 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, *, lifespan: str = "on", proxy_headers: bool = True,
-                ) -> AsyncIterator[str]:
+async def serve(
+    app: Any,
+    *,
+    lifespan: str = "on",
+    proxy_headers: bool = True,
+) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port; yields its base URL."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -44,8 +48,9 @@ async def serve(app: Any, *, lifespan: str = "on", proxy_headers: bool = True,
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False,
-                            proxy_headers=proxy_headers)
+    config = uvicorn.Config(
+        app, lifespan=lifespan, log_level="warning", access_log=False, proxy_headers=proxy_headers
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
 
@@ -114,8 +119,11 @@ class EchoUpstream:
                 break
         path = scope["path"]
         if path == "/ready":
-            await self._json(send, self.ready_status, self.ready_body or {
-                "status": "ready" if self.ready_status == 200 else "not ready"})
+            await self._json(
+                send,
+                self.ready_status,
+                self.ready_body or {"status": "ready" if self.ready_status == 200 else "not ready"},
+            )
             return
         if path == "/openapi.json":
             if self.openapi is None:
@@ -131,50 +139,85 @@ class EchoUpstream:
             await self._json(send, 200, {"asyncapi": "2.6.0", "info": {"title": self.name}})
             return
         if path == "/asyncapi":
-            await self._raw(send, 200, b"<html>" + self.name.encode() + b" asyncapi</html>",
-                            [(b"content-type", b"text/html; charset=utf-8")])
+            await self._raw(
+                send,
+                200,
+                b"<html>" + self.name.encode() + b" asyncapi</html>",
+                [(b"content-type", b"text/html; charset=utf-8")],
+            )
             return
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        self.requests.append(Seen(scope["method"], path, scope.get("raw_path") or b"",
-                                  scope["query_string"], headers, body))
+        self.requests.append(
+            Seen(
+                scope["method"],
+                path,
+                scope.get("raw_path") or b"",
+                scope["query_string"],
+                headers,
+                body,
+            )
+        )
         if "/slow" in path:
             await asyncio.sleep(self.slow_seconds)
         if "/stream" in path:
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"text/plain")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/plain")],
+                }
+            )
             for i in range(3):
-                await send({"type": "http.response.body", "body": f"chunk{i};".encode(),
-                            "more_body": True})
+                await send(
+                    {"type": "http.response.body", "body": f"chunk{i};".encode(), "more_body": True}
+                )
             await send({"type": "http.response.body", "body": b""})
             return
         if "/big" in path:
-            await self._raw(send, 200, b"x" * 200 * 1024,
-                            [(b"content-type", b"application/octet-stream")])
+            await self._raw(
+                send, 200, b"x" * 200 * 1024, [(b"content-type", b"application/octet-stream")]
+            )
             return
         status = int(dict(headers).get("x-echo-status", "200"))
-        payload = {"service": self.name, "method": scope["method"], "path": path,
-                   "query": scope["query_string"].decode(), "body": body.decode("latin-1")}
-        await self._raw(send, status, json.dumps(payload).encode(), [
-            (b"content-type", b"application/json"),
-            (b"x-upstream", self.name.encode()),
-            (b"set-cookie", b"a=1; Path=/"),
-            (b"set-cookie", b"b=2; Path=/"),
-            (b"keep-alive", b"timeout=5"),
-            (b"connection", b"x-hop-secret"),
-            (b"x-hop-secret", b"should-not-pass"),
-            (b"x-trace-id", b"upstream-should-not-duplicate"),
-        ])
+        payload = {
+            "service": self.name,
+            "method": scope["method"],
+            "path": path,
+            "query": scope["query_string"].decode(),
+            "body": body.decode("latin-1"),
+        }
+        await self._raw(
+            send,
+            status,
+            json.dumps(payload).encode(),
+            [
+                (b"content-type", b"application/json"),
+                (b"x-upstream", self.name.encode()),
+                (b"set-cookie", b"a=1; Path=/"),
+                (b"set-cookie", b"b=2; Path=/"),
+                (b"keep-alive", b"timeout=5"),
+                (b"connection", b"x-hop-secret"),
+                (b"x-hop-secret", b"should-not-pass"),
+                (b"x-trace-id", b"upstream-should-not-duplicate"),
+            ],
+        )
 
     async def _json(self, send: Any, status: int, payload: Any) -> None:
-        await self._raw(send, status, json.dumps(payload).encode(),
-                        [(b"content-type", b"application/json")])
+        await self._raw(
+            send, status, json.dumps(payload).encode(), [(b"content-type", b"application/json")]
+        )
 
     @staticmethod
     async def _raw(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         if status in (204, 304):
             body = b""
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -202,8 +245,12 @@ async def echoes() -> AsyncIterator[dict[str, tuple[EchoUpstream, str]]]:
 
 @contextlib.asynccontextmanager
 async def gateway_stack(
-    echoes: dict[str, tuple[EchoUpstream, str]], *, dead: tuple[str, ...] = (),
-    urls: dict[str, str] | None = None, behind_balancer: bool = False, **settings: Any,
+    echoes: dict[str, tuple[EchoUpstream, str]],
+    *,
+    dead: tuple[str, ...] = (),
+    urls: dict[str, str] | None = None,
+    behind_balancer: bool = False,
+    **settings: Any,
 ) -> AsyncIterator[Stack]:
     """A real gateway in front of the echo upstreams (or a dead port for the names in ``dead``,
     or the given ``urls``); ``settings`` override GatewaySettings fields.
@@ -225,9 +272,10 @@ async def gateway_stack(
     overrides = {"gateway_rate_limit": 0, "upstream_timeout_seconds": 5.0, **settings}
     config = GatewaySettings(**{f"{n}_url": u for n, u in addresses.items()}, **overrides)
     # As `python -m gateway` runs it: by default the edge trusts no X-Forwarded-* from its peer.
-    async with serve(create_app(config), proxy_headers=behind_balancer) as gateway, httpx.AsyncClient(
-        base_url=gateway, timeout=10
-    ) as client:
+    async with (
+        serve(create_app(config), proxy_headers=behind_balancer) as gateway,
+        httpx.AsyncClient(base_url=gateway, timeout=10) as client,
+    ):
         yield Stack(gateway, client, {n: e for n, (e, _) in echoes.items()}, addresses)
 
 

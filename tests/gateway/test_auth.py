@@ -27,8 +27,16 @@ def tampered() -> str:
 
 def alg_none() -> str:
     now = int(time.time())
-    claims = {"sub": str(uuid.uuid4()), "role": "admin", "token_type": "access", "iss": ISSUER,
-              "aud": AUDIENCE, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    claims = {
+        "sub": str(uuid.uuid4()),
+        "role": "admin",
+        "token_type": "access",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+    }
     return f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': KID})}.{_b64(claims)}."
 
 
@@ -41,12 +49,22 @@ def hs256_with_public_key() -> str:
     from tests.support.tokens import private_key
 
     # The classic confusion attack: the (public) verification key used as an HMAC secret.
-    secret = private_key().public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    secret = (
+        private_key()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     now = int(time.time())
-    claims = {"sub": str(uuid.uuid4()), "role": "admin", "token_type": "access", "iss": ISSUER,
-              "aud": AUDIENCE, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    claims = {
+        "sub": str(uuid.uuid4()),
+        "role": "admin",
+        "token_type": "access",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+    }
     signing_input = f"{_b64({'alg': 'HS256', 'typ': 'JWT', 'kid': KID})}.{_b64(claims)}"
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
@@ -84,34 +102,40 @@ async def test_bad_tokens_are_401_at_the_gateway(stack: Stack, case: str) -> Non
     assert sum(stack.seen().values()) == 0  # no service saw anything
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/auth/me"),
-    ("POST", "/events/create"),
-    ("PUT", "/events/e-1/update"),
-    ("DELETE", "/events/e-1"),
-    ("GET", "/events/e-1/attendees"),  # deeper than /events/{id}
-    ("POST", "/auth/jwks.json"),
-    ("GET", "/auth/register"),
-    ("GET", "/booking"),
-    ("POST", "/payments/process"),
-    ("GET", "/notifications"),
-    ("POST", "/notifications/send"),
-    ("GET", "/analytics/report"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/auth/me"),
+        ("POST", "/events/create"),
+        ("PUT", "/events/e-1/update"),
+        ("DELETE", "/events/e-1"),
+        ("GET", "/events/e-1/attendees"),  # deeper than /events/{id}
+        ("POST", "/auth/jwks.json"),
+        ("GET", "/auth/register"),
+        ("GET", "/booking"),
+        ("POST", "/payments/process"),
+        ("GET", "/notifications"),
+        ("POST", "/notifications/send"),
+        ("GET", "/analytics/report"),
+    ],
+)
 async def test_protected_routes_need_a_token(stack: Stack, method: str, path: str) -> None:
     resp = await stack.client.request(method, path)
     assert resp.status_code == 401
     assert sum(stack.seen().values()) == 0
 
 
-@pytest.mark.parametrize(("method", "path", "service"), [
-    ("POST", "/auth/register", "auth"),
-    ("POST", "/auth/login", "auth"),
-    ("POST", "/auth/refresh", "auth"),
-    ("GET", "/auth/jwks.json", "auth"),
-    ("GET", "/events", "events"),
-    ("GET", "/events/3b9e2a51-5c1a-4f3e-9d55-0d6c1ad1c001", "events"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "service"),
+    [
+        ("POST", "/auth/register", "auth"),
+        ("POST", "/auth/login", "auth"),
+        ("POST", "/auth/refresh", "auth"),
+        ("GET", "/auth/jwks.json", "auth"),
+        ("GET", "/events", "events"),
+        ("GET", "/events/3b9e2a51-5c1a-4f3e-9d55-0d6c1ad1c001", "events"),
+    ],
+)
 async def test_public_routes_pass_without_a_token(
     stack: Stack, method: str, path: str, service: str
 ) -> None:
@@ -145,8 +169,9 @@ async def test_keys_come_from_the_auth_services_jwks_url(echoes) -> None:
         assert auth_echo.jwks_fetches == 1  # fetched on first use of an unknown kid, then cached
         assert (await s.client.get("/booking", headers=bearer(mint()))).status_code == 200
         assert auth_echo.jwks_fetches == 1
-        foreign = await s.client.get("/booking", headers=bearer(
-            mint(kid="not-published", key=other_private_key())))
+        foreign = await s.client.get(
+            "/booking", headers=bearer(mint(kid="not-published", key=other_private_key()))
+        )
         assert foreign.status_code == 401
         assert s.seen()["booking"] == 2
 

@@ -35,6 +35,7 @@ async def test_slow_upstream_is_504_problem(echoes) -> None:
 @contextlib.asynccontextmanager
 async def garbage_server():
     """Something listening that does not speak HTTP."""
+
     async def handle(reader, writer):
         await reader.read(1024)
         writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
@@ -77,13 +78,28 @@ async def test_malformed_requests_never_get_a_500(echoes) -> None:
 async def test_fuzzed_requests_never_get_a_500(echoes) -> None:
     rng = random.Random(6)
     alphabet = "abc/._-~%20%2F%00%ff?&=;:@!$'()*+,ñ€"
-    prefixes = ["/auth", "/events", "/booking", "/payments", "/notifications", "/analytics",
-                "/", "/docs", "/asyncapi", "/openapi.json", "/ready", "/health", "/_assets"]
+    prefixes = [
+        "/auth",
+        "/events",
+        "/booking",
+        "/payments",
+        "/notifications",
+        "/analytics",
+        "/",
+        "/docs",
+        "/asyncapi",
+        "/openapi.json",
+        "/ready",
+        "/health",
+        "/_assets",
+    ]
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "FOO"]
     auths = [None, "Bearer " + mint(), "Bearer x.y.z", "Basic x", "Bearer " + "a" * 3000]
     async with gateway_stack(echoes, max_body_bytes=256) as s:
         for _ in range(150):
-            path = rng.choice(prefixes) + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+            path = rng.choice(prefixes) + "".join(
+                rng.choice(alphabet) for _ in range(rng.randint(0, 12))
+            )
             headers = {"x-user-role": "admin"}
             auth = rng.choice(auths)
             if auth:

@@ -9,8 +9,11 @@ from tests.gateway.conftest import gateway_stack
 from tests.support.tokens import bearer, mint
 
 
-async def raw_request(base_url: str, head: bytes, body_parts: tuple[bytes, ...] = (),
-                      ) -> tuple[int, dict[str, str], bytes]:
+async def raw_request(
+    base_url: str,
+    head: bytes,
+    body_parts: tuple[bytes, ...] = (),
+) -> tuple[int, dict[str, str], bytes]:
     """Send bytes as they are (no client-side normalisation) and read one response, without
     ever finishing a body the test leaves open."""
     host, port = base_url.removeprefix("http://").split(":")
@@ -37,10 +40,13 @@ async def test_declared_oversize_body_is_413_without_sending_it(echoes) -> None:
     async with gateway_stack(echoes, max_body_bytes=1024) as s:
         token = mint()
         # The headers promise 10 MB; not one byte of the body is ever sent.
-        status, headers, body = await raw_request(s.gateway, (
-            "POST /booking/create HTTP/1.1\r\nHost: gw\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Length: 10000000\r\n\r\n"
-        ).encode())
+        status, headers, body = await raw_request(
+            s.gateway,
+            (
+                "POST /booking/create HTTP/1.1\r\nHost: gw\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Length: 10000000\r\n\r\n"
+            ).encode(),
+        )
         assert status == 413, body
         assert headers["content-type"] == "application/problem+json"
         assert b'"status":413' in body
@@ -52,10 +58,14 @@ async def test_chunked_oversize_body_is_413_before_it_ends(echoes) -> None:
         token = mint()
         chunk = b"400\r\n" + b"y" * 1024 + b"\r\n"
         # Two 1 KiB chunks and no terminating chunk: the gateway must answer anyway.
-        status, headers, body = await raw_request(s.gateway, (
-            "POST /booking/create HTTP/1.1\r\nHost: gw\r\n"
-            f"Authorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\n\r\n"
-        ).encode(), (chunk, chunk))
+        status, headers, body = await raw_request(
+            s.gateway,
+            (
+                "POST /booking/create HTTP/1.1\r\nHost: gw\r\n"
+                f"Authorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ).encode(),
+            (chunk, chunk),
+        )
         assert status == 413, body
         assert "x-trace-id" in headers
         assert sum(s.seen().values()) == 0
@@ -131,8 +141,7 @@ async def test_ipv6_clients_share_one_bucket_per_64(echoes) -> None:
     async with gateway_stack(echoes, gateway_rate_limit=0.2, behind_balancer=True) as s:
 
         async def from_(address: str) -> int:
-            return (await s.client.get("/events", headers={"x-forwarded-for": address})
-                    ).status_code
+            return (await s.client.get("/events", headers={"x-forwarded-for": address})).status_code
 
         assert await from_("2001:db8:1:2::1") == 200
         assert await from_("2001:db8:1:2:ffff:eeee:dddd:9") == 429
@@ -153,8 +162,11 @@ def test_a_full_limiter_evicts_the_least_recently_used_bucket() -> None:
 
 def test_client_keys() -> None:
     assert client_key("192.0.2.1") == "addr:192.0.2.1"
-    assert client_key("2001:db8:1:2::1") == client_key("2001:DB8:1:2:ffff::9") == (
-        "addr:2001:db8:1:2::/64")
+    assert (
+        client_key("2001:db8:1:2::1")
+        == client_key("2001:DB8:1:2:ffff::9")
+        == ("addr:2001:db8:1:2::/64")
+    )
     assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
     assert client_key("::ffff:192.0.2.1") == "addr:192.0.2.1"  # IPv4 mapped into IPv6
     assert client_key(None) == "addr:unknown"

@@ -50,7 +50,9 @@ async def test_public_ready_reveals_no_upstream_detail(echoes) -> None:
     async with gateway_stack(echoes, dead=("payments",)) as s:
         s.upstreams["booking"].ready_status = 503
         s.upstreams["booking"].ready_body = {
-            "status": "not ready", "checks": {"database": "connection to 10.0.3.7:5432 refused"}}
+            "status": "not ready",
+            "checks": {"database": "connection to 10.0.3.7:5432 refused"},
+        }
         resp = await s.client.get("/ready")
         assert resp.status_code == 503
         assert "10.0.3.7" not in resp.text and "refused" not in resp.text
@@ -67,26 +69,35 @@ async def test_public_ready_reveals_no_upstream_detail(echoes) -> None:
 
 
 def _doc(schema_name: str, schema: dict, paths: dict) -> dict:
-    return {"openapi": "3.1.0", "info": {"title": "x", "version": "1"}, "paths": paths,
-            "components": {"schemas": {schema_name: schema}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "x", "version": "1"},
+        "paths": paths,
+        "components": {"schemas": {schema_name: schema}},
+    }
 
 
 def _get(ref: str) -> dict:
-    return {"get": {"responses": {"200": {"content": {"application/json": {
-        "schema": {"$ref": ref}}}}}}}
+    return {
+        "get": {"responses": {"200": {"content": {"application/json": {"schema": {"$ref": ref}}}}}}
+    }
 
 
 async def test_merged_openapi_has_the_services_public_routes(echoes, events_url) -> None:
     async with gateway_stack(echoes, urls={"events": events_url}, dead=("analytics",)) as s:
         s.upstreams["booking"].openapi = _doc(
-            "Item", {"type": "object", "properties": {"seats": {"type": "integer"}}},
-            {"/booking/{id}": _get("#/components/schemas/Item"),
-             "/internal/holds": _get("#/components/schemas/Item"),
-             "/booking/internal/sweep": _get("#/components/schemas/Item"),
-             "/health": {"get": {"responses": {"200": {"description": "ok"}}}}},
+            "Item",
+            {"type": "object", "properties": {"seats": {"type": "integer"}}},
+            {
+                "/booking/{id}": _get("#/components/schemas/Item"),
+                "/internal/holds": _get("#/components/schemas/Item"),
+                "/booking/internal/sweep": _get("#/components/schemas/Item"),
+                "/health": {"get": {"responses": {"200": {"description": "ok"}}}},
+            },
         )
         s.upstreams["payments"].openapi = _doc(
-            "Item", {"type": "object", "properties": {"amount": {"type": "string"}}},
+            "Item",
+            {"type": "object", "properties": {"amount": {"type": "string"}}},
             {"/payments/{id}": _get("#/components/schemas/Item")},
         )
         resp = await s.client.get("/openapi.json")
@@ -94,8 +105,12 @@ async def test_merged_openapi_has_the_services_public_routes(echoes, events_url)
         doc = resp.json()
         paths = doc["paths"]
         # The real events service's routes.
-        assert {"/events", "/events/create", "/events/{event_id}",
-                "/events/{event_id}/update"} <= set(paths)
+        assert {
+            "/events",
+            "/events/create",
+            "/events/{event_id}",
+            "/events/{event_id}/update",
+        } <= set(paths)
         assert "post" in paths["/events/create"]
         assert "EventPublic" in doc["components"]["schemas"]
         # Internal and operational routes are not part of the public API.
@@ -104,9 +119,11 @@ async def test_merged_openapi_has_the_services_public_routes(echoes, events_url)
         # Same component name, different content: both kept, references rewritten.
         schemas = doc["components"]["schemas"]
         booking_ref = paths["/booking/{id}"]["get"]["responses"]["200"]["content"][
-            "application/json"]["schema"]["$ref"]
+            "application/json"
+        ]["schema"]["$ref"]
         payments_ref = paths["/payments/{id}"]["get"]["responses"]["200"]["content"][
-            "application/json"]["schema"]["$ref"]
+            "application/json"
+        ]["schema"]["$ref"]
         assert booking_ref != payments_ref
         assert "seats" in schemas[booking_ref.rsplit("/", 1)[1]]["properties"]
         assert "amount" in schemas[payments_ref.rsplit("/", 1)[1]]["properties"]
@@ -119,10 +136,18 @@ async def test_merged_openapi_has_the_services_public_routes(echoes, events_url)
 async def test_events_service_through_the_gateway(echoes, events_url) -> None:
     async with gateway_stack(echoes, urls={"events": events_url}) as s:
         organizer = mint(role="organizer")
-        created = await s.client.post("/events/create", headers=bearer(organizer), json={
-            "title": "Gateway night", "venue": "Hall 1", "starts_at": "2031-05-01T19:00:00Z",
-            "capacity": 10, "price": "12.50", "currency": "EUR",
-        })
+        created = await s.client.post(
+            "/events/create",
+            headers=bearer(organizer),
+            json={
+                "title": "Gateway night",
+                "venue": "Hall 1",
+                "starts_at": "2031-05-01T19:00:00Z",
+                "capacity": 10,
+                "price": "12.50",
+                "currency": "EUR",
+            },
+        )
         assert created.status_code == 201, created.text
         event_id = created.json()["id"]
         fetched = await s.client.get(f"/events/{event_id}")  # public, no token
@@ -134,8 +159,9 @@ async def test_events_service_through_the_gateway(echoes, events_url) -> None:
         assert invalid.status_code == 422
         assert invalid.headers["content-type"] == "application/problem+json"
         # A customer token is verified by the gateway and refused by the service itself.
-        forbidden = await s.client.post("/events/create", headers=bearer(mint(role="customer")),
-                                        json={})
+        forbidden = await s.client.post(
+            "/events/create", headers=bearer(mint(role="customer")), json={}
+        )
         assert forbidden.status_code in (403, 422)
 
 
@@ -170,10 +196,14 @@ async def test_asyncapi_index_links_and_proxies_each_service(echoes) -> None:
 
 async def test_cors_from_settings(echoes) -> None:
     async with gateway_stack(echoes, cors_origins="https://app.example") as s:
-        preflight = await s.client.options("/booking/create", headers={
-            "origin": "https://app.example", "access-control-request-method": "POST",
-            "access-control-request-headers": "authorization,content-type",
-        })
+        preflight = await s.client.options(
+            "/booking/create",
+            headers={
+                "origin": "https://app.example",
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "authorization,content-type",
+            },
+        )
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "https://app.example"
         assert sum(s.seen().values()) == 0  # answered by the gateway

@@ -24,8 +24,13 @@ async def test_each_prefix_reaches_its_own_service_intact(stack: Stack, service:
     resp = await stack.client.post(
         path + "?b=2&a=%20x&a=y",
         content=b'{"quantity": 2}',
-        headers={**bearer(mint()), "content-type": "application/json", "x-echo-status": "201",
-                 "x-custom": "kept", "idempotency-key": "k-1"},
+        headers={
+            **bearer(mint()),
+            "content-type": "application/json",
+            "x-echo-status": "201",
+            "x-custom": "kept",
+            "idempotency-key": "k-1",
+        },
     )
     assert resp.status_code == 201, resp.text
     assert resp.headers["x-upstream"] == service
@@ -36,7 +41,9 @@ async def test_each_prefix_reaches_its_own_service_intact(stack: Stack, service:
     assert seen.header("content-type") == "application/json"
     assert seen.header("content-length") == "15"
     assert seen.header("x-custom") == "kept" and seen.header("idempotency-key") == "k-1"
-    assert seen.header("authorization", ).startswith("Bearer ")
+    assert seen.header(
+        "authorization",
+    ).startswith("Bearer ")
     # The answer: status, body and end-to-end headers as the service sent them.
     assert resp.json()["path"] == path
     assert resp.headers.get_list("set-cookie") == ["a=1; Path=/", "b=2; Path=/"]
@@ -72,8 +79,9 @@ async def test_bare_prefixes_are_routes(stack: Stack, path: str, service: str) -
     assert resp.json()["service"] == service
 
 
-@pytest.mark.parametrize("path", ["/auth", "/payments", "/analytics", "/eventsx", "/nope",
-                                  "/internal/outbox", "/"])
+@pytest.mark.parametrize(
+    "path", ["/auth", "/payments", "/analytics", "/eventsx", "/nope", "/internal/outbox", "/"]
+)
 async def test_unknown_route_is_a_404_problem(stack: Stack, path: str) -> None:
     resp = await stack.client.get(path, headers=bearer(mint()))
     assert resp.status_code == 404
@@ -103,33 +111,48 @@ async def test_dot_segments_are_refused(stack: Stack) -> None:
 
 async def test_hop_by_hop_and_spoofed_identity_headers_never_reach_a_service(stack: Stack) -> None:
     token = mint()
-    resp = await stack.client.get("/booking/b-1", headers={
-        **bearer(token),
-        "connection": "keep-alive, x-private-hop",
-        "x-private-hop": "1",
-        "keep-alive": "timeout=5",
-        "te": "trailers",
-        "trailer": "x-foo",
-        "proxy-authorization": "Basic Zm9vOmJhcg==",
-        "x-user-id": "00000000-0000-0000-0000-000000000001",
-        "x-user-role": "admin",
-        "x-authenticated-userid": "admin",
-        "x-auth-request-user": "admin",
-        "x-remote-user": "admin",
-        "x-forwarded-user": "admin",
-        "x-forwarded-for": "203.0.113.9",
-        "x-forwarded-proto": "https",
-        "x-forwarded-host": "evil.example",
-        "x-real-ip": "203.0.113.10",
-        "forwarded": "for=203.0.113.11",
-        "x-end-to-end": "kept",
-    })
+    resp = await stack.client.get(
+        "/booking/b-1",
+        headers={
+            **bearer(token),
+            "connection": "keep-alive, x-private-hop",
+            "x-private-hop": "1",
+            "keep-alive": "timeout=5",
+            "te": "trailers",
+            "trailer": "x-foo",
+            "proxy-authorization": "Basic Zm9vOmJhcg==",
+            "x-user-id": "00000000-0000-0000-0000-000000000001",
+            "x-user-role": "admin",
+            "x-authenticated-userid": "admin",
+            "x-auth-request-user": "admin",
+            "x-remote-user": "admin",
+            "x-forwarded-user": "admin",
+            "x-forwarded-for": "203.0.113.9",
+            "x-forwarded-proto": "https",
+            "x-forwarded-host": "evil.example",
+            "x-real-ip": "203.0.113.10",
+            "forwarded": "for=203.0.113.11",
+            "x-end-to-end": "kept",
+        },
+    )
     assert resp.status_code == 200
     seen = stack.upstreams["booking"].requests[0]
     names = {name for name, _ in seen.headers}
-    for dropped in ("x-private-hop", "keep-alive", "te", "trailer", "proxy-authorization",
-                    "x-user-id", "x-user-role", "x-authenticated-userid", "x-auth-request-user",
-                    "x-remote-user", "x-forwarded-user", "x-real-ip", "forwarded"):
+    for dropped in (
+        "x-private-hop",
+        "keep-alive",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "x-user-id",
+        "x-user-role",
+        "x-authenticated-userid",
+        "x-auth-request-user",
+        "x-remote-user",
+        "x-forwarded-user",
+        "x-real-ip",
+        "forwarded",
+    ):
         assert dropped not in names, dropped
     assert seen.header("connection") in (None, "keep-alive")  # the gateway's own hop
     # X-Forwarded-For is the peer the gateway saw, nothing a client wrote.
@@ -170,9 +193,13 @@ async def test_head_passes_without_a_body(stack: Stack) -> None:
 async def test_a_client_x_forwarded_for_is_replaced_by_the_peer(stack: Stack) -> None:
     # Services read the right-most X-Forwarded-For entry, but anything further left would still
     # be logged and trusted by whoever reads it naively: the client's value never passes.
-    resp = await stack.client.get("/booking/b-1", headers={
-        **bearer(mint()), "x-forwarded-for": "1.2.3.4",
-    })
+    resp = await stack.client.get(
+        "/booking/b-1",
+        headers={
+            **bearer(mint()),
+            "x-forwarded-for": "1.2.3.4",
+        },
+    )
     assert resp.status_code == 200
     seen = stack.upstreams["booking"].requests[0]
     assert seen.all("x-forwarded-for") == ["127.0.0.1"]
@@ -183,9 +210,13 @@ async def test_behind_a_trusted_balancer_only_the_client_it_reports_passes(echoe
     # The balancer (the test client, trusted) reports the chain "spoofed, real client": the
     # server takes the right-most untrusted entry as the peer, and the service sees only that.
     async with gateway_stack(echoes, behind_balancer=True) as s:
-        resp = await s.client.get("/booking/b-1", headers={
-            **bearer(mint()), "x-forwarded-for": "1.2.3.4, 198.51.100.7",
-        })
+        resp = await s.client.get(
+            "/booking/b-1",
+            headers={
+                **bearer(mint()),
+                "x-forwarded-for": "1.2.3.4, 198.51.100.7",
+            },
+        )
         assert resp.status_code == 200
         seen = s.upstreams["booking"].requests[0]
         assert seen.all("x-forwarded-for") == ["198.51.100.7"]
@@ -198,7 +229,14 @@ async def test_unsupported_methods_are_405_and_never_forwarded(stack: Stack, met
     assert resp.headers["content-type"] == "application/problem+json"
     assert resp.json()["status"] == 405
     assert set(resp.headers["allow"].replace(" ", "").split(",")) == {
-        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "OPTIONS",
+    }
     # Without a token too: the method is refused before anything else is looked at.
     assert (await stack.client.request(method, "/booking/b-1")).status_code == 405
     assert sum(stack.seen().values()) == 0

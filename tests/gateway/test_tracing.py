@@ -73,8 +73,9 @@ async def test_span_tree_caller_gateway_server_client_service(stack: Stack) -> N
     assert resp.status_code == 200
 
     async def gateway_spans():
-        return [s for s in exporter.get_finished_spans()
-                if f"{s.context.trace_id:032x}" == TRACE_ID]
+        return [
+            s for s in exporter.get_finished_spans() if f"{s.context.trace_id:032x}" == TRACE_ID
+        ]
 
     spans = await eventually(gateway_spans, until=lambda found: len(found) >= 2)
     server = next(s for s in spans if s.kind == SpanKind.SERVER)
@@ -109,8 +110,11 @@ async def test_an_unknown_method_names_no_span(stack: Stack) -> None:
     assert resp.status_code == 405
 
     async def server_spans():
-        return [s for s in exporter.get_finished_spans()
-                if f"{s.context.trace_id:032x}" == TRACE_ID and s.kind == SpanKind.SERVER]
+        return [
+            s
+            for s in exporter.get_finished_spans()
+            if f"{s.context.trace_id:032x}" == TRACE_ID and s.kind == SpanKind.SERVER
+        ]
 
     (server,) = await eventually(server_spans)
     assert server.name == "HTTP /booking/{path}"

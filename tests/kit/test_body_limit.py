@@ -36,7 +36,8 @@ async def test_a_declared_body_over_the_cap_is_413_before_any_route_runs(path):
     service = build(max_body_bytes=CAP)  # not started: the refusal needs no database
     async with http_client(service) as client:
         resp = await client.post(
-            path, content=b'{"title": "' + b"x" * (CAP + 1) + b'"}',
+            path,
+            content=b'{"title": "' + b"x" * (CAP + 1) + b'"}',
             headers={**bearer(mint(uuid.uuid4(), "organizer")), "Content-Type": "application/json"},
         )
     assert resp.status_code == 413, resp.text
@@ -62,9 +63,17 @@ async def test_a_streamed_body_is_read_no_further_than_the_cap():
         sent.append(message)
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/events/create", "raw_path": b"/events/create",
-        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1), "server": ("t", 80),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/events/create",
+        "raw_path": b"/events/create",
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
         "headers": [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")],
     }
     await service.api(scope, receive, send)
@@ -96,7 +105,8 @@ async def test_a_chunked_body_over_the_cap_is_413_over_real_http():
 
     async with serving(service.api) as url, aiohttp.ClientSession() as session:
         async with session.post(
-            f"{url}/events/create", data=chunks(),
+            f"{url}/events/create",
+            data=chunks(),
             headers={**bearer(mint(uuid.uuid4(), "organizer")), "Content-Type": "application/json"},
         ) as resp:
             assert resp.request_info.headers.get("Transfer-Encoding") == "chunked"
@@ -104,7 +114,8 @@ async def test_a_chunked_body_over_the_cap_is_413_over_real_http():
             assert (await resp.json(content_type=None))["type"].endswith("/body-too-large")
         # a body within the cap still reaches the route (422: not a valid event)
         async with session.post(
-            f"{url}/events/create", json={"title": "small"},
+            f"{url}/events/create",
+            json={"title": "small"},
             headers=bearer(mint(uuid.uuid4(), "organizer")),
         ) as ok:
             assert ok.status == 422

@@ -20,9 +20,17 @@ from tests.support.tokens import bearer, mint
 
 def event_created(title: str = "ok", **over: object) -> EventCreated:
     fields: dict[str, object] = dict(
-        event_id=uuid.uuid4(), organizer_id=uuid.uuid4(), title=title, venue="Hall",
-        starts_at=datetime.now(UTC) + timedelta(days=3), capacity=10, price=Decimal("5.00"),
-        currency="EUR", status="scheduled", version=1, producer="events",
+        event_id=uuid.uuid4(),
+        organizer_id=uuid.uuid4(),
+        title=title,
+        venue="Hall",
+        starts_at=datetime.now(UTC) + timedelta(days=3),
+        capacity=10,
+        price=Decimal("5.00"),
+        currency="EUR",
+        status="scheduled",
+        version=1,
+        producer="events",
     )
     fields.update(over)
     return EventCreated(**fields)
@@ -42,7 +50,8 @@ async def effect_count(service, message_id: uuid.UUID) -> int:
     async with service.db.engine.connect() as conn:
         return (
             await conn.execute(
-                sa.select(sa.func.count()).select_from(probe.effects)
+                sa.select(sa.func.count())
+                .select_from(probe.effects)
                 .where(probe.effects.c.message_id == message_id)
             )
         ).scalar_one()
@@ -75,7 +84,10 @@ async def test_relay_publishes_through_the_declared_publisher(start_service):
         async with TestRabbitBroker(events.broker):
             async with http_client(events) as client:
                 body = {
-                    "title": "Unit", "venue": "Hall", "capacity": 5, "price": "9.99",
+                    "title": "Unit",
+                    "venue": "Hall",
+                    "capacity": 5,
+                    "price": "9.99",
                     "currency": "USD",
                     "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
                 }
@@ -86,7 +98,9 @@ async def test_relay_publishes_through_the_declared_publisher(start_service):
             # the events database is shared by the run: earlier tests may have left rows too
             assert await events.relay.relay_once() >= 1
             publisher = events.publishers["event_created"]
-            published = [EventCreated.model_validate(c.args[0]) for c in publisher.mock.call_args_list]
+            published = [
+                EventCreated.model_validate(c.args[0]) for c in publisher.mock.call_args_list
+            ]
             mine = [p for p in published if p.event_id == uuid.UUID(resp.json()["id"])]
             assert len(mine) == 1
             assert mine[0].price == Decimal("9.99") and mine[0].currency == "USD"

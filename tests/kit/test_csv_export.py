@@ -14,8 +14,20 @@ from kit.csv_export import safe_cell, write_csv
 
 @pytest.mark.parametrize(
     "value",
-    ['=HYPERLINK("http://x")', "+1+1", "-1+1", "=1+1", "@SUM(A1:A2)", "\t=1", "\r=1",
-     "-", "+", "@", "=", "-2e5"],
+    [
+        '=HYPERLINK("http://x")',
+        "+1+1",
+        "-1+1",
+        "=1+1",
+        "@SUM(A1:A2)",
+        "\t=1",
+        "\r=1",
+        "-",
+        "+",
+        "@",
+        "=",
+        "-2e5",
+    ],
 )
 def test_cells_a_spreadsheet_would_evaluate_are_quoted(value):
     assert safe_cell(value) == "'" + value
@@ -23,17 +35,32 @@ def test_cells_a_spreadsheet_would_evaluate_are_quoted(value):
 
 @pytest.mark.parametrize(
     ("value", "written"),
-    [("-5.00", "-5.00"), (Decimal("-5.00"), "-5.00"), ("+3", "+3"), (-12, "-12"), ("12.5", "12.5"),
-     ("PyCon", "PyCon"), ("a=b", "a=b"), ("", ""), (None, ""), (3, "3")],
+    [
+        ("-5.00", "-5.00"),
+        (Decimal("-5.00"), "-5.00"),
+        ("+3", "+3"),
+        (-12, "-12"),
+        ("12.5", "12.5"),
+        ("PyCon", "PyCon"),
+        ("a=b", "a=b"),
+        ("", ""),
+        (None, ""),
+        (3, "3"),
+    ],
 )
 def test_plain_numbers_and_text_are_left_alone(value, written):
     assert safe_cell(value) == written
 
 
 def test_write_csv_escapes_every_cell_and_stays_parseable():
-    body = write_csv(["title", "net"], [['=HYPERLINK("http://x")', Decimal("-5.00")],
-                                        ['Beta, "the sequel"', "0.00"]])
+    body = write_csv(
+        ["title", "net"],
+        [['=HYPERLINK("http://x")', Decimal("-5.00")], ['Beta, "the sequel"', "0.00"]],
+    )
     rows = list(csv.reader(io.StringIO(body)))
-    assert rows == [["title", "net"], ['\'=HYPERLINK("http://x")', "-5.00"],
-                    ['Beta, "the sequel"', "0.00"]]
+    assert rows == [
+        ["title", "net"],
+        ['\'=HYPERLINK("http://x")', "-5.00"],
+        ['Beta, "the sequel"', "0.00"],
+    ]
     assert body.endswith("\r\n")

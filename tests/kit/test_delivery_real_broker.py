@@ -122,17 +122,25 @@ async def test_outbox_keeps_messages_while_broker_unreachable_and_delivers_them_
     seen = await amqp.declare_queue(f"test.outage.{uuid.uuid4().hex[:6]}", exclusive=True)
     await seen.bind(exchange, routing_key="event_created")
 
-    async with start_service(build_events, rabbitmq_url=via_proxy, outbox_poll_seconds=0.2) as events:
+    async with start_service(
+        build_events, rabbitmq_url=via_proxy, outbox_poll_seconds=0.2
+    ) as events:
         await proxy.cut()  # the broker is gone for this service
         token = mint(uuid.uuid4(), "organizer")
         created = []
         async with http_client(events) as client:
             for i in range(10):
                 resp = await client.post(
-                    "/events/create", headers=bearer(token),
-                    json={"title": f"outage {i}", "venue": "Hall", "capacity": 5, "price": "1.00",
-                          "currency": "EUR",
-                          "starts_at": (datetime.now(UTC) + timedelta(days=5)).isoformat()},
+                    "/events/create",
+                    headers=bearer(token),
+                    json={
+                        "title": f"outage {i}",
+                        "venue": "Hall",
+                        "capacity": 5,
+                        "price": "1.00",
+                        "currency": "EUR",
+                        "starts_at": (datetime.now(UTC) + timedelta(days=5)).isoformat(),
+                    },
                 )
                 assert resp.status_code == 201  # HTTP keeps working without the broker
                 created.append(resp.json()["id"])

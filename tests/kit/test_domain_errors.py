@@ -59,8 +59,12 @@ async def test_status_code_title_and_extra_fields() -> None:
     assert response.status_code == 409
     assert response.headers["content-type"] == PROBLEM_JSON
     assert response.json() == {
-        "type": TYPE_BASE + "not-enough-seats", "title": "Conflict", "status": 409,
-        "detail": "Only 3 seats left.", "instance": "/raise", "available": 3,
+        "type": TYPE_BASE + "not-enough-seats",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "Only 3 seats left.",
+        "instance": "/raise",
+        "available": 3,
     }
 
 
@@ -71,7 +75,9 @@ async def test_an_error_about_one_input_names_it() -> None:
     assert response.json()["errors"] == [
         {"field": "query.from", "message": "At most 366 days.", "type": "value_error"}
     ]
-    typed = (await answer(TooManyTickets("At most 10.", field="quantity", max_per_booking=10))).json()
+    typed = (
+        await answer(TooManyTickets("At most 10.", field="quantity", max_per_booking=10))
+    ).json()
     assert typed["errors"] == [
         {"field": "body.quantity", "message": "At most 10.", "type": "too_many_tickets"}
     ]
@@ -94,8 +100,12 @@ async def test_kit_problems_are_domain_errors_too() -> None:
     assert issubclass(Conflict, DomainError)
     response = await answer(Conflict("Taken.", code="slot-taken", slot=2))
     assert response.json() == {
-        "type": TYPE_BASE + "slot-taken", "title": "Conflict", "status": 409,
-        "detail": "Taken.", "instance": "/raise", "slot": 2,
+        "type": TYPE_BASE + "slot-taken",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "Taken.",
+        "instance": "/raise",
+        "slot": 2,
     }
 
 

@@ -145,8 +145,15 @@ async def test_an_inline_jwks_is_used_as_given():
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [("public, max-age=300", 300), ('max-age="60"', 60), ("MAX-AGE=5, public", 5),
-     ("no-store", 0), ("public", None), (None, None), ("max-age=soon", None)],
+    [
+        ("public, max-age=300", 300),
+        ('max-age="60"', 60),
+        ("MAX-AGE=5, public", 5),
+        ("no-store", 0),
+        ("public", None),
+        (None, None),
+        ("max-age=soon", None),
+    ],
 )
 def test_the_max_age_is_read_from_cache_control(header, seconds):
     assert jwks_max_age(header) == seconds

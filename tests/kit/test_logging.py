@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 
-from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from observability import configure_logging
@@ -21,11 +20,13 @@ def test_log_lines_are_json_with_trace_context(capsys):
             logging.getLogger("apps.booking").info("seats held", extra={"booking_id": "b-1"})
         ctx = span.get_span_context()
         line = next(
-            json.loads(l) for l in capsys.readouterr().out.splitlines() if "seats held" in l
+            json.loads(row) for row in capsys.readouterr().out.splitlines() if "seats held" in row
         )
         assert line["message"] == "seats held" and line["level"] == "INFO"
         assert line["service"] == "booking" and line["logger"] == "apps.booking"
-        assert line["trace_id"] == f"{ctx.trace_id:032x}" and line["span_id"] == f"{ctx.span_id:016x}"
+        assert (
+            line["trace_id"] == f"{ctx.trace_id:032x}" and line["span_id"] == f"{ctx.span_id:016x}"
+        )
         assert line["booking_id"] == "b-1"
     finally:
         for h in list(root.handlers):

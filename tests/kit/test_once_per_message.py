@@ -44,8 +44,16 @@ AT = datetime(2026, 12, 2, 10, 30, tzinfo=UTC)
 
 
 async def _count(msg: UserRegistered, _conn: AsyncConnection) -> Statement:
-    return Statement(COUNT, {"id": ROW, "seen_at": AT, "amount": Decimal("12.50"),
-                             "doc": {"email": msg.email}, "count": 1})
+    return Statement(
+        COUNT,
+        {
+            "id": ROW,
+            "seen_at": AT,
+            "amount": Decimal("12.50"),
+            "doc": {"email": msg.email},
+            "count": 1,
+        },
+    )
 
 
 async def _ignore(_msg: UserRegistered, _conn: AsyncConnection) -> Statement:
@@ -57,8 +65,11 @@ count, ignore = OneStatementHandler(_count), OneStatementHandler(_ignore)
 
 @pytest.fixture
 async def db(tmp_path: Path):
-    database = Database(ServiceSettings(service_name="kit", database_url=f"sqlite:///{tmp_path}/",
-                                        database_prefix="t_"))
+    database = Database(
+        ServiceSettings(
+            service_name="kit", database_url=f"sqlite:///{tmp_path}/", database_prefix="t_"
+        )
+    )
     await database.prepare()
     async with database.engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
@@ -81,10 +92,15 @@ async def test_the_writes_run_one_by_one_on_sqlite_once_per_message(db: Database
     assert await consume_once(db, "q", first, count)
     assert not await consume_once(db, "q", first, count)  # redelivered: nothing written
     assert await consume_once(db, "q", second, count)
-    assert await _rows(db, tally) == [{
-        "id": ROW, "seen_at": AT, "amount": Decimal("12.50"), "doc": {"email": "a@example.com"},
-        "count": 2,
-    }]
+    assert await _rows(db, tally) == [
+        {
+            "id": ROW,
+            "seen_at": AT,
+            "amount": Decimal("12.50"),
+            "doc": {"email": "a@example.com"},
+            "count": 2,
+        }
+    ]
     marks = {(r["consumer"], r["message_id"]) for r in await _rows(db, INBOX)}
     assert marks == {("q", first.message_id), ("q", second.message_id)}
 

@@ -64,8 +64,9 @@ async def test_committed_rows_are_published_at_once_in_commit_order(
     db, exchange, producer, amqp
 ) -> None:
     queue = await spy_queue(amqp, exchange, "event_created")
-    relay = OutboxRelay(db, outbox_publish(producer), handoff=True, poll_seconds=3600,
-                        handoff_grace_seconds=3600)  # no polling round can take these rows
+    relay = OutboxRelay(
+        db, outbox_publish(producer), handoff=True, poll_seconds=3600, handoff_grace_seconds=3600
+    )  # no polling round can take these rows
     task = await running(relay)
     sent = []
     try:
@@ -84,8 +85,9 @@ async def test_committed_rows_are_published_at_once_in_commit_order(
 async def test_what_the_handoff_could_not_publish_goes_out_once_older_than_the_grace(
     db, exchange, producer, amqp
 ) -> None:
-    relay = OutboxRelay(db, outbox_publish(producer), handoff=True, poll_seconds=0.05,
-                        handoff_grace_seconds=1.0)
+    relay = OutboxRelay(
+        db, outbox_publish(producer), handoff=True, poll_seconds=0.05, handoff_grace_seconds=1.0
+    )
     returned = outbox.rows_of(db, [event("returned")])
     returned[0]["routing_key"] = UNROUTABLE  # nothing bound yet: the broker returns it
     task = await running(relay)
@@ -106,8 +108,9 @@ async def test_a_row_committed_but_never_handed_over_is_published_by_a_polling_r
     db, exchange, producer, amqp
 ) -> None:
     queue = await spy_queue(amqp, exchange, "event_created")
-    relay = OutboxRelay(db, outbox_publish(producer), handoff=True, poll_seconds=0.05,
-                        handoff_grace_seconds=0.5)
+    relay = OutboxRelay(
+        db, outbox_publish(producer), handoff=True, poll_seconds=0.05, handoff_grace_seconds=0.5
+    )
     orphan = event("its process died after the commit")
     task = await running(relay)
     try:
@@ -121,12 +124,13 @@ async def test_a_row_committed_but_never_handed_over_is_published_by_a_polling_r
 async def test_no_row_is_published_twice_while_both_paths_run(db, exchange, producer, amqp) -> None:
     queue = await spy_queue(amqp, exchange, "event_created")
     # polling rounds every 10 ms, each of them a chance to take a row the hand-off holds
-    relay = OutboxRelay(db, outbox_publish(producer), handoff=True, poll_seconds=0.01,
-                        handoff_grace_seconds=2.0)
+    relay = OutboxRelay(
+        db, outbox_publish(producer), handoff=True, poll_seconds=0.01, handoff_grace_seconds=2.0
+    )
     sent = [event(f"concurrent-{i}") for i in range(200)]
     task = await running(relay)
     try:
-        await asyncio.gather(*(commit(db, *sent[i:i + 4]) for i in range(0, len(sent), 4)))
+        await asyncio.gather(*(commit(db, *sent[i : i + 4]) for i in range(0, len(sent), 4)))
         await eventually(lambda: outbox_rows(db), until=lambda rows: rows == {}, timeout=20)
     finally:
         await stopped(relay, task)
@@ -156,8 +160,9 @@ async def test_rows_a_statement_wrote_itself_wake_other_processes_relays(db) -> 
 
     no_relay = Database(db.settings.model_copy(update={"outbox_relay": False}), migrations=None)
     url = no_relay.url
-    listener = await asyncpg.connect(host=url.host, port=url.port or 5432, user=url.username,
-                                     database=url.database)
+    listener = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, database=url.database
+    )
     woken = asyncio.Event()
     await listener.add_listener(outbox.NOTIFY_CHANNEL, lambda *_: woken.set())
     try:

@@ -92,10 +92,13 @@ async def producer(exchange: RabbitExchange) -> AsyncIterator[Any]:
 
 def publishers_on(broker: Any, exchange: RabbitExchange) -> Publishers:
     """As ``declare_publishers`` declares them, on ``exchange``, plus one for an unbound key."""
-    return Publishers(broker, {
-        key: broker.publisher(exchange=exchange, routing_key=key, persist=True, mandatory=True)
-        for key in (EventCreated.routing_key, UNROUTABLE)
-    })
+    return Publishers(
+        broker,
+        {
+            key: broker.publisher(exchange=exchange, routing_key=key, persist=True, mandatory=True)
+            for key in (EventCreated.routing_key, UNROUTABLE)
+        },
+    )
 
 
 async def spy_queue(amqp: Any, exchange: RabbitExchange, routing_key: str) -> Any:
@@ -142,8 +145,9 @@ async def test_relayed_message_has_the_contract_properties_and_one_trace_to_the_
     received: list[RabbitMessage] = []
 
     @consumer.subscriber(
-        RabbitQueue(f"{exchange.name}.events", routing_key=EventCreated.routing_key,
-                    auto_delete=True),
+        RabbitQueue(
+            f"{exchange.name}.events", routing_key=EventCreated.routing_key, auto_delete=True
+        ),
         exchange,
     )
     async def on_event_created(msg: EventCreated, message: RabbitMessage) -> None:
@@ -168,8 +172,11 @@ async def test_relayed_message_has_the_contract_properties_and_one_trace_to_the_
 
     by_id = {m.message_id: m for m in messages}
     finished = spans.get_finished_spans()
-    producers = {s.attributes["messaging.message.id"]: s for s in finished
-                 if s.kind == trace.SpanKind.PRODUCER}
+    producers = {
+        s.attributes["messaging.message.id"]: s
+        for s in finished
+        if s.kind == trace.SpanKind.PRODUCER
+    }
     consumers = [s for s in finished if s.kind == trace.SpanKind.CONSUMER]
     assert set(producers) == {str(m.message_id) for m in messages}  # one producer span each
     for message in received:
@@ -200,7 +207,8 @@ async def test_relayed_message_has_the_contract_properties_and_one_trace_to_the_
         # the consumer's FastStream telemetry continued the trace from our producer span
         traceparent = raw.headers["traceparent"]
         assert traceparent.split("-")[1:3] == [
-            f"{span.context.trace_id:032x}", f"{span.context.span_id:016x}"
+            f"{span.context.trace_id:032x}",
+            f"{span.context.span_id:016x}",
         ]
         consume = next(
             s for s in consumers if s.attributes.get("messaging.message.id") == raw.message_id
@@ -233,8 +241,11 @@ async def test_returned_and_unpublishable_rows_stay_for_the_next_round(
     assert (relay.published_total, relay.failed_total) == (2, 2)
     got = await drain(queue)
     assert sorted(m.message_id for m in got) == sorted(str(m.message_id) for m in routable)
-    failed_span = next(s for s in spans.get_finished_spans()
-                       if s.attributes.get("messaging.message.id") == str(returned.message_id))
+    failed_span = next(
+        s
+        for s in spans.get_finished_spans()
+        if s.attributes.get("messaging.message.id") == str(returned.message_id)
+    )
     assert not failed_span.status.is_ok
     assert failed_span.attributes["error.type"] == "PublishError"
 
@@ -250,10 +261,15 @@ async def test_a_channel_the_broker_closes_keeps_the_batch_and_the_relay_recover
 ) -> None:
     missing = RabbitExchange(f"outbox-test-missing-{uuid.uuid4().hex[:8]}", type=ExchangeType.TOPIC)
     broker = make_broker(ServiceSettings(service_name=SERVICE))
-    publishers = Publishers(broker, {
-        "to_missing": broker.publisher(exchange=missing, routing_key="to_missing"),
-        EventCreated.routing_key: broker.publisher(exchange=exchange, routing_key="event_created"),
-    })
+    publishers = Publishers(
+        broker,
+        {
+            "to_missing": broker.publisher(exchange=missing, routing_key="to_missing"),
+            EventCreated.routing_key: broker.publisher(
+                exchange=exchange, routing_key="event_created"
+            ),
+        },
+    )
     queue = await spy_queue(amqp, exchange, EventCreated.routing_key)
     good, lost = event("good"), event("to a missing exchange")
     rows = outbox.rows_of(db, [good, lost])
@@ -293,9 +309,11 @@ async def test_a_lost_connection_keeps_the_rows_and_they_go_once_it_is_back(
 ) -> None:
     proxy = TcpProxy(target_port=URL(rabbitmq_url).port or 5672)
     await proxy.start()
-    broker = make_broker(ServiceSettings(
-        service_name=SERVICE, rabbitmq_url=str(URL(rabbitmq_url).with_port(proxy.port))
-    ))
+    broker = make_broker(
+        ServiceSettings(
+            service_name=SERVICE, rabbitmq_url=str(URL(rabbitmq_url).with_port(proxy.port))
+        )
+    )
     publish = OutboxPublisher(publishers_on(broker, exchange), channel_timeout=0.5)
     queue = await spy_queue(amqp, exchange, EventCreated.routing_key)
     before, during = event("before the outage"), event("during the outage")
@@ -331,9 +349,9 @@ async def test_a_lost_connection_keeps_the_rows_and_they_go_once_it_is_back(
 
 async def test_without_a_reachable_broker_nothing_is_deleted(db, exchange) -> None:
     # the relay connects the broker if nobody did yet: here there is nothing to connect to
-    broker = make_broker(ServiceSettings(
-        service_name=SERVICE, rabbitmq_url="amqp://guest:guest@127.0.0.1:1/"
-    ))
+    broker = make_broker(
+        ServiceSettings(service_name=SERVICE, rabbitmq_url="amqp://guest:guest@127.0.0.1:1/")
+    )
     await write_rows(db, outbox.rows_of(db, [event("offline")]))
     relay = OutboxRelay(db, outbox_publish(publishers_on(broker, exchange)))
     with pytest.raises(RelayError):
@@ -360,25 +378,37 @@ async def test_a_returned_or_nacked_publish_fails_alone_the_rest_of_its_batch_is
     ok = [event(f"confirmed-{i}") for i in range(3)]
     returned, nacked = event("returned"), event("nacked")
     batch = [
-        (EventCreated.routing_key, ok[0]), (UNROUTABLE, returned), (EventCreated.routing_key, ok[1]),
-        ("to_a_full_queue", nacked), (EventCreated.routing_key, ok[2]),
+        (EventCreated.routing_key, ok[0]),
+        (UNROUTABLE, returned),
+        (EventCreated.routing_key, ok[1]),
+        ("to_a_full_queue", nacked),
+        (EventCreated.routing_key, ok[2]),
     ]
     await broker.connect()
     try:
         spans.clear()
-        outcomes = await publish.publish_many([
-            outbox.OutboxMessage(key, m.model_dump(mode="json"), {}) for key, m in batch
-        ])
+        outcomes = await publish.publish_many(
+            [outbox.OutboxMessage(key, m.model_dump(mode="json"), {}) for key, m in batch]
+        )
     finally:
         await broker.stop()
     assert [type(o).__name__ for o in outcomes] == [
-        "NoneType", "PublishError", "NoneType", "DeliveryError", "NoneType"
+        "NoneType",
+        "PublishError",
+        "NoneType",
+        "DeliveryError",
+        "NoneType",
     ]
     assert [m.message_id for m in await drain(queue)] == [str(m.message_id) for m in ok]
-    failed = {s.attributes["messaging.message.id"]: s.attributes.get("error.type")
-              for s in spans.get_finished_spans() if not s.status.is_ok}
-    assert failed == {str(returned.message_id): "PublishError",
-                      str(nacked.message_id): "DeliveryError"}
+    failed = {
+        s.attributes["messaging.message.id"]: s.attributes.get("error.type")
+        for s in spans.get_finished_spans()
+        if not s.status.is_ok
+    }
+    assert failed == {
+        str(returned.message_id): "PublishError",
+        str(nacked.message_id): "DeliveryError",
+    }
 
 
 async def test_overlapping_rounds_publish_in_the_order_rows_were_written(

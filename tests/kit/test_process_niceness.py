@@ -15,24 +15,42 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def niceness_of(service: str, **env: str) -> int:
-    code = (f"import os\nfrom apps.{service}.main import service\n"
-            "print(os.getpriority(os.PRIO_PROCESS, 0))")
+    code = (
+        f"import os\nfrom apps.{service}.main import service\n"
+        "print(os.getpriority(os.PRIO_PROCESS, 0))"
+    )
     environ = {k: v for k, v in os.environ.items() if k != "PROCESS_NICENESS"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**environ, **env},
-                         capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return int(out.stdout.split()[-1])
 
 
-@pytest.mark.parametrize(("service", "expected"), [
-    ("analytics", 10), ("notifications", 10), ("booking", 0), ("payments", 0), ("events", 0),
-])
+@pytest.mark.parametrize(
+    ("service", "expected"),
+    [
+        ("analytics", 10),
+        ("notifications", 10),
+        ("booking", 0),
+        ("payments", 0),
+        ("events", 0),
+    ],
+)
 def test_default_niceness_by_service(service: str, expected: int) -> None:
     assert niceness_of(service) == max(expected, os.getpriority(os.PRIO_PROCESS, 0))
 
 
 def test_process_niceness_overrides_the_default() -> None:
     assert niceness_of("analytics", PROCESS_NICENESS="0") == os.getpriority(os.PRIO_PROCESS, 0)
-    assert niceness_of("booking", PROCESS_NICENESS="4") == max(4, os.getpriority(os.PRIO_PROCESS, 0))
+    assert niceness_of("booking", PROCESS_NICENESS="4") == max(
+        4, os.getpriority(os.PRIO_PROCESS, 0)
+    )
 
 
 def test_out_of_range_niceness_is_refused() -> None:

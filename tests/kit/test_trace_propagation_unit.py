@@ -40,10 +40,16 @@ async def test_request_outbox_publish_and_consume_form_one_tree(spans, start_ser
             spans.clear()
             async with http_client(events) as client:
                 resp = await client.post(
-                    "/events/create", headers=bearer(mint(role="organizer")),
-                    json={"title": "traced", "venue": "Hall", "capacity": 3, "price": "1.00",
-                          "currency": "EUR",
-                          "starts_at": (datetime.now(UTC) + timedelta(days=2)).isoformat()},
+                    "/events/create",
+                    headers=bearer(mint(role="organizer")),
+                    json={
+                        "title": "traced",
+                        "venue": "Hall",
+                        "capacity": 3,
+                        "price": "1.00",
+                        "currency": "EUR",
+                        "starts_at": (datetime.now(UTC) + timedelta(days=2)).isoformat(),
+                    },
                 )
             assert resp.status_code == 201
             assert await events.relay.relay_once() == 1
@@ -51,11 +57,14 @@ async def test_request_outbox_publish_and_consume_form_one_tree(spans, start_ser
 
     finished = spans.get_finished_spans()
     by_id = {s.context.span_id: s for s in finished}
-    server = next(s for s in finished if s.kind == trace.SpanKind.SERVER and "/events/create" in s.name)
+    server = next(
+        s for s in finished if s.kind == trace.SpanKind.SERVER and "/events/create" in s.name
+    )
     # the consumer's span is in the request's trace (other spans, e.g. the relay's own
     # polling queries, live in their own traces)
     consume = next(
-        s for s in finished
+        s
+        for s in finished
         if s.kind == trace.SpanKind.CONSUMER and s.context.trace_id == server.context.trace_id
     )
 

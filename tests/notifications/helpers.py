@@ -29,8 +29,11 @@ from contracts.messages import (
 def user_registered(user_id: uuid.UUID | None = None, **over: Any) -> UserRegistered:
     uid = user_id or uuid.uuid4()
     fields: dict[str, Any] = dict(
-        user_id=uid, email=f"u{uid.hex[:10]}@example.com", full_name="Ada Lovelace",
-        role="customer", producer="auth",
+        user_id=uid,
+        email=f"u{uid.hex[:10]}@example.com",
+        full_name="Ada Lovelace",
+        role="customer",
+        producer="auth",
     )
     fields.update(over)
     return UserRegistered(**fields)
@@ -38,8 +41,13 @@ def user_registered(user_id: uuid.UUID | None = None, **over: Any) -> UserRegist
 
 def _booking(user_id: uuid.UUID | None) -> dict[str, Any]:
     return dict(
-        booking_id=uuid.uuid4(), event_id=uuid.uuid4(), user_id=user_id or uuid.uuid4(),
-        quantity=2, amount=Decimal("40.00"), currency="EUR", producer="booking",
+        booking_id=uuid.uuid4(),
+        event_id=uuid.uuid4(),
+        user_id=user_id or uuid.uuid4(),
+        quantity=2,
+        amount=Decimal("40.00"),
+        currency="EUR",
+        producer="booking",
     )
 
 
@@ -57,8 +65,13 @@ def booking_expired(user_id: uuid.UUID | None = None, **over: Any) -> BookingExp
 
 def _payment(user_id: uuid.UUID | None) -> dict[str, Any]:
     return dict(
-        payment_id=uuid.uuid4(), booking_id=uuid.uuid4(), user_id=user_id or uuid.uuid4(),
-        event_id=uuid.uuid4(), amount=Decimal("40.00"), currency="EUR", producer="payments",
+        payment_id=uuid.uuid4(),
+        booking_id=uuid.uuid4(),
+        user_id=user_id or uuid.uuid4(),
+        event_id=uuid.uuid4(),
+        amount=Decimal("40.00"),
+        currency="EUR",
+        producer="payments",
     )
 
 
@@ -74,10 +87,18 @@ def payment_refunded(user_id: uuid.UUID | None = None, **over: Any) -> PaymentRe
 
 def event_cancelled(organizer_id: uuid.UUID | None = None, **over: Any) -> EventCancelled:
     fields: dict[str, Any] = dict(
-        event_id=uuid.uuid4(), organizer_id=organizer_id or uuid.uuid4(), title="PyCon Lisbon",
-        venue="Altice Arena", starts_at=datetime.now(UTC) + timedelta(days=3), capacity=10,
-        price=Decimal("20.00"), currency="EUR", status="cancelled", version=2,
-        reason="venue flooded", producer="events",
+        event_id=uuid.uuid4(),
+        organizer_id=organizer_id or uuid.uuid4(),
+        title="PyCon Lisbon",
+        venue="Altice Arena",
+        starts_at=datetime.now(UTC) + timedelta(days=3),
+        capacity=10,
+        price=Decimal("20.00"),
+        currency="EUR",
+        status="cancelled",
+        version=2,
+        reason="venue flooded",
+        producer="events",
     )
     fields.update(over)
     return EventCancelled(**fields)
@@ -85,8 +106,11 @@ def event_cancelled(organizer_id: uuid.UUID | None = None, **over: Any) -> Event
 
 def notification_requested(user_id: uuid.UUID | None = None, **over: Any) -> NotificationRequested:
     fields: dict[str, Any] = dict(
-        user_id=user_id or uuid.uuid4(), channel="email", subject="Doors open at 9",
-        body="Bring your ticket.", producer="events",
+        user_id=user_id or uuid.uuid4(),
+        channel="email",
+        subject="Doors open at 9",
+        body="Bring your ticket.",
+        producer="events",
     )
     fields.update(over)
     return NotificationRequested(**fields)
@@ -103,7 +127,9 @@ async def stored(service: Any, **where: Any) -> list[Any]:
 
 async def contact_of(service: Any, user_id: uuid.UUID) -> Any:
     async with service.db.engine.connect() as conn:
-        return (await conn.execute(sa.select(contacts).where(contacts.c.user_id == user_id))).first()
+        return (
+            await conn.execute(sa.select(contacts).where(contacts.c.user_id == user_id))
+        ).first()
 
 
 FAST_RETRIES = dict(
@@ -145,9 +171,10 @@ async def send(exchange: Any, message: Envelope) -> None:
     """Publish as a producing service's outbox relay would: persistent JSON with its id."""
     await exchange.publish(
         aio_pika.Message(
-            message.model_dump_json().encode(), content_type="application/json",
-            message_id=str(message.message_id), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message.model_dump_json().encode(),
+            content_type="application/json",
+            message_id=str(message.message_id),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         ),
         routing_key=message.routing_key,
     )
-

@@ -45,9 +45,7 @@ async def test_failed_payment_of_a_known_user_is_emailed(service, bus, module_si
     await send(bus, user)
     msg = h.payment_failed(user.user_id)
     await send(bus, msg)
-    mails = await eventually(
-        lambda: module_sink.mail_to(user.email, "Payment failed")
-    )
+    mails = await eventually(lambda: module_sink.mail_to(user.email, "Payment failed"))
     assert len(mails) == 1
     assert "40.00 EUR" in mails[0].body and str(msg.booking_id) in mails[0].body
     assert mails[0].message["X-Notification-Kind"] == "payment_failed"
@@ -91,7 +89,9 @@ async def test_sms_and_push_go_through_their_providers(service, bus, module_sink
         until=lambda rows: len(rows) == 4,  # welcome e-mail, confirmation e-mail + SMS, push
     )
     assert sorted((r.kind, r.channel) for r in rows) == [
-        ("booking_confirmed", "email"), ("booking_confirmed", "sms"), ("custom", "push"),
+        ("booking_confirmed", "email"),
+        ("booking_confirmed", "sms"),
+        ("custom", "push"),
         ("welcome", "email"),
     ]
     senders = NotificationsDeps.of(service).senders
@@ -104,7 +104,12 @@ async def test_admin_send_is_admin_only_and_gets_delivered(service, bus, module_
     user = h.user_registered()
     await send(bus, user)
     await eventually(lambda: h.contact_of(service, user.user_id))
-    body = {"user_id": str(user.user_id), "channel": "email", "subject": "Hi", "body": "Doors at 9."}
+    body = {
+        "user_id": str(user.user_id),
+        "channel": "email",
+        "subject": "Hi",
+        "body": "Doors at 9.",
+    }
     async with http_client(service) as client:
         no_token = await client.post("/notifications/send", json=body)
         assert no_token.status_code == 401
@@ -114,22 +119,30 @@ async def test_admin_send_is_admin_only_and_gets_delivered(service, bus, module_
         )
         assert customer.status_code == 403
         bad = await client.post(
-            "/notifications/send", json=body | {"channel": "fax"},
+            "/notifications/send",
+            json=body | {"channel": "fax"},
             headers=bearer(mint(role="admin")),
         )
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.channel"
         no_phone = await client.post(
-            "/notifications/send", json=body | {"channel": "sms"},
+            "/notifications/send",
+            json=body | {"channel": "sms"},
             headers=bearer(mint(role="admin")),
         )
         assert no_phone.status_code == 422, no_phone.text
         assert no_phone.json() == {
             "type": "https://eventbooking.dev/problems/no-address",
-            "title": "Unprocessable Content", "status": 422,
+            "title": "Unprocessable Content",
+            "status": 422,
             "detail": "The user has no address for the sms channel.",
             "instance": "/notifications/send",
-            "errors": [{"field": "body.channel", "type": "value_error",
-                        "message": "The user has no address for the sms channel."}],
+            "errors": [
+                {
+                    "field": "body.channel",
+                    "type": "value_error",
+                    "message": "The user has no address for the sms channel.",
+                }
+            ],
         }
 
         resp = await client.post(
@@ -139,13 +152,14 @@ async def test_admin_send_is_admin_only_and_gets_delivered(service, bus, module_
         assert resp.json()["status"] == "pending"
         notification_id = resp.json()["id"]
 
-    [mail] = await eventually(
-        lambda: module_sink.mail_to(user.email, "Hi")
-    )
+    [mail] = await eventually(lambda: module_sink.mail_to(user.email, "Hi"))
     assert "Doors at 9." in mail.body
     assert mail.message["Message-ID"] == f"<{notification_id}@eventbooking.local>"
     # nothing but the welcome e-mail and this one went to the user
-    assert sorted(m.subject for m in module_sink.to(user.email)) == ["Hi", "Welcome to Event Booking"]
+    assert sorted(m.subject for m in module_sink.to(user.email)) == [
+        "Hi",
+        "Welcome to Event Booking",
+    ]
 
 
 async def test_users_list_only_their_own_notifications(service, bus):
@@ -155,6 +169,7 @@ async def test_users_list_only_their_own_notifications(service, bus):
     for _ in range(3):
         await send(bus, h.booking_expired(ada.user_id))
     async with http_client(service) as client:
+
         async def page(user: Any, **params: Any) -> Any:
             resp = await client.get(
                 "/notifications", params=params, headers=bearer(mint(user.user_id))
@@ -169,7 +184,9 @@ async def test_users_list_only_their_own_notifications(service, bus):
         assert sorted(i["kind"] for i in items) == ["booking_expired"] * 3 + ["welcome"]
         assert len({i["id"] for i in items}) == 4
         assert set(items[0]) >= {"id", "kind", "channel", "subject", "status", "created_at"}
-        assert [i["created_at"] for i in items] == sorted((i["created_at"] for i in items), reverse=True)
+        assert [i["created_at"] for i in items] == sorted(
+            (i["created_at"] for i in items), reverse=True
+        )
 
         bobs = await eventually(lambda: page(bob), until=lambda p: p["items"])
         assert [i["kind"] for i in bobs["items"]] == ["welcome"]

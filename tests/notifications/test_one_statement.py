@@ -33,16 +33,29 @@ CASES: list[tuple[Callable[[uuid.UUID], Envelope], OneStatementHandler[Any], str
     (h.booking_confirmed, handlers.notify_booking_confirmed, "+351910000010"),
     (h.booking_confirmed, handlers.notify_booking_confirmed, None),
     (lambda u: h.booking_cancelled(u, refund_due=True), handlers.notify_booking_cancelled, None),
-    (lambda u: h.booking_cancelled(u, reason="payment_failed"),
-     handlers.notify_booking_cancelled, None),
+    (
+        lambda u: h.booking_cancelled(u, reason="payment_failed"),
+        handlers.notify_booking_cancelled,
+        None,
+    ),
     (h.booking_expired, handlers.notify_booking_expired, "+351910000011"),
     (h.payment_failed, handlers.notify_payment_failed, None),
     (h.payment_refunded, handlers.notify_payment_refunded, None),
     (h.event_cancelled, handlers.notify_event_cancelled, None),
     (lambda u: h.notification_requested(u, channel="sms"), handlers.request_notification, None),
 ]
-IGNORED = {"id", "user_id", "source_message_id", "created_at", "updated_at", "next_attempt_at",
-           "recipient", "subject", "body", "context"}  # per user or per run; text checked below
+IGNORED = {
+    "id",
+    "user_id",
+    "source_message_id",
+    "created_at",
+    "updated_at",
+    "next_attempt_at",
+    "recipient",
+    "subject",
+    "body",
+    "context",
+}  # per user or per run; text checked below
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +67,9 @@ async def service(start_service):
 async def register(service: Any, phone: str | None, *, one_statement: bool) -> uuid.UUID:
     msg = h.user_registered(phone=phone)
     handler = handlers.register_contact
-    assert await consume_once(service.db, "q.user_registered", msg,
-                              handler if one_statement else handler.in_unit_of_work)
+    assert await consume_once(
+        service.db, "q.user_registered", msg, handler if one_statement else handler.in_unit_of_work
+    )
     return msg.user_id
 
 
@@ -79,8 +93,9 @@ async def test_one_statement_stores_what_the_unit_of_work_stores(service, factor
             msg = template = factory(user)
         else:  # the same message, to the other user
             who = "organizer_id" if hasattr(template, "organizer_id") else "user_id"
-            new_ids = {k: uuid.uuid4() for k in ("message_id", "notification_id")
-                       if hasattr(template, k)}
+            new_ids = {
+                k: uuid.uuid4() for k in ("message_id", "notification_id") if hasattr(template, k)
+            }
             msg = template.model_copy(update={who: user, **new_ids})
         run = handler if one_statement else handler.in_unit_of_work
         assert await consume_once(service.db, "q", msg, run)
@@ -112,8 +127,9 @@ async def test_a_redelivery_stores_nothing_even_after_the_rows_are_gone(service)
     msg = h.booking_confirmed(user)
     assert await consume_once(service.db, "q", msg, handlers.notify_booking_confirmed)
     async with service.db.engine.begin() as conn:  # e.g. an operator purged them meanwhile
-        await conn.execute(sa.delete(notifications).where(
-            notifications.c.source_message_id == msg.message_id))
+        await conn.execute(
+            sa.delete(notifications).where(notifications.c.source_message_id == msg.message_id)
+        )
     assert not await consume_once(service.db, "q", msg, handlers.notify_booking_confirmed)
     assert await h.stored(service, source_message_id=msg.message_id) == []
 
@@ -126,8 +142,11 @@ TIMES = {"id", "created_at", "updated_at", "next_attempt_at"}  # made per delive
 @pytest.fixture
 async def sqlite_db(tmp_path):
     db = Database(
-        ServiceSettings(service_name="notifications", database_url=f"sqlite:///{tmp_path}/",
-                        database_prefix="t_"),
+        ServiceSettings(
+            service_name="notifications",
+            database_url=f"sqlite:///{tmp_path}/",
+            database_prefix="t_",
+        ),
         MIGRATIONS,
     )
     await db.prepare()  # the service's own migrations, on SQLite (the embedded mode)
@@ -137,25 +156,28 @@ async def sqlite_db(tmp_path):
 
 async def rows_of(db: Database, users: set[uuid.UUID]) -> list[dict[str, Any]]:
     async with db.read() as conn:
-        found = (await conn.execute(sa.select(notifications)
-                                    .where(notifications.c.user_id.in_(users)))).all()
-        people = (await conn.execute(sa.select(contacts).where(contacts.c.user_id.in_(users))))
-        people = sorted(({k: v for k, v in r._mapping.items() if k != "updated_at"}
-                         for r in people), key=lambda r: str(r["user_id"]))
+        found = (
+            await conn.execute(sa.select(notifications).where(notifications.c.user_id.in_(users)))
+        ).all()
+        people = await conn.execute(sa.select(contacts).where(contacts.c.user_id.in_(users)))
+        people = sorted(
+            ({k: v for k, v in r._mapping.items() if k != "updated_at"} for r in people),
+            key=lambda r: str(r["user_id"]),
+        )
     out = [{k: v for k, v in r._mapping.items() if k not in TIMES} for r in found]
     return sorted(out, key=lambda r: (str(r["source_message_id"]), r["channel"])) + people
 
 
-async def test_postgresql_and_sqlite_store_the_same_rows_for_the_same_messages(
-    service, sqlite_db
-):
+async def test_postgresql_and_sqlite_store_the_same_rows_for_the_same_messages(service, sqlite_db):
     """Every case above, plus a message for a user not known yet, delivered twice to each."""
     messages: list[tuple[Envelope, Any]] = []
     users = set()
     for factory, handler, phone in CASES:
         registered = h.user_registered(phone=phone)
-        messages += [(registered, handlers.register_contact),
-                     (factory(registered.user_id), handler)]
+        messages += [
+            (registered, handlers.register_contact),
+            (factory(registered.user_id), handler),
+        ]
         users.add(registered.user_id)
     stranger = uuid.uuid4()
     messages.append((h.booking_expired(stranger), handlers.notify_booking_expired))

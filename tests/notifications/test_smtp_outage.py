@@ -15,8 +15,12 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 
-async def test_smtp_outage_is_retried_and_delivered_when_the_server_is_back(start_service, sink, bus):
-    async with start_service(build, smtp_port=sink.port, delivery_max_attempts=50, **FAST_RETRIES) as svc:
+async def test_smtp_outage_is_retried_and_delivered_when_the_server_is_back(
+    start_service, sink, bus
+):
+    async with start_service(
+        build, smtp_port=sink.port, delivery_max_attempts=50, **FAST_RETRIES
+    ) as svc:
         await sink.down()
         msg = h.user_registered()
         await send(bus, msg)
@@ -37,7 +41,9 @@ async def test_smtp_outage_is_retried_and_delivered_when_the_server_is_back(star
 async def test_smtp_outage_beyond_the_retry_bound_marks_the_notification_failed(
     start_service, sink, bus
 ):
-    async with start_service(build, smtp_port=sink.port, delivery_max_attempts=3, **FAST_RETRIES) as svc:
+    async with start_service(
+        build, smtp_port=sink.port, delivery_max_attempts=3, **FAST_RETRIES
+    ) as svc:
         await sink.down()
         msg = h.user_registered()
         await send(bus, msg)

@@ -74,7 +74,9 @@ async def test_user_registered_keeps_the_contact_and_stores_the_welcome_email(se
     await publish(service, msg, msg)
     contact = await h.contact_of(service, msg.user_id)
     assert (contact.email, contact.full_name, contact.phone) == (
-        msg.email, "Ada Lovelace", "+351910000000"
+        msg.email,
+        "Ada Lovelace",
+        "+351910000000",
     )
     rows = await h.stored(service, user_id=msg.user_id)
     assert [(r.kind, r.channel, r.status, r.recipient) for r in rows] == [
@@ -89,7 +91,8 @@ async def test_user_with_a_phone_is_also_told_by_sms(service):
     await publish(service, msg)
     rows = await h.stored(service, source_message_id=msg.message_id)
     assert {(r.channel, r.recipient) for r in rows} == {
-        ("email", f"u{user.hex[:10]}@example.com"), ("sms", "+351910000001")
+        ("email", f"u{user.hex[:10]}@example.com"),
+        ("sms", "+351910000001"),
     }
     sms = next(r for r in rows if r.channel == "sms")
     assert "40.00 EUR" in sms.body and str(msg.booking_id) in sms.body
@@ -131,7 +134,12 @@ async def test_notifications_channel_stores_the_text_under_the_requested_id(serv
         service.subscribers["notifications"].mock.assert_called_once()
     [row] = await h.stored(service, source_message_id=msg.message_id)
     assert row.id == msg.notification_id
-    assert (row.kind, row.channel, row.status, row.recipient) == ("custom", "push", "pending", str(user))
+    assert (row.kind, row.channel, row.status, row.recipient) == (
+        "custom",
+        "push",
+        "pending",
+        str(user),
+    )
     assert (row.subject, row.body) == ("Doors open at 9", "Bring your ticket.")
 
 
@@ -176,13 +184,16 @@ async def test_waiting_notification_gains_its_sms_when_the_contact_has_a_phone(s
 
     rows = await h.stored(service, source_message_id=confirmed.message_id)
     assert {(r.channel, r.status, r.recipient) for r in rows} == {
-        ("email", "pending", f"u{user.hex[:10]}@example.com"), ("sms", "pending", "+351910000003")
+        ("email", "pending", f"u{user.hex[:10]}@example.com"),
+        ("sms", "pending", "+351910000003"),
     }
     [sms] = [r for r in rows if r.channel == "sms"]
     assert str(confirmed.booking_id) in sms.body and "40.00 EUR" in sms.body
     # a free-text SMS stays one SMS
     rows = await h.stored(service, source_message_id=free_text.message_id)
-    assert [(r.channel, r.status, r.recipient) for r in rows] == [("sms", "pending", "+351910000003")]
+    assert [(r.channel, r.status, r.recipient) for r in rows] == [
+        ("sms", "pending", "+351910000003")
+    ]
 
 
 async def test_notification_whose_contact_never_arrives_fails_after_the_wait(service):
@@ -198,10 +209,23 @@ async def test_notification_whose_contact_never_arrives_fails_after_the_wait(ser
 @pytest.mark.parametrize(
     ("key", "payload"),
     [
-        ("user_registered", lambda: h.user_registered().model_dump(mode="json") | {"email": "not-an-email"}),
+        (
+            "user_registered",
+            lambda: h.user_registered().model_dump(mode="json") | {"email": "not-an-email"},
+        ),
         ("payment_failed", lambda: h.payment_failed().model_dump(mode="json") | {"amount": "-1"}),
-        ("booking_confirmed", lambda: {k: v for k, v in h.booking_confirmed().model_dump(mode="json").items() if k != "user_id"}),
-        ("notifications", lambda: h.notification_requested().model_dump(mode="json") | {"channel": "fax"}),
+        (
+            "booking_confirmed",
+            lambda: {
+                k: v
+                for k, v in h.booking_confirmed().model_dump(mode="json").items()
+                if k != "user_id"
+            },
+        ),
+        (
+            "notifications",
+            lambda: h.notification_requested().model_dump(mode="json") | {"channel": "fax"},
+        ),
     ],
 )
 async def test_payload_breaking_the_contract_is_rejected_and_stores_nothing(

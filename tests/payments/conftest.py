@@ -22,16 +22,22 @@ from tests.support.waiting import eventually
 
 def booking_created(**over: Any) -> BookingCreated:
     fields: dict[str, Any] = dict(
-        booking_id=uuid.uuid4(), event_id=uuid.uuid4(), user_id=uuid.uuid4(), quantity=2,
-        amount=Decimal("40.00"), currency="EUR",
-        expires_at=datetime.now(UTC) + timedelta(minutes=10), producer="booking",
+        booking_id=uuid.uuid4(),
+        event_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        quantity=2,
+        amount=Decimal("40.00"),
+        currency="EUR",
+        expires_at=datetime.now(UTC) + timedelta(minutes=10),
+        producer="booking",
     )
     fields.update(over)
     return BookingCreated(**fields)
 
 
-def booking_ended(created: BookingCreated, kind: type[BookingExpired] | type[BookingCancelled],
-                  **over: Any) -> BookingExpired | BookingCancelled:
+def booking_ended(
+    created: BookingCreated, kind: type[BookingExpired] | type[BookingCancelled], **over: Any
+) -> BookingExpired | BookingCancelled:
     fields = created.model_dump(
         include={"booking_id", "event_id", "user_id", "quantity", "amount", "currency"}
     )
@@ -47,7 +53,9 @@ async def scalar(service: Any, sql: str, **params: Any) -> Any:
 
 
 async def due_status(service: Any, booking_id: uuid.UUID) -> str | None:
-    return await scalar(service, "SELECT status FROM booking_dues WHERE booking_id = :b", b=booking_id)
+    return await scalar(
+        service, "SELECT status FROM booking_dues WHERE booking_id = :b", b=booking_id
+    )
 
 
 async def ledger_count(service: Any, operation: str = "charge") -> int:
@@ -58,10 +66,14 @@ async def ledger_count(service: Any, operation: str = "charge") -> int:
 
 
 async def consumed(service: Any, queue: str, message_id: uuid.UUID) -> bool:
-    return bool(await scalar(
-        service, "SELECT count(*) FROM inbox WHERE consumer = :c AND message_id = :m",
-        c=queue, m=message_id,
-    ))
+    return bool(
+        await scalar(
+            service,
+            "SELECT count(*) FROM inbox WHERE consumer = :c AND message_id = :m",
+            c=queue,
+            m=message_id,
+        )
+    )
 
 
 @pytest.fixture
@@ -81,8 +93,10 @@ async def publish(amqp: Any, message: Envelope) -> None:
     exchange = await amqp.declare_exchange(DOMAIN_EXCHANGE.name, type="topic", durable=True)
     await exchange.publish(
         aio_pika.Message(
-            message.model_dump_json().encode(), content_type="application/json",
-            message_id=str(message.message_id), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message.model_dump_json().encode(),
+            content_type="application/json",
+            message_id=str(message.message_id),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         ),
         routing_key=message.routing_key,
     )

@@ -52,14 +52,18 @@ async def due(service: Any, booking_id: uuid.UUID) -> str | None:
     return await scalar(
         service,
         "SELECT json_build_array(status, amount::text, currency, user_id, updated_at)::text "
-        "FROM booking_dues WHERE booking_id = :b", b=booking_id,
+        "FROM booking_dues WHERE booking_id = :b",
+        b=booking_id,
     )
 
 
 def story() -> list[Envelope]:
     created = booking_created()
-    return [created, booking_ended(created, BookingExpired),
-            booking_ended(created, BookingCancelled)]
+    return [
+        created,
+        booking_ended(created, BookingExpired),
+        booking_ended(created, BookingCancelled),
+    ]
 
 
 ORDERS = [order for n in (1, 2, 3) for order in itertools.permutations(range(3), n)]
@@ -73,10 +77,13 @@ async def test_one_statement_ends_the_due_as_the_unit_of_work_does(payments, ord
         for i in order:
             assert await deliver(payments, messages[i], one_statement=one_statement)
             assert await consumed(payments, ROUTES[type(messages[i])][0], messages[i].message_id)
-        statuses.append(await scalar(
-            payments, "SELECT status FROM booking_dues WHERE booking_id = :b",
-            b=messages[0].booking_id,
-        ))
+        statuses.append(
+            await scalar(
+                payments,
+                "SELECT status FROM booking_dues WHERE booking_id = :b",
+                b=messages[0].booking_id,
+            )
+        )
     assert statuses[0] == statuses[1] is not None
 
 
@@ -87,8 +94,10 @@ async def test_a_redelivery_changes_nothing_even_where_its_write_would(payments,
         await deliver(payments, m, one_statement=True)
     # the due moved on since (an expiry or cancellation applied again would now close it)
     async with payments.db.engine.begin() as conn:
-        await conn.execute(sa.text("UPDATE booking_dues SET status = 'open' WHERE booking_id = :b"),
-                           {"b": messages[0].booking_id})
+        await conn.execute(
+            sa.text("UPDATE booking_dues SET status = 'open' WHERE booking_id = :b"),
+            {"b": messages[0].booking_id},
+        )
     before = await due(payments, messages[0].booking_id)
     assert not await deliver(payments, messages[index], one_statement=True)
     assert await due(payments, messages[0].booking_id) == before
@@ -100,8 +109,9 @@ async def test_a_redelivery_changes_nothing_even_where_its_write_would(payments,
 @pytest.fixture
 async def sqlite_db(tmp_path):
     db = Database(
-        ServiceSettings(service_name="payments", database_url=f"sqlite:///{tmp_path}/",
-                        database_prefix="t_"),
+        ServiceSettings(
+            service_name="payments", database_url=f"sqlite:///{tmp_path}/", database_prefix="t_"
+        ),
         Path(__file__).resolve().parents[2] / "apps" / "payments" / "migrations",
     )
     await db.prepare()  # the service's own migrations, on SQLite (the embedded mode)
@@ -111,17 +121,19 @@ async def sqlite_db(tmp_path):
 
 async def dues_of(db: Database, bookings: list[uuid.UUID]) -> list[dict[str, Any]]:
     async with db.read() as conn:
-        rows = (await conn.execute(sa.select(booking_dues)
-                                   .where(booking_dues.c.booking_id.in_(bookings)))).all()
+        rows = (
+            await conn.execute(
+                sa.select(booking_dues).where(booking_dues.c.booking_id.in_(bookings))
+            )
+        ).all()
     # payment_id and updated_at are made per delivery
-    out = [{k: v for k, v in r._mapping.items() if k not in {"payment_id", "updated_at"}}
-           for r in rows]
+    out = [
+        {k: v for k, v in r._mapping.items() if k not in {"payment_id", "updated_at"}} for r in rows
+    ]
     return sorted(out, key=lambda r: str(r["booking_id"]))
 
 
-async def test_postgresql_and_sqlite_leave_the_same_dues_for_the_same_messages(
-    payments, sqlite_db
-):
+async def test_postgresql_and_sqlite_leave_the_same_dues_for_the_same_messages(payments, sqlite_db):
     """Every arrival order above, each message delivered twice, through both paths."""
     deliveries, bookings = [], []
     for order in ORDERS:

@@ -21,10 +21,13 @@ pytestmark = pytest.mark.integration
 
 
 def refused(reason: str) -> float:
-    return REGISTRY.get_sample_value(
-        "messages_refused_total",
-        {"service": "payments", "channel": "refund_requested", "reason": reason},
-    ) or 0.0
+    return (
+        REGISTRY.get_sample_value(
+            "messages_refused_total",
+            {"service": "payments", "channel": "refund_requested", "reason": reason},
+        )
+        or 0.0
+    )
 
 
 async def queue_depth(amqp, name: str) -> int:
@@ -35,9 +38,12 @@ async def queue_depth(amqp, name: str) -> int:
 async def paid_booking(payments, client, amqp):
     created = await payable(payments, amqp)
     resp = await client.post(
-        "/payments/process", headers=bearer(mint(created.user_id)),
-        json={"booking_id": str(created.booking_id),
-              "payment_method": {"type": "card", "token": "tok_visa"}},
+        "/payments/process",
+        headers=bearer(mint(created.user_id)),
+        json={
+            "booking_id": str(created.booking_id),
+            "payment_method": {"type": "card", "token": "tok_visa"},
+        },
     )
     assert resp.status_code in (200, 201), resp.text
     return created, uuid.UUID(resp.json()["id"])
@@ -49,8 +55,10 @@ async def payment_status(payments, payment_id) -> str:
 
 @pytest.mark.parametrize(
     ("forge", "reason"),
-    [(lambda c, p: {"user_id": uuid.uuid4(), "payment_id": p}, "user_mismatch"),
-     (lambda c, p: {"user_id": c.user_id, "payment_id": uuid.uuid4()}, "payment_mismatch")],
+    [
+        (lambda c, p: {"user_id": uuid.uuid4(), "payment_id": p}, "user_mismatch"),
+        (lambda c, p: {"user_id": c.user_id, "payment_id": uuid.uuid4()}, "payment_mismatch"),
+    ],
     ids=["another-user", "another-payment"],
 )
 async def test_a_forged_refund_request_is_dead_lettered_counted_and_refunds_nothing(
@@ -61,12 +69,17 @@ async def test_a_forged_refund_request_is_dead_lettered_counted_and_refunds_noth
     before, parked_before = refused(reason), await queue_depth(amqp, dlq)
     refunds_before = await ledger_count(payments, "refund")
 
-    forged = RefundRequested(booking_id=created.booking_id, reason="user_request",
-                             producer="booking", **forge(created, payment_id))
+    forged = RefundRequested(
+        booking_id=created.booking_id,
+        reason="user_request",
+        producer="booking",
+        **forge(created, payment_id),
+    )
     await publish(amqp, forged)
 
-    await eventually(lambda: queue_depth(amqp, dlq), until=lambda n: n == parked_before + 1,
-                     timeout=15)
+    await eventually(
+        lambda: queue_depth(amqp, dlq), until=lambda n: n == parked_before + 1, timeout=15
+    )
     assert refused(reason) == before + 1
     assert await payment_status(payments, payment_id) == "succeeded"
     assert await ledger_count(payments, "refund") == refunds_before
@@ -74,9 +87,16 @@ async def test_a_forged_refund_request_is_dead_lettered_counted_and_refunds_noth
     await parked.ack()
 
     # the genuine command still refunds it
-    await publish(amqp, RefundRequested(booking_id=created.booking_id, user_id=created.user_id,
-                                        payment_id=payment_id, reason="user_request",
-                                        producer="booking"))
+    await publish(
+        amqp,
+        RefundRequested(
+            booking_id=created.booking_id,
+            user_id=created.user_id,
+            payment_id=payment_id,
+            reason="user_request",
+            producer="booking",
+        ),
+    )
     await eventually(lambda: payment_status(payments, payment_id), until=lambda s: s == "refunded")
 
 
@@ -84,10 +104,15 @@ async def test_a_refund_request_for_a_booking_never_paid_is_counted(payments, am
     before = refused("unknown_payment")
     dlq = dead_letter_queue_name(REFUND_REQUESTED)
     parked_before = await queue_depth(amqp, dlq)
-    await publish(amqp, RefundRequested(booking_id=uuid.uuid4(), user_id=uuid.uuid4(),
-                                        reason="user_request", producer="booking"))
-    await eventually(lambda: queue_depth(amqp, dlq), until=lambda n: n == parked_before + 1,
-                     timeout=15)
+    await publish(
+        amqp,
+        RefundRequested(
+            booking_id=uuid.uuid4(), user_id=uuid.uuid4(), reason="user_request", producer="booking"
+        ),
+    )
+    await eventually(
+        lambda: queue_depth(amqp, dlq), until=lambda n: n == parked_before + 1, timeout=15
+    )
     assert refused("unknown_payment") == before + 1
     parked = await (await amqp.declare_queue(dlq, passive=True)).get(timeout=5)
     await parked.ack()

@@ -33,14 +33,25 @@ async def platform(start_service):
 
 
 async def book(events_api, booking_api, user: str) -> dict:
-    event = (await events_api.post("/events/create", headers=bearer(mint(role="organizer")), json={
-        "title": "Saga", "venue": "Hall", "capacity": 5, "price": "15.00", "currency": "EUR",
-        "starts_at": (datetime.now(UTC) + timedelta(days=5)).isoformat(),
-    })).json()
+    event = (
+        await events_api.post(
+            "/events/create",
+            headers=bearer(mint(role="organizer")),
+            json={
+                "title": "Saga",
+                "venue": "Hall",
+                "capacity": 5,
+                "price": "15.00",
+                "currency": "EUR",
+                "starts_at": (datetime.now(UTC) + timedelta(days=5)).isoformat(),
+            },
+        )
+    ).json()
 
     async def try_booking():  # booking learns about the event from the queue
         resp = await booking_api.post(
-            "/booking/create", json={"event_id": event["id"], "quantity": 2}, headers=user)
+            "/booking/create", json={"event_id": event["id"], "quantity": 2}, headers=user
+        )
         return resp if resp.status_code == 201 else None
 
     return (await eventually(try_booking)).json()
@@ -56,13 +67,21 @@ async def test_paid_booking_is_confirmed_and_refunded_when_cancelled(platform):
     booking = await book(events_api, booking_api, user)
     await eventually(lambda: due_status(payments, uuid.UUID(booking["id"])))
 
-    resp = await payments_api.post("/payments/process", headers=user, json={
-        "booking_id": booking["id"], "payment_method": {"type": "card", "token": "tok_visa"}})
+    resp = await payments_api.post(
+        "/payments/process",
+        headers=user,
+        json={"booking_id": booking["id"], "payment_method": {"type": "card", "token": "tok_visa"}},
+    )
     assert resp.status_code == 201, resp.text
     payment = resp.json()
-    assert (payment["amount"], payment["currency"]) == ("30.00", "EUR") == (booking["amount"], booking["currency"])
-    await eventually(lambda: booking_status(booking_api, booking["id"], user),
-                     until=lambda s: s == "confirmed")
+    assert (
+        (payment["amount"], payment["currency"])
+        == ("30.00", "EUR")
+        == (booking["amount"], booking["currency"])
+    )
+    await eventually(
+        lambda: booking_status(booking_api, booking["id"], user), until=lambda s: s == "confirmed"
+    )
 
     cancelled = await booking_api.post(f"/booking/{booking['id']}/cancel", headers=user)
     assert cancelled.status_code == 200, cancelled.text
@@ -79,13 +98,24 @@ async def test_declined_payment_cancels_the_booking_and_it_stays_unpayable(platf
     booking = await book(events_api, booking_api, user)
     await eventually(lambda: due_status(payments, uuid.UUID(booking["id"])))
 
-    resp = await payments_api.post("/payments/process", headers=user, json={
-        "booking_id": booking["id"], "payment_method": {"type": "card", "token": "tok_chargeDeclined"}})
+    resp = await payments_api.post(
+        "/payments/process",
+        headers=user,
+        json={
+            "booking_id": booking["id"],
+            "payment_method": {"type": "card", "token": "tok_chargeDeclined"},
+        },
+    )
     assert resp.status_code == 201 and resp.json()["status"] == "failed"
-    await eventually(lambda: booking_status(booking_api, booking["id"], user),
-                     until=lambda s: s == "cancelled")
-    await eventually(lambda: due_status(payments, uuid.UUID(booking["id"])),
-                     until=lambda s: s == "cancelled")
-    retry = await payments_api.post("/payments/process", headers=user, json={
-        "booking_id": booking["id"], "payment_method": {"type": "card", "token": "tok_visa"}})
+    await eventually(
+        lambda: booking_status(booking_api, booking["id"], user), until=lambda s: s == "cancelled"
+    )
+    await eventually(
+        lambda: due_status(payments, uuid.UUID(booking["id"])), until=lambda s: s == "cancelled"
+    )
+    retry = await payments_api.post(
+        "/payments/process",
+        headers=user,
+        json={"booking_id": booking["id"], "payment_method": {"type": "card", "token": "tok_visa"}},
+    )
     assert retry.status_code == 409

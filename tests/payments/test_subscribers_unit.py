@@ -66,10 +66,24 @@ async def test_booking_created_records_what_is_due_once(offline):
     assert handler.mock.call_count == 2
     assert BookingCreated.model_validate(handler.mock.call_args.args[0]) == created
     assert await due_status(svc, created.booking_id) == "open"
-    amount, currency, user_id = (await scalar(
-        svc, "SELECT json_build_array(amount::text, currency, user_id)::text FROM booking_dues "
-        "WHERE booking_id = :b", b=created.booking_id)).strip("[]").replace('"', "").split(", ")
-    assert (Decimal(amount), currency, uuid.UUID(user_id)) == (Decimal("12.50"), "USD", created.user_id)
+    amount, currency, user_id = (
+        (
+            await scalar(
+                svc,
+                "SELECT json_build_array(amount::text, currency, user_id)::text FROM booking_dues "
+                "WHERE booking_id = :b",
+                b=created.booking_id,
+            )
+        )
+        .strip("[]")
+        .replace('"', "")
+        .split(", ")
+    )
+    assert (Decimal(amount), currency, uuid.UUID(user_id)) == (
+        Decimal("12.50"),
+        "USD",
+        created.user_id,
+    )
     assert await consumed(svc, BOOKING_CREATED.name, created.message_id)
 
 
@@ -83,7 +97,8 @@ async def test_booking_that_ended_first_stays_unpayable_when_its_creation_arrive
     queue = BOOKING_EXPIRED if ending is BookingExpired else BOOKING_CANCELLED
     assert ending.model_validate(subscriber_of(svc, queue).mock.call_args.args[0]) == ended
     assert await due_status(svc, created.booking_id) == (
-        "expired" if ending is BookingExpired else "cancelled")
+        "expired" if ending is BookingExpired else "cancelled"
+    )
 
 
 async def test_late_expiry_leaves_a_paid_booking_paid_and_cancellation_closes_it(offline):
@@ -92,9 +107,12 @@ async def test_late_expiry_leaves_a_paid_booking_paid_and_cancellation_closes_it
     await send(broker, created)
     async with http_client(svc) as client:
         resp = await client.post(
-            "/payments/process", headers=bearer(mint(created.user_id)),
-            json={"booking_id": str(created.booking_id),
-                  "payment_method": {"type": "card", "token": "tok_visa"}},
+            "/payments/process",
+            headers=bearer(mint(created.user_id)),
+            json={
+                "booking_id": str(created.booking_id),
+                "payment_method": {"type": "card", "token": "tok_visa"},
+            },
         )
     assert resp.status_code == 201 and resp.json()["status"] == "succeeded"
     await send(broker, booking_ended(created, BookingExpired))
@@ -108,13 +126,20 @@ async def test_refund_requested_refunds_once_and_the_relay_publishes_payment_ref
     created = booking_created()
     await send(broker, created)
     async with http_client(svc) as client:
-        payment = (await client.post(
-            "/payments/process", headers=bearer(mint(created.user_id)),
-            json={"booking_id": str(created.booking_id),
-                  "payment_method": {"type": "card", "token": "tok_visa"}},
-        )).json()
+        payment = (
+            await client.post(
+                "/payments/process",
+                headers=bearer(mint(created.user_id)),
+                json={
+                    "booking_id": str(created.booking_id),
+                    "payment_method": {"type": "card", "token": "tok_visa"},
+                },
+            )
+        ).json()
     command = RefundRequested(
-        booking_id=created.booking_id, user_id=created.user_id, reason="paid_after_expiry",
+        booking_id=created.booking_id,
+        user_id=created.user_id,
+        reason="paid_after_expiry",
         producer="booking",
     )
     await send(broker, command)
@@ -123,8 +148,12 @@ async def test_refund_requested_refunds_once_and_the_relay_publishes_payment_ref
     assert subscriber_of(svc, REFUND_REQUESTED).mock.call_count == 3
 
     await svc.relay.relay_once()
-    [confirmed] = published_for(svc.publishers["payment_confirmed"], PaymentConfirmed, created.booking_id)
-    [refunded] = published_for(svc.publishers["payment_refunded"], PaymentRefunded, created.booking_id)
+    [confirmed] = published_for(
+        svc.publishers["payment_confirmed"], PaymentConfirmed, created.booking_id
+    )
+    [refunded] = published_for(
+        svc.publishers["payment_refunded"], PaymentRefunded, created.booking_id
+    )
     assert confirmed.payment_id == refunded.payment_id == uuid.UUID(payment["id"])
     assert refunded.amount == Decimal("40.00") and refunded.reason == "paid_after_expiry"
     assert refunded.causation_id == command.message_id
@@ -136,16 +165,31 @@ async def test_refund_requested_refunds_once_and_the_relay_publishes_payment_ref
         (BOOKING_CREATED, booking_created().model_dump(mode="json", exclude={"amount"})),
         (BOOKING_CREATED, booking_created().model_dump(mode="json") | {"amount": "-1.00"}),
         (BOOKING_CREATED, booking_created().model_dump(mode="json") | {"amount": "1.001"}),
-        (BOOKING_EXPIRED, booking_ended(booking_created(), BookingExpired).model_dump(mode="json")
-         | {"currency": "EUX"}),
-        (BOOKING_CANCELLED, booking_ended(booking_created(), BookingCancelled).model_dump(mode="json")
-         | {"reason": "because"}),
-        (REFUND_REQUESTED, {"message_id": str(uuid.uuid4()), "booking_id": "nope",
-                            "user_id": str(uuid.uuid4()), "reason": "user_request"}),
+        (
+            BOOKING_EXPIRED,
+            booking_ended(booking_created(), BookingExpired).model_dump(mode="json")
+            | {"currency": "EUX"},
+        ),
+        (
+            BOOKING_CANCELLED,
+            booking_ended(booking_created(), BookingCancelled).model_dump(mode="json")
+            | {"reason": "because"},
+        ),
+        (
+            REFUND_REQUESTED,
+            {
+                "message_id": str(uuid.uuid4()),
+                "booking_id": "nope",
+                "user_id": str(uuid.uuid4()),
+                "reason": "user_request",
+            },
+        ),
     ],
     ids=["no-amount", "negative-amount", "sub-cent-amount", "bad-currency", "bad-reason", "bad-id"],
 )
-async def test_payload_breaking_the_contract_is_rejected_and_changes_nothing(offline, caplog, queue, payload):
+async def test_payload_breaking_the_contract_is_rejected_and_changes_nothing(
+    offline, caplog, queue, payload
+):
     svc, broker = offline
     caplog.set_level(logging.ERROR, logger="kit.broker")
     await broker.publish(payload, exchange=DOMAIN_EXCHANGE, routing_key=queue.routing_key)

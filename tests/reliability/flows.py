@@ -82,11 +82,19 @@ class Sale:
         _, _, organizer = await api.user("organizer")
         # an odd price of its own, to find this sale's charges in the provider's whole ledger
         price = Decimal(random.randint(100, 99999)) / 100
-        status, event, _ = await api.call("POST", "/events/create", organizer, json={
-            "title": f"Fault run {uuid.uuid4().hex[:6]}", "venue": "Coliseu", "capacity": capacity,
-            "price": str(price), "currency": "EUR",
-            "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-        })
+        status, event, _ = await api.call(
+            "POST",
+            "/events/create",
+            organizer,
+            json={
+                "title": f"Fault run {uuid.uuid4().hex[:6]}",
+                "venue": "Coliseu",
+                "capacity": capacity,
+                "price": str(price),
+                "currency": "EUR",
+                "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+            },
+        )
         assert status == 201, event
         return cls(api, harness, organizer, event["id"], price, started)
 
@@ -98,7 +106,10 @@ class Sale:
         """Book, then pay; each step retried with its own Idempotency-Key until answered."""
         self.orders.append(order)
         status, booking = await call_until_answered(
-            self.api, "POST", "/booking/create", order.token,
+            self.api,
+            "POST",
+            "/booking/create",
+            order.token,
             json={"event_id": self.event_id, "quantity": order.quantity},
             headers={"Idempotency-Key": str(uuid.uuid4())},
         )
@@ -107,9 +118,14 @@ class Sale:
             return
         order.booking_id = booking["id"]
         status, payment = await call_until_answered(
-            self.api, "POST", "/payments/process", order.token,
-            json={"booking_id": order.booking_id,
-                  "payment_method": {"type": "card", "token": order.card}},
+            self.api,
+            "POST",
+            "/payments/process",
+            order.token,
+            json={
+                "booking_id": order.booking_id,
+                "payment_method": {"type": "card", "token": order.card},
+            },
             headers={"Idempotency-Key": str(uuid.uuid4())},
         )
         if status not in (200, 201):
@@ -125,19 +141,24 @@ class Sale:
 
     async def booking_statuses(self) -> dict[str, str]:
         rows = await self.harness.sql(
-            "booking", "SELECT id::text, status FROM bookings WHERE id = ANY($1::uuid[])",
+            "booking",
+            "SELECT id::text, status FROM bookings WHERE id = ANY($1::uuid[])",
             [o.booking_id for o in self.booked],
         )
         return {r["id"]: r["status"] for r in rows}
 
     async def charges(self) -> dict[str, int]:
         """Charges in the provider's own ledger per booking (its payment id decides the key)."""
-        rows = await self.harness.sql("payments", """
+        rows = await self.harness.sql(
+            "payments",
+            """
             SELECT d.booking_id::text AS booking_id, count(c.idempotency_key) AS n
             FROM booking_dues d JOIN simulator_charges c
               ON c.idempotency_key = d.payment_id::text || ':charge' AND c.operation = 'charge'
             WHERE d.booking_id = ANY($1::uuid[]) GROUP BY d.booking_id
-        """, [o.booking_id for o in self.booked])
+        """,
+            [o.booking_id for o in self.booked],
+        )
         return {r["booking_id"]: r["n"] for r in rows}
 
     async def ledger_charges_at_this_price(self) -> int:
@@ -146,15 +167,20 @@ class Sale:
             "payments",
             "SELECT count(*) AS n FROM simulator_charges WHERE operation = 'charge' "
             "AND amount = ANY($1::numeric[]) AND created_at >= $2",
-            sorted({self.price * o.quantity for o in self.orders}), self.started,
+            sorted({self.price * o.quantity for o in self.orders}),
+            self.started,
         )
         return rows[0]["n"]
 
     async def notifications(self) -> list[dict[str, Any]]:
-        rows = await self.harness.sql("notifications", """
+        rows = await self.harness.sql(
+            "notifications",
+            """
             SELECT id::text, kind, context->>'booking_id' AS booking_id, status
             FROM notifications WHERE context->>'booking_id' = ANY($1::text[])
-        """, [o.booking_id for o in self.booked])
+        """,
+            [o.booking_id for o in self.booked],
+        )
         return [dict(r) for r in rows]
 
     async def report(self) -> dict[str, Any]:
@@ -213,41 +239,63 @@ class Sale:
                 mails[n["booking_id"]] = mails.get(n["booking_id"], 0) + sum(
                     1 for mid in by_message_id if n["id"] in mid
                 )
-        counted = {
-            k: (totals.get(k), v) for k, v in self.truth().items() if totals.get(k) != v
-        }
+        counted = {k: (totals.get(k), v) for k, v in self.truth().items() if totals.get(k) != v}
         results = [
-            Counts.of(f"{name} / booking final state", sent=sent, effects={
-                o.booking_id: int(statuses.get(o.booking_id) == o.final_status) for o in self.booked
-            }),
-            Counts.of(f"{name} / provider charges", sent=sent, effects=charges,
-                      ledger_rows_at_price=await self.ledger_charges_at_this_price()),
-            Counts.of(f"{name} / notifications stored", sent=sent, effects=note_counts,
-                      unexpected_kinds=len(unexpected)),
+            Counts.of(
+                f"{name} / booking final state",
+                sent=sent,
+                effects={
+                    o.booking_id: int(statuses.get(o.booking_id) == o.final_status)
+                    for o in self.booked
+                },
+            ),
+            Counts.of(
+                f"{name} / provider charges",
+                sent=sent,
+                effects=charges,
+                ledger_rows_at_price=await self.ledger_charges_at_this_price(),
+            ),
+            Counts.of(
+                f"{name} / notifications stored",
+                sent=sent,
+                effects=note_counts,
+                unexpected_kinds=len(unexpected),
+            ),
             # SMTP is at-least-once: a notifications process killed after the server accepted a
             # mail and before it recorded "sent" sends it again on restart, with the same
             # Message-ID (derived from the notification id) so clients show it once. Counted
             # apart as resends, not as duplicated notifications.
-            Counts.of(f"{name} / e-mails received", sent=sent, effects=mails,
-                      resends_same_message_id=sum(
-                          c - 1 for mid, c in by_message_id.items()
-                          if c > 1 and any(n["id"] in mid for n in notes))),
+            Counts.of(
+                f"{name} / e-mails received",
+                sent=sent,
+                effects=mails,
+                resends_same_message_id=sum(
+                    c - 1
+                    for mid, c in by_message_id.items()
+                    if c > 1 and any(n["id"] in mid for n in notes)
+                ),
+            ),
         ]
         results[2].duplicated += len(unexpected)  # e.g. a cancellation notice on a paid booking
-        results.append(Counts(
-            name=f"{name} / analytics totals", sent=len(self.truth()),
-            confirmed=len(self.truth()) - len(counted),
-            lost=sum(1 for k, (got, want) in counted.items() if _less(got, want)),
-            duplicated=sum(1 for k, (got, want) in counted.items() if not _less(got, want)),
-            detail={"mismatches": counted} if counted else {},
-        ))
+        results.append(
+            Counts(
+                name=f"{name} / analytics totals",
+                sent=len(self.truth()),
+                confirmed=len(self.truth()) - len(counted),
+                lost=sum(1 for k, (got, want) in counted.items() if _less(got, want)),
+                duplicated=sum(1 for k, (got, want) in counted.items() if not _less(got, want)),
+                detail={"mismatches": counted} if counted else {},
+            )
+        )
         failed = [o.errors for o in self.orders if o.errors]
         depths = await asyncio.to_thread(self.harness.queue_depths)
         detail["dead_lettered"] = {k: v for k, v in depths.items() if k.endswith(".dlq") and v}
         detail["queued"] = {k: v for k, v in depths.items() if not k.endswith(".dlq") and v}
         detail["outbox_backlog"] = await self.harness.outbox_backlog()
-        print(f"\n[jepsen] {name}: orders={len(self.orders)} booked={len(self.booked)} "
-              f"client_errors={len(failed)} {failed[:3]} {' '.join(f'{k}={v}' for k, v in detail.items())}")
+        print(
+            f"\n[jepsen] {name}: orders={len(self.orders)} booked={len(self.booked)} "
+            f"client_errors={len(failed)} {failed[:3]} {' '.join(f'{k}={v}' for k, v in detail.items())}"
+        )
         for c in results:
             c.report()
         return results

@@ -55,7 +55,9 @@ class Harness:
         # Each process's command line and environment, to start it again exactly as it was.
         for name, proc in self.platform.procs.items():
             cmd = _proc_file(proc.pid, "cmdline")
-            env = dict(item.split("=", 1) for item in _proc_file(proc.pid, "environ") if "=" in item)
+            env = dict(
+                item.split("=", 1) for item in _proc_file(proc.pid, "environ") if "=" in item
+            )
             self._launch[name] = (cmd, env)
 
     # --- processes ----------------------------------------------------------------------------
@@ -134,8 +136,21 @@ class Harness:
         """Messages in every queue of the platform's vhost (ready + unacked), by name."""
         vhost = self.rabbitmq_url.rsplit("/", 1)[1]
         out = subprocess.run(
-            ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages", "--formatter", "json"],
-            check=True, capture_output=True, text=True, timeout=60,
+            [
+                "rabbitmqctl",
+                "-q",
+                "list_queues",
+                "-p",
+                vhost,
+                "name",
+                "messages",
+                "--formatter",
+                "json",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
         ).stdout
         return {q["name"]: int(q["messages"]) for q in json.loads(out)}
 
@@ -144,7 +159,9 @@ class Harness:
         backlog = {}
         for service in ("auth", "events", "booking", "payments", "notifications"):
             with contextlib.suppress(asyncpg.UndefinedTableError):
-                backlog[service] = (await self.sql(service, "SELECT count(*) AS n FROM outbox"))[0]["n"]
+                backlog[service] = (await self.sql(service, "SELECT count(*) AS n FROM outbox"))[0][
+                    "n"
+                ]
         return backlog
 
     # --- tokens ---------------------------------------------------------------------------------
@@ -159,7 +176,9 @@ class Harness:
         async with aiohttp.ClientSession() as session, session.get(url) as r:
             return (await r.json())["keys"][0]["kid"]
 
-    async def token(self, user_id: uuid.UUID | str | None = None, role: str = "customer", **kw: Any) -> str:
+    async def token(
+        self, user_id: uuid.UUID | str | None = None, role: str = "customer", **kw: Any
+    ) -> str:
         """A token signed with the platform's real key (``kw`` as in tests.support.tokens.mint)."""
         kw.setdefault("kid", await self.kid())
         kw.setdefault("key", self.signing_key())
@@ -167,7 +186,9 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def running_platform(tmp_path_factory: pytest.TempPathFactory, tag: str) -> AsyncIterator[Harness]:
+async def running_platform(
+    tmp_path_factory: pytest.TempPathFactory, tag: str
+) -> AsyncIterator[Harness]:
     """Start the e2e platform on vhost ``<test vhost>_<tag>`` and databases ``<prefix><tag>_e2e_*``."""
     vhost = f"{VHOST}_{tag}"
     _rabbitmqctl("add_vhost", vhost)

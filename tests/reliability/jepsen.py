@@ -20,8 +20,13 @@ class Counts:
 
     @classmethod
     def of(
-        cls, name: str, *, sent: Iterable[object], effects: Mapping[object, int],
-        deliveries: int | None = None, **detail: object,
+        cls,
+        name: str,
+        *,
+        sent: Iterable[object],
+        effects: Mapping[object, int],
+        deliveries: int | None = None,
+        **detail: object,
     ) -> Counts:
         """``sent``: the keys that should each have exactly one effect; ``effects``: key -> how
         many times it took effect."""

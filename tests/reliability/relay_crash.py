@@ -35,7 +35,9 @@ from contracts.messages import EventCreated
 def killed_after(expected: int, publish: Any) -> Any:
     confirmed = 0
 
-    async def publish_then_die(routing_key: str, payload: dict[str, Any], headers: dict[str, Any]) -> None:
+    async def publish_then_die(
+        routing_key: str, payload: dict[str, Any], headers: dict[str, Any]
+    ) -> None:
         nonlocal confirmed
         await publish(routing_key, payload, headers)  # returns once the broker confirmed it
         confirmed += 1
@@ -56,8 +58,13 @@ async def main(expected: int, mode: str = "", tag: str = "") -> None:
     if mode == "handoff-crash":
         from tests.kit.test_consumers_unit import event_created
 
-        relay = OutboxRelay(db, killed_after(expected, publish), handoff=True,
-                            poll_seconds=3600, handoff_grace_seconds=3600)
+        relay = OutboxRelay(
+            db,
+            killed_after(expected, publish),
+            handoff=True,
+            poll_seconds=3600,
+            handoff_grace_seconds=3600,
+        )
         running = asyncio.create_task(relay.run())
         while db.handoff is None:
             await asyncio.sleep(0.01)

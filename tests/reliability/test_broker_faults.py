@@ -45,7 +45,9 @@ def restart_broker(down_seconds: float = 3.0) -> None:
         rabbitmqctl("await_startup")
 
 
-async def sale_through_broker_fault(harness: Harness, api, fault: Callable[[], None], name: str) -> None:
+async def sale_through_broker_fault(
+    harness: Harness, api, fault: Callable[[], None], name: str
+) -> None:
     sale = await Sale.open(api, harness)
     customers = await sale.customers(6)
     orders = [
@@ -86,8 +88,9 @@ async def sale_through_broker_fault(harness: Harness, api, fault: Callable[[], N
 
 
 async def test_all_connections_dropped_mid_sale_services_reconnect_nothing_lost(harness, api):
-    await sale_through_broker_fault(harness, api, drop_connections(harness),
-                                    "broker connections dropped")
+    await sale_through_broker_fault(
+        harness, api, drop_connections(harness), "broker connections dropped"
+    )
 
 
 @pytest.mark.slow

@@ -41,8 +41,9 @@ async def kill_repeatedly(
         await asyncio.sleep(rng.uniform(0.2, 0.6))
         for _ in range(5):  # a quick consumer may have had nothing yet: keep it frozen a bit
             depths = await asyncio.to_thread(harness.queue_depths)
-            depth = sum(v for q, v in depths.items() if q.split(".")[0] == victim
-                        and not q.endswith(".dlq"))
+            depth = sum(
+                v for q, v in depths.items() if q.split(".")[0] == victim and not q.endswith(".dlq")
+            )
             if depth:
                 break
             await asyncio.sleep(0.3)
@@ -71,8 +72,12 @@ async def test_consumers_killed_mid_message_lose_nothing_and_do_nothing_twice(ha
         for i, (user_id, token) in enumerate(itertools.cycle(customers)):
             if len(killed) >= 9 or i >= 600:
                 break
-            order = Order(token=token, user_id=user_id, card=DECLINED if i % 5 == 4 else "tok_visa",
-                          quantity=1 + i % 2)
+            order = Order(
+                token=token,
+                user_id=user_id,
+                card=DECLINED if i % 5 == 4 else "tok_visa",
+                quantity=1 + i % 2,
+            )
             orders.append(order)
             placing.append(asyncio.create_task(sale.place(order)))
             await asyncio.sleep(0.16)
@@ -84,8 +89,12 @@ async def test_consumers_killed_mid_message_lose_nothing_and_do_nothing_twice(ha
 
     with contextlib.suppress(AssertionError):  # the audit below says what did not arrive
         await eventually(sale.settled, timeout=60, interval=0.5)
-    results = await sale.audit("consumers killed mid-message", kills=len(killed),
-                               victims=",".join(killed), victim_queue_at_kill=in_queue)
+    results = await sale.audit(
+        "consumers killed mid-message",
+        kills=len(killed),
+        victims=",".join(killed),
+        victim_queue_at_kill=in_queue,
+    )
     assert len(killed) >= 9
     # evidence that kills hit work in flight: a third of them at least found messages delivered
     # to (or waiting for) the frozen victim

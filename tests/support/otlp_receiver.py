@@ -63,9 +63,13 @@ class OtlpReceiver:
                     attrs = {a.key: _value(a.value) for a in s.attributes}
                     self.spans.append(
                         Span(
-                            trace_id=s.trace_id.hex(), span_id=s.span_id.hex(),
-                            parent_id=s.parent_span_id.hex() or None, name=s.name,
-                            service=service, kind=s.kind, attributes=attrs,
+                            trace_id=s.trace_id.hex(),
+                            span_id=s.span_id.hex(),
+                            parent_id=s.parent_span_id.hex() or None,
+                            name=s.name,
+                            service=service,
+                            kind=s.kind,
+                            attributes=attrs,
                         )
                     )
         return web.Response(

@@ -70,7 +70,10 @@ async def _prepare(service: Service) -> None:
 
 
 SPEC = ServiceSpec(
-    name="probe", title="Probe", description="Kit test consumer", migrations=None,
+    name="probe",
+    title="Probe",
+    description="Kit test consumer",
+    migrations=None,
     subscribe=subscribe,
 )
 

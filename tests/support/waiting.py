@@ -11,7 +11,10 @@ T = TypeVar("T")
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.05,
+    probe: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
     until: Callable[[T], bool] = bool,
 ) -> T:
     """Call ``probe`` until ``until(result)`` holds; return that result or fail after ``timeout``."""

@@ -80,25 +80,40 @@ def _upsert(key: str, *, where: str = "", **exprs: str) -> str:
     return f"ON CONFLICT ({key}) DO UPDATE SET {assignments}" + (f" WHERE {where}" if where else "")
 
 
-RECORD_EVENT = once_per_message(insert_from_mark(events, _upsert(
-    "event_id",
-    **{c.name: f"EXCLUDED.{c.name}" for c in events.c if c.name != "event_id"},
-    where="t.version < EXCLUDED.version",  # the highest version wins
-)))
-RECORD_BOOKING = once_per_message(insert_from_mark(bookings, _upsert(
-    "booking_id",
-    **{f"{t}_at": _earliest(f"{t}_at") for t in BOOKING_STATUS},
-    cancel_reason="COALESCE(EXCLUDED.cancel_reason, t.cancel_reason)",  # set by a cancellation
-    status=_latest_status(BOOKING_STATUS),
-)))
-RECORD_PAYMENT = once_per_message(insert_from_mark(payments, _upsert(
-    "payment_id",
-    **{f"{t}_at": _earliest(f"{t}_at") for t in PAYMENT_STATUS},
-    event_id="COALESCE(t.event_id, EXCLUDED.event_id)",  # older payment facts lack it
-    refunded_amount=_first_of_kind("refunded_amount", "refunded"),
-    failure_reason=_first_of_kind("failure_reason", "failed"),
-    status=_latest_status(PAYMENT_STATUS),
-)))
+RECORD_EVENT = once_per_message(
+    insert_from_mark(
+        events,
+        _upsert(
+            "event_id",
+            **{c.name: f"EXCLUDED.{c.name}" for c in events.c if c.name != "event_id"},
+            where="t.version < EXCLUDED.version",  # the highest version wins
+        ),
+    )
+)
+RECORD_BOOKING = once_per_message(
+    insert_from_mark(
+        bookings,
+        _upsert(
+            "booking_id",
+            **{f"{t}_at": _earliest(f"{t}_at") for t in BOOKING_STATUS},
+            cancel_reason="COALESCE(EXCLUDED.cancel_reason, t.cancel_reason)",  # set by a cancellation
+            status=_latest_status(BOOKING_STATUS),
+        ),
+    )
+)
+RECORD_PAYMENT = once_per_message(
+    insert_from_mark(
+        payments,
+        _upsert(
+            "payment_id",
+            **{f"{t}_at": _earliest(f"{t}_at") for t in PAYMENT_STATUS},
+            event_id="COALESCE(t.event_id, EXCLUDED.event_id)",  # older payment facts lack it
+            refunded_amount=_first_of_kind("refunded_amount", "refunded"),
+            failure_reason=_first_of_kind("failure_reason", "failed"),
+            status=_latest_status(PAYMENT_STATUS),
+        ),
+    )
+)
 
 _EVENT_FIELDS = [f.name for f in fields(EventRecord)]
 _BOOKING_FIELDS = [f.name for f in fields(BookingRecord)]
@@ -127,7 +142,9 @@ class AnalyticsRepository:
     # --- reads (reports) ----------------------------------------------------------------------
 
     async def event(self, event_id: uuid.UUID) -> EventRecord | None:
-        row = (await self.conn.execute(sa.select(events).where(events.c.event_id == event_id))).first()
+        row = (
+            await self.conn.execute(sa.select(events).where(events.c.event_id == event_id))
+        ).first()
         return _record(EventRecord, row) if row else None
 
     async def has_activity(self, event_id: uuid.UUID) -> bool:
@@ -158,22 +175,21 @@ class AnalyticsRepository:
     ) -> dict[Any, list[Activity]]:
         """Transitions in ``window``, counted per event (``by="event"``) or per UTC day."""
         facts = _activity().subquery("activity")
-        key = facts.c.event_id if by == "event" else sa.cast(
-            sa.func.timezone("UTC", facts.c.at), sa.Date
+        key = (
+            facts.c.event_id
+            if by == "event"
+            else sa.cast(sa.func.timezone("UTC", facts.c.at), sa.Date)
         )
         if by == "day" and self.conn.dialect.name == "sqlite":  # embedded mode: times are UTC
             key = sa.func.date(facts.c.at, type_=sa.Date)
-        stmt = (
-            sa.select(
-                key.label("key"),
-                facts.c.kind,
-                facts.c.currency,
-                sa.func.count().label("count"),
-                sa.func.coalesce(sa.func.sum(facts.c.quantity), 0).label("quantity"),
-                sa.func.sum(facts.c.amount).label("amount"),
-            )
-            .group_by(key, facts.c.kind, facts.c.currency)
-        )
+        stmt = sa.select(
+            key.label("key"),
+            facts.c.kind,
+            facts.c.currency,
+            sa.func.count().label("count"),
+            sa.func.coalesce(sa.func.sum(facts.c.quantity), 0).label("quantity"),
+            sa.func.sum(facts.c.amount).label("amount"),
+        ).group_by(key, facts.c.kind, facts.c.currency)
         if window.start is not None:
             stmt = stmt.where(facts.c.at >= window.start)
         if window.end is not None:
@@ -194,12 +210,18 @@ class AnalyticsRepository:
 def _activity() -> sa.CompoundSelect:
     """Every transition as a row ``(event_id, kind, at, quantity, currency, amount)``."""
     b, p = bookings, payments
-    no_money = (sa.null().cast(sa.String(3)).label("currency"), sa.null().cast(b.c.amount.type).label("amount"))
+    no_money = (
+        sa.null().cast(sa.String(3)).label("currency"),
+        sa.null().cast(b.c.amount.type).label("amount"),
+    )
 
     def booking_rows(kind: str, at: sa.ColumnElement[Any], *where: Any) -> sa.Select[Any]:
         return sa.select(
-            b.c.event_id.label("event_id"), sa.literal(kind).label("kind"), at.label("at"),
-            b.c.quantity.label("quantity"), *no_money,
+            b.c.event_id.label("event_id"),
+            sa.literal(kind).label("kind"),
+            at.label("at"),
+            b.c.quantity.label("quantity"),
+            *no_money,
         ).where(at.is_not(None), *where)
 
     paid_for = sa.func.coalesce(p.c.event_id, b.c.event_id)  # older payment facts lack event_id
@@ -207,8 +229,11 @@ def _activity() -> sa.CompoundSelect:
     def payment_rows(kind: str, at: sa.ColumnElement[Any], amount: Any) -> sa.Select[Any]:
         return (
             sa.select(
-                paid_for.label("event_id"), sa.literal(kind).label("kind"), at.label("at"),
-                sa.literal(0).label("quantity"), p.c.currency.label("currency"),
+                paid_for.label("event_id"),
+                sa.literal(kind).label("kind"),
+                at.label("at"),
+                sa.literal(0).label("quantity"),
+                p.c.currency.label("currency"),
                 amount.label("amount"),
             )
             .select_from(p.outerjoin(b, b.c.booking_id == p.c.booking_id))
@@ -220,11 +245,16 @@ def _activity() -> sa.CompoundSelect:
         booking_rows("booking_confirmed", b.c.confirmed_at),
         booking_rows("booking_cancelled", b.c.cancelled_at),
         booking_rows("booking_expired", b.c.expired_at),
-        booking_rows("sale_cancelled", b.c.cancelled_at, b.c.confirmed_at.is_not(None),
-                     b.c.confirmed_at <= b.c.cancelled_at),
+        booking_rows(
+            "sale_cancelled",
+            b.c.cancelled_at,
+            b.c.confirmed_at.is_not(None),
+            b.c.confirmed_at <= b.c.cancelled_at,
+        ),
         booking_rows("hold_paid", b.c.created_at, b.c.confirmed_at.is_not(None)),
         payment_rows("payment_succeeded", p.c.succeeded_at, p.c.amount),
         payment_rows("payment_failed", p.c.failed_at, sa.null().cast(p.c.amount.type)),
-        payment_rows("payment_refunded", p.c.refunded_at,
-                     sa.func.coalesce(p.c.refunded_amount, p.c.amount)),
+        payment_rows(
+            "payment_refunded", p.c.refunded_at, sa.func.coalesce(p.c.refunded_amount, p.c.amount)
+        ),
     )

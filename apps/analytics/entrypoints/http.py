@@ -30,6 +30,8 @@ OK_WITH_CSV = {
 }
 
 EventIdFilter = Annotated[uuid.UUID | None, Query(description="Only this event.")]
+
+
 def _iso_8601_only(value: object) -> object:
     """`from`/`to` are ISO 8601 texts, as documented; pydantic alone would also take a bare
     number as a Unix time (and a year-1 date then overflowed the daily series: a 500)."""
@@ -41,8 +43,10 @@ def _iso_8601_only(value: object) -> object:
 From = Annotated[
     AwareDatetime | None,
     BeforeValidator(_iso_8601_only),
-    Query(alias="from", description="Count facts that occurred at or after this time (ISO 8601 "
-          "with time zone)."),
+    Query(
+        alias="from",
+        description="Count facts that occurred at or after this time (ISO 8601 with time zone).",
+    ),
 ]
 To = Annotated[
     AwareDatetime | None,
@@ -76,7 +80,8 @@ def _wants_csv(request: Request) -> bool:
 
 def _csv_response(body: str, filename: str) -> Response:
     return Response(
-        body, media_type=f"{CSV}; charset=utf-8",
+        body,
+        media_type=f"{CSV}; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
@@ -91,7 +96,9 @@ async def _answer(
 
 
 @router.get(
-    "/report", response_model=ReportPublic, responses={200: OK_WITH_CSV, **ERRORS},
+    "/report",
+    response_model=ReportPublic,
+    responses={200: OK_WITH_CSV, **ERRORS},
     summary="Bookings, tickets, payments and revenue: totals and per event",
     description="Organizers see their own events, admins every event. Each figure counts the "
     "facts that occurred inside `from` (inclusive) .. `to` (exclusive). `revenue` is gross; "
@@ -107,13 +114,22 @@ async def get_report(
     to: To = None,
 ) -> ReportPublic | Response:
     return await _answer(
-        request, deps, handlers.make_report, ReportPublic, report_csv, "analytics-report.csv",
-        viewer=viewer, window=_window(from_, to), event_id=event_id,
+        request,
+        deps,
+        handlers.make_report,
+        ReportPublic,
+        report_csv,
+        "analytics-report.csv",
+        viewer=viewer,
+        window=_window(from_, to),
+        event_id=event_id,
     )
 
 
 @router.get(
-    "/report/daily", response_model=DailyReportPublic, responses={200: OK_WITH_CSV, **ERRORS},
+    "/report/daily",
+    response_model=DailyReportPublic,
+    responses={200: OK_WITH_CSV, **ERRORS},
     summary="The same figures per UTC day, for charts",
     description="Every day of the window, zero days included. `to` defaults to now, `from` to "
     "30 days before (midnight UTC); at most 366 days. CSV with `Accept: text/csv`.",
@@ -127,6 +143,13 @@ async def get_daily_report(
     to: To = None,
 ) -> DailyReportPublic | Response:
     return await _answer(
-        request, deps, handlers.make_daily_report, DailyReportPublic, daily_csv, "analytics-daily.csv",
-        viewer=viewer, window=_window(from_, to), event_id=event_id,
+        request,
+        deps,
+        handlers.make_daily_report,
+        DailyReportPublic,
+        daily_csv,
+        "analytics-daily.csv",
+        viewer=viewer,
+        window=_window(from_, to),
+        event_id=event_id,
     )

@@ -30,7 +30,10 @@ class Availability:
 
 class AvailabilityCache:
     def __init__(
-        self, ttl_seconds: float, *, max_events: int = 10_000,
+        self,
+        ttl_seconds: float,
+        *,
+        max_events: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl = ttl_seconds
@@ -81,4 +84,3 @@ class AvailabilityCache:
         else:
             self._seen.pop(event_id, None)
             self._refreshing.pop(event_id, None)
-

@@ -218,7 +218,12 @@ class BookingRepository:
     # --- inventory -----------------------------------------------------------------------------
 
     async def reserve(
-        self, booking: Booking, *, price: Decimal, user_cap: int, outbox_row: dict[str, Any],
+        self,
+        booking: Booking,
+        *,
+        price: Decimal,
+        user_cap: int,
+        outbox_row: dict[str, Any],
         notify: bool,
     ) -> ReserveOutcome:
         """Hold the seats of a new pending ``booking`` (built at ``price`` per seat) and write
@@ -227,27 +232,46 @@ class BookingRepository:
             await self.conn.execute(
                 _RESERVE,
                 {
-                    "id": booking.id, "event_id": booking.event_id, "user_id": booking.user_id,
-                    "qty": booking.quantity, "price": price, "currency": booking.currency,
-                    "amount": booking.amount, "now": booking.created_at,
-                    "expires_at": booking.expires_at, "user_cap": user_cap,
-                    **outbox.statement_params(outbox_row), "notify": notify,
+                    "id": booking.id,
+                    "event_id": booking.event_id,
+                    "user_id": booking.user_id,
+                    "qty": booking.quantity,
+                    "price": price,
+                    "currency": booking.currency,
+                    "amount": booking.amount,
+                    "now": booking.created_at,
+                    "expires_at": booking.expires_at,
+                    "user_cap": user_cap,
+                    **outbox.statement_params(outbox_row),
+                    "notify": notify,
                 },
             )
         ).one()
         return ReserveOutcome(row.outcome, row.event_status, row.available)
 
     async def apply_snapshot(
-        self, *, event_id: uuid.UUID, organizer_id: uuid.UUID, capacity: int, price: Decimal,
-        currency: str, status: str, version: int,
+        self,
+        *,
+        event_id: uuid.UUID,
+        organizer_id: uuid.UUID,
+        capacity: int,
+        price: Decimal,
+        currency: str,
+        status: str,
+        version: int,
     ) -> bool:
         """Upsert the event's snapshot if newer; True if it changed anything."""
         row = (
             await self.conn.execute(
                 _APPLY_SNAPSHOT,
                 {
-                    "event_id": event_id, "organizer_id": organizer_id, "capacity": capacity,
-                    "price": price, "currency": currency, "status": status, "version": version,
+                    "event_id": event_id,
+                    "organizer_id": organizer_id,
+                    "capacity": capacity,
+                    "price": price,
+                    "currency": currency,
+                    "status": status,
+                    "version": version,
                 },
             )
         ).first()
@@ -290,9 +314,11 @@ class BookingRepository:
         await self.conn.execute(
             _DEFER_SEAT_MOVES,
             {
-                "event_ids": events, "event_held": [per_event[e][0] for e in events],
+                "event_ids": events,
+                "event_held": [per_event[e][0] for e in events],
                 "event_sold": [per_event[e][1] for e in events],
-                "user_ids": users, "user_held": [per_user[u] for u in users],
+                "user_ids": users,
+                "user_held": [per_user[u] for u in users],
             },
         )
 
@@ -314,11 +340,18 @@ class BookingRepository:
             await self.conn.execute(
                 _TRANSITION_ONCE,
                 {
-                    "id": b.id, "previous": t.previous, "status": b.status,
-                    "payment_id": b.payment_id, "reason": b.cancellation_reason,
-                    "updated_at": b.updated_at, "event_id": b.event_id,
-                    "event_held": t.seats.held, "event_sold": t.seats.sold, "user_id": b.user_id,
-                    "user_held": t.seats.user_held, **inbox.mark_params(consumer, message_id),
+                    "id": b.id,
+                    "previous": t.previous,
+                    "status": b.status,
+                    "payment_id": b.payment_id,
+                    "reason": b.cancellation_reason,
+                    "updated_at": b.updated_at,
+                    "event_id": b.event_id,
+                    "event_held": t.seats.held,
+                    "event_sold": t.seats.sold,
+                    "user_id": b.user_id,
+                    "user_held": t.seats.user_held,
+                    **inbox.mark_params(consumer, message_id),
                     **outbox.statement_params(outbox_row),
                 },
             )

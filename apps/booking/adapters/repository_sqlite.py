@@ -48,7 +48,12 @@ class SqliteBookingRepository(BookingRepository):
     database)."""
 
     async def reserve(
-        self, booking: Booking, *, price: Decimal, user_cap: int, outbox_row: dict[str, Any],
+        self,
+        booking: Booking,
+        *,
+        price: Decimal,
+        user_cap: int,
+        outbox_row: dict[str, Any],
         notify: bool,
     ) -> ReserveOutcome:
         quantity, event_id = booking.quantity, booking.event_id
@@ -89,9 +94,15 @@ class SqliteBookingRepository(BookingRepository):
             )
         await self.conn.execute(
             bookings.insert().values(
-                id=booking.id, event_id=event_id, user_id=booking.user_id, quantity=quantity,
-                status="pending", amount=booking.amount, currency=booking.currency,
-                expires_at=booking.expires_at, created_at=booking.created_at,
+                id=booking.id,
+                event_id=event_id,
+                user_id=booking.user_id,
+                quantity=quantity,
+                status="pending",
+                amount=booking.amount,
+                currency=booking.currency,
+                expires_at=booking.expires_at,
+                created_at=booking.created_at,
                 updated_at=booking.updated_at,
             )
         )
@@ -99,8 +110,15 @@ class SqliteBookingRepository(BookingRepository):
         return ReserveOutcome("reserved", inv.status, available)
 
     async def apply_snapshot(
-        self, *, event_id: uuid.UUID, organizer_id: uuid.UUID, capacity: int, price: Decimal,
-        currency: str, status: str, version: int,
+        self,
+        *,
+        event_id: uuid.UUID,
+        organizer_id: uuid.UUID,
+        capacity: int,
+        price: Decimal,
+        currency: str,
+        status: str,
+        version: int,
     ) -> bool:
         row = (
             await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
@@ -109,8 +127,15 @@ class SqliteBookingRepository(BookingRepository):
         if row is None:
             await self.conn.execute(
                 inventory.insert().values(
-                    event_id=event_id, organizer_id=organizer_id, capacity=capacity, held=0,
-                    sold=0, price=price, currency=currency, status=status, version=version,
+                    event_id=event_id,
+                    organizer_id=organizer_id,
+                    capacity=capacity,
+                    held=0,
+                    sold=0,
+                    price=price,
+                    currency=currency,
+                    status=status,
+                    version=version,
                     updated_at=now,
                 )
             )
@@ -186,7 +211,8 @@ class SqliteBookingRepository(BookingRepository):
                 bookings.update()
                 .where(bookings.c.id == t.booking.id, bookings.c.status == t.previous)
                 .values(
-                    status=t.booking.status, payment_id=t.booking.payment_id,
+                    status=t.booking.status,
+                    payment_id=t.booking.payment_id,
                     cancellation_reason=t.booking.cancellation_reason,
                     updated_at=t.booking.updated_at,
                 )

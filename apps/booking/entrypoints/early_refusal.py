@@ -53,8 +53,11 @@ class EarlyRefusal:
     def route(self) -> APIRoute | None:
         if self._route is None:
             self._route = next(
-                (r for r in self.service.api.routes
-                 if isinstance(r, APIRoute) and r.path == PATH and "POST" in r.methods),
+                (
+                    r
+                    for r in self.service.api.routes
+                    if isinstance(r, APIRoute) and r.path == PATH and "POST" in r.methods
+                ),
                 None,
             )
         return self._route
@@ -94,7 +97,9 @@ class EarlyRefusal:
             return False
         try:
             handlers.refuse_from_memory(
-                deps.availability, event_id=request.event_id, quantity=request.quantity,
+                deps.availability,
+                event_id=request.event_id,
+                quantity=request.quantity,
                 max_per_booking=deps.settings.max_tickets_per_booking,
             )
         except BookingError as exc:

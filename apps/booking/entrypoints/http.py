@@ -31,17 +31,23 @@ internal_router = APIRouter(prefix="/internal", tags=["internal"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid access token"},
     404: {"description": "No such booking or event"},
-    409: {"description": "Not enough seats, event cancelled, hold limit reached, not "
-          "cancellable, or the event's price changing while booking (retry)"},
-    422: {"description": "Invalid fields, more seats than one booking may take, or an "
-          "Idempotency-Key reused with another body"},
+    409: {
+        "description": "Not enough seats, event cancelled, hold limit reached, not "
+        "cancellable, or the event's price changing while booking (retry)"
+    },
+    422: {
+        "description": "Invalid fields, more seats than one booking may take, or an "
+        "Idempotency-Key reused with another body"
+    },
 }
 
 
 def _outcome(exc: BookingError) -> str:
     """The `outcome` label of the bookings counter for a refusal (sold_out, hold_limit...)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower().replace(
-        "not_enough_seats", "sold_out"
+    return (
+        re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__)
+        .lower()
+        .replace("not_enough_seats", "sold_out")
     )
 
 
@@ -53,11 +59,16 @@ def count_refusal(exc: BookingError) -> None:
 
 
 @router.post(
-    "/create", status_code=201, response_model=BookingPublic, responses=ERRORS,
+    "/create",
+    status_code=201,
+    response_model=BookingPublic,
+    responses=ERRORS,
     summary="Hold seats of an event for the caller (pay before `expires_at`)",
 )
 async def create_booking(
-    deps: Deps, body: BookingCreate, user: CurrentUser,
+    deps: Deps,
+    body: BookingCreate,
+    user: CurrentUser,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     settings = deps.settings
@@ -65,7 +76,9 @@ async def create_booking(
     if idempotency_key is None:  # with a key, a refusal is stored: decide it on a fresh read
         try:
             handlers.refuse_from_memory(
-                deps.availability, event_id=body.event_id, quantity=body.quantity,
+                deps.availability,
+                event_id=body.event_id,
+                quantity=body.quantity,
                 max_per_booking=settings.max_tickets_per_booking,
             )
         except BookingError as exc:
@@ -75,7 +88,10 @@ async def create_booking(
     async def run(uow: UnitOfWork) -> tuple[int, Any]:
         try:
             booking = await handlers.reserve_seats(
-                uow, repository=deps.repository, user=user, event_id=body.event_id,
+                uow,
+                repository=deps.repository,
+                user=user,
+                event_id=body.event_id,
                 quantity=body.quantity,
                 hold_seconds=settings.booking_hold_seconds,
                 max_per_booking=settings.max_tickets_per_booking,
@@ -90,13 +106,19 @@ async def create_booking(
         return 201, BookingPublic.of(booking).model_dump(mode="json")
 
     return await idempotent(
-        deps.db, scope=f"{user.user_id}:booking.create", key=idempotency_key,
-        body=body.model_dump(mode="json"), run=run, single_statement=True,
+        deps.db,
+        scope=f"{user.user_id}:booking.create",
+        key=idempotency_key,
+        body=body.model_dump(mode="json"),
+        run=run,
+        single_statement=True,
     )
 
 
 @router.get(
-    "", response_model=Page[BookingPublic], summary="List bookings, newest first",
+    "",
+    response_model=Page[BookingPublic],
+    summary="List bookings, newest first",
     description="Your own bookings. Admins see everybody's, or filter with `user_id`.",
 )
 async def list_bookings(
@@ -109,8 +131,14 @@ async def list_bookings(
     status: Annotated[BookingStatus | None, Query()] = None,
 ) -> Page[BookingPublic]:
     items, next_cursor = await handlers.list_bookings(
-        deps.db, repository=deps.repository, actor=user, limit=limit, cursor=cursor,
-        user_id=user_id, event_id=event_id, status=status,
+        deps.db,
+        repository=deps.repository,
+        actor=user,
+        limit=limit,
+        cursor=cursor,
+        user_id=user_id,
+        event_id=event_id,
+        status=status,
     )
     return Page[BookingPublic](items=[BookingPublic.of(b) for b in items], next_cursor=next_cursor)
 
@@ -123,13 +151,18 @@ async def get_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> B
 
 
 @router.post(
-    "/{booking_id}/cancel", response_model=BookingPublic, responses=ERRORS,
+    "/{booking_id}/cancel",
+    response_model=BookingPublic,
+    responses=ERRORS,
     summary="Cancel a booking (owner or admin); a paid one is refunded",
 )
 async def cancel_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
     set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
     booking = await run_in_unit_of_work(
-        deps.db, handlers.cancel_booking, repository=deps.repository, booking_id=booking_id,
+        deps.db,
+        handlers.cancel_booking,
+        repository=deps.repository,
+        booking_id=booking_id,
         actor=user,
     )
     deps.availability.forget(booking.event_id)  # its seats are back on sale
@@ -137,20 +170,29 @@ async def cancel_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -
 
 
 @internal_router.put(
-    "/events/{event_id}/capacity", response_model=InventoryPublic,
-    responses={404: {"description": "Event not known to booking (yet)"},
-               409: {"description": "Below the seats already held or sold"}},
+    "/events/{event_id}/capacity",
+    response_model=InventoryPublic,
+    responses={
+        404: {"description": "Event not known to booking (yet)"},
+        409: {"description": "Below the seats already held or sold"},
+    },
     summary="Apply a capacity change now, unless it is below the seats held + sold",
     description="Called by the events service before it commits a capacity decrease, with the "
     "caller's token (the event's organizer or an admin). Not routed by the gateway.",
 )
 async def apply_capacity(
-    deps: Deps, event_id: uuid.UUID, body: CapacityChange,
+    deps: Deps,
+    event_id: uuid.UUID,
+    body: CapacityChange,
     user: Annotated[Principal, require_role("organizer", "admin")],
 ) -> InventoryPublic:
     inv = await run_in_unit_of_work(
-        deps.db, handlers.apply_capacity, repository=deps.repository, event_id=event_id,
-        capacity=body.capacity, actor=user,
+        deps.db,
+        handlers.apply_capacity,
+        repository=deps.repository,
+        event_id=event_id,
+        capacity=body.capacity,
+        actor=user,
     )
     if inv is None:
         raise NotFound("This event is not known to booking yet.", code="event-not-found")

@@ -34,6 +34,7 @@ def subscribe(service: Service) -> None:
     broker, db = service.broker, service.db
     deps = BookingDeps.of(service)
     recently = deps.availability  # what changes seats here is forgotten once committed
+
     # The use cases with this database's repository, in the shapes consume_once calls them.
     def with_repo(use_case: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         return partial(use_case, repository=deps.repository)
@@ -41,7 +42,8 @@ def subscribe(service: Service) -> None:
     apply_event_snapshot = with_repo(handlers.apply_event_snapshot)
     cancel_event_bookings = with_repo(handlers.cancel_event_bookings)
     confirm_booking, confirm_pending = (
-        with_repo(handlers.confirm_booking), with_repo(handlers.confirm_pending)
+        with_repo(handlers.confirm_booking),
+        with_repo(handlers.confirm_pending),
     )
     fail_booking, fail_pending = with_repo(handlers.fail_booking), with_repo(handlers.fail_pending)
 
@@ -74,15 +76,15 @@ def subscribe(service: Service) -> None:
         hold expired: confirmed if the seats can be re-taken, otherwise cancelled with reason
         `paid_after_expiry`, `refund_due: true` and a `refund_requested`. Paid for a cancelled
         booking: `refund_requested`. Duplicates change nothing."""
-        await consume_once(db, PAYMENT_CONFIRMED.name, msg, confirm_booking,
-                           at_once=confirm_pending)
+        await consume_once(
+            db, PAYMENT_CONFIRMED.name, msg, confirm_booking, at_once=confirm_pending
+        )
 
     @broker.subscriber(PAYMENT_FAILED, DOMAIN_EXCHANGE)
     async def on_payment_failed(msg: PaymentFailed) -> None:
         """Cancels a pending booking (`booking_cancelled`, reason `payment_failed`) and puts its
         seats back on sale. Ignored if the booking is already paid, expired or cancelled."""
-        await consume_once(db, PAYMENT_FAILED.name, msg, fail_booking,
-                           at_once=fail_pending)
+        await consume_once(db, PAYMENT_FAILED.name, msg, fail_booking, at_once=fail_pending)
         recently.forget()  # seats back on sale (the message names the booking, not the event)
 
     service.subscribers = {  # type: ignore[attr-defined]  # handles for tests (TestRabbitBroker)

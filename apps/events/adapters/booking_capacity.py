@@ -53,7 +53,9 @@ class BookingCapacityGuard:
         if status in (200, 404):
             return
         if status == 409:
-            detail = (body or {}).get("detail") or "Capacity is below the seats already held or sold."
+            detail = (body or {}).get(
+                "detail"
+            ) or "Capacity is below the seats already held or sold."
             raise CapacityBelowBooked(detail, field="capacity")
         raise CapacityCheckUnavailable(
             f"The booking service refused the capacity check ({status}); try again.",

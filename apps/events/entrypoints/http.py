@@ -43,7 +43,10 @@ async def _in_uow(deps: Deps, use_case: Callable[..., Awaitable[T]], **kw: objec
 
 
 @router.post(
-    "/create", status_code=201, response_model=EventPublic, responses=ERRORS,
+    "/create",
+    status_code=201,
+    response_model=EventPublic,
+    responses=ERRORS,
     summary="Create an event (organizer or admin)",
 )
 async def create_event(
@@ -59,7 +62,9 @@ async def create_event(
 
 
 @router.put(
-    "/{event_id}/update", response_model=EventPublic, responses=ERRORS,
+    "/{event_id}/update",
+    response_model=EventPublic,
+    responses=ERRORS,
     summary="Change an event (its organizer or an admin)",
 )
 async def update_event(
@@ -67,14 +72,20 @@ async def update_event(
 ) -> EventPublic:
     set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
     event = await _in_uow(
-        deps, handlers.update_event, event_id=event_id, actor=user, changes=body.changes(),
+        deps,
+        handlers.update_event,
+        event_id=event_id,
+        actor=user,
+        changes=body.changes(),
         capacity_guard=_capacity_guard(request, deps),
     )
     return EventPublic.of(event)
 
 
 @router.delete(
-    "/{event_id}", response_model=EventPublic, responses=ERRORS,
+    "/{event_id}",
+    response_model=EventPublic,
+    responses=ERRORS,
     summary="Cancel an event: its bookings are cancelled and paid ones refunded",
 )
 async def cancel_event(
@@ -85,7 +96,10 @@ async def cancel_event(
 ) -> EventPublic:
     set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
     event = await _in_uow(
-        deps, handlers.cancel_event, event_id=event_id, actor=user,
+        deps,
+        handlers.cancel_event,
+        event_id=event_id,
+        actor=user,
         reason=body.reason if body else "",
     )
     return EventPublic.of(event)
@@ -108,5 +122,3 @@ async def list_events(
 @router.get("/{event_id}", response_model=EventPublic, responses={404: ERRORS[404]})
 async def get_event(deps: Deps, event_id: uuid.UUID) -> EventPublic:
     return EventPublic.of(await handlers.get_event(deps.db, event_id))
-
-

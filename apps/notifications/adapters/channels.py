@@ -101,8 +101,11 @@ class LoggingPushProvider:
 
     async def send(self, notification: Notification) -> None:
         log.info(
-            "push to user %s [%s]: %s: %s", notification.recipient, notification.id,
-            notification.subject, notification.body,
+            "push to user %s [%s]: %s: %s",
+            notification.recipient,
+            notification.id,
+            notification.subject,
+            notification.body,
         )
         self.sent.append((notification.recipient or "", notification.subject, notification.body))
 

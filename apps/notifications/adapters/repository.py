@@ -38,7 +38,9 @@ class ContactRepository:
         row = (await self.conn.execute(_CONTACT_BY_USER, {"user_id": user_id})).first()
         if row is None:
             return None
-        return Contact(user_id=row.user_id, email=row.email, full_name=row.full_name, phone=row.phone)
+        return Contact(
+            user_id=row.user_id, email=row.email, full_name=row.full_name, phone=row.phone
+        )
 
 
 # --- what a consumed message writes, with the consumer's inbox mark -----------------------------

@@ -48,11 +48,13 @@ notifications = sa.Table(
     sa.Index("ix_notifications_user_created", "user_id", "created_at", "id"),
     # The delivery worker's queue: only the rows it still has to look at.
     sa.Index(
-        "ix_notifications_due", "next_attempt_at",
+        "ix_notifications_due",
+        "next_attempt_at",
         postgresql_where=sa.text("status = 'pending'"),
     ),
     sa.Index(
-        "ix_notifications_waiting_contact", "user_id",
+        "ix_notifications_waiting_contact",
+        "user_id",
         postgresql_where=sa.text("status = 'pending_contact'"),
     ),
 )

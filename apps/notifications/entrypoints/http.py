@@ -24,7 +24,10 @@ ERRORS = {
 
 
 @router.post(
-    "/send", status_code=202, response_model=NotificationQueued, responses=ERRORS,
+    "/send",
+    status_code=202,
+    response_model=NotificationQueued,
+    responses=ERRORS,
     summary="Queue a free-text notification to one user (admin only)",
 )
 async def send_notification(
@@ -34,14 +37,20 @@ async def send_notification(
 ) -> NotificationQueued:
     set_span_attributes(**{"user.id": body.user_id, "admin.id": admin.user_id})
     notification = await run_in_unit_of_work(
-        deps.db, handlers.send_notification, user_id=body.user_id,
-        channel=body.channel, subject=body.subject, body=body.body,
+        deps.db,
+        handlers.send_notification,
+        user_id=body.user_id,
+        channel=body.channel,
+        subject=body.subject,
+        body=body.body,
     )
     return NotificationQueued(id=notification.id, status=notification.status)
 
 
 @router.get(
-    "", response_model=Page[NotificationPublic], responses={401: ERRORS[401]},
+    "",
+    response_model=Page[NotificationPublic],
+    responses={401: ERRORS[401]},
     summary="The caller's own notifications, newest first",
 )
 async def list_notifications(

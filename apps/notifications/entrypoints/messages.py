@@ -44,13 +44,17 @@ def subscribe(service: Service) -> None:
         for this user's contact go out next."""
         await consume_once(db, Q_USER_REGISTERED.name, msg, handlers.register_contact)
 
-    @broker.subscriber(Q_BOOKING_CONFIRMED, DOMAIN_EXCHANGE, title="notifications.booking_confirmed")
+    @broker.subscriber(
+        Q_BOOKING_CONFIRMED, DOMAIN_EXCHANGE, title="notifications.booking_confirmed"
+    )
     async def on_booking_confirmed(msg: BookingConfirmed) -> None:
         """Tells the user their booking is paid and confirmed (`booking_confirmed`: e-mail,
         and SMS when they gave a phone number), with booking and event ids and the amount."""
         await consume_once(db, Q_BOOKING_CONFIRMED.name, msg, handlers.notify_booking_confirmed)
 
-    @broker.subscriber(Q_BOOKING_CANCELLED, DOMAIN_EXCHANGE, title="notifications.booking_cancelled")
+    @broker.subscriber(
+        Q_BOOKING_CANCELLED, DOMAIN_EXCHANGE, title="notifications.booking_cancelled"
+    )
     async def on_booking_cancelled(msg: BookingCancelled) -> None:
         """Tells the user their booking was cancelled and why (`booking_cancelled`), with the
         refund amount when `refund_due`. Cancellations with reason `payment_failed` are

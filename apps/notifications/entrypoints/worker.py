@@ -39,7 +39,9 @@ async def deliver_notifications(service: Service) -> None:
     while True:
         try:
             await handlers.address_waiting(service.db, contact_wait=contact_wait, batch_size=batch)
-            while await handlers.deliver_due(service.db, senders, policy, batch_size=batch) == batch:
+            while (
+                await handlers.deliver_due(service.db, senders, policy, batch_size=batch) == batch
+            ):
                 pass
             pause = settings.delivery_poll_seconds
         except asyncio.CancelledError:

@@ -31,7 +31,6 @@ from apps.payments.domain import (
 )
 
 
-
 class PaymentProvider(Protocol):
     async def charge(
         self, *, amount: Decimal, currency: str, token: str, idempotency_key: str
@@ -39,7 +38,9 @@ class PaymentProvider(Protocol):
         """Charge ``amount`` to the card behind ``token``. A decline is a result, not an error;
         raises :class:`InvalidPaymentMethod` for a token the provider does not accept."""
 
-    async def refund(self, *, charge_ref: str, amount: Decimal, idempotency_key: str) -> RefundResult:
+    async def refund(
+        self, *, charge_ref: str, amount: Decimal, idempotency_key: str
+    ) -> RefundResult:
         """Give ``amount`` of the charge ``charge_ref`` back."""
 
 
@@ -120,11 +121,14 @@ class CardNetworkSimulator:
             failure_reason=failure,
         )
         return ChargeResult(
-            succeeded=row.status == "succeeded", reference=row.reference,
+            succeeded=row.status == "succeeded",
+            reference=row.reference,
             failure_reason=row.failure_reason,
         )
 
-    async def refund(self, *, charge_ref: str, amount: Decimal, idempotency_key: str) -> RefundResult:
+    async def refund(
+        self, *, charge_ref: str, amount: Decimal, idempotency_key: str
+    ) -> RefundResult:
         await self._ensure_schema()
         async with self._engine.connect() as conn:
             charge = (
@@ -174,4 +178,3 @@ def make_provider(settings: PaymentsSettings) -> PaymentProvider:
     if settings.payment_provider == "simulator":
         return CardNetworkSimulator(settings.sqlalchemy_url)
     raise ValueError(f"unknown PAYMENT_PROVIDER {settings.payment_provider!r}")
-

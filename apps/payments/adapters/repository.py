@@ -51,11 +51,13 @@ def _end_due(from_statuses: tuple[DueStatus, ...]) -> Writes:
     if not all(s.isidentifier() for s in from_statuses):  # status names, never input
         raise ValueError(f"not statuses: {from_statuses!r}")
     statuses = ", ".join(f"'{s}'" for s in from_statuses)
-    return once_per_message(insert_from_mark(
-        booking_dues,
-        "ON CONFLICT (booking_id) DO UPDATE SET status = EXCLUDED.status, "
-        f"updated_at = EXCLUDED.updated_at WHERE t.status IN ({statuses})",
-    ))
+    return once_per_message(
+        insert_from_mark(
+            booking_dues,
+            "ON CONFLICT (booking_id) DO UPDATE SET status = EXCLUDED.status, "
+            f"updated_at = EXCLUDED.updated_at WHERE t.status IN ({statuses})",
+        )
+    )
 
 
 def add_due_statement(due: BookingDue) -> Statement:
@@ -90,18 +92,19 @@ def _settle_statement() -> sa.Select:
     paid = (
         payments.insert()
         .values({c.name: sa.bindparam(f"p_{c.name}") for c in payments.c})
-        .returning(payments.c.id).cte("paid")
+        .returning(payments.c.id)
+        .cte("paid")
     )
     due = (
         booking_dues.update()
         .where(booking_dues.c.booking_id == sa.bindparam("due_booking_id"))
         .values(status=sa.bindparam("new_status"), updated_at=sa.bindparam("now"))
-        .returning(booking_dues.c.booking_id).cte("due")
+        .returning(booking_dues.c.booking_id)
+        .cte("due")
     )
     written = outbox.insert_cte("written")  # the kit's: its parameters from statement_params
-    return (
-        sa.select(sa.select(sa.func.count()).select_from(paid).scalar_subquery())
-        .add_cte(due, written)
+    return sa.select(sa.select(sa.func.count()).select_from(paid).scalar_subquery()).add_cte(
+        due, written
     )
 
 
@@ -131,7 +134,11 @@ class PaymentRepository:
         await self.conn.execute(_ADD_PAYMENT, {k: getattr(payment, k) for k in _PAYMENT_COLUMNS})
 
     async def settle(
-        self, payment: Payment, *, due_status: DueStatus, now: datetime,
+        self,
+        payment: Payment,
+        *,
+        due_status: DueStatus,
+        now: datetime,
         outbox_row: dict[str, Any],
     ) -> None:
         """``add(payment)``, the due's ``set_status`` and ``outbox_row`` (published by the
@@ -148,10 +155,14 @@ class PaymentRepository:
         await self.conn.execute(_SETTLE, params)
 
     async def get(self, payment_id: uuid.UUID) -> Payment | None:
-        row = (await self.conn.execute(sa.select(payments).where(payments.c.id == payment_id))).first()
+        row = (
+            await self.conn.execute(sa.select(payments).where(payments.c.id == payment_id))
+        ).first()
         return _to_payment(row) if row else None
 
-    async def for_booking(self, booking_id: uuid.UUID, *, for_update: bool = False) -> Payment | None:
+    async def for_booking(
+        self, booking_id: uuid.UUID, *, for_update: bool = False
+    ) -> Payment | None:
         stmt = sa.select(payments).where(payments.c.booking_id == booking_id)
         if for_update:
             stmt = stmt.with_for_update()
@@ -161,7 +172,9 @@ class PaymentRepository:
     async def save(self, payment: Payment) -> None:
         values = asdict(payment)
         values.pop("id")
-        await self.conn.execute(payments.update().where(payments.c.id == payment.id).values(**values))
+        await self.conn.execute(
+            payments.update().where(payments.c.id == payment.id).values(**values)
+        )
 
     async def page(
         self,

@@ -17,10 +17,17 @@ booking_dues = sa.Table(
     sa.Column("amount", sa.Numeric(14, 2), nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("payment_id", sa.Uuid, nullable=False, unique=True,
-              comment="id reserved for the booking's payment; provider keys derive from it"),
+    sa.Column(
+        "payment_id",
+        sa.Uuid,
+        nullable=False,
+        unique=True,
+        comment="id reserved for the booking's payment; provider keys derive from it",
+    ),
     sa.Column("expires_at", UtcDateTime, nullable=True),
-    sa.Column("correlation_id", sa.Uuid, nullable=True, comment="the booking saga's correlation id"),
+    sa.Column(
+        "correlation_id", sa.Uuid, nullable=True, comment="the booking saga's correlation id"
+    ),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 

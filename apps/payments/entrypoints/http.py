@@ -22,15 +22,22 @@ router = APIRouter(prefix="/payments", tags=["payments"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid access token"},
     404: {"description": "No such booking or payment (or not yours)"},
-    409: {"description": "The booking is not payable: already paid, payment failed, expired or "
-          "cancelled (each has its own problem `type`)"},
-    422: {"description": "Invalid fields, invalid payment method, or an Idempotency-Key reused "
-          "with another body"},
+    409: {
+        "description": "The booking is not payable: already paid, payment failed, expired or "
+        "cancelled (each has its own problem `type`)"
+    },
+    422: {
+        "description": "Invalid fields, invalid payment method, or an Idempotency-Key reused "
+        "with another body"
+    },
 }
 
 
 @router.post(
-    "/process", status_code=201, response_model=PaymentPublic, responses=ERRORS,
+    "/process",
+    status_code=201,
+    response_model=PaymentPublic,
+    responses=ERRORS,
     summary="Pay a booking (its owner). A declined card is a 201 with status `failed`.",
 )
 async def process_payment(
@@ -42,20 +49,28 @@ async def process_payment(
         # A refusal (a PaymentError) propagates: stored for the key's replays, then answered
         # by the kit's handler.
         payment = await handlers.process_payment(
-            uow, provider=deps.provider, booking_id=body.booking_id,
-            user_id=user.user_id, token=body.payment_method.token,
+            uow,
+            provider=deps.provider,
+            booking_id=body.booking_id,
+            user_id=user.user_id,
+            token=body.payment_method.token,
         )
         set_span_attributes(**{"event.id": payment.event_id})
         return 201, PaymentPublic.of(payment)
 
     return await idempotent(
-        deps.db, scope=f"{user.user_id}:payments.process", key=idempotency_key,
-        body=body.model_dump(mode="json"), run=run,
+        deps.db,
+        scope=f"{user.user_id}:payments.process",
+        key=idempotency_key,
+        body=body.model_dump(mode="json"),
+        run=run,
     )
 
 
 @router.get(
-    "", response_model=Page[PaymentPublic], summary="List your payments, newest first",
+    "",
+    response_model=Page[PaymentPublic],
+    summary="List your payments, newest first",
     responses={401: ERRORS[401]},
 )
 async def list_payments(
@@ -72,7 +87,9 @@ async def list_payments(
 
 
 @router.get(
-    "/{payment_id}", response_model=PaymentPublic, summary="A payment (its payer or an admin)",
+    "/{payment_id}",
+    response_model=PaymentPublic,
+    summary="A payment (its payer or an admin)",
     responses={401: ERRORS[401], 404: ERRORS[404]},
 )
 async def get_payment(deps: Deps, payment_id: uuid.UUID, user: CurrentUser) -> PaymentPublic:

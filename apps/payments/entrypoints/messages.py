@@ -41,7 +41,9 @@ def subscribe(service: Service) -> None:
         """The booking was cancelled: it can no longer be paid (409 `booking-cancelled`). May
         arrive before `booking_created`; the booking then stays unpayable. Money goes back only
         on `refund_requested`."""
-        await consume_once(service.db, BOOKING_CANCELLED.name, msg, handlers.close_cancelled_booking)
+        await consume_once(
+            service.db, BOOKING_CANCELLED.name, msg, handlers.close_cancelled_booking
+        )
 
     @broker.subscriber(REFUND_REQUESTED, DOMAIN_EXCHANGE)
     async def on_refund_requested(msg: RefundRequested) -> None:
