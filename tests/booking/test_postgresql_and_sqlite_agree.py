@@ -1,0 +1,308 @@
+"""Booking's PostgreSQL fast paths agree with their SQLite twins (the plain paths).
+
+* A seat hold in one statement (``booking_reserve``, ``BookingRepository.reserve``) against
+  ``SqliteBookingRepository.reserve`` (read, checks, then one write at a time).
+* Seat moves deferred to COMMIT (the ``seat_moves`` trigger, ``BookingRepository.move_seats``)
+  against SQLite's in-place counter updates.
+
+The same story runs on a real PostgreSQL database and a real SQLite database, both built by the
+service's own migrations: holds with every outcome, then confirmations, a failed payment, a
+cancellation, an expiry, an event cancelled and a late payment. Each hold must get the same
+answer, and both databases must end with the same bookings, inventory, user_holds and outbox
+rows (and PostgreSQL with no seat move left behind).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from apps.booking import handlers
+from apps.booking.adapters.repository import BookingRepository
+from apps.booking.adapters.repository_sqlite import SqliteBookingRepository
+from apps.booking.adapters.tables import bookings, inventory, user_holds
+from apps.booking.domain import Booking
+from contracts.messages import BookingCreated, EventCancelled, PaymentConfirmed, PaymentFailed
+from kit.db import Database
+from kit.outbox import OUTBOX
+from kit.security import Principal
+from kit.settings import ServiceSettings
+from kit.uow import UnitOfWork
+from tests.booking.conftest import event_created, later
+
+pytestmark = pytest.mark.integration
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "apps" / "booking" / "migrations"
+USER_CAP = 4
+NOW = datetime(2027, 5, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def postgres() -> AsyncIterator[Database]:
+    # A database of its own (the run's prefix, so the run's clean-up drops it): the sweeper's
+    # "every overdue hold" must see only this story's bookings.
+    db = Database(
+        ServiceSettings(
+            service_name="booking",
+            database_url=os.environ["DATABASE_URL"],
+            database_prefix=os.environ["DATABASE_PREFIX"] + "agree_",
+        ),
+        MIGRATIONS,
+    )
+    await db.prepare()
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def sqlite(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database(
+        ServiceSettings(
+            service_name="booking", database_url=f"sqlite:///{tmp_path}/", database_prefix="t_"
+        ),
+        MIGRATIONS,
+    )
+    await db.prepare()  # the service's own migrations, on SQLite (the embedded mode)
+    yield db
+    await db.dispose()
+
+
+class Story:
+    """The fixed ids and messages of one story, shared by both databases so that every row the
+    story writes from them is the same on both."""
+
+    def __init__(self) -> None:
+        self.users = [uuid.uuid4() for _ in range(6)]
+        self.on_sale = event_created(capacity=5, price="20.00")
+        self.to_cancel = event_created(capacity=6, price="10.00")
+        self.cancelled_first = event_created(capacity=4, price="15.00")
+        self.cancel_first = later(self.cancelled_first, EventCancelled, 2)
+        self.cancel_later = later(self.to_cancel, EventCancelled, 2)
+        # (user, event, quantity, price the caller read, hold lapsed already)
+        unknown = uuid.uuid4()
+        a, c, x = self.on_sale, self.to_cancel, self.cancelled_first
+        u = self.users
+        self.holds: list[tuple[uuid.UUID, uuid.UUID, int, str, bool]] = [
+            (u[0], a.event_id, 2, "20.00", False),  # 0 enough seats
+            (u[1], a.event_id, 2, "20.00", False),  # 1 enough seats, 1 left
+            (u[2], a.event_id, 2, "20.00", False),  # 2 sold out
+            (u[2], a.event_id, 1, "20.00", False),  # 3 exactly the last seat
+            (u[0], c.event_id, 2, "10.00", False),  # 4 u0 now holds the cap
+            (u[0], c.event_id, 1, "10.00", False),  # 5 hold cap reached
+            (u[3], unknown, 1, "10.00", False),  # 6 unknown event
+            (u[3], x.event_id, 1, "15.00", False),  # 7 cancelled event
+            (u[3], c.event_id, 1, "99.00", False),  # 8 price changed
+            (u[4], c.event_id, 1, "10.00", True),  # 9 lapses: expired by the sweeper
+            (u[5], c.event_id, 2, "10.00", False),  # 10 paid, then its event is cancelled
+            (u[4], a.event_id, 1, "20.00", False),  # 11 sold out until seats come back
+        ]
+        self.bookings = [
+            Booking.hold(
+                id=uuid.uuid4(),
+                event_id=event_id,
+                user_id=user_id,
+                quantity=qty,
+                price=Decimal(price),
+                currency="EUR",
+                now=NOW - timedelta(days=1) if lapsed else NOW,
+                hold_for=timedelta(minutes=10) if lapsed else timedelta(days=3650),
+            )
+            for user_id, event_id, qty, price, lapsed in self.holds
+        ]
+        self.created = [
+            BookingCreated(
+                booking_id=b.id,
+                event_id=b.event_id,
+                user_id=b.user_id,
+                quantity=b.quantity,
+                amount=b.amount,
+                currency=b.currency,
+                expires_at=b.expires_at,
+            )
+            for b in self.bookings
+        ]
+
+    def paid(self, i: int, kind: type[PaymentConfirmed] | type[PaymentFailed]) -> Any:
+        b = self.bookings[i]
+        extra = (
+            {"provider_reference": "sim_1"}
+            if kind is PaymentConfirmed
+            else {"failure_reason": "card_declined"}
+        )
+        return kind(
+            payment_id=uuid.uuid4(),
+            booking_id=b.id,
+            user_id=b.user_id,
+            event_id=b.event_id,
+            amount=b.amount,
+            currency=b.currency,
+            **extra,
+        )
+
+
+async def in_unit_of_work(db: Database, step: Callable[[UnitOfWork], Awaitable[Any]]) -> Any:
+    async with UnitOfWork(db) as uow:
+        result = await step(uow)
+        await uow.commit()
+        return result
+
+
+async def hold(db: Database, repository: type[BookingRepository], story: Story, i: int) -> str:
+    """One hold as the route makes it (one statement, its own transaction); a refusal is
+    committed too, so whatever it might have written would show."""
+    _, _, _, price, _ = story.holds[i]
+    async with UnitOfWork(db, single_statement=True) as uow:
+        out = await repository(uow.conn).reserve(
+            story.bookings[i],
+            price=Decimal(price),
+            user_cap=USER_CAP,
+            outbox_row=uow.publish(story.created[i], inline=True)[0],
+            notify=False,
+        )
+        if out.outcome != "reserved":
+            uow.discard_messages()
+        await uow.commit()
+    # The seats left matter only where the handler uses them, in a refusal for the event's sake
+    # (they refresh the sold-out memory); a hold or a hold-cap refusal does not (and booking_reserve
+    # leaves them out there).
+    if out.outcome in ("reserved", "hold_limit"):
+        return f"{out.outcome} {out.event_status}"
+    return f"{out.outcome} {out.event_status} {out.available}"
+
+
+async def play(db: Database, repository: type[BookingRepository], story: Story) -> list[str]:
+    """The whole story on one database; returns the holds' answers."""
+
+    def consume(handler: Any, message: Any) -> Awaitable[Any]:
+        return in_unit_of_work(db, lambda uow: handler(message, uow, repository=repository))
+
+    for event in (story.on_sale, story.to_cancel, story.cancelled_first):
+        await consume(handlers.apply_event_snapshot, event)
+    await consume(handlers.cancel_event_bookings, story.cancel_first)
+
+    answers = [await hold(db, repository, story, i) for i in range(11)]
+    await consume(handlers.confirm_booking, story.paid(0, PaymentConfirmed))
+    await consume(handlers.fail_booking, story.paid(1, PaymentFailed))
+    u2 = Principal(user_id=story.users[2], role="user", claims={})
+    await in_unit_of_work(
+        db,
+        lambda uow: handlers.cancel_booking(
+            uow, repository=repository, booking_id=story.bookings[3].id, actor=u2
+        ),
+    )
+    # the seats of bookings 1 and 3 are back on sale: the same hold now succeeds
+    answers.append(await hold(db, repository, story, 11))
+    expired = await in_unit_of_work(
+        db, lambda uow: handlers.expire_overdue_holds(uow, repository=repository, batch_size=50)
+    )
+    answers.append(f"expired {expired}")
+    await consume(handlers.confirm_booking, story.paid(10, PaymentConfirmed))
+    await consume(handlers.cancel_event_bookings, story.cancel_later)
+    # paid after its hold lapsed and its event was cancelled: no seats to retake, refunded
+    await consume(handlers.confirm_booking, story.paid(9, PaymentConfirmed))
+    return answers
+
+
+def _row(r: sa.Row, drop: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in r._mapping.items() if k not in drop}
+
+
+# what each run makes anew: the transitions' clock and the ids and clock of their messages
+_MADE_PER_RUN = {"message_id", "occurred_at", "payment_id", "correlation_id", "causation_id"}
+
+
+def _message(r: sa.Row) -> dict[str, Any]:
+    payload = {k: v for k, v in r.payload.items() if k not in _MADE_PER_RUN}
+    return {"routing_key": r.routing_key, "message_type": r.message_type, "payload": payload}
+
+
+async def state(db: Database, story: Story) -> dict[str, Any]:
+    events = [story.on_sale.event_id, story.to_cancel.event_id, story.cancelled_first.event_id]
+    async with db.read() as conn:
+
+        async def all_of(stmt: Any) -> list[sa.Row]:
+            return list((await conn.execute(stmt)).all())
+
+        booking_rows = await all_of(sa.select(bookings))
+        ids = {b.id: i for i, b in enumerate(story.bookings)}
+        return {
+            "bookings": sorted(
+                (
+                    {**_row(r, {"updated_at", "payment_id"}), "paid": r.payment_id is not None}
+                    for r in booking_rows
+                ),
+                key=lambda b: ids[b["id"]],
+            ),
+            "inventory": sorted(
+                (_row(r, {"updated_at"}) for r in await all_of(sa.select(inventory))),
+                key=lambda r: events.index(r["event_id"]),
+            ),
+            "user_holds": sorted(
+                (_row(r, set()) for r in await all_of(sa.select(user_holds))),
+                key=lambda r: story.users.index(r["user_id"]),
+            ),
+            # the holds' rows are the story's own (same ids); the rest are compared as messages
+            "held": sorted(
+                str(r.id) for r in await all_of(sa.select(OUTBOX.c.id)) if r.id in ids.keys()
+            ),
+            "outbox": sorted(
+                (_message(r) for r in await all_of(sa.select(OUTBOX))),
+                key=lambda m: (m["routing_key"], str(sorted(m["payload"].items()))),
+            ),
+        }
+
+
+async def test_holds_and_seat_moves_leave_the_same_rows_on_postgresql_and_sqlite(
+    postgres: Database, sqlite: Database
+) -> None:
+    assert postgres.is_postgres and not sqlite.is_postgres
+    story = Story()
+    on_postgres = await play(postgres, BookingRepository, story)
+    on_sqlite = await play(sqlite, SqliteBookingRepository, story)
+
+    # every outcome the story means to cover, on PostgreSQL ...
+    assert [a.split()[0] for a in on_postgres] == [
+        "reserved",
+        "reserved",
+        "sold_out",
+        "reserved",
+        "reserved",
+        "hold_limit",
+        "event_unknown",
+        "not_on_sale",
+        "price_changed",
+        "reserved",
+        "reserved",
+        "reserved",
+        "expired",
+    ]
+    # ... and the very same answers (status and seats left included) on SQLite
+    assert on_sqlite == on_postgres
+
+    pg, lite = await state(postgres, story), await state(sqlite, story)
+    assert lite["bookings"] == pg["bookings"]
+    assert lite["inventory"] == pg["inventory"]
+    assert lite["user_holds"] == pg["user_holds"]
+    assert lite["held"] == pg["held"]
+    assert lite["outbox"] == pg["outbox"]
+    # the story moved seats every way (sold, released, refunded), and none is left pending
+    assert [(r["held"], r["sold"]) for r in pg["inventory"]] == [(1, 2), (0, 0), (0, 0)]
+    assert [b["status"] for b in pg["bookings"]] == [
+        "confirmed",
+        "cancelled",
+        "cancelled",
+        "cancelled",
+        "cancelled",
+        "cancelled",
+        "pending",
+    ]
+    async with postgres.read() as conn:
+        assert (await conn.execute(sa.text("SELECT count(*) FROM seat_moves"))).scalar() == 0
