@@ -1,11 +1,11 @@
 """Least privilege between services, proven on the machine's real PostgreSQL and RabbitMQ.
 
-PostgreSQL: the role/database SQL the deployments ship (``deploy/compose/postgres-setup.sh`` +
+PostgreSQL: the role/database SQL the deployments ship (``deploy/k8s/base/postgres-setup.sh`` +
 ``postgres-roles.sql``) is applied to databases with a unique prefix, so its roles are unique
 too (roles are cluster-wide). The server trusts local connections, so the roles need no
 password here, but CONNECT privileges are enforced as anywhere else.
 
-RabbitMQ: the definitions file the deployments load (``deploy/compose/rabbitmq-definitions.json``)
+RabbitMQ: the definitions file the deployments load (``deploy/k8s/base/rabbitmq-definitions.json``)
 is rendered with passwords by ``deploy/compose/rabbitmq_definitions.py`` and imported with
 ``rabbitmqctl import_definitions``, with its users renamed (unique) and its vhost replaced by a
 test vhost: the permissions and topic permissions under test are the file's own. Everything is
@@ -40,6 +40,8 @@ from faststream.rabbit import RabbitBroker
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy" / "compose"
+# The one copy of the role SQL and the definitions, shared by compose and kustomize.
+K8S_BASE = ROOT / "deploy" / "k8s" / "base"
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 AMQP_HOST = "127.0.0.1:5672"
 
@@ -96,7 +98,7 @@ def _apply_setup(prefix: str, services: list[str]) -> subprocess.CompletedProces
     }
     env.update({f"DB_PASSWORD_{s.upper()}": "" for s in services})  # trust: no password needed
     return subprocess.run(
-        ["sh", str(COMPOSE / "postgres-setup.sh")],
+        ["sh", str(K8S_BASE / "postgres-setup.sh")],
         env=env,
         capture_output=True,
         text=True,
@@ -164,7 +166,7 @@ async def _write_and_read_inbox(service: Any) -> tuple[str, int]:
 def test_setup_refuses_a_forgotten_password_variable() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DB_PASSWORD_")}
     result = subprocess.run(
-        ["sh", str(COMPOSE / "postgres-setup.sh")],
+        ["sh", str(K8S_BASE / "postgres-setup.sh")],
         env={
             **env,
             "PGHOST": PG_HOST,
@@ -256,7 +258,7 @@ def _load_renderer() -> Any:
     return module
 
 
-DEFINITIONS = json.loads((COMPOSE / "rabbitmq-definitions.json").read_text())
+DEFINITIONS = json.loads((K8S_BASE / "rabbitmq-definitions.json").read_text())
 
 
 class Broker:

@@ -229,7 +229,7 @@ def test_compose_starts_the_platform_on_healthy_dependencies(compose: dict[str, 
 
 
 def test_compose_postgres_setup_covers_one_database_per_service() -> None:
-    script = (ROOT / "deploy/compose/postgres-setup.sh").read_text()
+    script = (ROOT / "deploy/k8s/base/postgres-setup.sh").read_text()
     (services,) = re.findall(r"EB_SERVICES:-([a-z ]+)\}", script)
     assert sorted(services.split()) == sorted(SERVICES)
 
@@ -576,12 +576,18 @@ def test_k8s_ships_the_same_role_sql_and_broker_definitions_as_compose(
     (defs,) = [
         c for n, c in configmaps.items() if n.startswith("eventbooking-rabbitmq-definitions")
     ]
-    compose = ROOT / "deploy" / "compose"
+    # What docker-compose.yml mounts into its one-shot set-up services, by file name.
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    mounted = {
+        Path(volume.split(":")[0]).name: ROOT / volume.split(":")[0]
+        for name in ["postgres-setup", "rabbitmq-definitions"]
+        for volume in services[name]["volumes"]
+    }
     for name in ["postgres-setup.sh", "postgres-roles.sql"]:
-        assert setup["data"][name] == (compose / name).read_text(), name
+        assert setup["data"][name] == mounted[name].read_text(), name
     assert (
         defs["data"]["rabbitmq-definitions.json"]
-        == (compose / "rabbitmq-definitions.json").read_text()
+        == mounted["rabbitmq-definitions.json"].read_text()
     )
 
 
