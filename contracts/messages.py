@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 
+from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AwareDatetime, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, EmailStr, Field
 
 from contracts.envelope import CurrencyCode, Envelope, MoneyAmount
 
@@ -20,6 +21,8 @@ UserId = Annotated[uuid.UUID, Field(description="Id of the user (the `sub` of th
 EventId = Annotated[uuid.UUID, Field(description="Id of the event (concert, conference...).")]
 BookingId = Annotated[uuid.UUID, Field(description="Id of the booking.")]
 PaymentId = Annotated[uuid.UUID, Field(description="Id of the payment.")]
+TicketTypeId = Annotated[uuid.UUID, Field(description="Id of one of an event's ticket types.")]
+RefundId = Annotated[uuid.UUID, Field(description="Id of one refund of a payment.")]
 Role = Literal["customer", "organizer", "admin"]
 EventStatus = Literal["scheduled", "cancelled"]
 Channel = Literal["email", "sms", "push"]
@@ -49,6 +52,45 @@ class UserRegistered(Envelope):
 # --- events ---------------------------------------------------------------------------------
 
 
+class TicketType(BaseModel):
+    """One kind of ticket of an event (e.g. "Early bird", "VIP"), as the events service has it."""
+
+    ticket_type_id: TicketTypeId
+    name: str = Field(examples=["Early bird"])
+    price: MoneyAmount
+    capacity: int | None = Field(
+        default=None,
+        ge=1,
+        description="Seats of this type at most; null: only the event's capacity limits it.",
+        examples=[200],
+    )
+    sales_start: AwareDatetime | None = Field(
+        default=None, description="No holds before this time; null: on sale since its creation."
+    )
+    sales_end: AwareDatetime | None = Field(
+        default=None, description="No holds after this time; null: until the event starts."
+    )
+    max_per_order: int | None = Field(
+        default=None, ge=1, description="Tickets of this type one booking may hold at most."
+    )
+
+
+class RefundPolicy(BaseModel):
+    """When and how a buyer may cancel a paid booking themselves."""
+
+    self_service: bool = Field(default=True, description="Buyers may cancel paid bookings.")
+    deadline_hours_before_start: int = Field(
+        default=48, ge=0, description="Self-service cancellation closes this long before start."
+    )
+    fee_percent: Decimal = Field(
+        default=Decimal("0"),
+        ge=0,
+        le=100,
+        description="Share of the paid amount kept on a self-service cancellation.",
+        examples=["10"],
+    )
+
+
 class EventDetails(Envelope):
     """Fields shared by the event-lifecycle messages: a full snapshot of the event."""
 
@@ -67,6 +109,28 @@ class EventDetails(Envelope):
         description="Increases with every change; consumers ignore a snapshot older than one "
         "they have applied (messages may arrive out of order).",
         examples=[1],
+    )
+    ticket_types: list[TicketType] = Field(
+        default_factory=list,
+        description="Every ticket type of the event (each draws from `capacity`). Empty only "
+        "in snapshots from before ticket types existed: one type at `price` is implied.",
+        examples=[
+            [
+                {
+                    "ticket_type_id": "5c0f6a3e-2b1d-4c8e-9f7a-6b5d4c3e2f10",
+                    "name": "Early bird",
+                    "price": "15.00",
+                    "capacity": 200,
+                    "sales_start": None,
+                    "sales_end": "2027-04-01T00:00:00Z",
+                    "max_per_order": 4,
+                }
+            ]
+        ],
+    )
+    refund_policy: RefundPolicy = Field(
+        default_factory=RefundPolicy,
+        examples=[{"self_service": True, "deadline_hours_before_start": 48, "fee_percent": "10"}],
     )
 
 
@@ -102,6 +166,16 @@ class EventCancelled(EventDetails):
 # --- booking --------------------------------------------------------------------------------
 
 
+class BookingLine(BaseModel):
+    """Seats of one ticket type in a booking, at the price frozen when they were held."""
+
+    ticket_type_id: TicketTypeId
+    name: str = Field(examples=["Early bird"])
+    quantity: int = Field(ge=1, examples=[2])
+    unit_price: MoneyAmount
+    amount: MoneyAmount = Field(description="`quantity` x `unit_price`.")
+
+
 class BookingDetails(Envelope):
     """Fields shared by the booking-lifecycle messages."""
 
@@ -109,8 +183,24 @@ class BookingDetails(Envelope):
     event_id: EventId
     user_id: UserId
     quantity: int = Field(ge=1, description="Number of seats.", examples=[2])
-    amount: MoneyAmount = Field(description="Total due for the booking.")
+    amount: MoneyAmount = Field(description="Total due for the booking, after any discount.")
     currency: CurrencyCode
+    lines: list[BookingLine] = Field(
+        default_factory=list,
+        description="The seats per ticket type (their quantities add up to `quantity`). Empty "
+        "only in messages from before ticket types existed.",
+        examples=[
+            [
+                {
+                    "ticket_type_id": "5c0f6a3e-2b1d-4c8e-9f7a-6b5d4c3e2f10",
+                    "name": "Early bird",
+                    "quantity": 2,
+                    "unit_price": "15.00",
+                    "amount": "30.00",
+                }
+            ]
+        ],
+    )
 
 
 class BookingCreated(BookingDetails):
@@ -132,7 +222,7 @@ class BookingConfirmed(BookingDetails):
 
 
 CancellationReason = Literal[
-    "user_request", "payment_failed", "event_cancelled", "paid_after_expiry"
+    "user_request", "payment_failed", "event_cancelled", "paid_after_expiry", "organizer_refund"
 ]
 
 
@@ -167,6 +257,16 @@ class RefundRequested(Envelope):
         default=None, description="The payment to refund, if booking knows it."
     )
     reason: CancellationReason
+    refund_id: RefundId | None = Field(
+        default=None,
+        description="Names this refund (one booking may be refunded in several parts); the same "
+        "id twice is one refund. Null: the whole remaining amount, once.",
+    )
+    amount: MoneyAmount | None = Field(
+        default=None,
+        description="How much to give back; null: everything captured and not yet refunded. "
+        "Payments never refunds more than it captured, whatever arrives.",
+    )
 
 
 # --- payments -------------------------------------------------------------------------------
@@ -202,13 +302,17 @@ class PaymentFailed(PaymentDetails):
 
 
 class PaymentRefunded(PaymentDetails):
-    """Money of a successful payment went back to the payer."""
+    """Money of a successful payment went back to the payer: `amount` is this refund's part."""
 
     routing_key: ClassVar[str] = "payment_refunded"
     message_type: Literal["payment_refunded"] = "payment_refunded"
 
     reason: CancellationReason
     provider_reference: str
+    refund_id: RefundId | None = Field(default=None, description="As in `refund_requested`.")
+    refunded_total: MoneyAmount | None = Field(
+        default=None, description="Everything refunded of this payment so far, this included."
+    )
 
 
 # --- notifications --------------------------------------------------------------------------
