@@ -30,8 +30,6 @@ SQL = Path(__file__).resolve().parents[2] / "sql"
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -28,8 +28,6 @@ SQL = Path(__file__).resolve().parents[2] / "sql"
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,46 +1,36 @@
-"""events table and the kit tables (outbox, inbox, idempotency keys)
+"""The events table and the kit tables (outbox, inbox, idempotency keys). 2026-11-27."""
 
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-27
-"""
 import sqlalchemy as sa
-from alembic import op
 
-from kit.tables import UtcDateTime, create_kit_tables, drop_kit_tables
+from kit.alembic_env import InitialSchema
+from kit.tables import UtcDateTime
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
+# This migration's own frozen copy of its tables (see InitialSchema).
+schema = InitialSchema()
+schema.table(
+    "events",
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("organizer_id", sa.Uuid, nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("venue", sa.String(300), nullable=False),
+    sa.Column("starts_at", UtcDateTime, nullable=False),
+    sa.Column("ends_at", UtcDateTime, nullable=True),
+    sa.Column("capacity", sa.Integer, nullable=False),
+    sa.Column("price", sa.Numeric(14, 2), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("cancel_reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.CheckConstraint("capacity > 0", name="ck_events_capacity_positive"),
+    sa.CheckConstraint("price >= 0", name="ck_events_price_non_negative"),
+    sa.Index("ix_events_organizer_id", "organizer_id"),
+    sa.Index("ix_events_starts_at_id", "starts_at", "id"),
+)
 
-def upgrade() -> None:
-    create_kit_tables(op)
-    op.create_table(
-        "events",
-        sa.Column("id", sa.Uuid, primary_key=True),
-        sa.Column("organizer_id", sa.Uuid, nullable=False),
-        sa.Column("title", sa.String(200), nullable=False),
-        sa.Column("description", sa.Text, nullable=False, server_default=""),
-        sa.Column("venue", sa.String(300), nullable=False),
-        sa.Column("starts_at", UtcDateTime, nullable=False),
-        sa.Column("ends_at", UtcDateTime, nullable=True),
-        sa.Column("capacity", sa.Integer, nullable=False),
-        sa.Column("price", sa.Numeric(14, 2), nullable=False),
-        sa.Column("currency", sa.String(3), nullable=False),
-        sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("cancel_reason", sa.Text, nullable=False, server_default=""),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("created_at", UtcDateTime, nullable=False),
-        sa.Column("updated_at", UtcDateTime, nullable=False),
-        sa.CheckConstraint("capacity > 0", name="ck_events_capacity_positive"),
-        sa.CheckConstraint("price >= 0", name="ck_events_price_non_negative"),
-    )
-    op.create_index("ix_events_organizer_id", "events", ["organizer_id"])
-    op.create_index("ix_events_starts_at_id", "events", ["starts_at", "id"])
-
-
-def downgrade() -> None:
-    op.drop_table("events")
-    drop_kit_tables(op)
+upgrade, downgrade = schema.upgrade, schema.downgrade

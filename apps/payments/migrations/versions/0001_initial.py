@@ -1,70 +1,58 @@
-"""booking dues, payments, the card-network simulator's ledger, and the kit tables
+"""Booking dues, payments, the card-network simulator's ledger, and the kit tables. 2026-11-27."""
 
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-27
-"""
 import sqlalchemy as sa
-from alembic import op
 
-from kit.tables import UtcDateTime, create_kit_tables, drop_kit_tables
+from kit.alembic_env import InitialSchema
+from kit.tables import UtcDateTime
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
+# This migration's own frozen copy of its tables (see InitialSchema).
+schema = InitialSchema()
+schema.table(
+    "booking_dues",
+    sa.Column("booking_id", sa.Uuid, primary_key=True),
+    sa.Column("user_id", sa.Uuid, nullable=False),
+    sa.Column("event_id", sa.Uuid, nullable=False),
+    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("payment_id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("expires_at", UtcDateTime, nullable=True),
+    sa.Column("correlation_id", sa.Uuid, nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+schema.table(
+    "payments",
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("booking_id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("user_id", sa.Uuid, nullable=False),
+    sa.Column("event_id", sa.Uuid, nullable=True),
+    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("failure_reason", sa.String(100), nullable=True),
+    sa.Column("provider_reference", sa.String(100), nullable=False),
+    sa.Column("refund_reference", sa.String(100), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("refunded_at", UtcDateTime, nullable=True),
+    sa.Index("ix_payments_user_id", "user_id"),
+    sa.Index("ix_payments_created_at_id", "created_at", "id"),
+)
+schema.table(
+    "simulator_charges",
+    sa.Column("idempotency_key", sa.String(255), primary_key=True),
+    sa.Column("operation", sa.String(10), nullable=False),
+    sa.Column("reference", sa.String(100), nullable=False, unique=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("failure_reason", sa.String(100), nullable=True),
+    sa.Column("charge_reference", sa.String(100), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
+)
 
-def upgrade() -> None:
-    create_kit_tables(op)
-    op.create_table(
-        "booking_dues",
-        sa.Column("booking_id", sa.Uuid, primary_key=True),
-        sa.Column("user_id", sa.Uuid, nullable=False),
-        sa.Column("event_id", sa.Uuid, nullable=False),
-        sa.Column("amount", sa.Numeric(14, 2), nullable=False),
-        sa.Column("currency", sa.String(3), nullable=False),
-        sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("payment_id", sa.Uuid, nullable=False, unique=True),
-        sa.Column("expires_at", UtcDateTime, nullable=True),
-        sa.Column("correlation_id", sa.Uuid, nullable=True),
-        sa.Column("updated_at", UtcDateTime, nullable=False),
-    )
-    op.create_table(
-        "payments",
-        sa.Column("id", sa.Uuid, primary_key=True),
-        sa.Column("booking_id", sa.Uuid, nullable=False, unique=True),
-        sa.Column("user_id", sa.Uuid, nullable=False),
-        sa.Column("event_id", sa.Uuid, nullable=True),
-        sa.Column("amount", sa.Numeric(14, 2), nullable=False),
-        sa.Column("currency", sa.String(3), nullable=False),
-        sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("failure_reason", sa.String(100), nullable=True),
-        sa.Column("provider_reference", sa.String(100), nullable=False),
-        sa.Column("refund_reference", sa.String(100), nullable=True),
-        sa.Column("created_at", UtcDateTime, nullable=False),
-        sa.Column("updated_at", UtcDateTime, nullable=False),
-        sa.Column("refunded_at", UtcDateTime, nullable=True),
-    )
-    op.create_index("ix_payments_user_id", "payments", ["user_id"])
-    op.create_index("ix_payments_created_at_id", "payments", ["created_at", "id"])
-    op.create_table(
-        "simulator_charges",
-        sa.Column("idempotency_key", sa.String(255), primary_key=True),
-        sa.Column("operation", sa.String(10), nullable=False),
-        sa.Column("reference", sa.String(100), nullable=False, unique=True),
-        sa.Column("request_hash", sa.String(64), nullable=False),
-        sa.Column("amount", sa.Numeric(14, 2), nullable=False),
-        sa.Column("currency", sa.String(3), nullable=True),
-        sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("failure_reason", sa.String(100), nullable=True),
-        sa.Column("charge_reference", sa.String(100), nullable=True),
-        sa.Column("created_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
-    )
-
-
-def downgrade() -> None:
-    op.drop_table("simulator_charges")
-    op.drop_table("payments")
-    op.drop_table("booking_dues")
-    drop_kit_tables(op)
+upgrade, downgrade = schema.upgrade, schema.downgrade
