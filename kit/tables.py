@@ -63,6 +63,13 @@ def add_kit_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
     return {"outbox": outbox, "inbox": inbox, "idempotency_keys": idempotency}
 
 
+def service_metadata() -> sa.MetaData:
+    """A service's ``MetaData``, the kit tables already in it: every service's database has them."""
+    metadata = sa.MetaData()
+    add_kit_tables(metadata)
+    return metadata
+
+
 def create_kit_tables(op) -> None:  # noqa: ANN001 - alembic's op proxy
     """For a service's first Alembic migration: create the kit tables as of kit schema v1."""
     for table in add_kit_tables(sa.MetaData()).values():

@@ -21,11 +21,10 @@ from kit.db import Database
 from kit.inbox import INBOX, OneStatementHandler, Statement, insert_from_mark, once_per_message
 from kit.consuming import consume_once
 from kit.settings import ServiceSettings
-from kit.tables import JSONDoc, UtcDateTime, add_kit_tables
+from kit.tables import JSONDoc, UtcDateTime, service_metadata
 from contracts.messages import UserRegistered
 
-metadata = sa.MetaData()
-add_kit_tables(metadata)
+metadata = service_metadata()
 tally = sa.Table(
     "tally",
     metadata,

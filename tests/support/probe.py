@@ -23,14 +23,13 @@ import sqlalchemy as sa
 
 from kit.consuming import consume_once
 from kit.service import Service, ServiceSpec
-from kit.tables import add_kit_tables
+from kit.tables import service_metadata
 from kit.uow import UnitOfWork
 from contracts.messages import EventCreated
 from contracts.topology import DOMAIN_EXCHANGE, declare_queue, queue_for
 
 QUEUE = queue_for("probe", EventCreated)
-metadata = sa.MetaData()
-add_kit_tables(metadata)
+metadata = service_metadata()
 effects = sa.Table(
     "effects",
     metadata,

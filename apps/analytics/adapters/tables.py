@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from kit.tables import UtcDateTime, add_kit_tables
+from kit.tables import UtcDateTime, service_metadata
 
-metadata = sa.MetaData()
-add_kit_tables(metadata)
+metadata = service_metadata()
 
 Money = sa.Numeric(14, 2)
 

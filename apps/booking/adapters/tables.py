@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from kit.tables import UtcDateTime, add_kit_tables
+from kit.tables import UtcDateTime, service_metadata
 
-metadata = sa.MetaData()
-add_kit_tables(metadata)
+metadata = service_metadata()
 
 # One row per event, built only from the events service's snapshots. The CHECK is the last line
 # of defence: whatever a bug does, PostgreSQL refuses a state with more seats out than exist.
