@@ -75,6 +75,14 @@ class TicketType(BaseModel):
     )
 
 
+def implied_ticket_type_id(event_id: uuid.UUID) -> uuid.UUID:
+    """The id of the one ticket type an event created without ticket types has ("General
+    admission"): derived from the event's id, so that a consumer which saw only snapshots from
+    before ticket types existed (empty ``ticket_types``) names that type as the events service
+    does."""
+    return uuid.uuid5(event_id, "general-admission")
+
+
 class RefundPolicy(BaseModel):
     """When and how a buyer may cancel a paid booking themselves."""
 
@@ -315,6 +323,20 @@ class PaymentRefunded(PaymentDetails):
     )
 
 
+class RefundFailed(PaymentDetails):
+    """A refund was not made (refused by the provider, or above what is left): `amount` was asked."""
+
+    routing_key: ClassVar[str] = "refund_failed"
+    message_type: Literal["refund_failed"] = "refund_failed"
+
+    reason: CancellationReason
+    refund_id: RefundId | None = Field(default=None, description="As in `refund_requested`.")
+    failure_reason: str = Field(examples=["exceeds_remaining"])
+    refunded_total: MoneyAmount | None = Field(
+        default=None, description="Everything refunded of this payment so far (unchanged)."
+    )
+
+
 # --- notifications --------------------------------------------------------------------------
 
 
@@ -347,6 +369,7 @@ ALL_MESSAGES: tuple[type[Envelope], ...] = (
     PaymentConfirmed,
     PaymentFailed,
     PaymentRefunded,
+    RefundFailed,
     NotificationRequested,
 )
 

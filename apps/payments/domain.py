@@ -82,6 +82,17 @@ class ProviderError(PaymentError):
         super().__init__(detail or "The payment provider failed.")
 
 
+class RefundDeclined(ProviderError):
+    """The provider refused a refund (nothing went back): a final answer, not a failure to ask
+    again. ``reason`` is the provider's machine-readable why."""
+
+    code = "refund-declined"
+
+    def __init__(self, detail: str, *, reason: str = "provider_declined") -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 class ProviderIdempotencyConflict(ProviderError):
     """The provider already saw this idempotency key with different parameters."""
 
@@ -104,8 +115,34 @@ def charge_key(payment_id: uuid.UUID) -> str:
     return f"{payment_id}:charge"
 
 
-def refund_key(payment_id: uuid.UUID) -> str:
-    return f"{payment_id}:refund"
+def refund_key(payment_id: uuid.UUID, refund_id: uuid.UUID | None = None) -> str:
+    """The provider's idempotency key of one refund: its id; a whole refund asked without an id
+    (the only kind there was before partial refunds) keeps the key it always had."""
+    return f"{payment_id}:refund" if refund_id is None else f"refund:{refund_id}"
+
+
+def whole_refund_id(payment_id: uuid.UUID) -> uuid.UUID:
+    """The id of "the whole remaining amount, once" asked without a refund id: derived from the
+    payment, so every such command names the same refund and only the first is made."""
+    return uuid.uuid5(payment_id, "refund")
+
+
+RefundStatus = Literal["succeeded", "failed"]
+
+
+@dataclass(frozen=True)
+class Refund:
+    """One refund of a payment, recorded with its outcome (made, or refused and why)."""
+
+    id: uuid.UUID
+    payment_id: uuid.UUID
+    booking_id: uuid.UUID
+    amount: Decimal
+    status: RefundStatus
+    reason: str
+    provider_reference: str | None
+    failure_reason: str | None
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -154,6 +191,7 @@ class Payment:
     created_at: datetime
     updated_at: datetime
     refunded_at: datetime | None = None
+    refunded_amount: Decimal = Decimal("0")
 
     @classmethod
     def from_charge(cls, due: BookingDue, result: ChargeResult, *, now: datetime) -> Payment:
@@ -173,15 +211,18 @@ class Payment:
         )
 
     @property
-    def refundable(self) -> bool:
-        return self.status == "succeeded"
+    def remaining(self) -> Decimal:
+        """What can still be refunded: captured and not yet given back (nothing if not captured)."""
+        return self.amount - self.refunded_amount if self.status == "succeeded" else Decimal(0)
 
-    def refunded(self, result: RefundResult, *, now: datetime) -> Payment:
+    def refunded(self, result: RefundResult, *, total: Decimal, now: datetime) -> Payment:
+        """After a refund that took the refunded total to ``total``: ``refunded`` once whole."""
         return replace(
             self,
-            status="refunded",
+            status="refunded" if total >= self.amount else self.status,
             refund_reference=result.reference,
             refunded_at=now,
+            refunded_amount=total,
             updated_at=now,
         )
 

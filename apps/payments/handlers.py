@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit.db import Database
 from kit.uow import UnitOfWork
 from kit.inbox import OneStatementHandler, Statement
+from kit import metrics
 from kit.crosscheck import refuse
 from kit.pagination import decode_position, page_of
 from kit.security import Principal
@@ -19,6 +22,7 @@ from apps.payments.adapters.provider import PaymentProvider
 from apps.payments.adapters.repository import (
     DueRepository,
     PaymentRepository,
+    RefundRepository,
     add_due_statement,
     end_due_statement,
 )
@@ -30,8 +34,11 @@ from apps.payments.domain import (
     DueStatus,
     Payment,
     PaymentNotFound,
+    Refund,
+    RefundDeclined,
     charge_key,
     refund_key,
+    whole_refund_id,
 )
 from contracts.envelope import caused_by
 from contracts.messages import (
@@ -42,6 +49,7 @@ from contracts.messages import (
     PaymentConfirmed,
     PaymentFailed,
     PaymentRefunded,
+    RefundFailed,
     RefundRequested,
 )
 
@@ -156,13 +164,17 @@ async def process_payment(
 
 def refund_payment(provider: PaymentProvider):  # noqa: ANN201 - a consume_once handler
     async def handler(msg: RefundRequested, uow: UnitOfWork) -> None:
-        """Give a booking's successful payment back, once: the payment row is locked, a
-        refunded payment is left alone, and the provider key derives from the payment."""
+        """Give back part or all of a booking's successful payment, never more than captured.
+
+        The payment row is locked, so refunds of one payment queue up here (and each reads the
+        total the previous one left); the limit itself is the conditional UPDATE of
+        ``take_refund`` (plus a CHECK), which holds whatever runs. The same refund id twice is
+        one refund; the provider's key is the refund id, so a retry after a crash is made once.
+        """
         payments = PaymentRepository(uow.conn)
         payment = await payments.for_booking(msg.booking_id, for_update=True)
         # The command is checked against the payment we captured, never trusted: it must name
-        # that payment's payer (and the payment, if it names one). The amount given back is
-        # the captured payment's own, so a refund can never exceed what was taken.
+        # that payment's payer (and the payment, if it names one).
         if payment is None:
             refuse(msg, "unknown_payment", f"booking {msg.booking_id} has no payment")
         if msg.user_id != payment.user_id:
@@ -173,26 +185,90 @@ def refund_payment(provider: PaymentProvider):  # noqa: ANN201 - a consume_once 
                 "payment_mismatch",
                 f"booking {msg.booking_id} was paid by {payment.id}, not {msg.payment_id}",
             )
-        if not payment.refundable:
-            log.info("refund of payment %s skipped: it is %s", payment.id, payment.status)
+        refund_id = msg.refund_id or whole_refund_id(payment.id)
+        refunds = RefundRepository(uow.conn)
+        done = await refunds.get(refund_id)
+        if done is not None:
+            if done.payment_id != payment.id:
+                refuse(msg, "refund_mismatch", f"refund {refund_id} is of another payment")
+            log.info("refund %s of payment %s already %s", refund_id, payment.id, done.status)
             return
-        result = await provider.refund(
-            charge_ref=payment.provider_reference,
-            amount=payment.amount,
-            idempotency_key=refund_key(payment.id),
+        if payment.status == "failed":
+            log.info("refund of payment %s skipped: it captured nothing", payment.id)
+            return
+        amount = payment.remaining if msg.amount is None else msg.amount
+        if amount <= 0:
+            log.info("refund %s of payment %s skipped: nothing to give back", refund_id, payment.id)
+            return
+        now = _now()
+        refund = Refund(
+            id=refund_id,
+            payment_id=payment.id,
+            booking_id=payment.booking_id,
+            amount=amount,
+            status="succeeded",
+            reason=msg.reason,
+            provider_reference=None,
+            failure_reason=None,
+            created_at=now,
         )
-        refunded = payment.refunded(result, now=_now())
-        await payments.save(refunded)
+        fields = {**caused_by(msg), **_payment_fields(payment), "amount": amount}
+        total = await payments.take_refund(payment.id, amount, now=now)
+        if total is None:
+            # Booking refuses such a refund before asking (422); one arriving anyway is
+            # answered (booking learns its refund failed) and counted for an operator.
+            metrics.refused(msg.routing_key, "exceeds_remaining")
+            log.warning(
+                "refund %s of %s refused: payment %s has %s left to refund",
+                refund_id,
+                amount,
+                payment.id,
+                payment.remaining,
+            )
+            await _refund_failed(
+                uow, msg, refund, fields, payment.refunded_amount, "exceeds_remaining"
+            )
+            return
+        try:
+            result = await provider.refund(
+                charge_ref=payment.provider_reference,
+                amount=amount,
+                idempotency_key=refund_key(payment.id, msg.refund_id),
+            )
+        except RefundDeclined as declined:
+            await payments.give_back_refund(payment.id, amount, now=now)
+            await _refund_failed(uow, msg, refund, fields, total - amount, declined.reason)
+            return
+        # any other provider error propagates: nothing is kept, the command is delivered again
+        await payments.save(payment.refunded(result, total=total, now=now))
+        await refunds.add(replace(refund, provider_reference=result.reference))
         uow.publish(
             PaymentRefunded(
-                **caused_by(msg),
-                **_payment_fields(refunded),
+                **fields,
                 reason=msg.reason,
                 provider_reference=result.reference,
+                refund_id=refund_id,
+                refunded_total=total,
             )
         )
 
     return handler
+
+
+async def _refund_failed(
+    uow: UnitOfWork, msg: RefundRequested, refund: Refund, fields: dict, total: Decimal, why: str
+) -> None:
+    """Record ``refund`` as not made and tell booking (its refund shows ``failed``)."""
+    await RefundRepository(uow.conn).add(replace(refund, status="failed", failure_reason=why))
+    uow.publish(
+        RefundFailed(
+            **fields,
+            reason=msg.reason,
+            refund_id=refund.id,
+            failure_reason=why,
+            refunded_total=total,
+        )
+    )
 
 
 # --- reads --------------------------------------------------------------------------------------

@@ -35,7 +35,9 @@ class PaymentPublic(BaseModel):
     booking_id: uuid.UUID
     user_id: uuid.UUID
     event_id: uuid.UUID | None
-    status: PaymentStatus = Field(description="succeeded, failed, or refunded (after a refund).")
+    status: PaymentStatus = Field(
+        description="succeeded, failed, or refunded (once refunded in full)."
+    )
     amount: MoneyAmount
     currency: str
     failure_reason: str | None = Field(
@@ -43,7 +45,11 @@ class PaymentPublic(BaseModel):
     )
     created_at: datetime
     updated_at: datetime
-    refunded_at: datetime | None
+    refunded_at: datetime | None = Field(description="When the latest refund was made.")
+    refunded_amount: MoneyAmount = Field(
+        description="Everything refunded so far (partial refunds add up; never above `amount`).",
+        examples=["15.00"],
+    )
 
     @classmethod
     def of(cls, payment: Payment) -> PaymentPublic:

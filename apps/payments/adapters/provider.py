@@ -25,8 +25,8 @@ from apps.payments.config import PaymentsSettings
 from apps.payments.domain import (
     ChargeResult,
     InvalidPaymentMethod,
-    ProviderError,
     ProviderIdempotencyConflict,
+    RefundDeclined,
     RefundResult,
 )
 
@@ -41,7 +41,9 @@ class PaymentProvider(Protocol):
     async def refund(
         self, *, charge_ref: str, amount: Decimal, idempotency_key: str
     ) -> RefundResult:
-        """Give ``amount`` of the charge ``charge_ref`` back."""
+        """Give ``amount`` of the charge ``charge_ref`` back (one of possibly several partial
+        refunds; ``idempotency_key`` names this one). Raises :class:`RefundDeclined` when the
+        provider refuses it (nothing went back), :class:`ProviderError` when it cannot say."""
 
 
 # The simulator's test cards: token -> failure reason (None: the charge succeeds).
@@ -56,6 +58,12 @@ SIMULATOR_CARDS: dict[str, str | None] = {
 _RECORD = insert(simulator_charges).on_conflict_do_nothing().returning(simulator_charges)
 _BY_KEY = sa.select(simulator_charges).where(
     simulator_charges.c.idempotency_key == sa.bindparam("key")
+)
+
+_REFUNDED = sa.select(sa.func.coalesce(sa.func.sum(simulator_charges.c.amount), 0)).where(
+    simulator_charges.c.charge_reference == sa.bindparam("charge"),
+    simulator_charges.c.operation == "refund",
+    simulator_charges.c.status == "succeeded",
 )
 
 
@@ -139,10 +147,19 @@ class CardNetworkSimulator:
                     )
                 )
             ).first()
+            replay = (await conn.execute(_BY_KEY, {"key": idempotency_key})).first()
+            refunded = (await conn.execute(_REFUNDED, {"charge": charge_ref})).scalar_one()
         if charge is None or charge.status != "succeeded":
-            raise ProviderError(f"No successful charge {charge_ref} to refund.")
-        if amount > charge.amount:
-            raise ProviderError("A refund cannot exceed its charge.")
+            raise RefundDeclined(
+                f"No successful charge {charge_ref} to refund.", reason="no_charge"
+            )
+        # Like a real provider, it refuses refunds beyond what is left of the charge (a replay
+        # of a refund already made is answered by its ledger row, not counted twice).
+        if replay is None and refunded + amount > charge.amount:
+            raise RefundDeclined(
+                f"A refund of {amount} exceeds the {charge.amount - refunded} left of the charge.",
+                reason="exceeds_charge",
+            )
         row = await self._record(
             idempotency_key,
             operation="refund",

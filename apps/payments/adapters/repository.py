@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit.inbox import Statement, Writes, insert_from_mark, once_per_message
 from kit import outbox
-from apps.payments.adapters.tables import booking_dues, payments
-from apps.payments.domain import BookingDue, DueStatus, Payment
+from apps.payments.adapters.tables import booking_dues, payments, refunds
+from apps.payments.domain import BookingDue, DueStatus, Payment, Refund
 
 _DUE_COLUMNS = [f.name for f in fields(BookingDue)]
 _PAYMENT_COLUMNS = [f.name for f in fields(Payment)]
@@ -82,6 +83,33 @@ _SET_DUE_STATUS = (
     .values(status=sa.bindparam("new_status"), updated_at=sa.bindparam("now"))
 )
 _ADD_PAYMENT = payments.insert()
+
+# A refund's share of the payment taken in ONE conditional statement: of any number of
+# concurrent refunds, those that would take the total above what was captured change nothing
+# (and the CHECK on the column would refuse them anyway). Only a succeeded payment captured money.
+_TAKE_REFUND = (
+    payments.update()
+    .where(
+        payments.c.id == sa.bindparam("payment_id"),
+        payments.c.status == "succeeded",
+        payments.c.refunded_amount + sa.bindparam("share") <= payments.c.amount,
+    )
+    .values(
+        refunded_amount=payments.c.refunded_amount + sa.bindparam("share"),
+        updated_at=sa.bindparam("now"),
+    )
+    .returning(payments.c.refunded_amount)
+)
+_GIVE_BACK_REFUND = (
+    payments.update()
+    .where(payments.c.id == sa.bindparam("payment_id"))
+    .values(
+        refunded_amount=payments.c.refunded_amount - sa.bindparam("share"),
+        updated_at=sa.bindparam("now"),
+    )
+)
+_REFUND = sa.select(refunds).where(refunds.c.id == sa.bindparam("refund_id"))
+_REFUND_COLUMNS = [f.name for f in fields(Refund)]
 
 
 def _settle_statement() -> sa.Select:
@@ -154,6 +182,26 @@ class PaymentRepository:
         params.update(due_booking_id=payment.booking_id, new_status=due_status, now=now)
         await self.conn.execute(_SETTLE, params)
 
+    async def take_refund(
+        self, payment_id: uuid.UUID, amount: Decimal, *, now: datetime
+    ) -> Decimal | None:
+        """Add ``amount`` to the payment's refunded total if it stays within what was captured:
+        the new total, or None (nothing changed) if it would not."""
+        row = (
+            await self.conn.execute(
+                _TAKE_REFUND, {"payment_id": payment_id, "share": amount, "now": now}
+            )
+        ).first()
+        return None if row is None else row.refunded_amount
+
+    async def give_back_refund(
+        self, payment_id: uuid.UUID, amount: Decimal, *, now: datetime
+    ) -> None:
+        """Undo :meth:`take_refund` for a refund the provider refused."""
+        await self.conn.execute(
+            _GIVE_BACK_REFUND, {"payment_id": payment_id, "share": amount, "now": now}
+        )
+
     async def get(self, payment_id: uuid.UUID) -> Payment | None:
         row = (
             await self.conn.execute(sa.select(payments).where(payments.c.id == payment_id))
@@ -193,3 +241,15 @@ class PaymentRepository:
         if booking_id is not None:
             stmt = stmt.where(payments.c.booking_id == booking_id)
         return [_to_payment(r) for r in (await self.conn.execute(stmt.limit(limit))).all()]
+
+
+class RefundRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def get(self, refund_id: uuid.UUID) -> Refund | None:
+        row = (await self.conn.execute(_REFUND, {"refund_id": refund_id})).first()
+        return Refund(**{k: getattr(row, k) for k in _REFUND_COLUMNS}) if row else None
+
+    async def add(self, refund: Refund) -> None:
+        await self.conn.execute(refunds.insert(), asdict(refund))

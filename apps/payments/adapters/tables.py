@@ -46,7 +46,35 @@ payments = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("refunded_at", UtcDateTime, nullable=True),
+    sa.Column(
+        "refunded_amount",
+        sa.Numeric(14, 2),
+        nullable=False,
+        server_default="0",
+        comment="everything refunded of this payment so far; never above amount",
+    ),
     sa.Index("ix_payments_created_at_id", "created_at", "id"),
+    sa.CheckConstraint(
+        "refunded_amount >= 0 AND refunded_amount <= amount",
+        name="ck_payments_refunded_within_amount",
+    ),
+)
+
+# One row per refund made or refused, under the id booking gave it: the same refund asked twice
+# is found here and made once.
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("payment_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("booking_id", sa.Uuid, nullable=False),
+    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, comment="succeeded | failed"),
+    sa.Column("reason", sa.String(30), nullable=False),
+    sa.Column("provider_reference", sa.String(100), nullable=True),
+    sa.Column("failure_reason", sa.String(100), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.CheckConstraint("amount > 0", name="ck_refunds_amount_positive"),
 )
 
 # The card-network simulator's own ledger (what a real provider keeps on its side): one row per

@@ -47,10 +47,13 @@ def subscribe(service: Service) -> None:
 
     @broker.subscriber(REFUND_REQUESTED, DOMAIN_EXCHANGE)
     async def on_refund_requested(msg: RefundRequested) -> None:
-        """Command: refund the booking's successful payment in full through the payment
-        provider, then publish `payment_refunded`. Exactly once, however often the command is
-        delivered. A payment that failed or is already refunded is left alone; a booking with no
-        payment at all is dead-lettered for an operator."""
+        """Command: refund `amount` (null: everything not yet refunded) of the booking's
+        successful payment through the payment provider, then publish `payment_refunded` with
+        this refund's `amount` and the payment's `refunded_total`. One refund per `refund_id`,
+        however often the command is delivered. Refunds never exceed what was captured: one
+        that would, or that the provider refuses, is not made and answered with
+        `refund_failed`. A payment that failed is left alone; a command naming another payer or
+        payment, or a booking with no payment at all, is dead-lettered for an operator."""
         await consume_once(
             service.db, REFUND_REQUESTED.name, msg, handlers.refund_payment(provider_for(service))
         )
