@@ -9,9 +9,8 @@ from decimal import Decimal
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from contracts import AnalyticsFact, BookingCreated, PaymentConfirmed
 from contracts.envelope import caused_by
-from contracts.messages import ALL_MESSAGES
+from contracts.messages import ALL_MESSAGES, AnalyticsFact, BookingCreated, PaymentConfirmed
 from contracts.topology import ANALYTICS_FACTS, CONSUMERS
 
 
