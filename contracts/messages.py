@@ -79,8 +79,8 @@ def implied_ticket_type_id(event_id: uuid.UUID) -> uuid.UUID:
     """The id of the one ticket type an event created without ticket types has ("General
     admission"): derived from the event's id, so that a consumer which saw only snapshots from
     before ticket types existed (empty ``ticket_types``) names that type as the events service
-    does."""
-    return uuid.uuid5(event_id, "general-admission")
+    does. A rule, never to change (both services' migrations have given it to stored rows)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{event_id}/general")
 
 
 class RefundPolicy(BaseModel):

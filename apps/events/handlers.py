@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apps.events.adapters.repository import EventRepository
-from apps.events.domain import Event, EventNotFound, NotAllowed
+from apps.events.domain import Event, EventNotFound, NotAllowed, TicketType
 from kit.db import Database
 from kit.uow import UnitOfWork
 from kit.pagination import decode_position, page_of
 from kit.security import Principal
+from contracts import messages
 from contracts.messages import EventCancelled, EventCreated, EventDetails, EventUpdated
 
 
@@ -38,6 +39,23 @@ def snapshot(event: Event, message: type[EventDetails], **extra: Any) -> EventDe
         currency=event.currency,
         status=event.status,
         version=event.version,
+        ticket_types=[
+            messages.TicketType(
+                ticket_type_id=t.id,
+                name=t.name,
+                price=t.price,
+                capacity=t.capacity,
+                sales_start=t.sales_start,
+                sales_end=t.sales_end,
+                max_per_order=t.max_per_order,
+            )
+            for t in event.ticket_types
+        ],
+        refund_policy=messages.RefundPolicy(
+            self_service=event.refund_policy.self_service,
+            deadline_hours_before_start=event.refund_policy.deadline_hours_before_start,
+            fee_percent=event.refund_policy.fee_percent,
+        ),
         **extra,
     )
 
@@ -72,9 +90,39 @@ async def update_event(
         if capacity_guard is not None and updated.capacity < event.capacity:
             # the event row stays locked meanwhile, so decreases reach booking one at a time
             await capacity_guard(event.id, updated.capacity)
-        await EventRepository(uow.conn).save(updated)
+        await EventRepository(uow.conn).save(updated, previous=event)
         uow.publish(snapshot(updated, EventUpdated, changed_fields=changed))
     return updated
+
+
+async def add_ticket_type(
+    uow: UnitOfWork, *, event_id: uuid.UUID, actor: Principal, fields: dict[str, Any]
+) -> tuple[Event, TicketType]:
+    # the event's row stays locked until commit: additions (and the 20-type limit, the unique
+    # names, the version) are decided one at a time
+    event = await _managed_event(uow, event_id, actor)
+    updated, added, changed = event.add_ticket_type(fields, now=_now())
+    await EventRepository(uow.conn).save(updated, previous=event)
+    uow.publish(snapshot(updated, EventUpdated, changed_fields=changed))
+    return updated, added
+
+
+async def update_ticket_type(
+    uow: UnitOfWork,
+    *,
+    event_id: uuid.UUID,
+    ticket_type_id: uuid.UUID,
+    actor: Principal,
+    changes: dict[str, Any],
+) -> tuple[Event, TicketType]:
+    """A capacity decrease below what booking has held or sold is not checked with booking (as
+    the event's capacity is): booking refuses further holds of the type until seats come back."""
+    event = await _managed_event(uow, event_id, actor)
+    updated, ticket_type, changed = event.update_ticket_type(ticket_type_id, changes, now=_now())
+    if changed:
+        await EventRepository(uow.conn).save(updated, previous=event)
+        uow.publish(snapshot(updated, EventUpdated, changed_fields=changed))
+    return updated, ticket_type
 
 
 async def cancel_event(
@@ -83,7 +131,7 @@ async def cancel_event(
     event = await _managed_event(uow, event_id, actor)
     cancelled = event.cancel(reason=reason, now=_now())
     if cancelled is not event:
-        await EventRepository(uow.conn).save(cancelled)
+        await EventRepository(uow.conn).save(cancelled, previous=event)
         uow.publish(snapshot(cancelled, EventCancelled, reason=reason))
     return cancelled
 

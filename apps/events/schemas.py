@@ -7,9 +7,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
 
-from apps.events.domain import MAX_CAPACITY, Event, EventStatus
+from apps.events.domain import MAX_CAPACITY, MAX_TICKET_TYPES, Event, EventStatus, TicketType
 from contracts.envelope import CurrencyCode, MoneyAmount
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -17,6 +24,104 @@ Venue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Description = Annotated[str, StringConstraints(max_length=5000)]
 Capacity = Annotated[int, Field(ge=1, le=MAX_CAPACITY, description="Seats for sale.")]
 Price = Annotated[MoneyAmount, Field(le=Decimal("1000000"), description="Price of one seat.")]
+TypeName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+TypeCapacity = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_CAPACITY,
+        description="Seats of this type at most (it also draws from the event's capacity; the "
+        "types' capacities may add up to more). Null: only the event's capacity limits it.",
+    ),
+]
+MaxPerOrder = Annotated[
+    int, Field(ge=1, le=MAX_CAPACITY, description="Tickets of this type one booking may hold.")
+]
+SalesStart = Annotated[
+    AwareDatetime, Field(description="No sales before this time; null: on sale from now.")
+]
+SalesEnd = Annotated[
+    AwareDatetime,
+    Field(description="No sales after this time (at most starts_at); null: until the start."),
+]
+FeePercent = Annotated[
+    Decimal,
+    Field(
+        ge=0,
+        le=100,
+        max_digits=5,
+        decimal_places=2,
+        description="Share of the paid amount kept on a self-service cancellation, in percent "
+        '(a decimal string, "0" to "100").',
+        examples=["10"],
+    ),
+]
+DeadlineHours = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=24 * 366,
+        description="Self-service cancellation closes this many hours before the event starts.",
+    ),
+]
+
+
+class TicketTypeCreate(BaseModel):
+    """A ticket type; its currency is the event's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: TypeName
+    description: Description = ""
+    price: Price
+    capacity: TypeCapacity | None = None
+    sales_start: SalesStart | None = None
+    sales_end: SalesEnd | None = None
+    max_per_order: MaxPerOrder | None = None
+
+
+class TicketTypeUpdate(BaseModel):
+    """Any subset of a ticket type's fields; null clears capacity, sales_start, sales_end and
+    max_per_order (back to their defaults). A new price applies to holds made after it; bookings
+    already made keep theirs. A capacity below what booking has already held or sold is accepted:
+    booking then refuses new holds of the type until enough seats come back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: TypeName | None = None
+    description: Description | None = None
+    price: Price | None = None
+    capacity: TypeCapacity | None = None
+    sales_start: SalesStart | None = None
+    sales_end: SalesEnd | None = None
+    max_per_order: MaxPerOrder | None = None
+
+    def changes(self) -> dict[str, object]:
+        data = self.model_dump(exclude_unset=True)
+        # null means "back to the default" for the optional limits, "unchanged" elsewhere
+        nullable = {"capacity", "sales_start", "sales_end", "max_per_order"}
+        return {k: v for k, v in data.items() if v is not None or k in nullable}
+
+
+class RefundPolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    self_service: bool = Field(default=True, description="Buyers may cancel paid bookings.")
+    deadline_hours_before_start: DeadlineHours = 48
+    fee_percent: FeePercent = Decimal("0")
+
+
+class RefundPolicyPatch(BaseModel):
+    """Any subset of the refund policy's fields; the others keep their values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    self_service: bool | None = None
+    deadline_hours_before_start: DeadlineHours | None = None
+    fee_percent: FeePercent | None = None
+
+    def changes(self) -> dict[str, object]:
+        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
 
 
 class EventCreate(BaseModel):
@@ -28,8 +133,20 @@ class EventCreate(BaseModel):
     starts_at: AwareDatetime = Field(description="Must be in the future; with a time zone.")
     ends_at: AwareDatetime | None = Field(default=None, description="After starts_at.")
     capacity: Capacity
-    price: Price
+    price: Price | None = Field(
+        default=None,
+        description="Price of a seat; required without ticket_types. With ticket_types leave it "
+        "out: the event's price is then the lowest type price.",
+    )
     currency: CurrencyCode
+    ticket_types: list[TicketTypeCreate] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_TICKET_TYPES,
+        description="The kinds of tickets for sale (names unique within the event); each draws "
+        "from the event's capacity. Left out: one type, `General admission`, at `price`.",
+    )
+    refund_policy: RefundPolicyIn = Field(default_factory=RefundPolicyIn)
 
 
 class EventUpdate(BaseModel):
@@ -43,11 +160,18 @@ class EventUpdate(BaseModel):
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     capacity: Capacity | None = None
-    price: Price | None = None
+    price: Price | None = Field(
+        default=None,
+        description="Sets the price of the event's only ticket type; refused (422) when the event "
+        "has several (change each type instead).",
+    )
     currency: CurrencyCode | None = None
+    refund_policy: RefundPolicyPatch | None = None
 
     def changes(self) -> dict[str, object]:
         data = self.model_dump(exclude_unset=True)
+        if self.refund_policy is not None:
+            data["refund_policy"] = self.refund_policy.changes()
         # null is only meaningful for ends_at ("no end time"); elsewhere it means "unchanged"
         return {k: v for k, v in data.items() if v is not None or k == "ends_at"}
 
@@ -56,6 +180,32 @@ class EventCancel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Annotated[str, StringConstraints(max_length=1000)] = ""
+
+
+class TicketTypePublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str
+    price: MoneyAmount
+    currency: str
+    capacity: int | None
+    sales_start: datetime | None = Field(description="Null: on sale since the type was created.")
+    sales_end: datetime | None = Field(description="Null: until the event starts.")
+    max_per_order: int | None
+
+    @classmethod
+    def of(cls, ticket_type: TicketType, currency: str) -> TicketTypePublic:
+        return cls.model_validate(
+            {**vars(ticket_type), "currency": currency}, from_attributes=False
+        )
+
+
+class RefundPolicyPublic(BaseModel):
+    self_service: bool
+    deadline_hours_before_start: int
+    fee_percent: Annotated[
+        Decimal, PlainSerializer(lambda v: f"{v.normalize():f}", return_type=str)
+    ]
 
 
 class EventPublic(BaseModel):
@@ -73,7 +223,17 @@ class EventPublic(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    ticket_types: list[TicketTypePublic]
+    refund_policy: RefundPolicyPublic
 
     @classmethod
     def of(cls, event: Event) -> EventPublic:
-        return cls.model_validate(event, from_attributes=True)
+        return cls.model_validate(
+            {
+                **vars(event),
+                "ticket_types": [
+                    TicketTypePublic.of(t, event.currency) for t in event.ticket_types
+                ],
+                "refund_policy": vars(event.refund_policy),
+            }
+        )

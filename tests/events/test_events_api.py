@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -98,11 +99,13 @@ async def test_update_and_cancel_publish_snapshots_with_increasing_versions(clie
     upd = EventUpdated.model_validate_json(
         (await next_message(updated_q, event_id=event["id"])).body
     )
+    # the price is its only ticket type's, so that type changed too
     assert (upd.version, upd.capacity, sorted(upd.changed_fields)) == (
         2,
         150,
-        ["capacity", "price"],
+        ["capacity", "price", "ticket_types"],
     )
+    assert [t.price for t in upd.ticket_types] == [Decimal("25.00")]
 
     resp = await client.delete(f"/events/{event['id']}", headers=bearer(token))
     assert resp.status_code == 200 and resp.json()["status"] == "cancelled"

@@ -11,7 +11,15 @@ from fastapi import APIRouter, Body, Query, Request
 
 from apps.events import handlers
 from apps.events.deps import Deps
-from apps.events.schemas import EventCancel, EventCreate, EventPublic, EventUpdate
+from apps.events.schemas import (
+    EventCancel,
+    EventCreate,
+    EventPublic,
+    EventUpdate,
+    TicketTypeCreate,
+    TicketTypePublic,
+    TicketTypeUpdate,
+)
 from kit.uow import run_in_unit_of_work
 from kit.pagination import Cursor, Limit, Page
 from kit.security import CurrentUser, Principal, require_role
@@ -80,6 +88,63 @@ async def update_event(
         capacity_guard=_capacity_guard(request, deps),
     )
     return EventPublic.of(event)
+
+
+TYPE_ERRORS = {
+    **ERRORS,
+    404: {"description": "No such event, or no such ticket type of it"},
+    409: {"description": "The event is cancelled, or has its 20 ticket types already"},
+}
+
+
+@router.post(
+    "/{event_id}/ticket-types",
+    status_code=201,
+    response_model=TicketTypePublic,
+    responses=TYPE_ERRORS,
+    summary="Add a ticket type to an event (its organizer or an admin); answers the new type",
+    description="The event's `event_updated` snapshot then lists it (`changed_fields` has "
+    "`ticket_types`).",
+)
+async def add_ticket_type(
+    deps: Deps,
+    event_id: uuid.UUID,
+    body: TicketTypeCreate,
+    user: Annotated[Principal, require_role("organizer", "admin")],
+) -> TicketTypePublic:
+    set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
+    event, ticket_type = await _in_uow(
+        deps, handlers.add_ticket_type, event_id=event_id, actor=user, fields=body.model_dump()
+    )
+    return TicketTypePublic.of(ticket_type, event.currency)
+
+
+@router.put(
+    "/{event_id}/ticket-types/{ticket_type_id}",
+    response_model=TicketTypePublic,
+    responses=TYPE_ERRORS,
+    summary="Change a ticket type (its event's organizer or an admin); answers the type",
+    description="A new price applies to seats held after the change; bookings already made keep "
+    "the price they were held at. A capacity below the seats booking has already held or sold "
+    "is accepted: booking then refuses new holds of the type until enough come back.",
+)
+async def update_ticket_type(
+    deps: Deps,
+    event_id: uuid.UUID,
+    ticket_type_id: uuid.UUID,
+    body: TicketTypeUpdate,
+    user: Annotated[Principal, require_role("organizer", "admin")],
+) -> TicketTypePublic:
+    set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
+    event, ticket_type = await _in_uow(
+        deps,
+        handlers.update_ticket_type,
+        event_id=event_id,
+        ticket_type_id=ticket_type_id,
+        actor=user,
+        changes=body.changes(),
+    )
+    return TicketTypePublic.of(ticket_type, event.currency)
 
 
 @router.delete(
