@@ -73,6 +73,26 @@ class TooManyTickets(BookingError):
     field_in, error_type = "body", "too_many_tickets"
 
 
+class SalesNotStarted(BookingError):
+    status, code = 409, "sales-not-started"
+
+
+class SalesEnded(BookingError):
+    """The type's sales window is over, or the event has started."""
+
+    status, code = 409, "sales-ended"
+
+
+class UnknownTicketType(BookingError):
+    field_in, error_type = "body", "unknown_ticket_type"
+
+
+class BadOrder(BookingError):
+    """An order that cannot be taken as written (lines and quantity, attendees' count...)."""
+
+    field_in, error_type = "body", "value_error"
+
+
 class HoldLimitReached(BookingError):
     """The user already holds as many seats as one user may."""
 
@@ -87,6 +107,36 @@ class CapacityBelowBooked(BookingError):
     """A capacity lower than the seats already held or sold."""
 
     status, code = 409, "capacity-below-booked"
+
+
+GENERAL_ADMISSION = "General admission"
+
+
+def general_type_id(event_id: uuid.UUID) -> uuid.UUID:
+    """The id of the one implicit type of an event whose snapshot lists no types (snapshots from
+    before ticket types existed; migration 0004 gave existing events the same)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{event_id}/general")
+
+
+@dataclass(frozen=True)
+class Line:
+    """Seats of one ticket type in a booking, at the price frozen when they were held."""
+
+    ticket_type_id: uuid.UUID
+    name: str
+    quantity: int
+    unit_price: Decimal
+
+    @property
+    def amount(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+@dataclass(frozen=True)
+class Attendee:
+    ticket_type_id: uuid.UUID
+    name: str
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +170,10 @@ class Booking:
     updated_at: datetime
     payment_id: uuid.UUID | None = None
     cancellation_reason: CancellationReason | None = None
+    discount: Decimal = Decimal("0.00")
+    voucher_code: str | None = None
+    lines: tuple[Line, ...] = ()
+    attendees: tuple[Attendee, ...] = ()
 
     @classmethod
     def hold(
@@ -128,25 +182,36 @@ class Booking:
         id: uuid.UUID,
         event_id: uuid.UUID,
         user_id: uuid.UUID,
-        quantity: int,
-        price: Decimal,
+        lines: tuple[Line, ...],
         currency: str,
         now: datetime,
         hold_for: timedelta,
+        attendees: tuple[Attendee, ...] = (),
     ) -> Booking:
-        """A new booking holding ``quantity`` seats at ``price`` each until ``now + hold_for``."""
+        """A new booking holding the ``lines``' seats at their prices until ``now + hold_for``."""
         return cls(
             id=id,
             event_id=event_id,
             user_id=user_id,
-            quantity=quantity,
+            quantity=sum(line.quantity for line in lines),
             status="pending",
-            amount=price * quantity,
+            amount=sum((line.amount for line in lines), Decimal("0.00")),
             currency=currency,
             expires_at=now + hold_for,
             created_at=now,
             updated_at=now,
+            lines=lines,
+            attendees=attendees,
         )
+
+    def type_seats(self, seats: SeatChange) -> list[tuple[uuid.UUID, int, int]]:
+        """What ``seats`` (a whole-booking change: each count is 0 or ±quantity) does to each of
+        the booking's ticket types: ``(ticket_type_id, held, sold)``."""
+        held, sold = seats.held // self.quantity, seats.sold // self.quantity
+        return [
+            (ln.ticket_type_id, held * ln.quantity, sold * ln.quantity)
+            for ln in self.lines
+        ]
 
     def visible_to(self, user_id: uuid.UUID, *, is_admin: bool) -> bool:
         return is_admin or self.user_id == user_id
@@ -208,10 +273,15 @@ class Booking:
     def _release(self, reason: CancellationReason, now: datetime) -> Transition:
         q = self.quantity
         return self._to(
-            "cancelled", SeatChange(held=-q, user_held=-q), now, cancellation_reason=reason
+            "cancelled",
+            SeatChange(held=-q, user_held=-q),
+            now,
+            cancellation_reason=reason,
         )
 
-    def record_late_payment(self, payment_id: uuid.UUID, *, now: datetime) -> Booking | None:
+    def record_late_payment(
+        self, payment_id: uuid.UUID, *, now: datetime
+    ) -> Booking | None:
         """A payment for a booking that is already cancelled: remember it (once) so exactly one
         refund is asked for. ``None`` if this payment is already known."""
         if self.status != "cancelled" or self.payment_id is not None:

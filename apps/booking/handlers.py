@@ -15,8 +15,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apps.booking.adapters.availability import Availability, AvailabilityCache
-from apps.booking.adapters.repository import BookingRepository, Inventory
+from apps.booking.adapters.repository import (
+    BookingRepository,
+    Inventory,
+    ReserveOutcome,
+    TicketTypeSnapshot,
+    TypeInventory,
+)
 from apps.booking.domain import (
+    GENERAL_ADMISSION,
+    Attendee,
+    BadOrder,
     Booking,
     BookingNotFound,
     CapacityBelowBooked,
@@ -25,9 +34,14 @@ from apps.booking.domain import (
     EventUnknown,
     HoldLimitReached,
     NotCancellable,
+    Line,
     NotEnoughSeats,
+    SalesEnded,
+    SalesNotStarted,
     TooManyTickets,
     Transition,
+    UnknownTicketType,
+    general_type_id,
 )
 from kit.db import Database
 from kit.uow import UnitOfWork
@@ -37,6 +51,7 @@ from kit.security import Principal
 from contracts.envelope import Envelope, caused_by
 from contracts.messages import (
     BookingCancelled,
+    BookingLine,
     BookingConfirmed,
     BookingCreated,
     BookingDetails,
@@ -59,7 +74,10 @@ def _now() -> datetime:
 
 
 def _details(
-    booking: Booking, message: type[BookingDetails], cause: Envelope | None, **extra: object
+    booking: Booking,
+    message: type[BookingDetails],
+    cause: Envelope | None,
+    **extra: object,
 ) -> BookingDetails:
     return message(
         **caused_by(cause),
@@ -69,6 +87,16 @@ def _details(
         quantity=booking.quantity,
         amount=booking.amount,
         currency=booking.currency,
+        lines=[
+            BookingLine(
+                ticket_type_id=ln.ticket_type_id,
+                name=ln.name,
+                quantity=ln.quantity,
+                unit_price=ln.unit_price,
+                amount=ln.amount,
+            )
+            for ln in booking.lines
+        ],
         **extra,
     )
 
@@ -98,7 +126,11 @@ def _announcements(t: Transition, cause: Envelope | None) -> list[Envelope]:
         return [
             *refund,
             _details(
-                b, BookingCancelled, cause, reason=b.cancellation_reason, refund_due=t.refund_due
+                b,
+                BookingCancelled,
+                cause,
+                reason=b.cancellation_reason,
+                refund_due=t.refund_due,
             ),
         ]
     return []
@@ -126,31 +158,213 @@ async def _apply(
 def _refuse_for_event(seen: Availability | None, quantity: int) -> None:
     """Refuse what the event's availability (as last seen) rules out."""
     if seen is None:
-        raise EventUnknown("No such event (a just-created event may take a moment to appear).")
+        raise EventUnknown(
+            "No such event (a just-created event may take a moment to appear)."
+        )
     if seen.status != "scheduled":
         raise EventNotOnSale("The event is cancelled.")
     if seen.available < quantity:
         raise NotEnoughSeats(
-            "Not enough seats left.", requested=quantity, available=max(seen.available, 0)
+            "Not enough seats left.",
+            requested=quantity,
+            available=max(seen.available, 0),
         )
 
 
 def _check_quantity(quantity: int, max_per_booking: int) -> None:
     if quantity > max_per_booking:
         raise TooManyTickets(
-            f"At most {max_per_booking} seats per booking.", field="quantity", limit=max_per_booking
+            f"At most {max_per_booking} seats per booking.",
+            field="quantity",
+            limit=max_per_booking,
         )
 
 
+OrderLines = list[
+    tuple[uuid.UUID, int]
+]  # (ticket_type_id, quantity) as the request lists them
+
+
+def order_total(quantity: int | None, lines: OrderLines | None) -> int:
+    """The seats an order asks for (``quantity``, or the sum of its lines)."""
+    if lines:
+        return sum(q for _, q in lines)
+    return quantity or 0
+
+
 def refuse_from_memory(
-    recently: AvailabilityCache, *, event_id: uuid.UUID, quantity: int, max_per_booking: int
+    recently: AvailabilityCache,
+    *,
+    event_id: uuid.UUID,
+    quantity: int,
+    max_per_booking: int,
 ) -> None:
     """Refuse, before any database work, what this replica has just seen to be impossible (a
-    sold-out or cancelled event): an on-sale rush's attempts cost no pooled connection."""
+    sold-out or cancelled event): an on-sale rush's attempts cost no pooled connection. Only
+    the event's quota is remembered: a sold-out type never refuses the rest of the event."""
     _check_quantity(quantity, max_per_booking)
     seen = recently.peek(event_id)
     if seen is not None:
         _refuse_for_event(seen, quantity)
+
+
+def _order_lines(
+    types: tuple[TypeInventory, ...],
+    quantity: int | None,
+    lines: OrderLines | None,
+    now: datetime,
+) -> tuple[Line, ...]:
+    """The booking's lines at the types' current prices, or the 4xx that the order deserves
+    from what was read (the reservation re-checks it all atomically)."""
+    on_sale = [t for t in types if t.active]
+    if lines is None:
+        if quantity is None:
+            raise BadOrder("Give either quantity or lines.", field="lines")
+        if len(on_sale) != 1:
+            raise BadOrder(
+                "This event has several ticket types: give lines [{ticket_type_id, quantity}].",
+                field="quantity",
+                ticket_type_ids=[str(t.ticket_type_id) for t in on_sale],
+            )
+        lines = [(on_sale[0].ticket_type_id, quantity)]
+    elif quantity is not None:
+        raise BadOrder("Give either quantity or lines, not both.", field="quantity")
+    by_id = {t.ticket_type_id: t for t in on_sale}
+    out: list[Line] = []
+    seen: set[uuid.UUID] = set()
+    for n, (type_id, qty) in enumerate(lines):
+        t = by_id.get(type_id)
+        if t is None:
+            raise UnknownTicketType(
+                "No such ticket type for this event.", field=f"lines.{n}.ticket_type_id"
+            )
+        if type_id in seen:
+            raise BadOrder(
+                "One line per ticket type.", field=f"lines.{n}.ticket_type_id"
+            )
+        seen.add(type_id)
+        # A line over the type's own per-order cap is bad input (422), like the booking-wide cap.
+        if t.max_per_order is not None and qty > t.max_per_order:
+            raise TooManyTickets(
+                f"At most {t.max_per_order} tickets of {t.name!r} per booking.",
+                field=f"lines.{n}.quantity",
+                limit=t.max_per_order,
+            )
+        if t.sales_start is not None and now < t.sales_start:
+            raise SalesNotStarted(
+                f"Sales of {t.name!r} start at {t.sales_start.isoformat()}.",
+                ticket_type_id=str(type_id),
+                sales_start=t.sales_start.isoformat(),
+            )
+        if t.sales_end is not None and now >= t.sales_end:
+            raise SalesEnded(
+                f"Sales of {t.name!r} have ended.", ticket_type_id=str(type_id)
+            )
+        out.append(Line(type_id, t.name, qty, t.price))
+    return tuple(out)
+
+
+def _attendees(
+    lines: tuple[Line, ...], attendees: list[tuple[str, str | None]] | None
+) -> tuple[Attendee, ...]:
+    """One attendee per ticket in line order, each of its line's type."""
+    if not attendees:
+        return ()
+    seats = [ln.ticket_type_id for ln in lines for _ in range(ln.quantity)]
+    if len(attendees) != len(seats):
+        raise BadOrder(
+            f"Give one attendee per ticket: {len(seats)}, not {len(attendees)}.",
+            field="attendees",
+        )
+    return tuple(Attendee(t, name, email) for t, (name, email) in zip(seats, attendees))
+
+
+def _refusal(
+    out: ReserveOutcome, booking: Booking, max_held_per_user: int
+) -> Exception | None:
+    """The error a refused reservation answers (None: refused for a reason to retry or that
+    the event's availability explains, see the caller)."""
+    line_no = next(
+        (
+            n
+            for n, ln in enumerate(booking.lines)
+            if ln.ticket_type_id == out.ticket_type_id
+        ),
+        0,
+    )
+    if out.outcome == "hold_limit":
+        return HoldLimitReached(
+            f"You already hold seats in pending bookings; one user may hold at most "
+            f"{max_held_per_user} at once. Pay for or cancel a booking first.",
+            limit=max_held_per_user,
+        )
+    if out.outcome == "sales_ended":
+        return SalesEnded(
+            "Sales have ended." if out.ticket_type_id else "The event has started.",
+            **(
+                {"ticket_type_id": str(out.ticket_type_id)}
+                if out.ticket_type_id
+                else {}
+            ),
+        )
+    if out.outcome == "sales_not_started":
+        return SalesNotStarted(
+            "Sales of this ticket type have not started.",
+            ticket_type_id=str(out.ticket_type_id),
+        )
+    if out.outcome == "type_unknown":
+        return UnknownTicketType(
+            "No such ticket type for this event.",
+            field=f"lines.{line_no}.ticket_type_id",
+        )
+    if out.outcome == "too_many":
+        return TooManyTickets(
+            "More tickets of this type than one booking may take.",
+            field=f"lines.{line_no}.quantity",
+        )
+    if out.outcome == "sold_out" and out.ticket_type_id is not None:
+        ln = booking.lines[line_no]
+        return NotEnoughSeats(
+            f"Not enough {ln.name!r} tickets left.",
+            requested=ln.quantity,
+            available=max(out.type_available or 0, 0),
+            ticket_type_id=str(ln.ticket_type_id),
+        )
+    return None
+
+
+async def _seen(repo: BookingRepository, event_id: uuid.UUID) -> Availability | None:
+    inv = await repo.inventory(event_id)
+    if inv is None:
+        return None
+    types = tuple(await repo.ticket_types(event_id))
+    return Availability(inv.status, inv.available, inv.price, inv.currency, types)
+
+
+async def _release_lapsed(
+    uow: UnitOfWork, repository: Repository, event_id: uuid.UUID
+) -> int:
+    """Expire the event's lapsed (not yet swept) holds now, so they make nothing look sold out
+    (a buyer's own lapsed hold above all). In its own transaction on PostgreSQL when the
+    reservation runs in autocommit (the moves apply at its COMMIT); in the same transaction on
+    SQLite (moves apply at once, one writer). Not inside a PostgreSQL transaction (an
+    Idempotency-Key request): its moves would only show at its own COMMIT."""
+    if not await repository(uow.conn).has_lapsed_holds(event_id):
+        return (
+            0  # the common case (a real sell-out): one cheap read, no second connection
+        )
+    if uow.autocommit:
+        async with UnitOfWork(uow.db) as other:
+            n = await expire_overdue_holds(
+                other, repository=repository, batch_size=1000, event_id=event_id
+            )
+            await other.commit()
+        return n
+    if not uow.db.is_postgres:
+        return await expire_overdue_holds(
+            uow, repository=repository, batch_size=1000, event_id=event_id
+        )
+    return 0
 
 
 async def reserve_seats(
@@ -159,37 +373,49 @@ async def reserve_seats(
     repository: Repository,
     user: Principal,
     event_id: uuid.UUID,
-    quantity: int,
+    quantity: int | None = None,
+    lines: OrderLines | None = None,
+    attendees: list[tuple[str, str | None]] | None = None,
+    voucher_code: str | None = None,
     hold_seconds: int,
     max_per_booking: int,
     max_held_per_user: int,
     recently: AvailabilityCache | None = None,
 ) -> Booking:
-    """Hold ``quantity`` seats of the event for the user, in one statement, or say why not.
+    """Hold every line of the order (``quantity`` of the event's only type, or ``lines``) for
+    the user, in one statement, or hold nothing and say why not.
 
-    The booking and its ``booking_created`` are built from the event's inventory as read (or,
-    with ``recently``, as seen a moment ago: enough to refuse a sold-out event without a read);
-    the statement re-checks seats and price atomically and writes both, or changes nothing.
+    The booking and its ``booking_created`` are built from the event's inventory and types as
+    read (or, with ``recently``, as seen a moment ago: enough to refuse a sold-out event without
+    a read); the statement re-checks seats, windows and prices atomically and writes it all, or
+    changes nothing.
     """
-    _check_quantity(quantity, max_per_booking)
+    if voucher_code is not None:  # vouchers come in a later round: none exists yet
+        raise UnknownTicketType("No such voucher.", field="voucher_code")
+    total = order_total(quantity, lines)
+    _check_quantity(total, max_per_booking)
     repo = repository(uow.conn)
     seen = recently.get(event_id) if recently is not None else None
-    for _ in range(3):  # the price changed between the read and the statement: read again
-        if seen is None:
-            inv = await repo.inventory(event_id)
-            seen = inv and Availability(inv.status, inv.available, inv.price, inv.currency)
+    released = False
+    for _ in range(
+        3
+    ):  # the price changed between the read and the statement: read again
+        if seen is None or not seen.types:
+            seen = await _seen(repo, event_id)
             if seen is not None and recently is not None:
                 recently.put(event_id, seen)
-        _refuse_for_event(seen, quantity)
+        _refuse_for_event(seen, total)
         assert seen is not None
+        now = _now()
+        order = _order_lines(seen.types, quantity, lines, now)
         booking = Booking.hold(
             id=uuid.uuid4(),
             event_id=event_id,
             user_id=user.user_id,
-            quantity=quantity,
-            price=seen.price,
+            lines=order,
+            attendees=_attendees(order, attendees),
             currency=seen.currency,
-            now=_now(),
+            now=now,
             hold_for=timedelta(seconds=hold_seconds),
         )
         message = _details(booking, BookingCreated, None, expires_at=booking.expires_at)
@@ -197,7 +423,6 @@ async def reserve_seats(
         # below (the unit of work rolls back) or tries again (the message is discarded)
         out = await repo.reserve(
             booking,
-            price=seen.price,
             user_cap=max_held_per_user,
             outbox_row=uow.publish(message, inline=True)[0],
             notify=False,  # the unit of work NOTIFYs
@@ -205,31 +430,46 @@ async def reserve_seats(
         if out.outcome == "reserved":
             return booking
         uow.discard_messages()
-        if out.outcome == "hold_limit":
-            raise HoldLimitReached(
-                f"You already hold seats in pending bookings; one user may hold at most "
-                f"{max_held_per_user} at once. Pay for or cancel a booking first.",
-                limit=max_held_per_user,
-            )
-        if out.outcome == "price_changed":
+        if out.outcome == "sold_out" and not released:
+            released = True
+            if await _release_lapsed(uow, repository, event_id):
+                seen = None
+                if recently is not None:
+                    recently.forget(event_id)
+                continue
+        if (error := _refusal(out, booking, max_held_per_user)) is not None:
+            raise error
+        if out.outcome in ("price_changed",):
             seen = None
             continue
         seen = (
             None
             if out.event_status is None
-            else Availability(out.event_status, out.available or 0, seen.price, seen.currency)
+            else Availability(
+                out.event_status,
+                out.available or 0,
+                seen.price,
+                seen.currency,
+                seen.types,
+            )
         )
         if seen is not None and recently is not None:
             recently.put(event_id, seen)
-        _refuse_for_event(seen, quantity)
+        _refuse_for_event(seen, total)
     raise EventChanging("The event's price changed while booking; try again.")
 
 
 async def _visible_booking(
-    repo: BookingRepository, booking_id: uuid.UUID, actor: Principal, *, for_update: bool
+    repo: BookingRepository,
+    booking_id: uuid.UUID,
+    actor: Principal,
+    *,
+    for_update: bool,
 ) -> Booking:
     booking = await repo.get(booking_id, for_update=for_update)
-    if booking is None or not booking.visible_to(actor.user_id, is_admin=actor.is_admin):
+    if booking is None or not booking.visible_to(
+        actor.user_id, is_admin=actor.is_admin
+    ):
         raise BookingNotFound("No such booking.")
     return booking
 
@@ -285,7 +525,9 @@ async def get_booking(
     db: Database, booking_id: uuid.UUID, actor: Principal, *, repository: Repository
 ) -> Booking:
     async with db.read() as conn:
-        return await _visible_booking(repository(conn), booking_id, actor, for_update=False)
+        return await _visible_booking(
+            repository(conn), booking_id, actor, for_update=False
+        )
 
 
 async def list_bookings(
@@ -325,7 +567,13 @@ async def get_inventory(
 # --- the hold-expiry sweeper ------------------------------------------------------------------
 
 
-async def expire_overdue_holds(uow: UnitOfWork, *, repository: Repository, batch_size: int) -> int:
+async def expire_overdue_holds(
+    uow: UnitOfWork,
+    *,
+    repository: Repository,
+    batch_size: int,
+    event_id: uuid.UUID | None = None,
+) -> int:
     """Expire up to ``batch_size`` lapsed holds and put their seats back on sale.
 
     Rows another sweeper (replica) is working on are skipped, so each hold is expired, and its
@@ -333,7 +581,7 @@ async def expire_overdue_holds(uow: UnitOfWork, *, repository: Repository, batch
     """
     now = _now()
     repo = repository(uow.conn)
-    overdue = await repo.lock_overdue(batch_size)
+    overdue = await repo.lock_overdue(batch_size, event_id=event_id)
     transitions = [t for b in overdue if (t := b.expire(now=now)) is not None]
     await _apply(uow, repo, transitions, None)
     return len(transitions)
@@ -345,7 +593,23 @@ async def expire_overdue_holds(uow: UnitOfWork, *, repository: Repository, batch
 async def apply_event_snapshot(
     msg: EventDetails, uow: UnitOfWork, *, repository: Repository
 ) -> None:
-    """Keep the event's inventory (capacity, price, status) up to date; older snapshots lose."""
+    """Keep the event's inventory (capacity, price, status, start) and its ticket types up to
+    date; older snapshots lose. A snapshot without types (from before they existed) has one,
+    "General admission" at the event's price, with a stable id (``general_type_id``)."""
+    types = [
+        TicketTypeSnapshot(
+            ticket_type_id=t.ticket_type_id,
+            name=t.name,
+            price=t.price,
+            capacity=t.capacity,
+            sales_start=t.sales_start,
+            sales_end=t.sales_end,
+            max_per_order=t.max_per_order,
+        )
+        for t in msg.ticket_types
+    ] or [
+        TicketTypeSnapshot(general_type_id(msg.event_id), GENERAL_ADMISSION, msg.price)
+    ]
     await repository(uow.conn).apply_snapshot(
         event_id=msg.event_id,
         organizer_id=msg.organizer_id,
@@ -354,6 +618,8 @@ async def apply_event_snapshot(
         currency=msg.currency,
         status=msg.status,
         version=msg.version,
+        starts_at=msg.starts_at,
+        ticket_types=types,
     )
 
 
@@ -366,11 +632,15 @@ async def cancel_event_bookings(
     await apply_event_snapshot(msg, uow, repository=repository)
     now = _now()
     open_bookings = await repo.lock_open_of_event(msg.event_id)
-    transitions = [t for b in open_bookings if (t := b.cancel("event_cancelled", now=now))]
+    transitions = [
+        t for b in open_bookings if (t := b.cancel("event_cancelled", now=now))
+    ]
     await _apply(uow, repo, transitions, msg)
 
 
-def check_payment(booking: Booking | None, msg: PaymentConfirmed | PaymentFailed) -> Booking:
+def check_payment(
+    booking: Booking | None, msg: PaymentConfirmed | PaymentFailed
+) -> Booking:
     """The booking a payment message names, if the message agrees with it: same user, same
     amount, same currency. Payments takes all three from our own ``booking_created``, so a
     message that differs is forged or broken: refused (dead-lettered at once, counted), never
@@ -380,10 +650,14 @@ def check_payment(booking: Booking | None, msg: PaymentConfirmed | PaymentFailed
     if booking is None:
         # Payments only knows bookings we announced: park it for a human, never drop money.
         refuse(
-            msg, "unknown_booking", f"payment {msg.payment_id} for unknown booking {msg.booking_id}"
+            msg,
+            "unknown_booking",
+            f"payment {msg.payment_id} for unknown booking {msg.booking_id}",
         )
     if msg.user_id != booking.user_id:
-        refuse(msg, "user_mismatch", f"booking {booking.id} is not user {msg.user_id}'s")
+        refuse(
+            msg, "user_mismatch", f"booking {booking.id} is not user {msg.user_id}'s"
+        )
     if msg.currency != booking.currency:
         refuse(
             msg,
@@ -418,7 +692,7 @@ async def confirm_booking(
     if booking.status == "pending":
         t = booking.confirm(msg.payment_id, now=now)
     elif booking.status == "expired":
-        retaken = await repo.retake_seats(booking.event_id, booking.quantity)
+        retaken = await repo.retake_seats(booking)
         t = booking.confirm_after_expiry(msg.payment_id, seats_retaken=retaken, now=now)
     elif booking.status == "cancelled":
         late = booking.record_late_payment(msg.payment_id, now=now)
@@ -466,7 +740,9 @@ async def _pending_at_once(
         booking = await repo.get(msg.booking_id)
         if booking is None:
             return False  # the handler refuses it
-        check_payment(booking, msg)  # a forged message is refused here too, never written
+        check_payment(
+            booking, msg
+        )  # a forged message is refused here too, never written
         if booking.status != "pending" or (t := decide(booking)) is None:
             return False
         messages = _announcements(t, msg)
@@ -500,7 +776,9 @@ async def fail_pending(
     )
 
 
-async def fail_booking(msg: PaymentFailed, uow: UnitOfWork, *, repository: Repository) -> None:
+async def fail_booking(
+    msg: PaymentFailed, uow: UnitOfWork, *, repository: Repository
+) -> None:
     """The charge failed: a pending booking is cancelled and its seats go back on sale. A late
     failure (the booking is already paid, expired or cancelled) changes nothing."""
     repo = repository(uow.conn)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from apps.booking.adapters.repository import Inventory
 from apps.booking.domain import Booking, BookingStatus, CancellationReason
@@ -14,14 +15,68 @@ from contracts.envelope import MoneyAmount
 
 # The configured per-booking cap (MAX_TICKETS_PER_BOOKING) is checked by the use case; this is
 # only a sanity bound for the wire.
-Quantity = Annotated[int, Field(ge=1, le=10_000, description="Number of seats.", examples=[2])]
+Quantity = Annotated[
+    int, Field(ge=1, le=10_000, description="Number of seats.", examples=[2])
+]
+
+
+class OrderLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ticket_type_id: uuid.UUID
+    quantity: Quantity
+
+
+class AttendeeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, examples=["Ada Lovelace"])
+    email: EmailStr | None = None
 
 
 class BookingCreate(BaseModel):
+    """``{event_id, quantity}`` for an event with one ticket type, or ``{event_id, lines}``."""
+
     model_config = ConfigDict(extra="forbid")
 
     event_id: uuid.UUID
-    quantity: Quantity
+    quantity: Quantity | None = Field(
+        default=None,
+        description="Seats of the event's only ticket type (else use `lines`).",
+    )
+    lines: list[OrderLine] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20,
+        description="One line per ticket type.",
+    )
+    voucher_code: str | None = Field(default=None, max_length=64)
+    attendees: list[AttendeeIn] | None = Field(
+        default=None,
+        max_length=10_000,
+        description="One per ticket, in line order (optional).",
+    )
+
+    @property
+    def total(self) -> int:
+        """The seats asked for."""
+        if self.lines:
+            return sum(ln.quantity for ln in self.lines)
+        return self.quantity or 0
+
+
+class BookingLinePublic(BaseModel):
+    ticket_type_id: uuid.UUID
+    name: str
+    quantity: int
+    unit_price: MoneyAmount
+    amount: MoneyAmount
+
+
+class AttendeePublic(BaseModel):
+    ticket_type_id: uuid.UUID
+    name: str
+    email: str | None = None
 
 
 class BookingPublic(BaseModel):
@@ -32,11 +87,20 @@ class BookingPublic(BaseModel):
     status: BookingStatus
     amount: MoneyAmount = Field(description="Event price × quantity at booking time.")
     currency: str
-    expires_at: datetime = Field(description="While pending, the seats are held until then.")
+    expires_at: datetime = Field(
+        description="While pending, the seats are held until then."
+    )
     created_at: datetime
     updated_at: datetime
     payment_id: uuid.UUID | None = None
     cancellation_reason: CancellationReason | None = None
+    lines: list[BookingLinePublic] = Field(
+        default_factory=list,
+        description="Seats per ticket type at the prices frozen at hold.",
+    )
+    discount: MoneyAmount = Decimal("0.00")
+    voucher_code: str | None = None
+    attendees: list[AttendeePublic] = Field(default_factory=list)
 
     @classmethod
     def of(cls, booking: Booking) -> BookingPublic:
@@ -47,7 +111,9 @@ class CapacityChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # bounded by the inventory's integer column: a larger number is bad input (422), not a 500
-    capacity: int = Field(ge=1, le=2**31 - 1, description="The event's new total number of seats.")
+    capacity: int = Field(
+        ge=1, le=2**31 - 1, description="The event's new total number of seats."
+    )
 
 
 class InventoryPublic(BaseModel):

@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from apps.booking import handlers
 from apps.booking.adapters.repository import BookingRepository
 from apps.booking.adapters.repository_sqlite import SqliteBookingRepository
-from apps.booking.adapters.tables import bookings, inventory, user_holds
-from apps.booking.domain import Booking
+from apps.booking.adapters.tables import bookings, inventory, type_inventory, user_holds
+from apps.booking.domain import GENERAL_ADMISSION, Booking, Line, general_type_id
 from contracts.messages import BookingCreated, EventCancelled, PaymentConfirmed, PaymentFailed
 from kit.db import Database
 from kit.outbox import OUTBOX
@@ -42,7 +42,8 @@ pytestmark = pytest.mark.integration
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "apps" / "booking" / "migrations"
 USER_CAP = 4
-NOW = datetime(2027, 5, 1, 9, 0, tzinfo=UTC)
+# before the events start (the conftest schedules them 30 days ahead): nothing sells after
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture
@@ -109,8 +110,7 @@ class Story:
                 id=uuid.uuid4(),
                 event_id=event_id,
                 user_id=user_id,
-                quantity=qty,
-                price=Decimal(price),
+                lines=(Line(general_type_id(event_id), GENERAL_ADMISSION, qty, Decimal(price)),),
                 currency="EUR",
                 now=NOW - timedelta(days=1) if lapsed else NOW,
                 hold_for=timedelta(minutes=10) if lapsed else timedelta(days=3650),
@@ -158,11 +158,9 @@ async def in_unit_of_work(db: Database, step: Callable[[UnitOfWork], Awaitable[A
 async def hold(db: Database, repository: type[BookingRepository], story: Story, i: int) -> str:
     """One hold as the route makes it (one statement, its own transaction); a refusal is
     committed too, so whatever it might have written would show."""
-    _, _, _, price, _ = story.holds[i]
     async with UnitOfWork(db, single_statement=True) as uow:
         out = await repository(uow.conn).reserve(
             story.bookings[i],
-            price=Decimal(price),
             user_cap=USER_CAP,
             outbox_row=uow.publish(story.created[i], inline=True)[0],
             notify=False,
@@ -245,6 +243,10 @@ async def state(db: Database, story: Story) -> dict[str, Any]:
                 (_row(r, {"updated_at"}) for r in await all_of(sa.select(inventory))),
                 key=lambda r: events.index(r["event_id"]),
             ),
+            "type_inventory": sorted(
+                (_row(r, {"updated_at"}) for r in await all_of(sa.select(type_inventory))),
+                key=lambda r: events.index(r["event_id"]),
+            ),
             "user_holds": sorted(
                 (_row(r, set()) for r in await all_of(sa.select(user_holds))),
                 key=lambda r: story.users.index(r["user_id"]),
@@ -290,11 +292,14 @@ async def test_holds_and_seat_moves_leave_the_same_rows_on_postgresql_and_sqlite
     pg, lite = await state(postgres, story), await state(sqlite, story)
     assert lite["bookings"] == pg["bookings"]
     assert lite["inventory"] == pg["inventory"]
+    assert lite["type_inventory"] == pg["type_inventory"]
     assert lite["user_holds"] == pg["user_holds"]
     assert lite["held"] == pg["held"]
     assert lite["outbox"] == pg["outbox"]
     # the story moved seats every way (sold, released, refunded), and none is left pending
     assert [(r["held"], r["sold"]) for r in pg["inventory"]] == [(1, 2), (0, 0), (0, 0)]
+    # each event's one type moved exactly as its event
+    assert [(r["held"], r["sold"]) for r in pg["type_inventory"]] == [(1, 2), (0, 0), (0, 0)]
     assert [b["status"] for b in pg["bookings"]] == [
         "confirmed",
         "cancelled",

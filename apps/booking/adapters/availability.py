@@ -18,14 +18,20 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Availability:
+    """What was seen of an event: its quota (``available``) is what refusals from memory use;
+    ``types`` (the ticket types as last read) only serve to build a booking, which the database
+    re-checks, so a sold-out type never makes the whole event look sold out."""
+
     status: str
     available: int
     price: Decimal
     currency: str
+    types: tuple[Any, ...] = ()
 
 
 class AvailabilityCache:

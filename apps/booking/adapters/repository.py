@@ -1,7 +1,8 @@
 """Booking database access. Takes the unit of work's connection; never commits.
 
 Lock order, the same in every transaction so they cannot deadlock each other: a booking row,
-then event inventory rows (sorted by id), then user-hold rows (sorted by id). A reservation
+then event inventory rows (sorted by id), then ticket-type rows (sorted by id), then user-hold
+rows (sorted by id). A reservation
 inserts a *new* booking row (nobody can be waiting on it), then takes the inventory row, then
 the user's row (one statement, ``booking_reserve``). Seat changes that never take seats
 (confirm, expire, cancel) are applied at COMMIT in that order by a deferred trigger (migration
@@ -12,10 +13,11 @@ possible, PostgreSQL breaks it and the message is retried."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -23,15 +25,50 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from apps.booking.adapters.tables import bookings, inventory
-from apps.booking.domain import Booking, BookingStatus, Transition
+from apps.booking.adapters.tables import (
+    booking_attendees,
+    booking_lines,
+    bookings,
+    inventory,
+    type_inventory,
+)
+from apps.booking.domain import Attendee, Booking, BookingStatus, Line, Transition
 from kit import inbox, outbox
 
-_COLUMNS = [f.name for f in fields(Booking)]
+_COLUMNS = [f.name for f in fields(Booking) if f.name not in ("lines", "attendees")]
 
 
 def _to_booking(row: sa.Row) -> Booking:
     return Booking(**{k: getattr(row, k) for k in _COLUMNS})
+
+
+_LINES = (
+    sa.select(booking_lines)
+    .where(booking_lines.c.booking_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(booking_lines.c.booking_id, booking_lines.c.line_no)
+)
+_ATTENDEES = (
+    sa.select(booking_attendees)
+    .where(booking_attendees.c.booking_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(booking_attendees.c.booking_id, booking_attendees.c.seat_no)
+)
+
+
+async def with_lines(conn: AsyncConnection, rows: Sequence[sa.Row]) -> list[Booking]:
+    """The bookings of ``rows`` with their lines and attendees (two reads for all of them)."""
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    lines: dict[uuid.UUID, list[Line]] = defaultdict(list)
+    for r in await conn.execute(_LINES, {"ids": ids}):
+        lines[r.booking_id].append(Line(r.ticket_type_id, r.name, r.quantity, r.unit_price))
+    people: dict[uuid.UUID, list[Attendee]] = defaultdict(list)
+    for r in await conn.execute(_ATTENDEES, {"ids": ids}):
+        people[r.booking_id].append(Attendee(r.ticket_type_id, r.name, r.email))
+    return [
+        replace(_to_booking(r), lines=tuple(lines[r.id]), attendees=tuple(people[r.id]))
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -45,14 +82,60 @@ class Inventory:
     currency: str
     status: str
     version: int
+    starts_at: datetime | None = None
 
     @property
     def available(self) -> int:
         return self.capacity - self.held - self.sold
 
 
+@dataclass(frozen=True)
+class TypeInventory:
+    """One ticket type of an event as booking sells it (``type_inventory``)."""
+
+    event_id: uuid.UUID
+    ticket_type_id: uuid.UUID
+    name: str
+    price: Decimal
+    capacity: int | None
+    held: int
+    sold: int
+    sales_start: datetime | None
+    sales_end: datetime | None
+    max_per_order: int | None
+    position: int
+    active: bool
+
+    @property
+    def available(self) -> int | None:
+        """Seats left of the type's own capacity; None: only the event's quota limits it."""
+        return None if self.capacity is None else self.capacity - self.held - self.sold
+
+
+@dataclass(frozen=True)
+class TicketTypeSnapshot:
+    """A ticket type as an event snapshot lists it."""
+
+    ticket_type_id: uuid.UUID
+    name: str
+    price: Decimal
+    capacity: int | None = None
+    sales_start: datetime | None = None
+    sales_end: datetime | None = None
+    max_per_order: int | None = None
+
+
 ReserveResult = Literal[
-    "reserved", "event_unknown", "not_on_sale", "sold_out", "price_changed", "hold_limit"
+    "reserved",
+    "event_unknown",
+    "not_on_sale",
+    "sold_out",
+    "price_changed",
+    "hold_limit",
+    "sales_ended",
+    "sales_not_started",
+    "type_unknown",
+    "too_many",
 ]
 
 
@@ -63,6 +146,29 @@ class ReserveOutcome:
     outcome: ReserveResult
     event_status: str | None  # None: booking does not know the event
     available: int | None
+    ticket_type_id: uuid.UUID | None = None  # the line's type that was refused, if one was
+    type_available: int | None = None
+
+
+def lines_json(booking: Booking) -> list[dict[str, str | int]]:
+    """The booking's lines as ``booking_reserve`` takes them."""
+    return [
+        {
+            "ticket_type_id": str(ln.ticket_type_id),
+            "name": ln.name,
+            "quantity": ln.quantity,
+            "unit_price": str(ln.unit_price),
+            "amount": str(ln.amount),
+        }
+        for ln in booking.lines
+    ]
+
+
+def attendees_json(booking: Booking) -> list[dict[str, str | None]]:
+    return [
+        {"ticket_type_id": str(a.ticket_type_id), "name": a.name, "email": a.email}
+        for a in booking.attendees
+    ]
 
 
 # One round trip (migration 0002 explains why a function): take the seats if enough are free
@@ -72,9 +178,10 @@ class ReserveOutcome:
 # The outbox row's arguments are the kit's (``outbox.values_sql``: its columns in table order,
 # which is the order of the function's ``p_message_id ... p_headers``).
 _RESERVE = sa.text(
-    "SELECT outcome, event_status, available FROM booking_reserve("
-    "CAST(:id AS uuid), CAST(:event_id AS uuid), CAST(:user_id AS uuid), CAST(:qty AS integer), "
-    "CAST(:price AS numeric), CAST(:currency AS varchar), CAST(:amount AS numeric), "
+    "SELECT outcome, event_status, available, ticket_type_id, type_available FROM "
+    "booking_reserve(CAST(:id AS uuid), CAST(:event_id AS uuid), CAST(:user_id AS uuid), "
+    "CAST(:lines AS jsonb), CAST(:currency AS varchar), CAST(:discount AS numeric), "
+    "CAST(:voucher_code AS varchar), CAST(:attendees AS jsonb), "
     "CAST(:now AS timestamptz), CAST(:expires_at AS timestamptz), CAST(:user_cap AS integer), "
     f"{outbox.values_sql()}, CAST(:notify AS boolean))"
 )
@@ -84,19 +191,51 @@ _RESERVE = sa.text(
 _APPLY_SNAPSHOT = sa.text(
     """
 INSERT INTO inventory AS i (event_id, organizer_id, capacity, held, sold, price, currency,
-                            status, version, updated_at)
+                            status, version, updated_at, starts_at)
 VALUES (CAST(:event_id AS uuid), CAST(:organizer_id AS uuid), CAST(:capacity AS integer), 0, 0,
         CAST(:price AS numeric), CAST(:currency AS varchar), CAST(:status AS varchar),
-        CAST(:version AS integer), now())
+        CAST(:version AS integer), now(), CAST(:starts_at AS timestamptz))
 ON CONFLICT (event_id) DO UPDATE SET
     capacity = GREATEST(EXCLUDED.capacity, i.held + i.sold),
     price = EXCLUDED.price,
+    starts_at = EXCLUDED.starts_at,
     currency = EXCLUDED.currency,
     status = CASE WHEN i.status = 'cancelled' THEN 'cancelled' ELSE EXCLUDED.status END,
     version = GREATEST(EXCLUDED.version, i.version),
     updated_at = now()
 WHERE i.version < EXCLUDED.version OR (EXCLUDED.status = 'cancelled' AND i.status <> 'cancelled')
 RETURNING i.event_id
+"""
+)
+
+# The snapshot's types (sorted by id: the lock order), after its event row was applied. A type's
+# capacity never drops below its seats out; types no longer listed stop being sold.
+_APPLY_TYPES = sa.text(
+    """
+WITH listed AS (
+    INSERT INTO type_inventory AS t (event_id, ticket_type_id, name, price, capacity, held, sold,
+                                     sales_start, sales_end, max_per_order, position, active,
+                                     updated_at)
+    SELECT CAST(:event_id AS uuid), s.id, s.name, s.price, s.capacity, 0, 0, s.sales_start,
+           s.sales_end, s.max_per_order, s.position, true, now()
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:names AS varchar[]), CAST(:prices AS numeric[]),
+                CAST(:capacities AS integer[]), CAST(:starts AS timestamptz[]),
+                CAST(:ends AS timestamptz[]), CAST(:maxes AS integer[]),
+                CAST(:positions AS integer[]))
+         AS s(id, name, price, capacity, sales_start, sales_end, max_per_order, position)
+    ORDER BY s.id
+    ON CONFLICT (event_id, ticket_type_id) DO UPDATE SET
+        name = EXCLUDED.name, price = EXCLUDED.price,
+        capacity = CASE WHEN EXCLUDED.capacity IS NULL THEN NULL
+                        ELSE GREATEST(EXCLUDED.capacity, t.held + t.sold) END,
+        sales_start = EXCLUDED.sales_start, sales_end = EXCLUDED.sales_end,
+        max_per_order = EXCLUDED.max_per_order, position = EXCLUDED.position, active = true,
+        updated_at = now()
+    RETURNING t.ticket_type_id
+)
+UPDATE type_inventory SET active = false, updated_at = now()
+WHERE event_id = CAST(:event_id AS uuid) AND active
+  AND ticket_type_id <> ALL (CAST(:ids AS uuid[]))
 """
 )
 
@@ -129,16 +268,22 @@ WHERE b.id = v.id AND b.status = v.previous
 # (migration 0003): event rows first, then user rows, each sorted — the lock order.
 _DEFER_SEAT_MOVES = sa.text(
     """
-INSERT INTO seat_moves (event_id, user_id, held, sold)
-SELECT event_id, user_id, held, sold FROM (
-    SELECT 0 AS kind, e.event_id, NULL::uuid AS user_id, e.held, e.sold
+INSERT INTO seat_moves (event_id, ticket_type_id, user_id, held, sold)
+SELECT event_id, ticket_type_id, user_id, held, sold FROM (
+    SELECT 0 AS kind, e.event_id, NULL::uuid AS ticket_type_id, NULL::uuid AS user_id,
+           e.held, e.sold
     FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_held AS integer[]),
                 CAST(:event_sold AS integer[])) AS e(event_id, held, sold)
     UNION ALL
-    SELECT 1, NULL::uuid, u.user_id, u.held, 0
+    SELECT 1, t.event_id, t.type_id, NULL::uuid, t.held, t.sold
+    FROM unnest(CAST(:type_events AS uuid[]), CAST(:type_ids AS uuid[]),
+                CAST(:type_held AS integer[]), CAST(:type_sold AS integer[]))
+         AS t(event_id, type_id, held, sold)
+    UNION ALL
+    SELECT 2, NULL::uuid, NULL::uuid, u.user_id, u.held, 0
     FROM unnest(CAST(:user_ids AS uuid[]), CAST(:user_held AS integer[])) AS u(user_id, held)
 ) AS moves
-ORDER BY kind, event_id, user_id
+ORDER BY kind, ticket_type_id, event_id, user_id
 """
 )
 # One booking's transition with everything that goes with it, as ONE statement (autocommit): the
@@ -159,15 +304,19 @@ WITH upd AS (
 ), mark AS (
     {inbox.mark_sql("FROM upd")}
 ), moves AS (
-    INSERT INTO seat_moves (event_id, user_id, held, sold)
-    SELECT m.event_id, m.user_id, m.held, m.sold
-    FROM upd, (VALUES
-        (0, CAST(:event_id AS uuid), NULL::uuid, CAST(:event_held AS integer),
-         CAST(:event_sold AS integer)),
-        (1, NULL::uuid, CAST(:user_id AS uuid), CAST(:user_held AS integer), 0)
-    ) AS m(kind, event_id, user_id, held, sold)
+    INSERT INTO seat_moves (event_id, ticket_type_id, user_id, held, sold)
+    SELECT m.event_id, m.type_id, m.user_id, m.held, m.sold
+    FROM upd, (
+        VALUES (0, CAST(:event_id AS uuid), NULL::uuid, NULL::uuid, CAST(:event_held AS integer),
+                CAST(:event_sold AS integer)),
+               (2, NULL::uuid, NULL::uuid, CAST(:user_id AS uuid), CAST(:user_held AS integer), 0)
+        UNION ALL
+        SELECT 1, CAST(:event_id AS uuid), t.type_id, NULL::uuid, t.held, t.sold
+        FROM unnest(CAST(:type_ids AS uuid[]), CAST(:type_held AS integer[]),
+                    CAST(:type_sold AS integer[])) AS t(type_id, held, sold)
+    ) AS m(kind, event_id, type_id, user_id, held, sold)
     WHERE m.held <> 0 OR m.sold <> 0
-    ORDER BY m.kind
+    ORDER BY m.kind, m.type_id
 ), written AS (
     {outbox.insert_sql("FROM upd")}
 )
@@ -181,22 +330,37 @@ WHERE event_id = CAST(:event_id AS uuid) AND status = 'scheduled'
   AND capacity - held - sold >= CAST(:qty AS integer)
 """
 )
+# A late payment's types, after its event row (sorted by id: the lock order); each only if
+# its own capacity allows. The caller compares the count with its lines and undoes if short.
+_RETAKE_TYPE = sa.text(
+    """
+UPDATE type_inventory SET sold = sold + CAST(:qty AS integer), updated_at = now()
+WHERE event_id = CAST(:event_id AS uuid) AND ticket_type_id = CAST(:type_id AS uuid)
+  AND (capacity IS NULL OR capacity - held - sold >= CAST(:qty AS integer))
+"""
+)
 
 
 def seat_totals(
     transitions: Iterable[Transition],
-) -> tuple[dict[uuid.UUID, list[int]], dict[uuid.UUID, int]]:
-    """The transitions' seat changes summed: per event ``[held, sold]``, per user held seats
-    (users whose total is 0 left out)."""
+) -> tuple[
+    dict[uuid.UUID, list[int]], dict[tuple[uuid.UUID, uuid.UUID], list[int]], dict[uuid.UUID, int]
+]:
+    """The transitions' seat changes summed: per event ``[held, sold]``, per (event, ticket type)
+    ``[held, sold]``, per user held seats (users whose total is 0 left out)."""
     per_event: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0])
+    per_type: dict[tuple[uuid.UUID, uuid.UUID], list[int]] = defaultdict(lambda: [0, 0])
     per_user: dict[uuid.UUID, int] = defaultdict(int)
     for t in transitions:
         if t.seats.held or t.seats.sold:
             per_event[t.booking.event_id][0] += t.seats.held
             per_event[t.booking.event_id][1] += t.seats.sold
+            for type_id, held, sold in t.booking.type_seats(t.seats):
+                per_type[(t.booking.event_id, type_id)][0] += held
+                per_type[(t.booking.event_id, type_id)][1] += sold
         if t.seats.user_held:
             per_user[t.booking.user_id] += t.seats.user_held
-    return per_event, {u: d for u, d in per_user.items() if d}
+    return per_event, per_type, {u: d for u, d in per_user.items() if d}
 
 
 class ConcurrentModification(RuntimeError):
@@ -221,13 +385,13 @@ class BookingRepository:
         self,
         booking: Booking,
         *,
-        price: Decimal,
         user_cap: int,
         outbox_row: dict[str, Any],
         notify: bool,
     ) -> ReserveOutcome:
-        """Hold the seats of a new pending ``booking`` (built at ``price`` per seat) and write
-        its ``booking_created`` outbox row, or change nothing and say why not."""
+        """Hold the seats of every line of a new pending ``booking`` (built at the lines' unit
+        prices, re-checked) and write it, its lines and attendees and its ``booking_created``
+        outbox row; or change nothing and say why not."""
         row = (
             await self.conn.execute(
                 _RESERVE,
@@ -235,10 +399,11 @@ class BookingRepository:
                     "id": booking.id,
                     "event_id": booking.event_id,
                     "user_id": booking.user_id,
-                    "qty": booking.quantity,
-                    "price": price,
+                    "lines": json.dumps(lines_json(booking)),
                     "currency": booking.currency,
-                    "amount": booking.amount,
+                    "discount": booking.discount,
+                    "voucher_code": booking.voucher_code,
+                    "attendees": json.dumps(attendees_json(booking)),
                     "now": booking.created_at,
                     "expires_at": booking.expires_at,
                     "user_cap": user_cap,
@@ -247,7 +412,9 @@ class BookingRepository:
                 },
             )
         ).one()
-        return ReserveOutcome(row.outcome, row.event_status, row.available)
+        return ReserveOutcome(
+            row.outcome, row.event_status, row.available, row.ticket_type_id, row.type_available
+        )
 
     async def apply_snapshot(
         self,
@@ -259,8 +426,11 @@ class BookingRepository:
         currency: str,
         status: str,
         version: int,
+        starts_at: datetime | None = None,
+        ticket_types: Sequence[TicketTypeSnapshot] = (),
     ) -> bool:
-        """Upsert the event's snapshot if newer; True if it changed anything."""
+        """Upsert the event's snapshot and its ticket types if newer; True if it changed
+        anything."""
         row = (
             await self.conn.execute(
                 _APPLY_SNAPSHOT,
@@ -272,10 +442,28 @@ class BookingRepository:
                     "currency": currency,
                     "status": status,
                     "version": version,
+                    "starts_at": starts_at,
                 },
             )
         ).first()
-        return row is not None
+        if row is None:
+            return False
+        types = list(ticket_types)
+        await self.conn.execute(
+            _APPLY_TYPES,
+            {
+                "event_id": event_id,
+                "ids": [t.ticket_type_id for t in types],
+                "names": [t.name for t in types],
+                "prices": [t.price for t in types],
+                "capacities": [t.capacity for t in types],
+                "starts": [t.sales_start for t in types],
+                "ends": [t.sales_end for t in types],
+                "maxes": [t.max_per_order for t in types],
+                "positions": list(range(len(types))),
+            },
+        )
+        return True
 
     async def set_capacity(self, event_id: uuid.UUID, capacity: int) -> sa.Row | None:
         """Apply ``capacity`` if it is at least the seats held + sold, in one statement.
@@ -295,10 +483,45 @@ class BookingRepository:
             return None
         return Inventory(**{f.name: getattr(row, f.name) for f in fields(Inventory)})
 
-    async def retake_seats(self, event_id: uuid.UUID, quantity: int) -> bool:
-        """Sell ``quantity`` seats straight away if they are free (a late payment)."""
-        res = await self.conn.execute(_RETAKE_SEATS, {"event_id": event_id, "qty": quantity})
-        return res.rowcount == 1
+    async def ticket_types(self, event_id: uuid.UUID) -> list[TypeInventory]:
+        """The event's types, in the snapshot's order (those no longer listed included)."""
+        rows = await self.conn.execute(
+            sa.select(type_inventory)
+            .where(type_inventory.c.event_id == event_id)
+            .order_by(type_inventory.c.position, type_inventory.c.ticket_type_id)
+        )
+        return [
+            TypeInventory(**{f.name: getattr(r, f.name) for f in fields(TypeInventory)})
+            for r in rows
+        ]
+
+    async def retake_seats(self, booking: Booking) -> bool:
+        """Sell the booking's seats straight away if they are all free (a late payment): the
+        event's quota, then each type's own capacity; short on any, nothing changes."""
+        qty, event_id = booking.quantity, booking.event_id
+        res = await self.conn.execute(_RETAKE_SEATS, {"event_id": event_id, "qty": qty})
+        if res.rowcount != 1:
+            return False
+        taken: list[Line] = []
+        for ln in sorted(booking.lines, key=lambda x: x.ticket_type_id):
+            res = await self.conn.execute(
+                _RETAKE_TYPE,
+                {"event_id": event_id, "type_id": ln.ticket_type_id, "qty": ln.quantity},
+            )
+            if res.rowcount != 1:  # undo under the locks just taken: nobody saw the seats go
+                for back in taken:
+                    await self.conn.execute(
+                        _RETAKE_TYPE,
+                        {
+                            "event_id": event_id,
+                            "type_id": back.ticket_type_id,
+                            "qty": -back.quantity,
+                        },
+                    )
+                await self.conn.execute(_RETAKE_SEATS, {"event_id": event_id, "qty": -qty})
+                return False
+            taken.append(ln)
+        return True
 
     async def move_seats(self, transitions: Iterable[Transition]) -> None:
         """Apply the transitions' seat changes to the events' and users' counters, at COMMIT.
@@ -306,8 +529,9 @@ class BookingRepository:
         Transitions never take seats (that is ``reserve``/``retake_seats``), so applying them
         at the very end cannot oversell; it keeps the events' hot rows locked only while
         PostgreSQL commits instead of for the rest of the transaction."""
-        per_event, per_user = seat_totals(transitions)
+        per_event, per_type, per_user = seat_totals(transitions)
         events = sorted(per_event)
+        types = sorted(per_type, key=lambda k: (k[1], k[0]))
         users = sorted(per_user)
         if not events and not users:
             return
@@ -317,6 +541,10 @@ class BookingRepository:
                 "event_ids": events,
                 "event_held": [per_event[e][0] for e in events],
                 "event_sold": [per_event[e][1] for e in events],
+                "type_events": [k[0] for k in types],
+                "type_ids": [k[1] for k in types],
+                "type_held": [per_type[k][0] for k in types],
+                "type_sold": [per_type[k][1] for k in types],
                 "user_ids": users,
                 "user_held": [per_user[u] for u in users],
             },
@@ -327,7 +555,7 @@ class BookingRepository:
     async def get(self, booking_id: uuid.UUID, *, for_update: bool = False) -> Booking | None:
         stmt = _BOOKING_FOR_UPDATE if for_update else _BOOKING
         row = (await self.conn.execute(stmt, {"booking_id": booking_id})).first()
-        return _to_booking(row) if row else None
+        return (await with_lines(self.conn, [row]))[0] if row else None
 
     async def save_once(
         self, t: Transition, *, consumer: str, message_id: uuid.UUID, outbox_row: dict[str, Any]
@@ -336,6 +564,7 @@ class BookingRepository:
         ``message_id`` and ``outbox_row``, in one statement (run it in autocommit). False, with
         nothing written, if the booking left ``t.previous`` or the message was handled."""
         b = t.booking
+        moves = b.type_seats(t.seats)
         row = (
             await self.conn.execute(
                 _TRANSITION_ONCE,
@@ -351,6 +580,9 @@ class BookingRepository:
                     "event_sold": t.seats.sold,
                     "user_id": b.user_id,
                     "user_held": t.seats.user_held,
+                    "type_ids": [m[0] for m in moves],
+                    "type_held": [m[1] for m in moves],
+                    "type_sold": [m[2] for m in moves],
                     **inbox.mark_params(consumer, message_id),
                     **outbox.statement_params(outbox_row),
                 },
@@ -387,8 +619,20 @@ class BookingRepository:
         )
         return res.rowcount == 1
 
-    async def lock_overdue(self, limit: int) -> list[Booking]:
-        """Pending bookings whose hold lapsed, locked; rows another sweeper holds are skipped."""
+    async def has_lapsed_holds(self, event_id: uuid.UUID) -> bool:
+        """Whether the event has pending holds past their time (not swept yet)."""
+        stmt = sa.select(
+            sa.exists().where(
+                bookings.c.event_id == event_id,
+                bookings.c.status == "pending",
+                bookings.c.expires_at <= sa.func.now(),
+            )
+        )
+        return bool((await self.conn.execute(stmt)).scalar())
+
+    async def lock_overdue(self, limit: int, *, event_id: uuid.UUID | None = None) -> list[Booking]:
+        """Pending bookings whose hold lapsed (of one event, if given), locked; rows another
+        sweeper holds are skipped."""
         stmt = (
             sa.select(bookings)
             .where(bookings.c.status == "pending", bookings.c.expires_at <= sa.func.now())
@@ -396,7 +640,9 @@ class BookingRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return [_to_booking(r) for r in (await self.conn.execute(stmt)).all()]
+        if event_id is not None:
+            stmt = stmt.where(bookings.c.event_id == event_id)
+        return await with_lines(self.conn, (await self.conn.execute(stmt)).all())
 
     async def lock_open_of_event(self, event_id: uuid.UUID) -> list[Booking]:
         stmt = (
@@ -405,7 +651,7 @@ class BookingRepository:
             .order_by(bookings.c.id)
             .with_for_update()
         )
-        return [_to_booking(r) for r in (await self.conn.execute(stmt)).all()]
+        return await with_lines(self.conn, (await self.conn.execute(stmt)).all())
 
     async def page(
         self,
@@ -429,4 +675,4 @@ class BookingRepository:
             stmt = stmt.where(bookings.c.event_id == event_id)
         if status is not None:
             stmt = stmt.where(bookings.c.status == status)
-        return [_to_booking(r) for r in (await self.conn.execute(stmt)).all()]
+        return await with_lines(self.conn, (await self.conn.execute(stmt)).all())

@@ -22,9 +22,17 @@ from apps.booking.adapters.repository import (
     BookingRepository,
     ConcurrentModification,
     ReserveOutcome,
+    TicketTypeSnapshot,
     seat_totals,
 )
-from apps.booking.adapters.tables import bookings, inventory, user_holds
+from apps.booking.adapters.tables import (
+    booking_attendees,
+    booking_lines,
+    bookings,
+    inventory,
+    type_inventory,
+    user_holds,
+)
 from apps.booking.domain import Booking, Transition
 from kit import outbox
 
@@ -51,12 +59,12 @@ class SqliteBookingRepository(BookingRepository):
         self,
         booking: Booking,
         *,
-        price: Decimal,
         user_cap: int,
         outbox_row: dict[str, Any],
         notify: bool,
     ) -> ReserveOutcome:
         quantity, event_id = booking.quantity, booking.event_id
+        now = booking.created_at
         inv = (
             await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
         ).first()
@@ -65,10 +73,36 @@ class SqliteBookingRepository(BookingRepository):
         available = inv.capacity - inv.held - inv.sold
         if inv.status != "scheduled":
             return ReserveOutcome("not_on_sale", inv.status, available)
+        if inv.starts_at is not None and now >= inv.starts_at:
+            return ReserveOutcome("sales_ended", inv.status, available)
         if available < quantity:
             return ReserveOutcome("sold_out", inv.status, available)
-        if inv.price != price or inv.currency != booking.currency:
+        if inv.currency != booking.currency:
             return ReserveOutcome("price_changed", inv.status, available)
+        types = {
+            r.ticket_type_id: r
+            for r in await self.conn.execute(
+                sa.select(type_inventory).where(type_inventory.c.event_id == event_id)
+            )
+        }
+        for ln in sorted(booking.lines, key=lambda x: x.ticket_type_id):  # as booking_reserve
+            t = types.get(ln.ticket_type_id)
+            why = None
+            if t is None or not t.active:
+                why = "type_unknown"
+            elif t.price != ln.unit_price:
+                why = "price_changed"
+            elif t.sales_start is not None and now < t.sales_start:
+                why = "sales_not_started"
+            elif t.sales_end is not None and now >= t.sales_end:
+                why = "sales_ended"
+            elif t.max_per_order is not None and ln.quantity > t.max_per_order:
+                why = "too_many"
+            elif t.capacity is not None and t.capacity - t.held - t.sold < ln.quantity:
+                why = "sold_out"
+            if why is not None:
+                left = None if t is None or t.capacity is None else t.capacity - t.held - t.sold
+                return ReserveOutcome(why, inv.status, available, ln.ticket_type_id, left)  # type: ignore[arg-type]
         user_held = (
             await self.conn.execute(
                 sa.select(user_holds.c.held).where(user_holds.c.user_id == booking.user_id)
@@ -80,8 +114,17 @@ class SqliteBookingRepository(BookingRepository):
         await self.conn.execute(
             inventory.update()
             .where(inventory.c.event_id == event_id)
-            .values(held=inventory.c.held + quantity, updated_at=booking.created_at)
+            .values(held=inventory.c.held + quantity, updated_at=now)
         )
+        for ln in sorted(booking.lines, key=lambda x: x.ticket_type_id):
+            await self.conn.execute(
+                type_inventory.update()
+                .where(
+                    type_inventory.c.event_id == event_id,
+                    type_inventory.c.ticket_type_id == ln.ticket_type_id,
+                )
+                .values(held=type_inventory.c.held + ln.quantity, updated_at=now)
+            )
         if user_held is None:
             await self.conn.execute(
                 user_holds.insert().values(user_id=booking.user_id, held=quantity)
@@ -104,8 +147,39 @@ class SqliteBookingRepository(BookingRepository):
                 expires_at=booking.expires_at,
                 created_at=booking.created_at,
                 updated_at=booking.updated_at,
+                discount=booking.discount,
+                voucher_code=booking.voucher_code,
             )
         )
+        await self.conn.execute(
+            booking_lines.insert(),
+            [
+                {
+                    "booking_id": booking.id,
+                    "line_no": n,
+                    "ticket_type_id": ln.ticket_type_id,
+                    "name": ln.name,
+                    "quantity": ln.quantity,
+                    "unit_price": ln.unit_price,
+                    "amount": ln.amount,
+                }
+                for n, ln in enumerate(booking.lines)
+            ],
+        )
+        if booking.attendees:
+            await self.conn.execute(
+                booking_attendees.insert(),
+                [
+                    {
+                        "booking_id": booking.id,
+                        "seat_no": n,
+                        "ticket_type_id": a.ticket_type_id,
+                        "name": a.name,
+                        "email": a.email,
+                    }
+                    for n, a in enumerate(booking.attendees)
+                ],
+            )
         await outbox.insert_rows(self.conn, [outbox_row])
         return ReserveOutcome("reserved", inv.status, available)
 
@@ -119,6 +193,8 @@ class SqliteBookingRepository(BookingRepository):
         currency: str,
         status: str,
         version: int,
+        starts_at: datetime | None = None,
+        ticket_types: Sequence[TicketTypeSnapshot] = (),
     ) -> bool:
         row = (
             await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
@@ -137,25 +213,77 @@ class SqliteBookingRepository(BookingRepository):
                     status=status,
                     version=version,
                     updated_at=now,
+                    starts_at=starts_at,
                 )
             )
-            return True
-        newer = row.version < version
-        cancels = status == "cancelled" and row.status != "cancelled"
-        if not (newer or cancels):
-            return False
-        await self.conn.execute(
-            inventory.update()
-            .where(inventory.c.event_id == event_id)
-            .values(
-                capacity=max(capacity, row.held + row.sold),
-                price=price,
-                currency=currency,
-                status="cancelled" if row.status == "cancelled" else status,
-                version=max(version, row.version),
-                updated_at=now,
+        else:
+            newer = row.version < version
+            cancels = status == "cancelled" and row.status != "cancelled"
+            if not (newer or cancels):
+                return False
+            await self.conn.execute(
+                inventory.update()
+                .where(inventory.c.event_id == event_id)
+                .values(
+                    capacity=max(capacity, row.held + row.sold),
+                    price=price,
+                    currency=currency,
+                    status="cancelled" if row.status == "cancelled" else status,
+                    version=max(version, row.version),
+                    updated_at=now,
+                    starts_at=starts_at,
+                )
             )
-        )
+        known = {
+            r.ticket_type_id: r
+            for r in await self.conn.execute(
+                sa.select(type_inventory).where(type_inventory.c.event_id == event_id)
+            )
+        }
+        listed = {t.ticket_type_id for t in ticket_types}
+        for position, t in sorted(enumerate(ticket_types), key=lambda p: p[1].ticket_type_id):
+            values = {
+                "name": t.name,
+                "price": t.price,
+                "sales_start": t.sales_start,
+                "sales_end": t.sales_end,
+                "max_per_order": t.max_per_order,
+                "position": position,
+                "active": True,
+                "updated_at": now,
+            }
+            old = known.get(t.ticket_type_id)
+            if old is None:
+                await self.conn.execute(
+                    type_inventory.insert().values(
+                        event_id=event_id,
+                        ticket_type_id=t.ticket_type_id,
+                        capacity=t.capacity,
+                        held=0,
+                        sold=0,
+                        **values,
+                    )
+                )
+            else:
+                cap = None if t.capacity is None else max(t.capacity, old.held + old.sold)
+                await self.conn.execute(
+                    type_inventory.update()
+                    .where(
+                        type_inventory.c.event_id == event_id,
+                        type_inventory.c.ticket_type_id == t.ticket_type_id,
+                    )
+                    .values(capacity=cap, **values)
+                )
+        gone = [k for k, r in known.items() if k not in listed and r.active]
+        if gone:
+            await self.conn.execute(
+                type_inventory.update()
+                .where(
+                    type_inventory.c.event_id == event_id,
+                    type_inventory.c.ticket_type_id.in_(gone),
+                )
+                .values(active=False, updated_at=now)
+            )
         return True
 
     async def set_capacity(  # type: ignore[override]
@@ -175,20 +303,50 @@ class SqliteBookingRepository(BookingRepository):
             )
         return CapacityCheck(int(applied), row.capacity, row.held, row.sold, row.organizer_id)
 
-    async def retake_seats(self, event_id: uuid.UUID, quantity: int) -> bool:
-        res = await self.conn.execute(
-            inventory.update()
-            .where(
-                inventory.c.event_id == event_id,
-                inventory.c.status == "scheduled",
-                inventory.c.capacity - inventory.c.held - inventory.c.sold >= quantity,
+    async def retake_seats(self, booking: Booking) -> bool:
+        event_id, quantity = booking.event_id, booking.quantity
+        inv = (
+            await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
+        ).first()
+        if (
+            inv is None
+            or inv.status != "scheduled"
+            or inv.capacity - inv.held - inv.sold < quantity
+        ):
+            return False
+        types = {
+            r.ticket_type_id: r
+            for r in await self.conn.execute(
+                sa.select(type_inventory).where(type_inventory.c.event_id == event_id)
             )
-            .values(sold=inventory.c.sold + quantity, updated_at=_now())
+        }
+        for ln in booking.lines:
+            t = types.get(ln.ticket_type_id)
+            if (
+                t is not None
+                and t.capacity is not None
+                and t.capacity - t.held - t.sold < ln.quantity
+            ):
+                return False
+        now = _now()
+        await self.conn.execute(
+            inventory.update()
+            .where(inventory.c.event_id == event_id)
+            .values(sold=inventory.c.sold + quantity, updated_at=now)
         )
-        return res.rowcount == 1
+        for ln in sorted(booking.lines, key=lambda x: x.ticket_type_id):
+            await self.conn.execute(
+                type_inventory.update()
+                .where(
+                    type_inventory.c.event_id == event_id,
+                    type_inventory.c.ticket_type_id == ln.ticket_type_id,
+                )
+                .values(sold=type_inventory.c.sold + ln.quantity, updated_at=now)
+            )
+        return True
 
     async def move_seats(self, transitions: Iterable[Transition]) -> None:
-        per_event, per_user = seat_totals(transitions)
+        per_event, per_type, per_user = seat_totals(transitions)
         now = _now()
         for event_id in sorted(per_event):
             held, sold = per_event[event_id]
@@ -196,6 +354,20 @@ class SqliteBookingRepository(BookingRepository):
                 inventory.update()
                 .where(inventory.c.event_id == event_id)
                 .values(held=inventory.c.held + held, sold=inventory.c.sold + sold, updated_at=now)
+            )
+        for event_id, type_id in sorted(per_type, key=lambda k: (k[1], k[0])):
+            held, sold = per_type[(event_id, type_id)]
+            await self.conn.execute(
+                type_inventory.update()
+                .where(
+                    type_inventory.c.event_id == event_id,
+                    type_inventory.c.ticket_type_id == type_id,
+                )
+                .values(
+                    held=type_inventory.c.held + held,
+                    sold=type_inventory.c.sold + sold,
+                    updated_at=now,
+                )
             )
         for user_id in sorted(per_user):
             await self.conn.execute(

@@ -21,8 +21,34 @@ inventory = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("version", sa.Integer, nullable=False, comment="last applied event snapshot"),
     sa.Column("updated_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
+    sa.Column("starts_at", UtcDateTime, nullable=True, comment="nothing is sold from then on"),
     sa.CheckConstraint(
         "held >= 0 AND sold >= 0 AND held + sold <= capacity", name="ck_inventory_never_oversold"
+    ),
+)
+
+# One row per (event, ticket type), from the same snapshots (migration 0004). Every type draws
+# from its event's row above (the event's quota); ``capacity`` caps the type further (NULL: only
+# the quota). A type missing from the latest snapshot is kept (bookings name it), not sold.
+type_inventory = sa.Table(
+    "type_inventory",
+    metadata,
+    sa.Column("event_id", sa.Uuid, primary_key=True),
+    sa.Column("ticket_type_id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("price", sa.Numeric(14, 2), nullable=False),
+    sa.Column("capacity", sa.Integer, nullable=True),
+    sa.Column("held", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("sold", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("sales_start", UtcDateTime, nullable=True),
+    sa.Column("sales_end", UtcDateTime, nullable=True),
+    sa.Column("max_per_order", sa.Integer, nullable=True),
+    sa.Column("position", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("updated_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint(
+        "held >= 0 AND sold >= 0 AND (capacity IS NULL OR held + sold <= capacity)",
+        name="ck_type_inventory_never_oversold",
     ),
 )
 
@@ -41,6 +67,8 @@ bookings = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("payment_id", sa.Uuid, nullable=True),
     sa.Column("cancellation_reason", sa.String(40), nullable=True),
+    sa.Column("discount", sa.Numeric(14, 2), nullable=False, server_default="0"),
+    sa.Column("voucher_code", sa.String(64), nullable=True),
     sa.CheckConstraint("quantity > 0", name="ck_bookings_quantity_positive"),
     sa.CheckConstraint(
         "status IN ('pending', 'confirmed', 'cancelled', 'expired')", name="ck_bookings_status"
@@ -51,6 +79,31 @@ bookings = sa.Table(
     sa.Index(
         "ix_bookings_pending_expiry", "expires_at", postgresql_where=sa.text("status = 'pending'")
     ),
+)
+
+# The seats of a booking per ticket type, at the price frozen when they were held.
+booking_lines = sa.Table(
+    "booking_lines",
+    metadata,
+    sa.Column("booking_id", sa.Uuid, primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),
+    sa.Column("ticket_type_id", sa.Uuid, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("unit_price", sa.Numeric(14, 2), nullable=False),
+    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+    sa.CheckConstraint("quantity > 0", name="ck_booking_lines_quantity_positive"),
+)
+
+# One per ticket, in line order, when the buyer named them.
+booking_attendees = sa.Table(
+    "booking_attendees",
+    metadata,
+    sa.Column("booking_id", sa.Uuid, primary_key=True),
+    sa.Column("seat_no", sa.Integer, primary_key=True),
+    sa.Column("ticket_type_id", sa.Uuid, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(320), nullable=True),
 )
 
 # Seats each user holds in pending bookings: one row to lock, so the per-user cap is exact

@@ -99,7 +99,7 @@ class EarlyRefusal:
             handlers.refuse_from_memory(
                 deps.availability,
                 event_id=request.event_id,
-                quantity=request.quantity,
+                quantity=request.total,
                 max_per_booking=deps.settings.max_tickets_per_booking,
             )
         except BookingError as exc:

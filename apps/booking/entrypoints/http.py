@@ -16,7 +16,12 @@ from fastapi.responses import JSONResponse
 from apps.booking import handlers
 from apps.booking.deps import Deps
 from apps.booking.domain import BookingError, BookingStatus
-from apps.booking.schemas import BookingCreate, BookingPublic, CapacityChange, InventoryPublic
+from apps.booking.schemas import (
+    BookingCreate,
+    BookingPublic,
+    CapacityChange,
+    InventoryPublic,
+)
 from kit.uow import UnitOfWork, run_in_unit_of_work
 from kit.idempotency import IdempotencyKey, idempotent
 from kit.metrics import count
@@ -32,12 +37,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid access token"},
     404: {"description": "No such booking or event"},
     409: {
-        "description": "Not enough seats, event cancelled, hold limit reached, not "
-        "cancellable, or the event's price changing while booking (retry)"
+        "description": "Not enough seats (event or ticket type), sales not started or ended, "
+        "event cancelled, hold limit reached, not cancellable, or the event's price changing "
+        "while booking (retry)"
     },
     422: {
-        "description": "Invalid fields, more seats than one booking may take, or an "
-        "Idempotency-Key reused with another body"
+        "description": "Invalid fields, `quantity` for an event with several ticket types, an "
+        "unknown ticket type or voucher, more seats than one booking (or one line, the type's "
+        "`max_per_order`) may take, attendees not one per ticket, or an Idempotency-Key reused "
+        "with another body"
     },
 }
 
@@ -73,12 +81,14 @@ async def create_booking(
 ) -> JSONResponse:
     settings = deps.settings
     set_span_attributes(**{"event.id": body.event_id, "user.id": user.user_id})
-    if idempotency_key is None:  # with a key, a refusal is stored: decide it on a fresh read
+    if (
+        idempotency_key is None
+    ):  # with a key, a refusal is stored: decide it on a fresh read
         try:
             handlers.refuse_from_memory(
                 deps.availability,
                 event_id=body.event_id,
-                quantity=body.quantity,
+                quantity=body.total,
                 max_per_booking=settings.max_tickets_per_booking,
             )
         except BookingError as exc:
@@ -93,6 +103,13 @@ async def create_booking(
                 user=user,
                 event_id=body.event_id,
                 quantity=body.quantity,
+                lines=None
+                if body.lines is None
+                else [(ln.ticket_type_id, ln.quantity) for ln in body.lines],
+                attendees=None
+                if body.attendees is None
+                else [(a.name, a.email) for a in body.attendees],
+                voucher_code=body.voucher_code,
                 hold_seconds=settings.booking_hold_seconds,
                 max_per_booking=settings.max_tickets_per_booking,
                 max_held_per_user=settings.max_seats_held_per_user,
@@ -140,13 +157,19 @@ async def list_bookings(
         event_id=event_id,
         status=status,
     )
-    return Page[BookingPublic](items=[BookingPublic.of(b) for b in items], next_cursor=next_cursor)
+    return Page[BookingPublic](
+        items=[BookingPublic.of(b) for b in items], next_cursor=next_cursor
+    )
 
 
 @router.get("/{booking_id}", response_model=BookingPublic, responses={404: ERRORS[404]})
-async def get_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
+async def get_booking(
+    deps: Deps, booking_id: uuid.UUID, user: CurrentUser
+) -> BookingPublic:
     return BookingPublic.of(
-        await handlers.get_booking(deps.db, booking_id, user, repository=deps.repository)
+        await handlers.get_booking(
+            deps.db, booking_id, user, repository=deps.repository
+        )
     )
 
 
@@ -156,7 +179,9 @@ async def get_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> B
     responses=ERRORS,
     summary="Cancel a booking (owner or admin); a paid one is refunded",
 )
-async def cancel_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> BookingPublic:
+async def cancel_booking(
+    deps: Deps, booking_id: uuid.UUID, user: CurrentUser
+) -> BookingPublic:
     set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
     booking = await run_in_unit_of_work(
         deps.db,
@@ -195,6 +220,8 @@ async def apply_capacity(
         actor=user,
     )
     if inv is None:
-        raise NotFound("This event is not known to booking yet.", code="event-not-found")
+        raise NotFound(
+            "This event is not known to booking yet.", code="event-not-found"
+        )
     deps.availability.forget(event_id)
     return InventoryPublic.of(inv)

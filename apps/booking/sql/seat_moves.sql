@@ -1,10 +1,15 @@
 -- seat_moves: seat-counter changes applied at COMMIT by a deferred trigger.
 -- Why: docs/adr/0003-deferred-seat-moves.md. Installed by migrations with
 -- kit.alembic_env.run_sql_file (the seat_moves table itself is created by migration 0003); a
--- change here comes with a new migration that runs it again (it is safe to re-run).
+-- change here comes with a new migration that runs it again (it is safe to re-run; 0004 did,
+-- adding the type rows: inserted after the event rows, before the user rows, sorted by id).
 CREATE OR REPLACE FUNCTION apply_seat_move() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    IF NEW.event_id IS NOT NULL THEN
+    IF NEW.ticket_type_id IS NOT NULL THEN  -- a ticket type's row (migration 0004)
+        UPDATE type_inventory SET held = held + NEW.held, sold = sold + NEW.sold,
+                                  updated_at = now()
+        WHERE event_id = NEW.event_id AND ticket_type_id = NEW.ticket_type_id;
+    ELSIF NEW.event_id IS NOT NULL THEN
         UPDATE inventory SET held = held + NEW.held, sold = sold + NEW.sold, updated_at = now()
         WHERE event_id = NEW.event_id;
     ELSE
