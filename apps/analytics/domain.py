@@ -17,8 +17,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Literal
+from typing import Any, Literal
 
+from contracts.messages import implied_ticket_type_id
 from kit.errors import DomainError
 
 BookingStatus = Literal["pending", "confirmed", "cancelled", "expired"]
@@ -94,6 +95,8 @@ class BookingRecord:
     cancelled_at: datetime | None = None
     expired_at: datetime | None = None
     cancel_reason: str | None = None
+    # [{ticket_type_id, name, quantity, unit_price, amount}] (JSON values); None: not told
+    lines: list[dict[str, Any]] | None = None
 
     def record(
         self, transition: BookingTransition, at: datetime, **details: object
@@ -153,6 +156,24 @@ class PaymentRecord:
             if (stamp := getattr(updated, f"{t}_at")) is not None
         ]
         return replace(updated, status=max(stamped)[2])
+
+
+def whole_refund_key(payment_id: uuid.UUID) -> uuid.UUID:
+    """The key of a refund told without a ``refund_id`` ("the whole remaining amount, once")."""
+    return uuid.uuid5(payment_id, "whole-refund")
+
+
+@dataclass(frozen=True)
+class RefundRecord:
+    """One refund of a payment (a payment may be refunded in several parts)."""
+
+    refund_key: uuid.UUID
+    payment_id: uuid.UUID
+    booking_id: uuid.UUID
+    event_id: uuid.UUID | None
+    amount: Decimal
+    currency: str
+    refunded_at: datetime
 
 
 # --- reports --------------------------------------------------------------------------------
@@ -297,10 +318,59 @@ class Figures:
 
 
 @dataclass
+class TypeFigures:
+    """Seats and money of one ticket type of an event, counted when bookings are confirmed
+    (and, for ``tickets_cancelled``, when a confirmed booking is cancelled)."""
+
+    ticket_type_id: uuid.UUID
+    name: str
+    tickets_sold: int = 0
+    tickets_cancelled: int = 0
+    # the lines' amounts (quantity x the price frozen at the hold), before any booking discount
+    revenue: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Sale:
+    """A booking confirmed (``cancelled`` False) or a confirmed booking cancelled, in a window."""
+
+    event_id: uuid.UUID
+    cancelled: bool
+    quantity: int
+    amount: Decimal
+    lines: list[dict[str, Any]] | None
+
+
+def ticket_type_figures(sales: list[Sale]) -> dict[uuid.UUID, list[TypeFigures]]:
+    """Per event, per ticket type (in order of first appearance). A booking from before ticket
+    types (no lines) is one line of its event's implied type ("General admission")."""
+    out: dict[uuid.UUID, dict[uuid.UUID, TypeFigures]] = defaultdict(dict)
+    for sale in sales:
+        lines = sale.lines or [
+            {
+                "ticket_type_id": str(implied_ticket_type_id(sale.event_id)),
+                "name": "General admission",
+                "quantity": sale.quantity,
+                "amount": str(sale.amount),
+            }
+        ]
+        for line in lines:
+            type_id = uuid.UUID(str(line["ticket_type_id"]))
+            row = out[sale.event_id].setdefault(type_id, TypeFigures(type_id, line["name"]))
+            if sale.cancelled:
+                row.tickets_cancelled += int(line["quantity"])
+            else:
+                row.tickets_sold += int(line["quantity"])
+                row.revenue += Decimal(str(line["amount"]))
+    return {event_id: list(types.values()) for event_id, types in out.items()}
+
+
+@dataclass
 class EventReport:
     event_id: uuid.UUID
     event: EventRecord | None  # None when only bookings/payments of it were seen so far
     figures: Figures
+    ticket_types: list[TypeFigures] = field(default_factory=list)
 
 
 @dataclass

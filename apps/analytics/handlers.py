@@ -20,6 +20,7 @@ from apps.analytics.domain import (
     Figures,
     InvalidWindow,
     PaymentRecord,
+    RefundRecord,
     Report,
     ReportNotFound,
     Window,
@@ -94,6 +95,7 @@ def _booking_first_seen(fact: BookingDetails) -> BookingRecord:
         quantity=fact.quantity,
         amount=fact.amount,
         currency=fact.currency,
+        lines=[line.model_dump(mode="json") for line in fact.lines] or None,
     )
 
 
@@ -131,6 +133,19 @@ def _with_payment_fact(payment: PaymentRecord, fact: PaymentDetails) -> PaymentR
     raise _not_counted(fact)
 
 
+def _refund(fact: PaymentRefunded) -> RefundRecord:
+    # `amount` is this refund's part; the same refund told twice is one row (its key)
+    return RefundRecord(
+        refund_key=fact.refund_id or domain.whole_refund_key(fact.payment_id),
+        payment_id=fact.payment_id,
+        booking_id=fact.booking_id,
+        event_id=fact.event_id,
+        amount=fact.amount,
+        currency=fact.currency,
+        refunded_at=fact.occurred_at,
+    )
+
+
 async def fact_statement(fact: Envelope, _conn: AsyncConnection) -> Statement:
     """The fact folded into the read model, with the inbox mark."""
     match fact:
@@ -138,6 +153,10 @@ async def fact_statement(fact: Envelope, _conn: AsyncConnection) -> Statement:
             return repository.event_snapshot_statement(_event_record(fact))
         case BookingDetails():
             return repository.booking_statement(_with_booking_fact(_booking_first_seen(fact), fact))
+        case PaymentRefunded():
+            return repository.refund_statement(
+                _with_payment_fact(_payment_first_seen(fact), fact), _refund(fact)
+            )
         case PaymentDetails():
             return repository.payment_statement(_with_payment_fact(_payment_first_seen(fact), fact))
     raise _not_counted(fact)
@@ -188,7 +207,11 @@ async def make_report(
         activity = await repo.activity(
             by="event", window=window, organizer_id=organizer_id, event_id=event_id
         )
+        sales = await repo.sales(window=window, organizer_id=organizer_id, event_id=event_id)
     rows = domain.event_reports(known, activity)
+    per_type = domain.ticket_type_figures(sales)
+    for row in rows:
+        row.ticket_types = per_type.get(row.event_id, [])
     totals = domain.totals_of([r.figures for r in rows])
     return Report(_now(), window, event_id, totals, rows)
 

@@ -40,7 +40,9 @@ class FiguresPublic(BaseModel):
     )
     payments_succeeded: int
     payments_failed: int
-    payments_refunded: int
+    payments_refunded: int = Field(
+        description="Refunds made (a payment refunded in several parts counts each part)."
+    )
     revenue: PerCurrency = Field(
         description="Gross: sum of successful payments, per currency. Refunds are NOT deducted "
         "here; see `refunds` and `net_revenue`."
@@ -73,8 +75,28 @@ class FiguresPublic(BaseModel):
         }
 
 
+class TicketTypeFiguresPublic(BaseModel):
+    """One ticket type's sales in the window (in the event's currency)."""
+
+    ticket_type_id: uuid.UUID
+    name: str = Field(description="As the bookings' lines name it.")
+    tickets_sold: int = Field(description="Seats of this type in the bookings confirmed.")
+    tickets_cancelled: int = Field(
+        description="Seats of this type of confirmed bookings cancelled."
+    )
+    revenue: Amount = Field(
+        description="The confirmed bookings' lines of this type (seats x the price they were "
+        "held at), before any booking-wide discount; refunds are not deducted."
+    )
+
+
 class EventFiguresPublic(FiguresPublic):
     event_id: uuid.UUID
+    ticket_types: list[TicketTypeFiguresPublic] = Field(
+        default_factory=list,
+        description="Per ticket type with sales or cancellations in the window; a booking from "
+        "before ticket types counts as its event's `General admission`.",
+    )
     title: str | None = Field(description="null while the event's own facts are not yet known.")
     organizer_id: uuid.UUID | None
     starts_at: datetime | None
@@ -113,6 +135,9 @@ class ReportPublic(BaseModel):
                     starts_at=e.starts_at if e else None,
                     status=e.status if e else None,
                     currency=e.currency if e else None,
+                    ticket_types=[
+                        TicketTypeFiguresPublic.model_validate(vars(t)) for t in row.ticket_types
+                    ],
                     **FiguresPublic.fields_of(row.figures),
                 )
             )

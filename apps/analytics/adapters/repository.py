@@ -17,7 +17,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from apps.analytics.adapters.tables import bookings, events, payments
+from apps.analytics.adapters.tables import bookings, events, payments, refunds
 from apps.analytics.domain import (
     BOOKING_STATUS,
     PAYMENT_STATUS,
@@ -25,6 +25,8 @@ from apps.analytics.domain import (
     BookingRecord,
     EventRecord,
     PaymentRecord,
+    RefundRecord,
+    Sale,
     Window,
 )
 from kit.inbox import Statement, insert_from_mark, once_per_message
@@ -97,22 +99,28 @@ RECORD_BOOKING = once_per_message(
             "booking_id",
             **{f"{t}_at": _earliest(f"{t}_at") for t in BOOKING_STATUS},
             cancel_reason="COALESCE(EXCLUDED.cancel_reason, t.cancel_reason)",  # set by a cancellation
+            lines="COALESCE(t.lines, EXCLUDED.lines)",  # frozen at the hold: the first told wins
             status=_latest_status(BOOKING_STATUS),
         ),
     )
 )
-RECORD_PAYMENT = once_per_message(
-    insert_from_mark(
-        payments,
-        _upsert(
-            "payment_id",
-            **{f"{t}_at": _earliest(f"{t}_at") for t in PAYMENT_STATUS},
-            event_id="COALESCE(t.event_id, EXCLUDED.event_id)",  # older payment facts lack it
-            refunded_amount=_first_of_kind("refunded_amount", "refunded"),
-            failure_reason=_first_of_kind("failure_reason", "failed"),
-            status=_latest_status(PAYMENT_STATUS),
-        ),
-    )
+PAYMENT_WRITE = insert_from_mark(
+    payments,
+    _upsert(
+        "payment_id",
+        **{f"{t}_at": _earliest(f"{t}_at") for t in PAYMENT_STATUS},
+        event_id="COALESCE(t.event_id, EXCLUDED.event_id)",  # older payment facts lack it
+        refunded_amount=_first_of_kind("refunded_amount", "refunded"),
+        failure_reason=_first_of_kind("failure_reason", "failed"),
+        status=_latest_status(PAYMENT_STATUS),
+    ),
+)
+RECORD_PAYMENT = once_per_message(PAYMENT_WRITE)
+# A refund: the payment's transition (its first refund makes it `refunded`) and the refund's own
+# row; the same refund told again (another message, the same refund id) adds nothing.
+RECORD_REFUND = once_per_message(
+    PAYMENT_WRITE,
+    insert_from_mark(refunds, "ON CONFLICT (refund_key) DO NOTHING", prefix="r_"),
 )
 
 _EVENT_FIELDS = [f.name for f in fields(EventRecord)]
@@ -133,6 +141,16 @@ def booking_statement(first_seen: BookingRecord) -> Statement:
 def payment_statement(first_seen: PaymentRecord) -> Statement:
     """Insert the payment as ``first_seen`` (after its fact), or merge that fact into it."""
     return Statement(RECORD_PAYMENT, {n: getattr(first_seen, n) for n in _PAYMENT_FIELDS})
+
+
+_REFUND_FIELDS = [f.name for f in fields(RefundRecord)]
+
+
+def refund_statement(first_seen: PaymentRecord, refund: RefundRecord) -> Statement:
+    """Merge the refund into its payment and keep the refund's own row (once per refund)."""
+    params = {n: getattr(first_seen, n) for n in _PAYMENT_FIELDS}
+    params.update({f"r_{n}": getattr(refund, n) for n in _REFUND_FIELDS})
+    return Statement(RECORD_REFUND, params)
 
 
 class AnalyticsRepository:
@@ -206,6 +224,35 @@ class AnalyticsRepository:
             )
         return out
 
+    async def sales(
+        self, *, window: Window, organizer_id: uuid.UUID | None, event_id: uuid.UUID | None
+    ) -> list[Sale]:
+        """Bookings confirmed in ``window``, and confirmed ones cancelled in it, with lines."""
+        b = bookings
+        out: list[Sale] = []
+        for cancelled, at in ((False, b.c.confirmed_at), (True, b.c.cancelled_at)):
+            stmt = sa.select(b.c.event_id, b.c.quantity, b.c.amount, b.c.lines).where(
+                at.is_not(None)
+            )
+            if cancelled:
+                stmt = stmt.where(
+                    b.c.confirmed_at.is_not(None), b.c.confirmed_at <= b.c.cancelled_at
+                )
+            if window.start is not None:
+                stmt = stmt.where(at >= window.start)
+            if window.end is not None:
+                stmt = stmt.where(at < window.end)
+            if event_id is not None:
+                stmt = stmt.where(b.c.event_id == event_id)
+            if organizer_id is not None:
+                own = sa.select(events.c.event_id).where(events.c.organizer_id == organizer_id)
+                stmt = stmt.where(b.c.event_id.in_(own))
+            out += [
+                Sale(r.event_id, cancelled, r.quantity, r.amount, r.lines)
+                for r in (await self.conn.execute(stmt)).all()
+            ]
+        return out
+
 
 def _activity() -> sa.CompoundSelect:
     """Every transition as a row ``(event_id, kind, at, quantity, currency, amount)``."""
@@ -240,6 +287,23 @@ def _activity() -> sa.CompoundSelect:
             .where(at.is_not(None), paid_for.is_not(None))
         )
 
+    def refund_rows() -> sa.Select[Any]:
+        # one row per refund (a payment refunded in parts has several), its own amount
+        r = refunds
+        refunded_for = sa.func.coalesce(r.c.event_id, b.c.event_id)
+        return (
+            sa.select(
+                refunded_for.label("event_id"),
+                sa.literal("payment_refunded").label("kind"),
+                r.c.refunded_at.label("at"),
+                sa.literal(0).label("quantity"),
+                r.c.currency.label("currency"),
+                r.c.amount.label("amount"),
+            )
+            .select_from(r.outerjoin(b, b.c.booking_id == r.c.booking_id))
+            .where(refunded_for.is_not(None))
+        )
+
     return sa.union_all(
         booking_rows("booking_created", b.c.created_at),
         booking_rows("booking_confirmed", b.c.confirmed_at),
@@ -254,7 +318,5 @@ def _activity() -> sa.CompoundSelect:
         booking_rows("hold_paid", b.c.created_at, b.c.confirmed_at.is_not(None)),
         payment_rows("payment_succeeded", p.c.succeeded_at, p.c.amount),
         payment_rows("payment_failed", p.c.failed_at, sa.null().cast(p.c.amount.type)),
-        payment_rows(
-            "payment_refunded", p.c.refunded_at, sa.func.coalesce(p.c.refunded_amount, p.c.amount)
-        ),
+        refund_rows(),
     )

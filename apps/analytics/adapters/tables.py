@@ -46,6 +46,9 @@ bookings = sa.Table(
     sa.Column("cancelled_at", UtcDateTime, nullable=True, index=True),
     sa.Column("expired_at", UtcDateTime, nullable=True, index=True),
     sa.Column("cancel_reason", sa.String(40), nullable=True),
+    # The seats per ticket type ([{ticket_type_id, name, quantity, unit_price, amount}]), as the
+    # first booking fact that carried them told (they are frozen when the seats are held).
+    sa.Column("lines", sa.JSON, nullable=True),
 )
 
 payments = sa.Table(
@@ -63,4 +66,18 @@ payments = sa.Table(
     sa.Column("refunded_at", UtcDateTime, nullable=True, index=True),
     sa.Column("refunded_amount", Money, nullable=True),
     sa.Column("failure_reason", sa.Text, nullable=True),
+)
+
+# One row per refund (a payment may be refunded in parts): ``refund_key`` is the refund's id, or
+# for a refund without one ("the whole remaining amount, once") one derived from the payment.
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    sa.Column("refund_key", sa.Uuid, primary_key=True),
+    sa.Column("payment_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("booking_id", sa.Uuid, nullable=False),
+    sa.Column("event_id", sa.Uuid, nullable=True, index=True),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("refunded_at", UtcDateTime, nullable=False, index=True),
 )
