@@ -9,11 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from apps.booking.bootstrap import build
 from contracts.messages import EventCancelled, EventCreated, EventUpdated
 from tests.conftest import http_client
+
+# The broker and database helpers every service's tests use, importable from here as before.
+from tests.support.bus import bound_queue as bound_queue, publish as publish
+from tests.support.db import rows as rows, scalar as scalar
 
 
 def event_created(
@@ -56,16 +59,6 @@ async def feed(service: Any, msg: Any) -> None:
     await service.subscribers[name](msg)
 
 
-async def scalar(service: Any, sql: str, **params: Any) -> Any:
-    async with service.db.engine.connect() as conn:
-        return (await conn.execute(sa.text(sql), params)).scalar()
-
-
-async def rows(service: Any, sql: str, **params: Any) -> list[Any]:
-    async with service.db.engine.connect() as conn:
-        return list((await conn.execute(sa.text(sql), params)).all())
-
-
 @pytest.fixture
 async def booking(start_service):
     """The booking service against the real broker and database; sweeper off (tests drive it)."""
@@ -92,17 +85,6 @@ def book_body(event: EventCreated, quantity: int = 1) -> dict[str, Any]:
     return {"event_id": str(event.event_id), "quantity": quantity}
 
 
-async def bound_queue(amqp: Any, *routing_keys: str) -> Any:
-    """A private queue bound like a consumer's, to see what the service publishes."""
-    from contracts.topology import DOMAIN_EXCHANGE
-
-    exchange = await amqp.declare_exchange(DOMAIN_EXCHANGE.name, type="topic", durable=True)
-    queue = await amqp.declare_queue(f"test.{uuid.uuid4().hex[:8]}", exclusive=True)
-    for key in routing_keys:
-        await queue.bind(exchange, routing_key=key)
-    return queue
-
-
 async def collect(queue: Any, n: int, timeout: float = 10.0) -> list[Any]:
     """Wait for ``n`` messages on ``queue``; returns (routing_key, parsed JSON body) pairs."""
     import json
@@ -118,24 +100,6 @@ async def collect(queue: Any, n: int, timeout: float = 10.0) -> list[Any]:
 
     await eventually(probe, timeout=timeout, until=lambda k: k >= n)
     return got
-
-
-async def publish(amqp: Any, msg: Any) -> None:
-    """Publish a contract message to the domain exchange the way another service would."""
-    import aio_pika
-
-    from contracts.topology import DOMAIN_EXCHANGE
-
-    exchange = await amqp.get_exchange(DOMAIN_EXCHANGE.name)
-    await exchange.publish(
-        aio_pika.Message(
-            msg.model_dump_json().encode(),
-            content_type="application/json",
-            message_id=str(msg.message_id),
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        ),
-        routing_key=msg.routing_key,
-    )
 
 
 async def outbox_drained(service: Any) -> bool:

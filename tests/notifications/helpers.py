@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import aio_pika
 import sqlalchemy as sa
 
 from apps.notifications.adapters.tables import contacts, notifications
 from deploy.local.smtp_sink import MailSink, start_sink
-from contracts.envelope import Envelope
+from tests.support.bus import send as send  # the notifications tests import it from here
 from contracts.messages import (
     BookingCancelled,
     BookingConfirmed,
@@ -165,16 +164,3 @@ class Sink:
     async def mail_to(self, address: str, subject_prefix: str = "") -> list[Any]:
         """The mail received for ``address`` (whose subject starts so); a probe for eventually."""
         return [m for m in self.to(address) if m.subject.startswith(subject_prefix)]
-
-
-async def send(exchange: Any, message: Envelope) -> None:
-    """Publish as a producing service's outbox relay would: persistent JSON with its id."""
-    await exchange.publish(
-        aio_pika.Message(
-            message.model_dump_json().encode(),
-            content_type="application/json",
-            message_id=str(message.message_id),
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        ),
-        routing_key=message.routing_key,
-    )

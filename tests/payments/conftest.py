@@ -10,13 +10,12 @@ from typing import Any
 
 import aio_pika
 import pytest
-import sqlalchemy as sa
 
 from apps.payments.bootstrap import build
-from contracts.envelope import Envelope
 from contracts.messages import BookingCancelled, BookingCreated, BookingExpired
-from contracts.topology import DOMAIN_EXCHANGE
 from tests.conftest import http_client
+from tests.support.bus import bound_queue as bound_queue, publish
+from tests.support.db import scalar
 from tests.support.waiting import eventually
 
 
@@ -45,11 +44,6 @@ def booking_ended(
         fields["reason"] = "user_request"
     fields.update(over)
     return kind(producer="booking", correlation_id=created.correlation_id, **fields)
-
-
-async def scalar(service: Any, sql: str, **params: Any) -> Any:
-    async with service.db.engine.connect() as conn:
-        return (await conn.execute(sa.text(sql), params)).scalar()
 
 
 async def due_status(service: Any, booking_id: uuid.UUID) -> str | None:
@@ -86,28 +80,6 @@ async def payments(start_service):
 async def client(payments):
     async with http_client(payments) as c:
         yield c
-
-
-async def publish(amqp: Any, message: Envelope) -> None:
-    """Publish ``message`` to the domain exchange as its producer's outbox relay would."""
-    exchange = await amqp.declare_exchange(DOMAIN_EXCHANGE.name, type="topic", durable=True)
-    await exchange.publish(
-        aio_pika.Message(
-            message.model_dump_json().encode(),
-            content_type="application/json",
-            message_id=str(message.message_id),
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        ),
-        routing_key=message.routing_key,
-    )
-
-
-async def bound_queue(amqp: Any, routing_key: str) -> Any:
-    """A private queue bound like a consumer's would be, to see what payments publishes."""
-    exchange = await amqp.declare_exchange(DOMAIN_EXCHANGE.name, type="topic", durable=True)
-    queue = await amqp.declare_queue(f"test.{uuid.uuid4().hex[:8]}", exclusive=True)
-    await queue.bind(exchange, routing_key=routing_key)
-    return queue
 
 
 async def published(service: Any, queue: Any) -> list[aio_pika.IncomingMessage]:
