@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from contracts.messages import UserRegistered
-from contracts.topology import DOMAIN_EXCHANGE
+from tests.support.bus import bound_queue
 from tests.auth.helpers import STRONG_PASSWORD, assert_problem, db_rows, new_email, register
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -98,13 +98,6 @@ async def test_without_the_failure_both_rows_commit(client):
     assert await db_rows("SELECT count(*) FROM outbox WHERE payload->>'email' = %s", email) == [
         (1,)
     ]
-
-
-async def bound_queue(amqp, routing_key: str):
-    exchange = await amqp.declare_exchange(DOMAIN_EXCHANGE.name, type="topic", durable=True)
-    queue = await amqp.declare_queue(f"test.{uuid.uuid4().hex[:8]}", exclusive=True)
-    await queue.bind(exchange, routing_key=routing_key)
-    return queue
 
 
 async def next_message(queue, timeout: float = 10.0):
