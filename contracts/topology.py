@@ -34,6 +34,7 @@ from contracts.messages import (
     PaymentConfirmed,
     PaymentFailed,
     PaymentRefunded,
+    RefundFailed,
     RefundRequested,
     UserRegistered,
 )
@@ -51,7 +52,15 @@ ANALYTICS_FACTS: tuple[type[Envelope], ...] = get_args(get_args(AnalyticsFact)[0
 
 # Who consumes what from the domain exchange (analytics reads its own channel, below).
 CONSUMERS: dict[str, tuple[type[Envelope], ...]] = {
-    "booking": (EventCreated, EventUpdated, EventCancelled, PaymentConfirmed, PaymentFailed),
+    "booking": (
+        EventCreated,
+        EventUpdated,
+        EventCancelled,
+        PaymentConfirmed,
+        PaymentFailed,
+        PaymentRefunded,
+        RefundFailed,
+    ),
     "payments": (BookingCreated, BookingExpired, BookingCancelled, RefundRequested),
     "notifications": (
         UserRegistered,

@@ -18,14 +18,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from kit.errors import DomainError
 
 BookingStatus = Literal["pending", "confirmed", "cancelled", "expired"]
 CancellationReason = Literal[
-    "user_request", "payment_failed", "event_cancelled", "paid_after_expiry"
+    "user_request", "payment_failed", "event_cancelled", "paid_after_expiry", "organizer_refund"
 ]
 
 # Allowed moves; anything else is a bug (checked by the property-based test).
@@ -154,6 +154,10 @@ class Transition:
     previous: BookingStatus
     seats: SeatChange
     refund_due: bool = False
+    # The refund asked for it (set by the use case that knows the amount); None: the whole
+    # remaining amount, under the id payments derives from the payment.
+    refund_id: uuid.UUID | None = None
+    refund_amount: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -208,10 +212,7 @@ class Booking:
         """What ``seats`` (a whole-booking change: each count is 0 or ±quantity) does to each of
         the booking's ticket types: ``(ticket_type_id, held, sold)``."""
         held, sold = seats.held // self.quantity, seats.sold // self.quantity
-        return [
-            (ln.ticket_type_id, held * ln.quantity, sold * ln.quantity)
-            for ln in self.lines
-        ]
+        return [(ln.ticket_type_id, held * ln.quantity, sold * ln.quantity) for ln in self.lines]
 
     def visible_to(self, user_id: uuid.UUID, *, is_admin: bool) -> bool:
         return is_admin or self.user_id == user_id
@@ -273,17 +274,62 @@ class Booking:
     def _release(self, reason: CancellationReason, now: datetime) -> Transition:
         q = self.quantity
         return self._to(
-            "cancelled",
-            SeatChange(held=-q, user_held=-q),
-            now,
-            cancellation_reason=reason,
+            "cancelled", SeatChange(held=-q, user_held=-q), now, cancellation_reason=reason
         )
 
-    def record_late_payment(
-        self, payment_id: uuid.UUID, *, now: datetime
-    ) -> Booking | None:
+    def record_late_payment(self, payment_id: uuid.UUID, *, now: datetime) -> Booking | None:
         """A payment for a booking that is already cancelled: remember it (once) so exactly one
         refund is asked for. ``None`` if this payment is already known."""
         if self.status != "cancelled" or self.payment_id is not None:
             return None
         return replace(self, payment_id=payment_id, updated_at=now)
+
+
+# --- refunds ----------------------------------------------------------------------------------
+
+CENT = Decimal("0.01")
+
+
+class CancellationClosed(BookingError):
+    """The event's refund policy no longer lets the buyer cancel a paid booking."""
+
+    status, code = 409, "cancellation-closed"
+
+
+class NotRefundable(BookingError):
+    """Nothing of this booking was paid, so nothing can be refunded."""
+
+    status, code = 409, "booking-not-paid"
+
+
+class RefundTooLarge(BookingError):
+    """More than what was paid and not yet refunded."""
+
+    status, code = 422, "refund-exceeds-remaining"
+    field_in, error_type = "body", "refund_exceeds_remaining"
+
+
+@dataclass(frozen=True)
+class RefundPolicy:
+    """When and how a buyer may cancel a paid booking themselves (the event's, from events)."""
+
+    self_service: bool = True
+    deadline_hours_before_start: int = 48
+    fee_percent: Decimal = Decimal("0")
+
+    def self_service_refund(
+        self, paid: Decimal, *, starts_at: datetime | None, now: datetime
+    ) -> tuple[Decimal, Decimal]:
+        """``(refund, fee)`` of a buyer's cancellation of ``paid``, or CancellationClosed."""
+        if not self.self_service:
+            raise CancellationClosed("This event's paid bookings cannot be cancelled online.")
+        if starts_at is not None:
+            deadline = starts_at - timedelta(hours=self.deadline_hours_before_start)
+            if now >= deadline:
+                raise CancellationClosed(
+                    "Cancellation closed "
+                    f"{self.deadline_hours_before_start} hours before the event starts.",
+                    deadline=deadline.isoformat(),
+                )
+        fee = (paid * self.fee_percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+        return paid - fee, fee

@@ -12,9 +12,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from apps.booking.adapters import refunds
 from apps.booking.adapters.availability import Availability, AvailabilityCache
+from apps.booking.adapters.refunds import RefundView
 from apps.booking.adapters.repository import (
     BookingRepository,
     Inventory,
@@ -34,6 +40,9 @@ from apps.booking.domain import (
     EventUnknown,
     HoldLimitReached,
     NotCancellable,
+    NotRefundable,
+    RefundPolicy,
+    RefundTooLarge,
     Line,
     NotEnoughSeats,
     SalesEnded,
@@ -60,6 +69,8 @@ from contracts.messages import (
     EventDetails,
     PaymentConfirmed,
     PaymentFailed,
+    PaymentRefunded,
+    RefundFailed,
     RefundRequested,
 )
 
@@ -74,10 +85,7 @@ def _now() -> datetime:
 
 
 def _details(
-    booking: Booking,
-    message: type[BookingDetails],
-    cause: Envelope | None,
-    **extra: object,
+    booking: Booking, message: type[BookingDetails], cause: Envelope | None, **extra: object
 ) -> BookingDetails:
     return message(
         **caused_by(cause),
@@ -118,6 +126,8 @@ def _announcements(t: Transition, cause: Envelope | None) -> list[Envelope]:
                     user_id=b.user_id,
                     payment_id=b.payment_id,
                     reason=b.cancellation_reason,
+                    refund_id=t.refund_id,
+                    amount=t.refund_amount,
                 )
             ]
             if t.refund_due
@@ -126,11 +136,7 @@ def _announcements(t: Transition, cause: Envelope | None) -> list[Envelope]:
         return [
             *refund,
             _details(
-                b,
-                BookingCancelled,
-                cause,
-                reason=b.cancellation_reason,
-                refund_due=t.refund_due,
+                b, BookingCancelled, cause, reason=b.cancellation_reason, refund_due=t.refund_due
             ),
         ]
     return []
@@ -149,6 +155,8 @@ async def _apply(
     await repo.save(transitions)
     await repo.move_seats(transitions)
     for t in transitions:
+        if t.refund_due and t.refund_id is None:  # everything not yet refunded goes back
+            t = await _refund_rest(uow, t)
         _announce(uow, t, cause)
 
 
@@ -158,31 +166,23 @@ async def _apply(
 def _refuse_for_event(seen: Availability | None, quantity: int) -> None:
     """Refuse what the event's availability (as last seen) rules out."""
     if seen is None:
-        raise EventUnknown(
-            "No such event (a just-created event may take a moment to appear)."
-        )
+        raise EventUnknown("No such event (a just-created event may take a moment to appear).")
     if seen.status != "scheduled":
         raise EventNotOnSale("The event is cancelled.")
     if seen.available < quantity:
         raise NotEnoughSeats(
-            "Not enough seats left.",
-            requested=quantity,
-            available=max(seen.available, 0),
+            "Not enough seats left.", requested=quantity, available=max(seen.available, 0)
         )
 
 
 def _check_quantity(quantity: int, max_per_booking: int) -> None:
     if quantity > max_per_booking:
         raise TooManyTickets(
-            f"At most {max_per_booking} seats per booking.",
-            field="quantity",
-            limit=max_per_booking,
+            f"At most {max_per_booking} seats per booking.", field="quantity", limit=max_per_booking
         )
 
 
-OrderLines = list[
-    tuple[uuid.UUID, int]
-]  # (ticket_type_id, quantity) as the request lists them
+OrderLines = list[tuple[uuid.UUID, int]]  # (ticket_type_id, quantity) as the request lists them
 
 
 def order_total(quantity: int | None, lines: OrderLines | None) -> int:
@@ -239,9 +239,7 @@ def _order_lines(
                 "No such ticket type for this event.", field=f"lines.{n}.ticket_type_id"
             )
         if type_id in seen:
-            raise BadOrder(
-                "One line per ticket type.", field=f"lines.{n}.ticket_type_id"
-            )
+            raise BadOrder("One line per ticket type.", field=f"lines.{n}.ticket_type_id")
         seen.add(type_id)
         # A line over the type's own per-order cap is bad input (422), like the booking-wide cap.
         if t.max_per_order is not None and qty > t.max_per_order:
@@ -257,9 +255,7 @@ def _order_lines(
                 sales_start=t.sales_start.isoformat(),
             )
         if t.sales_end is not None and now >= t.sales_end:
-            raise SalesEnded(
-                f"Sales of {t.name!r} have ended.", ticket_type_id=str(type_id)
-            )
+            raise SalesEnded(f"Sales of {t.name!r} have ended.", ticket_type_id=str(type_id))
         out.append(Line(type_id, t.name, qty, t.price))
     return tuple(out)
 
@@ -279,18 +275,11 @@ def _attendees(
     return tuple(Attendee(t, name, email) for t, (name, email) in zip(seats, attendees))
 
 
-def _refusal(
-    out: ReserveOutcome, booking: Booking, max_held_per_user: int
-) -> Exception | None:
+def _refusal(out: ReserveOutcome, booking: Booking, max_held_per_user: int) -> Exception | None:
     """The error a refused reservation answers (None: refused for a reason to retry or that
     the event's availability explains, see the caller)."""
     line_no = next(
-        (
-            n
-            for n, ln in enumerate(booking.lines)
-            if ln.ticket_type_id == out.ticket_type_id
-        ),
-        0,
+        (n for n, ln in enumerate(booking.lines) if ln.ticket_type_id == out.ticket_type_id), 0
     )
     if out.outcome == "hold_limit":
         return HoldLimitReached(
@@ -301,21 +290,15 @@ def _refusal(
     if out.outcome == "sales_ended":
         return SalesEnded(
             "Sales have ended." if out.ticket_type_id else "The event has started.",
-            **(
-                {"ticket_type_id": str(out.ticket_type_id)}
-                if out.ticket_type_id
-                else {}
-            ),
+            **({"ticket_type_id": str(out.ticket_type_id)} if out.ticket_type_id else {}),
         )
     if out.outcome == "sales_not_started":
         return SalesNotStarted(
-            "Sales of this ticket type have not started.",
-            ticket_type_id=str(out.ticket_type_id),
+            "Sales of this ticket type have not started.", ticket_type_id=str(out.ticket_type_id)
         )
     if out.outcome == "type_unknown":
         return UnknownTicketType(
-            "No such ticket type for this event.",
-            field=f"lines.{line_no}.ticket_type_id",
+            "No such ticket type for this event.", field=f"lines.{line_no}.ticket_type_id"
         )
     if out.outcome == "too_many":
         return TooManyTickets(
@@ -341,18 +324,14 @@ async def _seen(repo: BookingRepository, event_id: uuid.UUID) -> Availability | 
     return Availability(inv.status, inv.available, inv.price, inv.currency, types)
 
 
-async def _release_lapsed(
-    uow: UnitOfWork, repository: Repository, event_id: uuid.UUID
-) -> int:
+async def _release_lapsed(uow: UnitOfWork, repository: Repository, event_id: uuid.UUID) -> int:
     """Expire the event's lapsed (not yet swept) holds now, so they make nothing look sold out
     (a buyer's own lapsed hold above all). In its own transaction on PostgreSQL when the
     reservation runs in autocommit (the moves apply at its COMMIT); in the same transaction on
     SQLite (moves apply at once, one writer). Not inside a PostgreSQL transaction (an
     Idempotency-Key request): its moves would only show at its own COMMIT."""
     if not await repository(uow.conn).has_lapsed_holds(event_id):
-        return (
-            0  # the common case (a real sell-out): one cheap read, no second connection
-        )
+        return 0  # the common case (a real sell-out): one cheap read, no second connection
     if uow.autocommit:
         async with UnitOfWork(uow.db) as other:
             n = await expire_overdue_holds(
@@ -397,9 +376,7 @@ async def reserve_seats(
     repo = repository(uow.conn)
     seen = recently.get(event_id) if recently is not None else None
     released = False
-    for _ in range(
-        3
-    ):  # the price changed between the read and the statement: read again
+    for _ in range(3):  # the price changed between the read and the statement: read again
         if seen is None or not seen.types:
             seen = await _seen(repo, event_id)
             if seen is not None and recently is not None:
@@ -446,11 +423,7 @@ async def reserve_seats(
             None
             if out.event_status is None
             else Availability(
-                out.event_status,
-                out.available or 0,
-                seen.price,
-                seen.currency,
-                seen.types,
+                out.event_status, out.available or 0, seen.price, seen.currency, seen.types
             )
         )
         if seen is not None and recently is not None:
@@ -460,16 +433,10 @@ async def reserve_seats(
 
 
 async def _visible_booking(
-    repo: BookingRepository,
-    booking_id: uuid.UUID,
-    actor: Principal,
-    *,
-    for_update: bool,
+    repo: BookingRepository, booking_id: uuid.UUID, actor: Principal, *, for_update: bool
 ) -> Booking:
     booking = await repo.get(booking_id, for_update=for_update)
-    if booking is None or not booking.visible_to(
-        actor.user_id, is_admin=actor.is_admin
-    ):
+    if booking is None or not booking.visible_to(actor.user_id, is_admin=actor.is_admin):
         raise BookingNotFound("No such booking.")
     return booking
 
@@ -480,12 +447,15 @@ async def cancel_booking(
     """The owner (or an admin) cancels: held seats go back on sale, a paid booking is refunded."""
     repo = repository(uow.conn)
     booking = await _visible_booking(repo, booking_id, actor, for_update=True)
-    t = booking.cancel("user_request", now=_now())
+    now = _now()
+    t = booking.cancel("user_request", now=now)
     if t is None:
         raise NotCancellable(
             f"A booking that is {booking.status} cannot be cancelled.",
             booking_status=booking.status,
         )
+    if t.refund_due:  # paid: the event's refund policy says whether and how much goes back
+        t = await _refund_by_policy(uow, t, actor=actor, now=now)
     await _apply(uow, repo, [t], None)
     return t.booking
 
@@ -525,9 +495,7 @@ async def get_booking(
     db: Database, booking_id: uuid.UUID, actor: Principal, *, repository: Repository
 ) -> Booking:
     async with db.read() as conn:
-        return await _visible_booking(
-            repository(conn), booking_id, actor, for_update=False
-        )
+        return await _visible_booking(repository(conn), booking_id, actor, for_update=False)
 
 
 async def list_bookings(
@@ -607,9 +575,7 @@ async def apply_event_snapshot(
             max_per_order=t.max_per_order,
         )
         for t in msg.ticket_types
-    ] or [
-        TicketTypeSnapshot(general_type_id(msg.event_id), GENERAL_ADMISSION, msg.price)
-    ]
+    ] or [TicketTypeSnapshot(general_type_id(msg.event_id), GENERAL_ADMISSION, msg.price)]
     await repository(uow.conn).apply_snapshot(
         event_id=msg.event_id,
         organizer_id=msg.organizer_id,
@@ -620,6 +586,9 @@ async def apply_event_snapshot(
         version=msg.version,
         starts_at=msg.starts_at,
         ticket_types=types,
+    )
+    await refunds.apply_policy(
+        uow.conn, event_id=msg.event_id, version=msg.version, policy=_policy(msg)
     )
 
 
@@ -632,15 +601,11 @@ async def cancel_event_bookings(
     await apply_event_snapshot(msg, uow, repository=repository)
     now = _now()
     open_bookings = await repo.lock_open_of_event(msg.event_id)
-    transitions = [
-        t for b in open_bookings if (t := b.cancel("event_cancelled", now=now))
-    ]
+    transitions = [t for b in open_bookings if (t := b.cancel("event_cancelled", now=now))]
     await _apply(uow, repo, transitions, msg)
 
 
-def check_payment(
-    booking: Booking | None, msg: PaymentConfirmed | PaymentFailed
-) -> Booking:
+def check_payment(booking: Booking | None, msg: PaymentConfirmed | PaymentFailed) -> Booking:
     """The booking a payment message names, if the message agrees with it: same user, same
     amount, same currency. Payments takes all three from our own ``booking_created``, so a
     message that differs is forged or broken: refused (dead-lettered at once, counted), never
@@ -650,14 +615,10 @@ def check_payment(
     if booking is None:
         # Payments only knows bookings we announced: park it for a human, never drop money.
         refuse(
-            msg,
-            "unknown_booking",
-            f"payment {msg.payment_id} for unknown booking {msg.booking_id}",
+            msg, "unknown_booking", f"payment {msg.payment_id} for unknown booking {msg.booking_id}"
         )
     if msg.user_id != booking.user_id:
-        refuse(
-            msg, "user_mismatch", f"booking {booking.id} is not user {msg.user_id}'s"
-        )
+        refuse(msg, "user_mismatch", f"booking {booking.id} is not user {msg.user_id}'s")
     if msg.currency != booking.currency:
         refuse(
             msg,
@@ -740,9 +701,7 @@ async def _pending_at_once(
         booking = await repo.get(msg.booking_id)
         if booking is None:
             return False  # the handler refuses it
-        check_payment(
-            booking, msg
-        )  # a forged message is refused here too, never written
+        check_payment(booking, msg)  # a forged message is refused here too, never written
         if booking.status != "pending" or (t := decide(booking)) is None:
             return False
         messages = _announcements(t, msg)
@@ -776,9 +735,7 @@ async def fail_pending(
     )
 
 
-async def fail_booking(
-    msg: PaymentFailed, uow: UnitOfWork, *, repository: Repository
-) -> None:
+async def fail_booking(msg: PaymentFailed, uow: UnitOfWork, *, repository: Repository) -> None:
     """The charge failed: a pending booking is cancelled and its seats go back on sale. A late
     failure (the booking is already paid, expired or cancelled) changes nothing."""
     repo = repository(uow.conn)
@@ -786,3 +743,200 @@ async def fail_booking(
     t = booking.fail_payment(now=_now())
     if t is not None:
         await _apply(uow, repo, [t], msg)
+
+
+# --- refunds and the organizer's view ---------------------------------------------------------
+#
+# Every refund booking asks is named (its id travels in refund_requested and comes back in
+# payment_refunded / refund_failed), recorded in booking_refunds as pending, and first taken from
+# the booking's refund_requested_total by one conditional UPDATE: concurrent requests can never
+# ask back more than was paid. Payments enforces the same limit on what it captured.
+
+
+def _policy(msg: EventDetails) -> RefundPolicy:
+    p = msg.refund_policy
+    return RefundPolicy(p.self_service, p.deadline_hours_before_start, p.fee_percent)
+
+
+async def _ask_refund(
+    uow: UnitOfWork,
+    booking: Booking,
+    amount: Decimal,
+    *,
+    fee: Decimal = Decimal("0.00"),
+    reason: str,
+    by: uuid.UUID | None,
+    now: datetime,
+    refund_id: uuid.UUID | None = None,
+) -> uuid.UUID | None:
+    """Take ``amount`` from what the booking may still have refunded and record the refund as
+    pending; its id. None: more than is left (nothing changed)."""
+    if amount > 0 and await refunds.take(uow.conn, booking.id, amount) is None:
+        return None
+    refund = refunds.RefundView(
+        id=refund_id or uuid.uuid4(),
+        booking_id=booking.id,
+        amount=amount,
+        fee=fee,
+        # nothing to give back (a 100% fee): there is no answer to wait for
+        status="pending" if amount > 0 else "succeeded",
+        reason=reason,
+        created_at=now,
+    )
+    await refunds.add(uow.conn, refund, by=by)
+    return refund.id
+
+
+async def _refund_rest(uow: UnitOfWork, t: Transition) -> Transition:
+    """A cancellation that refunds everything not yet refunded (the event is cancelled, a late
+    payment): the booking row is locked by the caller, so what is left is read exactly."""
+    b = t.booking
+    rest = b.amount - await refunds.asked(uow.conn, b.id)
+    assert b.cancellation_reason is not None
+    if rest <= 0:  # refunded already (by its organizer)
+        return replace(t, refund_due=False)
+    refund_id = await _ask_refund(
+        uow,
+        b,
+        rest,
+        reason=b.cancellation_reason,
+        by=None,
+        now=_now(),
+        # a booking is cancelled once: its "rest" refund is named by the booking
+        refund_id=uuid.uuid5(b.id, "refund-rest"),
+    )
+    if refund_id is None:
+        return replace(t, refund_due=False)
+    return replace(t, refund_id=refund_id, refund_amount=rest)
+
+
+async def _refund_by_policy(
+    uow: UnitOfWork, t: Transition, *, actor: Principal, now: datetime
+) -> Transition:
+    """The buyer cancels a paid booking: refunded in full minus the policy's fee, while the
+    policy allows it (else CancellationClosed, and the unit of work changes nothing)."""
+    b = t.booking
+    known = await refunds.terms(uow.conn, b.event_id)
+    policy, starts_at = (
+        (known.policy, known.starts_at) if known is not None else (RefundPolicy(), None)
+    )
+    paid = b.amount - await refunds.asked(uow.conn, b.id)  # an organizer may have refunded part
+    amount, fee = policy.self_service_refund(paid, starts_at=starts_at, now=now)
+    refund_id = await _ask_refund(
+        uow, b, amount, fee=fee, reason="user_request", by=actor.user_id, now=now
+    )
+    if refund_id is None:  # the booking row is locked: cannot happen, but never over-ask
+        raise RefundTooLarge("Nothing is left to refund.", field="amount")
+    if amount <= 0:
+        return replace(t, refund_due=False)
+    return replace(t, refund_id=refund_id, refund_amount=amount)
+
+
+async def _organized_booking(
+    repo: BookingRepository, conn: AsyncConnection, booking_id: uuid.UUID, actor: Principal
+) -> Booking:
+    """The booking, locked, if ``actor`` organizes its event (or is an admin); else 404."""
+    booking = await repo.get(booking_id, for_update=True)
+    if booking is not None and not actor.is_admin:
+        known = await refunds.terms(conn, booking.event_id)
+        if known is None or known.organizer_id != actor.user_id:
+            booking = None
+    if booking is None:
+        raise BookingNotFound("No such booking.")
+    return booking
+
+
+async def refund_booking(
+    uow: UnitOfWork,
+    *,
+    repository: Repository,
+    booking_id: uuid.UUID,
+    actor: Principal,
+    amount: Decimal | None = None,
+) -> Booking:
+    """The event's organizer (or an admin) refunds ``amount`` of a paid booking (None: all that
+    is left), at any time. More than is left is refused (RefundTooLarge) by the conditional
+    UPDATE itself, whatever runs at once. The refund that completes the total cancels a booking
+    that is still confirmed (its seats go back on sale)."""
+    repo = repository(uow.conn)
+    booking = await _organized_booking(repo, uow.conn, booking_id, actor)
+    if booking.payment_id is None:
+        raise NotRefundable(f"This booking is {booking.status} and was never paid.")
+    asked = await refunds.asked(uow.conn, booking.id)
+    left = booking.amount - asked
+    if amount is None:
+        amount = left
+    if amount <= 0 or amount > left:
+        raise RefundTooLarge(
+            f"At most {left} of this booking can still be refunded.",
+            field="amount",
+            refundable=str(left),
+        )
+    now = _now()
+    refund_id = await _ask_refund(
+        uow, booking, amount, reason="organizer_refund", by=actor.user_id, now=now
+    )
+    if refund_id is None:  # another refund took it first
+        raise RefundTooLarge("More than what can still be refunded.", field="amount")
+    if amount == left and (t := booking.cancel("organizer_refund", now=now)) is not None:
+        t = replace(t, refund_id=refund_id, refund_amount=amount)
+        await _apply(uow, repo, [t], None)
+        return t.booking
+    uow.publish(
+        RefundRequested(
+            booking_id=booking.id,
+            user_id=booking.user_id,
+            payment_id=booking.payment_id,
+            reason="organizer_refund",
+            refund_id=refund_id,
+            amount=amount,
+        )
+    )
+    return booking
+
+
+async def settle_refund(msg: PaymentRefunded, uow: UnitOfWork) -> None:
+    """Payments made the refund: it shows ``succeeded``. One booking did not name (asked before
+    refunds had ids) changes nothing."""
+    if (
+        msg.refund_id is None
+        or await refunds.settle(uow.conn, msg.refund_id, "succeeded", now=_now()) is None
+    ):
+        log.info("payment_refunded %s: no pending refund %s here", msg.message_id, msg.refund_id)
+
+
+async def fail_refund(msg: RefundFailed, uow: UnitOfWork) -> None:
+    """Payments did not make the refund: it shows ``failed`` and its amount can be asked again."""
+    if msg.refund_id is None:
+        return
+    settled = await refunds.settle(uow.conn, msg.refund_id, "failed", now=_now())
+    if settled is not None:
+        booking_id, amount = settled
+        await refunds.give_back(uow.conn, booking_id, amount)
+
+
+async def refunds_of(db: Database, booking_ids: list[uuid.UUID]) -> dict[uuid.UUID, RefundView]:
+    """The latest refund of each booking that has one."""
+    async with db.read() as conn:
+        return await refunds.latest(conn, booking_ids)
+
+
+async def event_bookings(
+    db: Database,
+    *,
+    repository: Repository,
+    actor: Principal,
+    event_id: uuid.UUID,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Booking], str | None]:
+    """The event's bookings, newest first, for its organizer or an admin (others: 404)."""
+    before = decode_position(cursor)
+    async with db.read() as conn:
+        known = await refunds.terms(conn, event_id)
+        if known is None or not (actor.is_admin or known.organizer_id == actor.user_id):
+            raise EventUnknown("No such event.")
+        items = await repository(conn).page(
+            limit=limit + 1, before=before, user_id=None, event_id=event_id, status=None
+        )
+    return page_of(items, limit, lambda x: (x.created_at, x.id))

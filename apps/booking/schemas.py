@@ -5,19 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from apps.booking.adapters.refunds import RefundView
 from apps.booking.adapters.repository import Inventory
 from apps.booking.domain import Booking, BookingStatus, CancellationReason
 from contracts.envelope import MoneyAmount
 
 # The configured per-booking cap (MAX_TICKETS_PER_BOOKING) is checked by the use case; this is
 # only a sanity bound for the wire.
-Quantity = Annotated[
-    int, Field(ge=1, le=10_000, description="Number of seats.", examples=[2])
-]
+Quantity = Annotated[int, Field(ge=1, le=10_000, description="Number of seats.", examples=[2])]
 
 
 class OrderLine(BaseModel):
@@ -41,14 +40,10 @@ class BookingCreate(BaseModel):
 
     event_id: uuid.UUID
     quantity: Quantity | None = Field(
-        default=None,
-        description="Seats of the event's only ticket type (else use `lines`).",
+        default=None, description="Seats of the event's only ticket type (else use `lines`)."
     )
     lines: list[OrderLine] | None = Field(
-        default=None,
-        min_length=1,
-        max_length=20,
-        description="One line per ticket type.",
+        default=None, min_length=1, max_length=20, description="One line per ticket type."
     )
     voucher_code: str | None = Field(default=None, max_length=64)
     attendees: list[AttendeeIn] | None = Field(
@@ -87,16 +82,13 @@ class BookingPublic(BaseModel):
     status: BookingStatus
     amount: MoneyAmount = Field(description="Event price × quantity at booking time.")
     currency: str
-    expires_at: datetime = Field(
-        description="While pending, the seats are held until then."
-    )
+    expires_at: datetime = Field(description="While pending, the seats are held until then.")
     created_at: datetime
     updated_at: datetime
     payment_id: uuid.UUID | None = None
     cancellation_reason: CancellationReason | None = None
     lines: list[BookingLinePublic] = Field(
-        default_factory=list,
-        description="Seats per ticket type at the prices frozen at hold.",
+        default_factory=list, description="Seats per ticket type at the prices frozen at hold."
     )
     discount: MoneyAmount = Decimal("0.00")
     voucher_code: str | None = None
@@ -111,9 +103,7 @@ class CapacityChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # bounded by the inventory's integer column: a larger number is bad input (422), not a 500
-    capacity: int = Field(
-        ge=1, le=2**31 - 1, description="The event's new total number of seats."
-    )
+    capacity: int = Field(ge=1, le=2**31 - 1, description="The event's new total number of seats.")
 
 
 class InventoryPublic(BaseModel):
@@ -134,3 +124,75 @@ class InventoryPublic(BaseModel):
             available=inv.available,
             status=inv.status,
         )
+
+
+# --- refunds and the organizer's view ---------------------------------------------------------
+
+
+class RefundPublic(BaseModel):
+    amount: MoneyAmount = Field(description="What goes back to the buyer.")
+    fee: MoneyAmount = Field(description="What the event's refund policy kept.")
+    status: Literal["pending", "succeeded", "failed"] = Field(
+        description="From payments' answer: pending until it comes."
+    )
+
+
+class BookingView(BookingPublic):
+    """A booking with its latest refund, if any."""
+
+    refund: RefundPublic | None = None
+
+    @classmethod
+    def with_refund(cls, booking: Booking, refund: RefundView | None) -> BookingView:
+        view = cls.model_validate(booking, from_attributes=True)
+        if refund is not None:
+            view.refund = RefundPublic(amount=refund.amount, fee=refund.fee, status=refund.status)
+        return view
+
+
+class RefundCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)] | None = Field(
+        default=None,
+        description="How much to give back (default: everything paid and not yet refunded).",
+        examples=["15.00"],
+    )
+    reason: str | None = Field(default=None, max_length=500, description="For the record.")
+
+
+ATTENDEE_CSV_HEADER = (
+    "booking_id",
+    "booking_status",
+    "ticket_type_id",
+    "ticket_type",
+    "attendee_name",
+    "attendee_email",
+    "buyer_id",
+    "booked_at",
+)
+
+
+def attendee_rows(bookings: list[Booking]) -> list[tuple[object, ...]]:
+    """One row per ticket: its attendee when the buyer named them, else blank name and email."""
+    rows: list[tuple[object, ...]] = []
+    for b in bookings:
+        names = list(b.attendees)
+        seat = 0
+        for line in b.lines:
+            for _ in range(line.quantity):
+                who = names[seat] if seat < len(names) else None
+                seat += 1
+                rows.append(
+                    (
+                        b.id,
+                        b.status,
+                        line.ticket_type_id,
+                        line.name,
+                        who.name if who else "",
+                        (who.email or "") if who else "",
+                        b.user_id,
+                        b.created_at.isoformat(),
+                    )
+                )
+    return rows

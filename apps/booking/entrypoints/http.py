@@ -10,18 +10,22 @@ import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
 
 from apps.booking import handlers
 from apps.booking.deps import Deps
-from apps.booking.domain import BookingError, BookingStatus
+from apps.booking.domain import Booking, BookingError, BookingStatus
 from apps.booking.schemas import (
+    ATTENDEE_CSV_HEADER,
     BookingCreate,
-    BookingPublic,
+    BookingView,
     CapacityChange,
     InventoryPublic,
+    RefundCreate,
+    attendee_rows,
 )
+from kit.csv_export import write_csv
 from kit.uow import UnitOfWork, run_in_unit_of_work
 from kit.idempotency import IdempotencyKey, idempotent
 from kit.metrics import count
@@ -69,7 +73,7 @@ def count_refusal(exc: BookingError) -> None:
 @router.post(
     "/create",
     status_code=201,
-    response_model=BookingPublic,
+    response_model=BookingView,
     responses=ERRORS,
     summary="Hold seats of an event for the caller (pay before `expires_at`)",
 )
@@ -81,9 +85,7 @@ async def create_booking(
 ) -> JSONResponse:
     settings = deps.settings
     set_span_attributes(**{"event.id": body.event_id, "user.id": user.user_id})
-    if (
-        idempotency_key is None
-    ):  # with a key, a refusal is stored: decide it on a fresh read
+    if idempotency_key is None:  # with a key, a refusal is stored: decide it on a fresh read
         try:
             handlers.refuse_from_memory(
                 deps.availability,
@@ -120,7 +122,7 @@ async def create_booking(
             count_refusal(exc)
             raise
         set_span_attributes(**{"booking.id": booking.id})
-        return 201, BookingPublic.of(booking).model_dump(mode="json")
+        return 201, BookingView.with_refund(booking, None).model_dump(mode="json")
 
     return await idempotent(
         deps.db,
@@ -134,7 +136,7 @@ async def create_booking(
 
 @router.get(
     "",
-    response_model=Page[BookingPublic],
+    response_model=Page[BookingView],
     summary="List bookings, newest first",
     description="Your own bookings. Admins see everybody's, or filter with `user_id`.",
 )
@@ -146,7 +148,7 @@ async def list_bookings(
     user_id: Annotated[uuid.UUID | None, Query(description="Admins only.")] = None,
     event_id: Annotated[uuid.UUID | None, Query()] = None,
     status: Annotated[BookingStatus | None, Query()] = None,
-) -> Page[BookingPublic]:
+) -> Page[BookingView]:
     items, next_cursor = await handlers.list_bookings(
         deps.db,
         repository=deps.repository,
@@ -157,31 +159,27 @@ async def list_bookings(
         event_id=event_id,
         status=status,
     )
-    return Page[BookingPublic](
-        items=[BookingPublic.of(b) for b in items], next_cursor=next_cursor
-    )
+    return await _page_of_views(deps, items, next_cursor)
 
 
-@router.get("/{booking_id}", response_model=BookingPublic, responses={404: ERRORS[404]})
-async def get_booking(
-    deps: Deps, booking_id: uuid.UUID, user: CurrentUser
-) -> BookingPublic:
-    return BookingPublic.of(
-        await handlers.get_booking(
-            deps.db, booking_id, user, repository=deps.repository
-        )
+@router.get("/{booking_id}", response_model=BookingView, responses={404: ERRORS[404]})
+async def get_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> BookingView:
+    return await _view(
+        deps, await handlers.get_booking(deps.db, booking_id, user, repository=deps.repository)
     )
 
 
 @router.post(
     "/{booking_id}/cancel",
-    response_model=BookingPublic,
+    response_model=BookingView,
     responses=ERRORS,
-    summary="Cancel a booking (owner or admin); a paid one is refunded",
+    summary="Cancel a booking (owner or admin); a paid one is refunded by the refund policy",
+    description="A pending booking is released. A confirmed one is refunded in full minus the "
+    "event's `fee_percent` while its refund policy allows self-service and its deadline "
+    "(`deadline_hours_before_start` before the start) has not passed; else 409 "
+    "`cancellation-closed`. The booking's `refund` shows the amount, fee and status.",
 )
-async def cancel_booking(
-    deps: Deps, booking_id: uuid.UUID, user: CurrentUser
-) -> BookingPublic:
+async def cancel_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> BookingView:
     set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
     booking = await run_in_unit_of_work(
         deps.db,
@@ -191,7 +189,7 @@ async def cancel_booking(
         actor=user,
     )
     deps.availability.forget(booking.event_id)  # its seats are back on sale
-    return BookingPublic.of(booking)
+    return await _view(deps, booking)
 
 
 @internal_router.put(
@@ -220,8 +218,113 @@ async def apply_capacity(
         actor=user,
     )
     if inv is None:
-        raise NotFound(
-            "This event is not known to booking yet.", code="event-not-found"
-        )
+        raise NotFound("This event is not known to booking yet.", code="event-not-found")
     deps.availability.forget(event_id)
     return InventoryPublic.of(inv)
+
+
+# --- refunds and the organizer's view ---------------------------------------------------------
+
+CSV = "text/csv"
+
+
+async def _view(deps: Deps, booking: Booking) -> BookingView:
+    refund = (await handlers.refunds_of(deps.db, [booking.id])).get(booking.id)
+    return BookingView.with_refund(booking, refund)
+
+
+async def _page_of_views(
+    deps: Deps, items: list[Booking], next_cursor: str | None
+) -> Page[BookingView]:
+    latest = await handlers.refunds_of(deps.db, [b.id for b in items])
+    return Page[BookingView](
+        items=[BookingView.with_refund(b, latest.get(b.id)) for b in items],
+        next_cursor=next_cursor,
+    )
+
+
+@router.post(
+    "/{booking_id}/refund",
+    response_model=BookingView,
+    responses={
+        **ERRORS,
+        404: {"description": "No such booking, or not of one of your events"},
+        409: {"description": "The booking was never paid (`booking-not-paid`)"},
+        422: {"description": "More than paid and not yet refunded (`refund-exceeds-remaining`)"},
+    },
+    summary="Refund a booking, in part or in full (the event's organizer, admin)",
+    description="Any amount up to what was paid and not yet refunded, at any time; without "
+    "`amount`, all of it. The refund that completes the total cancels a confirmed booking "
+    "(reason `organizer_refund`, its seats back on sale). Refunds never exceed what was paid, "
+    "however many are asked at once. The booking's `refund` shows this refund's status.",
+)
+async def refund_booking(
+    deps: Deps,
+    booking_id: uuid.UUID,
+    body: RefundCreate,
+    user: CurrentUser,  # anyone but the event's organizer or an admin: 404, like a stranger
+) -> BookingView:
+    set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
+    booking = await run_in_unit_of_work(
+        deps.db,
+        handlers.refund_booking,
+        repository=deps.repository,
+        booking_id=booking_id,
+        actor=user,
+        amount=body.amount,
+    )
+    deps.availability.forget(booking.event_id)
+    return await _view(deps, booking)
+
+
+def _wants_csv(request: Request) -> bool:
+    """``Accept: text/csv`` (listed before any JSON type) asks for the CSV attendee list."""
+    for part in request.headers.get("accept", "").split(","):
+        media = part.split(";")[0].strip()
+        if media == CSV:
+            return True
+        if media in ("application/json", "application/*"):
+            return False
+    return False
+
+
+@router.get(
+    "/events/{event_id}/bookings",
+    response_model=Page[BookingView],
+    responses={
+        200: {"content": {CSV: {"schema": {"type": "string"}}}},
+        401: ERRORS[401],
+        404: {"description": "No such event, or not one of yours"},
+    },
+    summary="The event's bookings with lines, attendees and status (the event's organizer, admin)",
+    description="Newest first, paginated. With `Accept: text/csv`, the attendee list: one row "
+    "per ticket of the page (cells a spreadsheet would run as formulas are escaped).",
+)
+async def event_bookings(
+    request: Request,
+    deps: Deps,
+    event_id: uuid.UUID,
+    user: CurrentUser,  # anyone but the event's organizer or an admin: 404
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> Page[BookingView] | Response:
+    items, next_cursor = await handlers.event_bookings(
+        deps.db,
+        repository=deps.repository,
+        actor=user,
+        event_id=event_id,
+        limit=limit,
+        cursor=cursor,
+    )
+    if _wants_csv(request):
+        headers = {"Content-Disposition": f'attachment; filename="attendees-{event_id}.csv"'}
+        if next_cursor is not None:
+            headers["Link"] = (
+                f'</booking/events/{event_id}/bookings?cursor={next_cursor}&limit={limit}>; rel="next"'
+            )
+        return Response(
+            write_csv(ATTENDEE_CSV_HEADER, attendee_rows(items)),
+            media_type="text/csv; charset=utf-8",
+            headers=headers,
+        )
+    return await _page_of_views(deps, items, next_cursor)

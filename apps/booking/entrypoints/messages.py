@@ -17,6 +17,8 @@ from contracts.messages import (
     EventUpdated,
     PaymentConfirmed,
     PaymentFailed,
+    PaymentRefunded,
+    RefundFailed,
 )
 from contracts.topology import DOMAIN_EXCHANGE, queue_for
 
@@ -28,6 +30,8 @@ EVENT_UPDATED = queue_for("booking", EventUpdated)
 EVENT_CANCELLED = queue_for("booking", EventCancelled)
 PAYMENT_CONFIRMED = queue_for("booking", PaymentConfirmed)
 PAYMENT_FAILED = queue_for("booking", PaymentFailed)
+PAYMENT_REFUNDED = queue_for("booking", PaymentRefunded)
+REFUND_FAILED = queue_for("booking", RefundFailed)
 
 
 def subscribe(service: Service) -> None:
@@ -87,10 +91,24 @@ def subscribe(service: Service) -> None:
         await consume_once(db, PAYMENT_FAILED.name, msg, fail_booking, at_once=fail_pending)
         recently.forget()  # seats back on sale (the message names the booking, not the event)
 
+    @broker.subscriber(PAYMENT_REFUNDED, DOMAIN_EXCHANGE)
+    async def on_payment_refunded(msg: PaymentRefunded) -> None:
+        """The refund booking asked for (`refund_id`) was made: the booking's `refund` shows
+        `succeeded`. A refund booking did not name, or a duplicate, changes nothing."""
+        await consume_once(db, PAYMENT_REFUNDED.name, msg, handlers.settle_refund)
+
+    @broker.subscriber(REFUND_FAILED, DOMAIN_EXCHANGE)
+    async def on_refund_failed(msg: RefundFailed) -> None:
+        """The refund booking asked for (`refund_id`) was not made: the booking's `refund`
+        shows `failed`, and its amount may be asked for again."""
+        await consume_once(db, REFUND_FAILED.name, msg, handlers.fail_refund)
+
     service.subscribers = {  # type: ignore[attr-defined]  # handles for tests (TestRabbitBroker)
         "event_created": on_event_created,
         "event_updated": on_event_updated,
         "event_cancelled": on_event_cancelled,
         "payment_confirmed": on_payment_confirmed,
         "payment_failed": on_payment_failed,
+        "payment_refunded": on_payment_refunded,
+        "refund_failed": on_refund_failed,
     }
