@@ -2,7 +2,9 @@
 changes, event cancellations and duplicated / reordered / stale message deliveries keeps
 
 * held + sold <= capacity, and held / sold equal to the seats of pending / confirmed bookings
-  (a seat released twice, or never, breaks the equality);
+  (a seat released twice, or never, breaks the equality); the same for every ticket type (its
+  own capacity, if any, and the seats of the live bookings' lines of that type), with events
+  of one implicit type and of several types, and orders of several lines;
 * every user's held seats equal to their pending bookings (the per-user cap's counter);
 * every booking moving only along the state machine (nothing is resurrected);
 * at most one announcement of each kind per booking (one expiry, one confirmation, one
@@ -50,13 +52,28 @@ from apps.booking.entrypoints.messages import (
 from kit.consuming import consume_once
 from kit.security import Principal
 from kit.uow import UnitOfWork
-from contracts.messages import EventCancelled, EventUpdated, PaymentConfirmed, PaymentFailed
+from contracts.messages import (
+    EventCancelled,
+    EventUpdated,
+    PaymentConfirmed,
+    PaymentFailed,
+    TicketType,
+)
 from tests.booking.conftest import event_created, later
 from tests.conftest import DB_PREFIX
 
 pytestmark = pytest.mark.integration
 
 PER_BOOKING, PER_USER = 4, 6
+# An event's ticket types: none (one implicit type) or 2-3, each (own capacity or none, price)
+TYPES = st.one_of(
+    st.just([]),
+    st.lists(
+        st.tuples(st.none() | st.integers(1, 4), st.sampled_from(["5.00", "12.50", "40.00"])),
+        min_size=2,
+        max_size=3,
+    ),
+)
 # (queue, handler, one-statement path tried first) as booking's subscribers wire them
 CONSUMERS = {
     "event_created": (EVENT_CREATED.name, handlers.apply_event_snapshot, None),
@@ -121,13 +138,24 @@ class BookingMachine(RuleBasedStateMachine):
 
     # --- rules ---------------------------------------------------------------------------------
 
-    @initialize(target=events, capacity=st.integers(1, 8))
-    def first_event(self, capacity: int) -> uuid.UUID:
-        return self.new_event.__wrapped__(self, capacity)  # type: ignore[attr-defined]
+    @initialize(target=events, capacity=st.integers(1, 8), types=TYPES)
+    def first_event(self, capacity: int, types: list[tuple[int | None, str]]) -> uuid.UUID:
+        return self.new_event.__wrapped__(self, capacity, types)  # type: ignore[attr-defined]
 
-    @rule(target=events, capacity=st.integers(1, 8))
-    def new_event(self, capacity: int) -> uuid.UUID:
-        msg = event_created(capacity=capacity, price="12.50")
+    @rule(target=events, capacity=st.integers(1, 8), types=TYPES)
+    def new_event(self, capacity: int, types: list[tuple[int | None, str]]) -> uuid.UUID:
+        """An event of one implicit type (no types listed) or of 2-3 types, each with its own
+        capacity or none."""
+        msg = event_created(
+            capacity=capacity,
+            price="12.50",
+            ticket_types=[
+                TicketType(
+                    ticket_type_id=uuid.uuid4(), name=f"T{n}", price=Decimal(price), capacity=cap
+                )
+                for n, (cap, price) in enumerate(types)
+            ],
+        )
         self.snapshots[msg.event_id] = msg
         self.deliver(msg)
         return msg.event_id
@@ -137,22 +165,35 @@ class BookingMachine(RuleBasedStateMachine):
         event=events,
         quantity=st.integers(1, PER_BOOKING + 1),
         who=st.integers(0, 2),
+        data=st.data(),
     )
-    def hold(self, event: uuid.UUID, quantity: int, who: int) -> Any:
+    def hold(self, event: uuid.UUID, quantity: int, who: int, data: st.DataObject) -> Any:
+        types = self.snapshots[event].ticket_types
+        order: dict[str, Any] = {"quantity": quantity}
+        if types:  # one to three lines, each of another type
+            chosen = data.draw(
+                st.lists(st.sampled_from(types), min_size=1, unique_by=lambda t: t.ticket_type_id)
+            )
+            order = {"lines": [(t.ticket_type_id, data.draw(st.integers(1, 3))) for t in chosen]}
         booking = self.run(
             self._in_uow(
                 handlers.reserve_seats,
                 user=Principal(self.users[who], "customer", {}),
                 event_id=event,
-                quantity=quantity,
                 hold_seconds=0,
                 max_per_booking=PER_BOOKING,
                 max_held_per_user=PER_USER,
+                **order,
             )
         )
         if booking is None:
             return multiple()
-        assert booking.amount == Decimal("12.50") * quantity
+        prices = {t.ticket_type_id: t.price for t in types}
+        assert booking.amount == sum(
+            (prices.get(ln.ticket_type_id, Decimal("12.50")) * ln.quantity for ln in booking.lines),
+            Decimal(0),
+        )
+        assert booking.quantity == sum(ln.quantity for ln in booking.lines)
         self.booking_ids.append(booking.id)
         self.seen_status[booking.id] = "pending"
         return booking
@@ -262,6 +303,29 @@ class BookingMachine(RuleBasedStateMachine):
             assert (held, sold) == (pending, confirmed), (event_id, held, sold, pending, confirmed)
             if status == "cancelled":
                 assert held == sold == 0
+
+    @invariant()
+    def type_seats_add_up(self) -> None:
+        ids = list(self.snapshots)
+        if not ids:
+            return
+        for type_id, capacity, held, sold, pending, confirmed in self.run(
+            self._fetch(
+                """
+            SELECT t.ticket_type_id, t.capacity, t.held, t.sold,
+                   coalesce(sum(l.quantity) FILTER (WHERE b.status = 'pending'), 0),
+                   coalesce(sum(l.quantity) FILTER (WHERE b.status = 'confirmed'), 0)
+            FROM type_inventory t
+            LEFT JOIN booking_lines l ON l.ticket_type_id = t.ticket_type_id
+            LEFT JOIN bookings b ON b.id = l.booking_id AND b.event_id = t.event_id
+            WHERE t.event_id = ANY(CAST(:ids AS uuid[]))
+            GROUP BY t.event_id, t.ticket_type_id
+            """,
+                ids=ids,
+            )
+        ):
+            assert capacity is None or held + sold <= capacity, (type_id, capacity, held, sold)
+            assert (held, sold) == (pending, confirmed), (type_id, held, sold, pending, confirmed)
 
     @invariant()
     def user_holds_add_up(self) -> None:
