@@ -24,17 +24,7 @@ from kit.uow import UnitOfWork
 from kit.publishing import outbox_publish
 from kit.handoff import Handoff
 from kit.outbox import OutboxRelay
-from tests.kit.test_outbox_relay_real_broker import (  # noqa: F401  (fixtures)
-    UNROUTABLE,
-    db,
-    drain,
-    event,
-    exchange,
-    outbox_rows,
-    producer,
-    spy_queue,
-    write_rows,
-)
+from tests.kit.relaying import UNROUTABLE, drain, event, outbox_rows, spy_queue, write_rows
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration

@@ -17,12 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import aio_pika
 import pytest
-import sqlalchemy as sa
 from faststream.rabbit import ExchangeType, RabbitExchange, RabbitMessage, RabbitQueue
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -31,21 +28,25 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from yarl import URL
 
 from kit import outbox
-from kit.db import Database
 from kit.broker import make_broker
 from kit.publishing import OutboxPublisher, Publishers, declare_publishers, outbox_publish
-from kit.outbox import OUTBOX, OutboxRelay, RelayError
+from kit.outbox import OutboxRelay, RelayError
 from kit.settings import ServiceSettings
-from kit.tables import add_kit_tables
 from contracts.messages import EventCreated
-from tests.kit.test_consumers_unit import event_created
+from tests.kit.relaying import (
+    SERVICE,
+    UNROUTABLE,
+    drain,
+    event,
+    outbox_rows,
+    publishers_on,
+    spy_queue,
+    write_rows,
+)
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-SERVICE = "relaytest"
-UNROUTABLE = "nobody_binds_this"  # a publisher exists, no queue is bound: the broker returns it
 
 
 @pytest.fixture(scope="module")
@@ -57,78 +58,6 @@ def spans() -> InMemorySpanExporter:
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[union-attr]
     return exporter
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    db = Database(ServiceSettings(service_name=SERVICE), migrations=None)
-    await db.prepare()
-    async with db.engine.begin() as conn:
-        await conn.run_sync(add_kit_tables(sa.MetaData())["outbox"].metadata.create_all)
-        await conn.execute(OUTBOX.delete())  # leftovers of an earlier test in this run
-    yield db
-    await db.dispose()
-
-
-@pytest.fixture
-async def exchange(amqp: Any) -> RabbitExchange:
-    """A topic exchange of this test's own (declared on the broker)."""
-    ex = RabbitExchange(f"outbox-test-{uuid.uuid4().hex[:8]}", type=ExchangeType.TOPIC)
-    await amqp.declare_exchange(ex.name, aio_pika.ExchangeType.TOPIC, durable=True)
-    return ex
-
-
-@pytest.fixture
-async def producer(exchange: RabbitExchange) -> AsyncIterator[Any]:
-    """The relaying service's broker, with publishers on the test's exchange (connected)."""
-    broker = make_broker(ServiceSettings(service_name=SERVICE))
-    publishers = publishers_on(broker, exchange)
-    await broker.connect()
-    try:
-        yield publishers
-    finally:
-        await broker.stop()
-
-
-def publishers_on(broker: Any, exchange: RabbitExchange) -> Publishers:
-    """As ``declare_publishers`` declares them, on ``exchange``, plus one for an unbound key."""
-    return Publishers(
-        broker,
-        {
-            key: broker.publisher(exchange=exchange, routing_key=key, persist=True, mandatory=True)
-            for key in (EventCreated.routing_key, UNROUTABLE)
-        },
-    )
-
-
-async def spy_queue(amqp: Any, exchange: RabbitExchange, routing_key: str) -> Any:
-    """A queue of the test's own bound to ``routing_key``: what a consumer would receive."""
-    queue = await amqp.declare_queue(exclusive=True)
-    await queue.bind(exchange.name, routing_key)
-    return queue
-
-
-def event(title: str) -> EventCreated:
-    return event_created(title, producer=SERVICE)
-
-
-async def write_rows(db: Database, rows: list[dict[str, Any]]) -> None:
-    async with db.engine.begin() as conn:
-        await conn.execute(OUTBOX.insert(), rows)
-
-
-async def outbox_rows(db: Database) -> dict[uuid.UUID, tuple[str, int]]:
-    async with db.engine.connect() as conn:
-        result = await conn.execute(sa.select(OUTBOX.c.id, OUTBOX.c.routing_key, OUTBOX.c.attempts))
-        return {r.id: (r.routing_key, r.attempts) for r in result}
-
-
-async def drain(queue: Any) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    got = []
-    while (msg := await queue.get(fail=False, timeout=5)) is not None:
-        await msg.ack()
-        got.append(msg)
-    return got
 
 
 async def test_declared_publishers_know_their_broker() -> None:

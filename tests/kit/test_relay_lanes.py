@@ -14,58 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aio_pika
 import pytest
 import sqlalchemy as sa
-from faststream.rabbit import ExchangeType, RabbitExchange
 
 from kit import outbox
-from kit.broker import make_broker
 from kit.db import Database
 from kit.outbox import OUTBOX, OutboxRelay
 from kit.publishing import outbox_publish
-from kit.settings import ServiceSettings
-from kit.tables import add_kit_tables
 from contracts.messages import EventCreated
-from tests.kit.test_outbox_relay_real_broker import drain, event, publishers_on, spy_queue
+from tests.kit.relaying import drain, event, spy_queue
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-SERVICE = "relaylanes"
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[Database]:
-    db = Database(ServiceSettings(service_name=SERVICE), migrations=None)
-    await db.prepare()
-    async with db.engine.begin() as conn:
-        await conn.run_sync(add_kit_tables(sa.MetaData())["outbox"].metadata.create_all)
-        await conn.execute(OUTBOX.delete())
-    yield db
-    await db.dispose()
-
-
-@pytest.fixture
-async def exchange(amqp: Any) -> RabbitExchange:
-    ex = RabbitExchange(f"lanes-test-{uuid.uuid4().hex[:8]}", type=ExchangeType.TOPIC)
-    await amqp.declare_exchange(ex.name, aio_pika.ExchangeType.TOPIC, durable=True)
-    return ex
-
-
-@pytest.fixture
-async def producer(exchange: RabbitExchange) -> AsyncIterator[Any]:
-    broker = make_broker(ServiceSettings(service_name=SERVICE))
-    publishers = publishers_on(broker, exchange)
-    await broker.connect()
-    try:
-        yield publishers
-    finally:
-        await broker.stop()
 
 
 class Rounds:
