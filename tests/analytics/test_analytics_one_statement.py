@@ -12,7 +12,6 @@ import uuid
 from dataclasses import asdict
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,10 +25,10 @@ from kit.db import Database
 from kit.inbox import INBOX, OneStatementHandler
 from kit.broker import PermanentFailure
 from kit.consuming import consume_once
-from kit.settings import ServiceSettings
 from contracts.envelope import Envelope
 from contracts.messages import PaymentDetails, UserRegistered
 from tests.analytics.factories import BookingFacts, EventFacts, now
+from tests.support.db import sqlite_database
 
 pytestmark = pytest.mark.integration  # needs PostgreSQL
 
@@ -190,15 +189,8 @@ async def test_a_fact_analytics_does_not_count_is_permanent_and_marks_nothing(an
 
 @pytest.fixture
 async def sqlite_db(tmp_path):
-    db = Database(
-        ServiceSettings(
-            service_name="analytics", database_url=f"sqlite:///{tmp_path}/", database_prefix="t_"
-        ),
-        Path(__file__).resolve().parents[2] / "apps" / "analytics" / "migrations",
-    )
-    await db.prepare()  # the service's own migrations, on SQLite (the embedded mode)
-    yield db
-    await db.dispose()
+    async with sqlite_database("analytics", tmp_path) as db:  # its migrations, on SQLite (embedded)
+        yield db
 
 
 async def rows_of(db: Database, table: sa.Table, key: str, idents: set[uuid.UUID]) -> list[Any]:

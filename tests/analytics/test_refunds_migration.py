@@ -4,7 +4,6 @@ refunded amount, keyed as a refund without an id), on PostgreSQL and on SQLite."
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,16 +11,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from apps.analytics.adapters.tables import refunds
 from apps.analytics.domain import whole_refund_key
-from kit.db import Database, ensure_database
+from kit.db import Database
 from kit.settings import ServiceSettings
 from kit.tables import UtcDateTime
+from tests.support.db import migration_settings, migrations_of, upgrade
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "apps" / "analytics" / "migrations"
+MIGRATIONS = migrations_of("analytics")
 PAYMENTS_0001 = sa.Table(
     "payments",
     sa.MetaData(),
@@ -38,34 +36,14 @@ PAYMENTS_0001 = sa.Table(
 )
 
 
-def _alembic(settings: ServiceSettings, target: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    url = settings.sqlalchemy_url
-    postgres = url.get_backend_name() == "postgresql"
-    cfg.attributes["sqlalchemy_url"] = url.set(
-        drivername="postgresql+psycopg" if postgres else "sqlite"
-    )
-    command.upgrade(cfg, target)
-
-
 @pytest.fixture(params=["postgresql", "sqlite"])
 def settings(request, tmp_path: Path) -> ServiceSettings:
-    name = f"analytics_mig_{uuid.uuid4().hex[:6]}"
-    if request.param == "sqlite":
-        return ServiceSettings(
-            service_name=name, database_url=f"sqlite:///{tmp_path}/", database_prefix="t_"
-        )
-    settings = ServiceSettings(
-        service_name=name, database_prefix=os.environ.get("DATABASE_PREFIX", "ebt_")
-    )
-    ensure_database(settings)
-    return settings
+    return migration_settings(request.param, "analytics_mig", tmp_path)
 
 
 @pytest.mark.integration
 async def test_refunded_payments_get_their_refund_row(settings):
-    await asyncio.to_thread(_alembic, settings, "0001")
+    await asyncio.to_thread(upgrade, settings, MIGRATIONS, "0001")
     now = datetime.now(UTC)
     refunded, paid = uuid.uuid4(), uuid.uuid4()
     db = Database(settings)
@@ -87,7 +65,7 @@ async def test_refunded_payments_get_their_refund_row(settings):
                         "refunded_amount": Decimal("40.00") if refunded_at else None,
                     },
                 )
-        await asyncio.to_thread(_alembic, settings, "head")
+        await asyncio.to_thread(upgrade, settings, MIGRATIONS, "head")
         async with db.engine.connect() as conn:
             rows = (await conn.execute(sa.select(refunds))).all()
     finally:

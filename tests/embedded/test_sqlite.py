@@ -16,24 +16,15 @@ import sqlalchemy as sa
 from kit.db import Database
 from kit.uow import UnitOfWork
 from kit.outbox import OUTBOX
-from kit.settings import ServiceSettings
 from contracts.messages import PaymentConfirmed
-
-EVENTS_MIGRATIONS = Path(__file__).resolve().parents[2] / "apps" / "events" / "migrations"
+from tests.support.db import sqlite_database
 
 
 @pytest.fixture
 async def db(tmp_path: Path):
-    database = Database(
-        ServiceSettings(
-            service_name="events", database_url=f"sqlite:///{tmp_path}/", database_prefix="t_"
-        ),
-        EVENTS_MIGRATIONS,
-    )
-    assert database.url.database == f"{tmp_path}/t_events.db"
-    await database.prepare()  # the service's own Alembic migrations, on SQLite
-    yield database
-    await database.dispose()
+    async with sqlite_database("events", tmp_path) as database:  # its Alembic migrations
+        assert database.url.database == f"{tmp_path}/t_events.db"
+        yield database
 
 
 def _message() -> PaymentConfirmed:

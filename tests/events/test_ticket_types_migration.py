@@ -5,7 +5,6 @@ SQLite (the embedded mode)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,15 +12,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from apps.events.adapters.repository import EventRepository
 from apps.events.domain import RefundPolicy
 from contracts.messages import implied_ticket_type_id
-from kit.db import Database, ensure_database
+from kit.db import Database
 from kit.settings import ServiceSettings
 from kit.tables import UtcDateTime
+from tests.support.db import migration_settings, migrations_of, upgrade
 
 # The events table as migration 0001 left it (the columns an insert needs, typed).
 EVENTS_0001 = sa.Table(
@@ -40,37 +38,17 @@ EVENTS_0001 = sa.Table(
     sa.Column("created_at", UtcDateTime),
     sa.Column("updated_at", UtcDateTime),
 )
-MIGRATIONS = Path(__file__).resolve().parents[2] / "apps" / "events" / "migrations"
-
-
-def _alembic(settings: ServiceSettings, target: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    url = settings.sqlalchemy_url
-    backend = url.get_backend_name()
-    cfg.attributes["sqlalchemy_url"] = url.set(
-        drivername="postgresql+psycopg" if backend == "postgresql" else "sqlite"
-    )
-    command.upgrade(cfg, target)
+MIGRATIONS = migrations_of("events")
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def settings(request, tmp_path: Path) -> ServiceSettings:
-    name = f"events_mig_{uuid.uuid4().hex[:6]}"
-    if request.param == "sqlite":
-        return ServiceSettings(
-            service_name=name, database_url=f"sqlite:///{tmp_path}/", database_prefix="t_"
-        )
-    settings = ServiceSettings(
-        service_name=name, database_prefix=os.environ.get("DATABASE_PREFIX", "ebt_")
-    )
-    ensure_database(settings)
-    return settings
+    return migration_settings(request.param, "events_mig", tmp_path)
 
 
 @pytest.mark.integration
 async def test_existing_events_get_general_admission_and_the_default_policy(settings):
-    await asyncio.to_thread(_alembic, settings, "0001")
+    await asyncio.to_thread(upgrade, settings, MIGRATIONS, "0001")
     event_id, now = uuid.uuid4(), datetime.now(UTC)
     db = Database(settings)
     try:
@@ -92,7 +70,7 @@ async def test_existing_events_get_general_admission_and_the_default_policy(sett
                     "updated_at": now,
                 },
             )
-        await asyncio.to_thread(_alembic, settings, "head")
+        await asyncio.to_thread(upgrade, settings, MIGRATIONS, "head")
         async with db.engine.connect() as conn:
             event = await EventRepository(conn).get(event_id)
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,16 +16,15 @@ import sqlalchemy as sa
 from kit.db import Database
 from kit.inbox import OneStatementHandler
 from kit.consuming import consume_once
-from kit.settings import ServiceSettings
 from apps.notifications import handlers
 from apps.notifications.adapters.tables import contacts, notifications
 from apps.notifications.bootstrap import build
 from contracts.envelope import Envelope
 from tests.notifications import helpers as h
+from tests.support.db import sqlite_database
 
 pytestmark = pytest.mark.integration
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "apps" / "notifications" / "migrations"
 
 # message factory (for a user), its handler, the user's phone (SMS too when given)
 CASES: list[tuple[Callable[[uuid.UUID], Envelope], OneStatementHandler[Any], str | None]] = [
@@ -141,17 +139,10 @@ TIMES = {"id", "created_at", "updated_at", "next_attempt_at"}  # made per delive
 
 @pytest.fixture
 async def sqlite_db(tmp_path):
-    db = Database(
-        ServiceSettings(
-            service_name="notifications",
-            database_url=f"sqlite:///{tmp_path}/",
-            database_prefix="t_",
-        ),
-        MIGRATIONS,
-    )
-    await db.prepare()  # the service's own migrations, on SQLite (the embedded mode)
-    yield db
-    await db.dispose()
+    async with sqlite_database(
+        "notifications", tmp_path
+    ) as db:  # its migrations, on SQLite (embedded)
+        yield db
 
 
 async def rows_of(db: Database, users: set[uuid.UUID]) -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +16,13 @@ import sqlalchemy as sa
 from kit.db import Database
 from kit.inbox import OneStatementHandler
 from kit.consuming import consume_once
-from kit.settings import ServiceSettings
 from apps.payments import handlers
 from apps.payments.adapters.tables import booking_dues
 from apps.payments.entrypoints.messages import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_EXPIRED
 from contracts.envelope import Envelope
 from contracts.messages import BookingCancelled, BookingCreated, BookingExpired
 from tests.payments.conftest import booking_created, booking_ended, consumed, scalar
+from tests.support.db import sqlite_database
 
 pytestmark = pytest.mark.integration
 
@@ -108,15 +107,8 @@ async def test_a_redelivery_changes_nothing_even_where_its_write_would(payments,
 
 @pytest.fixture
 async def sqlite_db(tmp_path):
-    db = Database(
-        ServiceSettings(
-            service_name="payments", database_url=f"sqlite:///{tmp_path}/", database_prefix="t_"
-        ),
-        Path(__file__).resolve().parents[2] / "apps" / "payments" / "migrations",
-    )
-    await db.prepare()  # the service's own migrations, on SQLite (the embedded mode)
-    yield db
-    await db.dispose()
+    async with sqlite_database("payments", tmp_path) as db:  # its migrations, on SQLite (embedded)
+        yield db
 
 
 async def dues_of(db: Database, bookings: list[uuid.UUID]) -> list[dict[str, Any]]:

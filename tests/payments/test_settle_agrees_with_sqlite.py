@@ -30,10 +30,11 @@ from kit.outbox import OUTBOX
 from kit.settings import ServiceSettings
 from kit.uow import run_in_unit_of_work
 from tests.payments.conftest import booking_created
+from tests.support.db import migrations_of, sqlite_database
 
 pytestmark = pytest.mark.integration
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "apps" / "payments" / "migrations"
+MIGRATIONS = migrations_of("payments")
 
 
 @pytest.fixture
@@ -54,15 +55,8 @@ async def postgres() -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def sqlite(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(
-        ServiceSettings(
-            service_name="payments", database_url=f"sqlite:///{tmp_path}/", database_prefix="t_"
-        ),
-        MIGRATIONS,
-    )
-    await db.prepare()  # the service's own migrations, on SQLite (the embedded mode)
-    yield db
-    await db.dispose()
+    async with sqlite_database("payments", tmp_path) as db:  # its migrations, on SQLite (embedded)
+        yield db
 
 
 # what each run makes anew: the ids of the payment and of its message, the clock, and the

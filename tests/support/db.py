@@ -1,10 +1,23 @@
-"""Looks into a running service's database, for assertions."""
+"""Looks into a running service's database, for assertions; and makes a service's database
+outside a running service (SQLite as the embedded mode has it, one migrated step by step)."""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from kit.db import Database, ensure_database
+from kit.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def scalar(service: Any, sql: str, **params: Any) -> Any:
@@ -15,3 +28,53 @@ async def scalar(service: Any, sql: str, **params: Any) -> Any:
 async def rows(service: Any, sql: str, **params: Any) -> list[Any]:
     async with service.db.engine.connect() as conn:
         return list((await conn.execute(sa.text(sql), params)).all())
+
+
+def migrations_of(service: str) -> Path:
+    """A service's Alembic migrations folder."""
+    return ROOT / "apps" / service / "migrations"
+
+
+@asynccontextmanager
+async def sqlite_database(service: str, directory: Path) -> AsyncIterator[Database]:
+    """``service``'s database as the embedded mode has it: a SQLite file in ``directory``, made
+    by the service's own migrations."""
+    db = Database(
+        ServiceSettings(
+            service_name=service, database_url=f"sqlite:///{directory}/", database_prefix="t_"
+        ),
+        migrations_of(service),
+    )
+    await db.prepare()
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+def migration_settings(backend: str, name: str, directory: Path) -> ServiceSettings:
+    """Settings for an empty database of its own named after ``name`` (a random suffix), on
+    ``backend`` ("postgresql": created with the run's prefix, so the run's clean-up drops it;
+    "sqlite": a file in ``directory``), for a test that runs migrations one by one."""
+    name = f"{name}_{uuid.uuid4().hex[:6]}"
+    if backend == "sqlite":
+        return ServiceSettings(
+            service_name=name, database_url=f"sqlite:///{directory}/", database_prefix="t_"
+        )
+    settings = ServiceSettings(
+        service_name=name, database_prefix=os.environ.get("DATABASE_PREFIX", "ebt_")
+    )
+    ensure_database(settings)
+    return settings
+
+
+def upgrade(settings: ServiceSettings, migrations: Path, target: str) -> None:
+    """Alembic's upgrade of the database ``settings`` name to ``target`` (sync drivers)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations))
+    url = settings.sqlalchemy_url
+    postgres = url.get_backend_name() == "postgresql"
+    cfg.attributes["sqlalchemy_url"] = url.set(
+        drivername="postgresql+psycopg" if postgres else "sqlite"
+    )
+    command.upgrade(cfg, target)
