@@ -4,6 +4,7 @@ queue, outbox rows written and read back, messages drained. Their fixtures (``db
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -13,9 +14,10 @@ from faststream.rabbit import RabbitExchange
 
 from contracts.messages import EventCreated
 from kit.db import Database
-from kit.outbox import OUTBOX
+from kit.outbox import OUTBOX, OutboxRelay
 from kit.publishing import Publishers
 from tests.kit.test_consumers_unit import event_created
+from tests.support.waiting import eventually
 
 SERVICE = "relaytest"
 UNROUTABLE = "nobody_binds_this"  # a publisher exists, no queue is bound: the broker returns it
@@ -60,3 +62,15 @@ async def drain(queue: Any) -> list[aio_pika.abc.AbstractIncomingMessage]:
         await msg.ack()
         got.append(msg)
     return got
+
+
+async def run_until_published(relay: OutboxRelay, count: int) -> None:
+    """Run ``relay`` until it has published ``count`` rows, then stop it."""
+    running = asyncio.create_task(relay.run())
+    try:
+        await eventually(
+            lambda: asyncio.sleep(0, relay.published_total), until=lambda n: n == count
+        )
+    finally:
+        relay.stop()
+        await running

@@ -34,6 +34,7 @@ from kit.outbox import OutboxRelay, RelayError
 from kit.settings import ServiceSettings
 from contracts.messages import EventCreated
 from tests.kit.relaying import (
+    run_until_published,
     SERVICE,
     UNROUTABLE,
     drain,
@@ -348,12 +349,7 @@ async def test_overlapping_rounds_publish_in_the_order_rows_were_written(
     for m in messages:  # one transaction each: created_at orders them
         await write_rows(db, outbox.rows_of(db, [m]))
     relay = OutboxRelay(db, outbox_publish(producer), batch_size=7, pipeline_depth=3)
-    running = asyncio.create_task(relay.run())
-    try:
-        await eventually(lambda: asyncio.sleep(0, relay.published_total), until=lambda n: n == 60)
-    finally:
-        relay.stop()
-        await running
+    await run_until_published(relay, 60)
     assert await outbox_rows(db) == {}
     got = await drain(queue)
     assert [m.message_id for m in got] == [str(m.message_id) for m in messages]

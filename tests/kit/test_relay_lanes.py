@@ -24,7 +24,7 @@ from kit.db import Database
 from kit.outbox import OUTBOX, OutboxRelay
 from kit.publishing import outbox_publish
 from contracts.messages import EventCreated
-from tests.kit.relaying import drain, event, spy_queue
+from tests.kit.relaying import drain, event, run_until_published, spy_queue
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -104,12 +104,7 @@ async def publish_backlog(db: Database, producer: Any, amqp: Any, exchange: Any,
     await write_one_by_one(db, messages)
     relay = OutboxRelay(db, outbox_publish(producer), batch_size=8, pipeline_depth=depth)
     rounds = Rounds(relay)
-    running = asyncio.create_task(relay.run())
-    try:
-        await eventually(lambda: asyncio.sleep(0, relay.published_total), until=lambda n: n == 120)
-    finally:
-        relay.stop()
-        await running
+    await run_until_published(relay, 120)
     got = [m.message_id for m in await drain(queue)]
     assert got == [str(m.message_id) for m in messages]  # every row once, in write order
     async with db.read() as conn:
