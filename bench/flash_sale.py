@@ -14,6 +14,7 @@ memory and the ratio to the baseline. Loopback only; stops by itself.
 from __future__ import annotations
 
 import argparse
+import random
 import asyncio
 import subprocess
 import sys
@@ -105,6 +106,7 @@ async def flash_sale(args: argparse.Namespace) -> dict:
                     "price": "50.00",
                     "currency": "EUR",
                     "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+                    **({"ticket_types": mixed_types(args.seats)} if args.mixed_types else {}),
                 },
             ) as r:
                 event = await r.json()
@@ -129,13 +131,22 @@ async def flash_sale(args: argparse.Namespace) -> dict:
             users = [uuid.uuid4() for _ in range(args.users)]
             tokens = {u: platform.token(u) for u in users}
             body = {"event_id": event["id"], "quantity": 1}
+            type_ids = [t["id"] for t in event.get("ticket_types", [])]
+            orders = random.Random(1)
 
             def booking_request(i: int):
                 user = users[i % len(users)]
+                json_body = body
+                if args.mixed_types:  # 1-3 lines of distinct types, 1 seat each
+                    chosen = orders.sample(type_ids, orders.randint(1, 3))
+                    json_body = {
+                        "event_id": event["id"],
+                        "lines": [{"ticket_type_id": t, "quantity": 1} for t in chosen],
+                    }
                 return (
                     "POST",
                     f"{gw}/booking/create",
-                    {"json": body, "headers": {"Authorization": f"Bearer {tokens[user]}"}},
+                    {"json": json_body, "headers": {"Authorization": f"Bearer {tokens[user]}"}},
                 )
 
             cpu0, infra0 = platform.cpu_seconds(), platform.infrastructure_cpu_seconds()
@@ -144,6 +155,8 @@ async def flash_sale(args: argparse.Namespace) -> dict:
             )
             cpu1, infra1 = platform.cpu_seconds(), platform.infrastructure_cpu_seconds()
             lat = [r[0] for r in results]
+            out["lat_held"] = [r[0] for r in results if r[1] == 201]
+            out["lat_refused"] = [r[0] for r in results if r[1] in (409, 422)]
             held = [(users[r[3] % len(users)], r[2]) for r in results if r[1] == 201]
             out["booking"] = dict(
                 seconds=seconds,
@@ -163,6 +176,21 @@ async def flash_sale(args: argparse.Namespace) -> dict:
                 "SELECT coalesce(sum(quantity),0) FROM bookings WHERE event_id=$1 AND status IN ('pending','confirmed')",
                 uuid.UUID(event["id"]),
             )
+            # per type: seats out beyond the type's own capacity, by its counters or its lines
+            out["types"] = [
+                dict(r)
+                for r in await conn.fetch(
+                    """
+                SELECT t.name, t.capacity, t.held, t.sold,
+                       coalesce((SELECT sum(l.quantity) FROM booking_lines l
+                                 JOIN bookings b ON b.id = l.booking_id
+                                 WHERE l.ticket_type_id = t.ticket_type_id
+                                   AND b.status IN ('pending', 'confirmed')), 0) AS live
+                FROM type_inventory t WHERE t.event_id = $1 ORDER BY t.position
+                """,
+                    uuid.UUID(event["id"]),
+                )
+            ]
             await conn.close()
             out["inventory"] = dict(inv)
             out["sold"] = len(held)
@@ -404,6 +432,15 @@ async def baseline(args: argparse.Namespace) -> float:
         await admin.close()
 
 
+def mixed_types(seats: int) -> list[dict]:
+    """--mixed-types: three types drawing from the event's seats, two with their own cap."""
+    return [
+        {"name": "Early bird", "price": "30.00", "capacity": max(1, seats // 5)},
+        {"name": "Regular", "price": "50.00"},
+        {"name": "VIP", "price": "120.00", "capacity": max(1, seats // 10), "max_per_order": 2},
+    ]
+
+
 def machine_speed() -> float:
     """Seconds a fixed pure-Python loop takes now: the machine's speed varies from day to day
     (and hour to hour on shared hosts); figures from runs far apart compare only with this."""
@@ -432,7 +469,21 @@ async def main(args: argparse.Namespace) -> None:
     print(f"latency             {ms(b['lat'])}")
     print(f"responses           {dict(b['statuses'])}")
     print(f"sold                {result['sold']} (inventory {result['inventory']})")
-    print(f"oversold            {result['oversold']}")
+    print(f"oversold            {result['oversold']} (the event's quota)")
+    for t in result["types"]:
+        over = (
+            0
+            if t["capacity"] is None
+            else max(0, t["held"] + t["sold"] - t["capacity"], t["live"] - t["capacity"])
+        )
+        print(
+            f"  type {t['name']:<14} capacity {t['capacity']}, held {t['held']}, sold "
+            f"{t['sold']}, live lines {t['live']}: oversold {over}"
+        )
+    print(f"held latency        {ms(result['lat_held'])} ({len(result['lat_held'])} holds)")
+    print(
+        f"refusal latency     {ms(result['lat_refused'])} ({len(result['lat_refused'])} refusals)"
+    )
     p = result["payments"]
     print(
         f"payments            {dict(p['statuses'])} at {args.pay_rate}/s; confirmed {p['confirmed']}"
@@ -495,6 +546,11 @@ if __name__ == "__main__":
     ap.add_argument("--booking-workers", type=int, default=1)
     ap.add_argument("--steady-rate", type=float, default=100, help="holds/s in the steady phase")
     ap.add_argument("--steady-seconds", type=float, default=10)
+    ap.add_argument(
+        "--mixed-types",
+        action="store_true",
+        help="the event has three ticket types; each attempt orders 1-3 lines of distinct types",
+    )
     ap.add_argument(
         "--think", type=float, default=1.0, help="seconds between a hold and its payment"
     )

@@ -330,8 +330,6 @@ async def _release_lapsed(uow: UnitOfWork, repository: Repository, event_id: uui
     reservation runs in autocommit (the moves apply at its COMMIT); in the same transaction on
     SQLite (moves apply at once, one writer). Not inside a PostgreSQL transaction (an
     Idempotency-Key request): its moves would only show at its own COMMIT."""
-    if not await repository(uow.conn).has_lapsed_holds(event_id):
-        return 0  # the common case (a real sell-out): one cheap read, no second connection
     if uow.autocommit:
         async with UnitOfWork(uow.db) as other:
             n = await expire_overdue_holds(
@@ -407,7 +405,9 @@ async def reserve_seats(
         if out.outcome == "reserved":
             return booking
         uow.discard_messages()
-        if out.outcome == "sold_out" and not released:
+        # the reservation said whether lapsed holds exist (a real sell-out: none, and no more
+        # round trips)
+        if out.outcome == "sold_out" and out.lapsed and not released:
             released = True
             if await _release_lapsed(uow, repository, event_id):
                 seen = None

@@ -148,6 +148,7 @@ class ReserveOutcome:
     available: int | None
     ticket_type_id: uuid.UUID | None = None  # the line's type that was refused, if one was
     type_available: int | None = None
+    lapsed: bool = False  # sold out, but the event has lapsed holds not yet expired
 
 
 def lines_json(booking: Booking) -> list[dict[str, str | int]]:
@@ -178,7 +179,7 @@ def attendees_json(booking: Booking) -> list[dict[str, str | None]]:
 # The outbox row's arguments are the kit's (``outbox.values_sql``: its columns in table order,
 # which is the order of the function's ``p_message_id ... p_headers``).
 _RESERVE = sa.text(
-    "SELECT outcome, event_status, available, ticket_type_id, type_available FROM "
+    "SELECT outcome, event_status, available, ticket_type_id, type_available, lapsed FROM "
     "booking_reserve(CAST(:id AS uuid), CAST(:event_id AS uuid), CAST(:user_id AS uuid), "
     "CAST(:lines AS jsonb), CAST(:currency AS varchar), CAST(:discount AS numeric), "
     "CAST(:voucher_code AS varchar), CAST(:attendees AS jsonb), "
@@ -413,7 +414,12 @@ class BookingRepository:
             )
         ).one()
         return ReserveOutcome(
-            row.outcome, row.event_status, row.available, row.ticket_type_id, row.type_available
+            row.outcome,
+            row.event_status,
+            row.available,
+            row.ticket_type_id,
+            row.type_available,
+            bool(row.lapsed),
         )
 
     async def apply_snapshot(
@@ -619,13 +625,13 @@ class BookingRepository:
         )
         return res.rowcount == 1
 
-    async def has_lapsed_holds(self, event_id: uuid.UUID) -> bool:
-        """Whether the event has pending holds past their time (not swept yet)."""
+    async def has_lapsed_holds(self, event_id: uuid.UUID, now: datetime) -> bool:
+        """Whether the event has pending holds past their time at ``now`` (not swept yet)."""
         stmt = sa.select(
             sa.exists().where(
                 bookings.c.event_id == event_id,
                 bookings.c.status == "pending",
-                bookings.c.expires_at <= sa.func.now(),
+                bookings.c.expires_at <= now,
             )
         )
         return bool((await self.conn.execute(stmt)).scalar())

@@ -76,7 +76,8 @@ class SqliteBookingRepository(BookingRepository):
         if inv.starts_at is not None and now >= inv.starts_at:
             return ReserveOutcome("sales_ended", inv.status, available)
         if available < quantity:
-            return ReserveOutcome("sold_out", inv.status, available)
+            lapsed = await self.has_lapsed_holds(event_id, now)
+            return ReserveOutcome("sold_out", inv.status, available, lapsed=lapsed)
         if inv.currency != booking.currency:
             return ReserveOutcome("price_changed", inv.status, available)
         types = {
@@ -102,7 +103,8 @@ class SqliteBookingRepository(BookingRepository):
                 why = "sold_out"
             if why is not None:
                 left = None if t is None or t.capacity is None else t.capacity - t.held - t.sold
-                return ReserveOutcome(why, inv.status, available, ln.ticket_type_id, left)  # type: ignore[arg-type]
+                lapsed = why == "sold_out" and await self.has_lapsed_holds(event_id, now)
+                return ReserveOutcome(why, inv.status, available, ln.ticket_type_id, left, lapsed)  # type: ignore[arg-type]
         user_held = (
             await self.conn.execute(
                 sa.select(user_holds.c.held).where(user_holds.c.user_id == booking.user_id)

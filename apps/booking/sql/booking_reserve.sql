@@ -9,15 +9,21 @@
 -- one per ticket in line order, or []. Lock order, as everywhere: the event's inventory row,
 -- then its type rows sorted by id, then the user's row. A refusal undoes what it took under
 -- the same locks (nobody saw the seats go) and says why; `ticket_type_id` names the line's type
--- that was refused (NULL: the event's quota, its status, or the user's cap).
-CREATE OR REPLACE FUNCTION booking_reserve(
+-- that was refused (NULL: the event's quota, its status, or the user's cap). On `sold_out`,
+-- `lapsed` says whether the event has holds past their time not yet expired (the caller expires
+-- them and tries again: a lapsed hold, the buyer's own above all, must not look sold), found in
+-- this same round trip.
+-- Its answer's columns may change between versions, which CREATE OR REPLACE cannot do: drop first.
+DROP FUNCTION IF EXISTS booking_reserve(uuid, uuid, uuid, jsonb, varchar, numeric, varchar, jsonb,
+    timestamptz, timestamptz, integer, uuid, varchar, varchar, jsonb, jsonb, boolean);
+CREATE FUNCTION booking_reserve(
     p_id uuid, p_event_id uuid, p_user_id uuid, p_lines jsonb, p_currency varchar,
     p_discount numeric, p_voucher_code varchar, p_attendees jsonb,
     p_now timestamptz, p_expires_at timestamptz, p_user_cap integer,
     p_message_id uuid, p_routing_key varchar, p_message_type varchar,
     p_payload jsonb, p_headers jsonb, p_notify boolean
 ) RETURNS TABLE (outcome text, event_status varchar, available integer,
-                 ticket_type_id uuid, type_available integer)
+                 ticket_type_id uuid, type_available integer, lapsed boolean)
 LANGUAGE plpgsql AS $fn$
 DECLARE
     v_total integer;
@@ -47,6 +53,10 @@ BEGIN
             WHEN v_starts_at IS NOT NULL AND p_now >= v_starts_at THEN 'sales_ended'
             WHEN available < v_total THEN 'sold_out'
             ELSE 'price_changed' END;
+        IF outcome = 'sold_out' THEN
+            lapsed := EXISTS (SELECT 1 FROM bookings AS b WHERE b.event_id = p_event_id
+                              AND b.status = 'pending' AND b.expires_at <= p_now);
+        END IF;
         RETURN NEXT;
         RETURN;
     END IF;
@@ -89,6 +99,10 @@ BEGIN
             UPDATE inventory AS i SET held = i.held - v_total WHERE i.event_id = p_event_id;
             SELECT i.capacity - i.held - i.sold INTO available
             FROM inventory AS i WHERE i.event_id = p_event_id;
+            IF outcome = 'sold_out' THEN
+                lapsed := EXISTS (SELECT 1 FROM bookings AS b WHERE b.event_id = p_event_id
+                                  AND b.status = 'pending' AND b.expires_at <= p_now);
+            END IF;
             RETURN NEXT;
             RETURN;
         END IF;
