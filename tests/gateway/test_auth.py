@@ -5,69 +5,38 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 
 import pytest
 
 from tests.gateway.conftest import Stack
-from tests.support.tokens import AUDIENCE, ISSUER, KID, bearer, mint, other_private_key
-
-
-def _b64(data: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+from tests.support.tokens import (
+    KID,
+    b64url_json,
+    bearer,
+    claims,
+    forged,
+    mint,
+    other_private_key,
+    private_key,
+    public_pem,
+)
 
 
 def tampered() -> str:
     header, payload, signature = mint(role="customer").split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    claims["role"] = "admin"
-    return f"{header}.{_b64(claims)}.{signature}"
+    fields = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    fields["role"] = "admin"
+    return f"{header}.{b64url_json(fields)}.{signature}"
 
 
 def alg_none() -> str:
-    now = int(time.time())
-    claims = {
-        "sub": str(uuid.uuid4()),
-        "role": "admin",
-        "token_type": "access",
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "iat": now,
-        "exp": now + 300,
-        "jti": str(uuid.uuid4()),
-    }
-    return f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': KID})}.{_b64(claims)}."
+    return forged(claims(role="admin"), KID)
 
 
 def hs256_with_public_key() -> str:
-    import hashlib
-    import hmac
-
-    from cryptography.hazmat.primitives import serialization
-
-    from tests.support.tokens import private_key
-
     # The classic confusion attack: the (public) verification key used as an HMAC secret.
-    secret = (
-        private_key()
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    now = int(time.time())
-    claims = {
-        "sub": str(uuid.uuid4()),
-        "role": "admin",
-        "token_type": "access",
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "iat": now,
-        "exp": now + 300,
-        "jti": str(uuid.uuid4()),
-    }
-    signing_input = f"{_b64({'alg': 'HS256', 'typ': 'JWT', 'kid': KID})}.{_b64(claims)}"
-    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    return forged(claims(role="admin"), KID, hmac_secret=public_pem(private_key()))
 
 
 BAD_AUTHORIZATION = {

@@ -6,6 +6,9 @@ Tokens made here go through the same verification path as real ones (the kit's
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import time
@@ -52,7 +55,7 @@ def jwks() -> dict[str, Any]:
     return {"keys": [jwk]}
 
 
-def mint(
+def claims(
     user_id: uuid.UUID | str | None = None,
     role: str = "customer",
     *,
@@ -60,13 +63,11 @@ def mint(
     expires_in: int = 300,
     issuer: str = ISSUER,
     audience: str = AUDIENCE,
-    kid: str = KID,
-    key: Any = None,
-    algorithm: str = "RS256",
     **extra: Any,
-) -> str:
+) -> dict[str, Any]:
+    """The claims of a token as the auth service issues it (valid for ``expires_in`` seconds)."""
     now = int(time.time())
-    claims = {
+    return {
         "sub": str(user_id or uuid.uuid4()),
         "role": role,
         "token_type": token_type,
@@ -77,7 +78,40 @@ def mint(
         "jti": str(uuid.uuid4()),
         **extra,
     }
-    return jwt.encode(claims, key or private_key(), algorithm=algorithm, headers={"kid": kid})
+
+
+def mint(
+    user_id: uuid.UUID | str | None = None,
+    role: str = "customer",
+    *,
+    kid: str = KID,
+    key: Any = None,
+    algorithm: str = "RS256",
+    **claim_fields: Any,
+) -> str:
+    payload = claims(user_id, role, **claim_fields)
+    return jwt.encode(payload, key or private_key(), algorithm=algorithm, headers={"kid": kid})
+
+
+def b64url_json(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def public_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def forged(payload: dict[str, Any], kid: str, *, hmac_secret: bytes | None = None) -> str:
+    """A token no RSA key signed: ``alg: none`` with an empty signature, or, given
+    ``hmac_secret``, HS256 with it (the classic confusion attack passes the public key's PEM)."""
+    alg = "none" if hmac_secret is None else "HS256"
+    signing_input = f"{b64url_json({'alg': alg, 'typ': 'JWT', 'kid': kid})}.{b64url_json(payload)}"
+    if hmac_secret is None:
+        return f"{signing_input}."
+    mac = hmac.new(hmac_secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
 
 
 def bearer(token: str) -> dict[str, str]:
