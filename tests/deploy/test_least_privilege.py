@@ -286,6 +286,14 @@ class Broker:
             "topic_permissions": [move(p) for p in rendered["topic_permissions"]],
         }
 
+    def remove(self) -> None:
+        """Delete the test's users and vhost (whatever of them the import got to make)."""
+        for user in self.users.values():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                _rabbitmqctl("delete_user", user)
+        with contextlib.suppress(subprocess.CalledProcessError):
+            _rabbitmqctl("delete_vhost", self.vhost)
+
 
 def _import(definitions: dict[str, Any]) -> None:
     """``rabbitmqctl import_definitions`` (from stdin: the CLI reads it, not the server), then
@@ -332,11 +340,7 @@ def broker() -> Iterator[Broker]:
         asyncio.run(_declare_topology(b.url("admin")))
         yield b
     finally:
-        for user in b.users.values():
-            with contextlib.suppress(subprocess.CalledProcessError):
-                _rabbitmqctl("delete_user", user)
-        with contextlib.suppress(subprocess.CalledProcessError):
-            _rabbitmqctl("delete_vhost", b.vhost)
+        b.remove()
 
 
 async def _declare_topology(url: str) -> None:
@@ -386,11 +390,7 @@ def test_a_user_from_the_committed_file_cannot_log_in() -> None:
             with pytest.raises(ProbableAuthenticationError):
                 asyncio.run(aio_pika.connect(b.url("booking", password)))
     finally:
-        for user in b.users.values():
-            with contextlib.suppress(subprocess.CalledProcessError):
-                _rabbitmqctl("delete_user", user)
-        with contextlib.suppress(subprocess.CalledProcessError):
-            _rabbitmqctl("delete_vhost", b.vhost)
+        b.remove()
 
 
 def test_each_user_logs_in_with_its_own_password_only(broker: Broker) -> None:
