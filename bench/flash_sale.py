@@ -103,10 +103,14 @@ async def flash_sale(args: argparse.Namespace) -> dict:
                     "title": "Hot event",
                     "venue": "Stadium",
                     "capacity": args.seats,
-                    "price": "50.00",
                     "currency": "EUR",
                     "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-                    **({"ticket_types": mixed_types(args.seats)} if args.mixed_types else {}),
+                    # with types the event's price is their lowest: events refuses both
+                    **(
+                        {"ticket_types": mixed_types(args.seats)}
+                        if args.mixed_types
+                        else {"price": "50.00"}
+                    ),
                 },
             ) as r:
                 event = await r.json()
