@@ -15,7 +15,9 @@ from apps.payments.bootstrap import build
 from contracts.messages import BookingCancelled, BookingCreated, BookingExpired
 from tests.conftest import http_client
 from tests.support.bus import bound_queue as bound_queue, publish
+from kit.metrics import REGISTRY
 from tests.support.db import scalar
+from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
 
 
@@ -98,3 +100,34 @@ async def payable(service: Any, amqp: Any, **over: Any) -> BookingCreated:
     await publish(amqp, created)
     await eventually(lambda: due_status(service, created.booking_id))
     return created
+
+
+def pay(booking_id: uuid.UUID, token: str = "tok_visa") -> dict[str, object]:
+    """A ``POST /payments/process`` body: pay the booking by card (a simulator token)."""
+    return {"booking_id": str(booking_id), "payment_method": {"type": "card", "token": token}}
+
+
+def owner(created: BookingCreated) -> dict[str, str]:
+    """The booking's user's credentials."""
+    return bearer(mint(created.user_id))
+
+
+async def paid_booking(service: Any, client: Any, amqp: Any) -> tuple[BookingCreated, uuid.UUID]:
+    """A booking payments knows, paid by its user with a good card: it and its payment's id."""
+    created = await payable(service, amqp)
+    resp = await client.post(
+        "/payments/process", json=pay(created.booking_id), headers=owner(created)
+    )
+    assert resp.status_code in (200, 201), resp.text
+    return created, uuid.UUID(resp.json()["id"])
+
+
+def refused(reason: str) -> float:
+    """How many ``refund_requested`` commands payments refused for ``reason`` so far."""
+    return (
+        REGISTRY.get_sample_value(
+            "messages_refused_total",
+            {"service": "payments", "channel": "refund_requested", "reason": reason},
+        )
+        or 0.0
+    )

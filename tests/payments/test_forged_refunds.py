@@ -10,43 +10,17 @@ import uuid
 import pytest
 
 from apps.payments.entrypoints.messages import REFUND_REQUESTED
-from kit.metrics import REGISTRY
 from contracts.messages import RefundRequested
 from contracts.topology import dead_letter_queue_name
-from tests.payments.conftest import ledger_count, payable, publish, scalar
-from tests.support.tokens import bearer, mint
+from tests.payments.conftest import ledger_count, paid_booking, publish, refused, scalar
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 
-def refused(reason: str) -> float:
-    return (
-        REGISTRY.get_sample_value(
-            "messages_refused_total",
-            {"service": "payments", "channel": "refund_requested", "reason": reason},
-        )
-        or 0.0
-    )
-
-
 async def queue_depth(amqp, name: str) -> int:
     underlay = await amqp.get_underlay_channel()
     return (await underlay.queue_declare(name, passive=True)).message_count or 0
-
-
-async def paid_booking(payments, client, amqp):
-    created = await payable(payments, amqp)
-    resp = await client.post(
-        "/payments/process",
-        headers=bearer(mint(created.user_id)),
-        json={
-            "booking_id": str(created.booking_id),
-            "payment_method": {"type": "card", "token": "tok_visa"},
-        },
-    )
-    assert resp.status_code in (200, 201), resp.text
-    return created, uuid.UUID(resp.json()["id"])
 
 
 async def payment_status(payments, payment_id) -> str:

@@ -17,10 +17,15 @@ from apps.payments.adapters.repository import PaymentRepository
 from apps.payments.deps import provider_for
 from apps.payments.entrypoints.messages import REFUND_REQUESTED
 from kit.consuming import consume_once
-from kit.metrics import REGISTRY
 from contracts.messages import PaymentRefunded, RefundFailed, RefundRequested
-from tests.payments.conftest import bound_queue, ledger_count, published, scalar
-from tests.payments.test_forged_refunds import paid_booking
+from tests.payments.conftest import (
+    bound_queue,
+    ledger_count,
+    paid_booking,
+    published,
+    refused,
+    scalar,
+)
 from tests.support.tokens import bearer, mint
 
 pytestmark = pytest.mark.integration
@@ -66,16 +71,6 @@ async def refunded_by_provider(payments, charge_of_payment) -> Decimal:
         "JOIN payments p ON p.provider_reference = s.charge_reference "
         "WHERE p.id = :p AND s.operation = 'refund'",
         p=charge_of_payment,
-    )
-
-
-def refused(reason: str) -> float:
-    return (
-        REGISTRY.get_sample_value(
-            "messages_refused_total",
-            {"service": "payments", "channel": "refund_requested", "reason": reason},
-        )
-        or 0.0
     )
 
 

@@ -21,6 +21,9 @@ from contracts.messages import (
     RefundRequested,
 )
 from tests.payments.conftest import (
+    owner,
+    paid_booking,
+    pay,
     booking_created,
     booking_ended,
     bound_queue,
@@ -38,14 +41,6 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 PROBLEMS = "https://eventbooking.dev/problems/"
-
-
-def pay(booking_id: uuid.UUID, token: str = "tok_visa") -> dict[str, object]:
-    return {"booking_id": str(booking_id), "payment_method": {"type": "card", "token": token}}
-
-
-def owner(created) -> dict[str, str]:
-    return bearer(mint(created.user_id))
 
 
 async def test_visa_payment_succeeds_and_payment_confirmed_arrives_typed(payments, client, amqp):
@@ -290,16 +285,13 @@ async def test_concurrent_identical_requests_charge_once(payments, client, amqp,
 
 async def test_refund_requested_twice_refunds_once(payments, client, amqp):
     refunded_q = await bound_queue(amqp, "payment_refunded")
-    created = await payable(payments, amqp)
-    payment = (
-        await client.post("/payments/process", json=pay(created.booking_id), headers=owner(created))
-    ).json()
+    created, payment_id = await paid_booking(payments, client, amqp)
     refunds = await ledger_count(payments, "refund")
 
     command = RefundRequested(
         booking_id=created.booking_id,
         user_id=created.user_id,
-        payment_id=payment["id"],
+        payment_id=payment_id,
         reason="user_request",
         producer="booking",
         correlation_id=created.correlation_id,
@@ -314,21 +306,18 @@ async def test_refund_requested_twice_refunds_once(payments, client, amqp):
 
     [raw] = await published(payments, refunded_q)
     message = PaymentRefunded.model_validate_json(raw.body)
-    assert message.payment_id == uuid.UUID(payment["id"]) and message.amount == Decimal("40.00")
+    assert message.payment_id == payment_id and message.amount == Decimal("40.00")
     assert message.reason == "user_request" and message.provider_reference.startswith("re_sim_")
     assert message.causation_id == command.message_id
     assert message.correlation_id == created.correlation_id
     assert await ledger_count(payments, "refund") == refunds + 1
-    got = (await client.get(f"/payments/{payment['id']}", headers=owner(created))).json()
+    got = (await client.get(f"/payments/{payment_id}", headers=owner(created))).json()
     assert got["status"] == "refunded" and got["refunded_at"]
 
 
 async def test_concurrent_refund_commands_refund_once(payments, client, amqp):
     refunded_q = await bound_queue(amqp, "payment_refunded")
-    created = await payable(payments, amqp)
-    payment = (
-        await client.post("/payments/process", json=pay(created.booking_id), headers=owner(created))
-    ).json()
+    created, payment_id = await paid_booking(payments, client, amqp)
     refunds = await ledger_count(payments, "refund")
     commands = [
         RefundRequested(
@@ -346,9 +335,9 @@ async def test_concurrent_refund_commands_refund_once(payments, client, amqp):
     assert done == [True] * 5  # five distinct commands, each handled at the same time...
     assert await ledger_count(payments, "refund") == refunds + 1  # ...one refund
     [raw] = await published(payments, refunded_q)
-    assert PaymentRefunded.model_validate_json(raw.body).payment_id == uuid.UUID(payment["id"])
+    assert PaymentRefunded.model_validate_json(raw.body).payment_id == payment_id
     assert (
-        await scalar(payments, "SELECT status FROM payments WHERE id = :p", p=payment["id"])
+        await scalar(payments, "SELECT status FROM payments WHERE id = :p", p=payment_id)
         == "refunded"
     )
 

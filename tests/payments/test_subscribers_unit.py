@@ -27,7 +27,15 @@ from contracts.messages import (
 )
 from contracts.topology import DOMAIN_EXCHANGE
 from tests.conftest import http_client
-from tests.payments.conftest import booking_created, booking_ended, consumed, due_status, scalar
+from tests.payments.conftest import (
+    booking_created,
+    booking_ended,
+    consumed,
+    due_status,
+    owner,
+    pay,
+    scalar,
+)
 from tests.support.tokens import bearer, mint
 
 
@@ -107,12 +115,7 @@ async def test_late_expiry_leaves_a_paid_booking_paid_and_cancellation_closes_it
     await send(broker, created)
     async with http_client(svc) as client:
         resp = await client.post(
-            "/payments/process",
-            headers=bearer(mint(created.user_id)),
-            json={
-                "booking_id": str(created.booking_id),
-                "payment_method": {"type": "card", "token": "tok_visa"},
-            },
+            "/payments/process", json=pay(created.booking_id), headers=owner(created)
         )
     assert resp.status_code == 201 and resp.json()["status"] == "succeeded"
     await send(broker, booking_ended(created, BookingExpired))
