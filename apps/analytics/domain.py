@@ -226,6 +226,21 @@ class Activity:
     amount: Decimal | None = None
 
 
+# The counts of a report row as reports show them, in their order (``holds_paid`` is not shown:
+# it is only the conversion's numerator).
+REPORTED_COUNTS = (
+    "bookings_created",
+    "bookings_confirmed",
+    "bookings_cancelled",
+    "bookings_expired",
+    "tickets_sold",
+    "tickets_cancelled",
+    "payments_succeeded",
+    "payments_failed",
+    "payments_refunded",
+)
+
+
 @dataclass
 class Figures:
     """The figures of one report row (an event, a day, or the totals)."""
@@ -273,18 +288,7 @@ class Figures:
             into[a.currency] += a.amount or Decimal(0)
 
     def merge(self, other: Figures) -> None:
-        for name in (
-            "bookings_created",
-            "bookings_confirmed",
-            "bookings_cancelled",
-            "bookings_expired",
-            "tickets_sold",
-            "tickets_cancelled",
-            "holds_paid",
-            "payments_succeeded",
-            "payments_failed",
-            "payments_refunded",
-        ):
+        for name in (*REPORTED_COUNTS, "holds_paid"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for cur, amount in other.revenue.items():
             self.revenue[cur] += amount

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -13,6 +14,7 @@ from apps.analytics import domain
 from apps.analytics.adapters import repository
 from apps.analytics.adapters.repository import AnalyticsRepository
 from apps.analytics.domain import (
+    Activity,
     BookingRecord,
     DailyReport,
     DayReport,
@@ -195,19 +197,33 @@ async def _check_visible(
         raise ReportNotFound("No such event.")
 
 
+async def _in_scope(
+    repo: AnalyticsRepository,
+    viewer: Principal,
+    window: Window,
+    event_id: uuid.UUID | None,
+    *,
+    by: repository.GroupBy,
+) -> tuple[list[EventRecord], dict[Any, list[Activity]]]:
+    """The events the viewer may see (``event_id``: only it, ReportNotFound unless they may see
+    it) and their activity inside ``window``, grouped ``by`` event or day."""
+    organizer_id = _scope(viewer)
+    if event_id is not None:
+        await _check_visible(repo, event_id, organizer_id)
+    known = await repo.events_in_scope(organizer_id=organizer_id, event_id=event_id)
+    activity = await repo.activity(
+        by=by, window=window, organizer_id=organizer_id, event_id=event_id
+    )
+    return known, activity
+
+
 async def make_report(
     db: Database, *, viewer: Principal, window: Window, event_id: uuid.UUID | None = None
 ) -> Report:
     """Totals and one row per event in the viewer's scope, for facts inside ``window``."""
-    organizer_id = _scope(viewer)
     async with _snapshot(db) as repo:
-        if event_id is not None:
-            await _check_visible(repo, event_id, organizer_id)
-        known = await repo.events_in_scope(organizer_id=organizer_id, event_id=event_id)
-        activity = await repo.activity(
-            by="event", window=window, organizer_id=organizer_id, event_id=event_id
-        )
-        sales = await repo.sales(window=window, organizer_id=organizer_id, event_id=event_id)
+        known, activity = await _in_scope(repo, viewer, window, event_id, by="event")
+        sales = await repo.sales(window=window, organizer_id=_scope(viewer), event_id=event_id)
     rows = domain.event_reports(known, activity)
     per_type = domain.ticket_type_figures(sales)
     for row in rows:
@@ -239,14 +255,8 @@ async def make_daily_report(
     """One row per UTC day of the window (days without activity included, at zero)."""
     now = _now()
     window = daily_window(window, now)
-    organizer_id = _scope(viewer)
     async with _snapshot(db) as repo:
-        if event_id is not None:
-            await _check_visible(repo, event_id, organizer_id)
-        known = await repo.events_in_scope(organizer_id=organizer_id, event_id=event_id)
-        activity = await repo.activity(
-            by="day", window=window, organizer_id=organizer_id, event_id=event_id
-        )
+        known, activity = await _in_scope(repo, viewer, window, event_id, by="day")
     assert window.start is not None and window.end is not None
     first = window.start.astimezone(UTC).date()
     last = (window.end - timedelta(microseconds=1)).astimezone(UTC).date()

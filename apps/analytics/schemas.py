@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from kit.csv_export import write_csv
-from apps.analytics.domain import DailyReport, Figures, Report, Window
+from apps.analytics.domain import REPORTED_COUNTS, DailyReport, Figures, Report, Window
 
 # Signed (net revenue can go below zero when refunds in the window exceed its payments).
 Amount = Annotated[
@@ -172,17 +172,6 @@ class DailyReportPublic(BaseModel):
 
 # --- CSV ------------------------------------------------------------------------------------
 
-_COUNTS = [
-    "bookings_created",
-    "bookings_confirmed",
-    "bookings_cancelled",
-    "bookings_expired",
-    "tickets_sold",
-    "tickets_cancelled",
-    "payments_succeeded",
-    "payments_failed",
-    "payments_refunded",
-]
 _MONEY = ["revenue", "refunds", "net_revenue"]
 
 
@@ -190,12 +179,17 @@ def _csv(lead: list[str], rows: list[dict[str, Any]]) -> str:
     """Rows with one money column per currency (``revenue_EUR``...), the same for every row.
     Written by the kit's CSV writer: a title a spreadsheet would run as a formula is text."""
     currencies = sorted({c for r in rows for c in r["revenue"]})
-    header = [*lead, *_COUNTS, *(f"{m}_{c}" for m in _MONEY for c in currencies), "conversion"]
+    header = [
+        *lead,
+        *REPORTED_COUNTS,
+        *(f"{m}_{c}" for m in _MONEY for c in currencies),
+        "conversion",
+    ]
     return write_csv(
         header,
         (
             [r[k] for k in lead]
-            + [r[k] for k in _COUNTS]
+            + [r[k] for k in REPORTED_COUNTS]
             + [r[m].get(c, "0.00") for m in _MONEY for c in currencies]
             + [r["conversion"]]
             for r in rows

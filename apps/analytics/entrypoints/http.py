@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BeforeValidator
 
@@ -56,8 +55,15 @@ To = Annotated[
 Viewer = Annotated[Principal, require_role("organizer", "admin")]
 
 
-def _window(start: datetime | None, end: datetime | None) -> Window:
-    return Window(start, end)  # an InvalidWindow is answered by the kit's handler
+def _report_query(
+    viewer: Viewer, event_id: EventIdFilter = None, from_: From = None, to: To = None
+) -> dict[str, Any]:
+    """What both reports are asked with, as their use cases' keyword arguments."""
+    window = Window(from_, to)  # an InvalidWindow is answered by the kit's handler
+    return {"viewer": viewer, "window": window, "event_id": event_id}
+
+
+ReportQuery = Annotated[dict[str, Any], Depends(_report_query)]
 
 
 def _wants_csv(request: Request) -> bool:
@@ -105,14 +111,7 @@ async def _answer(
     "`refunds` and `net_revenue` are given beside it. With `Accept: text/csv`, the per-event "
     "rows as CSV (one money column per currency).",
 )
-async def get_report(
-    request: Request,
-    deps: Deps,
-    viewer: Viewer,
-    event_id: EventIdFilter = None,
-    from_: From = None,
-    to: To = None,
-) -> ReportPublic | Response:
+async def get_report(request: Request, deps: Deps, query: ReportQuery) -> ReportPublic | Response:
     return await _answer(
         request,
         deps,
@@ -120,9 +119,7 @@ async def get_report(
         ReportPublic,
         report_csv,
         "analytics-report.csv",
-        viewer=viewer,
-        window=_window(from_, to),
-        event_id=event_id,
+        **query,
     )
 
 
@@ -135,12 +132,7 @@ async def get_report(
     "30 days before (midnight UTC); at most 366 days. CSV with `Accept: text/csv`.",
 )
 async def get_daily_report(
-    request: Request,
-    deps: Deps,
-    viewer: Viewer,
-    event_id: EventIdFilter = None,
-    from_: From = None,
-    to: To = None,
+    request: Request, deps: Deps, query: ReportQuery
 ) -> DailyReportPublic | Response:
     return await _answer(
         request,
@@ -149,7 +141,5 @@ async def get_daily_report(
         DailyReportPublic,
         daily_csv,
         "analytics-daily.csv",
-        viewer=viewer,
-        window=_window(from_, to),
-        event_id=event_id,
+        **query,
     )
