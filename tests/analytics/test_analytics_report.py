@@ -97,6 +97,22 @@ def figures(**over: Any) -> dict[str, Any]:
     return base
 
 
+def one_paid_booking(tickets: int, amount: str, **over: Any) -> dict[str, Any]:
+    """The figures of one booking of ``tickets`` held, paid ``amount`` EUR and confirmed."""
+    return figures(
+        **{
+            "bookings_created": 1,
+            "bookings_confirmed": 1,
+            "tickets_sold": tickets,
+            "payments_succeeded": 1,
+            "revenue": {"EUR": amount},
+            "net_revenue": {"EUR": amount},
+            "conversion": "1.0000",
+            **over,
+        }
+    )
+
+
 def only_figures(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in figures()}
 
@@ -158,15 +174,7 @@ async def test_the_same_message_published_twice_counts_once(client, publish, ana
     await publish(sentinel.created())  # published last: once it shows, the copies were handled
     organizer = token("organizer", event.organizer_id)
     body = await report_when(client, organizer, lambda b: b["totals"]["bookings_created"] >= 2)
-    assert body["totals"] == figures(
-        bookings_created=2,
-        bookings_confirmed=1,
-        tickets_sold=3,
-        payments_succeeded=1,
-        revenue={"EUR": "60.00"},
-        net_revenue={"EUR": "60.00"},
-        conversion="0.5000",
-    )
+    assert body["totals"] == one_paid_booking(3, "60.00", bookings_created=2, conversion="0.5000")
 
 
 async def test_a_confirmation_arriving_before_its_hold_is_counted_once(client, publish):
@@ -177,15 +185,7 @@ async def test_a_confirmation_arriving_before_its_hold_is_counted_once(client, p
     retold = booking.confirmed()  # another message telling the same transition
     await publish(event.created(), confirmed, booking.paid(), created, retold)
     organizer = token("organizer", event.organizer_id)
-    expected = figures(
-        bookings_created=1,
-        bookings_confirmed=1,
-        tickets_sold=2,
-        payments_succeeded=1,
-        revenue={"EUR": "40.00"},
-        net_revenue={"EUR": "40.00"},
-        conversion="1.0000",
-    )
+    expected = one_paid_booking(2, "40.00")
     await report_when(client, organizer, lambda b: b["totals"] == expected)
 
 
@@ -279,15 +279,7 @@ async def test_from_to_and_event_id_filter_by_when_facts_occurred(client, publis
             params={**only, "to": (now() - timedelta(days=2)).isoformat()},
         )
     ).json()
-    assert earlier["totals"] == figures(
-        bookings_created=1,
-        bookings_confirmed=1,
-        tickets_sold=1,
-        payments_succeeded=1,
-        revenue={"EUR": "20.00"},
-        net_revenue={"EUR": "20.00"},
-        conversion="1.0000",
-    )
+    assert earlier["totals"] == one_paid_booking(1, "20.00")
     window = (
         await client.get(
             "/analytics/report",
@@ -411,15 +403,7 @@ async def test_daily_series_has_every_day_with_its_figures(client, publish):
     days = {d["date"]: d for d in body["days"]}
     expected_dates = [(midnight.date() - timedelta(days=n)).isoformat() for n in (3, 2, 1, 0)]
     assert list(days) == expected_dates
-    assert only_figures(days[expected_dates[1]]) == figures(
-        bookings_created=1,
-        bookings_confirmed=1,
-        tickets_sold=2,
-        payments_succeeded=1,
-        revenue={"EUR": "40.00"},
-        net_revenue={"EUR": "40.00"},
-        conversion="1.0000",
-    )
+    assert only_figures(days[expected_dates[1]]) == one_paid_booking(2, "40.00")
     assert only_figures(days[expected_dates[3]]) == figures(bookings_created=1, conversion="0.0000")
     assert (
         only_figures(days[expected_dates[0]]) == only_figures(days[expected_dates[2]]) == figures()
