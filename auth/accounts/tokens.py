@@ -19,7 +19,13 @@ import jwt
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
-from kit.security import ALLOWED_ALGORITHMS, InvalidToken, Principal, TokenVerifier
+from kit.security import (
+    ALLOWED_ALGORITHMS,
+    InvalidToken,
+    Principal,
+    TokenVerifier,
+    decode_claims,
+)
 from auth.accounts.keys import key_ring
 
 
@@ -77,20 +83,14 @@ def verify_refresh(token: str) -> dict[str, Any]:
     key = key_ring().verifying.get(kid) if isinstance(kid, str) else None
     if alg not in ALLOWED_ALGORITHMS or key is None or key.algorithm != alg:
         raise InvalidToken("unacceptable token header")
-    try:
-        claims = jwt.decode(
-            token,
-            key.public_key,
-            algorithms=[alg],
-            audience=settings.JWT_AUDIENCE,
-            issuer=settings.JWT_ISSUER,
-            options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
-            leeway=5,
-        )
-    except jwt.PyJWTError as exc:
-        raise InvalidToken(str(exc)) from exc
-    if claims.get("token_type") != "refresh":
-        raise InvalidToken("not a refresh token")
+    claims = decode_claims(
+        token,
+        key.public_key,
+        alg,
+        audience=settings.JWT_AUDIENCE,
+        issuer=settings.JWT_ISSUER,
+        token_type="refresh",
+    )
     try:
         claims["jti"] = uuid.UUID(str(claims["jti"]))
         claims["sub"] = uuid.UUID(str(claims["sub"]))
