@@ -47,6 +47,35 @@ class Platform:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
+    def http_url(self, name: str) -> str:
+        """Where a process answers HTTP: the gateway or a service."""
+        return self.gateway if name == "gateway" else self.url(name)
+
+    async def wait_ready(self, *names: str, timeout: float = 60) -> None:
+        """Poll ``/ready`` (database and broker reachable) of ``names`` (default: all) until each
+        answers 200; a process that exits, or the timeout, fails with the log tails."""
+        pending = set(names or (*SERVICES, "gateway"))
+        pending.discard("auth-relay")  # no HTTP; it is alive if its process is
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while pending:
+                for name in sorted(pending):
+                    proc = self.procs[name]
+                    if proc.poll() is not None:
+                        raise RuntimeError(
+                            f"{name} exited ({proc.returncode}):\n{self.log_tail(name)}"
+                        )
+                    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                        async with session.get(
+                            f"{self.http_url(name)}/ready", timeout=aiohttp.ClientTimeout(total=3)
+                        ) as r:
+                            if r.status == 200:
+                                pending.discard(name)
+                if pending and time.monotonic() > deadline:
+                    tails = "\n".join(f"--- {n}\n{self.log_tail(n)}" for n in pending)
+                    raise RuntimeError(f"not ready after {timeout}s: {sorted(pending)}\n{tails}")
+                await asyncio.sleep(0.2)
+
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.logs / f"{name}.log"
         return (
@@ -65,29 +94,6 @@ def _command(name: str, port: int) -> list[str]:
     if name == "gateway":
         return [py, "-m", "uvicorn", "gateway.main:app", "--port", str(port), "--no-proxy-headers"]
     return [py, "-m", "uvicorn", f"apps.{name}.main:app", "--port", str(port)]
-
-
-async def _wait_ready(platform: Platform, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    pending = {**{s: platform.url(s) for s in SERVICES}, "gateway": platform.gateway}
-    async with aiohttp.ClientSession() as session:
-        while pending:
-            for name, url in list(pending.items()):
-                proc = platform.procs[name]
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"{name} exited ({proc.returncode}):\n{platform.log_tail(name)}"
-                    )
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    async with session.get(
-                        f"{url}/ready", timeout=aiohttp.ClientTimeout(total=2)
-                    ) as r:
-                        if r.status == 200:
-                            pending.pop(name)
-            if pending and time.monotonic() > deadline:
-                tails = "\n".join(f"--- {n}\n{platform.log_tail(n)}" for n in pending)
-                raise RuntimeError(f"not ready: {list(pending)}\n{tails}")
-            await asyncio.sleep(0.3)
 
 
 @pytest.fixture(scope="session")
@@ -171,7 +177,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory):
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        await _wait_ready(p)
+        await p.wait_ready(timeout=90)
         yield p
     finally:
         for proc in p.procs.values():

@@ -89,31 +89,10 @@ class Harness:
             await self.wait_ready(name)
 
     def url(self, name: str) -> str:
-        return self.platform.gateway if name == "gateway" else self.platform.url(name)
+        return self.platform.http_url(name)
 
     async def wait_ready(self, *names: str, timeout: float = 60) -> None:
-        """Poll ``/ready`` (database and broker reachable) of ``names`` (default: all)."""
-        pending = set(names or (*SERVICES, "gateway"))
-        pending.discard("auth-relay")  # no HTTP; it is alive if its process is
-        deadline = asyncio.get_running_loop().time() + timeout
-        async with aiohttp.ClientSession() as session:
-            while pending:
-                for name in sorted(pending):
-                    proc = self.platform.procs[name]
-                    if proc.poll() is not None:
-                        raise AssertionError(
-                            f"{name} exited ({proc.returncode}):\n{self.platform.log_tail(name)}"
-                        )
-                    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                        async with session.get(
-                            f"{self.url(name)}/ready", timeout=aiohttp.ClientTimeout(total=3)
-                        ) as r:
-                            if r.status == 200:
-                                pending.discard(name)
-                if pending and asyncio.get_running_loop().time() > deadline:
-                    tails = "\n".join(f"--- {n}\n{self.platform.log_tail(n)}" for n in pending)
-                    raise AssertionError(f"not ready after {timeout}s: {sorted(pending)}\n{tails}")
-                await asyncio.sleep(0.2)
+        await self.platform.wait_ready(*names, timeout=timeout)
 
     def alive(self) -> dict[str, bool]:
         return {name: proc.poll() is None for name, proc in self.platform.procs.items()}
