@@ -5,9 +5,14 @@ queues or the delivery work with the service of test_delivery.py)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
 import pytest
 
 from apps.notifications.bootstrap import build
+from contracts.messages import UserRegistered
 from tests.notifications import helpers as h
 from tests.notifications.helpers import FAST_RETRIES, send
 from tests.support.waiting import eventually
@@ -15,15 +20,25 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 
-async def test_smtp_outage_is_retried_and_delivered_when_the_server_is_back(
-    start_service, sink, bus
-):
+@contextlib.asynccontextmanager
+async def welcome_while_smtp_is_down(
+    start_service: Any, sink: Any, bus: Any, *, max_attempts: int
+) -> AsyncIterator[tuple[Any, UserRegistered]]:
+    """A notifications service making at most ``max_attempts`` deliveries (fast retries), the
+    SMTP server down, and a new user's ``user_registered`` sent: the service and the message."""
     async with start_service(
-        build, smtp_port=sink.port, delivery_max_attempts=50, **FAST_RETRIES
+        build, smtp_port=sink.port, delivery_max_attempts=max_attempts, **FAST_RETRIES
     ) as svc:
         await sink.down()
         msg = h.user_registered()
         await send(bus, msg)
+        yield svc, msg
+
+
+async def test_smtp_outage_is_retried_and_delivered_when_the_server_is_back(
+    start_service, sink, bus
+):
+    async with welcome_while_smtp_is_down(start_service, sink, bus, max_attempts=50) as (svc, msg):
         [row] = await eventually(
             lambda: h.stored(svc, user_id=msg.user_id, status="pending"),
             until=lambda rows: len(rows) == 1 and rows[0].attempts >= 2,
@@ -41,12 +56,7 @@ async def test_smtp_outage_is_retried_and_delivered_when_the_server_is_back(
 async def test_smtp_outage_beyond_the_retry_bound_marks_the_notification_failed(
     start_service, sink, bus
 ):
-    async with start_service(
-        build, smtp_port=sink.port, delivery_max_attempts=3, **FAST_RETRIES
-    ) as svc:
-        await sink.down()
-        msg = h.user_registered()
-        await send(bus, msg)
+    async with welcome_while_smtp_is_down(start_service, sink, bus, max_attempts=3) as (svc, msg):
         [row] = await eventually(lambda: h.stored(svc, user_id=msg.user_id, status="failed"))
         assert row.attempts == 3 and "SMTP unavailable" in row.last_error
         await sink.up()

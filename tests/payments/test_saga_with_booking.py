@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from apps.booking.bootstrap import build as build_booking
 from apps.events.bootstrap import build as build_events
 from apps.payments.bootstrap import build as build_payments
 from tests.conftest import http_client
-from tests.payments.conftest import due_status
+from tests.payments.conftest import due_status, pay
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
 
@@ -57,21 +58,24 @@ async def book(events_api, booking_api, user: str) -> dict:
     return (await eventually(try_booking)).json()
 
 
+async def book_and_pay(platform, card: str) -> tuple[dict[str, str], dict, Any]:
+    """A new user books, and pays with the simulator's card token ``card`` once payments knows
+    the booking: the user's headers, the booking and the payment's response."""
+    events_api, booking_api, payments_api, payments = platform
+    user = bearer(mint(uuid.uuid4()))
+    booking = await book(events_api, booking_api, user)
+    await eventually(lambda: due_status(payments, uuid.UUID(booking["id"])))
+    resp = await payments_api.post("/payments/process", headers=user, json=pay(booking["id"], card))
+    return user, booking, resp
+
+
 async def booking_status(booking_api, booking_id: str, user) -> str:
     return (await booking_api.get(f"/booking/{booking_id}", headers=user)).json()["status"]
 
 
 async def test_paid_booking_is_confirmed_and_refunded_when_cancelled(platform):
-    events_api, booking_api, payments_api, payments = platform
-    user = bearer(mint(uuid.uuid4()))
-    booking = await book(events_api, booking_api, user)
-    await eventually(lambda: due_status(payments, uuid.UUID(booking["id"])))
-
-    resp = await payments_api.post(
-        "/payments/process",
-        headers=user,
-        json={"booking_id": booking["id"], "payment_method": {"type": "card", "token": "tok_visa"}},
-    )
+    _, booking_api, payments_api, _ = platform
+    user, booking, resp = await book_and_pay(platform, "tok_visa")
     assert resp.status_code == 201, resp.text
     payment = resp.json()
     assert (
@@ -93,19 +97,8 @@ async def test_paid_booking_is_confirmed_and_refunded_when_cancelled(platform):
 
 
 async def test_declined_payment_cancels_the_booking_and_it_stays_unpayable(platform):
-    events_api, booking_api, payments_api, payments = platform
-    user = bearer(mint(uuid.uuid4()))
-    booking = await book(events_api, booking_api, user)
-    await eventually(lambda: due_status(payments, uuid.UUID(booking["id"])))
-
-    resp = await payments_api.post(
-        "/payments/process",
-        headers=user,
-        json={
-            "booking_id": booking["id"],
-            "payment_method": {"type": "card", "token": "tok_chargeDeclined"},
-        },
-    )
+    _, booking_api, payments_api, payments = platform
+    user, booking, resp = await book_and_pay(platform, "tok_chargeDeclined")
     assert resp.status_code == 201 and resp.json()["status"] == "failed"
     await eventually(
         lambda: booking_status(booking_api, booking["id"], user), until=lambda s: s == "cancelled"
@@ -113,9 +106,5 @@ async def test_declined_payment_cancels_the_booking_and_it_stays_unpayable(platf
     await eventually(
         lambda: due_status(payments, uuid.UUID(booking["id"])), until=lambda s: s == "cancelled"
     )
-    retry = await payments_api.post(
-        "/payments/process",
-        headers=user,
-        json={"booking_id": booking["id"], "payment_method": {"type": "card", "token": "tok_visa"}},
-    )
+    retry = await payments_api.post("/payments/process", headers=user, json=pay(booking["id"]))
     assert retry.status_code == 409
