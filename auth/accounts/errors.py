@@ -29,23 +29,22 @@ class InvalidRefreshToken(Unauthorized):
         super().__init__(detail, headers={})
 
 
-class LoginThrottled(TooManyRequests):
+class _Throttled(TooManyRequests):
+    """A budget is spent: the answer says when to try again (``Retry-After``, in seconds)."""
+
+    message = ""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            self.message, headers={"Retry-After": str(retry_after)}, retry_after=retry_after
+        )
+
+
+class LoginThrottled(_Throttled):
     code = "login-throttled"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            "Too many failed logins; try again later.",
-            headers={"Retry-After": str(retry_after)},
-            retry_after=retry_after,
-        )
+    message = "Too many failed logins; try again later."
 
 
-class RegistrationThrottled(TooManyRequests):
+class RegistrationThrottled(_Throttled):
     code = "registration-throttled"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            "Too many registrations; try again later.",
-            headers={"Retry-After": str(retry_after)},
-            retry_after=retry_after,
-        )
+    message = "Too many registrations; try again later."

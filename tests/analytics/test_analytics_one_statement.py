@@ -22,13 +22,13 @@ from apps.analytics.adapters.tables import bookings, events, payments
 from apps.analytics.bootstrap import build
 from apps.analytics.domain import BookingRecord, EventRecord, PaymentRecord
 from kit.db import Database
-from kit.inbox import INBOX, OneStatementHandler
+from kit.inbox import OneStatementHandler
 from kit.broker import PermanentFailure
 from kit.consuming import consume_once
 from contracts.envelope import Envelope
 from contracts.messages import PaymentDetails, UserRegistered
 from tests.analytics.factories import BookingFacts, EventFacts, now
-from tests.support.db import sqlite_database
+from tests.support.db import inbox_marks, sqlite_database
 
 pytestmark = pytest.mark.integration  # needs PostgreSQL
 
@@ -173,15 +173,7 @@ async def test_a_fact_analytics_does_not_count_is_permanent_and_marks_nothing(an
     stray = UserRegistered(user_id=uuid.uuid4(), email="x@example.com", role="customer")
     with pytest.raises(PermanentFailure):
         await consume_once(analytics.db, CONSUMER, stray, handlers.record_fact)
-    async with analytics.db.engine.connect() as conn:
-        marks = (
-            await conn.execute(
-                sa.select(sa.func.count())
-                .select_from(INBOX)
-                .where(INBOX.c.message_id == stray.message_id)
-            )
-        ).scalar_one()
-    assert marks == 0
+    assert await inbox_marks(analytics, stray.message_id) == 0
 
 
 # --- PostgreSQL (one statement) and SQLite (the same write after the mark) agree -------------

@@ -16,6 +16,7 @@ from kit.inbox import INBOX
 from contracts.envelope import Envelope
 from contracts.topology import ANALYTICS_EXCHANGE, ANALYTICS_FACTS
 from tests.analytics.factories import EventFacts
+from tests.support.db import inbox_marks
 
 pytestmark = pytest.mark.integration  # needs PostgreSQL (the broker is in memory)
 
@@ -144,15 +145,7 @@ async def test_a_redelivered_message_is_recorded_once(analytics):
         # same message_id, later timestamp: if it were applied, created_at would not move anyway,
         # so prove the skip through the inbox and a second, distinct fact instead
         await br.publish(created, exchange=ANALYTICS_EXCHANGE)
-    async with analytics.db.engine.connect() as conn:
-        marks = (
-            await conn.execute(
-                sa.select(sa.func.count())
-                .select_from(INBOX)
-                .where(INBOX.c.message_id == created.message_id)
-            )
-        ).scalar_one()
-    assert marks == 1
+    assert await inbox_marks(analytics, created.message_id) == 1
     assert (await row(analytics, bookings, booking_id=b.booking_id)).status == "pending"
 
 

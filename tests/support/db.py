@@ -15,6 +15,7 @@ from alembic import command
 from alembic.config import Config
 
 from kit.db import Database, ensure_database
+from kit.inbox import INBOX
 from kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +29,13 @@ async def scalar(service: Any, sql: str, **params: Any) -> Any:
 async def rows(service: Any, sql: str, **params: Any) -> list[Any]:
     async with service.db.engine.connect() as conn:
         return list((await conn.execute(sa.text(sql), params)).all())
+
+
+async def inbox_marks(service: Any, message_id: uuid.UUID) -> int:
+    """How many times the service's inbox marked ``message_id`` handled (by any consumer)."""
+    async with service.db.engine.connect() as conn:
+        stmt = sa.select(sa.func.count()).select_from(INBOX).where(INBOX.c.message_id == message_id)
+        return (await conn.execute(stmt)).scalar_one()
 
 
 def migrations_of(service: str) -> Path:
