@@ -46,6 +46,14 @@ def typed_body(**over: object) -> dict[str, object]:
     return body
 
 
+async def organizers_typed_event(client) -> tuple[str, dict]:
+    """A new organizer and their new event of ``typed_body()``: the token and the event."""
+    token = mint(uuid.uuid4(), "organizer")
+    resp = await client.post("/events/create", json=typed_body(), headers=bearer(token))
+    assert resp.status_code == 201, resp.text
+    return token, resp.json()
+
+
 def types_with(index: int, **over: object) -> list[dict[str, object]]:
     types = [dict(t) for t in typed_body()["ticket_types"]]  # type: ignore[union-attr]
     types[index].update(over)
@@ -205,8 +213,7 @@ async def test_price_as_the_lowest_type_price_is_accepted(client):  # noqa: F811
 
 async def test_add_and_change_types_publish_new_snapshots(client, amqp):  # noqa: F811
     queue = await bound_queue(amqp, "event_updated")
-    token = mint(uuid.uuid4(), "organizer")
-    event = (await client.post("/events/create", json=typed_body(), headers=bearer(token))).json()
+    token, event = await organizers_typed_event(client)
     url = f"/events/{event['id']}/ticket-types"
 
     resp = await client.post(
@@ -264,8 +271,7 @@ async def test_add_and_change_types_publish_new_snapshots(client, amqp):  # noqa
 
 
 async def test_bad_type_changes_are_refused_and_change_nothing(client, events):  # noqa: F811
-    token = mint(uuid.uuid4(), "organizer")
-    event = (await client.post("/events/create", json=typed_body(), headers=bearer(token))).json()
+    token, event = await organizers_typed_event(client)
     url = f"/events/{event['id']}/ticket-types"
     vip = event["ticket_types"][2]["id"]
     cases = [
@@ -333,8 +339,7 @@ async def test_only_the_organizer_or_an_admin_manage_types(client):  # noqa: F81
 
 async def test_update_changes_the_refund_policy_and_the_price_rules(client, amqp):  # noqa: F811
     queue = await bound_queue(amqp, "event_updated")
-    token = mint(uuid.uuid4(), "organizer")
-    event = (await client.post("/events/create", json=typed_body(), headers=bearer(token))).json()
+    token, event = await organizers_typed_event(client)
     path = f"/events/{event['id']}/update"
 
     resp = await client.put(
