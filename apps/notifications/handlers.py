@@ -31,7 +31,13 @@ from apps.notifications.adapters.repository import (
     store_statement,
 )
 from apps.notifications.domain import Channel, Contact, NoAddress, Notification, RetryPolicy
-from apps.notifications.templates import CANCELLATION_REASONS, greeting, money, render
+from apps.notifications.templates import (
+    CANCELLATION_REASONS,
+    REFUND_REASONS,
+    greeting,
+    money,
+    render,
+)
 from contracts.messages import (
     BookingCancelled,
     BookingConfirmed,
@@ -204,7 +210,7 @@ def payment_refunded_notice(msg: PaymentRefunded) -> Notice:
             "payment_id": msg.payment_id,
             "amount": money(msg.amount, msg.currency),
             "provider_reference": msg.provider_reference,
-            "reason_text": CANCELLATION_REASONS.get(msg.reason, ""),
+            "reason_text": f"{REFUND_REASONS[msg.reason]} " if msg.reason in REFUND_REASONS else "",
         },
     )
 

@@ -70,7 +70,7 @@ TEMPLATES: dict[str, KindTemplates] = {
     ),
     "payment_refunded": KindTemplates(
         subject="Refund of $amount issued",
-        email="$greeting\n\nwe refunded $amount to the card you paid with $reason_text. "
+        email="$greeting\n\nwe refunded $amount to the card you paid with. ${reason_text}"
         "Depending on your bank it can take a few days to show.\n\n"
         "Booking: $booking_id\nPayment: $payment_id\nRefund reference: $provider_reference",
         short="Refund of $amount for booking $booking_id issued.",
@@ -92,6 +92,15 @@ CANCELLATION_REASONS = {
     "event_cancelled": "because the event was cancelled",
     "paid_after_expiry": "because the payment arrived after the hold had expired and the "
     "seats were gone",
+    "organizer_refund": "because the event's organizer refunded it in full",
+}
+
+# Why money went back, as the first sentence of a refund notice (empty: no sentence).
+REFUND_REASONS = {
+    "user_request": "You cancelled your booking.",
+    "event_cancelled": "The event was cancelled.",
+    "paid_after_expiry": "Your payment arrived after the hold had expired and the seats were gone.",
+    "organizer_refund": "The event's organizer refunded it.",
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -105,6 +106,20 @@ async def test_cancellation_with_refund_says_how_much_goes_back(service):
     [row] = await h.stored(service, source_message_id=msg.message_id)
     assert "because the event was cancelled" in row.body
     assert "A refund of 40.00 EUR is on its way" in row.body
+
+
+@pytest.mark.parametrize(
+    ("reason", "why"),
+    [("organizer_refund", "The event's organizer refunded it."), ("user_request", "You cancelled")],
+)
+async def test_a_refund_notice_reads_as_sentences_whatever_the_reason(service, reason, why):
+    user = await known_user(service)
+    msg = h.payment_refunded(user, reason=reason, amount=Decimal("15.00"))
+    await publish(service, msg)
+    [row] = await h.stored(service, source_message_id=msg.message_id)
+    assert "we refunded 15.00 EUR to the card you paid with. " in row.body
+    assert why in row.body
+    assert " ." not in row.body and "  " not in row.body
 
 
 async def test_cancellation_after_failed_payment_is_left_to_the_payment_failed_notice(service):
