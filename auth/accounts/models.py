@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
@@ -53,6 +54,27 @@ class User(AbstractBaseUser):
 
     def __str__(self) -> str:
         return self.email
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saving a new password or role revokes every refresh-token family of the user, however
+        the change is made (an operator's shell, the start-up admin step, a future route): old
+        sessions must not outlive the credentials or the rights they were issued for.
+
+        A new password is one given with ``set_password`` since the last save (a hash upgraded
+        on login keeps the password, so it keeps the sessions); a role change is checked against
+        the stored row, unless ``update_fields`` leaves the role out."""
+        password_set = self._password is not None
+        update_fields = kwargs.get("update_fields")
+        role_changed = False
+        if not self._state.adding and (update_fields is None or "role" in update_fields):
+            stored = User.objects.filter(pk=self.pk).values_list("role", flat=True).first()
+            role_changed = stored is not None and stored != self.role
+        existed = not self._state.adding
+        super().save(*args, **kwargs)
+        if existed and (password_set or role_changed):
+            RefreshToken.objects.filter(user=self, revoked_at__isnull=True).update(
+                revoked_at=timezone.now()
+            )
 
 
 class RefreshToken(models.Model):

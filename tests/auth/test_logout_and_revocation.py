@@ -112,3 +112,40 @@ async def test_no_admin_without_both_variables(auth_app, settings, unset):
     setattr(settings, unset, None)
     await start(auth_app)
     assert await db_rows("SELECT count(*) FROM users WHERE role = 'admin'") == [(0,)]
+
+
+async def _user_model(email: str):
+    from asgiref.sync import sync_to_async
+
+    from auth.accounts.models import User
+    from auth.accounts.emails import canonical_or_none
+
+    return await sync_to_async(User.objects.get)(email_canonical=canonical_or_none(email))
+
+
+@pytest.mark.parametrize("change", ["password", "role"])
+async def test_any_password_or_role_change_revokes_every_family(client, change):
+    """However it happens (an operator's shell, the admin site, a future route), saving a new
+    password or role logs every device out: it is the model's rule, not one caller's."""
+    from asgiref.sync import sync_to_async
+
+    user, first = await tokens_for(client)
+    other = (await login(client, user["email"])).json()
+    account = await _user_model(user["email"])
+    if change == "password":
+        account.set_password("a brand new long passphrase")
+    else:
+        account.role = "organizer"
+    await sync_to_async(account.save)()
+    for pair in (first, other):
+        assert_problem(await refresh(client, pair["refresh_token"]), 401)
+
+
+async def test_saving_other_fields_keeps_the_sessions(client):
+    from asgiref.sync import sync_to_async
+
+    user, pair = await tokens_for(client)
+    account = await _user_model(user["email"])
+    account.full_name = "Somebody Else"
+    await sync_to_async(account.save)()
+    assert (await refresh(client, pair["refresh_token"])).status_code == 200
