@@ -23,6 +23,7 @@ from apps.booking.adapters.availability import Availability, AvailabilityCache
 from apps.booking.adapters.refunds import RefundView
 from apps.booking.adapters.repository import (
     BookingRepository,
+    EventSnapshot,
     Inventory,
     ReserveOutcome,
     TicketTypeSnapshot,
@@ -577,15 +578,17 @@ async def apply_event_snapshot(
         for t in msg.ticket_types
     ] or [TicketTypeSnapshot(general_type_id(msg.event_id), GENERAL_ADMISSION, msg.price)]
     await repository(uow.conn).apply_snapshot(
-        event_id=msg.event_id,
-        organizer_id=msg.organizer_id,
-        capacity=msg.capacity,
-        price=msg.price,
-        currency=msg.currency,
-        status=msg.status,
-        version=msg.version,
-        starts_at=msg.starts_at,
-        ticket_types=types,
+        EventSnapshot(
+            event_id=msg.event_id,
+            organizer_id=msg.organizer_id,
+            capacity=msg.capacity,
+            price=msg.price,
+            currency=msg.currency,
+            status=msg.status,
+            version=msg.version,
+            starts_at=msg.starts_at,
+            ticket_types=types,
+        )
     )
     await refunds.apply_policy(
         uow.conn, event_id=msg.event_id, version=msg.version, policy=_policy(msg)

@@ -125,6 +125,25 @@ class TicketTypeSnapshot:
     max_per_order: int | None = None
 
 
+@dataclass(frozen=True)
+class EventSnapshot:
+    """An event as its latest message describes it (what ``apply_snapshot`` keeps)."""
+
+    event_id: uuid.UUID
+    organizer_id: uuid.UUID
+    capacity: int
+    price: Decimal
+    currency: str
+    status: str
+    version: int
+    starts_at: datetime | None = None
+    ticket_types: Sequence[TicketTypeSnapshot] = ()
+
+    def columns(self) -> dict[str, Any]:
+        """The event row's columns as the snapshot gives them (its types are rows of their own)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "ticket_types"}
+
+
 ReserveResult = Literal[
     "reserved",
     "event_unknown",
@@ -422,43 +441,22 @@ class BookingRepository:
             bool(row.lapsed),
         )
 
-    async def apply_snapshot(
-        self,
-        *,
-        event_id: uuid.UUID,
-        organizer_id: uuid.UUID,
-        capacity: int,
-        price: Decimal,
-        currency: str,
-        status: str,
-        version: int,
-        starts_at: datetime | None = None,
-        ticket_types: Sequence[TicketTypeSnapshot] = (),
-    ) -> bool:
+    async def apply_snapshot(self, snapshot: EventSnapshot) -> bool:
         """Upsert the event's snapshot and its ticket types if newer; True if it changed
         anything."""
         row = (
             await self.conn.execute(
                 _APPLY_SNAPSHOT,
-                {
-                    "event_id": event_id,
-                    "organizer_id": organizer_id,
-                    "capacity": capacity,
-                    "price": price,
-                    "currency": currency,
-                    "status": status,
-                    "version": version,
-                    "starts_at": starts_at,
-                },
+                snapshot.columns(),
             )
         ).first()
         if row is None:
             return False
-        types = list(ticket_types)
+        types = list(snapshot.ticket_types)
         await self.conn.execute(
             _APPLY_TYPES,
             {
-                "event_id": event_id,
+                "event_id": snapshot.event_id,
                 "ids": [t.ticket_type_id for t in types],
                 "names": [t.name for t in types],
                 "prices": [t.price for t in types],

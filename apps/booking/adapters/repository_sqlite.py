@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -21,8 +20,8 @@ import sqlalchemy as sa
 from apps.booking.adapters.repository import (
     BookingRepository,
     ConcurrentModification,
+    EventSnapshot,
     ReserveOutcome,
-    TicketTypeSnapshot,
     seat_totals,
 )
 from apps.booking.adapters.tables import (
@@ -55,6 +54,50 @@ class SqliteBookingRepository(BookingRepository):
     """``BookingRepository``'s operations on SQLite (chosen by ``BookingDeps`` for a SQLite
     database)."""
 
+    # --- the rows every change reads first, and the counters it moves ------------------------
+
+    async def _event_row(self, event_id: uuid.UUID) -> sa.Row | None:
+        return (
+            await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
+        ).first()
+
+    async def _type_rows(self, event_id: uuid.UUID) -> dict[uuid.UUID, sa.Row]:
+        rows = await self.conn.execute(
+            sa.select(type_inventory).where(type_inventory.c.event_id == event_id)
+        )
+        return {r.ticket_type_id: r for r in rows}
+
+    async def _add_to_event(self, event_id: uuid.UUID, now: datetime, **counts: int) -> None:
+        """Add ``counts`` (``held=``, ``sold=``) to the event's row."""
+        await self.conn.execute(
+            inventory.update()
+            .where(inventory.c.event_id == event_id)
+            .values(updated_at=now, **{k: inventory.c[k] + n for k, n in counts.items()})
+        )
+
+    async def _add_to_type(
+        self, event_id: uuid.UUID, type_id: uuid.UUID, now: datetime, **counts: int
+    ) -> None:
+        """Add ``counts`` (``held=``, ``sold=``) to one ticket type's row."""
+        await self.conn.execute(
+            type_inventory.update()
+            .where(
+                type_inventory.c.event_id == event_id, type_inventory.c.ticket_type_id == type_id
+            )
+            .values(updated_at=now, **{k: type_inventory.c[k] + n for k, n in counts.items()})
+        )
+
+    async def _take_seats(self, booking: Booking, counter: str, now: datetime) -> None:
+        """Add the booking's seats to ``counter`` ("held" or "sold"): the event's row, then each
+        line's type row sorted by id (PostgreSQL's lock order, kept here too)."""
+        await self._add_to_event(booking.event_id, now, **{counter: booking.quantity})
+        for ln in sorted(booking.lines, key=lambda x: x.ticket_type_id):
+            await self._add_to_type(
+                booking.event_id, ln.ticket_type_id, now, **{counter: ln.quantity}
+            )
+
+    # --- the repository's operations ---------------------------------------------------------
+
     async def reserve(
         self,
         booking: Booking,
@@ -65,9 +108,7 @@ class SqliteBookingRepository(BookingRepository):
     ) -> ReserveOutcome:
         quantity, event_id = booking.quantity, booking.event_id
         now = booking.created_at
-        inv = (
-            await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
-        ).first()
+        inv = await self._event_row(event_id)
         if inv is None:
             return ReserveOutcome("event_unknown", None, None)
         available = inv.capacity - inv.held - inv.sold
@@ -80,12 +121,7 @@ class SqliteBookingRepository(BookingRepository):
             return ReserveOutcome("sold_out", inv.status, available, lapsed=lapsed)
         if inv.currency != booking.currency:
             return ReserveOutcome("price_changed", inv.status, available)
-        types = {
-            r.ticket_type_id: r
-            for r in await self.conn.execute(
-                sa.select(type_inventory).where(type_inventory.c.event_id == event_id)
-            )
-        }
+        types = await self._type_rows(event_id)
         for ln in sorted(booking.lines, key=lambda x: x.ticket_type_id):  # as booking_reserve
             t = types.get(ln.ticket_type_id)
             why = None
@@ -113,20 +149,7 @@ class SqliteBookingRepository(BookingRepository):
         if (user_held or 0) + quantity > user_cap:
             return ReserveOutcome("hold_limit", inv.status, available)
 
-        await self.conn.execute(
-            inventory.update()
-            .where(inventory.c.event_id == event_id)
-            .values(held=inventory.c.held + quantity, updated_at=now)
-        )
-        for ln in sorted(booking.lines, key=lambda x: x.ticket_type_id):
-            await self.conn.execute(
-                type_inventory.update()
-                .where(
-                    type_inventory.c.event_id == event_id,
-                    type_inventory.c.ticket_type_id == ln.ticket_type_id,
-                )
-                .values(held=type_inventory.c.held + ln.quantity, updated_at=now)
-            )
+        await self._take_seats(booking, "held", now)
         if user_held is None:
             await self.conn.execute(
                 user_holds.insert().values(user_id=booking.user_id, held=quantity)
@@ -185,65 +208,37 @@ class SqliteBookingRepository(BookingRepository):
         await outbox.insert_rows(self.conn, [outbox_row])
         return ReserveOutcome("reserved", inv.status, available)
 
-    async def apply_snapshot(
-        self,
-        *,
-        event_id: uuid.UUID,
-        organizer_id: uuid.UUID,
-        capacity: int,
-        price: Decimal,
-        currency: str,
-        status: str,
-        version: int,
-        starts_at: datetime | None = None,
-        ticket_types: Sequence[TicketTypeSnapshot] = (),
-    ) -> bool:
-        row = (
-            await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
-        ).first()
+    async def apply_snapshot(self, snapshot: EventSnapshot) -> bool:
+        event_id = snapshot.event_id
+        row = await self._event_row(event_id)
         now = _now()
         if row is None:
             await self.conn.execute(
-                inventory.insert().values(
-                    event_id=event_id,
-                    organizer_id=organizer_id,
-                    capacity=capacity,
-                    held=0,
-                    sold=0,
-                    price=price,
-                    currency=currency,
-                    status=status,
-                    version=version,
-                    updated_at=now,
-                    starts_at=starts_at,
-                )
+                inventory.insert().values(**snapshot.columns(), held=0, sold=0, updated_at=now)
             )
         else:
-            newer = row.version < version
-            cancels = status == "cancelled" and row.status != "cancelled"
+            newer = row.version < snapshot.version
+            cancels = snapshot.status == "cancelled" and row.status != "cancelled"
             if not (newer or cancels):
                 return False
             await self.conn.execute(
                 inventory.update()
                 .where(inventory.c.event_id == event_id)
                 .values(
-                    capacity=max(capacity, row.held + row.sold),
-                    price=price,
-                    currency=currency,
-                    status="cancelled" if row.status == "cancelled" else status,
-                    version=max(version, row.version),
+                    capacity=max(snapshot.capacity, row.held + row.sold),
+                    price=snapshot.price,
+                    currency=snapshot.currency,
+                    status="cancelled" if row.status == "cancelled" else snapshot.status,
+                    version=max(snapshot.version, row.version),
                     updated_at=now,
-                    starts_at=starts_at,
+                    starts_at=snapshot.starts_at,
                 )
             )
-        known = {
-            r.ticket_type_id: r
-            for r in await self.conn.execute(
-                sa.select(type_inventory).where(type_inventory.c.event_id == event_id)
-            )
-        }
-        listed = {t.ticket_type_id for t in ticket_types}
-        for position, t in sorted(enumerate(ticket_types), key=lambda p: p[1].ticket_type_id):
+        known = await self._type_rows(event_id)
+        listed = {t.ticket_type_id for t in snapshot.ticket_types}
+        for position, t in sorted(
+            enumerate(snapshot.ticket_types), key=lambda p: p[1].ticket_type_id
+        ):
             values = {
                 "name": t.name,
                 "price": t.price,
@@ -291,9 +286,7 @@ class SqliteBookingRepository(BookingRepository):
     async def set_capacity(  # type: ignore[override]
         self, event_id: uuid.UUID, capacity: int
     ) -> CapacityCheck | None:
-        row = (
-            await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
-        ).first()
+        row = await self._event_row(event_id)
         if row is None:
             return None
         applied = row.held + row.sold <= capacity
@@ -306,22 +299,14 @@ class SqliteBookingRepository(BookingRepository):
         return CapacityCheck(int(applied), row.capacity, row.held, row.sold, row.organizer_id)
 
     async def retake_seats(self, booking: Booking) -> bool:
-        event_id, quantity = booking.event_id, booking.quantity
-        inv = (
-            await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))
-        ).first()
+        inv = await self._event_row(booking.event_id)
         if (
             inv is None
             or inv.status != "scheduled"
-            or inv.capacity - inv.held - inv.sold < quantity
+            or inv.capacity - inv.held - inv.sold < booking.quantity
         ):
             return False
-        types = {
-            r.ticket_type_id: r
-            for r in await self.conn.execute(
-                sa.select(type_inventory).where(type_inventory.c.event_id == event_id)
-            )
-        }
+        types = await self._type_rows(booking.event_id)
         for ln in booking.lines:
             t = types.get(ln.ticket_type_id)
             if (
@@ -330,21 +315,7 @@ class SqliteBookingRepository(BookingRepository):
                 and t.capacity - t.held - t.sold < ln.quantity
             ):
                 return False
-        now = _now()
-        await self.conn.execute(
-            inventory.update()
-            .where(inventory.c.event_id == event_id)
-            .values(sold=inventory.c.sold + quantity, updated_at=now)
-        )
-        for ln in sorted(booking.lines, key=lambda x: x.ticket_type_id):
-            await self.conn.execute(
-                type_inventory.update()
-                .where(
-                    type_inventory.c.event_id == event_id,
-                    type_inventory.c.ticket_type_id == ln.ticket_type_id,
-                )
-                .values(sold=type_inventory.c.sold + ln.quantity, updated_at=now)
-            )
+        await self._take_seats(booking, "sold", _now())
         return True
 
     async def move_seats(self, transitions: Iterable[Transition]) -> None:
@@ -352,25 +323,10 @@ class SqliteBookingRepository(BookingRepository):
         now = _now()
         for event_id in sorted(per_event):
             held, sold = per_event[event_id]
-            await self.conn.execute(
-                inventory.update()
-                .where(inventory.c.event_id == event_id)
-                .values(held=inventory.c.held + held, sold=inventory.c.sold + sold, updated_at=now)
-            )
+            await self._add_to_event(event_id, now, held=held, sold=sold)
         for event_id, type_id in sorted(per_type, key=lambda k: (k[1], k[0])):
             held, sold = per_type[(event_id, type_id)]
-            await self.conn.execute(
-                type_inventory.update()
-                .where(
-                    type_inventory.c.event_id == event_id,
-                    type_inventory.c.ticket_type_id == type_id,
-                )
-                .values(
-                    held=type_inventory.c.held + held,
-                    sold=type_inventory.c.sold + sold,
-                    updated_at=now,
-                )
-            )
+            await self._add_to_type(event_id, type_id, now, held=held, sold=sold)
         for user_id in sorted(per_user):
             await self.conn.execute(
                 user_holds.update()
