@@ -10,8 +10,19 @@ from typing import Any
 
 import pytest
 
+from apps.booking import handlers
+from apps.booking.adapters.repository import BookingRepository
 from apps.booking.bootstrap import build
-from contracts.messages import EventCancelled, EventCreated, EventUpdated
+from apps.booking.domain import Booking
+from contracts.messages import (
+    EventCancelled,
+    EventCreated,
+    EventUpdated,
+    PaymentConfirmed,
+    PaymentFailed,
+)
+from kit.security import Principal
+from kit.uow import UnitOfWork
 from tests.conftest import http_client
 
 # The broker and database helpers every service's tests use, importable from here as before.
@@ -59,6 +70,52 @@ async def feed(service: Any, msg: Any) -> None:
     await service.subscribers[name](msg)
 
 
+async def reserve(uow: UnitOfWork, event: EventCreated, quantity: int = 2, **over: Any) -> Booking:
+    """A new customer's hold of ``quantity`` seats, through the use case itself (no HTTP, no
+    sold-out memory), in ``uow``; ``over``: other arguments of ``reserve_seats``."""
+    return await handlers.reserve_seats(
+        uow,
+        **{
+            "repository": BookingRepository,
+            "user": Principal(uuid.uuid4(), "customer", {}),
+            "event_id": event.event_id,
+            "quantity": quantity,
+            "hold_seconds": 600,
+            "max_per_booking": 10,
+            "max_held_per_user": 20,
+            **over,
+        },
+    )
+
+
+async def reserved(service: Any, event: EventCreated, quantity: int = 2) -> Booking:
+    """``reserve`` in a unit of work of its own, committed."""
+    async with UnitOfWork(service.db) as uow:
+        b = await reserve(uow, event, quantity)
+        await uow.commit()
+    return b
+
+
+def payment_for(
+    b: Booking, cls: type[PaymentConfirmed | PaymentFailed] = PaymentConfirmed, **over: Any
+) -> Any:
+    """The payments service's word on booking ``b``: paid (``PaymentConfirmed``) or declined
+    (``PaymentFailed``), naming the booking's user, amount and currency unless ``over`` says
+    otherwise."""
+    fields: dict[str, Any] = {
+        "payment_id": uuid.uuid4(),
+        "booking_id": b.id,
+        "user_id": b.user_id,
+        "amount": Decimal(b.amount),
+        "currency": b.currency,
+    }
+    if cls is PaymentConfirmed:
+        fields["provider_reference"] = "sim"
+    else:
+        fields["failure_reason"] = "card_declined"
+    return cls(**{**fields, **over})
+
+
 @pytest.fixture
 async def booking(start_service):
     """The booking service against the real broker and database; sweeper off (tests drive it)."""
@@ -79,6 +136,12 @@ async def short_holds(start_service):
         build, booking_hold_seconds=0, booking_sweep_interval_seconds=0
     ) as svc:
         yield svc
+
+
+@pytest.fixture
+async def short_client(short_holds):
+    async with http_client(short_holds) as c:
+        yield c
 
 
 def book_body(event: EventCreated, quantity: int = 1) -> dict[str, Any]:

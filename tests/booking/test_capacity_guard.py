@@ -5,40 +5,22 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from apps.booking.bootstrap import build as build_booking
 from apps.events.bootstrap import build as build_events
 from tests.booking.conftest import rows
 from tests.conftest import http_client
+from tests.support.serving import serve
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@contextlib.asynccontextmanager
-async def serve_http(service) -> AsyncIterator[str]:
-    """Serve an already started service's API on a free local port (as uvicorn would)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(service.api, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        await eventually(lambda: asyncio.sleep(0, server.started))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def outbox_published(service) -> None:
@@ -68,7 +50,7 @@ async def inventory(booking, event_id) -> list:
 async def test_capacity_below_held_and_sold_is_refused_where_it_is_asked(start_service):
     async with (
         start_service(build_booking, booking_sweep_interval_seconds=0) as booking,
-        serve_http(booking) as booking_url,
+        serve(booking.api, lifespan="off") as booking_url,
         start_service(build_events, booking_url=booking_url) as events,
         http_client(events) as events_api,
         http_client(booking) as booking_api,

@@ -17,11 +17,10 @@ from apps.booking.adapters.repository import BookingRepository
 from apps.booking.entrypoints.messages import PAYMENT_CONFIRMED
 from kit.broker import PermanentFailure
 from kit.metrics import REGISTRY
-from kit.security import Principal
 from kit.uow import UnitOfWork
-from contracts.messages import PaymentConfirmed, PaymentFailed
+from contracts.messages import PaymentFailed
 from contracts.topology import dead_letter_queue_name
-from tests.booking.conftest import event_created, feed, publish, rows
+from tests.booking.conftest import event_created, feed, payment_for, publish, reserved, rows
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -34,36 +33,6 @@ def refused(reason: str, channel: str = "payment_confirmed") -> float:
         )
         or 0.0
     )
-
-
-async def hold(svc, event, quantity: int = 2):
-    async with UnitOfWork(svc.db) as uow:
-        b = await handlers.reserve_seats(
-            uow,
-            repository=BookingRepository,
-            user=Principal(uuid.uuid4(), "customer", {}),
-            event_id=event.event_id,
-            quantity=quantity,
-            hold_seconds=600,
-            max_per_booking=10,
-            max_held_per_user=20,
-        )
-        await uow.commit()
-    return b
-
-
-def paid(b, cls=PaymentConfirmed, **over):
-    fields = {
-        "payment_id": uuid.uuid4(),
-        "booking_id": b.id,
-        "user_id": b.user_id,
-        "amount": Decimal(b.amount),
-        "currency": b.currency,
-    }
-    fields.update(over)
-    if cls is PaymentConfirmed:
-        return cls(provider_reference="sim", **fields)
-    return cls(failure_reason="card_declined", **fields)
 
 
 async def status_of(svc, booking_id) -> str:
@@ -80,11 +49,11 @@ async def test_a_payment_confirmed_with_the_wrong_amount_is_dead_lettered_and_co
 ):
     event = event_created(capacity=10, price="20.00")
     await feed(booking, event)
-    b = await hold(booking, event)
+    b = await reserved(booking, event)
     dlq = dead_letter_queue_name(PAYMENT_CONFIRMED)
     before, parked_before = refused("amount_mismatch"), await queue_depth(amqp, dlq)
 
-    forged = paid(b, amount=Decimal("0.01"))
+    forged = payment_for(b, amount=Decimal("0.01"))
     await publish(amqp, forged)
 
     await eventually(
@@ -104,7 +73,7 @@ async def test_a_payment_confirmed_with_the_wrong_amount_is_dead_lettered_and_co
     await parked.ack()
 
     # the genuine payment still confirms it
-    await publish(amqp, paid(b))
+    await publish(amqp, payment_for(b))
     await eventually(lambda: status_of(booking, b.id), until=lambda s: s == "confirmed")
 
 
@@ -119,10 +88,10 @@ async def test_a_payment_confirmed_with_the_wrong_amount_is_dead_lettered_and_co
 async def test_the_one_statement_path_refuses_a_payment_that_does_not_match(booking, over, reason):
     event = event_created(capacity=10, price="20.00")
     await feed(booking, event)
-    b = await hold(booking, event)
+    b = await reserved(booking, event)
     before = refused(reason)
     with pytest.raises(PermanentFailure):
-        await booking.subscribers["payment_confirmed"](paid(b, **over))
+        await booking.subscribers["payment_confirmed"](payment_for(b, **over))
     assert await status_of(booking, b.id) == "pending"
     assert refused(reason) == before + 1
 
@@ -131,12 +100,12 @@ async def test_the_unit_of_work_handler_refuses_a_payment_that_does_not_match(bo
     """The handler every other case (and SQLite) goes through checks the same."""
     event = event_created(capacity=10, price="20.00")
     await feed(booking, event)
-    b = await hold(booking, event)
+    b = await reserved(booking, event)
     before = refused("amount_mismatch")
     with pytest.raises(PermanentFailure):
         async with UnitOfWork(booking.db) as uow:
             await handlers.confirm_booking(
-                paid(b, amount=Decimal("1.00")), uow, repository=BookingRepository
+                payment_for(b, amount=Decimal("1.00")), uow, repository=BookingRepository
             )
             await uow.commit()
     assert await status_of(booking, b.id) == "pending"
@@ -148,7 +117,7 @@ async def test_a_forged_late_payment_for_an_expired_booking_is_refused(booking):
     payment would sell them for nothing."""
     event = event_created(capacity=10, price="20.00")
     await feed(booking, event)
-    b = await hold(booking, event)
+    b = await reserved(booking, event)
     async with booking.db.engine.begin() as conn:
         await conn.execute(
             sa.text("UPDATE bookings SET expires_at = now() - interval '1 minute' WHERE id = :b"),
@@ -163,7 +132,7 @@ async def test_a_forged_late_payment_for_an_expired_booking_is_refused(booking):
     assert await status_of(booking, b.id) == "expired"
     before = refused("currency_mismatch")
     with pytest.raises(PermanentFailure):
-        await booking.subscribers["payment_confirmed"](paid(b, currency="GBP"))
+        await booking.subscribers["payment_confirmed"](payment_for(b, currency="GBP"))
     assert await status_of(booking, b.id) == "expired"
     assert refused("currency_mismatch") == before + 1
     sold = await rows(booking, "SELECT sold FROM inventory WHERE event_id = :e", e=event.event_id)
@@ -183,16 +152,18 @@ async def test_a_payment_for_a_booking_never_made_is_refused_and_counted(booking
     )()
     before = refused("unknown_booking")
     with pytest.raises(PermanentFailure):
-        await booking.subscribers["payment_confirmed"](paid(stranger))
+        await booking.subscribers["payment_confirmed"](payment_for(stranger))
     assert refused("unknown_booking") == before + 1
 
 
 async def test_a_payment_failed_for_another_user_leaves_the_booking_alone(booking):
     event = event_created(capacity=10, price="20.00")
     await feed(booking, event)
-    b = await hold(booking, event)
+    b = await reserved(booking, event)
     before = refused("user_mismatch", channel="payment_failed")
     with pytest.raises(PermanentFailure):
-        await booking.subscribers["payment_failed"](paid(b, PaymentFailed, user_id=uuid.uuid4()))
+        await booking.subscribers["payment_failed"](
+            payment_for(b, PaymentFailed, user_id=uuid.uuid4())
+        )
     assert await status_of(booking, b.id) == "pending"
     assert refused("user_mismatch", channel="payment_failed") == before + 1

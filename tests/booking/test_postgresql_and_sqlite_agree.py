@@ -14,7 +14,6 @@ rows (and PostgreSQL with no seat move left behind).
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -34,13 +33,12 @@ from contracts.messages import BookingCreated, EventCancelled, PaymentConfirmed,
 from kit.db import Database
 from kit.outbox import OUTBOX
 from kit.security import Principal
-from kit.settings import ServiceSettings
 from kit.uow import UnitOfWork
 from tests.booking.conftest import event_created, later
+from tests.support.db import postgres_database, sqlite_database
 
 pytestmark = pytest.mark.integration
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "apps" / "booking" / "migrations"
 USER_CAP = 4
 # before the events start (the conftest schedules them 30 days ahead): nothing sells after
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -48,32 +46,16 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 @pytest.fixture
 async def postgres() -> AsyncIterator[Database]:
-    # A database of its own (the run's prefix, so the run's clean-up drops it): the sweeper's
-    # "every overdue hold" must see only this story's bookings.
-    db = Database(
-        ServiceSettings(
-            service_name="booking",
-            database_url=os.environ["DATABASE_URL"],
-            database_prefix=os.environ["DATABASE_PREFIX"] + "agree_",
-        ),
-        MIGRATIONS,
-    )
-    await db.prepare()
-    yield db
-    await db.dispose()
+    # A database of its own: the sweeper's "every overdue hold" must see only this story's
+    # bookings.
+    async with postgres_database("booking", "agree") as db:
+        yield db
 
 
 @pytest.fixture
 async def sqlite(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(
-        ServiceSettings(
-            service_name="booking", database_url=f"sqlite:///{tmp_path}/", database_prefix="t_"
-        ),
-        MIGRATIONS,
-    )
-    await db.prepare()  # the service's own migrations, on SQLite (the embedded mode)
-    yield db
-    await db.dispose()
+    async with sqlite_database("booking", tmp_path) as db:  # its migrations, on SQLite (embedded)
+        yield db
 
 
 class Story:

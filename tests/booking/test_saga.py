@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -215,15 +216,21 @@ async def test_event_snapshots_apply_in_version_order_and_never_below_seats_out(
     assert await seats(booking, event) == (6, 6, 0)
 
 
-async def test_paid_after_expiry_is_confirmed_when_seats_can_be_retaken(short_holds, amqp):
-    from tests.conftest import http_client
-
+async def swept_hold(service, client, amqp) -> tuple[Any, Any, dict]:
+    """A queue of the saga's outcomes, an event of 3 seats and a hold of 2 of them that the
+    sweeper expired (the service's holds lapse at once)."""
     queue = await bound_queue(amqp, *OUTCOMES)
     event = event_created(capacity=3)
-    await feed(short_holds, event)
-    async with http_client(short_holds) as client:
-        b = await hold(client, event, 2)
-    assert await sweep_once(short_holds) == 1
+    await feed(service, event)
+    b = await hold(client, event, 2)
+    assert await sweep_once(service) == 1
+    return queue, event, b
+
+
+async def test_paid_after_expiry_is_confirmed_when_seats_can_be_retaken(
+    short_holds, short_client, amqp
+):
+    queue, event, b = await swept_hold(short_holds, short_client, amqp)
     assert await seats(short_holds, event) == (3, 0, 0)
 
     await publish(amqp, paid(b))
@@ -233,16 +240,9 @@ async def test_paid_after_expiry_is_confirmed_when_seats_can_be_retaken(short_ho
     assert [k for k, _ in got] == ["booking_expired", "booking_confirmed"]
 
 
-async def test_paid_after_expiry_is_refunded_when_seats_are_gone(short_holds, amqp):
-    from tests.conftest import http_client
-
-    queue = await bound_queue(amqp, *OUTCOMES)
-    event = event_created(capacity=3)
-    await feed(short_holds, event)
-    async with http_client(short_holds) as client:
-        b = await hold(client, event, 2)
-        assert await sweep_once(short_holds) == 1
-        other = await hold(client, event, 3)  # somebody else takes every seat meanwhile
+async def test_paid_after_expiry_is_refunded_when_seats_are_gone(short_holds, short_client, amqp):
+    queue, event, b = await swept_hold(short_holds, short_client, amqp)
+    other = await hold(short_client, event, 3)  # somebody else takes every seat meanwhile
     payment = paid(b)
 
     await publish(amqp, payment)

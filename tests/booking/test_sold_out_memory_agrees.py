@@ -11,10 +11,8 @@ the database has none, the hold goes to the database and is refused there.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -26,9 +24,9 @@ from apps.booking.domain import Booking, BookingError
 from contracts.messages import EventCancelled
 from kit.db import Database
 from kit.security import Principal
-from kit.settings import ServiceSettings
 from kit.uow import UnitOfWork, run_in_unit_of_work
 from tests.booking.conftest import event_created, later
+from tests.support.db import postgres_database
 
 pytestmark = pytest.mark.integration
 
@@ -37,18 +35,8 @@ TTL = 0.5
 
 @pytest.fixture
 async def db() -> AsyncIterator[Database]:
-    # a database of its own (the run's prefix, so the run's clean-up drops it)
-    db = Database(
-        ServiceSettings(
-            service_name="booking",
-            database_url=os.environ["DATABASE_URL"],
-            database_prefix=os.environ["DATABASE_PREFIX"] + "memory_",
-        ),
-        Path(__file__).resolve().parents[2] / "apps" / "booking" / "migrations",
-    )
-    await db.prepare()
-    yield db
-    await db.dispose()
+    async with postgres_database("booking", "memory") as db:
+        yield db
 
 
 class Clock:

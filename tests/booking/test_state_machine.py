@@ -55,11 +55,10 @@ from kit.uow import UnitOfWork
 from contracts.messages import (
     EventCancelled,
     EventUpdated,
-    PaymentConfirmed,
     PaymentFailed,
     TicketType,
 )
-from tests.booking.conftest import event_created, later
+from tests.booking.conftest import event_created, later, payment_for
 from tests.conftest import DB_PREFIX
 
 pytestmark = pytest.mark.integration
@@ -200,29 +199,11 @@ class BookingMachine(RuleBasedStateMachine):
 
     @rule(booking=bookings)
     def pay(self, booking: Any) -> None:
-        self.deliver(
-            PaymentConfirmed(
-                payment_id=uuid.uuid4(),
-                booking_id=booking.id,
-                user_id=booking.user_id,
-                amount=booking.amount,
-                currency=booking.currency,
-                provider_reference="sim",
-            )
-        )
+        self.deliver(payment_for(booking))
 
     @rule(booking=bookings)
     def fail(self, booking: Any) -> None:
-        self.deliver(
-            PaymentFailed(
-                payment_id=uuid.uuid4(),
-                booking_id=booking.id,
-                user_id=booking.user_id,
-                amount=booking.amount,
-                currency=booking.currency,
-                failure_reason="card_declined",
-            )
-        )
+        self.deliver(payment_for(booking, PaymentFailed))
 
     @rule(batch=st.integers(1, 3))
     def expire(self, batch: int) -> None:

@@ -3,20 +3,14 @@ contract's: exchange + routing key), against the real database."""
 
 from __future__ import annotations
 
-import uuid
-from decimal import Decimal
 
 import pytest
 from faststream.rabbit import TestRabbitBroker
 
-from apps.booking import handlers
-from apps.booking.adapters.repository import BookingRepository
 from apps.booking.bootstrap import build
-from kit.security import Principal
-from kit.uow import UnitOfWork
-from contracts.messages import EventCancelled, EventUpdated, PaymentConfirmed, PaymentFailed
+from contracts.messages import EventCancelled, EventUpdated, PaymentFailed
 from contracts.topology import DOMAIN_EXCHANGE
-from tests.booking.conftest import event_created, later, rows
+from tests.booking.conftest import event_created, later, payment_for, reserved, rows
 
 pytestmark = pytest.mark.integration
 
@@ -47,22 +41,6 @@ async def inventory(svc, event) -> tuple:
     )
 
 
-async def booking_of(svc, event, quantity: int):
-    async with UnitOfWork(svc.db) as uow:
-        b = await handlers.reserve_seats(
-            uow,
-            repository=BookingRepository,
-            user=Principal(uuid.uuid4(), "customer", {}),
-            event_id=event.event_id,
-            quantity=quantity,
-            hold_seconds=600,
-            max_per_booking=10,
-            max_held_per_user=20,
-        )
-        await uow.commit()
-    return b
-
-
 async def outbox_keys(svc, booking_id) -> list[str]:
     return [
         r[0]
@@ -72,21 +50,6 @@ async def outbox_keys(svc, booking_id) -> list[str]:
             b=str(booking_id),
         )
     ]
-
-
-def payment(b, cls=PaymentConfirmed, **extra):
-    base = {
-        "payment_id": uuid.uuid4(),
-        "booking_id": b.id,
-        "user_id": b.user_id,
-        "amount": Decimal(b.amount),
-        "currency": b.currency,
-    }
-    if cls is PaymentConfirmed:
-        base["provider_reference"] = "sim"
-    else:
-        base["failure_reason"] = "card_declined"
-    return cls(**base, **extra)
 
 
 async def test_event_created_and_updated_subscribers_build_inventory(service):
@@ -107,10 +70,10 @@ async def test_payment_subscribers_confirm_and_cancel(service):
     async with TestRabbitBroker(service.broker) as broker:
         event = event_created(capacity=8)
         await send(broker, event)
-        to_pay, to_fail = await booking_of(service, event, 2), await booking_of(service, event, 3)
+        to_pay, to_fail = await reserved(service, event, 2), await reserved(service, event, 3)
 
-        await send(broker, payment(to_pay))
-        await send(broker, payment(to_fail, PaymentFailed))
+        await send(broker, payment_for(to_pay))
+        await send(broker, payment_for(to_fail, PaymentFailed))
 
         subs["payment_confirmed"].mock.assert_called_once()
         subs["payment_failed"].mock.assert_called_once()
@@ -124,7 +87,7 @@ async def test_event_cancelled_subscriber_cancels_bookings(service):
     async with TestRabbitBroker(service.broker) as broker:
         event = event_created(capacity=8)
         await send(broker, event)
-        b = await booking_of(service, event, 2)
+        b = await reserved(service, event, 2)
         msg = later(event, EventCancelled, 2)
 
         await send(broker, msg)

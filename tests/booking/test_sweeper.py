@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 
-from apps.booking import handlers
-from apps.booking.adapters.repository import BookingRepository
 from apps.booking.bootstrap import build
 from apps.booking.entrypoints.sweeper import sweep_once
-from kit.security import Principal
 from kit.uow import UnitOfWork
 from contracts.messages import BookingExpired
 from tests.booking.conftest import (
@@ -20,6 +19,7 @@ from tests.booking.conftest import (
     collect,
     event_created,
     feed,
+    reserve,
     rows,
     scalar,
 )
@@ -30,16 +30,22 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 
+@contextlib.asynccontextmanager
+async def two_replicas(start_service, capacity: int, **sweeper: float) -> AsyncIterator[tuple]:
+    """Two booking replicas on the same database whose holds lapse at once, swept as
+    ``sweeper`` says (``booking_sweep_*``), and an event of ``capacity`` seats both know."""
+    replica = {"booking_hold_seconds": 0, **sweeper}
+    async with start_service(build, **replica) as one, start_service(build, **replica) as two:
+        event = event_created(capacity=capacity)
+        await feed(one, event)
+        yield one, two, event
+
+
 async def test_two_sweepers_expire_each_hold_once(start_service, amqp):
     queue = await bound_queue(amqp, "booking_expired")
-    replica = {
-        "booking_hold_seconds": 0,
-        "booking_sweep_interval_seconds": 0,
-        "booking_sweep_batch_size": 3,
-    }
-    async with start_service(build, **replica) as one, start_service(build, **replica) as two:
-        event = event_created(capacity=100)
-        await feed(one, event)
+    async with two_replicas(
+        start_service, 100, booking_sweep_interval_seconds=0, booking_sweep_batch_size=3
+    ) as (one, two, event):
         async with http_client(one) as client:
             made = await asyncio.gather(
                 *(
@@ -87,27 +93,13 @@ async def test_two_sweepers_expire_each_hold_once(start_service, amqp):
 
 
 async def test_background_sweepers_of_two_replicas_release_seats(start_service):
-    replica = {
-        "booking_hold_seconds": 0,
-        "booking_sweep_interval_seconds": 0.02,
-        "booking_sweep_batch_size": 2,
-    }
-    async with start_service(build, **replica) as one, start_service(build, **replica) as two:
-        event = event_created(capacity=30)
-        await feed(one, event)
+    async with two_replicas(
+        start_service, 30, booking_sweep_interval_seconds=0.02, booking_sweep_batch_size=2
+    ) as (one, two, event):
         for svc in (one, two):
             async with UnitOfWork(svc.db) as uow:
                 for _ in range(10):
-                    await handlers.reserve_seats(
-                        uow,
-                        repository=BookingRepository,
-                        user=Principal(uuid.uuid4(), "customer", {}),
-                        event_id=event.event_id,
-                        quantity=1,
-                        hold_seconds=0,
-                        max_per_booking=10,
-                        max_held_per_user=20,
-                    )
+                    await reserve(uow, event, 1, hold_seconds=0)
                 await uow.commit()
         await eventually(
             lambda: rows(one, "SELECT held FROM inventory WHERE event_id = :e", e=event.event_id),

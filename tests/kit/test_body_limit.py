@@ -5,23 +5,18 @@ reading it at the cap."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
 import uuid
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-import uvicorn
 
 from apps.booking.bootstrap import build as build_booking
 from apps.events.bootstrap import build as build_events
 from gateway.config import GatewaySettings
 from kit.settings import ServiceSettings
 from tests.conftest import http_client
+from tests.support.serving import serve
 from tests.support.tokens import bearer, mint
-from tests.support.waiting import eventually
 
 CAP = 1024
 
@@ -81,21 +76,6 @@ async def test_a_streamed_body_is_read_no_further_than_the_cap():
     assert pieces_read == CAP // 100 + 1  # the piece that crossed the cap, and no more
 
 
-@contextlib.asynccontextmanager
-async def serving(app) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        await eventually(lambda: asyncio.sleep(0, server.started))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 async def test_a_chunked_body_over_the_cap_is_413_over_real_http():
     service = build_events(max_body_bytes=CAP)
 
@@ -103,7 +83,7 @@ async def test_a_chunked_body_over_the_cap_is_413_over_real_http():
         for _ in range(8):
             yield b"y" * 512
 
-    async with serving(service.api) as url, aiohttp.ClientSession() as session:
+    async with serve(service.api, lifespan="off") as url, aiohttp.ClientSession() as session:
         async with session.post(
             f"{url}/events/create",
             data=chunks(),

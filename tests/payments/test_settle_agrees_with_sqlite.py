@@ -10,7 +10,6 @@ rows on both, and a due nobody paid is left untouched on both.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,30 +26,17 @@ from contracts.messages import BookingCreated
 from kit.consuming import consume_once
 from kit.db import Database
 from kit.outbox import OUTBOX
-from kit.settings import ServiceSettings
 from kit.uow import run_in_unit_of_work
 from tests.payments.conftest import booking_created
-from tests.support.db import migrations_of, sqlite_database
+from tests.support.db import postgres_database, sqlite_database
 
 pytestmark = pytest.mark.integration
-
-MIGRATIONS = migrations_of("payments")
 
 
 @pytest.fixture
 async def postgres() -> AsyncIterator[Database]:
-    # a database of its own (the run's prefix, so the run's clean-up drops it)
-    db = Database(
-        ServiceSettings(
-            service_name="payments",
-            database_url=os.environ["DATABASE_URL"],
-            database_prefix=os.environ["DATABASE_PREFIX"] + "settle_",
-        ),
-        MIGRATIONS,
-    )
-    await db.prepare()
-    yield db
-    await db.dispose()
+    async with postgres_database("payments", "settle") as db:
+        yield db
 
 
 @pytest.fixture

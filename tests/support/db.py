@@ -44,6 +44,26 @@ def migrations_of(service: str) -> Path:
 
 
 @asynccontextmanager
+async def postgres_database(service: str, name: str) -> AsyncIterator[Database]:
+    """``service``'s database on the real PostgreSQL, made by its own migrations, of its own:
+    ``name`` after the run's prefix (so the run's clean-up drops it), apart from the database the
+    test's running services share."""
+    db = Database(
+        ServiceSettings(
+            service_name=service,
+            database_url=os.environ["DATABASE_URL"],
+            database_prefix=os.environ["DATABASE_PREFIX"] + f"{name}_",
+        ),
+        migrations_of(service),
+    )
+    await db.prepare()
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@asynccontextmanager
 async def sqlite_database(service: str, directory: Path) -> AsyncIterator[Database]:
     """``service``'s database as the embedded mode has it: a SQLite file in ``directory``, made
     by the service's own migrations."""
