@@ -73,6 +73,50 @@ async def drive(session, n: int, concurrency: int, make_request) -> tuple[float,
     return time.perf_counter() - start, results, Counter(r[1] for r in results)
 
 
+def cpu_now(platform: BenchPlatform) -> tuple[dict, dict]:
+    return platform.cpu_seconds(), platform.infrastructure_cpu_seconds()
+
+
+def cpu_since(platform: BenchPlatform, before: tuple[dict, dict]) -> dict:
+    """CPU seconds per platform process and per infrastructure process since ``before``
+    (``cpu_now``)."""
+    cpu0, infra0 = before
+    cpu1, infra1 = cpu_now(platform)
+    return dict(
+        cpu={k: cpu1.get(k, 0) - cpu0.get(k, 0) for k in cpu1},
+        infra={k: infra1[k] - infra0[k] for k in infra1},
+    )
+
+
+async def confirmations(
+    platform: BenchPlatform, event_id: str, sent: dict[str, float], expected: int, wait: float
+) -> tuple[int, list[float]]:
+    """Wait up to ``wait`` s for ``expected`` confirmed bookings of the event; then how many are
+    confirmed and, for each paid one in ``sent``, seconds from its accepted payment request to
+    its confirmation (the booking's ``updated_at``)."""
+    conn = await asyncpg.connect(f"{PG}/{platform.db_prefix}booking")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        n = await conn.fetchval(
+            "SELECT count(*) FROM bookings WHERE event_id=$1 AND status='confirmed'",
+            uuid.UUID(event_id),
+        )
+        if n >= expected:
+            break
+        await asyncio.sleep(0.2)
+    rows = await conn.fetch(
+        "SELECT id, updated_at FROM bookings WHERE event_id=$1 AND status='confirmed'",
+        uuid.UUID(event_id),
+    )
+    await conn.close()
+    latency = [
+        max(0.0, r["updated_at"].timestamp() - sent[str(r["id"])])
+        for r in rows
+        if str(r["id"]) in sent
+    ]
+    return len(rows), latency
+
+
 async def flash_sale(args: argparse.Namespace) -> dict:
     platform = BenchPlatform(
         gateway_workers=args.gateway_workers, booking_workers=args.booking_workers
@@ -153,11 +197,11 @@ async def flash_sale(args: argparse.Namespace) -> dict:
                     {"json": json_body, "headers": {"Authorization": f"Bearer {tokens[user]}"}},
                 )
 
-            cpu0, infra0 = platform.cpu_seconds(), platform.infrastructure_cpu_seconds()
+            cpu0 = cpu_now(platform)
             seconds, results, statuses = await drive(
                 session, args.attempts, args.concurrency, booking_request
             )
-            cpu1, infra1 = platform.cpu_seconds(), platform.infrastructure_cpu_seconds()
+            used = cpu_since(platform, cpu0)
             lat = [r[0] for r in results]
             out["lat_held"] = [r[0] for r in results if r[1] == 201]
             out["lat_refused"] = [r[0] for r in results if r[1] in (409, 422)]
@@ -167,8 +211,7 @@ async def flash_sale(args: argparse.Namespace) -> dict:
                 rate=args.attempts / seconds,
                 lat=lat,
                 statuses=statuses,
-                cpu={k: cpu1.get(k, 0) - cpu0.get(k, 0) for k in cpu1},
-                infra={k: infra1[k] - infra0[k] for k in infra1},
+                **used,
             )
 
             conn = await asyncpg.connect(f"{PG}/{platform.db_prefix}booking")
@@ -218,27 +261,9 @@ async def flash_sale(args: argparse.Namespace) -> dict:
                 pay_tasks.append(asyncio.create_task(pay(user, booking)))
             await asyncio.gather(*pay_tasks)
 
-            conn = await asyncpg.connect(f"{PG}/{platform.db_prefix}booking")
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                n = await conn.fetchval(
-                    "SELECT count(*) FROM bookings WHERE event_id=$1 AND status='confirmed'",
-                    uuid.UUID(event["id"]),
-                )
-                if n >= sum(pay_statuses[k] for k in (200, 201)):
-                    break
-                await asyncio.sleep(0.2)
-            rows = await conn.fetch(
-                "SELECT id, updated_at FROM bookings WHERE event_id=$1 AND status='confirmed'",
-                uuid.UUID(event["id"]),
-            )
-            await conn.close()
-            confirm = [
-                max(0.0, r["updated_at"].timestamp() - pay_sent[str(r["id"])])
-                for r in rows
-                if str(r["id"]) in pay_sent
-            ]
-            out["payments"] = dict(statuses=pay_statuses, confirmed=len(rows), latency=confirm)
+            accepted = sum(pay_statuses[k] for k in (200, 201))
+            confirmed, confirm = await confirmations(platform, event["id"], pay_sent, accepted, 60)
+            out["payments"] = dict(statuses=pay_statuses, confirmed=confirmed, latency=confirm)
 
             # the steady state: a second event sold at --steady-rate bookings/s, each paid
             # --think seconds after its hold, once the platform has drained the sale's backlog
@@ -337,7 +362,7 @@ async def steady(
         statuses[f"pay {await pay_once(session, gw, token, body['id'], sent)}"] += 1
 
     tasks = []
-    cpu0, infra0 = platform.cpu_seconds(), platform.infrastructure_cpu_seconds()
+    cpu0 = cpu_now(platform)
     start = time.perf_counter()
     for k in range(n):
         delay = start + k / args.steady_rate - time.perf_counter()
@@ -346,36 +371,16 @@ async def steady(
         tasks.append(asyncio.create_task(one(k)))
     await asyncio.gather(*tasks)
     await platform.drain()  # (rabbitmqctl's own CPU is not counted: it has exited by the end)
-    cpu1, infra1 = platform.cpu_seconds(), platform.infrastructure_cpu_seconds()
-    conn = await asyncpg.connect(f"{PG}/{platform.db_prefix}booking")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        done = await conn.fetchval(
-            "SELECT count(*) FROM bookings WHERE event_id=$1 AND status='confirmed'",
-            uuid.UUID(event["id"]),
-        )
-        if done >= len(sent):
-            break
-        await asyncio.sleep(0.2)
-    rows = await conn.fetch(
-        "SELECT id, updated_at FROM bookings WHERE event_id=$1 AND status='confirmed'",
-        uuid.UUID(event["id"]),
-    )
-    await conn.close()
-    latency = [
-        max(0.0, r["updated_at"].timestamp() - sent[str(r["id"])])
-        for r in rows
-        if str(r["id"]) in sent
-    ]
+    used = cpu_since(platform, cpu0)
+    confirmed, latency = await confirmations(platform, event["id"], sent, len(sent), 30)
     return dict(
         n=n,
         statuses=statuses,
-        confirmed=len(rows),
+        confirmed=confirmed,
         paid=len(sent),
         latency=latency,
         hold=book_lat,
-        cpu={k: cpu1.get(k, 0) - cpu0.get(k, 0) for k in cpu1},
-        infra={k: infra1[k] - infra0[k] for k in infra1},
+        **used,
     )
 
 
