@@ -1,12 +1,12 @@
 """Booking database access. Takes the unit of work's connection; never commits.
 
-Lock order, the same in every transaction so they cannot deadlock each other: a booking row,
-then event inventory rows (sorted by id), then ticket-type rows (sorted by id), then user-hold
-rows (sorted by id). A reservation
-inserts a *new* booking row (nobody can be waiting on it), then takes the inventory row, then
-the user's row (one statement, ``booking_reserve``). Seat changes that never take seats
-(confirm, expire, cancel) are applied at COMMIT in that order by a deferred trigger (migration
-0003), so the events' hot rows are locked only while PostgreSQL commits. Cancelling a whole
+Lock order, the same in every transaction so they cannot deadlock each other: a booking row (a
+transition locks its booking first), then event inventory rows, then ticket-type rows, then
+user-hold rows, each sorted by id. A reservation inserts a *new* booking row (nobody can be
+waiting on it) after taking the event row, its lines' type rows and the user's row, all in one
+statement (``booking_reserve``). Seat changes that never take seats (confirm, expire, cancel)
+are applied at COMMIT in that order by a deferred trigger (migration 0003, type rows since
+0004), so the events' hot rows are locked only while PostgreSQL commits. Cancelling a whole
 event takes its inventory row first (so no new hold can slip in while its bookings are
 cancelled); a deadlock with a payment for one of its bookings at that very instant is
 possible, PostgreSQL breaks it and the message is retried."""
@@ -285,7 +285,7 @@ WHERE b.id = v.id AND b.status = v.previous
 )
 
 # Seat-counter changes that never take seats, applied at COMMIT by a deferred trigger
-# (migration 0003): event rows first, then user rows, each sorted — the lock order.
+# (migration 0003): event rows first, then type rows, then user rows, each sorted — the lock order.
 _DEFER_SEAT_MOVES = sa.text(
     """
 INSERT INTO seat_moves (event_id, ticket_type_id, user_id, held, sold)
@@ -307,7 +307,8 @@ ORDER BY kind, ticket_type_id, event_id, user_id
 """
 )
 # One booking's transition with everything that goes with it, as ONE statement (autocommit): the
-# guarded status update, its seat moves (event row first, then the user row: the lock order),
+# guarded status update, its seat moves (the event row, its types' rows sorted by id, then the
+# user's row: the lock order),
 # the consumer's inbox mark and the outbox row (both built by the kit). Applied only if the
 # booking is still in the status it was read in and this consumer has not handled the message;
 # otherwise nothing at all.
