@@ -53,6 +53,14 @@ class StringField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class EmailStringField(StringField, serializers.EmailField):
+    """An e-mail address given as a JSON string (not a number DRF would turn into one)."""
+
+
+class RegexStringField(StringField, serializers.RegexField):
+    """A JSON string matching a pattern."""
+
+
 @extend_schema_serializer(component_name="User")
 class UserOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
@@ -75,15 +83,13 @@ class TokenPairOutputSerializer(serializers.Serializer):
 class UserRegisterApi(APIView):
     @extend_schema_serializer(component_name="Register")
     class InputSerializer(StrictSerializer):
-        email = serializers.EmailField(max_length=254)
-        password = serializers.CharField(max_length=256, trim_whitespace=False)
-        full_name = serializers.CharField(
-            max_length=200, required=False, allow_blank=True, default=""
-        )
+        email = EmailStringField(max_length=254)
+        password = StringField(max_length=256, trim_whitespace=False)
+        full_name = StringField(max_length=200, required=False, allow_blank=True, default="")
         role = serializers.ChoiceField(
             choices=[str(r) for r in REGISTRABLE_ROLES], default="customer"
         )
-        phone = serializers.RegexField(
+        phone = RegexStringField(
             r"^\+[1-9][0-9]{6,14}$",
             required=False,
             allow_null=True,
@@ -119,8 +125,8 @@ class UserRegisterApi(APIView):
 class UserLoginApi(APIView):
     @extend_schema_serializer(component_name="Login")
     class InputSerializer(StrictSerializer):
-        email = serializers.CharField(max_length=254)
-        password = serializers.CharField(max_length=256, trim_whitespace=False)
+        email = StringField(max_length=254)
+        password = StringField(max_length=256, trim_whitespace=False)
 
     OutputSerializer = TokenPairOutputSerializer
 
@@ -150,7 +156,7 @@ class UserLoginApi(APIView):
 class TokenRefreshApi(APIView):
     @extend_schema_serializer(component_name="Refresh")
     class InputSerializer(StrictSerializer):
-        refresh_token = serializers.CharField(max_length=4096)
+        refresh_token = StringField(max_length=4096)
 
     OutputSerializer = TokenPairOutputSerializer
 

@@ -214,17 +214,27 @@ class Client:
         """Register and log in a new user; returns (user id, email, access token)."""
         email = f"{role}-{uuid.uuid4().hex[:10]}@example.com"
         password = "correct horse battery staple 42"
-        status, user, _ = await self.call(
+        status, user = await self.call_while_busy(
             "POST",
             "/auth/register",
             json={"email": email, "password": password, "full_name": "Test User", "role": role},
         )
         assert status == 201, user
-        status, tokens, _ = await self.call(
+        status, tokens = await self.call_while_busy(
             "POST", "/auth/login", json={"email": email, "password": password}
         )
         assert status == 200, tokens
         return user["id"], email, tokens["access_token"]
+
+    async def call_while_busy(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        """As a polite client does: a 503 with Retry-After (auth hashes a few passwords at once
+        per process and asks the rest to come back) is tried again, for up to a minute."""
+        for _ in range(60):
+            status, body, headers = await self.call(method, path, **kw)
+            if status != 503:
+                break
+            await asyncio.sleep(float(headers.get("Retry-After", "1")))
+        return status, body
 
     async def admin(self) -> str:
         status, tokens, _ = await self.call(
