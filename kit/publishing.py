@@ -151,7 +151,29 @@ class OutboxPublisher:
             publish = partial(self._publish, channel, datetime.now(UTC))
         # gather starts one task per message now, in order; each queues for the channel's lock
         # in that order, so publishes reach the broker in row order.
-        return asyncio.gather(*(publish(m) for m in messages), return_exceptions=True)
+        tasks = [asyncio.ensure_future(publish(m)) for m in messages]
+        return asyncio.ensure_future(self._outcomes(tasks))
+
+    async def _outcomes(self, tasks: Sequence[asyncio.Future[None]]) -> Outcomes:
+        """Each publish's outcome once the broker confirmed it (or did not), under one deadline
+        for the whole batch: a timer per publish (aio-pika's ``timeout=``) cost about a tenth of
+        the relay's CPU per message (bench/outbox_relay_bench.py, 233-255 -> 218 us)."""
+        try:
+            _, pending = await asyncio.wait(tasks, timeout=self.confirm_timeout)
+        except BaseException:  # cancelled: nothing of this batch may go on unobserved
+            for t in tasks:
+                t.cancel()
+            raise
+        for t in pending:
+            t.cancel()
+        return [
+            TimeoutError(f"no confirm within {self.confirm_timeout} s")
+            if t in pending
+            else asyncio.CancelledError()
+            if t.cancelled()
+            else t.exception()
+            for t in tasks
+        ]
 
     async def _ready_channel(self) -> AbstractRobustChannel | None:
         """The relay's open channel on the broker's connection; None under the test broker."""
@@ -227,7 +249,10 @@ class OutboxPublisher:
             # mandatory + the channel's on_return_raises: unroutable raises PublishError; a nack
             # raises DeliveryError; a channel closing before the confirm raises its reason
             await exchange.publish(
-                message, m.routing_key, mandatory=True, timeout=self.confirm_timeout
+                message,
+                m.routing_key,
+                mandatory=True,
+                timeout=None,  # the batch's deadline
             )
         except BaseException as exc:
             span.set_status(Status(StatusCode.ERROR, repr(exc)))
