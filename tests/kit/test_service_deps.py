@@ -41,3 +41,42 @@ def test_deps_are_not_request_parameters() -> None:
         for p in op.get("parameters", [])
     ]
     assert "deps" not in parameters and "request" not in parameters
+
+
+def _dependency_calls(dependant):  # type: ignore[no-untyped-def]
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            yield sub.call
+        yield from _dependency_calls(sub)
+
+
+@pytest.mark.parametrize("service", ["events", "booking", "payments", "notifications", "analytics"])
+def test_no_route_dependency_runs_in_the_thread_pool(service: str) -> None:
+    """FastAPI runs a plain ``def`` dependency in its thread pool: a thread hop per request for
+    what never waits. Every dependency of every route is a coroutine function (or an object with
+    an async ``__call__``, as FastAPI's security schemes are)."""
+    import importlib
+    import inspect
+
+    from fastapi.routing import APIRoute
+
+    def api_routes(routes):  # type: ignore[no-untyped-def]
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield route
+            elif (included := getattr(route, "original_router", None)) is not None:
+                yield from api_routes(included.routes)  # FastAPI's include_router wrapper
+
+    built = importlib.import_module(f"apps.{service}.bootstrap").build()
+    routes = list(api_routes(built.api.routes))
+    assert routes, "no API route found: the walk above no longer matches FastAPI"
+    sync = {
+        getattr(call, "__qualname__", repr(call))
+        for route in routes
+        for call in _dependency_calls(route.dependant)
+        if not (
+            inspect.iscoroutinefunction(call)
+            or inspect.iscoroutinefunction(getattr(call, "__call__", None))
+        )
+    }
+    assert sync == set()

@@ -55,7 +55,7 @@ To = Annotated[
 Viewer = Annotated[Principal, require_role("organizer", "admin")]
 
 
-def _report_query(
+async def _report_query(  # async: a plain def would run in FastAPI's thread pool
     viewer: Viewer, event_id: EventIdFilter = None, from_: From = None, to: To = None
 ) -> dict[str, Any]:
     """What both reports are asked with, as their use cases' keyword arguments."""
