@@ -36,3 +36,25 @@ def write_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     writer.writerow([safe_cell(h) for h in header])
     writer.writerows([safe_cell(v) for v in row] for row in rows)
     return out.getvalue()
+
+
+CSV = "text/csv"
+
+
+def wants_csv(accept: str) -> bool:
+    """Content negotiation between JSON (the default) and CSV on an ``Accept`` header's
+    q-values; at equal q the type listed first wins."""
+    best, best_q = "application/json", 0.0
+    for i, part in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for p in params:
+            if p.startswith("q="):
+                try:
+                    q = float(p[2:])
+                except ValueError:
+                    q = 0.0
+        q -= i * 1e-6
+        if media in (CSV, "application/json", "application/*", "*/*") and q > best_q:
+            best, best_q = (CSV if media == CSV else "application/json"), q
+    return best == CSV

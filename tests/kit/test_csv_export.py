@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from kit.csv_export import safe_cell, write_csv
+from kit.csv_export import safe_cell, wants_csv, write_csv
 
 
 @pytest.mark.parametrize(
@@ -64,3 +64,21 @@ def test_write_csv_escapes_every_cell_and_stays_parseable():
         ['Beta, "the sequel"', "0.00"],
     ]
     assert body.endswith("\r\n")
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("", False),
+        ("text/csv", True),
+        ("application/json", False),
+        ("text/csv, application/json", True),
+        ("application/json, text/csv", False),
+        ("application/json;q=0.5, text/csv", True),
+        ("text/csv;q=0.1, */*", False),
+        ("text/csv;q=junk, application/json", False),
+        ("text/html", False),
+    ],
+)
+def test_one_negotiation_decides_json_or_csv(accept: str, expected: bool) -> None:
+    assert wants_csv(accept) is expected

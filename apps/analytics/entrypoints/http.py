@@ -12,12 +12,12 @@ from pydantic import AwareDatetime, BeforeValidator
 from apps.analytics import handlers
 from apps.analytics.domain import Window
 from apps.analytics.schemas import DailyReportPublic, ReportPublic, daily_csv, report_csv
+from kit.csv_export import CSV, wants_csv
 from kit.deps import Deps
 from kit.security import Principal, require_role
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
-CSV = "text/csv"
 ERRORS = {
     401: {"description": "Missing or invalid access token"},
     403: {"description": "Customers have no reports"},
@@ -66,24 +66,6 @@ async def _report_query(  # async: a plain def would run in FastAPI's thread poo
 ReportQuery = Annotated[dict[str, Any], Depends(_report_query)]
 
 
-def _wants_csv(request: Request) -> bool:
-    """Content negotiation between JSON (default) and CSV on the Accept header's q-values."""
-    best, best_q = "application/json", 0.0
-    for i, part in enumerate(request.headers.get("accept", "").split(",")):
-        media, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for p in params:
-            if p.startswith("q="):
-                try:
-                    q = float(p[2:])
-                except ValueError:
-                    q = 0.0
-        q -= i * 1e-6  # equal q: the first listed wins
-        if media in (CSV, "application/json", "application/*", "*/*") and q > best_q:
-            best, best_q = (CSV if media == CSV else "application/json"), q
-    return best == CSV
-
-
 def _csv_response(body: str, filename: str) -> Response:
     return Response(
         body,
@@ -98,7 +80,11 @@ async def _answer(
     """Run one report use case and answer it as JSON, or as CSV when the client asks for it."""
     report = await make(deps.db, **query)
     body = public.of(report)
-    return _csv_response(to_csv(body), filename) if _wants_csv(request) else body
+    return (
+        _csv_response(to_csv(body), filename)
+        if wants_csv(request.headers.get("accept", ""))
+        else body
+    )
 
 
 @router.get(

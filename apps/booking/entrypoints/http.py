@@ -25,7 +25,7 @@ from apps.booking.schemas import (
     RefundCreate,
     attendee_rows,
 )
-from kit.csv_export import write_csv
+from kit.csv_export import CSV, wants_csv, write_csv
 from kit.uow import UnitOfWork, run_in_unit_of_work
 from kit.idempotency import IdempotencyKey, idempotent
 from kit.metrics import count
@@ -225,8 +225,6 @@ async def apply_capacity(
 
 # --- refunds and the organizer's view ---------------------------------------------------------
 
-CSV = "text/csv"
-
 
 async def _view(deps: Deps, booking: Booking) -> BookingView:
     refund = (await handlers.refunds_of(deps.db, [booking.id])).get(booking.id)
@@ -277,17 +275,6 @@ async def refund_booking(
     return await _view(deps, booking)
 
 
-def _wants_csv(request: Request) -> bool:
-    """``Accept: text/csv`` (listed before any JSON type) asks for the CSV attendee list."""
-    for part in request.headers.get("accept", "").split(","):
-        media = part.split(";")[0].strip()
-        if media == CSV:
-            return True
-        if media in ("application/json", "application/*"):
-            return False
-    return False
-
-
 @router.get(
     "/events/{event_id}/bookings",
     response_model=Page[BookingView],
@@ -316,7 +303,7 @@ async def event_bookings(
         limit=limit,
         cursor=cursor,
     )
-    if _wants_csv(request):
+    if wants_csv(request.headers.get("accept", "")):
         headers = {"Content-Disposition": f'attachment; filename="attendees-{event_id}.csv"'}
         if next_cursor is not None:
             headers["Link"] = (
