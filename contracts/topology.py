@@ -74,6 +74,26 @@ CONSUMERS: dict[str, tuple[type[Envelope], ...]] = {
     ),
 }
 
+# The messages organizers can receive as webhooks (their kind is the routing key): each one that
+# concerns an event. Adding a kind is one line here; notifications consumes every one of them
+# (and `event_created`, which tells it whose event is whose).
+WEBHOOK_MESSAGES: tuple[type[Envelope], ...] = (
+    EventCreated,
+    EventUpdated,
+    EventCancelled,
+    BookingCreated,
+    BookingConfirmed,
+    BookingCancelled,
+    BookingExpired,
+    PaymentConfirmed,
+    PaymentFailed,
+    PaymentRefunded,
+    RefundFailed,
+)
+CONSUMERS["notifications"] += tuple(
+    m for m in WEBHOOK_MESSAGES if m not in CONSUMERS["notifications"]
+)
+
 
 def _quorum_queue(name: str, routing_key: str = "") -> RabbitQueue:
     return RabbitQueue(

@@ -9,7 +9,7 @@ from apps.notifications.config import NotificationSettings
 from apps.notifications.deps import NotificationsDeps
 from apps.notifications.entrypoints.http import router
 from apps.notifications.entrypoints.messages import subscribe
-from apps.notifications.entrypoints.worker import deliver_notifications
+from apps.notifications.entrypoints.worker import deliver_notifications, deliver_webhooks
 
 SPEC = ServiceSpec(
     name="notifications",
@@ -18,11 +18,12 @@ SPEC = ServiceSpec(
     description="Tells users what happened: welcome, booking confirmed / cancelled / expired, "
     "payment failed, refunds, cancelled events, and free text on the `notifications` channel. "
     "E-mail over SMTP, SMS and push through providers; every notification is stored with its "
-    "delivery status and sent once.",
+    "delivery status and sent once. Also passes booking, payment and event messages on to "
+    "organizers' signed webhooks.",
     migrations=Path(__file__).parent / "migrations",
     routers=[router],
     subscribe=subscribe,
-    background=[deliver_notifications],
+    background=[deliver_notifications, deliver_webhooks],
     settings_class=NotificationSettings,
     deps=NotificationsDeps.build,
 )

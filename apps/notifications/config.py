@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import base64
+from typing import Self
+
+from cryptography.fernet import Fernet
+from pydantic import Field, model_validator
 
 from kit.settings import ServiceSettings
+
+# Only ever used where ENVIRONMENT is development or test (see NotificationSettings).
+_DEVELOPMENT_WEBHOOK_KEY = base64.urlsafe_b64encode(b"insecure-dev-only-webhook-key!!!").decode()
 
 
 class NotificationSettings(ServiceSettings):
@@ -33,3 +40,37 @@ class NotificationSettings(ServiceSettings):
     # A notification for a user whose contact is not known yet waits this long (status
     # `pending_contact`) for their user_registered message, then is `failed`.
     contact_wait_seconds: float = Field(default=86_400.0, gt=0)
+
+    # Webhooks (see docs/api.md): targets, the key their secrets are encrypted with, the worker.
+    webhook_allowed_hosts: str = Field(
+        default="",
+        description="WEBHOOK_ALLOWED_HOSTS: comma-separated host or host:port targets allowed "
+        "although they are loopback/private/link-local (development and tests only).",
+    )
+    webhook_encryption_key: str | None = Field(
+        default=None,
+        description="WEBHOOK_ENCRYPTION_KEY: a Fernet key (urlsafe base64 of 32 bytes) the "
+        "endpoints' signing secrets are encrypted with. Required outside development/test.",
+    )
+    webhook_worker: bool = Field(
+        default=True, description="Run the webhook delivery worker inside the service process."
+    )
+    webhook_concurrency: int = Field(default=16, ge=1, description="Deliveries in flight at once.")
+    webhook_per_endpoint: int = Field(
+        default=2, ge=1, description="Deliveries in flight to one endpoint at once."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Longest wait for an endpoint's answer, all included."
+    )
+    webhook_poll_seconds: float = Field(default=0.5, gt=0)
+    webhook_first_retry_seconds: float = Field(default=5.0, gt=0)
+    webhook_max_retry_seconds: float = Field(default=6 * 3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _webhook_key(self) -> Self:
+        if self.webhook_encryption_key is None:
+            if self.environment not in ("development", "test"):
+                raise ValueError("WEBHOOK_ENCRYPTION_KEY must be set outside development.")
+            self.webhook_encryption_key = _DEVELOPMENT_WEBHOOK_KEY
+        Fernet(self.webhook_encryption_key)  # raises ValueError for a malformed key
+        return self

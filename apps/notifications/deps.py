@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends
 
 from apps.notifications.adapters.channels import Sender, build_senders
+from apps.notifications.adapters.webhooks import SecretBox, WebhookTargets
 from apps.notifications.config import NotificationSettings
 from apps.notifications.domain import Channel
 from kit.deps import ServiceDeps, settings_of
@@ -21,11 +22,21 @@ class NotificationsDeps(ServiceDeps):
     settings: NotificationSettings
     # One sender per channel, built (and checked) with the service; the delivery worker uses them.
     senders: dict[Channel, Sender]
+    # Where webhooks may go (checked at registration and every delivery), and their secrets' key.
+    webhook_targets: WebhookTargets
+    secret_box: SecretBox
 
     @classmethod
     def build(cls, service: Service) -> NotificationsDeps:
         settings = settings_of(service, NotificationSettings)
-        return cls(db=service.db, settings=settings, senders=build_senders(settings))
+        assert settings.webhook_encryption_key is not None  # the settings' validator sets it
+        return cls(
+            db=service.db,
+            settings=settings,
+            senders=build_senders(settings),
+            webhook_targets=WebhookTargets(settings.webhook_allowed_hosts),
+            secret_box=SecretBox(settings.webhook_encryption_key),
+        )
 
 
 Deps = Annotated[NotificationsDeps, Depends(NotificationsDeps.of_request)]

@@ -14,6 +14,9 @@ delivered twice can never send twice.
 
 from __future__ import annotations
 
+import base64
+import ipaddress
+import secrets
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -204,3 +207,99 @@ class Notification:
             updated_at=now,
             next_attempt_at=now + policy.delay_after(attempts),
         )
+
+
+# --- webhooks -------------------------------------------------------------------------------
+#
+# Life of a webhook delivery (one per message and matching endpoint, id derived from both)::
+#
+#     pending --(2xx)--> delivered
+#        |  ^
+#        |  +--(non-2xx, time-out, refused address: back-off, while before give_up_at)
+#        +--(still failing at give_up_at)--> failed --(manual retry)--> pending
+
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+# Addresses a webhook may never reach unless its host is listed in WEBHOOK_ALLOWED_HOSTS: the
+# cloud metadata endpoints by name, and every non-global range (loopback, private, link-local,
+# multicast, unspecified, reserved, shared address space...).
+METADATA_ADDRESSES = frozenset(
+    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+)
+
+
+class WebhookNotFound(NotificationError):
+    status, code = 404, "webhook-not-found"
+
+
+class DeliveryNotFound(NotificationError):
+    status, code = 404, "delivery-not-found"
+
+
+class EventNotFound(NotificationError):
+    status, code = 404, "event-not-found"
+
+
+class UrlNotAllowed(NotificationError):
+    """The webhook's target is not a public http(s) address."""
+
+    code = "url-not-allowed"
+    field_in = "body"
+
+
+def address_allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for a public unicast address a webhook may be sent to."""
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped or address.sixtofour
+        if mapped is not None:
+            return address_allowed(mapped)
+    if address in METADATA_ADDRESSES:
+        return False
+    return address.is_global and not (
+        address.is_multicast
+        or address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_reserved
+    )
+
+
+def webhook_secret() -> str:
+    """A new endpoint's signing secret: ``whsec_`` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def delivery_id(message_id: uuid.UUID, endpoint_id: uuid.UUID) -> uuid.UUID:
+    """The one id of a message's delivery to an endpoint: the same on every redelivery of the
+    message and every retry, so the receiver can deduplicate on ``webhook-id``."""
+    return uuid.uuid5(endpoint_id, str(message_id))
+
+
+# How long a delivery is retried (its ``give_up_at`` is this after it was created).
+WEBHOOK_RETRY_WINDOW = timedelta(hours=24)
+
+
+def webhook_id(delivery: uuid.UUID) -> str:
+    return f"msg_{delivery.hex}"
+
+
+@dataclass(frozen=True)
+class WebhookBackoff:
+    """When to try a failed delivery again: ``first_seconds`` after the first failure, then
+    ``factor`` times longer each time (capped at ``max_seconds``), each pause jittered by ±20%
+    so a recovering endpoint is not hit by every retry at once; the last one at ``give_up_at``."""
+
+    first_seconds: float = 5.0
+    factor: float = 4.0
+    max_seconds: float = 6 * 3600.0
+
+    def next_attempt(
+        self, attempts: int, *, now: datetime, give_up_at: datetime, jitter: float
+    ) -> datetime | None:
+        """After ``attempts`` failed attempts: the next one's time, or None to give up.
+        ``jitter`` is a number in [-1, 1]."""
+        delay = min(self.first_seconds * self.factor ** (attempts - 1), self.max_seconds)
+        if now >= give_up_at:
+            return None
+        return min(now + timedelta(seconds=delay * (1 + 0.2 * jitter)), give_up_at)

@@ -31,6 +31,7 @@ from apps.notifications.adapters.repository import (
     store_statement,
 )
 from apps.notifications.domain import Channel, Contact, NoAddress, Notification, RetryPolicy
+from apps.notifications.webhooks import Fanout, fan_out
 from apps.notifications.templates import (
     CANCELLATION_REASONS,
     REFUND_REASONS,
@@ -38,6 +39,7 @@ from apps.notifications.templates import (
     money,
     render,
 )
+from contracts.envelope import Envelope
 from contracts.messages import (
     BookingCancelled,
     BookingConfirmed,
@@ -114,15 +116,20 @@ def _render(notice: Notice, contact: Contact | None, now: datetime) -> list[Noti
 
 
 def _notifying(notice_of: Callable[[M], Notice | None]) -> OneStatementHandler[M]:
-    """The handler that stores ``notice_of(message)`` (nothing for None): it reads the user's
-    contact, then stores the notifications with the inbox mark."""
+    """The handler that stores ``notice_of(message)`` (nothing for None) and the message's
+    webhook deliveries: it reads the user's contact and the matching endpoints, then stores
+    the notifications and deliveries with the inbox mark."""
 
     async def statement(msg: M, conn: AsyncConnection) -> Statement:
+        hooks = await fan_out(msg, conn) if isinstance(msg, Envelope) else Fanout()
         notice = notice_of(msg)
-        if notice is None:
-            return store_statement([])
-        contact = await ContactRepository(conn).get(notice.user_id)
-        return store_statement(_render(notice, contact, _now()))
+        added: list[Notification] = []
+        if notice is not None:
+            contact = await ContactRepository(conn).get(notice.user_id)
+            added = _render(notice, contact, _now())
+        return store_statement(
+            added, now=_now(), organizer=hooks.organizer, deliveries=hooks.deliveries
+        )
 
     return OneStatementHandler(statement)
 
@@ -271,6 +278,9 @@ notify_booking_expired = _notifying(booking_expired_notice)
 notify_payment_failed = _notifying(payment_failed_notice)
 notify_payment_refunded = _notifying(payment_refunded_notice)
 notify_event_cancelled = _notifying(event_cancelled_notice)
+# A message notifications only passes on to webhooks (and, for event messages, learns whose
+# event it is from).
+pass_to_webhooks: OneStatementHandler[Envelope] = _notifying(lambda _msg: None)
 # The `notifications` command: store free text for one user on one channel, under the id the
 # sender chose. A user without an address for that channel gets a `failed` row.
 request_notification = OneStatementHandler(_request_notification_statement)

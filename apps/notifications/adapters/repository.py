@@ -18,7 +18,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit.inbox import Statement, Writes, insert_from_mark, once_per_message
-from apps.notifications.adapters.tables import contacts, notifications
+from apps.notifications.adapters.tables import (
+    contacts,
+    event_organizers,
+    notifications,
+    webhook_deliveries,
+)
 from apps.notifications.domain import Contact, Notification
 
 _COLUMNS = [f.name for f in fields(Notification)]
@@ -53,30 +58,60 @@ _PUT_CONTACT = insert_from_mark(
 )
 
 
-@functools.cache
-def _store(with_contact: bool, count: int) -> Writes:
-    """Built once per shape: the contact or not, and how many notifications (1-3 channels)."""
+_PUT_ORGANIZER = insert_from_mark(
+    event_organizers,
+    "ON CONFLICT (event_id) DO UPDATE SET organizer_id = EXCLUDED.organizer_id, "
+    "updated_at = EXCLUDED.updated_at",
+    prefix="org_",
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _store(with_contact: bool, count: int, with_organizer: bool = False, hooks: int = 0) -> Writes:
+    """Built once per shape: the contact or not, how many notifications (1-3 channels), the
+    event's organizer or not, and how many webhook deliveries."""
     adds = [
         # a notification already stored for this (source message, kind, channel) is kept
         insert_from_mark(notifications, "ON CONFLICT DO NOTHING", prefix=f"n{i}_")
         for i in range(count)
     ]
-    return once_per_message(*([_PUT_CONTACT] if with_contact else []), *adds)
+    deliveries = [
+        insert_from_mark(webhook_deliveries, "ON CONFLICT DO NOTHING", prefix=f"w{i}_")
+        for i in range(hooks)
+    ]
+    return once_per_message(
+        *([_PUT_CONTACT] if with_contact else []),
+        *([_PUT_ORGANIZER] if with_organizer else []),
+        *adds,
+        *deliveries,
+    )
 
 
 def store_statement(
-    added: Sequence[Notification], *, contact: Contact | None = None, now: datetime | None = None
+    added: Sequence[Notification],
+    *,
+    contact: Contact | None = None,
+    now: datetime | None = None,
+    organizer: tuple[uuid.UUID, uuid.UUID] | None = None,
+    deliveries: Sequence[dict[str, object]] = (),
 ) -> Statement:
-    """Store ``contact`` (if given; a known user's is replaced) and each of ``added`` (unless one
-    for the same source message, kind and channel is stored), with the inbox mark; with
-    neither, the mark alone."""
+    """Store ``contact`` (if given; a known user's is replaced), each of ``added`` (unless one
+    for the same source message, kind and channel is stored), the ``(event_id, organizer_id)``
+    pair and the webhook ``deliveries`` (rows of ``webhook_deliveries``), with the inbox mark;
+    with none of them, the mark alone."""
     params: dict[str, object] = {}
     if contact is not None:
         params |= {f"contact_{k}": v for k, v in asdict(contact).items()}
         params["contact_updated_at"] = now
+    if organizer is not None:
+        params |= {"org_event_id": organizer[0], "org_organizer_id": organizer[1]}
+        params["org_updated_at"] = now
     for i, n in enumerate(added):
         params |= {f"n{i}_{k}": getattr(n, k) for k in _COLUMNS}
-    return Statement(_store(contact is not None, len(added)), params)
+    for i, d in enumerate(deliveries):
+        params |= {f"w{i}_{k}": v for k, v in d.items()}
+    writes = _store(contact is not None, len(added), organizer is not None, len(deliveries))
+    return Statement(writes, params)
 
 
 class NotificationRepository:

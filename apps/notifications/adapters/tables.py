@@ -57,3 +57,80 @@ notifications = sa.Table(
         postgresql_where=sa.text("status = 'pending_contact'"),
     ),
 )
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+# Whose event is whose, learned from the event messages (for an organizer's webhooks).
+event_organizers = sa.Table(
+    "event_organizers",
+    metadata,
+    sa.Column("event_id", sa.Uuid, primary_key=True),
+    sa.Column("organizer_id", sa.Uuid, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("owner_id", sa.Uuid, nullable=False),
+    # an admin's endpoint receives its kinds for every event; an organizer's, for their own
+    sa.Column("owner_is_admin", sa.Boolean, nullable=False),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("events", JSONDoc, nullable=False),
+    sa.Column("event_id", sa.Uuid, nullable=True),
+    # the signing secret, encrypted with WEBHOOK_ENCRYPTION_KEY (never stored in the clear)
+    sa.Column("secret_encrypted", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index("ix_webhook_endpoints_owner_created", "owner_id", "created_at", "id"),
+)
+
+# One row per (endpoint, kind): what a message's fan-out looks up.
+webhook_endpoint_kinds = sa.Table(
+    "webhook_endpoint_kinds",
+    metadata,
+    sa.Column("kind", sa.String(50), primary_key=True),
+    sa.Column("endpoint_id", sa.Uuid, primary_key=True),
+)
+
+# The webhooks' outbox: written with the message's inbox mark, sent by the webhook worker.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),  # derived from (message id, endpoint id)
+    sa.Column("endpoint_id", sa.Uuid, nullable=False),
+    sa.Column("message_id", sa.Uuid, nullable=False),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # the exact body that is signed and sent
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("give_up_at", UtcDateTime, nullable=False),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("delivered_at", UtcDateTime, nullable=True),
+    sa.CheckConstraint(
+        "status IN ('pending', 'delivered', 'failed')", name="ck_webhook_deliveries_status"
+    ),
+    sa.Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
+    sa.Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+)
+
+# The delivery log: one row per attempt.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("delivery_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("attempted_at", UtcDateTime, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=True),  # the retry it scheduled, if any
+)

@@ -4,7 +4,7 @@ use case, once per message id; the docstrings are the AsyncAPI descriptions."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kit.consuming import consume_once
 from apps.notifications import handlers
@@ -18,7 +18,8 @@ from contracts.messages import (
     PaymentRefunded,
     UserRegistered,
 )
-from contracts.topology import DOMAIN_EXCHANGE, queue_for
+from contracts.envelope import Envelope
+from contracts.topology import DOMAIN_EXCHANGE, WEBHOOK_MESSAGES, queue_for
 
 if TYPE_CHECKING:
     from kit.service import Service
@@ -88,7 +89,7 @@ def subscribe(service: Service) -> None:
         `notification_id`. Goes out once the user's contact details are known."""
         await consume_once(db, Q_REQUESTED.name, msg, handlers.request_notification)
 
-    service.subscribers = {  # type: ignore[attr-defined] - for TestRabbitBroker's .mock
+    subscribers = {
         "user_registered": on_user_registered,
         "booking_confirmed": on_booking_confirmed,
         "booking_cancelled": on_booking_cancelled,
@@ -98,3 +99,32 @@ def subscribe(service: Service) -> None:
         "event_cancelled": on_event_cancelled,
         "notifications": on_notification_requested,
     }
+    # The other webhook kinds: consumed only to pass them on to organizers' webhooks (the ones
+    # above pass theirs on too).
+    for message in WEBHOOK_MESSAGES:
+        if message.routing_key not in subscribers:
+            subscribers[message.routing_key] = _webhooks_only(service, message)
+    service.subscribers = subscribers  # type: ignore[attr-defined] - for TestRabbitBroker's .mock
+
+
+def _webhooks_only(service: Service, message: type[Envelope]) -> Any:
+    queue = queue_for(SERVICE, message)
+    db = service.db
+
+    async def on_message(msg: Envelope) -> None:
+        await consume_once(db, queue.name, msg, handlers.pass_to_webhooks)
+
+    on_message.__annotations__["msg"] = message  # decoded as this message's contract
+    on_message.__name__ = on_message.__qualname__ = f"on_{message.routing_key}"
+    return service.broker.subscriber(
+        queue,
+        DOMAIN_EXCHANGE,
+        title=f"notifications.{message.routing_key}",
+        description=f"Passes `{message.routing_key}` on to the webhooks registered for it "
+        "(an organizer's for their own events, an admin's for all)."
+        + (
+            " Also records which organizer the event belongs to."
+            if "organizer_id" in message.model_fields
+            else ""
+        ),
+    )(on_message)
