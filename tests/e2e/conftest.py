@@ -43,6 +43,8 @@ class Platform:
     mail: MailSink
     logs: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # A port on 127.0.0.1 webhooks may be sent to (WEBHOOK_ALLOWED_HOSTS): a test's receiver.
+    webhook_port: int = 0
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -116,6 +118,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory):
 
     ports = {name: free_port() for name in SERVICES}
     gateway_port = free_port()
+    webhook_port = free_port()
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     env = {k: v for k, v in os.environ.items() if k not in ("JWT_JWKS",)}
     own_vhost = None
@@ -141,6 +144,8 @@ async def platform(tmp_path_factory: pytest.TempPathFactory):
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=str(smtp_port),
         DELIVERY_POLL_SECONDS="0.1",
+        WEBHOOK_ALLOWED_HOSTS=f"127.0.0.1:{webhook_port}",
+        WEBHOOK_POLL_SECONDS="0.1",
         GATEWAY_RATE_LIMIT="0",
         # The suites on this platform (e2e, reliability, abuse) register many users from one
         # address: registration limits off (their own tests are in tests/auth).
@@ -153,7 +158,12 @@ async def platform(tmp_path_factory: pytest.TempPathFactory):
     logs = tmp / "logs"
     logs.mkdir()
     p = Platform(
-        gateway=f"http://127.0.0.1:{gateway_port}", ports=ports, otlp=otlp, mail=mail, logs=logs
+        gateway=f"http://127.0.0.1:{gateway_port}",
+        ports=ports,
+        otlp=otlp,
+        mail=mail,
+        logs=logs,
+        webhook_port=webhook_port,
     )
     # auth first: the others fetch its JWKS
     order = [
