@@ -18,6 +18,7 @@ from contracts.messages import (
     BookingConfirmed,
     BookingExpired,
     EventCancelled,
+    EventCreated,
     NotificationRequested,
     PaymentFailed,
     PaymentRefunded,
@@ -101,6 +102,11 @@ def event_cancelled(organizer_id: uuid.UUID | None = None, **over: Any) -> Event
     )
     fields.update(over)
     return EventCancelled(**fields)
+
+
+def event_created(organizer_id: uuid.UUID | None = None, **over: Any) -> EventCreated:
+    fields = event_cancelled(organizer_id).model_dump(exclude={"message_id", "message_type"})
+    return EventCreated(**{**fields, "status": "scheduled", "reason": None, **over})
 
 
 def notification_requested(user_id: uuid.UUID | None = None, **over: Any) -> NotificationRequested:

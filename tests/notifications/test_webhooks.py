@@ -17,7 +17,7 @@ from apps.notifications.adapters.tables import webhook_deliveries, webhook_endpo
 from apps.notifications.bootstrap import build
 from apps.notifications.deps import NotificationsDeps
 from apps.notifications.webhooks import WEBHOOK_KINDS
-from contracts.messages import BookingCreated, EventCreated
+from contracts.messages import BookingCreated
 from tests.conftest import http_client
 from tests.notifications import helpers as h
 from tests.notifications.helpers import FAST_RETRIES, send
@@ -53,14 +53,9 @@ async def service(start_service, module_sink, receiver):
         yield svc
 
 
-def event_created(organizer_id: uuid.UUID) -> EventCreated:
-    fields = h.event_cancelled(organizer_id).model_dump(exclude={"message_id", "message_type"})
-    return EventCreated(**{**fields, "status": "scheduled", "reason": None})
-
-
 async def organizer_with_event(bus: Any) -> tuple[uuid.UUID, uuid.UUID]:
     organizer = uuid.uuid4()
-    created = event_created(organizer)
+    created = h.event_created(organizer)
     await send(bus, created)
     return organizer, created.event_id
 
@@ -369,7 +364,7 @@ async def test_a_listed_host_is_reached_at_the_address_that_was_checked(service,
 
 async def test_an_event_scoped_webhook_gets_only_that_event(service, bus, receiver):
     organizer, first = await organizer_with_event(bus)
-    second = event_created(organizer)
+    second = h.event_created(organizer)
     await send(bus, second)
     await registered(
         service, organizer, receiver.url("ok-scoped"), ["booking_confirmed"], event_id=str(first)
