@@ -12,10 +12,15 @@
 set -eu
 namespace="${1:?usage: make-secrets.sh <namespace>}"
 secret() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
+# A Fernet key (urlsafe base64 of 32 random bytes): notifications encrypts webhook secrets with it.
+fernet_key() { head -c 32 /dev/urandom | base64 | tr '+/' '-_'; }
 for service in auth events booking payments notifications analytics; do
   db="$(secret)"; mq="$(secret)"
+  extra=""
+  if [ "$service" = notifications ]; then extra="--from-literal=WEBHOOK_ENCRYPTION_KEY=$(fernet_key)"; fi
+  # shellcheck disable=SC2086 # $extra is empty or one argument without spaces
   kubectl create secret generic "eventbooking-$service-credentials" --namespace "$namespace" \
-    --from-literal=DATABASE_PASSWORD="$db" --from-literal=RABBITMQ_PASSWORD="$mq" \
+    --from-literal=DATABASE_PASSWORD="$db" --from-literal=RABBITMQ_PASSWORD="$mq" $extra \
     --dry-run=client -o yaml
   echo "---"
   echo "rabbitmqctl change_password $service $mq" >&2
