@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography.fernet import InvalidToken
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.notifications.adapters.webhooks import (
@@ -237,9 +238,14 @@ async def send_delivery(
     db: Database, sender: WebhookSender, box: SecretBox, backoff: WebhookBackoff, row: sa.Row
 ) -> SendOutcome:
     """Send one leased delivery and record the attempt: delivered, retried later, or failed."""
-    outcome = await sender.send(
-        url=row.url, secret=box.open(row.secret_encrypted), delivery_id=row.id, payload=row.payload
-    )
+    try:
+        secret = box.open(row.secret_encrypted)
+    except InvalidToken:  # WEBHOOK_ENCRYPTION_KEY changed: retried, in case it comes back
+        outcome = SendOutcome(None, "the secret cannot be decrypted with this key", 0)
+    else:
+        outcome = await sender.send(
+            url=row.url, secret=secret, delivery_id=row.id, payload=row.payload
+        )
     now = _now()
     retry_at = None
     if not outcome.ok:

@@ -87,13 +87,17 @@ def parse_target(url: str) -> Target:
         raise UrlNotAllowed("Only http and https URLs are allowed.", field="url")
     if not parts.hostname:
         raise UrlNotAllowed("The URL has no host.", field="url")
+    try:  # an internationalised name travels as its ASCII (IDNA) form
+        host = parts.hostname.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise UrlNotAllowed("The URL's host name is not valid.", field="url") from exc
     if parts.username is not None or parts.password is not None:
         raise UrlNotAllowed("Credentials in the URL are not allowed.", field="url")
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
     default = 443 if parts.scheme == "https" else 80
-    return Target(parts.scheme, parts.hostname.lower(), port or default, path)
+    return Target(parts.scheme, host, port or default, path)
 
 
 def _literal(host: str) -> IPAddress | None:
@@ -235,7 +239,7 @@ class WebhookSender:
                 await response.aclose()  # the answer's body is not needed
         except TimeoutError:
             return done(None, f"timed out after {self.timeout:g} s")
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever fails is this attempt's error
             return done(None, f"{type(exc).__name__}: {exc}"[:500])
         return done(response.status_code, None if 200 <= response.status_code < 300 else "non-2xx")
 
@@ -431,7 +435,7 @@ class WebhookRepository:
             values = dict(status="failed", next_attempt_at=now)
         else:
             values = dict(status="pending", next_attempt_at=next_attempt_at)
-        await self.conn.execute(
+        updated = await self.conn.execute(
             d.update()
             .where(d.c.id == delivery.id)
             .values(
@@ -442,6 +446,8 @@ class WebhookRepository:
                 **values,
             )
         )
+        if updated.rowcount == 0:
+            return  # the endpoint was deleted meanwhile: nothing to log
         await self.conn.execute(
             webhook_attempts.insert().values(
                 id=uuid.uuid4(),
