@@ -86,8 +86,6 @@ async def fan_out(msg: Envelope, conn: AsyncConnection) -> Fanout:
     organizer_id: uuid.UUID | None = getattr(msg, "organizer_id", None)
     repo = WebhookRepository(conn)
     learned = (event_id, organizer_id) if event_id and organizer_id else None
-    if organizer_id is None and event_id is not None:
-        organizer_id = await repo.organizer_of(event_id)
     endpoints = await repo.matching(msg.routing_key, event_id, organizer_id)
     if not endpoints:
         return Fanout(learned)

@@ -306,11 +306,19 @@ class WebhookRepository:
         self, kind: str, event_id: uuid.UUID | None, organizer_id: uuid.UUID | None
     ) -> list[uuid.UUID]:
         """The endpoints a ``kind`` message about ``event_id`` goes to: its organizer's (for all
-        their events or this one) and admins' (for all events or this one)."""
+        their events or this one) and admins' (for all events or this one). Without
+        ``organizer_id`` the organizer is the one ``event_organizers`` knows (same query)."""
         e, k = webhook_endpoints, webhook_endpoint_kinds
         owner = e.c.owner_is_admin
         if organizer_id is not None:
             owner = sa.or_(owner, e.c.owner_id == organizer_id)
+        elif event_id is not None:
+            known = (
+                sa.select(event_organizers.c.organizer_id)
+                .where(event_organizers.c.event_id == event_id)
+                .scalar_subquery()
+            )
+            owner = sa.or_(owner, e.c.owner_id == known)
         scope = e.c.event_id.is_(None)
         if event_id is not None:
             scope = sa.or_(scope, e.c.event_id == event_id)
