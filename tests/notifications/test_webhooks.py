@@ -377,3 +377,44 @@ async def test_an_event_scoped_webhook_gets_only_that_event(service, bus, receiv
     assert json.loads(request.body)["data"]["booking_id"] == str(last.booking_id)
     await asyncio.sleep(0.2)
     assert len(receiver.to("ok-scoped")) == 1
+
+
+async def test_a_delivery_that_keeps_failing_gives_up_and_a_manual_retry_tries_once_more(
+    service, bus, receiver
+):
+    organizer, event_id = await organizer_with_event(bus)
+    hook = await registered(service, organizer, receiver.url("fail-always"), ["booking_confirmed"])
+    await eventually(lambda: organizer_known(service, event_id))
+    await send(bus, h.booking_confirmed(event_id=event_id))
+    [delivery] = await eventually(
+        lambda: deliveries(service, organizer, hook["id"]),
+        until=lambda ds: ds and ds[0]["attempts"],
+    )
+    async with service.db.engine.begin() as conn:  # its day is over
+        await conn.execute(
+            webhook_deliveries.update()
+            .where(webhook_deliveries.c.id == uuid.UUID(delivery["id"]))
+            .values(give_up_at=sa.func.now())
+        )
+    [failed] = await eventually(
+        lambda: deliveries(service, organizer, hook["id"]),
+        until=lambda ds: ds[0]["status"] == "failed",
+    )
+    tried = len(failed["attempts"])
+    assert failed["next_attempt_at"] is None and failed["attempts"][-1]["next_attempt_at"] is None
+    assert {a["status_code"] for a in failed["attempts"]} == {500}
+    await asyncio.sleep(0.5)
+    assert len(receiver.to("fail-always")) == tried  # no more automatic retries
+
+    async with http_client(service) as client:
+        r = await client.post(
+            f"/notifications/webhooks/{hook['id']}/deliveries/{delivery['id']}/retry",
+            headers=bearer(mint(organizer, "organizer")),
+        )
+    assert r.status_code == 202 and r.json()["status"] == "pending"
+    [again] = await eventually(
+        lambda: deliveries(service, organizer, hook["id"]),
+        until=lambda ds: ds[0]["status"] == "failed" and len(ds[0]["attempts"]) == tried + 1,
+    )
+    await asyncio.sleep(0.5)
+    assert len(receiver.to("fail-always")) == tried + 1
