@@ -67,7 +67,9 @@ sa.Table(
     ),
     sa.Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
     sa.Index(
-        "ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("status = 'pending'"),
     ),
 )
 sa.Table(
