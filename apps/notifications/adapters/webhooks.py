@@ -152,7 +152,7 @@ class WebhookTargets:
                 raise TargetRefused(
                     f"{target.host} resolves to an address webhooks may not reach ({refused[0]})"
                 )
-        return found
+        return sorted(found, key=lambda a: a.version)  # IPv4 first: reachable from more hosts
 
     async def check(self, url: str) -> Target:
         """Registration: the target, or :class:`UrlNotAllowed` (a 422)."""
