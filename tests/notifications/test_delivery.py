@@ -68,7 +68,12 @@ async def test_a_message_delivered_twice_sends_one_email(service, bus, module_si
     await eventually(
         confirmations, until=lambda ms: any(str(later.booking_id) in m.body for m in ms)
     )
-    rows = await h.stored(service, source_message_id=duplicated.message_id)
+    # A batch's mails go out before its outcomes commit: wait for the commit, not the mail.
+    rows = await eventually(
+        lambda: h.stored(service, source_message_id=duplicated.message_id),
+        until=lambda rows: rows and all(r.status != "pending" for r in rows),
+        timeout=5,
+    )
     assert [(r.kind, r.status) for r in rows] == [("booking_confirmed", "sent")]
     mails = await confirmations()
     assert sum(str(duplicated.booking_id) in m.body for m in mails) == 1
