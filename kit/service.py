@@ -30,6 +30,7 @@ from kit.db import Database
 from kit.deps import ServiceDeps
 from kit.broker import make_broker
 from kit.publishing import declare_publishers, outbox_publish
+from kit.openapi import unique_id_function
 from kit.outbox import OutboxRelay
 from kit.problems import (
     LimitRequestBody,
@@ -70,6 +71,9 @@ class ServiceSpec:
     # kit.runtime.set_niceness): 10 for consumers off the booking path.
     niceness: int = 0
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
+    # The first word of every operation id (kit.openapi): ``bookings`` makes ``bookings_create``.
+    # Empty: the service's name.
+    resource: str = ""
 
 
 class Service:
@@ -181,6 +185,7 @@ class Service:
             docs_url=None,
             redoc_url=None,
             openapi_tags=self.spec.openapi_tags or None,
+            generate_unique_id_function=unique_id_function(self.spec.resource or self.spec.name),
             # Server spans come from observability.http.ServerSpans (added below): FastAPI's own
             # request telemetry cost more than a whole refused booking request. Metrics are
             # Prometheus' job here, logs are ours.
