@@ -30,6 +30,7 @@ from kit.db import Database
 from kit.deps import ServiceDeps
 from kit.broker import make_broker
 from kit.publishing import declare_publishers, outbox_publish
+from kit.asyncapi import SCHEMA_VERSION, ServiceAsyncAPI
 from kit.openapi import unique_id_function
 from kit.outbox import OutboxRelay
 from kit.problems import (
@@ -103,21 +104,24 @@ class Service:
             handoff_grace_seconds=self.settings.outbox_handoff_grace_seconds,
         )
         self.token_verifier = self._make_verifier()
-        self.asyncapi = AsyncAPI(
-            self.broker,
-            title=spec.title,
-            version=API_VERSION,
-            description=spec.description,
-            schema_version="2.6.0",
-            identifier=f"urn:eventbooking:{spec.name}",
-            license={"name": "MIT", "url": "https://opensource.org/license/mit"},
-            contact={
-                "name": "Event Booking Platform maintainers",
-                "url": "https://eventbooking.dev",
-            },
-            tags=[{"name": "eventbooking"}, {"name": spec.name}],
+        self.asyncapi = ServiceAsyncAPI(
+            spec.name,
+            AsyncAPI(
+                self.broker,
+                title=spec.title,
+                version=API_VERSION,
+                description=spec.description,
+                schema_version=SCHEMA_VERSION,
+                identifier=f"urn:eventbooking:{spec.name}",
+                license={"name": "MIT", "url": "https://opensource.org/license/mit"},
+                contact={
+                    "name": "Event Booking Platform maintainers",
+                    "url": "https://eventbooking.dev",
+                },
+                tags=[{"name": "eventbooking"}, {"name": spec.name}],
+            ),
         )
-        self.stream = FastStream(self.broker, specification=self.asyncapi)
+        self.stream = FastStream(self.broker, specification=self.asyncapi.spec)
         self._tasks: list[asyncio.Task[Any]] = []
         self.api = self._build_api()
 
