@@ -119,3 +119,45 @@ def test_the_check_fails_when_a_document_is_stale(tmp_path, monkeypatch, capsys)
     stale.write_text((ROOT / "asyncapi" / "platform.yaml").read_text())
     assert asyncapi_docs.check() == 1  # a file nothing generates is stale too
     assert "index.yaml" in capsys.readouterr().out
+
+
+def _waitlist(publishes: bool) -> dict:
+    from faststream.rabbit import RabbitBroker, RabbitQueue
+    from faststream.specification import AsyncAPI
+
+    from contracts.messages import BookingCancelled, UserRegistered
+    from contracts.topology import DOMAIN_EXCHANGE
+    from kit.asyncapi import ServiceAsyncAPI
+    from kit.publishing import declare_publishers
+
+    broker = RabbitBroker("amqp://guest:guest@rabbitmq:5672/")
+
+    @broker.subscriber(
+        RabbitQueue("waitlist.booking_cancelled", routing_key="booking_cancelled"),
+        DOMAIN_EXCHANGE,
+    )
+    async def on_booking_cancelled(message: BookingCancelled) -> None:
+        """Offers the freed seats to the waiting list."""
+
+    declare_publishers(broker, [BookingCancelled] if publishes else [UserRegistered])
+    api = AsyncAPI(broker, title="Waiting list", version="1", schema_version="3.0.0")
+    return ServiceAsyncAPI("waitlist", api).to_specification().to_jsonable()
+
+
+def test_the_naming_rule_covers_subscribers_and_publishers_added_later():
+    doc = _waitlist(publishes=False)
+    assert doc["asyncapi"] == "3.0.0"
+    assert sorted(doc["channels"]) == ["booking_cancelled", "user_registered"]
+    consumed = doc["channels"]["booking_cancelled"]
+    assert consumed["address"] == "booking_cancelled"
+    assert consumed["bindings"]["amqp"]["queue"]["name"] == "waitlist.booking_cancelled"
+    assert consumed["x-exchange"]["name"] == "eventbooking"
+    assert sorted(doc["operations"]) == [
+        "waitlist_receive_booking_cancelled",
+        "waitlist_send_user_registered",
+    ]
+    assert sorted(doc["components"]["messages"]) == ["BookingCancelled", "UserRegistered"]
+    assert all(m["examples"] for m in doc["components"]["messages"].values())
+    # one service consuming and publishing the same routing key: refused, not silently merged
+    with pytest.raises(ValueError, match="two channels"):
+        _waitlist(publishes=True)
