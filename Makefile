@@ -14,7 +14,7 @@ ASYNCAPI_REACT := @asyncapi/react-component@3.1.5
 SWAGGER_UI := swagger-ui-dist@5.35.0
 ASYNCAPI_PARSER := @asyncapi/parser@3.6.6
 
-.PHONY: install run run-embedded lint format test test-all asyncapi asyncapi-check deploy-check clean
+.PHONY: install run run-embedded lint format test test-all asyncapi asyncapi-check sdk deploy-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ asyncapi: install
 asyncapi-check: install
 	$(BIN)/python -m tools.asyncapi_docs check
 	node asyncapi/validate.mjs
+
+# The gateway's merged OpenAPI document (built in-process) and a typed Python client made from it
+# by openapi-python-client, in .var/sdk (git-ignored); fails on any generator warning.
+sdk: install
+	$(BIN)/python -m tools.openapi_doc sdk .var/sdk
 
 deploy-check: install
 	bash deploy/validate.sh

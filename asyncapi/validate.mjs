@@ -11,7 +11,7 @@ const { Parser, DiagnosticSeverity } = require("@asyncapi/parser");
 
 const parser = new Parser();
 let failed = 0;
-for (const file of readdirSync(here).filter((f) => f.endsWith(".yaml") && f !== "index.yaml")) {
+for (const file of readdirSync(here).filter((f) => f.endsWith(".yaml"))) {
   const { document, diagnostics } = await parser.parse(readFileSync(join(here, file), "utf8"));
   const errors = diagnostics.filter((d) => d.severity === DiagnosticSeverity.Error);
   if (!document || errors.length) {

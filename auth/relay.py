@@ -20,6 +20,7 @@ from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 from faststream.specification import AsyncAPI
 
+from kit.asyncapi import SCHEMA_VERSION, ServiceAsyncAPI
 from kit.db import Database
 from kit.broker import make_broker
 from kit.publishing import declare_publishers, outbox_publish
@@ -49,14 +50,17 @@ class AuthRelay:
             batch_size=self.settings.outbox_batch_size,
             poll_seconds=self.settings.outbox_poll_seconds,
         )
-        self.asyncapi = AsyncAPI(
-            self.broker,
-            title="Auth service",
-            version=API_VERSION,
-            description="Accounts and tokens. Publishes `user_registered` when an account is "
-            "created (through a transactional outbox: published at least once, after the "
-            "account commits).",
-            schema_version="2.6.0",
+        self.asyncapi = ServiceAsyncAPI(
+            "auth",
+            AsyncAPI(
+                self.broker,
+                title="Auth service",
+                version=API_VERSION,
+                description="Accounts and tokens. Publishes `user_registered` when an account is "
+                "created (through a transactional outbox: published at least once, after the "
+                "account commits).",
+                schema_version=SCHEMA_VERSION,
+            ),
         )
         self._task: asyncio.Task[Any] | None = None
 
@@ -114,7 +118,7 @@ async def _before_shutdown() -> None:
 
 stream = FastStream(
     broker,
-    specification=relay.asyncapi,
+    specification=relay.asyncapi.spec,
     on_startup=[_prepare_database],
     after_startup=[_after_broker_started],
     on_shutdown=[_before_shutdown],

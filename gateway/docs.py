@@ -7,6 +7,12 @@ Only paths the gateway actually routes to that service are kept, so internal and
 routes (``/internal/*``, ``/health``, ``/ready``, ``/asyncapi*``) never appear. Components whose
 names clash between services with different content are renamed ``<Service><Name>`` (with every
 ``$ref`` rewritten).
+
+The merged document is made for client generators: ``servers`` names the gateway, every
+operation states its ``security`` (``[]`` for the public routes of :func:`gateway.routing.is_public`),
+and the errors the gateway itself answers for any route (401 without a token, 413, 429, 502, 503,
+504) are added to each operation as the one shared ``Problem`` schema (``kit.problems``).
+Operation ids come from the services (the rule in ``kit.openapi``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway.routing import Upstream
+from gateway.routing import Upstream, is_public
+from kit.problems import PROBLEM_JSON, PROBLEM_SCHEMA
 
 TITLE = "Event booking platform API"
 VERSION = "1.0.0"
@@ -30,6 +37,20 @@ DESCRIPTION = (
     "Errors are RFC 9457 problem details; every response carries `X-Trace-Id`."
 )
 REF_PREFIX = "#/components/"
+SERVERS = [{"url": "/", "description": "The API gateway that serves this document"}]
+_PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": f"{REF_PREFIX}schemas/Problem"}}}
+# What the gateway answers for a proxied route, whatever the service would have said.
+_GATEWAY_ERRORS = {
+    "429": "Rate limit exceeded (`Retry-After`)",
+    "502": "The service behind this route gave no valid answer",
+    "503": "The service behind this route is unavailable (`Retry-After`)",
+    "504": "The service behind this route did not answer in time",
+}
+_BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "Access token from POST /auth/login",
+}
 
 
 async def fetch_json(session: aiohttp.ClientSession, url: str, timeout: float) -> Any:
@@ -79,7 +100,7 @@ def merge_openapi(
                 merged[new_ref.rsplit("/", 1)[1] if new_ref else name] = value
         for path, item in (doc.get("paths") or {}).items():
             if upstream.serves(path) and not path.startswith(upstream.prefix + "/internal"):
-                paths[path] = item
+                paths[path] = _as_served_by_gateway(path, item)
         for tag in doc.get("tags") or []:
             if isinstance(tag, dict) and "name" in tag:
                 tags.setdefault(tag["name"], tag)
@@ -93,9 +114,13 @@ def merge_openapi(
             + "; ".join(f"{name} ({why})" for name, why in sorted(missing.items()))
             + "."
         )
+    schemas = components.setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA  # (each service has the same one)
+    components.setdefault("securitySchemes", {}).setdefault("HTTPBearer", _BEARER)
     merged: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": VERSION, "description": description},
+        "servers": SERVERS,
         "paths": dict(sorted(paths.items())),
         "components": components,
         "x-services": {"included": sorted(documents), "missing": missing},
@@ -103,6 +128,32 @@ def merge_openapi(
     if tags:
         merged["tags"] = list(tags.values())
     return merged
+
+
+def _as_served_by_gateway(path: str, item: dict[str, Any]) -> dict[str, Any]:
+    """A path item as the gateway serves it: ``security`` stated on each operation (the
+    gateway's public routes take none, every other route a bearer token), and the gateway's own
+    error answers added as problems."""
+    item = copy.deepcopy(item)
+    sample = path.replace("{", "").replace("}", "")  # /events/{event_id} -> /events/event_id
+    for method, operation in item.items():
+        if not isinstance(operation, dict) or "responses" not in operation:
+            continue
+        responses = operation["responses"]
+        if is_public(method.upper(), sample):
+            operation["security"] = []
+        else:
+            operation["security"] = operation.get("security") or [{"HTTPBearer": []}]
+            responses.setdefault("401", {"description": "Missing or invalid access token"})
+        if "requestBody" in operation:
+            responses.setdefault("413", {"description": "The body is too large"})
+        for status, description in _GATEWAY_ERRORS.items():
+            responses.setdefault(status, {"description": description})
+        for status, response in responses.items():
+            if status[:1] in ("4", "5"):
+                response["content"] = copy.deepcopy(_PROBLEM)
+        operation["responses"] = dict(sorted(responses.items()))
+    return item
 
 
 class OpenAPIAggregator:

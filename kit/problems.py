@@ -371,6 +371,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "retry_after": {
+            "type": "integer",
+            "description": "Seconds to wait (429, 503; also in the `Retry-After` header).",
+        },
     },
     "additionalProperties": True,
 }
@@ -387,7 +391,11 @@ def _document_problems(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
-        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = PROBLEM_SCHEMA
+        # FastAPI's own 422 shapes: never answered (the 422 below is a Problem).
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
         problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
         for item in schema.get("paths", {}).values():
             for operation in item.values():

@@ -44,7 +44,7 @@ def declare_publishers(broker: RabbitBroker, messages: Iterable[type[Envelope]])
                 exchange=DOMAIN_EXCHANGE,
                 routing_key=m.routing_key,
                 schema=m,
-                title=f"{m.routing_key}:publish",
+                title=m.routing_key,
                 description=(m.__doc__ or "").strip(),
                 persist=True,
                 mandatory=True,

@@ -30,6 +30,8 @@ from kit.db import Database
 from kit.deps import ServiceDeps
 from kit.broker import make_broker
 from kit.publishing import declare_publishers, outbox_publish
+from kit.asyncapi import SCHEMA_VERSION, ServiceAsyncAPI
+from kit.openapi import unique_id_function
 from kit.outbox import OutboxRelay
 from kit.problems import (
     LimitRequestBody,
@@ -70,6 +72,9 @@ class ServiceSpec:
     # kit.runtime.set_niceness): 10 for consumers off the booking path.
     niceness: int = 0
     openapi_tags: list[dict[str, Any]] = field(default_factory=list)
+    # The first word of every operation id (kit.openapi): ``bookings`` makes ``bookings_create``.
+    # Empty: the service's name.
+    resource: str = ""
 
 
 class Service:
@@ -99,21 +104,24 @@ class Service:
             handoff_grace_seconds=self.settings.outbox_handoff_grace_seconds,
         )
         self.token_verifier = self._make_verifier()
-        self.asyncapi = AsyncAPI(
-            self.broker,
-            title=spec.title,
-            version=API_VERSION,
-            description=spec.description,
-            schema_version="2.6.0",
-            identifier=f"urn:eventbooking:{spec.name}",
-            license={"name": "MIT", "url": "https://opensource.org/license/mit"},
-            contact={
-                "name": "Event Booking Platform maintainers",
-                "url": "https://eventbooking.dev",
-            },
-            tags=[{"name": "eventbooking"}, {"name": spec.name}],
+        self.asyncapi = ServiceAsyncAPI(
+            spec.name,
+            AsyncAPI(
+                self.broker,
+                title=spec.title,
+                version=API_VERSION,
+                description=spec.description,
+                schema_version=SCHEMA_VERSION,
+                identifier=f"urn:eventbooking:{spec.name}",
+                license={"name": "MIT", "url": "https://opensource.org/license/mit"},
+                contact={
+                    "name": "Event Booking Platform maintainers",
+                    "url": "https://eventbooking.dev",
+                },
+                tags=[{"name": "eventbooking"}, {"name": spec.name}],
+            ),
         )
-        self.stream = FastStream(self.broker, specification=self.asyncapi)
+        self.stream = FastStream(self.broker, specification=self.asyncapi.spec)
         self._tasks: list[asyncio.Task[Any]] = []
         self.api = self._build_api()
 
@@ -181,6 +189,7 @@ class Service:
             docs_url=None,
             redoc_url=None,
             openapi_tags=self.spec.openapi_tags or None,
+            generate_unique_id_function=unique_id_function(self.spec.resource or self.spec.name),
             # Server spans come from observability.http.ServerSpans (added below): FastAPI's own
             # request telemetry cost more than a whole refused booking request. Metrics are
             # Prometheus' job here, logs are ours.

@@ -11,6 +11,7 @@ from kit.settings import ServiceSettings
 
 SPEC = ServiceSpec(
     name="analytics",
+    resource="reports",
     niceness=10,  # off the booking path: yields the CPU to it (kit.runtime.set_niceness)
     title="Analytics service",
     description="Counts bookings, tickets, payments and revenue from the `analytics` channel "

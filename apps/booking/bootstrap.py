@@ -22,6 +22,7 @@ from contracts.messages import (
 
 SPEC = ServiceSpec(
     name="booking",
+    resource="bookings",
     title="Booking service",
     description="Holds seats without ever overselling, confirms them when paid, expires "
     "unpaid holds, cancels and refunds. Keeps its own inventory per event from the events "

@@ -14,7 +14,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSe
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from kit.problems import PROBLEM_JSON
+from kit.openapi import operation_id
+from kit.problems import PROBLEM_JSON, PROBLEM_SCHEMA
 
 
 class ProblemFieldErrorSerializer(serializers.Serializer):
@@ -76,3 +77,20 @@ class StrictBody(OpenApiSerializerExtension):
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
         schema.pop("description", None)  # StrictSerializer's docstring, about its code
         return {**schema, "additionalProperties": False}
+
+
+def platform_conventions(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: the operation-id rule of every service
+    (``login`` -> ``auth_login``, :func:`kit.operation_id`) and the platform's one ``Problem``
+    schema (the serializer above documents the same shape; the merged document of the gateway
+    must find the same ``Problem`` in every service)."""
+    for item in (result.get("paths") or {}).values():
+        for operation in item.values():
+            if isinstance(operation, dict) and operation.get("operationId"):
+                operation["operationId"] = operation_id("auth", operation["operationId"])
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas.pop("ProblemFieldError", None)
+    return result

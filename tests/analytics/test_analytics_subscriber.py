@@ -172,17 +172,20 @@ async def test_an_older_event_snapshot_does_not_overwrite_a_newer_one(analytics)
 
 def test_asyncapi_shows_every_variant_of_the_analytics_union():
     spec = json.loads(build().asyncapi.to_specification().to_json())
-    assert list(spec["channels"]) == ["analytics:consume"]
-    channel = spec["channels"]["analytics:consume"]
-    exchange = channel["bindings"]["amqp"]["exchange"]
+    assert list(spec["channels"]) == ["analytics"]
+    channel = spec["channels"]["analytics"]
+    assert channel["bindings"]["amqp"]["queue"]["name"] == "analytics"
+    exchange = channel["x-exchange"]
     assert (exchange["name"], exchange["type"], exchange["durable"]) == (
         "analytics",
         "fanout",
         True,
     )
     assert "counted once" in channel["description"]
-    message = spec["components"]["messages"][channel["publish"]["message"]["$ref"].split("/")[-1]]
-    payload = message["payload"]
+    assert list(spec["operations"]) == ["analytics_receive_analytics"]
+    (message,) = spec["components"]["messages"].values()
+    assert message["name"] == "AnalyticsMessage"
+    payload = spec["components"]["schemas"][message["payload"]["$ref"].split("/")[-1]]
     assert payload["discriminator"] == "message_type"
     variants = {ref["$ref"].split("/")[-1] for ref in payload["oneOf"]}
     assert variants == {m.__name__ for m in ANALYTICS_FACTS}

@@ -215,7 +215,10 @@ async def test_health_and_ready(client):
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
     spec = (await client.get("/asyncapi.json")).json()
-    assert spec["asyncapi"] == "2.6.0" and "user_registered:publish" in spec["channels"]
+    assert spec["asyncapi"] == "3.0.0" and spec["channels"]["user_registered"]["address"] == (
+        "user_registered"
+    )
+    assert "auth_send_user_registered" in spec["operations"]
 
 
 async def test_admin_is_bootstrapped_at_start_up_idempotently(auth_app, settings):

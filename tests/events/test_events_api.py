@@ -227,7 +227,8 @@ async def test_health_ready_and_docs(client):
     ready = await client.get("/ready")
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "broker": "ok"}
     spec = json.loads((await client.get("/asyncapi.json")).text)
-    assert "event_created:publish" in spec["channels"]
+    assert spec["channels"]["event_created"]["address"] == "event_created"
+    assert "events_send_event_created" in spec["operations"]
     page = (await client.get("/asyncapi")).text
     assert "/_assets/@asyncapi/react-component" in page and "unpkg.com" not in page
     assert "/_assets/swagger-ui-dist" in (await client.get("/docs")).text

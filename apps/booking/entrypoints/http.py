@@ -278,6 +278,7 @@ async def refund_booking(
 @router.get(
     "/events/{event_id}/bookings",
     response_model=Page[BookingView],
+    operation_id="bookings_list_for_event",
     responses={
         200: {"content": {CSV: {"schema": {"type": "string"}}}},
         401: ERRORS[401],

@@ -15,4 +15,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/auth",
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    # The platform's conventions (operation ids, the one Problem schema): see kit.openapi.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "auth.core.openapi.platform_conventions",
+    ],
 }
