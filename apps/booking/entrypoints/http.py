@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from apps.booking import handlers
 from apps.booking.deps import Deps
-from apps.booking.adapters.qr import qr_svg
+from kit.qr import qr_svg
 from apps.booking.domain import Booking, BookingError, BookingStatus
 from apps.booking.schemas import (
     ATTENDEE_CSV_HEADER,
