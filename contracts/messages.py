@@ -362,8 +362,9 @@ class RefundFailed(PaymentDetails):
 
 
 class TicketCheckedIn(Envelope):
-    """A ticket was redeemed at the entrance (its first scan; later scans are refused and not
-    announced). `redeemed_at` is the scan's time; an offline scanner may upload it later."""
+    """A ticket was redeemed at the entrance: its first scan, once per ticket."""
+
+    # `redeemed_at` is the scan's time: an offline scanner may upload it minutes later.
 
     routing_key: ClassVar[str] = "ticket_checked_in"
     message_type: Literal["ticket_checked_in"] = "ticket_checked_in"
