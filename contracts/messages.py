@@ -220,6 +220,25 @@ class BookingCreated(BookingDetails):
     expires_at: AwareDatetime = Field(description="The hold lapses at this time unless paid.")
 
 
+TicketId = Annotated[uuid.UUID, Field(description="Id of one ticket (one seat).")]
+
+
+class IssuedTicket(BaseModel):
+    """One ticket of a confirmed booking, as issued with it."""
+
+    ticket_id: TicketId
+    ticket_type_id: TicketTypeId
+    attendee_name: str | None = Field(
+        default=None, description="The attendee the order named for this seat, if any."
+    )
+    secret: str = Field(
+        description="What the ticket's QR code holds: a compact JWS (EdDSA, Ed25519) with "
+        "claims `tid` (the ticket) and `eid` (the event), verifiable offline with the event's "
+        "public key. Whoever holds it can enter: treat it like a password.",
+        examples=["eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0aWQiOiIuLi4iLCJlaWQiOiIuLi4ifQ.c2ln"],
+    )
+
+
 class BookingConfirmed(BookingDetails):
     """The booking is paid and its seats are sold: the user has their tickets."""
 
@@ -227,6 +246,11 @@ class BookingConfirmed(BookingDetails):
     message_type: Literal["booking_confirmed"] = "booking_confirmed"
 
     payment_id: PaymentId
+    tickets: list[IssuedTicket] = Field(
+        default_factory=list,
+        description="One ticket per seat, in line order. Empty only in messages from before "
+        "tickets existed.",
+    )
 
 
 CancellationReason = Literal[
@@ -337,6 +361,22 @@ class RefundFailed(PaymentDetails):
     )
 
 
+class TicketCheckedIn(Envelope):
+    """A ticket was redeemed at the entrance: its first scan, once per ticket."""
+
+    # `redeemed_at` is the scan's time: an offline scanner may upload it minutes later.
+
+    routing_key: ClassVar[str] = "ticket_checked_in"
+    message_type: Literal["ticket_checked_in"] = "ticket_checked_in"
+
+    ticket_id: TicketId
+    booking_id: BookingId
+    event_id: EventId
+    ticket_type_id: TicketTypeId
+    redeemed_at: AwareDatetime
+    checked_in_by: UserId = Field(description="The organizer or admin whose scanner redeemed it.")
+
+
 # --- notifications --------------------------------------------------------------------------
 
 
@@ -370,6 +410,7 @@ ALL_MESSAGES: tuple[type[Envelope], ...] = (
     PaymentFailed,
     PaymentRefunded,
     RefundFailed,
+    TicketCheckedIn,
     NotificationRequested,
 )
 
@@ -384,6 +425,7 @@ AnalyticsFact = Annotated[
     | BookingExpired
     | PaymentConfirmed
     | PaymentFailed
-    | PaymentRefunded,
+    | PaymentRefunded
+    | TicketCheckedIn,
     Field(discriminator="message_type"),
 ]

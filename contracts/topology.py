@@ -36,6 +36,7 @@ from contracts.messages import (
     PaymentRefunded,
     RefundFailed,
     RefundRequested,
+    TicketCheckedIn,
     UserRegistered,
 )
 
@@ -89,6 +90,7 @@ WEBHOOK_MESSAGES: tuple[type[Envelope], ...] = (
     PaymentFailed,
     PaymentRefunded,
     RefundFailed,
+    TicketCheckedIn,
 )
 CONSUMERS["notifications"] += tuple(
     m for m in WEBHOOK_MESSAGES if m not in CONSUMERS["notifications"]

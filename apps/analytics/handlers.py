@@ -28,7 +28,7 @@ from apps.analytics.domain import (
     Window,
 )
 from kit.db import Database
-from kit.inbox import OneStatementHandler, Statement
+from kit.inbox import OneStatementHandler, Statement, once_per_message
 from kit.broker import PermanentFailure
 from kit.security import Principal
 from contracts.envelope import Envelope
@@ -43,6 +43,7 @@ from contracts.messages import (
     PaymentDetails,
     PaymentFailed,
     PaymentRefunded,
+    TicketCheckedIn,
 )
 
 MAX_DAYS = 366
@@ -148,9 +149,16 @@ def _refund(fact: PaymentRefunded) -> RefundRecord:
     )
 
 
+# Check-ins are on the analytics channel for the reports to come; nothing counts them yet, so
+# they are only marked as seen.
+_MARK_ONLY = once_per_message()
+
+
 async def fact_statement(fact: Envelope, _conn: AsyncConnection) -> Statement:
     """The fact folded into the read model, with the inbox mark."""
     match fact:
+        case TicketCheckedIn():
+            return Statement(_MARK_ONLY, {})
         case EventDetails():
             return repository.event_snapshot_statement(_event_record(fact))
         case BookingDetails():

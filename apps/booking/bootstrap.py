@@ -18,6 +18,7 @@ from contracts.messages import (
     BookingCreated,
     BookingExpired,
     RefundRequested,
+    TicketCheckedIn,
 )
 
 SPEC = ServiceSpec(
@@ -29,7 +30,14 @@ SPEC = ServiceSpec(
     "service's snapshots.",
     migrations=Path(__file__).parent / "migrations",
     routers=[router, internal_router],
-    publishes=[BookingCreated, BookingConfirmed, BookingCancelled, BookingExpired, RefundRequested],
+    publishes=[
+        BookingCreated,
+        BookingConfirmed,
+        BookingCancelled,
+        BookingExpired,
+        RefundRequested,
+        TicketCheckedIn,
+    ],
     subscribe=subscribe,
     background=[hold_expiry_sweeper],
     settings_class=BookingSettings,

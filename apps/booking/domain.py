@@ -333,3 +333,34 @@ class RefundPolicy:
                 )
         fee = (paid * self.fee_percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
         return paid - fee, fee
+
+
+# --- tickets and check-in ---------------------------------------------------------------------
+
+
+class TicketUnknown(BookingError):
+    """The secret does not verify (forged, altered, not a ticket of ours)."""
+
+    status, code = 404, "unknown-ticket"
+
+
+class TicketNotFound(BookingError):
+    status, code = 404, "ticket-not-found"
+
+
+class AlreadyRedeemed(BookingError):
+    """Scanned before; the problem says when (``redeemed_at``)."""
+
+    status, code = 409, "already-redeemed"
+
+
+class TicketVoid(BookingError):
+    """Its booking was cancelled or refunded."""
+
+    status, code = 409, "ticket-void"
+
+
+class WrongEvent(BookingError):
+    """A genuine ticket, of another event."""
+
+    status, code = 409, "wrong-event"

@@ -19,6 +19,8 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.booking.adapters import refunds
+from apps.booking.adapters import tickets as ticketing
+from apps.booking.adapters.tickets import Ticket
 from apps.booking.adapters.availability import Availability, AvailabilityCache
 from apps.booking.adapters.refunds import RefundView
 from apps.booking.adapters.repository import (
@@ -31,6 +33,11 @@ from apps.booking.adapters.repository import (
 )
 from apps.booking.domain import (
     GENERAL_ADMISSION,
+    AlreadyRedeemed,
+    TicketNotFound,
+    TicketUnknown,
+    TicketVoid,
+    WrongEvent,
     Attendee,
     BadOrder,
     Booking,
@@ -56,7 +63,7 @@ from apps.booking.domain import (
 from kit.db import Database
 from kit.uow import UnitOfWork
 from kit.crosscheck import refuse
-from kit.pagination import decode_position, page_of
+from kit.pagination import decode_position, encode_cursor, page_of
 from kit.security import Principal
 from contracts.envelope import Envelope, caused_by
 from contracts.messages import (
@@ -68,11 +75,13 @@ from contracts.messages import (
     BookingExpired,
     EventCancelled,
     EventDetails,
+    IssuedTicket,
     PaymentConfirmed,
     PaymentFailed,
     PaymentRefunded,
     RefundFailed,
     RefundRequested,
+    TicketCheckedIn,
 )
 
 log = logging.getLogger(__name__)
@@ -110,11 +119,30 @@ def _details(
     )
 
 
-def _announcements(t: Transition, cause: Envelope | None) -> list[Envelope]:
-    """The messages that tell the world about one transition."""
+def _issued(issued: list[Ticket]) -> list[IssuedTicket]:
+    return [
+        IssuedTicket(
+            ticket_id=t.id,
+            ticket_type_id=t.ticket_type_id,
+            attendee_name=t.attendee_name,
+            secret=t.secret,
+        )
+        for t in issued
+    ]
+
+
+def _announcements(
+    t: Transition, cause: Envelope | None, issued: list[Ticket] | None = None
+) -> list[Envelope]:
+    """The messages that tell the world about one transition (``issued``: the tickets a
+    confirmation issued)."""
     b = t.booking
     if b.status == "confirmed":
-        return [_details(b, BookingConfirmed, cause, payment_id=b.payment_id)]
+        return [
+            _details(
+                b, BookingConfirmed, cause, payment_id=b.payment_id, tickets=_issued(issued or [])
+            )
+        ]
     if b.status == "expired":
         return [_details(b, BookingExpired, cause)]
     if b.status == "cancelled":
@@ -143,8 +171,11 @@ def _announcements(t: Transition, cause: Envelope | None) -> list[Envelope]:
     return []
 
 
-def _announce(uow: UnitOfWork, t: Transition, cause: Envelope | None) -> None:
-    uow.publish(*_announcements(t, cause))
+async def _tickets_for(conn: AsyncConnection, booking: Booking) -> list[Ticket]:
+    """The tickets a booking confirmed now gets (signed with its event's key; not stored)."""
+    now = _now()
+    key = await ticketing.event_key(conn, booking.event_id, now)
+    return ticketing.tickets_of(booking, key, now)
 
 
 async def _apply(
@@ -153,12 +184,21 @@ async def _apply(
     transitions: list[Transition],
     cause: Envelope | None,
 ) -> None:
+    """Write the transitions with their seat moves and what goes with them, in the unit of
+    work: a confirmed booking's tickets are issued, a cancelled one's voided, and each
+    transition announced."""
     await repo.save(transitions)
     await repo.move_seats(transitions)
+    cancelled = [t.booking.id for t in transitions if t.booking.status == "cancelled"]
+    await ticketing.void_of_bookings(uow.conn, cancelled, _now())
     for t in transitions:
+        issued: list[Ticket] = []
+        if t.booking.status == "confirmed":
+            issued = await _tickets_for(uow.conn, t.booking)
+            await ticketing.insert(uow.conn, issued)
         if t.refund_due and t.refund_id is None:  # everything not yet refunded goes back
             t = await _refund_rest(uow, t)
-        _announce(uow, t, cause)
+        uow.publish(*_announcements(t, cause, issued))
 
 
 # --- HTTP use cases ---------------------------------------------------------------------------
@@ -707,13 +747,16 @@ async def _pending_at_once(
         check_payment(booking, msg)  # a forged message is refused here too, never written
         if booking.status != "pending" or (t := decide(booking)) is None:
             return False
-        messages = _announcements(t, msg)
+        # a confirmation's tickets are written by the same statement (the key is made first,
+        # on its own: an event's key without tickets is harmless)
+        issued = await _tickets_for(uow.conn, booking) if t.booking.status == "confirmed" else []
+        messages = _announcements(t, msg, issued)
         if len(messages) != 1:
             return False
         # written by save_once's statement if it applies; if not, nothing is committed
         row = uow.publish(*messages, inline=True)[0]
         if not await repo.save_once(
-            t, consumer=consumer, message_id=msg.message_id, outbox_row=row
+            t, consumer=consumer, message_id=msg.message_id, outbox_row=row, issued=issued
         ):
             return False
         await uow.commit()
@@ -943,3 +986,184 @@ async def event_bookings(
             limit=limit + 1, before=before, user_id=None, event_id=event_id, status=None
         )
     return page_of(items, limit, lambda x: (x.created_at, x.id))
+
+
+# --- tickets and check-in ---------------------------------------------------------------------
+#
+# Tickets are issued by _apply (or the one-statement confirmation) with the booking's
+# confirmation and voided with its cancellation. Redeeming is one conditional UPDATE
+# (adapters/tickets.py): whatever number of scanners scan one ticket at once, one wins.
+
+
+async def _organize(conn: AsyncConnection, event_id: uuid.UUID, actor: Principal) -> None:
+    """Nothing, if ``actor`` organizes the event or is an admin; else 404 (never say whether
+    the event exists)."""
+    known = await refunds.terms(conn, event_id)
+    if known is None or not (actor.is_admin or known.organizer_id == actor.user_id):
+        raise EventUnknown("No such event.")
+
+
+async def _may_see(
+    conn: AsyncConnection, repository: Repository, booking_id: uuid.UUID, actor: Principal
+) -> None:
+    """Nothing, if ``actor`` owns the booking, organizes its event or is an admin; else 404."""
+    booking = await repository(conn).get(booking_id)
+    if booking is None:
+        raise BookingNotFound("No such booking.")
+    if booking.visible_to(actor.user_id, is_admin=actor.is_admin):
+        return
+    known = await refunds.terms(conn, booking.event_id)
+    if known is None or known.organizer_id != actor.user_id:
+        raise BookingNotFound("No such booking.")
+
+
+async def booking_tickets(
+    db: Database, *, repository: Repository, booking_id: uuid.UUID, actor: Principal
+) -> list[Ticket]:
+    """The booking's tickets (none before it is confirmed), for its owner, its event's
+    organizer or an admin."""
+    async with db.read() as conn:
+        await _may_see(conn, repository, booking_id, actor)
+        return await ticketing.of_booking(conn, booking_id)
+
+
+async def get_ticket(
+    db: Database, *, repository: Repository, ticket_id: uuid.UUID, actor: Principal
+) -> Ticket:
+    async with db.read() as conn:
+        ticket = await ticketing.get(conn, ticket_id)
+        if ticket is None:
+            raise TicketNotFound("No such ticket.")
+        try:
+            await _may_see(conn, repository, ticket.booking_id, actor)
+        except BookingNotFound:
+            raise TicketNotFound("No such ticket.") from None
+        return ticket
+
+
+async def checkin_key(uow: UnitOfWork, *, event_id: uuid.UUID, actor: Principal) -> dict[str, str]:
+    """The public JWK that verifies the event's ticket secrets (made now if no ticket was
+    issued yet), for its organizer or an admin."""
+    await _organize(uow.conn, event_id, actor)
+    return ticketing.public_jwk(await ticketing.event_key(uow.conn, event_id, _now()))
+
+
+ScanResult = str  # "redeemed" or the problem code of a refused scan
+
+
+async def scan_ticket(
+    uow: UnitOfWork,
+    *,
+    event_id: uuid.UUID,
+    secret: str,
+    actor: Principal,
+    scanned_at: datetime | None = None,
+) -> tuple[ScanResult, Ticket | None]:
+    """One scan at the event's entrance: ``("redeemed", ticket)`` for the ticket's first
+    scan (announced with ``ticket_checked_in``), else why not: ``already-redeemed`` (the
+    ticket, with the first scan's time), ``ticket-void``, ``wrong-event``, ``unknown-ticket``.
+    ``scanned_at``: when an offline scanner saw it (never later than now); the earliest scan
+    of a ticket is the one whose time is kept. The caller has checked that ``actor`` may scan
+    for the event and commits."""
+    claims = await ticketing.verify(uow.conn, secret)
+    if claims is None:
+        return "unknown-ticket", None
+    if claims.event_id != event_id:
+        return "wrong-event", None
+    now = _now()
+    at = min(scanned_at, now) if scanned_at is not None else now
+    ticket = await ticketing.redeem(uow.conn, claims.ticket_id, at, now)
+    if ticket is not None:
+        uow.publish(
+            TicketCheckedIn(
+                ticket_id=ticket.id,
+                booking_id=ticket.booking_id,
+                event_id=ticket.event_id,
+                ticket_type_id=ticket.ticket_type_id,
+                redeemed_at=at,
+                checked_in_by=actor.user_id,
+            )
+        )
+        return "redeemed", ticket
+    current = await ticketing.get(uow.conn, claims.ticket_id)
+    if current is None:  # signed, but its booking's confirmation never committed
+        return "unknown-ticket", None
+    if current.status == "void":
+        return "ticket-void", current
+    if scanned_at is not None and current.redeemed_at is not None and at < current.redeemed_at:
+        await ticketing.keep_earliest(uow.conn, current.id, at)
+        current = await ticketing.get(uow.conn, current.id)
+    return "already-redeemed", current
+
+
+async def check_in(
+    uow: UnitOfWork, *, event_id: uuid.UUID, secret: str, actor: Principal
+) -> Ticket:
+    """Redeem the ticket whose QR code was scanned, or the problem that says why not."""
+    await _organize(uow.conn, event_id, actor)
+    result, ticket = await scan_ticket(uow, event_id=event_id, secret=secret, actor=actor)
+    if result == "redeemed":
+        assert ticket is not None
+        return ticket
+    if result == "already-redeemed":
+        assert ticket is not None and ticket.redeemed_at is not None
+        raise AlreadyRedeemed(
+            "This ticket was already scanned.",
+            redeemed_at=ticket.redeemed_at.isoformat(),
+            ticket_id=str(ticket.id),
+        )
+    if result == "ticket-void":
+        raise TicketVoid("This ticket's booking was cancelled or refunded.")
+    if result == "wrong-event":
+        raise WrongEvent("This ticket is for another event.")
+    raise TicketUnknown("Not a ticket of this platform.")
+
+
+async def upload_scans(
+    db: Database, *, event_id: uuid.UUID, scans: list[tuple[str, datetime]], actor: Principal
+) -> list[tuple[ScanResult, Ticket | None]]:
+    """An offline scanner's scans, each redeemed (or refused) as if scanned at its time, in
+    its own transaction: ``(result, ticket)`` per scan, in order."""
+    async with db.read() as conn:
+        await _organize(conn, event_id, actor)
+    out = []
+    for secret, scanned_at in scans:
+        async with UnitOfWork(db) as uow:
+            out.append(
+                await scan_ticket(
+                    uow, event_id=event_id, secret=secret, actor=actor, scanned_at=scanned_at
+                )
+            )
+            await uow.commit()
+    return out
+
+
+async def checkin_counts(db: Database, *, event_id: uuid.UUID, actor: Principal) -> tuple[int, int]:
+    """``(tickets, redeemed)`` of the event (void tickets not counted)."""
+    async with db.read() as conn:
+        await _organize(conn, event_id, actor)
+        return await ticketing.counts(conn, event_id)
+
+
+# A change list stops this long before now: a transaction that stamped a ticket a moment ago
+# may not have committed yet, and a cursor past it would skip it for good.
+CHANGES_SETTLE = timedelta(seconds=2)
+
+
+async def checkin_changes(
+    db: Database, *, event_id: uuid.UUID, actor: Principal, cursor: str | None, limit: int
+) -> tuple[list[Ticket], str | None, bool]:
+    """The event's tickets changed since ``cursor`` (all of them without one), oldest change
+    first, settled changes only (up to :data:`CHANGES_SETTLE` ago): ``(tickets, cursor to
+    pass next time, whether more are waiting)``."""
+    after = decode_position(cursor)
+    async with db.read() as conn:
+        await _organize(conn, event_id, actor)
+        rows = await ticketing.changed_since(
+            conn, event_id, after, _now() - CHANGES_SETTLE, limit + 1
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if rows:
+        cursor = encode_cursor(rows[-1].changed_at.isoformat(), rows[-1].id)
+    return rows, cursor, more

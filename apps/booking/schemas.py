@@ -7,10 +7,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
 from apps.booking.adapters.refunds import RefundView
 from apps.booking.adapters.repository import Inventory
+from apps.booking.adapters.tickets import Ticket
 from apps.booking.domain import Booking, BookingStatus, CancellationReason
 from contracts.envelope import MoneyAmount
 
@@ -196,3 +197,103 @@ def attendee_rows(bookings: list[Booking]) -> list[tuple[object, ...]]:
                     )
                 )
     return rows
+
+
+# --- tickets and check-in ---------------------------------------------------------------------
+
+TicketStatus = Literal["valid", "redeemed", "void"]
+# A ticket secret is ~260 characters; anything much longer is not one of ours.
+Secret = Annotated[str, Field(min_length=1, max_length=2000, description="The QR code's text.")]
+
+
+class TicketPublic(BaseModel):
+    id: uuid.UUID
+    booking_id: uuid.UUID
+    event_id: uuid.UUID
+    ticket_type_id: uuid.UUID
+    attendee_name: str | None = Field(description="As the order named them, if it did.")
+    status: TicketStatus = Field(description="`void` once its booking is cancelled or refunded.")
+    secret: str = Field(
+        description="What the QR code holds: a compact JWS (EdDSA) with claims `tid`, `eid`. "
+        "Whoever has it can enter: show it only to the ticket's holder."
+    )
+    issued_at: datetime
+    redeemed_at: datetime | None = Field(default=None, description="Its first scan.")
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> TicketPublic:
+        return cls.model_validate(ticket, from_attributes=True)
+
+
+class PublicJwk(BaseModel):
+    """An Ed25519 public key (RFC 8037) that verifies the event's ticket secrets offline."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str = Field(description="The public key, base64url.")
+    kid: str = Field(description="As in the `kid` header of the event's ticket secrets.")
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+
+
+class CheckInRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: uuid.UUID = Field(description="The event whose entrance scans the ticket.")
+    secret: Secret
+
+
+class CheckInResult(BaseModel):
+    result: Literal["redeemed"]
+    ticket: TicketPublic
+
+
+class CheckInCounts(BaseModel):
+    event_id: uuid.UUID
+    tickets: int = Field(description="Tickets that can enter (valid or redeemed; void left out).")
+    redeemed: int = Field(description="Tickets scanned in.")
+
+
+class TicketChange(BaseModel):
+    id: uuid.UUID
+    ticket_type_id: uuid.UUID
+    status: TicketStatus
+    redeemed_at: datetime | None = None
+    changed_at: datetime
+
+
+class CheckInList(BaseModel):
+    """The event's tickets changed since the cursor: a scanner keeps them to refuse void and
+    already-redeemed tickets offline."""
+
+    items: list[TicketChange]
+    cursor: str | None = Field(
+        description="Pass as `since` next time for the changes after these (null: nothing "
+        "changed yet)."
+    )
+    has_more: bool = Field(description="More changes are waiting: ask again at once.")
+
+
+class OfflineScan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    secret: Secret
+    scanned_at: AwareDatetime = Field(description="When the scanner saw it.")
+
+
+class ScanUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scans: list[OfflineScan] = Field(min_length=1, max_length=500)
+
+
+class ScanOutcome(BaseModel):
+    result: Literal["redeemed", "already-redeemed", "ticket-void", "wrong-event", "unknown-ticket"]
+    ticket_id: uuid.UUID | None = None
+    redeemed_at: datetime | None = Field(
+        default=None, description="The ticket's first scan (the earliest one uploaded)."
+    )
+
+
+class ScanUploadResult(BaseModel):
+    results: list[ScanOutcome] = Field(description="One per scan, in the upload's order.")

@@ -86,6 +86,11 @@ class RetryPolicy:
         )
 
 
+# The context key under which a notification carries QR codes to show with it (a JSON list of
+# ``{name, label, text}``): the e-mail sender attaches each as a PNG image (a ticket's code).
+QR_CODES = "qr_codes"
+
+
 @dataclass(frozen=True)
 class Notification:
     id: uuid.UUID

@@ -10,6 +10,8 @@ Sending is :func:`deliver_due`, run by the delivery worker, which records every 
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 import logging
 import uuid
@@ -32,6 +34,7 @@ from apps.notifications.adapters.repository import (
 )
 from apps.notifications.domain import Channel, Contact, NoAddress, Notification, RetryPolicy
 from apps.notifications.webhooks import Fanout, fan_out
+from apps.notifications.domain import QR_CODES
 from apps.notifications.templates import (
     CANCELLATION_REASONS,
     REFUND_REASONS,
@@ -154,7 +157,20 @@ def _welcome(msg: UserRegistered) -> Notice:
     return Notice(msg.user_id, "welcome", msg.message_id, {"email": msg.email})
 
 
+def _tickets_text(msg: BookingConfirmed) -> str:
+    if not msg.tickets:
+        return ""
+    lines = [
+        f"Ticket {n}: {t.attendee_name or 'unnamed'} ({t.ticket_id})"
+        for n, t in enumerate(msg.tickets, 1)
+    ]
+    return (
+        "Your tickets (show each QR code, attached, at the entrance):\n" + "\n".join(lines) + "\n"
+    )
+
+
 def booking_confirmed_notice(msg: BookingConfirmed) -> Notice:
+    """The buyer's confirmation, with each ticket's QR code (attached to the e-mail)."""
     return Notice(
         msg.user_id,
         "booking_confirmed",
@@ -162,6 +178,19 @@ def booking_confirmed_notice(msg: BookingConfirmed) -> Notice:
         {
             "payment_id": msg.payment_id,
             **_booking_values(msg),
+            "tickets_text": _tickets_text(msg),
+            QR_CODES: json.dumps(
+                [
+                    {
+                        "name": f"ticket-{n}-{t.ticket_id}.png",
+                        "label": t.attendee_name or f"Ticket {n}",
+                        "text": t.secret,
+                    }
+                    for n, t in enumerate(msg.tickets, 1)
+                ]
+            )
+            if msg.tickets
+            else None,
         },
     )
 

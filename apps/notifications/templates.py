@@ -43,7 +43,7 @@ TEMPLATES: dict[str, KindTemplates] = {
         subject="Booking confirmed: $quantity ticket(s)",
         email="$greeting\n\nyour booking is paid and confirmed.\n\n"
         "Booking: $booking_id\nEvent: $event_id\nTickets: $quantity\nPaid: $amount\n"
-        "Payment: $payment_id",
+        "Payment: $payment_id\n\n$tickets_text",
         short="Booking $booking_id confirmed: $quantity ticket(s), $amount paid.",
     ),
     "booking_cancelled": KindTemplates(
@@ -112,10 +112,15 @@ def greeting(full_name: str | None) -> str:
     return f"Hello {full_name}," if full_name else "Hello,"
 
 
+# Placeholders added after notifications were first stored: a stored notification rendered
+# again (its contact arrived) may not have them.
+OPTIONAL_VALUES = {"tickets_text": ""}
+
+
 def render(kind: str, channel: Channel, **values: Any) -> tuple[str, str]:
     """(subject, body) of a ``kind`` notification on ``channel``. Unknown kinds use ``custom``."""
     subject, body = TEMPLATES.get(kind, TEMPLATES["custom"]).for_channel(channel)
-    values = {k: "" if v is None else str(v) for k, v in values.items()}
+    values = {**OPTIONAL_VALUES, **{k: "" if v is None else str(v) for k, v in values.items()}}
     return subject.substitute(values).strip(), body.substitute(values).strip() + (
         "\n" if channel == "email" else ""
     )

@@ -62,6 +62,10 @@ def _now() -> datetime:
 def webhook_body(msg: Envelope) -> str:
     """The body of every delivery of ``msg``: ``{type, timestamp, data}``, compact JSON."""
     data = msg.model_dump(mode="json", exclude=set(_ENVELOPE_FIELDS))
+    # A ticket's secret is what lets its holder in: it goes to the buyer's e-mail, never to a
+    # third party's server (the organizer reads it from the tickets route if it must).
+    for ticket in data.get("tickets") or ():
+        ticket.pop("secret", None)
     body = {"type": msg.routing_key, "timestamp": msg.occurred_at.isoformat(), "data": data}
     return json.dumps(body, separators=(",", ":"))
 

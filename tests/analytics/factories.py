@@ -20,6 +20,7 @@ from contracts.messages import (
     PaymentConfirmed,
     PaymentFailed,
     PaymentRefunded,
+    TicketCheckedIn,
 )
 
 
@@ -116,6 +117,18 @@ class BookingFacts:
 
     def expired(self, **over: Any) -> BookingExpired:
         return BookingExpired(**self._details(**over))
+
+    def checked_in(self, **over: Any) -> TicketCheckedIn:
+        fields: dict[str, Any] = {
+            "ticket_id": uuid.uuid4(),
+            "booking_id": self.booking_id,
+            "event_id": self.event.event_id,
+            "ticket_type_id": uuid.uuid4(),
+            "redeemed_at": datetime.now(UTC),
+            "checked_in_by": self.event.organizer_id,
+            "producer": "booking",
+        }
+        return TicketCheckedIn(**{**fields, **over})
 
     def paid(self, **over: Any) -> PaymentConfirmed:
         return PaymentConfirmed(**self._payment(provider_reference="ch_test", **over))

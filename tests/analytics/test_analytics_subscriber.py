@@ -57,6 +57,7 @@ def one_fact_of_each_type() -> dict[str, Envelope]:
         b.paid(),
         b.payment_failed(),
         b.refunded(),
+        b.checked_in(),
     ]
     return {f.message_type: f for f in facts}  # type: ignore[attr-defined]
 
@@ -77,7 +78,9 @@ async def test_each_fact_type_reaches_the_one_subscriber_and_is_recorded(analyti
         handler.mock.assert_called_once_with(json.loads(fact.model_dump_json()))
 
     assert await inbox_has(analytics, fact.message_id)
-    if message_type.startswith("event_"):
+    if message_type == "ticket_checked_in":
+        pass  # not counted yet: only marked as seen (above)
+    elif message_type.startswith("event_"):
         stored = await row(analytics, events, event_id=fact.event_id)
         assert (stored.organizer_id, stored.title, stored.currency) == (
             fact.organizer_id,

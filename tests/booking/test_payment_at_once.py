@@ -99,9 +99,19 @@ async def test_one_statement_path_stores_and_announces_what_the_handler_does(
     a, b = got[fast["id"]], got[slow["id"]]
     assert a["quantity"] == 2 and b["quantity"] == 3
     assert a["causation_id"] == str(fast_msg.message_id)
-    assert {k: v for k, v in a.items() if k not in IGNORED | {"quantity", "amount", "lines"}} == {
-        k: v for k, v in b.items() if k not in IGNORED | {"quantity", "amount", "lines"}
+    per_booking = {"quantity", "amount", "lines", "tickets"}
+    assert {k: v for k, v in a.items() if k not in IGNORED | per_booking} == {
+        k: v for k, v in b.items() if k not in IGNORED | per_booking
     }
+    # both paths issue (and announce) one ticket per seat, stored with the confirmation
+    for body, n in ((a, 2), (b, 3)):
+        assert len(body.get("tickets", [])) == (n if key == "booking_confirmed" else 0)
+        issued = await rows(
+            booking, "SELECT id, secret FROM tickets WHERE booking_id = :b", b=body["booking_id"]
+        )
+        assert {(str(r.id), r.secret) for r in issued} == {
+            (t["ticket_id"], t["secret"]) for t in body.get("tickets", [])
+        }
 
     # redelivered: the one-statement path does nothing, the handler sees a duplicate
     assert await at_once(booking.db, consumer, fast_msg) is False

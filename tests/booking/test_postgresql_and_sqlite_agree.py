@@ -28,6 +28,7 @@ from apps.booking import handlers
 from apps.booking.adapters.repository import BookingRepository
 from apps.booking.adapters.repository_sqlite import SqliteBookingRepository
 from apps.booking.adapters.tables import bookings, inventory, type_inventory, user_holds
+from apps.booking.adapters.tickets import tickets
 from apps.booking.domain import GENERAL_ADMISSION, Booking, Line, general_type_id
 from contracts.messages import BookingCreated, EventCancelled, PaymentConfirmed, PaymentFailed
 from kit.db import Database
@@ -201,6 +202,10 @@ _MADE_PER_RUN = {"message_id", "occurred_at", "payment_id", "correlation_id", "c
 
 def _message(r: sa.Row) -> dict[str, Any]:
     payload = {k: v for k, v in r.payload.items() if k not in _MADE_PER_RUN}
+    if "tickets" in payload:  # each database signs with its own event keys
+        payload["tickets"] = [
+            {k: v for k, v in t.items() if k != "secret"} for t in payload["tickets"]
+        ]
     return {"routing_key": r.routing_key, "message_type": r.message_type, "payload": payload}
 
 
@@ -236,6 +241,13 @@ async def state(db: Database, story: Story) -> dict[str, Any]:
             # the holds' rows are the story's own (same ids); the rest are compared as messages
             "held": sorted(
                 str(r.id) for r in await all_of(sa.select(OUTBOX.c.id)) if r.id in ids.keys()
+            ),
+            "tickets": sorted(
+                (
+                    _row(r, {"secret", "issued_at", "changed_at", "redeemed_at"})
+                    for r in await all_of(sa.select(tickets))
+                ),
+                key=lambda r: (ids[r["booking_id"]], r["seat_no"]),
             ),
             "outbox": sorted(
                 (_message(r) for r in await all_of(sa.select(OUTBOX))),
@@ -278,6 +290,13 @@ async def test_holds_and_seat_moves_leave_the_same_rows_on_postgresql_and_sqlite
     assert lite["user_holds"] == pg["user_holds"]
     assert lite["held"] == pg["held"]
     assert lite["outbox"] == pg["outbox"]
+    assert lite["tickets"] == pg["tickets"]
+    # the confirmed booking's tickets were issued with it, the one paid after being cancelled
+    # got none, and a cancelled confirmed booking's are void
+    assert {(r["booking_id"], r["status"]) for r in pg["tickets"]} <= {
+        (b["id"], "valid" if b["status"] == "confirmed" else "void") for b in pg["bookings"]
+    }
+    assert any(r["status"] == "valid" for r in pg["tickets"])
     # the story moved seats every way (sold, released, refunded), and none is left pending
     assert [(r["held"], r["sold"]) for r in pg["inventory"]] == [(1, 2), (0, 0), (0, 0)]
     # each event's one type moved exactly as its event

@@ -276,6 +276,91 @@ async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) ->
         assert sorted(status for status, _ in answers) == [201, 201, 409, 409, 409, 409], answers
 
 
+async def test_tickets_and_check_in_work_on_sqlite(embedded: Embedded) -> None:
+    async with aiohttp.ClientSession() as session:
+        api = Client(session, embedded.gateway)
+        _, organizer = await api.user("organizer")
+        _, customer = await api.user("customer")
+        status, event = await api.call(
+            "POST",
+            "/events/create",
+            organizer,
+            json={
+                "title": "Embedded doors",
+                "venue": "Hall",
+                "capacity": 5,
+                "price": "10.00",
+                "currency": "EUR",
+                "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
+            },
+        )
+        assert status == 201, event
+        status, booking = await api.until_known(
+            "POST",
+            "/booking/create",
+            customer,
+            json={
+                "event_id": event["id"],
+                "quantity": 2,
+                "attendees": [{"name": "Ada"}, {"name": "Bob"}],
+            },
+        )
+        assert status == 201, booking
+        status, payment = await api.until_known(
+            "POST",
+            "/payments/process",
+            customer,
+            json={
+                "booking_id": booking["id"],
+                "payment_method": {"type": "card", "token": "tok_visa"},
+            },
+        )
+        assert status in (200, 201), payment
+
+        async def tickets() -> Any:
+            return (await api.call("GET", f"/booking/{booking['id']}/tickets", customer))[1]
+
+        page = await eventually(tickets, until=lambda p: len(p["items"]) == 2)
+        first, second = page["items"]
+        assert (first["attendee_name"], second["attendee_name"]) == ("Ada", "Bob")
+
+        # simultaneous scans of one ticket on SQLite: exactly one redeems
+        scan = {"event_id": event["id"], "secret": first["secret"]}
+        answers = await asyncio.gather(
+            *(api.call("POST", "/booking/checkin", organizer, json=scan) for _ in range(8))
+        )
+        assert sorted(status for status, _ in answers) == [200] + [409] * 7, answers
+        assert {b["type"].rsplit("/", 1)[1] for s, b in answers if s == 409} == {"already-redeemed"}
+        status, counts = await api.call("GET", f"/booking/events/{event['id']}/checkins", organizer)
+        assert status == 200 and (counts["tickets"], counts["redeemed"]) == (2, 1)
+
+        # an offline scanner: the list, then an upload of an earlier scan of the other ticket
+        async def listed() -> Any:
+            return (
+                await api.call("GET", f"/booking/events/{event['id']}/checkin-list", organizer)
+            )[1]
+
+        full = await eventually(listed, until=lambda p: len(p["items"]) == 2)
+        assert {(x["id"], x["status"]) for x in full["items"]} == {
+            (first["id"], "redeemed"),
+            (second["id"], "valid"),
+        }
+        earlier = (datetime.now(UTC) - timedelta(minutes=3)).isoformat()
+        status, uploaded = await api.call(
+            "POST",
+            f"/booking/events/{event['id']}/checkin/upload",
+            organizer,
+            json={"scans": [{"secret": second["secret"], "scanned_at": earlier}]},
+        )
+        assert status == 200 and uploaded["results"][0]["result"] == "redeemed", uploaded
+
+        # the buyer cancels (refunded by the refund policy): its tickets are void at once
+        status, cancelled = await api.call("POST", f"/booking/{booking['id']}/cancel", customer)
+        assert status == 200, cancelled
+        page = await tickets()
+        assert {t["status"] for t in page["items"]} == {"void"}
+
+
 async def test_failed_logins_are_throttled_on_sqlite_too(embedded: Embedded) -> None:
     async with aiohttp.ClientSession() as session:
         api = Client(session, embedded.gateway)

@@ -108,3 +108,16 @@ async def test_a_name_that_resolves_to_any_private_address_is_refused():
         await targets.check("https://hooks.example.com/")
     listed = WebhookTargets("hooks.example.com", resolve)
     assert (await listed.check("https://hooks.example.com/")).host == "hooks.example.com"
+
+
+def test_a_webhook_body_never_carries_ticket_secrets():
+    from apps.notifications.webhooks import webhook_body
+    from contracts.messages import IssuedTicket
+    from tests.notifications.helpers import booking_confirmed
+
+    ticket = IssuedTicket(
+        ticket_id=uuid.uuid4(), ticket_type_id=uuid.uuid4(), attendee_name="Ada", secret="s3cr3t"
+    )
+    body = webhook_body(booking_confirmed(tickets=[ticket]))
+    assert "s3cr3t" not in body
+    assert str(ticket.ticket_id) in body and "Ada" in body

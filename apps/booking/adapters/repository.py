@@ -32,6 +32,7 @@ from apps.booking.adapters.tables import (
     inventory,
     type_inventory,
 )
+from apps.booking.adapters.tickets import Ticket
 from apps.booking.domain import Attendee, Booking, BookingStatus, Line, Transition
 from kit import inbox, outbox
 
@@ -338,6 +339,16 @@ WITH upd AS (
     ) AS m(kind, event_id, type_id, user_id, held, sold)
     WHERE m.held <> 0 OR m.sold <> 0
     ORDER BY m.kind, m.type_id
+), issued AS (
+    INSERT INTO tickets (id, booking_id, event_id, ticket_type_id, seat_no, attendee_name,
+                         status, secret, issued_at, changed_at)
+    SELECT t.id, upd.id, CAST(:event_id AS uuid), t.type_id, t.seat_no, t.name, 'valid',
+           t.secret, CAST(:updated_at AS timestamptz), CAST(:updated_at AS timestamptz)
+    FROM upd, unnest(CAST(:ticket_ids AS uuid[]), CAST(:ticket_types AS uuid[]),
+                     CAST(:ticket_seats AS integer[]), CAST(:ticket_names AS varchar[]),
+                     CAST(:ticket_secrets AS text[]))
+         AS t(id, type_id, seat_no, name, secret)
+    ON CONFLICT (id) DO NOTHING
 ), written AS (
     {outbox.insert_sql("FROM upd")}
 )
@@ -563,11 +574,18 @@ class BookingRepository:
         return (await with_lines(self.conn, [row]))[0] if row else None
 
     async def save_once(
-        self, t: Transition, *, consumer: str, message_id: uuid.UUID, outbox_row: dict[str, Any]
+        self,
+        t: Transition,
+        *,
+        consumer: str,
+        message_id: uuid.UUID,
+        outbox_row: dict[str, Any],
+        issued: Sequence[Ticket] = (),
     ) -> bool:
         """``save`` + ``move_seats`` of one transition, ``consumer``'s inbox mark of
-        ``message_id`` and ``outbox_row``, in one statement (run it in autocommit). False, with
-        nothing written, if the booking left ``t.previous`` or the message was handled."""
+        ``message_id``, ``outbox_row`` and the tickets a confirmation ``issued``, in one
+        statement (run it in autocommit). False, with nothing written, if the booking left
+        ``t.previous`` or the message was handled."""
         b = t.booking
         moves = b.type_seats(t.seats)
         row = (
@@ -588,6 +606,11 @@ class BookingRepository:
                     "type_ids": [m[0] for m in moves],
                     "type_held": [m[1] for m in moves],
                     "type_sold": [m[2] for m in moves],
+                    "ticket_ids": [x.id for x in issued],
+                    "ticket_types": [x.ticket_type_id for x in issued],
+                    "ticket_seats": [x.seat_no for x in issued],
+                    "ticket_names": [x.attendee_name for x in issued],
+                    "ticket_secrets": [x.secret for x in issued],
                     **inbox.mark_params(consumer, message_id),
                     **outbox.statement_params(outbox_row),
                 },

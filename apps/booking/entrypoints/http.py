@@ -15,12 +15,23 @@ from fastapi.responses import JSONResponse, Response
 
 from apps.booking import handlers
 from apps.booking.deps import Deps
+from kit.qr import qr_svg
 from apps.booking.domain import Booking, BookingError, BookingStatus
 from apps.booking.schemas import (
     ATTENDEE_CSV_HEADER,
     BookingCreate,
     BookingView,
     CapacityChange,
+    CheckInCounts,
+    CheckInList,
+    CheckInRequest,
+    CheckInResult,
+    PublicJwk,
+    ScanOutcome,
+    ScanUpload,
+    ScanUploadResult,
+    TicketChange,
+    TicketPublic,
     InventoryPublic,
     RefundCreate,
     attendee_rows,
@@ -316,3 +327,147 @@ async def event_bookings(
             headers=headers,
         )
     return await _page_of_views(deps, items, next_cursor)
+
+
+# --- tickets and check-in ---------------------------------------------------------------------
+
+_NOT_YOURS = {404: {"description": "No such booking, ticket or event, or not yours to see"}}
+_NOT_ORGANIZED = {404: {"description": "No such event, or not one of yours"}}
+
+
+@router.get(
+    "/{booking_id}/tickets",
+    response_model=Page[TicketPublic],
+    responses={401: ERRORS[401], **_NOT_YOURS},
+    summary="The booking's tickets, one per seat (owner, the event's organizer, admin)",
+    description="Issued when the booking is confirmed (none before); `void` once it is "
+    "cancelled or fully refunded. One page holds them all (`next_cursor` is null).",
+)
+async def booking_tickets(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> Any:
+    items = await handlers.booking_tickets(
+        deps.db, repository=deps.repository, booking_id=booking_id, actor=user
+    )
+    return Page[TicketPublic](items=[TicketPublic.of(t) for t in items], next_cursor=None)
+
+
+@router.get(
+    "/tickets/{ticket_id}/qr.svg",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+        401: ERRORS[401],
+        **_NOT_YOURS,
+    },
+    summary="The ticket's QR code as SVG (owner, the event's organizer, admin)",
+)
+async def ticket_qr(deps: Deps, ticket_id: uuid.UUID, user: CurrentUser) -> Response:
+    ticket = await handlers.get_ticket(
+        deps.db, repository=deps.repository, ticket_id=ticket_id, actor=user
+    )
+    return Response(
+        qr_svg(ticket.secret),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "private, no-store"},
+    )
+
+
+@router.get(
+    "/events/{event_id}/checkin-key",
+    response_model=PublicJwk,
+    responses={401: ERRORS[401], **_NOT_ORGANIZED},
+    summary="The public key (JWK) that verifies the event's ticket secrets (organizer, admin)",
+    description="For scanners that verify tickets offline: an Ed25519 key (`kty` OKP, `crv` "
+    "Ed25519) whose `kid` is the one in every secret's JWS header.",
+)
+async def checkin_key(deps: Deps, event_id: uuid.UUID, user: CurrentUser) -> Any:
+    return await run_in_unit_of_work(deps.db, handlers.checkin_key, event_id=event_id, actor=user)
+
+
+@router.post(
+    "/checkin",
+    response_model=CheckInResult,
+    responses={
+        401: ERRORS[401],
+        404: {"description": "`unknown-ticket` (the secret does not verify), or not your event"},
+        409: {
+            "description": "`already-redeemed` (with `redeemed_at` of the first scan), "
+            "`ticket-void` (booking cancelled or refunded), `wrong-event`"
+        },
+    },
+    summary="Redeem a scanned ticket at the event's entrance (organizer, admin)",
+    description="The first scan of a valid ticket redeems it; any other scan is refused. Of "
+    "any number of simultaneous scans of one ticket exactly one is `redeemed`.",
+)
+async def check_in(deps: Deps, body: CheckInRequest, user: CurrentUser) -> CheckInResult:
+    set_span_attributes(**{"event.id": body.event_id, "user.id": user.user_id})
+    ticket = await run_in_unit_of_work(
+        deps.db, handlers.check_in, event_id=body.event_id, secret=body.secret, actor=user
+    )
+    return CheckInResult(result="redeemed", ticket=TicketPublic.of(ticket))
+
+
+@router.get(
+    "/events/{event_id}/checkins",
+    response_model=CheckInCounts,
+    responses={401: ERRORS[401], **_NOT_ORGANIZED},
+    summary="How many of the event's tickets were scanned in (organizer, admin)",
+)
+async def checkin_counts(deps: Deps, event_id: uuid.UUID, user: CurrentUser) -> CheckInCounts:
+    total, redeemed = await handlers.checkin_counts(deps.db, event_id=event_id, actor=user)
+    return CheckInCounts(event_id=event_id, tickets=total, redeemed=redeemed)
+
+
+@router.get(
+    "/events/{event_id}/checkin-list",
+    response_model=CheckInList,
+    responses={401: ERRORS[401], **_NOT_ORGANIZED},
+    summary="The event's tickets changed since a cursor, for offline scanners (organizer, admin)",
+    description="Without `since`: every ticket. Keep the returned `cursor` and pass it as "
+    "`since` to get only what changed after (issued, redeemed, voided). Changes show up about "
+    "two seconds after they happen.",
+)
+async def checkin_list(
+    deps: Deps,
+    event_id: uuid.UUID,
+    user: CurrentUser,
+    since: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> CheckInList:
+    items, cursor, more = await handlers.checkin_changes(
+        deps.db, event_id=event_id, actor=user, cursor=since, limit=limit
+    )
+    return CheckInList(
+        items=[TicketChange.model_validate(t, from_attributes=True) for t in items],
+        cursor=cursor,
+        has_more=more,
+    )
+
+
+@router.post(
+    "/events/{event_id}/checkin/upload",
+    response_model=ScanUploadResult,
+    responses={401: ERRORS[401], **_NOT_ORGANIZED},
+    summary="Upload an offline scanner's scans (organizer, admin)",
+    description="Each scan is redeemed as of its `scanned_at` (never later than now) or "
+    "refused, with one result per scan. A ticket is redeemed once however many scans of it "
+    "arrive; the earliest scan's time is the one kept.",
+)
+async def upload_scans(
+    deps: Deps, event_id: uuid.UUID, body: ScanUpload, user: CurrentUser
+) -> ScanUploadResult:
+    outcomes = await handlers.upload_scans(
+        deps.db,
+        event_id=event_id,
+        scans=[(s.secret, s.scanned_at) for s in body.scans],
+        actor=user,
+    )
+    return ScanUploadResult(
+        results=[
+            ScanOutcome(
+                result=result,  # type: ignore[arg-type]
+                ticket_id=t.id if t is not None else None,
+                redeemed_at=t.redeemed_at if t is not None else None,
+            )
+            for result, t in outcomes
+        ]
+    )

@@ -7,6 +7,7 @@ refused the recipient with a 5xx), so the notification fails at once instead of 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 from email.message import EmailMessage
@@ -16,7 +17,8 @@ from typing import Protocol
 import aiosmtplib
 
 from apps.notifications.config import NotificationSettings
-from apps.notifications.domain import Channel, Notification
+from apps.notifications.domain import QR_CODES, Channel, Notification
+from kit.qr import qr_png
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,14 @@ class SmtpEmailSender:
         msg["Message-ID"] = self.message_id(notification)
         msg["X-Notification-Kind"] = notification.kind
         msg.set_content(notification.body)
+        for code in json.loads(notification.context.get(QR_CODES) or "[]"):
+            msg.add_attachment(
+                qr_png(code["text"]),
+                maintype="image",
+                subtype="png",
+                filename=code["name"],
+                disposition="inline",
+            )
         return msg
 
     async def send(self, notification: Notification) -> None:
