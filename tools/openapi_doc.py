@@ -62,7 +62,11 @@ def generate_sdk(out: Path = SDK_DIR) -> str:
     spec = out / "openapi.json"
     write(spec)
     config = out / "config.yaml"
-    config.write_text(f"project_name_override: {PACKAGE}\npackage_name_override: {PACKAGE}\n")
+    config.write_text(
+        f"project_name_override: {PACKAGE}\npackage_name_override: {PACKAGE}\n"
+        # the generator reads only JSON, text and binary bodies; a QR code's SVG is bytes to it
+        "content_type_overrides:\n  image/svg+xml: application/octet-stream\n"
+    )
     target = out / PACKAGE
     shutil.rmtree(target, ignore_errors=True)
     tool = Path(sys.executable).with_name("openapi-python-client")
