@@ -221,8 +221,7 @@ class VoucherCreated(VoucherDetails):
 
 
 class VoucherUpdated(VoucherDetails):
-    """A voucher changed (its discount, uses, validity or types). Full snapshot after the change;
-    bookings already made keep the discount they were made with."""
+    """A voucher changed: full snapshot after the change (bookings made keep their discount)."""
 
     routing_key: ClassVar[str] = "voucher_updated"
     message_type: Literal["voucher_updated"] = "voucher_updated"
