@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from apps.booking import handlers
 from apps.booking.adapters import tables
+from apps.booking.adapters.refunds import booking_refunds
 from apps.booking.adapters.repository import BookingRepository
 from apps.booking.adapters.repository_sqlite import SqliteBookingRepository
 from apps.booking.domain import Booking, VoucherExhausted, VoucherUnknown
@@ -218,6 +219,10 @@ async def test_expiry_and_unpaid_cancellation_give_the_use_back_paid_keeps_it(db
     await _run(database, handlers.confirm_booking, payment_for(paid), repository=repo)
     await _run(database, handlers.cancel_booking, repository=repo, booking_id=paid.id, actor=admin)
     assert await _used(database, event) == 1  # paid: the use stays taken
+    # the refund gives back what was paid: the amount after the discount (2 x 20.00 - 10 %)
+    r = booking_refunds.c
+    refunded = await _one(database, sa.select(r.amount).where(r.booking_id == paid.id))
+    assert (paid.amount, refunded) == (Decimal("36.00"), Decimal("36.00"))
     assert lapsing.voucher_code == "SAVE10"
 
 
