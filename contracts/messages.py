@@ -26,6 +26,16 @@ RefundId = Annotated[uuid.UUID, Field(description="Id of one refund of a payment
 Role = Literal["customer", "organizer", "admin"]
 EventStatus = Literal["scheduled", "cancelled"]
 Channel = Literal["email", "sms", "push"]
+VoucherCode = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Z0-9][A-Z0-9_-]{0,63}$",
+        description="A voucher's code: upper-case letters, digits, `-` and `_` (codes are "
+        "matched case-insensitively: clients' input is upper-cased).",
+        examples=["EARLY10"],
+    ),
+]
+VoucherUse = Literal[-1, 0, 1]
 
 _EXAMPLE_USER = "6f1c2b7e-3f4a-4c55-9a53-2f8e1d0b9c11"
 _EXAMPLE_EVENT = "0b7c9a8e-5d2f-4e1b-8a6c-3d4f5e6a7b8c"
@@ -171,6 +181,52 @@ class EventCancelled(EventDetails):
     reason: str = Field(default="", description="Why, as given by the organizer.")
 
 
+class VoucherDetails(Envelope):
+    """Fields shared by the voucher messages: a full snapshot of one of an event's vouchers."""
+
+    voucher_id: uuid.UUID = Field(description="Id of the voucher.")
+    event_id: EventId
+    code: VoucherCode
+    percent_off: Decimal | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="Share of the eligible lines' total taken off, in percent; null when "
+        "`amount_off` is set (exactly one of the two is).",
+        examples=["10"],
+    )
+    amount_off: MoneyAmount | None = Field(
+        default=None,
+        description="Taken off the eligible lines' total (never more than it), in the event's "
+        "currency; null when `percent_off` is set.",
+    )
+    max_uses: int = Field(ge=1, description="Bookings that may hold it at once, at most.")
+    valid_until: AwareDatetime | None = Field(
+        default=None, description="No new holds with it from this time; null: no end."
+    )
+    ticket_type_ids: list[TicketTypeId] = Field(
+        default_factory=list,
+        description="The ticket types it applies to; empty: every type of the event.",
+    )
+    version: int = Field(
+        ge=1, description="Increases with every change; an older snapshot loses.", examples=[1]
+    )
+
+
+class VoucherCreated(VoucherDetails):
+    """An organizer created a voucher for their event: bookings may use it from now on."""
+
+    routing_key: ClassVar[str] = "voucher_created"
+    message_type: Literal["voucher_created"] = "voucher_created"
+
+
+class VoucherUpdated(VoucherDetails):
+    """A voucher changed: full snapshot after the change (bookings made keep their discount)."""
+
+    routing_key: ClassVar[str] = "voucher_updated"
+    message_type: Literal["voucher_updated"] = "voucher_updated"
+
+
 # --- booking --------------------------------------------------------------------------------
 
 
@@ -208,6 +264,20 @@ class BookingDetails(Envelope):
                 }
             ]
         ],
+    )
+    discount: MoneyAmount = Field(
+        default=Decimal("0.00"),
+        description="Taken off the lines' total by `voucher_code` (`amount` is after it).",
+        examples=["3.00"],
+    )
+    voucher_code: VoucherCode | None = Field(
+        default=None, description="The event's voucher this booking was made with, if any."
+    )
+    voucher_use: VoucherUse = Field(
+        default=0,
+        description="What this fact did to the count of uses of `voucher_code`: 1 took a use "
+        "(a hold, or seats re-taken by a payment after expiry), -1 gave it back (the booking "
+        "expired or was cancelled unpaid), 0 nothing. Summing it per voucher gives its uses.",
     )
 
 
@@ -401,6 +471,8 @@ ALL_MESSAGES: tuple[type[Envelope], ...] = (
     EventCreated,
     EventUpdated,
     EventCancelled,
+    VoucherCreated,
+    VoucherUpdated,
     BookingCreated,
     BookingConfirmed,
     BookingCancelled,

@@ -38,6 +38,8 @@ from contracts.messages import (
     RefundRequested,
     TicketCheckedIn,
     UserRegistered,
+    VoucherCreated,
+    VoucherUpdated,
 )
 
 DOMAIN_EXCHANGE = RabbitExchange("eventbooking", type=ExchangeType.TOPIC, durable=True)
@@ -61,7 +63,11 @@ CONSUMERS: dict[str, tuple[type[Envelope], ...]] = {
         PaymentFailed,
         PaymentRefunded,
         RefundFailed,
+        VoucherCreated,
+        VoucherUpdated,
     ),
+    # a voucher's uses as booking counts them (each booking fact says what it did to them)
+    "events": (BookingCreated, BookingConfirmed, BookingCancelled, BookingExpired),
     "payments": (BookingCreated, BookingExpired, BookingCancelled, RefundRequested),
     "notifications": (
         UserRegistered,

@@ -97,6 +97,7 @@ class BookingRecord:
     cancel_reason: str | None = None
     # [{ticket_type_id, name, quantity, unit_price, amount}] (JSON values); None: not told
     lines: list[dict[str, Any]] | None = None
+    discount: Decimal = Decimal("0.00")  # taken off by a voucher (``amount`` is after it)
 
     def record(
         self, transition: BookingTransition, at: datetime, **details: object
@@ -186,6 +187,7 @@ ActivityKind = Literal[
     "booking_expired",
     "sale_cancelled",  # a confirmed booking was cancelled afterwards: its seats went back
     "hold_paid",  # a booking created in the window that was (at any time) confirmed
+    "discount_given",  # a voucher's discount, counted when its booking is confirmed
     "payment_succeeded",
     "payment_failed",
     "payment_refunded",
@@ -257,6 +259,7 @@ class Figures:
     payments_refunded: int = 0
     revenue: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     refunds: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    discounts: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
 
     def add(self, a: Activity) -> None:
         match a.kind:
@@ -281,6 +284,8 @@ class Figures:
             case "payment_refunded":
                 self.payments_refunded += a.count
                 self._money(self.refunds, a)
+            case "discount_given":
+                self._money(self.discounts, a)
 
     @staticmethod
     def _money(into: dict[str, Decimal], a: Activity) -> None:
@@ -294,6 +299,8 @@ class Figures:
             self.revenue[cur] += amount
         for cur, amount in other.refunds.items():
             self.refunds[cur] += amount
+        for cur, amount in other.discounts.items():
+            self.discounts[cur] += amount
 
     def show_currency(self, currency: str | None) -> None:
         """Report ``currency`` even at zero (an event's own currency always shows)."""
@@ -303,7 +310,7 @@ class Figures:
 
     @property
     def currencies(self) -> list[str]:
-        return sorted(set(self.revenue) | set(self.refunds))
+        return sorted(set(self.revenue) | set(self.refunds) | set(self.discounts))
 
     @property
     def net_revenue(self) -> dict[str, Decimal]:

@@ -99,6 +99,7 @@ def _booking_first_seen(fact: BookingDetails) -> BookingRecord:
         amount=fact.amount,
         currency=fact.currency,
         lines=[line.model_dump(mode="json") for line in fact.lines] or None,
+        discount=fact.discount,
     )
 
 

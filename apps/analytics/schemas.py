@@ -49,6 +49,12 @@ class FiguresPublic(BaseModel):
     )
     refunds: PerCurrency = Field(description="Money given back, per currency.")
     net_revenue: PerCurrency = Field(description="`revenue` minus `refunds`, per currency.")
+    discounts: PerCurrency = Field(
+        default_factory=dict,
+        description="Taken off by vouchers in the bookings confirmed in the window, per "
+        "currency (`revenue` is what was paid after them).",
+        examples=[{"EUR": "6.00"}],
+    )
     conversion: str | None = Field(
         description="Hold to paid: share of the bookings created in the window that were paid "
         "(decimal string, 4 places); null when no booking was created.",
@@ -71,6 +77,7 @@ class FiguresPublic(BaseModel):
             "revenue": {c: f.revenue.get(c, Decimal(0)) for c in f.currencies},
             "refunds": {c: f.refunds.get(c, Decimal(0)) for c in f.currencies},
             "net_revenue": f.net_revenue,
+            "discounts": {c: f.discounts.get(c, Decimal(0)) for c in f.currencies},
             "conversion": None if conversion is None else str(conversion),
         }
 

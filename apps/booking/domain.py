@@ -110,6 +110,74 @@ class CapacityBelowBooked(BookingError):
 
 
 GENERAL_ADMISSION = "General admission"
+CENT = Decimal("0.01")
+
+
+class VoucherUnknown(BookingError):
+    """No voucher of this event has that code (a just-created one may take a moment)."""
+
+    field_in, error_type = "body", "unknown_voucher"
+
+
+class VoucherNotApplicable(BookingError):
+    """The voucher applies to none of the order's ticket types."""
+
+    field_in, error_type = "body", "voucher_not_applicable"
+
+
+class VoucherExhausted(BookingError):
+    """The voucher's uses are all taken, or its validity is over."""
+
+    status, code = 409, "voucher-exhausted"
+
+
+def normalize_voucher_code(code: str) -> str:
+    """Codes are matched case-insensitively: stored and looked up upper-case (ASCII only, so
+    that no two different codes fold to one)."""
+    return code.strip().upper() if code.isascii() else code.strip()
+
+
+@dataclass(frozen=True)
+class Voucher:
+    """An event's voucher as booking applies it (from the events service's snapshots)."""
+
+    event_id: uuid.UUID
+    code: str
+    percent_off: Decimal | None
+    amount_off: Decimal | None
+    max_uses: int
+    valid_until: datetime | None
+    ticket_type_ids: frozenset[uuid.UUID]  # empty: every type
+    used: int
+    version: int
+    voucher_id: uuid.UUID
+
+    def applies_to(self, ticket_type_id: uuid.UUID) -> bool:
+        return not self.ticket_type_ids or ticket_type_id in self.ticket_type_ids
+
+    def discount_on(self, lines: tuple[Line, ...]) -> Decimal:
+        """Taken off an order of ``lines``: a percentage of the eligible lines' total (rounded
+        half up to the cent), or a fixed amount capped at that total."""
+        eligible = sum(
+            (ln.amount for ln in lines if self.applies_to(ln.ticket_type_id)), Decimal("0.00")
+        )
+        if self.percent_off is not None:
+            off = (eligible * self.percent_off / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+        else:
+            off = self.amount_off or Decimal("0.00")
+        return min(off, eligible).quantize(CENT)
+
+    def check_usable(self, lines: tuple[Line, ...], *, now: datetime) -> None:
+        """Refuse, from what was read, an order the voucher cannot discount (the reservation
+        re-checks uses and validity atomically)."""
+        if not any(self.applies_to(ln.ticket_type_id) for ln in lines):
+            raise VoucherNotApplicable(
+                "This voucher applies to none of these ticket types.", field="voucher_code"
+            )
+        if self.valid_until is not None and now >= self.valid_until:
+            raise VoucherExhausted("This voucher is no longer valid.", voucher_code=self.code)
+        if self.used >= self.max_uses:
+            raise VoucherExhausted("This voucher has been used up.", voucher_code=self.code)
 
 
 def general_type_id(event_id: uuid.UUID) -> uuid.UUID:
@@ -146,6 +214,7 @@ class SeatChange:
     held: int = 0
     sold: int = 0
     user_held: int = 0
+    voucher: int = 0  # uses of the booking's voucher: -1 gives one back (see voucher_release)
 
 
 @dataclass(frozen=True)
@@ -178,6 +247,13 @@ class Booking:
     voucher_code: str | None = None
     lines: tuple[Line, ...] = ()
     attendees: tuple[Attendee, ...] = ()
+
+    def with_voucher(self, voucher: Voucher) -> Booking:
+        """This new booking with ``voucher``'s discount frozen in (``amount`` after it)."""
+        discount = voucher.discount_on(self.lines)
+        total = sum((ln.amount for ln in self.lines), Decimal("0.00"))
+        amount = max(total - discount, Decimal("0.00"))
+        return replace(self, discount=discount, voucher_code=voucher.code, amount=amount)
 
     @classmethod
     def hold(
@@ -259,7 +335,12 @@ class Booking:
         if self.status != "pending":
             return None
         q = self.quantity
-        return self._to("expired", SeatChange(held=-q, user_held=-q), now)
+        return self._to("expired", SeatChange(held=-q, user_held=-q, **self.voucher_release()), now)
+
+    def voucher_release(self) -> dict[str, int]:
+        """What releasing an unpaid hold does to its voucher: the use goes back (a paid booking
+        keeps it, whatever happens to it later)."""
+        return {"voucher": -1} if self.voucher_code is not None else {}
 
     def cancel(self, reason: CancellationReason, *, now: datetime) -> Transition | None:
         """Cancel a held or paid booking; a paid one is refunded. ``None`` if already over."""
@@ -274,7 +355,10 @@ class Booking:
     def _release(self, reason: CancellationReason, now: datetime) -> Transition:
         q = self.quantity
         return self._to(
-            "cancelled", SeatChange(held=-q, user_held=-q), now, cancellation_reason=reason
+            "cancelled",
+            SeatChange(held=-q, user_held=-q, **self.voucher_release()),
+            now,
+            cancellation_reason=reason,
         )
 
     def record_late_payment(self, payment_id: uuid.UUID, *, now: datetime) -> Booking | None:
@@ -286,8 +370,6 @@ class Booking:
 
 
 # --- refunds ----------------------------------------------------------------------------------
-
-CENT = Decimal("0.01")
 
 
 class CancellationClosed(BookingError):

@@ -58,7 +58,11 @@ from apps.booking.domain import (
     TooManyTickets,
     Transition,
     UnknownTicketType,
+    Voucher,
+    VoucherExhausted,
+    VoucherUnknown,
     general_type_id,
+    normalize_voucher_code,
 )
 from kit.db import Database
 from kit.uow import UnitOfWork
@@ -82,6 +86,7 @@ from contracts.messages import (
     RefundFailed,
     RefundRequested,
     TicketCheckedIn,
+    VoucherDetails,
 )
 
 log = logging.getLogger(__name__)
@@ -105,6 +110,8 @@ def _details(
         quantity=booking.quantity,
         amount=booking.amount,
         currency=booking.currency,
+        discount=booking.discount,
+        voucher_code=booking.voucher_code,
         lines=[
             BookingLine(
                 ticket_type_id=ln.ticket_type_id,
@@ -131,20 +138,36 @@ def _issued(issued: list[Ticket]) -> list[IssuedTicket]:
     ]
 
 
+def voucher_use(t: Transition) -> int:
+    """What the transition did to its booking's voucher uses, as its message tells it: given
+    back (a seat move), or re-taken with the seats by a payment after expiry."""
+    if t.booking.voucher_code is None:
+        return 0
+    if t.seats.voucher:
+        return t.seats.voucher
+    return 1 if t.previous == "expired" and t.booking.status == "confirmed" else 0
+
+
 def _announcements(
     t: Transition, cause: Envelope | None, issued: list[Ticket] | None = None
 ) -> list[Envelope]:
     """The messages that tell the world about one transition (``issued``: the tickets a
     confirmation issued)."""
     b = t.booking
+    used = {"voucher_use": voucher_use(t)}
     if b.status == "confirmed":
         return [
             _details(
-                b, BookingConfirmed, cause, payment_id=b.payment_id, tickets=_issued(issued or [])
+                b,
+                BookingConfirmed,
+                cause,
+                payment_id=b.payment_id,
+                tickets=_issued(issued or []),
+                **used,
             )
         ]
     if b.status == "expired":
-        return [_details(b, BookingExpired, cause)]
+        return [_details(b, BookingExpired, cause, **used)]
     if b.status == "cancelled":
         assert b.cancellation_reason is not None
         refund: list[Envelope] = (
@@ -165,7 +188,12 @@ def _announcements(
         return [
             *refund,
             _details(
-                b, BookingCancelled, cause, reason=b.cancellation_reason, refund_due=t.refund_due
+                b,
+                BookingCancelled,
+                cause,
+                reason=b.cancellation_reason,
+                refund_due=t.refund_due,
+                **used,
             ),
         ]
     return []
@@ -322,6 +350,13 @@ def _refusal(out: ReserveOutcome, booking: Booking, max_held_per_user: int) -> E
     line_no = next(
         (n for n, ln in enumerate(booking.lines) if ln.ticket_type_id == out.ticket_type_id), 0
     )
+    if out.outcome == "voucher_unknown":
+        return VoucherUnknown("No such voucher for this event.", field="voucher_code")
+    if out.outcome == "voucher_exhausted":
+        return VoucherExhausted(
+            "This voucher has been used up or is no longer valid.",
+            voucher_code=booking.voucher_code,
+        )
     if out.outcome == "hold_limit":
         return HoldLimitReached(
             f"You already hold seats in pending bookings; one user may hold at most "
@@ -355,6 +390,21 @@ def _refusal(out: ReserveOutcome, booking: Booking, max_held_per_user: int) -> E
             ticket_type_id=str(ln.ticket_type_id),
         )
     return None
+
+
+async def _usable_voucher(
+    repo: BookingRepository, event_id: uuid.UUID, code: str, order: tuple[Line, ...], now: datetime
+) -> Voucher:
+    """The event's voucher ``code`` if it can discount ``order`` as read, else the 4xx it
+    deserves (the reservation takes its use atomically, re-checking uses and validity)."""
+    voucher = await repo.voucher(event_id, code)
+    if voucher is None:
+        raise VoucherUnknown(
+            "No such voucher for this event (a just-created one may take a moment to appear).",
+            field="voucher_code",
+        )
+    voucher.check_usable(order, now=now)
+    return voucher
 
 
 async def _seen(repo: BookingRepository, event_id: uuid.UUID) -> Availability | None:
@@ -408,12 +458,12 @@ async def reserve_seats(
     a read); the statement re-checks seats, windows and prices atomically and writes it all, or
     changes nothing.
     """
-    if voucher_code is not None:  # vouchers come in a later round: none exists yet
-        raise UnknownTicketType("No such voucher.", field="voucher_code")
+    code = None if voucher_code is None else normalize_voucher_code(voucher_code)
     total = order_total(quantity, lines)
     _check_quantity(total, max_per_booking)
     repo = repository(uow.conn)
     seen = recently.get(event_id) if recently is not None else None
+    voucher: Voucher | None = None
     released = False
     for _ in range(3):  # the price changed between the read and the statement: read again
         if seen is None or not seen.types:
@@ -434,7 +484,17 @@ async def reserve_seats(
             now=now,
             hold_for=timedelta(seconds=hold_seconds),
         )
-        message = _details(booking, BookingCreated, None, expires_at=booking.expires_at)
+        if code is not None:
+            if voucher is None:
+                voucher = await _usable_voucher(repo, event_id, code, order, now)
+            booking = booking.with_voucher(voucher)
+        message = _details(
+            booking,
+            BookingCreated,
+            None,
+            expires_at=booking.expires_at,
+            voucher_use=1 if code is not None else 0,
+        )
         # the reservation's own statement writes the row, only if it reserves: a refusal raises
         # below (the unit of work rolls back) or tries again (the message is discarded)
         out = await repo.reserve(
@@ -442,6 +502,7 @@ async def reserve_seats(
             user_cap=max_held_per_user,
             outbox_row=uow.publish(message, inline=True)[0],
             notify=False,  # the unit of work NOTIFYs
+            voucher_version=None if voucher is None else voucher.version,
         )
         if out.outcome == "reserved":
             return booking
@@ -459,6 +520,9 @@ async def reserve_seats(
             raise error
         if out.outcome in ("price_changed",):
             seen = None
+            continue
+        if out.outcome == "voucher_changed":  # its terms changed: the discount is computed again
+            voucher = None
             continue
         seen = (
             None
@@ -632,6 +696,27 @@ async def apply_event_snapshot(
     )
     await refunds.apply_policy(
         uow.conn, event_id=msg.event_id, version=msg.version, policy=_policy(msg)
+    )
+
+
+async def apply_voucher_snapshot(
+    msg: VoucherDetails, uow: UnitOfWork, *, repository: Repository
+) -> None:
+    """Keep the event's voucher's terms up to date (older snapshots lose); its uses are counted
+    here, never taken from the message."""
+    await repository(uow.conn).apply_voucher(
+        Voucher(
+            event_id=msg.event_id,
+            code=msg.code,
+            percent_off=msg.percent_off,
+            amount_off=msg.amount_off,
+            max_uses=msg.max_uses,
+            valid_until=msg.valid_until,
+            ticket_type_ids=frozenset(msg.ticket_type_ids),
+            used=0,
+            version=msg.version,
+            voucher_id=msg.voucher_id,
+        )
     )
 
 

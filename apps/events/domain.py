@@ -314,3 +314,95 @@ class Event:
         return replace(
             self, status="cancelled", cancel_reason=reason, version=self.version + 1, updated_at=now
         )
+
+
+# --- vouchers ---------------------------------------------------------------------------------
+
+VOUCHER_FIELDS = ("percent_off", "amount_off", "max_uses", "valid_until", "ticket_type_ids")
+
+
+class VoucherCodeTaken(EventError):
+    status, code = 409, "voucher-code-taken"
+
+
+class VoucherNotFound(EventError):
+    status, code = 404, "voucher-not-found"
+
+
+class InvalidVoucher(EventError):
+    """A voucher that breaks a rule spanning several fields (both or neither discount, a ticket
+    type of another event, an end already past)."""
+
+    field_in = "body"
+
+
+@dataclass(frozen=True)
+class Voucher:
+    """A discount code of an event: ``percent_off`` or ``amount_off`` (exactly one) of the lines
+    of ``ticket_type_ids`` (empty: every type), for at most ``max_uses`` bookings at once, until
+    ``valid_until``. Booking counts the uses; ``used`` here is learnt from its messages."""
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    code: str
+    percent_off: Decimal | None
+    amount_off: Decimal | None
+    max_uses: int
+    valid_until: datetime | None
+    ticket_type_ids: tuple[uuid.UUID, ...]
+    used: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def create(cls, event: Event, *, code: str, now: datetime, **fields: Any) -> Voucher:
+        event._check_open()
+        voucher = cls(
+            id=uuid.uuid4(),
+            event_id=event.id,
+            code=code,
+            percent_off=fields.get("percent_off"),
+            amount_off=fields.get("amount_off"),
+            max_uses=fields["max_uses"],
+            valid_until=fields.get("valid_until"),
+            ticket_type_ids=tuple(fields.get("ticket_type_ids") or ()),
+            used=0,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        voucher._check(event, now)
+        return voucher
+
+    def update(self, event: Event, changes: dict[str, Any], *, now: datetime) -> Voucher:
+        """The voucher with ``changes`` (setting one discount clears the other); same if none."""
+        event._check_open()
+        new = {k: v for k, v in changes.items() if k in VOUCHER_FIELDS}
+        if "ticket_type_ids" in new:
+            new["ticket_type_ids"] = tuple(new["ticket_type_ids"] or ())
+        if new.get("percent_off") is not None and "amount_off" not in new:
+            new["amount_off"] = None
+        if new.get("amount_off") is not None and "percent_off" not in new:
+            new["percent_off"] = None
+        if all(getattr(self, k) == v for k, v in new.items()):
+            return self
+        updated = replace(self, **new, version=self.version + 1, updated_at=now)
+        updated._check(event, now)
+        return updated
+
+    def _check(self, event: Event, now: datetime) -> None:
+        if (self.percent_off is None) == (self.amount_off is None):
+            raise InvalidVoucher(
+                "Give exactly one of percent_off and amount_off.", field="percent_off"
+            )
+        if self.valid_until is not None and self.valid_until <= now:
+            raise InvalidVoucher("valid_until must be in the future.", field="valid_until")
+        known = {t.id for t in event.ticket_types}
+        for n, type_id in enumerate(self.ticket_type_ids):
+            if type_id not in known:
+                raise InvalidVoucher(
+                    "No such ticket type for this event.", field=f"ticket_type_ids.{n}"
+                )
+        if len(set(self.ticket_type_ids)) != len(self.ticket_type_ids):
+            raise InvalidVoucher("Each ticket type once.", field="ticket_type_ids")

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from apps.events.adapters.repository import EventRepository
-from apps.events.domain import Event, EventNotFound, NotAllowed, TicketType
+from apps.events.adapters.vouchers import VoucherRepository
+from apps.events.domain import (
+    Event,
+    EventNotFound,
+    NotAllowed,
+    TicketType,
+    Voucher,
+    VoucherCodeTaken,
+    VoucherNotFound,
+)
 from kit.db import Database
 from kit.uow import UnitOfWork
 from kit.pagination import decode_position, page_of
 from kit.security import Principal
 from contracts import messages
-from contracts.messages import EventCancelled, EventCreated, EventDetails, EventUpdated
+from contracts.messages import (
+    BookingDetails,
+    EventCancelled,
+    EventCreated,
+    EventDetails,
+    EventUpdated,
+    VoucherCreated,
+    VoucherDetails,
+    VoucherUpdated,
+)
+
+log = logging.getLogger(__name__)
 
 
 # Applies a capacity decrease at booking first (raises if below seats held + sold); see
@@ -159,3 +180,77 @@ async def list_events(
         )
     items, next_cursor = page_of(items, limit, lambda x: (x.starts_at, x.id))
     return items, next_cursor
+
+
+# --- vouchers ---------------------------------------------------------------------------------
+
+
+def voucher_snapshot(v: Voucher, message: type[VoucherDetails]) -> VoucherDetails:
+    return message(
+        voucher_id=v.id,
+        event_id=v.event_id,
+        code=v.code,
+        percent_off=v.percent_off,
+        amount_off=v.amount_off,
+        max_uses=v.max_uses,
+        valid_until=v.valid_until,
+        ticket_type_ids=list(v.ticket_type_ids),
+        version=v.version,
+    )
+
+
+async def create_voucher(
+    uow: UnitOfWork, *, event_id: uuid.UUID, actor: Principal, code: str, fields: dict[str, Any]
+) -> Voucher:
+    # the event's row stays locked until commit: codes are checked and added one at a time
+    event = await _managed_event(uow, event_id, actor)
+    repo = VoucherRepository(uow.conn)
+    if await repo.by_code(event_id, code) is not None:
+        raise VoucherCodeTaken("The event already has a voucher with this code.", field="code")
+    voucher = Voucher.create(event, code=code, now=_now(), **fields)
+    await repo.add(voucher)
+    uow.publish(voucher_snapshot(voucher, VoucherCreated))
+    return voucher
+
+
+async def update_voucher(
+    uow: UnitOfWork,
+    *,
+    event_id: uuid.UUID,
+    voucher_id: uuid.UUID,
+    actor: Principal,
+    changes: dict[str, Any],
+) -> Voucher:
+    """New terms apply to holds made after the change; bookings made keep their discount. A
+    ``max_uses`` below the uses already taken stops new uses until enough come back."""
+    event = await _managed_event(uow, event_id, actor)
+    repo = VoucherRepository(uow.conn)
+    voucher = await repo.get(event_id, voucher_id)
+    if voucher is None:
+        raise VoucherNotFound("The event has no such voucher.")
+    updated = voucher.update(event, changes, now=_now())
+    if updated is not voucher:
+        await repo.save(updated)
+        uow.publish(voucher_snapshot(updated, VoucherUpdated))
+    return updated
+
+
+async def list_vouchers(db: Database, *, event_id: uuid.UUID, actor: Principal) -> list[Voucher]:
+    """The event's vouchers with their uses, for its organizer or an admin."""
+    async with db.read() as conn:
+        event = await EventRepository(conn).get(event_id)
+        if event is None:
+            raise EventNotFound("No such event.")
+        if not event.can_be_managed_by(actor.user_id, is_admin=actor.is_admin):
+            raise NotAllowed("Only the event's organizer or an admin can see its vouchers.")
+        return await VoucherRepository(conn).of_event(event_id)
+
+
+async def count_voucher_use(msg: BookingDetails, uow: UnitOfWork) -> None:
+    """Booking took or gave back a use of one of our vouchers (``voucher_use``): mirror it."""
+    if msg.voucher_code is None or not msg.voucher_use:
+        return
+    if not await VoucherRepository(uow.conn).count_use(
+        msg.event_id, msg.voucher_code, msg.voucher_use
+    ):
+        log.warning("%s names unknown voucher %s", msg.message_type, msg.voucher_code)

@@ -16,7 +16,14 @@ from pydantic import (
     StringConstraints,
 )
 
-from apps.events.domain import MAX_CAPACITY, MAX_TICKET_TYPES, Event, EventStatus, TicketType
+from apps.events.domain import (
+    MAX_CAPACITY,
+    MAX_TICKET_TYPES,
+    Event,
+    EventStatus,
+    TicketType,
+    Voucher,
+)
 from contracts.envelope import CurrencyCode, MoneyAmount
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -237,3 +244,117 @@ class EventPublic(BaseModel):
                 "refund_policy": vars(event.refund_policy),
             }
         )
+
+
+# --- vouchers ---------------------------------------------------------------------------------
+
+VoucherCodeIn = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+    ),
+    Field(
+        description="Letters, digits, `-` and `_`, up to 64; stored upper-case (buyers may type "
+        "it in any case).",
+        examples=["EARLY10"],
+    ),
+]
+PercentOff = Annotated[
+    Decimal,
+    Field(
+        gt=0,
+        le=100,
+        max_digits=5,
+        decimal_places=2,
+        description="Percent off the eligible lines' total (a decimal string).",
+        examples=["10"],
+    ),
+]
+AmountOff = Annotated[
+    MoneyAmount,
+    Field(
+        gt=0,
+        le=Decimal("1000000"),
+        description="Amount off the eligible lines' total, in the "
+        "event's currency (never more than that total).",
+    ),
+]
+MaxUses = Annotated[
+    int, Field(ge=1, le=1_000_000, description="Bookings that may hold the voucher at once.")
+]
+ValidUntil = Annotated[
+    AwareDatetime, Field(description="No new bookings with it from then on; null: no end.")
+]
+VoucherTypes = Annotated[
+    list[uuid.UUID],
+    Field(
+        max_length=MAX_TICKET_TYPES,
+        description="The event's ticket types it discounts; empty or left out: every type.",
+    ),
+]
+
+
+class VoucherCreate(BaseModel):
+    """Exactly one of ``percent_off`` and ``amount_off``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: VoucherCodeIn
+    percent_off: PercentOff | None = None
+    amount_off: AmountOff | None = None
+    max_uses: MaxUses
+    valid_until: ValidUntil | None = None
+    ticket_type_ids: VoucherTypes | None = None
+
+
+class VoucherUpdate(BaseModel):
+    """Any subset of the create fields but ``code``; setting one discount clears the other."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    percent_off: PercentOff | None = None
+    amount_off: AmountOff | None = None
+    max_uses: MaxUses | None = None
+    valid_until: ValidUntil | None = None
+    ticket_type_ids: VoucherTypes | None = None
+
+    def changes(self) -> dict[str, object]:
+        data = self.model_dump(exclude_unset=True)
+        # null clears valid_until and ticket_type_ids; elsewhere it means "unchanged"
+        return {
+            k: v
+            for k, v in data.items()
+            if v is not None or k in ("valid_until", "ticket_type_ids")
+        }
+
+
+class VoucherPublic(BaseModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    code: str
+    percent_off: Annotated[
+        Decimal | None,
+        PlainSerializer(
+            lambda v: None if v is None else f"{v.normalize():f}", return_type=str | None
+        ),
+    ]
+    amount_off: MoneyAmount | None
+    max_uses: int
+    used: int = Field(
+        description="Uses held by pending or paid bookings, as booking last reported them (it "
+        "may lag a moment behind)."
+    )
+    valid_until: datetime | None
+    ticket_type_ids: list[uuid.UUID] = Field(description="Empty: every ticket type.")
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, voucher: Voucher) -> VoucherPublic:
+        return cls.model_validate({**vars(voucher), "used": max(voucher.used, 0)})
+
+
+class VoucherList(BaseModel):
+    items: list[VoucherPublic]
+    next_cursor: str | None = Field(default=None, description="Always null: one page.")

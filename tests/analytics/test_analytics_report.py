@@ -91,6 +91,7 @@ def figures(**over: Any) -> dict[str, Any]:
         revenue={"EUR": "0.00"},
         refunds={"EUR": "0.00"},
         net_revenue={"EUR": "0.00"},
+        discounts={"EUR": "0.00"},
         conversion=None,
     )
     base.update(over)

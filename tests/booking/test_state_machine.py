@@ -7,6 +7,11 @@ changes, event cancellations and duplicated / reordered / stale message deliveri
   of one implicit type and of several types, and orders of several lines;
 * every user's held seats equal to their pending bookings (the per-user cap's counter);
 * every booking moving only along the state machine (nothing is resurrected);
+* every event's voucher used at most ``max_uses`` times, its ``used`` equal to its live bookings
+  (pending, confirmed, or cancelled after being paid: a paid booking keeps its use) and to the
+  sum of ``voucher_use`` its announcements carry (what the events service adds up), whatever
+  holds with it, expire, are paid late, cancelled or declined; and its discount frozen in the
+  booking (``amount`` = the lines' total - ``discount``, never below 0);
 * at most one announcement of each kind per booking (one expiry, one confirmation, one
   cancellation, one refund), and exactly one confirmation for a confirmed booking.
 
@@ -48,6 +53,8 @@ from apps.booking.entrypoints.messages import (
     EVENT_UPDATED,
     PAYMENT_CONFIRMED,
     PAYMENT_FAILED,
+    VOUCHER_CREATED,
+    VOUCHER_UPDATED,
 )
 from kit.consuming import consume_once
 from kit.security import Principal
@@ -57,6 +64,8 @@ from contracts.messages import (
     EventUpdated,
     PaymentFailed,
     TicketType,
+    VoucherCreated,
+    VoucherUpdated,
 )
 from tests.booking.conftest import event_created, later, payment_for
 from tests.conftest import DB_PREFIX
@@ -84,7 +93,12 @@ CONSUMERS = {
         handlers.confirm_pending,
     ),
     "payment_failed": (PAYMENT_FAILED.name, handlers.fail_booking, handlers.fail_pending),
+    "voucher_created": (VOUCHER_CREATED.name, handlers.apply_voucher_snapshot, None),
+    "voucher_updated": (VOUCHER_UPDATED.name, handlers.apply_voucher_snapshot, None),
 }
+# Every event gets one voucher, CODE: (max_uses, percent_off or None for 10.00 off)
+VOUCHERS = st.tuples(st.integers(1, 3), st.sampled_from([Decimal("50"), Decimal("100"), None]))
+CODE = "SAVE"
 # ... with the repository the service was built with (PostgreSQL's)
 REPOSITORY = {"repository": BookingRepository}
 
@@ -100,6 +114,7 @@ class BookingMachine(RuleBasedStateMachine):
         super().__init__()
         self.users = [uuid.uuid4() for _ in range(3)]
         self.snapshots: dict[uuid.UUID, Any] = {}  # event id -> latest snapshot sent
+        self.vouchers: dict[uuid.UUID, Any] = {}  # event id -> its voucher's latest snapshot
         self.booking_ids: list[uuid.UUID] = []
         self.seen_status: dict[uuid.UUID, str] = {}
         self.delivered: list[Any] = []  # every message delivered, for redelivery
@@ -137,12 +152,16 @@ class BookingMachine(RuleBasedStateMachine):
 
     # --- rules ---------------------------------------------------------------------------------
 
-    @initialize(target=events, capacity=st.integers(1, 8), types=TYPES)
-    def first_event(self, capacity: int, types: list[tuple[int | None, str]]) -> uuid.UUID:
-        return self.new_event.__wrapped__(self, capacity, types)  # type: ignore[attr-defined]
+    @initialize(target=events, capacity=st.integers(1, 8), types=TYPES, voucher=VOUCHERS)
+    def first_event(
+        self, capacity: int, types: list[tuple[int | None, str]], voucher: Any
+    ) -> uuid.UUID:
+        return self.new_event.__wrapped__(self, capacity, types, voucher)  # type: ignore[attr-defined]
 
-    @rule(target=events, capacity=st.integers(1, 8), types=TYPES)
-    def new_event(self, capacity: int, types: list[tuple[int | None, str]]) -> uuid.UUID:
+    @rule(target=events, capacity=st.integers(1, 8), types=TYPES, voucher=VOUCHERS)
+    def new_event(
+        self, capacity: int, types: list[tuple[int | None, str]], voucher: Any
+    ) -> uuid.UUID:
         """An event of one implicit type (no types listed) or of 2-3 types, each with its own
         capacity or none."""
         msg = event_created(
@@ -157,7 +176,31 @@ class BookingMachine(RuleBasedStateMachine):
         )
         self.snapshots[msg.event_id] = msg
         self.deliver(msg)
+        max_uses, percent_off = voucher
+        offer = VoucherCreated(
+            voucher_id=uuid.uuid4(),
+            event_id=msg.event_id,
+            code=CODE,
+            percent_off=percent_off,
+            amount_off=Decimal("10.00") if percent_off is None else None,
+            max_uses=max_uses,
+            # of several types, only the first is discounted
+            ticket_type_ids=[t.ticket_type_id for t in msg.ticket_types[:1]],
+            version=1,
+        )
+        self.vouchers[msg.event_id] = offer
+        self.deliver(offer)
         return msg.event_id
+
+    @rule(event=events, percent_off=st.sampled_from([Decimal("10"), Decimal("75")]))
+    def change_voucher(self, event: uuid.UUID, percent_off: Decimal) -> None:
+        """New terms (same uses): holds made after it get the new discount."""
+        current = self.vouchers[event]
+        data = current.model_dump(exclude={"message_id", "occurred_at", "message_type"})
+        data.update(percent_off=percent_off, amount_off=None, version=current.version + 1)
+        msg = VoucherUpdated(**data)
+        self.vouchers[event] = msg
+        self.deliver(msg)
 
     @rule(
         target=bookings,
@@ -169,11 +212,14 @@ class BookingMachine(RuleBasedStateMachine):
     def hold(self, event: uuid.UUID, quantity: int, who: int, data: st.DataObject) -> Any:
         types = self.snapshots[event].ticket_types
         order: dict[str, Any] = {"quantity": quantity}
+        if data.draw(st.booleans()):
+            order["voucher_code"] = data.draw(st.sampled_from([CODE, CODE.lower()]))
         if types:  # one to three lines, each of another type
             chosen = data.draw(
                 st.lists(st.sampled_from(types), min_size=1, unique_by=lambda t: t.ticket_type_id)
             )
-            order = {"lines": [(t.ticket_type_id, data.draw(st.integers(1, 3))) for t in chosen]}
+            order["lines"] = [(t.ticket_type_id, data.draw(st.integers(1, 3))) for t in chosen]
+            del order["quantity"]
         booking = self.run(
             self._in_uow(
                 handlers.reserve_seats,
@@ -188,10 +234,13 @@ class BookingMachine(RuleBasedStateMachine):
         if booking is None:
             return multiple()
         prices = {t.ticket_type_id: t.price for t in types}
-        assert booking.amount == sum(
+        total = sum(
             (prices.get(ln.ticket_type_id, Decimal("12.50")) * ln.quantity for ln in booking.lines),
             Decimal(0),
         )
+        assert Decimal(0) <= booking.discount <= total
+        assert booking.amount == total - booking.discount
+        assert (booking.voucher_code is not None) == ("voucher_code" in order)
         assert booking.quantity == sum(ln.quantity for ln in booking.lines)
         self.booking_ids.append(booking.id)
         self.seen_status[booking.id] = "pending"
@@ -307,6 +356,34 @@ class BookingMachine(RuleBasedStateMachine):
         ):
             assert capacity is None or held + sold <= capacity, (type_id, capacity, held, sold)
             assert (held, sold) == (pending, confirmed), (type_id, held, sold, pending, confirmed)
+
+    @invariant()
+    def voucher_uses_add_up(self) -> None:
+        ids = list(self.vouchers)
+        if not ids:
+            return
+        for event_id, max_uses, used, live, announced in self.run(
+            self._fetch(
+                """
+            SELECT v.event_id, v.max_uses, v.used,
+                   (SELECT count(*) FROM bookings AS b
+                    WHERE b.event_id = v.event_id AND b.voucher_code = v.code
+                      AND (b.status IN ('pending', 'confirmed')
+                           OR (b.status = 'cancelled' AND EXISTS (
+                               SELECT 1 FROM outbox AS o
+                               WHERE o.routing_key = 'booking_confirmed'
+                                 AND o.payload->>'booking_id' = b.id::text)))),
+                   (SELECT coalesce(sum((o.payload->>'voucher_use')::integer), 0) FROM outbox AS o
+                    WHERE o.payload->>'event_id' = v.event_id::text
+                      AND o.payload->>'voucher_code' = v.code
+                      AND o.routing_key LIKE 'booking_%')
+            FROM vouchers AS v WHERE v.event_id = ANY(CAST(:ids AS uuid[]))
+            """,
+                ids=ids,
+            )
+        ):
+            assert used <= max_uses, (event_id, used, max_uses)
+            assert used == live == announced, (event_id, used, live, announced)
 
     @invariant()
     def user_holds_add_up(self) -> None:

@@ -100,6 +100,8 @@ RECORD_BOOKING = once_per_message(
             **{f"{t}_at": _earliest(f"{t}_at") for t in BOOKING_STATUS},
             cancel_reason="COALESCE(EXCLUDED.cancel_reason, t.cancel_reason)",  # set by a cancellation
             lines="COALESCE(t.lines, EXCLUDED.lines)",  # frozen at the hold: the first told wins
+            # frozen at the hold too: facts from before vouchers say 0
+            discount="CASE WHEN t.discount = 0 THEN EXCLUDED.discount ELSE t.discount END",
             status=_latest_status(BOOKING_STATUS),
         ),
     )
@@ -316,6 +318,14 @@ def _activity() -> sa.CompoundSelect:
             b.c.confirmed_at <= b.c.cancelled_at,
         ),
         booking_rows("hold_paid", b.c.created_at, b.c.confirmed_at.is_not(None)),
+        sa.select(
+            b.c.event_id.label("event_id"),
+            sa.literal("discount_given").label("kind"),
+            b.c.confirmed_at.label("at"),
+            sa.literal(0).label("quantity"),
+            b.c.currency.label("currency"),
+            b.c.discount.label("amount"),
+        ).where(b.c.confirmed_at.is_not(None), b.c.discount > 0),
         payment_rows("payment_succeeded", p.c.succeeded_at, p.c.amount),
         payment_rows("payment_failed", p.c.failed_at, sa.null().cast(p.c.amount.type)),
         refund_rows(),

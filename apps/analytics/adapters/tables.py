@@ -49,6 +49,8 @@ bookings = sa.Table(
     # The seats per ticket type ([{ticket_type_id, name, quantity, unit_price, amount}]), as the
     # first booking fact that carried them told (they are frozen when the seats are held).
     sa.Column("lines", sa.JSON, nullable=True),
+    # Taken off by a voucher, frozen at the hold like the lines (``amount`` is after it).
+    sa.Column("discount", Money, nullable=False, server_default="0"),
 )
 
 payments = sa.Table(

@@ -18,11 +18,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.booking.adapters.tables import (
@@ -31,9 +32,10 @@ from apps.booking.adapters.tables import (
     bookings,
     inventory,
     type_inventory,
+    vouchers,
 )
 from apps.booking.adapters.tickets import Ticket
-from apps.booking.domain import Attendee, Booking, BookingStatus, Line, Transition
+from apps.booking.domain import Attendee, Booking, BookingStatus, Line, Transition, Voucher
 from kit import inbox, outbox
 
 _COLUMNS = [f.name for f in fields(Booking) if f.name not in ("lines", "attendees")]
@@ -41,6 +43,37 @@ _COLUMNS = [f.name for f in fields(Booking) if f.name not in ("lines", "attendee
 
 def _to_booking(row: sa.Row) -> Booking:
     return Booking(**{k: getattr(row, k) for k in _COLUMNS})
+
+
+def _to_voucher(row: sa.Row) -> Voucher:
+    return Voucher(
+        event_id=row.event_id,
+        code=row.code,
+        percent_off=row.percent_off,
+        amount_off=row.amount_off,
+        max_uses=row.max_uses,
+        valid_until=row.valid_until,
+        ticket_type_ids=frozenset(uuid.UUID(t) for t in row.ticket_type_ids),
+        used=row.used,
+        version=row.version,
+        voucher_id=row.voucher_id,
+    )
+
+
+def _voucher_values(v: Voucher) -> dict[str, Any]:
+    """A voucher's snapshot columns (all but ``used``)."""
+    return {
+        "event_id": v.event_id,
+        "code": v.code,
+        "voucher_id": v.voucher_id,
+        "percent_off": v.percent_off,
+        "amount_off": v.amount_off,
+        "max_uses": v.max_uses,
+        "valid_until": v.valid_until,
+        "ticket_type_ids": sorted(str(t) for t in v.ticket_type_ids),
+        "version": v.version,
+        "updated_at": datetime.now(UTC),
+    }
 
 
 _LINES = (
@@ -156,6 +189,9 @@ ReserveResult = Literal[
     "sales_not_started",
     "type_unknown",
     "too_many",
+    "voucher_unknown",
+    "voucher_changed",
+    "voucher_exhausted",
 ]
 
 
@@ -202,7 +238,8 @@ _RESERVE = sa.text(
     "SELECT outcome, event_status, available, ticket_type_id, type_available, lapsed FROM "
     "booking_reserve(CAST(:id AS uuid), CAST(:event_id AS uuid), CAST(:user_id AS uuid), "
     "CAST(:lines AS jsonb), CAST(:currency AS varchar), CAST(:discount AS numeric), "
-    "CAST(:voucher_code AS varchar), CAST(:attendees AS jsonb), "
+    "CAST(:voucher_code AS varchar), CAST(:voucher_version AS integer), "
+    "CAST(:attendees AS jsonb), "
     "CAST(:now AS timestamptz), CAST(:expires_at AS timestamptz), CAST(:user_cap AS integer), "
     f"{outbox.values_sql()}, CAST(:notify AS boolean))"
 )
@@ -289,22 +326,26 @@ WHERE b.id = v.id AND b.status = v.previous
 # (migration 0003): event rows first, then type rows, then user rows, each sorted — the lock order.
 _DEFER_SEAT_MOVES = sa.text(
     """
-INSERT INTO seat_moves (event_id, ticket_type_id, user_id, held, sold)
-SELECT event_id, ticket_type_id, user_id, held, sold FROM (
+INSERT INTO seat_moves (event_id, ticket_type_id, user_id, held, sold, voucher_code)
+SELECT event_id, ticket_type_id, user_id, held, sold, voucher_code FROM (
     SELECT 0 AS kind, e.event_id, NULL::uuid AS ticket_type_id, NULL::uuid AS user_id,
-           e.held, e.sold
+           e.held, e.sold, NULL::varchar AS voucher_code
     FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_held AS integer[]),
                 CAST(:event_sold AS integer[])) AS e(event_id, held, sold)
     UNION ALL
-    SELECT 1, t.event_id, t.type_id, NULL::uuid, t.held, t.sold
+    SELECT 1, t.event_id, t.type_id, NULL::uuid, t.held, t.sold, NULL::varchar
     FROM unnest(CAST(:type_events AS uuid[]), CAST(:type_ids AS uuid[]),
                 CAST(:type_held AS integer[]), CAST(:type_sold AS integer[]))
          AS t(event_id, type_id, held, sold)
     UNION ALL
-    SELECT 2, NULL::uuid, NULL::uuid, u.user_id, u.held, 0
+    SELECT 2, NULL::uuid, NULL::uuid, u.user_id, u.held, 0, NULL::varchar
     FROM unnest(CAST(:user_ids AS uuid[]), CAST(:user_held AS integer[])) AS u(user_id, held)
+    UNION ALL
+    SELECT 3, v.event_id, NULL::uuid, NULL::uuid, v.uses, 0, v.code
+    FROM unnest(CAST(:voucher_events AS uuid[]), CAST(:voucher_codes AS varchar[]),
+                CAST(:voucher_uses AS integer[])) AS v(event_id, code, uses)
 ) AS moves
-ORDER BY kind, ticket_type_id, event_id, user_id
+ORDER BY kind, ticket_type_id, event_id, user_id, voucher_code
 """
 )
 # One booking's transition with everything that goes with it, as ONE statement (autocommit): the
@@ -326,18 +367,21 @@ WITH upd AS (
 ), mark AS (
     {inbox.mark_sql("FROM upd")}
 ), moves AS (
-    INSERT INTO seat_moves (event_id, ticket_type_id, user_id, held, sold)
-    SELECT m.event_id, m.type_id, m.user_id, m.held, m.sold
+    INSERT INTO seat_moves (event_id, ticket_type_id, user_id, held, sold, voucher_code)
+    SELECT m.event_id, m.type_id, m.user_id, m.held, m.sold, m.voucher_code
     FROM upd, (
         VALUES (0, CAST(:event_id AS uuid), NULL::uuid, NULL::uuid, CAST(:event_held AS integer),
-                CAST(:event_sold AS integer)),
-               (2, NULL::uuid, NULL::uuid, CAST(:user_id AS uuid), CAST(:user_held AS integer), 0)
+                CAST(:event_sold AS integer), NULL::varchar),
+               (2, NULL::uuid, NULL::uuid, CAST(:user_id AS uuid), CAST(:user_held AS integer), 0,
+                NULL::varchar),
+               (3, CAST(:event_id AS uuid), NULL::uuid, NULL::uuid,
+                CAST(:voucher_uses AS integer), 0, CAST(:voucher_code AS varchar))
         UNION ALL
-        SELECT 1, CAST(:event_id AS uuid), t.type_id, NULL::uuid, t.held, t.sold
+        SELECT 1, CAST(:event_id AS uuid), t.type_id, NULL::uuid, t.held, t.sold, NULL::varchar
         FROM unnest(CAST(:type_ids AS uuid[]), CAST(:type_held AS integer[]),
                     CAST(:type_sold AS integer[])) AS t(type_id, held, sold)
-    ) AS m(kind, event_id, type_id, user_id, held, sold)
-    WHERE m.held <> 0 OR m.sold <> 0
+    ) AS m(kind, event_id, type_id, user_id, held, sold, voucher_code)
+    WHERE (m.held <> 0 OR m.sold <> 0) AND (m.kind <> 3 OR m.voucher_code IS NOT NULL)
     ORDER BY m.kind, m.type_id
 ), issued AS (
     INSERT INTO tickets (id, booking_id, event_id, ticket_type_id, seat_no, attendee_name,
@@ -371,6 +415,15 @@ WHERE event_id = CAST(:event_id AS uuid) AND ticket_type_id = CAST(:type_id AS u
   AND (capacity IS NULL OR capacity - held - sold >= CAST(:qty AS integer))
 """
 )
+
+
+def voucher_totals(transitions: Iterable[Transition]) -> dict[tuple[uuid.UUID, str], int]:
+    """The transitions' changes of voucher uses per (event, code), those summing to 0 left out."""
+    per_voucher: dict[tuple[uuid.UUID, str], int] = defaultdict(int)
+    for t in transitions:
+        if t.seats.voucher and t.booking.voucher_code is not None:
+            per_voucher[(t.booking.event_id, t.booking.voucher_code)] += t.seats.voucher
+    return {k: d for k, d in per_voucher.items() if d}
 
 
 def seat_totals(
@@ -420,10 +473,12 @@ class BookingRepository:
         user_cap: int,
         outbox_row: dict[str, Any],
         notify: bool,
+        voucher_version: int | None = None,
     ) -> ReserveOutcome:
         """Hold the seats of every line of a new pending ``booking`` (built at the lines' unit
         prices, re-checked) and write it, its lines and attendees and its ``booking_created``
-        outbox row; or change nothing and say why not."""
+        outbox row; or change nothing and say why not. A booking with a voucher also takes one
+        of its uses, if the voucher is still at ``voucher_version`` (its discount's terms)."""
         row = (
             await self.conn.execute(
                 _RESERVE,
@@ -435,6 +490,7 @@ class BookingRepository:
                     "currency": booking.currency,
                     "discount": booking.discount,
                     "voucher_code": booking.voucher_code,
+                    "voucher_version": voucher_version,
                     "attendees": json.dumps(attendees_json(booking)),
                     "now": booking.created_at,
                     "expires_at": booking.expires_at,
@@ -537,7 +593,53 @@ class BookingRepository:
                 await self.conn.execute(_RETAKE_SEATS, {"event_id": event_id, "qty": -qty})
                 return False
             taken.append(ln)
+        if not await self.retake_voucher(booking):
+            for back in taken:
+                await self.conn.execute(
+                    _RETAKE_TYPE,
+                    {"event_id": event_id, "type_id": back.ticket_type_id, "qty": -back.quantity},
+                )
+            await self.conn.execute(_RETAKE_SEATS, {"event_id": event_id, "qty": -qty})
+            return False
         return True
+
+    # --- vouchers ------------------------------------------------------------------------------
+
+    async def retake_voucher(self, booking: Booking) -> bool:
+        """A late payment re-takes the use its expiry gave back, only if one is left (else the
+        payment is refunded, like seats that are gone). True if none is needed."""
+        if booking.voucher_code is None:
+            return True
+        res = await self.conn.execute(
+            vouchers.update()
+            .where(
+                vouchers.c.event_id == booking.event_id,
+                vouchers.c.code == booking.voucher_code,
+                vouchers.c.used < vouchers.c.max_uses,
+            )
+            .values(used=vouchers.c.used + 1, updated_at=datetime.now(UTC))
+        )
+        return res.rowcount == 1
+
+    async def voucher(self, event_id: uuid.UUID, code: str) -> Voucher | None:
+        row = (
+            await self.conn.execute(
+                sa.select(vouchers).where(vouchers.c.event_id == event_id, vouchers.c.code == code)
+            )
+        ).first()
+        return None if row is None else _to_voucher(row)
+
+    async def apply_voucher(self, v: Voucher) -> bool:
+        """Upsert a voucher's snapshot if newer than the one kept (``used`` stays as counted
+        here); True if it changed anything."""
+        values = _voucher_values(v)
+        ins = pg_insert(vouchers).values(**values, used=0)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[vouchers.c.event_id, vouchers.c.code],
+            set_={k: ins.excluded[k] for k in values if k not in ("event_id", "code")},
+            where=vouchers.c.version < ins.excluded.version,
+        )
+        return (await self.conn.execute(stmt)).rowcount == 1
 
     async def move_seats(self, transitions: Iterable[Transition]) -> None:
         """Apply the transitions' seat changes to the events' and users' counters, at COMMIT.
@@ -545,11 +647,14 @@ class BookingRepository:
         Transitions never take seats (that is ``reserve``/``retake_seats``), so applying them
         at the very end cannot oversell; it keeps the events' hot rows locked only while
         PostgreSQL commits instead of for the rest of the transaction."""
+        transitions = list(transitions)
         per_event, per_type, per_user = seat_totals(transitions)
+        per_voucher = voucher_totals(transitions)
         events = sorted(per_event)
         types = sorted(per_type, key=lambda k: (k[1], k[0]))
         users = sorted(per_user)
-        if not events and not users:
+        codes = sorted(per_voucher, key=lambda k: (k[0], k[1]))
+        if not events and not users and not codes:
             return
         await self.conn.execute(
             _DEFER_SEAT_MOVES,
@@ -563,6 +668,9 @@ class BookingRepository:
                 "type_sold": [per_type[k][1] for k in types],
                 "user_ids": users,
                 "user_held": [per_user[u] for u in users],
+                "voucher_events": [k[0] for k in codes],
+                "voucher_codes": [k[1] for k in codes],
+                "voucher_uses": [per_voucher[k] for k in codes],
             },
         )
 
@@ -611,6 +719,8 @@ class BookingRepository:
                     "ticket_seats": [x.seat_no for x in issued],
                     "ticket_names": [x.attendee_name for x in issued],
                     "ticket_secrets": [x.secret for x in issued],
+                    "voucher_code": b.voucher_code,
+                    "voucher_uses": t.seats.voucher,
                     **inbox.mark_params(consumer, message_id),
                     **outbox.statement_params(outbox_row),
                 },

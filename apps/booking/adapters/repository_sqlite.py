@@ -16,13 +16,16 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from apps.booking.adapters.repository import (
     BookingRepository,
     ConcurrentModification,
     EventSnapshot,
     ReserveOutcome,
+    _voucher_values,
     seat_totals,
+    voucher_totals,
 )
 from apps.booking.adapters.tables import (
     booking_attendees,
@@ -31,8 +34,9 @@ from apps.booking.adapters.tables import (
     inventory,
     type_inventory,
     user_holds,
+    vouchers,
 )
-from apps.booking.domain import Booking, Transition
+from apps.booking.domain import Booking, Transition, Voucher
 from kit import outbox
 
 
@@ -105,6 +109,7 @@ class SqliteBookingRepository(BookingRepository):
         user_cap: int,
         outbox_row: dict[str, Any],
         notify: bool,
+        voucher_version: int | None = None,
     ) -> ReserveOutcome:
         quantity, event_id = booking.quantity, booking.event_id
         now = booking.created_at
@@ -148,6 +153,10 @@ class SqliteBookingRepository(BookingRepository):
         ).scalar()
         if (user_held or 0) + quantity > user_cap:
             return ReserveOutcome("hold_limit", inv.status, available)
+        if booking.voucher_code is not None:  # as booking_reserve: the voucher's uses last
+            why = await self._take_voucher_use(booking, voucher_version, now)
+            if why is not None:
+                return ReserveOutcome(why, inv.status, available)  # type: ignore[arg-type]
 
         await self._take_seats(booking, "held", now)
         if user_held is None:
@@ -207,6 +216,34 @@ class SqliteBookingRepository(BookingRepository):
             )
         await outbox.insert_rows(self.conn, [outbox_row])
         return ReserveOutcome("reserved", inv.status, available)
+
+    async def _take_voucher_use(
+        self, booking: Booking, version: int | None, now: datetime
+    ) -> str | None:
+        """Take one use of the booking's voucher; None, or why not (as booking_reserve says)."""
+        v = await self.voucher(booking.event_id, booking.voucher_code or "")
+        if v is None:
+            return "voucher_unknown"
+        if v.version != version:
+            return "voucher_changed"
+        if v.used >= v.max_uses or (v.valid_until is not None and now >= v.valid_until):
+            return "voucher_exhausted"
+        await self.conn.execute(
+            vouchers.update()
+            .where(vouchers.c.event_id == v.event_id, vouchers.c.code == v.code)
+            .values(used=vouchers.c.used + 1, updated_at=now)
+        )
+        return None
+
+    async def apply_voucher(self, v: Voucher) -> bool:
+        values = _voucher_values(v)
+        ins = sqlite_insert(vouchers).values(**values, used=0)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[vouchers.c.event_id, vouchers.c.code],
+            set_={k: ins.excluded[k] for k in values if k not in ("event_id", "code")},
+            where=vouchers.c.version < ins.excluded.version,
+        )
+        return (await self.conn.execute(stmt)).rowcount == 1
 
     async def apply_snapshot(self, snapshot: EventSnapshot) -> bool:
         event_id = snapshot.event_id
@@ -315,10 +352,13 @@ class SqliteBookingRepository(BookingRepository):
                 and t.capacity - t.held - t.sold < ln.quantity
             ):
                 return False
+        if not await self.retake_voucher(booking):
+            return False
         await self._take_seats(booking, "sold", _now())
         return True
 
     async def move_seats(self, transitions: Iterable[Transition]) -> None:
+        transitions = list(transitions)
         per_event, per_type, per_user = seat_totals(transitions)
         now = _now()
         for event_id in sorted(per_event):
@@ -332,6 +372,13 @@ class SqliteBookingRepository(BookingRepository):
                 user_holds.update()
                 .where(user_holds.c.user_id == user_id)
                 .values(held=user_holds.c.held + per_user[user_id])
+            )
+        per_voucher = voucher_totals(transitions)
+        for event_id, code in sorted(per_voucher):
+            await self.conn.execute(
+                vouchers.update()
+                .where(vouchers.c.event_id == event_id, vouchers.c.code == code)
+                .values(used=vouchers.c.used + per_voucher[(event_id, code)], updated_at=now)
             )
 
     async def save(self, transitions: Sequence[Transition]) -> None:

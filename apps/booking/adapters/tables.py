@@ -115,3 +115,23 @@ user_holds = sa.Table(
     sa.Column("held", sa.Integer, nullable=False),
     sa.CheckConstraint("held >= 0", name="ck_user_holds_non_negative"),
 )
+
+# An event's vouchers, from the events service's snapshots (migration 0007). ``used`` is counted
+# here, by the reservation's statement (taken) and by seat moves (given back): the one place
+# where ``max_uses`` is enforced. A newer snapshot changes the terms, never ``used``.
+vouchers = sa.Table(
+    "vouchers",
+    metadata,
+    sa.Column("event_id", sa.Uuid, primary_key=True),
+    sa.Column("code", sa.String(64), primary_key=True),
+    sa.Column("voucher_id", sa.Uuid, nullable=False),
+    sa.Column("percent_off", sa.Numeric(5, 2), nullable=True),
+    sa.Column("amount_off", sa.Numeric(14, 2), nullable=True),
+    sa.Column("max_uses", sa.Integer, nullable=False),
+    sa.Column("valid_until", UtcDateTime, nullable=True),
+    sa.Column("ticket_type_ids", sa.JSON, nullable=False),
+    sa.Column("used", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("used >= 0", name="ck_vouchers_used_non_negative"),
+)

@@ -19,6 +19,8 @@ from contracts.messages import (
     PaymentFailed,
     PaymentRefunded,
     RefundFailed,
+    VoucherCreated,
+    VoucherUpdated,
 )
 from contracts.topology import DOMAIN_EXCHANGE, queue_for
 
@@ -32,6 +34,8 @@ PAYMENT_CONFIRMED = queue_for("booking", PaymentConfirmed)
 PAYMENT_FAILED = queue_for("booking", PaymentFailed)
 PAYMENT_REFUNDED = queue_for("booking", PaymentRefunded)
 REFUND_FAILED = queue_for("booking", RefundFailed)
+VOUCHER_CREATED = queue_for("booking", VoucherCreated)
+VOUCHER_UPDATED = queue_for("booking", VoucherUpdated)
 
 
 def subscribe(service: Service) -> None:
@@ -50,6 +54,7 @@ def subscribe(service: Service) -> None:
         with_repo(handlers.confirm_pending),
     )
     fail_booking, fail_pending = with_repo(handlers.fail_booking), with_repo(handlers.fail_pending)
+    apply_voucher_snapshot = with_repo(handlers.apply_voucher_snapshot)
 
     @broker.subscriber(EVENT_CREATED, DOMAIN_EXCHANGE)
     async def on_event_created(msg: EventCreated) -> None:
@@ -103,6 +108,18 @@ def subscribe(service: Service) -> None:
         shows `failed`, and its amount may be asked for again."""
         await consume_once(db, REFUND_FAILED.name, msg, handlers.fail_refund)
 
+    @broker.subscriber(VOUCHER_CREATED, DOMAIN_EXCHANGE)
+    async def on_voucher_created(msg: VoucherCreated) -> None:
+        """Bookings of the event may use the new voucher from now on; booking counts its uses
+        (a hold takes one, an expiry or unpaid cancellation gives it back)."""
+        await consume_once(db, VOUCHER_CREATED.name, msg, apply_voucher_snapshot)
+
+    @broker.subscriber(VOUCHER_UPDATED, DOMAIN_EXCHANGE)
+    async def on_voucher_updated(msg: VoucherUpdated) -> None:
+        """Applies the voucher's new terms to future holds (bookings made keep their discount).
+        Older snapshots (`version`) are ignored."""
+        await consume_once(db, VOUCHER_UPDATED.name, msg, apply_voucher_snapshot)
+
     service.subscribers = {  # type: ignore[attr-defined]  # handles for tests (TestRabbitBroker)
         "event_created": on_event_created,
         "event_updated": on_event_updated,
@@ -111,4 +128,6 @@ def subscribe(service: Service) -> None:
         "payment_failed": on_payment_failed,
         "payment_refunded": on_payment_refunded,
         "refund_failed": on_refund_failed,
+        "voucher_created": on_voucher_created,
+        "voucher_updated": on_voucher_updated,
     }

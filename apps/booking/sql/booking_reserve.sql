@@ -13,12 +13,20 @@
 -- `lapsed` says whether the event has holds past their time not yet expired (the caller expires
 -- them and tries again: a lapsed hold, the buyer's own above all, must not look sold), found in
 -- this same round trip.
--- Its answer's columns may change between versions, which CREATE OR REPLACE cannot do: drop first.
+-- A voucher (p_voucher_code, migration 0007) takes one use last, after the user's row (the lock
+-- order, also of the deferred moves that give uses back): only while uses are left, before its
+-- valid_until, and at p_voucher_version, the terms p_discount was computed with (else
+-- 'voucher_changed': the caller reads it again). Refused, everything taken is undone.
+-- Its answer's columns may change between versions, which CREATE OR REPLACE cannot do: drop first
+-- (the version before vouchers, then this one).
 DROP FUNCTION IF EXISTS booking_reserve(uuid, uuid, uuid, jsonb, varchar, numeric, varchar, jsonb,
     timestamptz, timestamptz, integer, uuid, varchar, varchar, jsonb, jsonb, boolean);
+DROP FUNCTION IF EXISTS booking_reserve(uuid, uuid, uuid, jsonb, varchar, numeric, varchar,
+    integer, jsonb, timestamptz, timestamptz, integer, uuid, varchar, varchar, jsonb, jsonb,
+    boolean);
 CREATE FUNCTION booking_reserve(
     p_id uuid, p_event_id uuid, p_user_id uuid, p_lines jsonb, p_currency varchar,
-    p_discount numeric, p_voucher_code varchar, p_attendees jsonb,
+    p_discount numeric, p_voucher_code varchar, p_voucher_version integer, p_attendees jsonb,
     p_now timestamptz, p_expires_at timestamptz, p_user_cap integer,
     p_message_id uuid, p_routing_key varchar, p_message_type varchar,
     p_payload jsonb, p_headers jsonb, p_notify boolean
@@ -33,6 +41,7 @@ DECLARE
     v_line record;
     v_type record;
     v_taken uuid[] := '{}';
+    v_voucher record;
 BEGIN
     SELECT sum((l->>'quantity')::integer), sum((l->>'amount')::numeric)
     INTO v_total, v_amount FROM jsonb_array_elements(p_lines) AS l;
@@ -122,6 +131,29 @@ BEGIN
         outcome := 'hold_limit';
         RETURN NEXT;
         RETURN;
+    END IF;
+
+    -- 4. the voucher's uses
+    IF p_voucher_code IS NOT NULL THEN
+        UPDATE vouchers AS v SET used = v.used + 1, updated_at = p_now
+        WHERE v.event_id = p_event_id AND v.code = p_voucher_code
+          AND v.version = p_voucher_version AND v.used < v.max_uses
+          AND (v.valid_until IS NULL OR p_now < v.valid_until);
+        IF NOT FOUND THEN
+            SELECT v.* INTO v_voucher FROM vouchers AS v
+            WHERE v.event_id = p_event_id AND v.code = p_voucher_code;
+            outcome := CASE
+                WHEN NOT FOUND THEN 'voucher_unknown'
+                WHEN v_voucher.version <> p_voucher_version THEN 'voucher_changed'
+                ELSE 'voucher_exhausted' END;
+            UPDATE user_holds AS u SET held = u.held - v_total WHERE u.user_id = p_user_id;
+            UPDATE type_inventory AS t SET held = t.held - (l->>'quantity')::integer
+            FROM jsonb_array_elements(p_lines) AS l
+            WHERE t.event_id = p_event_id AND t.ticket_type_id = (l->>'ticket_type_id')::uuid;
+            UPDATE inventory AS i SET held = i.held - v_total WHERE i.event_id = p_event_id;
+            RETURN NEXT;
+            RETURN;
+        END IF;
     END IF;
 
     INSERT INTO bookings (id, event_id, user_id, quantity, status, amount, currency,

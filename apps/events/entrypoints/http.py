@@ -19,6 +19,10 @@ from apps.events.schemas import (
     TicketTypeCreate,
     TicketTypePublic,
     TicketTypeUpdate,
+    VoucherCreate,
+    VoucherList,
+    VoucherPublic,
+    VoucherUpdate,
 )
 from kit.uow import run_in_unit_of_work
 from kit.pagination import Cursor, Limit, Page
@@ -187,3 +191,77 @@ async def list_events(
 @router.get("/{event_id}", response_model=EventPublic, responses={404: ERRORS[404]})
 async def get_event(deps: Deps, event_id: uuid.UUID) -> EventPublic:
     return EventPublic.of(await handlers.get_event(deps.db, event_id))
+
+
+VOUCHER_ERRORS = {
+    **ERRORS,
+    404: {"description": "No such event, or no such voucher of it"},
+    409: {"description": "The event is cancelled, or already has a voucher with this code"},
+}
+
+
+@router.post(
+    "/{event_id}/vouchers",
+    status_code=201,
+    response_model=VoucherPublic,
+    responses=VOUCHER_ERRORS,
+    summary="Create a voucher for an event (its organizer or an admin)",
+    description="Booking may take a moment to learn it (a `voucher_created` message): until "
+    "then a booking with the code is answered 422.",
+)
+async def create_voucher(
+    deps: Deps,
+    event_id: uuid.UUID,
+    body: VoucherCreate,
+    user: Annotated[Principal, require_role("organizer", "admin")],
+) -> VoucherPublic:
+    set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
+    voucher = await _in_uow(
+        deps,
+        handlers.create_voucher,
+        event_id=event_id,
+        actor=user,
+        code=body.code,
+        fields=body.model_dump(exclude={"code"}),
+    )
+    return VoucherPublic.of(voucher)
+
+
+@router.put(
+    "/{event_id}/vouchers/{voucher_id}",
+    response_model=VoucherPublic,
+    responses=VOUCHER_ERRORS,
+    summary="Change a voucher (its event's organizer or an admin)",
+    description="New terms apply to bookings made after the change; bookings already made keep "
+    "their discount. A `max_uses` below the uses taken stops new uses until enough come back.",
+)
+async def update_voucher(
+    deps: Deps,
+    event_id: uuid.UUID,
+    voucher_id: uuid.UUID,
+    body: VoucherUpdate,
+    user: Annotated[Principal, require_role("organizer", "admin")],
+) -> VoucherPublic:
+    set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
+    voucher = await _in_uow(
+        deps,
+        handlers.update_voucher,
+        event_id=event_id,
+        voucher_id=voucher_id,
+        actor=user,
+        changes=body.changes(),
+    )
+    return VoucherPublic.of(voucher)
+
+
+@router.get(
+    "/{event_id}/vouchers",
+    response_model=VoucherList,
+    responses={k: ERRORS[k] for k in (401, 403, 404)},
+    summary="An event's vouchers with their uses (its organizer or an admin)",
+    description="`used` counts the bookings holding each voucher (pending or paid), as booking "
+    "reported them: it may lag a moment behind.",
+)
+async def list_vouchers(deps: Deps, event_id: uuid.UUID, user: CurrentUser) -> VoucherList:
+    items = await handlers.list_vouchers(deps.db, event_id=event_id, actor=user)
+    return VoucherList(items=[VoucherPublic.of(v) for v in items])
