@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 import time
@@ -39,6 +38,7 @@ class Watcher:
     """One open stream: how many ``data:`` events it got, and the last one."""
 
     events: int = 0
+    status: int | str = "not answered"
     last: bytes = b""
     buffer: bytes = field(default=b"", repr=False)
 
@@ -56,10 +56,15 @@ class Watcher:
 
 
 async def watch(session: aiohttp.ClientSession, url: str, w: Watcher) -> None:
-    with contextlib.suppress(aiohttp.ClientError, asyncio.CancelledError):
+    try:
         async with session.get(url, headers={"Accept": "text/event-stream"}) as r:
+            w.status = r.status
             async for chunk in r.content.iter_any():
                 w.feed(chunk)
+    except aiohttp.ClientError as exc:
+        w.status = type(exc).__name__
+    except asyncio.CancelledError:
+        pass
 
 
 async def new_event(session, platform: BenchPlatform, seats: int) -> str:
@@ -144,7 +149,9 @@ async def main(args: argparse.Namespace) -> None:
             watchers = [Watcher() for _ in range(args.streams)]
             opened_at = time.perf_counter()
             tasks = [asyncio.create_task(watch(stream_session, url, w)) for w in watchers]
-            while sum(w.events > 0 for w in watchers) < args.streams:
+            while sum(w.events > 0 or w.status not in (200, "not answered") for w in watchers) < (
+                args.streams
+            ):
                 if time.perf_counter() - opened_at > 60:
                     break
                 await asyncio.sleep(0.1)
@@ -162,6 +169,7 @@ async def main(args: argparse.Namespace) -> None:
 
     updated = sum(w.events > b for w, b in zip(watchers, before, strict=True))
     final = Counter(w.available() for w in watchers)
+    answers = Counter(w.status for w in watchers)
     updates = sum(w.events - b for w, b in zip(watchers, before, strict=True))
     print()
     report("without streams", without)
@@ -169,7 +177,7 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"  streams           {opened}/{args.streams} got the first event "
         f"(all open after {open_seconds:.1f} s); {updated} got updates during the sale, "
-        f"{updates:,} updates in all; last figure seen: {dict(final)}"
+        f"{updates:,} updates in all; last figure seen: {dict(final)}; answers {dict(answers)}"
     )
     print(
         f"ratio               {with_streams['rate'] / without['rate']:.2f} of the throughput, "

@@ -283,6 +283,25 @@ async def test_a_slow_stream_skips_to_the_latest_snapshot():
     assert live.watched() == [] and live.latest(event) is None
 
 
+async def test_streams_opening_at_once_share_one_read():
+    live, event = LiveAvailability(), uuid.uuid4()
+    reads = 0
+
+    async def read() -> AvailabilitySnapshot:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.05)
+        return snap(event, 1)
+
+    got = await asyncio.gather(*(live.first(event, read) for _ in range(100)))
+    assert reads == 1 and set(got) == {snap(event, 1)}
+    await live.first(event, read)  # that read is over: the next opening reads again
+    assert reads == 2
+    live.subscribe(event)
+    live.publish({event: snap(event, 2)})
+    assert await live.first(event, read) == snap(event, 2) and reads == 2  # the watcher's
+
+
 def test_version_follows_every_figure():
     e, t = uuid.uuid4(), uuid.uuid4()
     base = AvailabilitySnapshot(e, 10, 8, 2, 0, ((t, 8),))

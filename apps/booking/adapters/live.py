@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +158,7 @@ class LiveAvailability:
     def __init__(self) -> None:
         self._subscribers: dict[uuid.UUID, set[Subscription]] = {}
         self._latest: dict[uuid.UUID, AvailabilitySnapshot] = {}
+        self._reading: dict[uuid.UUID, asyncio.Future[AvailabilitySnapshot | None]] = {}
         self.reads = 0  # watcher reads so far (each is one statement), for tests and metrics
         self.wake = asyncio.Event()  # set when the first stream of an event opens
 
@@ -168,6 +169,24 @@ class LiveAvailability:
         """The last snapshot the watcher saw of an event with open streams (None: not watched
         or not read yet)."""
         return self._latest.get(event_id)
+
+    async def first(
+        self,
+        event_id: uuid.UUID,
+        read: Callable[[], Awaitable[AvailabilitySnapshot | None]],
+    ) -> AvailabilitySnapshot | None:
+        """What a new stream of the event starts with: the watcher's last snapshot, else one
+        ``read`` shared by every stream that opens meanwhile (a thousand opening at once make
+        one read, not a thousand). None: booking does not know the event."""
+        latest = self._latest.get(event_id)
+        if latest is not None:
+            return latest
+        pending = self._reading.get(event_id)
+        if pending is None:
+            pending = asyncio.ensure_future(read())
+            self._reading[event_id] = pending
+            pending.add_done_callback(lambda _: self._reading.pop(event_id, None))
+        return await asyncio.shield(pending)  # one waiter leaving does not cancel the others' read
 
     def subscribe(self, event_id: uuid.UUID) -> Subscription:
         sub = Subscription(event_id)

@@ -35,9 +35,12 @@ router = APIRouter(prefix="/booking", tags=["booking"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Event not known to booking"}}
 
 
-async def _read_one(deps: BookingDeps, event_id: uuid.UUID) -> AvailabilitySnapshot:
+async def _read(deps: BookingDeps, event_id: uuid.UUID) -> AvailabilitySnapshot | None:
     async with deps.db.read() as conn:
-        snapshot = (await read_availability(conn, [event_id])).get(event_id)
+        return (await read_availability(conn, [event_id])).get(event_id)
+
+
+def _known(snapshot: AvailabilitySnapshot | None) -> AvailabilitySnapshot:
     if snapshot is None:
         raise EventUnknown("No such event.")
     return snapshot
@@ -59,7 +62,7 @@ def _matches(if_none_match: str, etag: str) -> bool:
     "changed. For updates as they happen, open `.../availability/stream`.",
 )
 async def get_availability(request: Request, deps: Deps, event_id: uuid.UUID) -> Response:
-    snapshot = await _read_one(deps, event_id)
+    snapshot = _known(await _read(deps, event_id))
     headers = {"ETag": snapshot.etag, "Cache-Control": "no-cache"}
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and _matches(if_none_match, snapshot.etag):
@@ -83,8 +86,9 @@ async def get_availability(request: Request, deps: Deps, event_id: uuid.UUID) ->
 )
 async def stream_availability(deps: Deps, event_id: uuid.UUID) -> EventSourceResponse:
     live = deps.live
-    # What the other streams of the event last got, else one read (404 for an unknown event).
-    first = live.latest(event_id) or await _read_one(deps, event_id)
+    # What the other streams of the event last got, else one read shared by the streams opening
+    # meanwhile (404 for an unknown event).
+    first = _known(await live.first(event_id, lambda: _read(deps, event_id)))
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         sub = live.subscribe(event_id)
