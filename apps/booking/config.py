@@ -46,8 +46,8 @@ class BookingSettings(ServiceSettings):
         "changes.",
     )
     booking_live_ping_seconds: float = Field(
-        default=5.0,
+        default=15.0,
         gt=0,
         description="BOOKING_LIVE_PING_SECONDS: keep-alive comment on an idle availability stream "
-        "(below any proxy's idle timeout).",
+        "(below the idle timeout of proxies between the client and the gateway, often 60 s).",
     )
