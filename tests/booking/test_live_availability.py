@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from apps.booking import handlers
 from apps.booking.adapters.live import AvailabilitySnapshot, LiveAvailability, read_availability
@@ -217,7 +219,7 @@ async def test_200_streams_cost_one_statement_per_tick_not_one_each(live_booking
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
-    engine = live_booking.db.engine.sync_engine
+    engine = Engine  # every engine of the process: the requests' pool and the watcher's own
     url = f"{served}/booking/events/{event.event_id}/availability/stream"
     async with streams(url, 200) as opened:
         firsts = await asyncio.gather(*(next_event(r) for r in opened))
@@ -243,6 +245,32 @@ async def test_200_streams_cost_one_statement_per_tick_not_one_each(live_booking
     assert 1 <= ticks <= elapsed / 0.25 + 2
     # and nothing else reads per stream (the booking itself is a handful of statements)
     assert len(statements) < ticks + 20
+
+
+async def test_updates_reach_streams_while_the_requests_pool_is_taken(start_service):
+    async with (
+        start_service(build, booking_sweep_interval_seconds=0, database_pool_size=1) as svc,
+        serve(svc.api, lifespan="off") as base,
+    ):
+        event = event_created(capacity=10)
+        await feed(svc, event)
+        url = f"{base}/booking/events/{event.event_id}/availability/stream"
+        async with streams(url, 1) as (resp,), svc.db.engine.connect() as taken:
+            assert (await next_event(resp))["held"] == 0
+            await taken.execute(sa.text("SELECT 1"))  # the pool's only connection, held (a rush)
+            elsewhere = create_async_engine(svc.db.url)  # another replica's write
+            try:
+                async with elsewhere.begin() as conn:
+                    await conn.execute(
+                        sa.text("UPDATE inventory SET held = held + 2 WHERE event_id = :e"),
+                        {"e": event.event_id},
+                    )
+                changed_at = time.perf_counter()
+                changed = await next_event(resp, timeout=3)
+                assert time.perf_counter() - changed_at < 1
+                assert (changed["held"], changed["available"]) == (2, 8)
+            finally:
+                await elsewhere.dispose()
 
 
 async def test_two_streams_on_two_events_share_one_statement(live_booking, served):

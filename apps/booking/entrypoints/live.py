@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from apps.booking.adapters.live import AvailabilitySnapshot, read_availability
@@ -108,7 +109,7 @@ async def stream_availability(deps: Deps, event_id: uuid.UUID) -> EventSourceRes
     )
 
 
-async def watch_once(service: Service) -> int:
+async def watch_once(service: Service, engine: AsyncEngine | None = None) -> int:
     """Read every watched event in one statement and hand changes to their streams; returns
     how many events changed (0 when nothing is watched, without touching the database)."""
     deps = BookingDeps.of(service)
@@ -116,10 +117,28 @@ async def watch_once(service: Service) -> int:
     watched = live.watched()
     if not watched:
         return 0
-    async with deps.db.read() as conn:
+    async with (engine or deps.db.engine).connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
         snapshots = await read_availability(conn, watched)
     live.reads += 1
     return live.publish(snapshots)
+
+
+def _watcher_engine(service: Service) -> AsyncEngine:
+    """On PostgreSQL, one connection of the watcher's own: queued behind an on-sale rush in the
+    requests' pool, its read (and every stream's update) would wait as long as the slowest
+    hold. On SQLite (embedded), the service's engine."""
+    db = service.db
+    if not db.is_postgres:
+        return db.engine
+    name = f"{service.settings.service_name}-live"
+    return create_async_engine(
+        db.url,
+        pool_size=1,
+        max_overflow=0,
+        pool_recycle=1800,
+        connect_args={"server_settings": {"application_name": name}},
+    )
 
 
 async def live_availability_watcher(service: Service) -> None:
@@ -128,14 +147,19 @@ async def live_availability_watcher(service: Service) -> None:
     deps = BookingDeps.of(service)
     live = deps.live
     interval = deps.settings.booking_live_interval_seconds
-    while True:
-        if not live.watched():
-            live.wake.clear()
-            await live.wake.wait()
-        try:
-            await watch_once(service)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # database hiccup: the streams keep their last snapshot; next tick
-            log.exception("reading live availability failed")
-        await asyncio.sleep(interval)
+    engine = _watcher_engine(service)
+    try:
+        while True:
+            if not live.watched():
+                live.wake.clear()
+                await live.wake.wait()
+            try:
+                await watch_once(service, engine)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # database hiccup: the streams keep their last snapshot; next tick
+                log.exception("reading live availability failed")
+            await asyncio.sleep(interval)
+    finally:
+        if engine is not service.db.engine:
+            await engine.dispose()
