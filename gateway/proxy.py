@@ -21,7 +21,6 @@ resolution or body parsing on the hot path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -224,7 +223,7 @@ class Proxy:
         self.limiter = limiter
         self.max_body_bytes = max_body_bytes
         self.session: aiohttp.ClientSession | None = None  # set by the app's lifespan
-        # For requests that accept an event stream: no connection limit, no read timeout.
+        # For requests that accept an event stream: no connection limit.
         self.stream_session: aiohttp.ClientSession | None = None
 
     async def authenticate(self, scope: Scope) -> Principal | JSONResponse:
@@ -418,14 +417,13 @@ class Proxy:
         try:
             await asyncio.wait({pumping, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (pumping, gone):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if pumping.done() and not pumping.cancelled():
-            pumping.result()  # an upstream that broke off: raise as before
-        else:
+            pumping.cancel()
+            gone.cancel()
+            await asyncio.gather(pumping, gone, return_exceptions=True)
+        if pumping.cancelled():
             resp.close()  # the client left: drop the upstream connection, never reuse it
+        else:
+            pumping.result()  # an upstream that broke off: raise as before
 
     def _upstream_failed(
         self, status: int, upstream: Upstream, path: str, exc: Exception
