@@ -9,7 +9,7 @@ on the sold-out figure, and the updates received in all. Loopback only; stops by
 
     .venv/bin/python bench/availability_streams.py [--attempts 5000] [--seats 500]
                                                   [--concurrency 200] [--users 1000]
-                                                  [--streams 1000]
+                                                  [--streams 1000] [--open-rate 200]
 """
 
 from __future__ import annotations
@@ -149,7 +149,12 @@ async def main(args: argparse.Namespace) -> None:
             url = f"{platform.gateway}/booking/events/{watched}/availability/stream"
             watchers = [Watcher() for _ in range(args.streams)]
             opened_at = time.perf_counter()
-            tasks = [asyncio.create_task(watch(stream_session, url, w)) for w in watchers]
+            tasks = []
+            for k, w in enumerate(watchers):  # viewers arrive at --open-rate per second
+                delay = opened_at + k / args.open_rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(watch(stream_session, url, w)))
             while sum(w.events > 0 or w.status not in (200, "not answered") for w in watchers) < (
                 args.streams
             ):
@@ -198,4 +203,7 @@ if __name__ == "__main__":
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--users", type=int, default=1000)
     ap.add_argument("--streams", type=int, default=1000)
+    ap.add_argument(
+        "--open-rate", type=float, default=200, help="streams opened per second before the sale"
+    )
     asyncio.run(main(ap.parse_args()))
