@@ -11,6 +11,7 @@ made by any replica reach the streams within one interval.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -91,14 +92,13 @@ async def stream_availability(deps: Deps, event_id: uuid.UUID) -> EventSourceRes
     # meanwhile (404 for an unknown event).
     first = _known(await live.first(event_id, lambda: _read(deps, event_id)))
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncIterator[bytes]:
         sub = live.subscribe(event_id)
         sub.sent = first.version
         try:
-            yield ServerSentEvent(data=first.json(), id=str(first.version))
+            yield _frame(first)
             while True:
-                snapshot = await sub.next()
-                yield ServerSentEvent(data=snapshot.json(), id=str(snapshot.version))
+                yield _frame(await sub.next())
         finally:
             live.unsubscribe(sub)
 
@@ -107,6 +107,13 @@ async def stream_availability(deps: Deps, event_id: uuid.UUID) -> EventSourceRes
         ping=deps.settings.booking_live_ping_seconds,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _frame(snapshot: AvailabilitySnapshot) -> bytes:
+    """The snapshot as one SSE event (``id:`` its version, ``data:`` its JSON), encoded once for
+    all the streams it goes to, not once per stream."""
+    return ServerSentEvent(data=snapshot.json(), id=str(snapshot.version)).encode()
 
 
 async def watch_once(service: Service, engine: AsyncEngine | None = None) -> int:
