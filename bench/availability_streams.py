@@ -130,8 +130,8 @@ async def main(args: argparse.Namespace) -> None:
     speed = machine_speed()
     platform = BenchPlatform()
     print(f"starting the platform (vhost {platform.vhost}) ...", flush=True)
-    await platform.start()
     try:
+        await platform.start()  # inside: a platform that fails to start is stopped too
         connector = aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=3)
         streams = aiohttp.TCPConnector(limit=0)
         async with (
