@@ -54,9 +54,12 @@ class Gateway:
         await self.api(scope, receive, send)
 
 
-def _session(settings: GatewaySettings) -> aiohttp.ClientSession:
+def _session(settings: GatewaySettings, *, streams: bool = False) -> aiohttp.ClientSession:
+    """The upstream session; with ``streams``, the one for requests that accept an event
+    stream: no connection limit, as each open stream holds a connection (the proxy lifts the
+    read timeout of an event-stream answer once its headers came)."""
     connector = aiohttp.TCPConnector(
-        limit=settings.upstream_max_connections,
+        limit=0 if streams else settings.upstream_max_connections,
         keepalive_timeout=settings.upstream_keepalive_seconds,
         ttl_dns_cache=300,
     )
@@ -104,11 +107,13 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         proxy.session = _session(settings)
+        proxy.stream_session = _session(settings, streams=True)
         settle_heap()
         try:
             yield
         finally:
             await proxy.session.close()
+            await proxy.stream_session.close()
 
     api = FastAPI(
         title="API gateway",

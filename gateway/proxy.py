@@ -8,12 +8,19 @@ read the body up to ``MAX_BODY_BYTES`` (413 as soon as it is exceeded, never rea
 forward with hop-by-hop and identity headers removed and ``X-Forwarded-*`` set (replaced: the
 client's own values never pass); stream the answer back.
 
+Long-lived answers (Server-Sent Events) are passed through chunk by chunk as they come: a request
+that accepts ``text/event-stream`` goes over a second session with no connection limit (a
+thousand open streams never starve ordinary requests of upstream connections), an event-stream
+answer has no read timeout once its headers came (an idle stream is not an upstream failure),
+and a client that goes away closes the upstream connection at once.
+
 It is plain ASGI (a Starlette route), not a FastAPI endpoint: no per-request dependency
 resolution or body parsing on the hot path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -216,6 +223,8 @@ class Proxy:
         self.limiter = limiter
         self.max_body_bytes = max_body_bytes
         self.session: aiohttp.ClientSession | None = None  # set by the app's lifespan
+        # For requests that accept an event stream: no connection limit.
+        self.stream_session: aiohttp.ClientSession | None = None
 
     async def authenticate(self, scope: Scope) -> Principal | JSONResponse:
         path = scope["path"]
@@ -352,9 +361,12 @@ class Proxy:
             await send(message)
 
         headers_out = forward_headers(scope)
+        session = self.session
+        if self.stream_session is not None and "text/event-stream" in headers_out.get("accept", ""):
+            session = self.stream_session
         try:
             with client_span(self.tracer, method, url, headers_out, upstream.name) as span:
-                async with self.session.request(
+                async with session.request(
                     method,
                     url,
                     headers=headers_out,
@@ -362,7 +374,7 @@ class Proxy:
                     allow_redirects=False,
                 ) as resp:
                     record_status(span, resp.status)
-                    await self._relay(resp, send_tracked)
+                    await self._relay(resp, send_tracked, receive)
                     return None
         except (TimeoutError, aiohttp.ClientError) as exc:
             if started:
@@ -377,18 +389,41 @@ class Proxy:
             return self._upstream_failed(502, upstream, path, exc)
 
     @staticmethod
-    async def _relay(resp: aiohttp.ClientResponse, send: Send) -> None:
-        """Stream the service's answer to the client (one write for a small one)."""
+    async def _relay(resp: aiohttp.ClientResponse, send: Send, receive: Receive) -> None:
+        """Stream the service's answer to the client (one write for a small one). A streamed
+        answer ends early when the client goes away (the server's ``send`` would otherwise
+        swallow every chunk of an endless stream): the upstream connection is closed then."""
         headers = response_headers(resp.raw_headers)
         if resp.content_length is not None and resp.content_length <= SMALL_BODY:
             content = await resp.read()
             await send({"type": "http.response.start", "status": resp.status, "headers": headers})
             await send({"type": "http.response.body", "body": content})
             return
+        if resp.content_type == "text/event-stream" and resp.connection is not None:
+            # An idle stream (between events and pings) is not a slow upstream: no read timeout.
+            protocol = resp.connection.protocol
+            if protocol is not None:
+                protocol.read_timeout = None
+                protocol.start_timeout()  # drops the timer armed by the last read
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
-        async for chunk in resp.content.iter_any():
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+
+        async def pump() -> None:
+            async for chunk in resp.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+
+        pumping = asyncio.ensure_future(pump())
+        gone = asyncio.ensure_future(_client_gone(receive))
+        try:
+            await asyncio.wait({pumping, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            pumping.cancel()
+            gone.cancel()
+            await asyncio.gather(pumping, gone, return_exceptions=True)
+        if pumping.cancelled():
+            resp.close()  # the client left: drop the upstream connection, never reuse it
+        else:
+            pumping.result()  # an upstream that broke off: raise as before
 
     def _upstream_failed(
         self, status: int, upstream: Upstream, path: str, exc: Exception
@@ -406,6 +441,12 @@ class Proxy:
         return problem(
             status, detail, code=code, instance=path, headers=headers, service=upstream.name
         )
+
+
+async def _client_gone(receive: Receive) -> None:
+    """Returns when the client disconnects (what else it sends now is of no use)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 class ProxyRoute:

@@ -47,14 +47,22 @@ _PUBLIC_AUTH = {
 }
 
 
+# What follows ``/booking/events/{one segment}`` on the public availability routes.
+_PUBLIC_AVAILABILITY = (["availability"], ["availability", "stream"])
+
+
 def is_public(method: str, path: str) -> bool:
-    """Routes that need no access token: register, login, refresh, the JWKS, reading events.
+    """Routes that need no access token: register, login, refresh, the JWKS, reading events,
+    an event's availability (``/booking/events/{id}/availability`` and its ``/stream``).
 
     Reading events means exactly ``/events`` and ``/events/{one segment}``: anything deeper
     under ``/events`` needs a token, whatever the service behind it would do with it.
     """
     if (method, path) in _PUBLIC_AUTH:
         return True
+    if method in ("GET", "HEAD") and path.startswith("/booking/events/"):
+        event, *rest = path[len("/booking/events/") :].split("/")
+        return bool(event) and rest in _PUBLIC_AVAILABILITY
     if method in ("GET", "HEAD") and (path == "/events" or path == "/events/"):
         return True
     if method in ("GET", "HEAD") and path.startswith("/events/"):

@@ -8,6 +8,8 @@ from apps.booking.config import BookingSettings
 from apps.booking.deps import BookingDeps
 from apps.booking.entrypoints.early_refusal import EarlyRefusal
 from apps.booking.entrypoints.http import internal_router, router
+from apps.booking.entrypoints.live import live_availability_watcher
+from apps.booking.entrypoints.live import router as live_router
 from apps.booking.entrypoints.messages import subscribe
 from apps.booking.entrypoints.sweeper import hold_expiry_sweeper
 from kit.service import Service, ServiceSpec
@@ -29,7 +31,7 @@ SPEC = ServiceSpec(
     "unpaid holds, cancels and refunds. Keeps its own inventory per event from the events "
     "service's snapshots.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[router, internal_router],
+    routers=[router, live_router, internal_router],
     publishes=[
         BookingCreated,
         BookingConfirmed,
@@ -39,7 +41,7 @@ SPEC = ServiceSpec(
         TicketCheckedIn,
     ],
     subscribe=subscribe,
-    background=[hold_expiry_sweeper],
+    background=[hold_expiry_sweeper, live_availability_watcher],
     settings_class=BookingSettings,
     deps=BookingDeps.build,
     http_middleware=[EarlyRefusal],

@@ -38,3 +38,16 @@ class BookingSettings(ServiceSettings):
         "(or cancelled) event from memory before reading it again; seats that come back may be "
         "refused for this long. 0 reads the database on every attempt.",
     )
+    booking_live_interval_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="BOOKING_LIVE_INTERVAL_SECONDS: how often this replica reads the availability "
+        "of the events it has open streams for (one statement for all of them) and sends the "
+        "changes.",
+    )
+    booking_live_ping_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="BOOKING_LIVE_PING_SECONDS: keep-alive comment on an idle availability stream "
+        "(below the idle timeout of proxies between the client and the gateway, often 60 s).",
+    )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends
 
 from apps.booking.adapters.availability import AvailabilityCache
+from apps.booking.adapters.live import LiveAvailability
 from apps.booking.adapters.repository import BookingRepository
 from apps.booking.adapters.repository_sqlite import SqliteBookingRepository
 from apps.booking.config import BookingSettings
@@ -27,6 +28,8 @@ class BookingDeps(ServiceDeps):
     availability: AvailabilityCache
     # The booking repository class for this database, handed to every use case (handlers.py).
     repository: type[BookingRepository]
+    # This replica's open availability streams and their one watcher (entrypoints/live.py).
+    live: LiveAvailability
 
     @classmethod
     def build(cls, service: Service) -> BookingDeps:
@@ -37,6 +40,7 @@ class BookingDeps(ServiceDeps):
             settings=settings,
             availability=cache,
             repository=repository_for(service.db),
+            live=LiveAvailability(),
         )
 
 

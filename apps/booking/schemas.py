@@ -297,3 +297,23 @@ class ScanOutcome(BaseModel):
 
 class ScanUploadResult(BaseModel):
     results: list[ScanOutcome] = Field(description="One per scan, in the upload's order.")
+
+
+# --- live availability ------------------------------------------------------------------------
+
+
+class TicketTypeAvailability(BaseModel):
+    id: uuid.UUID
+    available: int = Field(description="Seats of this type that can still be held now.")
+
+
+class AvailabilityPublic(BaseModel):
+    event_id: uuid.UUID
+    capacity: int
+    available: int = Field(description="Seats of the event that can still be held now.")
+    held: int = Field(description="Seats in unpaid holds.")
+    sold: int
+    ticket_types: list[TicketTypeAvailability]
+    version: int = Field(
+        description="Changes whenever any other figure does (the `ETag` is made from it)."
+    )
