@@ -97,16 +97,22 @@ class Database:
             async with self.engine.connect() as conn:
                 yield conn
             return
+        if not self._turns.locked():
+            await self._turns.acquire()  # one is free and nobody waits: no timer needed
+        else:
+            try:
+                async with asyncio.timeout(POOL_TIMEOUT_SECONDS):
+                    await self._turns.acquire()
+            except TimeoutError as exc:  # what the pool itself raises when it has none to give
+                raise sa.exc.TimeoutError(
+                    f"no pooled connection within {POOL_TIMEOUT_SECONDS} s"
+                ) from exc
         try:
-            async with asyncio.timeout(POOL_TIMEOUT_SECONDS):
-                await self._turns.acquire()
-        except TimeoutError as exc:  # what the pool itself raises when it has none to give
-            raise sa.exc.TimeoutError(
-                f"no pooled connection within {POOL_TIMEOUT_SECONDS} s"
-            ) from exc
-        try:
-            async with self.engine.connect() as conn:
+            conn = await self.engine.connect()
+            try:
                 yield conn
+            finally:
+                await conn.close()  # (as a unit of work did: no shielding task per request)
         finally:
             self._turns.release()
 
