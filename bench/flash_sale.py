@@ -47,7 +47,8 @@ def ms(values: list[float]) -> str:
 
 
 async def drive(session, n: int, concurrency: int, make_request) -> tuple[float, list, Counter]:
-    """n requests, `concurrency` in flight; returns (seconds, [(latency, status, body, i)], statuses)."""
+    """n requests, `concurrency` in flight; returns (seconds, [(latency, status, body, i,
+    sent)], statuses), ``sent`` in seconds from the start."""
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(n):
         queue.put_nowait(i)
@@ -64,9 +65,9 @@ async def drive(session, n: int, concurrency: int, make_request) -> tuple[float,
             try:
                 async with session.request(method, url, **kw) as r:
                     body = await r.json(content_type=None)
-                    results.append((time.perf_counter() - t0, r.status, body, i))
+                    results.append((time.perf_counter() - t0, r.status, body, i, t0 - start))
             except (aiohttp.ClientError, TimeoutError) as exc:
-                results.append((time.perf_counter() - t0, 0, repr(exc), i))
+                results.append((time.perf_counter() - t0, 0, repr(exc), i, t0 - start))
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -203,6 +204,13 @@ async def flash_sale(args: argparse.Namespace) -> dict:
             )
             used = cpu_since(platform, cpu0)
             lat = [r[0] for r in results]
+            if args.dump:  # sent (s from the start), latency (s), status: one attempt a line
+                Path(args.dump).write_text(
+                    "".join(
+                        f"{r[4]:.4f} {r[0]:.4f} {r[1]}\n"
+                        for r in sorted(results, key=lambda r: r[4])
+                    )
+                )
             out["lat_held"] = [r[0] for r in results if r[1] == 201]
             out["lat_refused"] = [r[0] for r in results if r[1] in (409, 422)]
             held = [(users[r[3] % len(users)], r[2]) for r in results if r[1] == 201]
@@ -384,7 +392,8 @@ async def steady(
     )
 
 
-async def baseline(args: argparse.Namespace) -> float:
+async def baseline(args: argparse.Namespace) -> tuple[float, list[float], list[float]]:
+    """Attempts/s on the bare baseline, and the latencies of its holds and of its refusals."""
     db = f"bench_baseline_{uuid.uuid4().hex[:6]}"
     admin = await asyncpg.connect(f"{PG}/postgres")
     await admin.execute(f'CREATE DATABASE "{db}"')
@@ -422,7 +431,7 @@ async def baseline(args: argparse.Namespace) -> float:
                             break
                 except aiohttp.ClientError:
                     await asyncio.sleep(0.1)
-            seconds, _, statuses = await drive(
+            seconds, results, statuses = await drive(
                 session,
                 args.attempts,
                 args.concurrency,
@@ -433,7 +442,9 @@ async def baseline(args: argparse.Namespace) -> float:
                 ),
             )
         assert statuses[201] == args.seats, statuses
-        return args.attempts / seconds
+        held = [r[0] for r in results if r[1] == 201]
+        refused = [r[0] for r in results if r[1] == 409]
+        return args.attempts / seconds, held, refused
     finally:
         proc.terminate()
         proc.wait(10)
@@ -463,7 +474,7 @@ def machine_speed() -> float:
 async def main(args: argparse.Namespace) -> None:
     speed = machine_speed()
     result = await flash_sale(args)
-    base = await baseline(args)
+    base, base_held, base_refused = await baseline(args)
     b = result["booking"]
     print("\n=== flash sale through the gateway ===")
     print(
@@ -539,7 +550,13 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"bare baseline       {base:,.0f} attempts/s (one FastAPI process, conditional UPDATE only)"
     )
+    print(f"  held latency      {ms(base_held)} ({len(base_held)} holds)")
+    print(f"  refusal latency   {ms(base_refused)} ({len(base_refused)} refusals)")
     print(f"ratio               {b['rate'] / base:.2f} of the baseline")
+    print(
+        f"holds p99 ratio     {pct(result['lat_held'], 99) / pct(base_held, 99):.2f} of the "
+        "baseline's holds p99 (target: at most 2)"
+    )
 
 
 if __name__ == "__main__":
@@ -560,6 +577,7 @@ if __name__ == "__main__":
         action="store_true",
         help="the event has three ticket types; each attempt orders 1-3 lines of distinct types",
     )
+    ap.add_argument("--dump", help="write each sale attempt's send time, latency and status here")
     ap.add_argument(
         "--think", type=float, default=1.0, help="seconds between a hold and its payment"
     )

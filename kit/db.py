@@ -34,6 +34,8 @@ class Database:
         self.outbox_written = asyncio.Event()
         # While this process's relay publishes on commit, units of work hand it their rows here.
         self.handoff: Handoff | None = None
+        # PostgreSQL: the pool's connections are handed out first come, first served (connect).
+        self._turns = asyncio.Semaphore(settings.database_pool_size) if self.is_postgres else None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -46,7 +48,7 @@ class Database:
                     # opening (and closing again) extra ones — connection churn costs far more
                     # CPU than the wait, and a hot row gets slower with more writers anyway.
                     "max_overflow": 0,
-                    "pool_timeout": 30,
+                    "pool_timeout": POOL_TIMEOUT_SECONDS,
                     "pool_pre_ping": False,
                     "pool_recycle": 1800,
                     "connect_args": {
@@ -80,10 +82,45 @@ class Database:
         return self._relay_engine
 
     @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection, closed (returned to the pool) on exit.
+
+        On PostgreSQL callers get their turn in the order they asked (a FIFO semaphore as large
+        as the pool, taken before the pool's own checkout). The pool alone is not fair: a
+        connection put back wakes the longest waiter, but a caller arriving before that waiter
+        runs takes the connection first, and the waiter queues again at the back (asyncio's
+        ``Queue.get``). In a flash sale, with every request wanting one of six connections, some
+        holds waited for seconds while later ones went through (docs/architecture.md,
+        "Connections handed out in turn").
+        """
+        if self._turns is None:
+            async with self.engine.connect() as conn:
+                yield conn
+            return
+        if not self._turns.locked():
+            await self._turns.acquire()  # one is free and nobody waits: no timer needed
+        else:
+            try:
+                async with asyncio.timeout(POOL_TIMEOUT_SECONDS):
+                    await self._turns.acquire()
+            except TimeoutError as exc:  # what the pool itself raises when it has none to give
+                raise sa.exc.TimeoutError(
+                    f"no pooled connection within {POOL_TIMEOUT_SECONDS} s"
+                ) from exc
+        try:
+            conn = await self.engine.connect()
+            try:
+                yield conn
+            finally:
+                await conn.close()  # (as a unit of work did: no shielding task per request)
+        finally:
+            self._turns.release()
+
+    @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection outside any transaction (autocommit: no BEGIN/ROLLBACK round trips), for
         reads and for a single statement that is its own transaction."""
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
@@ -104,7 +141,7 @@ class Database:
             migrate(self.settings, self.migrations)
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:
@@ -115,6 +152,9 @@ class Database:
             await self._relay_engine.dispose()
             self._relay_engine = None
 
+
+# A caller waits this long for a pooled connection (PostgreSQL), then gets sqlalchemy's TimeoutError.
+POOL_TIMEOUT_SECONDS = 30
 
 # SQLite (the embedded mode) has one writer at a time: a transaction waits this long for it.
 SQLITE_BUSY_SECONDS = 30

@@ -8,6 +8,7 @@ to this process's relay, which publishes them at once (``kit.outbox``).
 
 from __future__ import annotations
 
+import contextlib
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -40,11 +41,16 @@ class UnitOfWork:
         self.autocommit = single_statement and db.is_postgres
 
     async def __aenter__(self) -> Self:
-        self.conn = await self.db.engine.connect()
-        if self.autocommit:
-            await self.conn.execution_options(isolation_level="AUTOCOMMIT")
-        else:
-            await self.conn.begin()
+        self._lease = contextlib.AsyncExitStack()
+        self.conn = await self._lease.enter_async_context(self.db.connect())
+        try:
+            if self.autocommit:
+                await self.conn.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                await self.conn.begin()
+        except BaseException:
+            await self._lease.aclose()
+            raise
         return self
 
     async def __aexit__(
@@ -57,7 +63,7 @@ class UnitOfWork:
             if not self._done:
                 await self.rollback()
         finally:
-            await self.conn.close()
+            await self._lease.aclose()
 
     def publish(self, *messages: Envelope, inline: bool = False) -> list[dict[str, Any]]:
         """Publish ``messages`` if, and only if, this unit of work commits; returns their outbox

@@ -572,9 +572,11 @@ async def apply_capacity(
     event_id: uuid.UUID,
     capacity: int,
     actor: Principal,
+    ticket_type_id: uuid.UUID | None = None,
 ) -> Inventory | None:
-    """Set an event's capacity now (asked synchronously by the events service before it commits
-    a decrease), unless it is below the seats already held or sold. None: event not known yet."""
+    """Set an event's capacity, or one of its ticket types' own capacity, now (asked
+    synchronously by the events service before it commits a decrease), unless it is below the
+    seats already held or sold. None: event (or type) not known yet."""
     repo = repository(uow.conn)
     # Who asks is checked on a plain read before any write: a stranger's request neither
     # changes the event nor waits on (locks) its hot inventory row. The organizer never changes.
@@ -583,6 +585,20 @@ async def apply_capacity(
         return None
     if not actor.is_admin and known.organizer_id != actor.user_id:
         raise EventUnknown("No such event.")
+    if ticket_type_id is not None:
+        typed = await repo.set_type_capacity(event_id, ticket_type_id, capacity)
+        if typed is None:
+            return None
+        applied, held, sold = typed
+        if not applied:
+            raise CapacityBelowBooked(
+                f"Capacity {capacity} is below the {held + sold} seats of this ticket type "
+                "already held or sold.",
+                field="capacity",
+                held=held,
+                sold=sold,
+            )
+        return known
     row = await repo.set_capacity(event_id, capacity)
     if row is None:
         return None

@@ -105,6 +105,10 @@ class CapacityChange(BaseModel):
 
     # bounded by the inventory's integer column: a larger number is bad input (422), not a 500
     capacity: int = Field(ge=1, le=2**31 - 1, description="The event's new total number of seats.")
+    ticket_type_id: uuid.UUID | None = Field(
+        default=None,
+        description="Set this ticket type's own capacity instead of the event's.",
+    )
 
 
 class InventoryPublic(BaseModel):

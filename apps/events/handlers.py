@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from apps.events.adapters.repository import EventRepository
 from apps.events.adapters.vouchers import VoucherRepository
@@ -40,7 +40,10 @@ log = logging.getLogger(__name__)
 
 # Applies a capacity decrease at booking first (raises if below seats held + sold); see
 # apps/events/adapters/booking_capacity.py.
-CapacityGuard = Callable[[uuid.UUID, int], Awaitable[None]]
+class CapacityGuard(Protocol):
+    def __call__(
+        self, event_id: uuid.UUID, capacity: int, *, ticket_type_id: uuid.UUID | None = None
+    ) -> Awaitable[None]: ...
 
 
 def _now() -> datetime:
@@ -135,12 +138,22 @@ async def update_ticket_type(
     ticket_type_id: uuid.UUID,
     actor: Principal,
     changes: dict[str, Any],
+    capacity_guard: CapacityGuard | None = None,
 ) -> tuple[Event, TicketType]:
-    """A capacity decrease below what booking has held or sold is not checked with booking (as
-    the event's capacity is): booking refuses further holds of the type until seats come back."""
+    """A decrease of the type's own capacity is applied at booking first, as the event's is
+    (``update_event``): below the type's seats already held or sold it is refused there (409
+    ``capacity-below-booked``) and nothing changes."""
     event = await _managed_event(uow, event_id, actor)
+    before = event.ticket_type(ticket_type_id)
     updated, ticket_type, changed = event.update_ticket_type(ticket_type_id, changes, now=_now())
     if changed:
+        if (
+            capacity_guard is not None
+            and ticket_type.capacity is not None
+            and (before.capacity is None or ticket_type.capacity < before.capacity)
+        ):
+            # the event row stays locked meanwhile, so decreases reach booking one at a time
+            await capacity_guard(event.id, ticket_type.capacity, ticket_type_id=ticket_type.id)
         await EventRepository(uow.conn).save(updated, previous=event)
         uow.publish(snapshot(updated, EventUpdated, changed_fields=changed))
     return updated, ticket_type

@@ -90,8 +90,8 @@ class TicketTypeCreate(BaseModel):
 class TicketTypeUpdate(BaseModel):
     """Any subset of a ticket type's fields; null clears capacity, sales_start, sales_end and
     max_per_order (back to their defaults). A new price applies to holds made after it; bookings
-    already made keep theirs. A capacity below what booking has already held or sold is accepted:
-    booking then refuses new holds of the type until enough seats come back."""
+    already made keep theirs. A capacity below what booking has already held or sold of the type
+    is refused (409 ``capacity-below-booked``)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -192,3 +192,79 @@ async def test_a_strangers_capacity_change_is_refused_before_it_touches_the_inve
         headers=bearer(mint(uuid.uuid4(), "admin")),
     )
     assert admin.status_code == 200 and admin.json()["capacity"] == 4
+
+
+async def test_a_ticket_types_capacity_below_its_held_and_sold_is_refused_too(start_service):
+    """A type's own capacity is checked with booking as the event's is: below the type's seats
+    already held or sold it is a 409 and changes nothing anywhere; at or above, booking has it
+    before the organizer's answer."""
+    async with (
+        start_service(build_booking, booking_sweep_interval_seconds=0) as booking,
+        serve(booking.api, lifespan="off") as booking_url,
+        start_service(build_events, booking_url=booking_url) as events,
+        http_client(events) as events_api,
+        http_client(booking) as booking_api,
+    ):
+        organizer = bearer(mint(uuid.uuid4(), "organizer"))
+        body = {k: v for k, v in event_body(10).items() if k != "price"}
+        body["ticket_types"] = [
+            {"name": "Early", "price": "10.00", "capacity": 5},
+            {"name": "Regular", "price": "20.00"},
+        ]
+        event = (await events_api.post("/events/create", json=body, headers=organizer)).json()
+        early, regular = (t["id"] for t in event["ticket_types"])
+
+        async def early_at_booking() -> list:
+            return await rows(
+                booking,
+                "SELECT capacity, held, sold FROM type_inventory WHERE ticket_type_id = :t",
+                t=uuid.UUID(early),
+            )
+
+        await eventually(early_at_booking, until=lambda r: r == [(5, 0, 0)])
+        held = await booking_api.post(
+            "/booking/create",
+            json={
+                "event_id": event["id"],
+                "lines": [
+                    {"ticket_type_id": early, "quantity": 3},
+                    {"ticket_type_id": regular, "quantity": 1},
+                ],
+            },
+            headers=bearer(mint()),
+        )
+        assert held.status_code == 201, held.text
+
+        url = f"/events/{event['id']}/ticket-types/{early}"
+        refused = await events_api.put(url, json={"capacity": 2}, headers=organizer)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["type"].endswith("capacity-below-booked")
+        assert "3 seats" in refused.json()["detail"]
+        current = (await events_api.get(f"/events/{event['id']}")).json()
+        assert [t["capacity"] for t in current["ticket_types"]] == [5, None]
+        assert current["version"] == event["version"]
+        assert await early_at_booking() == [(5, 3, 0)]
+
+        # a stranger is refused by booking as for the event's capacity, and nothing changes
+        stranger = bearer(mint(uuid.uuid4(), "organizer"))
+        assert (await events_api.put(url, json={"capacity": 3}, headers=stranger)).status_code in (
+            403,
+            404,
+        )
+
+        applied = await events_api.put(url, json={"capacity": 3}, headers=organizer)
+        assert applied.status_code == 200, applied.text
+        assert applied.json()["capacity"] == 3
+        assert await early_at_booking() == [(3, 3, 0)]  # booking has it already
+        # the type is now sold out; the event's other seats still sell
+        for lines, status in (
+            ([{"ticket_type_id": early, "quantity": 1}], 409),
+            ([{"ticket_type_id": regular, "quantity": 1}], 201),
+        ):
+            resp = await booking_api.post(
+                "/booking/create",
+                json={"event_id": event["id"], "lines": lines},
+                headers=bearer(mint()),
+            )
+            assert resp.status_code == status, resp.text
+        await outbox_published(events)

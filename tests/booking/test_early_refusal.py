@@ -13,6 +13,7 @@ import pytest
 
 from apps.booking.bootstrap import SPEC, build
 from apps.booking.entrypoints.early_refusal import EarlyRefusal
+from kit.metrics import REGISTRY
 from kit.service import Service
 from tests.booking.conftest import book_body, event_created, feed
 from tests.conftest import http_client
@@ -107,3 +108,53 @@ async def test_the_lane_answers_what_the_route_answers(start_service, answered):
             )
             assert held.status_code == 201, held.text
             assert answered == [False]
+
+
+def requests_counted(status: int) -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "http_requests_total",
+            {
+                "service": "booking",
+                "method": "POST",
+                "route": "/booking/create",
+                "status": str(status),
+            },
+        )
+        or 0.0
+    )
+
+
+async def test_the_lanes_refusals_are_counted_under_the_routes_template(start_service, answered):
+    """The app's routes list only wraps the included routers: the lane must still find its
+    route, so its refusals are counted (and their spans named) as the route's, not unmatched."""
+    lane_route = EarlyRefusal(app=None, service=None).route  # type: ignore[arg-type]
+    assert lane_route.path == "/booking/create" and "POST" in lane_route.methods
+    async with start_service(build, booking_sweep_interval_seconds=0) as svc:
+        event = event_created(capacity=1)
+        await feed(svc, event)
+        async with http_client(svc) as client:
+            assert (
+                await client.post("/booking/create", json=book_body(event), headers=bearer(mint()))
+            ).status_code == 201
+            assert (  # the route refuses, and the replica learns the event is sold out
+                await client.post("/booking/create", json=book_body(event), headers=bearer(mint()))
+            ).status_code == 409
+            before, unmatched = requests_counted(409), unmatched_count()
+            answered.clear()
+            resp = await client.post(
+                "/booking/create", json=book_body(event), headers=bearer(mint())
+            )
+    assert resp.status_code == 409 and answered == [True]  # the lane answered it itself
+    assert requests_counted(409) == before + 1
+    assert unmatched_count() == unmatched
+
+
+def unmatched_count() -> float:
+    return sum(
+        s.value
+        for metric in REGISTRY.collect()
+        if metric.name == "http_requests"
+        for s in metric.samples
+        if s.name == "http_requests_total" and s.labels.get("route") == "unmatched"
+    )

@@ -27,10 +27,23 @@ import sqlalchemy as sa
 from apps.booking import handlers
 from apps.booking.adapters.repository import BookingRepository
 from apps.booking.adapters.repository_sqlite import SqliteBookingRepository
-from apps.booking.adapters.tables import bookings, inventory, type_inventory, user_holds
+from apps.booking.adapters.tables import (
+    booking_attendees,
+    booking_lines,
+    bookings,
+    inventory,
+    type_inventory,
+    user_holds,
+)
 from apps.booking.adapters.tickets import tickets
-from apps.booking.domain import GENERAL_ADMISSION, Booking, Line, general_type_id
-from contracts.messages import BookingCreated, EventCancelled, PaymentConfirmed, PaymentFailed
+from apps.booking.domain import GENERAL_ADMISSION, Attendee, Booking, Line, general_type_id
+from contracts.messages import (
+    BookingCreated,
+    EventCancelled,
+    PaymentConfirmed,
+    PaymentFailed,
+    TicketType,
+)
 from kit.db import Database
 from kit.outbox import OUTBOX
 from kit.security import Principal
@@ -50,6 +63,12 @@ async def postgres() -> AsyncIterator[Database]:
     # A database of its own: the sweeper's "every overdue hold" must see only this story's
     # bookings.
     async with postgres_database("booking", "agree") as db:
+        yield db
+
+
+@pytest.fixture
+async def postgres_for_lines() -> AsyncIterator[Database]:
+    async with postgres_database("booking", "agree_lines") as db:  # (the same: its own)
         yield db
 
 
@@ -113,6 +132,10 @@ class Story:
             for b in self.bookings
         ]
 
+    @property
+    def event_ids(self) -> list[uuid.UUID]:
+        return [self.on_sale.event_id, self.to_cancel.event_id, self.cancelled_first.event_id]
+
     def paid(self, i: int, kind: type[PaymentConfirmed] | type[PaymentFailed]) -> Any:
         b = self.bookings[i]
         extra = (
@@ -138,7 +161,7 @@ async def in_unit_of_work(db: Database, step: Callable[[UnitOfWork], Awaitable[A
         return result
 
 
-async def hold(db: Database, repository: type[BookingRepository], story: Story, i: int) -> str:
+async def hold(db: Database, repository: type[BookingRepository], story: Any, i: int) -> str:
     """One hold as the route makes it (one statement, its own transaction); a refusal is
     committed too, so whatever it might have written would show."""
     async with UnitOfWork(db, single_statement=True) as uow:
@@ -156,7 +179,8 @@ async def hold(db: Database, repository: type[BookingRepository], story: Story, 
     # leaves them out there).
     if out.outcome in ("reserved", "hold_limit"):
         return f"{out.outcome} {out.event_status}"
-    return f"{out.outcome} {out.event_status} {out.available}"
+    line = "" if out.ticket_type_id is None else f" type {out.ticket_type_id}"
+    return f"{out.outcome} {out.event_status} {out.available}{line}"
 
 
 async def play(db: Database, repository: type[BookingRepository], story: Story) -> list[str]:
@@ -209,8 +233,8 @@ def _message(r: sa.Row) -> dict[str, Any]:
     return {"routing_key": r.routing_key, "message_type": r.message_type, "payload": payload}
 
 
-async def state(db: Database, story: Story) -> dict[str, Any]:
-    events = [story.on_sale.event_id, story.to_cancel.event_id, story.cancelled_first.event_id]
+async def state(db: Database, story: Any) -> dict[str, Any]:
+    events = story.event_ids
     async with db.read() as conn:
 
         async def all_of(stmt: Any) -> list[sa.Row]:
@@ -226,13 +250,21 @@ async def state(db: Database, story: Story) -> dict[str, Any]:
                 ),
                 key=lambda b: ids[b["id"]],
             ),
+            "lines": sorted(
+                (_row(r, set()) for r in await all_of(sa.select(booking_lines))),
+                key=lambda r: (ids[r["booking_id"]], r["line_no"]),
+            ),
+            "attendees": sorted(
+                (_row(r, set()) for r in await all_of(sa.select(booking_attendees))),
+                key=lambda r: (ids[r["booking_id"]], r["seat_no"]),
+            ),
             "inventory": sorted(
                 (_row(r, {"updated_at"}) for r in await all_of(sa.select(inventory))),
                 key=lambda r: events.index(r["event_id"]),
             ),
             "type_inventory": sorted(
                 (_row(r, {"updated_at"}) for r in await all_of(sa.select(type_inventory))),
-                key=lambda r: events.index(r["event_id"]),
+                key=lambda r: (events.index(r["event_id"]), r["position"]),
             ),
             "user_holds": sorted(
                 (_row(r, set()) for r in await all_of(sa.select(user_holds))),
@@ -309,6 +341,171 @@ async def test_holds_and_seat_moves_leave_the_same_rows_on_postgresql_and_sqlite
         "cancelled",
         "cancelled",
         "pending",
+    ]
+    async with postgres.read() as conn:
+        assert (await conn.execute(sa.text("SELECT count(*) FROM seat_moves"))).scalar() == 0
+
+
+class LinesStory:
+    """Multi-line orders over several ticket types of one event (capacity 6): Early (3 seats,
+    10.00), Regular (no cap of its own, 20.00), VIP (2 seats, 50.00, 1 per order) and Late (on
+    sale only from tomorrow, 30.00). Every line of an order is held, or none."""
+
+    def __init__(self) -> None:
+        self.users = [uuid.uuid4() for _ in range(4)]
+        early, regular, vip, late = self.types = [
+            TicketType(ticket_type_id=uuid.uuid4(), name="Early", price="10.00", capacity=3),
+            TicketType(ticket_type_id=uuid.uuid4(), name="Regular", price="20.00"),
+            TicketType(
+                ticket_type_id=uuid.uuid4(),
+                name="VIP",
+                price="50.00",
+                capacity=2,
+                max_per_order=1,
+            ),
+            TicketType(
+                ticket_type_id=uuid.uuid4(),
+                name="Late",
+                price="30.00",
+                sales_start=NOW + timedelta(days=1),
+            ),
+        ]
+        self.event = event_created(capacity=6, ticket_types=self.types)
+        unknown = TicketType(ticket_type_id=uuid.uuid4(), name="Gone", price="10.00")
+        u = self.users
+        # (user, [(type, quantity, unit price the caller read)], attendees given, lapsed)
+        self.holds: list[tuple[uuid.UUID, list[tuple[TicketType, int, str]], bool, bool]] = [
+            # 0 three lines, with attendees: event 4 of 6, Early 2 of 3, VIP 1 of 2
+            (u[0], [(early, 2, "10.00"), (regular, 1, "20.00"), (vip, 1, "50.00")], True, False),
+            # 1 Early is one short: nothing is held, not even the Regular line
+            (u[1], [(early, 2, "10.00"), (regular, 1, "20.00")], False, False),
+            (u[1], [(vip, 2, "50.00")], False, False),  # 2 more than VIP's max per order
+            (u[1], [(late, 1, "30.00")], False, False),  # 3 Late not on sale yet
+            (u[1], [(unknown, 1, "10.00")], False, False),  # 4 no such type
+            # 5 Regular's price is not what the caller read
+            (u[1], [(early, 1, "10.00"), (regular, 1, "25.00")], False, False),
+            # 6 the last two seats of the event: Early 3 of 3, VIP 2 of 2
+            (u[1], [(early, 1, "10.00"), (vip, 1, "50.00")], True, False),
+            (u[2], [(regular, 1, "20.00")], False, False),  # 7 the event's quota is gone
+            # 8 (after 6 is cancelled) lapses: expired by the sweeper, then
+            (u[2], [(vip, 1, "50.00"), (regular, 1, "20.00")], False, True),
+            (u[3], [(early, 1, "10.00"), (regular, 1, "20.00")], False, False),  # 9 payment fails
+        ]
+        self.bookings = []
+        for user_id, order, with_attendees, lapsed in self.holds:
+            lines = tuple(Line(t.ticket_type_id, t.name, q, Decimal(p)) for t, q, p in order)
+            attendees = (
+                tuple(
+                    Attendee(ln.ticket_type_id, f"Guest {n}", f"guest{n}@example.org")
+                    for n, ln in enumerate(x for ln in lines for x in [ln] * ln.quantity)
+                )
+                if with_attendees
+                else ()
+            )
+            self.bookings.append(
+                Booking.hold(
+                    id=uuid.uuid4(),
+                    event_id=self.event.event_id,
+                    user_id=user_id,
+                    lines=lines,
+                    attendees=attendees,
+                    currency="EUR",
+                    now=NOW - timedelta(days=1) if lapsed else NOW,
+                    hold_for=timedelta(minutes=10) if lapsed else timedelta(days=3650),
+                )
+            )
+        self.created = [
+            BookingCreated(
+                booking_id=b.id,
+                event_id=b.event_id,
+                user_id=b.user_id,
+                quantity=b.quantity,
+                amount=b.amount,
+                currency=b.currency,
+                expires_at=b.expires_at,
+            )
+            for b in self.bookings
+        ]
+
+    @property
+    def event_ids(self) -> list[uuid.UUID]:
+        return [self.event.event_id]
+
+    paid = Story.paid
+
+
+async def play_lines(
+    db: Database, repository: type[BookingRepository], story: LinesStory
+) -> list[str]:
+    def consume(handler: Any, message: Any) -> Awaitable[Any]:
+        return in_unit_of_work(db, lambda uow: handler(message, uow, repository=repository))
+
+    await consume(handlers.apply_event_snapshot, story.event)
+    answers = [await hold(db, repository, story, i) for i in range(8)]
+    await consume(handlers.confirm_booking, story.paid(0, PaymentConfirmed))
+    u1 = Principal(user_id=story.users[1], role="user", claims={})
+    await in_unit_of_work(
+        db,
+        lambda uow: handlers.cancel_booking(
+            uow, repository=repository, booking_id=story.bookings[6].id, actor=u1
+        ),
+    )
+    answers.append(await hold(db, repository, story, 8))
+    expired = await in_unit_of_work(
+        db, lambda uow: handlers.expire_overdue_holds(uow, repository=repository, batch_size=50)
+    )
+    answers.append(f"expired {expired}")
+    answers.append(await hold(db, repository, story, 9))  # the expired hold's seats again
+    await consume(handlers.fail_booking, story.paid(9, PaymentFailed))
+    return answers
+
+
+async def test_multi_line_orders_over_several_types_leave_the_same_rows_on_both(
+    postgres_for_lines: Database, sqlite: Database
+) -> None:
+    postgres = postgres_for_lines
+    story = LinesStory()
+    on_postgres = await play_lines(postgres, BookingRepository, story)
+    on_sqlite = await play_lines(sqlite, SqliteBookingRepository, story)
+
+    _, _, vip, late = (t.ticket_type_id for t in story.types)
+    assert [" ".join(a.split()[:1] + a.split()[3:]) for a in on_postgres] == [
+        "reserved",
+        "sold_out",  # (Early's own capacity: the answer names no line)
+        f"too_many type {vip}",
+        f"sales_not_started type {late}",
+        f"type_unknown type {story.bookings[4].lines[0].ticket_type_id}",
+        "price_changed type " + str(story.types[1].ticket_type_id),
+        "reserved",
+        "sold_out",
+        "reserved",
+        "expired",
+        "reserved",
+    ]
+    assert on_postgres[9] == "expired 1"
+    assert on_sqlite == on_postgres
+
+    pg, lite = await state(postgres, story), await state(sqlite, story)
+    for table in ("bookings", "lines", "attendees", "inventory", "type_inventory", "user_holds"):
+        assert lite[table] == pg[table], table
+    assert lite["held"] == pg["held"]
+    assert lite["outbox"] == pg["outbox"]
+    # the refused orders left no line behind; the held ones all their lines and attendees
+    assert {r["booking_id"] for r in pg["lines"]} == {story.bookings[i].id for i in (0, 6, 8, 9)}
+    assert len(pg["attendees"]) == 4 + 2
+    # only booking 0 is still out (sold): each type's counters moved with its lines
+    assert [(r["held"], r["sold"]) for r in pg["inventory"]] == [(0, 4)]
+    assert [(r["name"], r["held"], r["sold"]) for r in pg["type_inventory"]] == [
+        ("Early", 0, 2),
+        ("Regular", 0, 1),
+        ("VIP", 0, 1),
+        ("Late", 0, 0),
+    ]
+    assert [b["status"] for b in pg["bookings"]] == [
+        "confirmed",
+        "cancelled",
+        "expired",
+        "cancelled",
     ]
     async with postgres.read() as conn:
         assert (await conn.execute(sa.text("SELECT count(*) FROM seat_moves"))).scalar() == 0

@@ -547,6 +547,29 @@ class BookingRepository:
             await self.conn.execute(_SET_CAPACITY, {"event_id": event_id, "capacity": capacity})
         ).first()
 
+    async def set_type_capacity(
+        self, event_id: uuid.UUID, ticket_type_id: uuid.UUID, capacity: int
+    ) -> tuple[bool, int, int] | None:
+        """Set one ticket type's own capacity if it is at least the type's seats held + sold, in
+        one conditional UPDATE (the same on SQLite). None for an unknown type, else (applied,
+        held, sold) as they were."""
+        where = (type_inventory.c.event_id == event_id) & (
+            type_inventory.c.ticket_type_id == ticket_type_id
+        )
+        applied = await self.conn.execute(
+            type_inventory.update()
+            .where(where, type_inventory.c.held + type_inventory.c.sold <= capacity)
+            .values(capacity=capacity, updated_at=datetime.now(UTC))
+        )
+        row = (
+            await self.conn.execute(
+                sa.select(type_inventory.c.held, type_inventory.c.sold).where(where)
+            )
+        ).first()
+        if row is None:
+            return None
+        return applied.rowcount == 1, row.held, row.sold
+
     async def inventory(self, event_id: uuid.UUID) -> Inventory | None:
         row = (
             await self.conn.execute(sa.select(inventory).where(inventory.c.event_id == event_id))

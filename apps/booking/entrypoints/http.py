@@ -211,8 +211,9 @@ async def cancel_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -
         409: {"description": "Below the seats already held or sold"},
     },
     summary="Apply a capacity change now, unless it is below the seats held + sold",
-    description="Called by the events service before it commits a capacity decrease, with the "
-    "caller's token (the event's organizer or an admin). Not routed by the gateway.",
+    description="Called by the events service before it commits a capacity decrease of the event "
+    "or (with `ticket_type_id`) of one ticket type, with the caller's token (the event's "
+    "organizer or an admin). Not routed by the gateway.",
 )
 async def apply_capacity(
     deps: Deps,
@@ -227,6 +228,7 @@ async def apply_capacity(
         event_id=event_id,
         capacity=body.capacity,
         actor=user,
+        ticket_type_id=body.ticket_type_id,
     )
     if inv is None:
         raise NotFound("This event is not known to booking yet.", code="event-not-found")

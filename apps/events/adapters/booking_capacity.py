@@ -35,13 +35,25 @@ class BookingCapacityGuard:
         self.booking_url = booking_url.rstrip("/")
         self.timeout = timeout
 
-    async def apply(self, event_id: uuid.UUID, capacity: int, *, authorization: str | None) -> None:
+    async def apply(
+        self,
+        event_id: uuid.UUID,
+        capacity: int,
+        *,
+        authorization: str | None,
+        ticket_type_id: uuid.UUID | None = None,
+    ) -> None:
+        """Apply the event's new capacity (or, with ``ticket_type_id``, that type's own) at
+        booking, or raise."""
         url = f"{self.booking_url}/internal/events/{event_id}/capacity"
+        body: dict[str, object] = {"capacity": capacity}
+        if ticket_type_id is not None:
+            body["ticket_type_id"] = str(ticket_type_id)
         headers = {"Authorization": authorization} if authorization else {}
         try:
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session,
-                session.put(url, json={"capacity": capacity}, headers=headers) as resp,
+                session.put(url, json=body, headers=headers) as resp,
             ):
                 status = resp.status
                 body = await resp.json(content_type=None) if status == 409 else None

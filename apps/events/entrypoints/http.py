@@ -97,7 +97,11 @@ async def update_event(
 TYPE_ERRORS = {
     **ERRORS,
     404: {"description": "No such event, or no such ticket type of it"},
-    409: {"description": "The event is cancelled, or has its 20 ticket types already"},
+    409: {
+        "description": "The event is cancelled, has its 20 ticket types already, or a capacity "
+        "below the type's seats already booked"
+    },
+    503: {"description": "Booking could not confirm a capacity decrease"},
 }
 
 
@@ -129,10 +133,11 @@ async def add_ticket_type(
     responses=TYPE_ERRORS,
     summary="Change a ticket type (its event's organizer or an admin); answers the type",
     description="A new price applies to seats held after the change; bookings already made keep "
-    "the price they were held at. A capacity below the seats booking has already held or sold "
-    "is accepted: booking then refuses new holds of the type until enough come back.",
+    "the price they were held at. A capacity below the type's seats already held or sold is "
+    "refused (409 `capacity-below-booked`), as for the event's capacity.",
 )
 async def update_ticket_type(
+    request: Request,
     deps: Deps,
     event_id: uuid.UUID,
     ticket_type_id: uuid.UUID,
@@ -147,6 +152,7 @@ async def update_ticket_type(
         ticket_type_id=ticket_type_id,
         actor=user,
         changes=body.changes(),
+        capacity_guard=_capacity_guard(request, deps),
     )
     return TicketTypePublic.of(ticket_type, event.currency)
 
