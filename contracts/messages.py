@@ -337,6 +337,27 @@ class RefundFailed(PaymentDetails):
     )
 
 
+# --- waiting list (booking) ---------------------------------------------------------------
+
+
+class WaitlistOffered(Envelope):
+    """Seats came back and were held for the next person on an event's waiting list: a pending
+    booking (announced by its own `booking_created`) waits for their payment until
+    `expires_at`; unpaid, the offer lapses and passes on to the next entry."""
+
+    routing_key: ClassVar[str] = "waitlist_offered"
+    message_type: Literal["waitlist_offered"] = "waitlist_offered"
+
+    entry_id: uuid.UUID = Field(description="The waiting-list entry that was served.")
+    booking_id: BookingId
+    event_id: EventId
+    user_id: UserId
+    quantity: int = Field(ge=1, description="Seats held for the entry.", examples=[2])
+    amount: MoneyAmount = Field(description="Total due for the offered booking.")
+    currency: CurrencyCode
+    expires_at: AwareDatetime = Field(description="The offer lapses at this time unless paid.")
+
+
 # --- notifications --------------------------------------------------------------------------
 
 
@@ -366,6 +387,7 @@ ALL_MESSAGES: tuple[type[Envelope], ...] = (
     BookingCancelled,
     BookingExpired,
     RefundRequested,
+    WaitlistOffered,
     PaymentConfirmed,
     PaymentFailed,
     PaymentRefunded,

@@ -37,6 +37,7 @@ from contracts.messages import (
     RefundFailed,
     RefundRequested,
     UserRegistered,
+    WaitlistOffered,
 )
 
 DOMAIN_EXCHANGE = RabbitExchange("eventbooking", type=ExchangeType.TOPIC, durable=True)
@@ -71,6 +72,7 @@ CONSUMERS: dict[str, tuple[type[Envelope], ...]] = {
         PaymentRefunded,
         EventCancelled,
         NotificationRequested,
+        WaitlistOffered,
     ),
 }
 

@@ -8,6 +8,7 @@ from apps.booking.config import BookingSettings
 from apps.booking.deps import BookingDeps
 from apps.booking.entrypoints.early_refusal import EarlyRefusal
 from apps.booking.entrypoints.http import internal_router, router
+from apps.booking.entrypoints.http_waitlist import router as waitlist_router
 from apps.booking.entrypoints.messages import subscribe
 from apps.booking.entrypoints.sweeper import hold_expiry_sweeper
 from kit.service import Service, ServiceSpec
@@ -18,6 +19,7 @@ from contracts.messages import (
     BookingCreated,
     BookingExpired,
     RefundRequested,
+    WaitlistOffered,
 )
 
 SPEC = ServiceSpec(
@@ -27,8 +29,15 @@ SPEC = ServiceSpec(
     "unpaid holds, cancels and refunds. Keeps its own inventory per event from the events "
     "service's snapshots.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[router, internal_router],
-    publishes=[BookingCreated, BookingConfirmed, BookingCancelled, BookingExpired, RefundRequested],
+    routers=[waitlist_router, router, internal_router],
+    publishes=[
+        BookingCreated,
+        BookingConfirmed,
+        BookingCancelled,
+        BookingExpired,
+        RefundRequested,
+        WaitlistOffered,
+    ],
     subscribe=subscribe,
     background=[hold_expiry_sweeper],
     settings_class=BookingSettings,

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from apps.booking.adapters import refunds
 from apps.booking.adapters.availability import Availability, AvailabilityCache
 from apps.booking.adapters.refunds import RefundView
+from apps.booking.adapters.waitlist import WaitlistRepository
+from apps.booking import waitlist
 from apps.booking.adapters.repository import (
     BookingRepository,
     EventSnapshot,
@@ -159,6 +161,8 @@ async def _apply(
         if t.refund_due and t.refund_id is None:  # everything not yet refunded goes back
             t = await _refund_rest(uow, t)
         _announce(uow, t, cause)
+    # seats given back go to the events' waiting lists first, in this transaction
+    await waitlist.serve_waitlist(uow, type(repo), waitlist.freed_events(transitions))
 
 
 # --- HTTP use cases ---------------------------------------------------------------------------
@@ -489,6 +493,7 @@ async def apply_capacity(
             held=row.held,
             sold=row.sold,
         )
+    await waitlist.serve_waitlist(uow, repository, [event_id])  # more seats: the list first
     return await repo.inventory(event_id)
 
 
@@ -593,6 +598,7 @@ async def apply_event_snapshot(
     await refunds.apply_policy(
         uow.conn, event_id=msg.event_id, version=msg.version, policy=_policy(msg)
     )
+    await waitlist.serve_waitlist(uow, repository, [msg.event_id])  # more seats: the list first
 
 
 async def cancel_event_bookings(
@@ -707,6 +713,10 @@ async def _pending_at_once(
         check_payment(booking, msg)  # a forged message is refused here too, never written
         if booking.status != "pending" or (t := decide(booking)) is None:
             return False
+        if waitlist.freed_events([t]) and await WaitlistRepository(uow.conn).has_waiting(
+            booking.event_id
+        ):
+            return False  # its seats go to the waiting list: the handler's transaction does it
         messages = _announcements(t, msg)
         if len(messages) != 1:
             return False
