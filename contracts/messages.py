@@ -341,9 +341,10 @@ class RefundFailed(PaymentDetails):
 
 
 class WaitlistOffered(Envelope):
-    """Seats came back and were held for the next person on an event's waiting list: a pending
-    booking (announced by its own `booking_created`) waits for their payment until
-    `expires_at`; unpaid, the offer lapses and passes on to the next entry."""
+    """Seats from an event's waiting list are held for a user in a pending booking to pay."""
+
+    # The booking is announced by its own `booking_created`; unpaid by `expires_at`, it expires
+    # like any hold and its seats pass on to the next entry.
 
     routing_key: ClassVar[str] = "waitlist_offered"
     message_type: Literal["waitlist_offered"] = "waitlist_offered"
