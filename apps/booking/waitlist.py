@@ -90,8 +90,11 @@ def offer_for(
 
     ``waits``: the event has fewer free seats than asked; the entries behind wait too (strict
     FIFO). ``skip``: the event has the seats but the entry's type cannot take them (off sale,
-    its own capacity full): it does not hold the others up."""
+    its own capacity full), or the entry asks more than the event's whole capacity: it does not
+    hold the others up."""
     if seats.status != "scheduled" or (seats.starts_at is not None and now >= seats.starts_at):
+        return "skip", None
+    if quantity > seats.capacity:  # more than the event has at all: it holds nobody up
         return "skip", None
     if seats.free < quantity:
         return "waits", None
@@ -118,6 +121,7 @@ def _taken(seats: FreeSeats, line: Line) -> FreeSeats:
         seats.starts_at,
         seats.free - line.quantity,
         types,
+        seats.capacity,
     )
 
 
@@ -304,6 +308,13 @@ async def leave_waitlist(
     if entry is None or not (entry.user_id == user.user_id or user.is_admin):
         raise WaitlistEntryNotFound("No such waiting-list entry.")
     if entry.status == "left":
+        return
+    if entry.status == "waiting":
+        # the event's rows first (the lock order: a serve holds them, then takes entries); the
+        # entries behind may fit now that this one is out of their way
+        await wl.lock_free_seats(entry.event_id)
+        await wl.mark_left(entry.id, _now())
+        await serve_waitlist(uow, repository, [entry.event_id])
         return
     if entry.booking_id is not None and entry.booking_status == "pending":
         repo = repository(uow.conn)

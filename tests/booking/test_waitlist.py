@@ -270,3 +270,26 @@ async def test_a_typed_entry_gets_its_type_and_leaving_declines_an_offer(world: 
         await world.uow(
             waitlist.leave_waitlist, repository=world.repository, user=fan, entry_id=e2.id
         )
+
+
+async def test_when_the_head_leaves_the_next_entry_that_fits_is_served(world: World) -> None:
+    event, (a, b) = await sold_out(world)
+    big, small = person(), person()
+    e_big = await world.join(event, 3, big)
+    e_small = await world.join(event, 1, small)
+    await world.cancel(a)  # 2 free: the head (3) waits, and so does the entry behind it
+    assert (await world.entries(small))[e_small.id].status == "waiting"
+    await world.uow(
+        waitlist.leave_waitlist, repository=world.repository, user=big, entry_id=e_big.id
+    )
+    assert (await world.entries(small))[e_small.id].status == "offered"
+    assert await world.seats(event) == (4, 3, 0)
+
+
+async def test_an_entry_larger_than_the_event_holds_nobody_up(world: World) -> None:
+    event, (a, b) = await sold_out(world)
+    huge, small = person(), person()
+    await world.join(event, 5, huge)  # more than the event's 4 seats
+    e_small = await world.join(event, 2, small)
+    await world.cancel(a)
+    assert (await world.entries(small))[e_small.id].status == "offered"

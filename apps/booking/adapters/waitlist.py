@@ -81,6 +81,7 @@ class FreeSeats:
     starts_at: datetime | None
     free: int
     types: tuple[FreeType, ...]
+    capacity: int = 0
 
 
 # Seat moves this transaction has queued and PostgreSQL applies at COMMIT (migration 0003): rows
@@ -168,6 +169,7 @@ class WaitlistRepository:
             starts_at=inv.starts_at,
             free=inv.capacity - inv.held - inv.sold - pending.get(None, 0),
             types=types,
+            capacity=inv.capacity,
         )
 
     async def hold_for_offer(self, booking: Booking) -> None:
