@@ -1,7 +1,8 @@
 """The waiting list, through its use cases, on PostgreSQL and on SQLite (the embedded mode):
 joining only while the seats cannot be booked, seats that come back (a cancelled hold, an expired
 hold, a failed payment, a refunded paid booking, a capacity increase) going to the queue's head
-in the transaction that frees them, strict FIFO, offers that lapse and pass on, leaving."""
+in the transaction that frees them, strict FIFO, offers that lapse and pass on, leaving; and a
+race of cancellations and holds on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -293,3 +294,31 @@ async def test_an_entry_larger_than_the_event_holds_nobody_up(world: World) -> N
     e_small = await world.join(event, 2, small)
     await world.cancel(a)
     assert (await world.entries(small))[e_small.id].status == "offered"
+
+
+async def test_concurrent_cancellations_and_holds_never_leak_or_double_offer_seats() -> None:
+    """Real PostgreSQL, at once: five holds cancelled while twenty others try to book single
+    seats. Every freed seat goes to the waiting list (the public gets none), each entry once."""
+    async with postgres_database("booking", "waitlist_race") as db:
+        world = World(db, BookingRepository)
+        event, held = await sold_out(world, capacity=10)
+        waiting = [person() for _ in range(5)]
+        entries = [await world.join(event, 2, who) for who in waiting]
+
+        async def try_to_book() -> Any:
+            try:
+                return await world.hold(event, 1)
+            except BookingError:
+                return None
+
+        results = await asyncio.gather(
+            *(world.cancel(b) for b in held),
+            *(try_to_book() for _ in range(20)),
+            return_exceptions=True,
+        )
+        assert not [r for r in results if isinstance(r, Exception)], results
+        assert [r for r in results[len(held) :] if r is not None] == []  # the public got none
+        offers = [(await world.entries(who))[e.id] for who, e in zip(waiting, entries, strict=True)]
+        assert [o.status for o in offers] == ["offered"] * 5
+        assert len({o.booking_id for o in offers}) == 5
+        assert await world.seats(event) == (10, 10, 0)
