@@ -447,6 +447,28 @@ class TicketCheckedIn(Envelope):
     checked_in_by: UserId = Field(description="The organizer or admin whose scanner redeemed it.")
 
 
+# --- waiting list (booking) ---------------------------------------------------------------
+
+
+class WaitlistOffered(Envelope):
+    """Seats from an event's waiting list are held for a user in a pending booking to pay."""
+
+    # The booking is announced by its own `booking_created`; unpaid by `expires_at`, it expires
+    # like any hold and its seats pass on to the next entry.
+
+    routing_key: ClassVar[str] = "waitlist_offered"
+    message_type: Literal["waitlist_offered"] = "waitlist_offered"
+
+    entry_id: uuid.UUID = Field(description="The waiting-list entry that was served.")
+    booking_id: BookingId
+    event_id: EventId
+    user_id: UserId
+    quantity: int = Field(ge=1, description="Seats held for the entry.", examples=[2])
+    amount: MoneyAmount = Field(description="Total due for the offered booking.")
+    currency: CurrencyCode
+    expires_at: AwareDatetime = Field(description="The offer lapses at this time unless paid.")
+
+
 # --- notifications --------------------------------------------------------------------------
 
 
@@ -478,6 +500,7 @@ ALL_MESSAGES: tuple[type[Envelope], ...] = (
     BookingCancelled,
     BookingExpired,
     RefundRequested,
+    WaitlistOffered,
     PaymentConfirmed,
     PaymentFailed,
     PaymentRefunded,

@@ -40,6 +40,7 @@ from contracts.messages import (
     UserRegistered,
     VoucherCreated,
     VoucherUpdated,
+    WaitlistOffered,
 )
 
 DOMAIN_EXCHANGE = RabbitExchange("eventbooking", type=ExchangeType.TOPIC, durable=True)
@@ -78,6 +79,7 @@ CONSUMERS: dict[str, tuple[type[Envelope], ...]] = {
         PaymentRefunded,
         EventCancelled,
         NotificationRequested,
+        WaitlistOffered,
     ),
 }
 
@@ -97,6 +99,7 @@ WEBHOOK_MESSAGES: tuple[type[Envelope], ...] = (
     PaymentRefunded,
     RefundFailed,
     TicketCheckedIn,
+    WaitlistOffered,
 )
 CONSUMERS["notifications"] += tuple(
     m for m in WEBHOOK_MESSAGES if m not in CONSUMERS["notifications"]

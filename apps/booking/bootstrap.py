@@ -10,6 +10,7 @@ from apps.booking.entrypoints.early_refusal import EarlyRefusal
 from apps.booking.entrypoints.http import internal_router, router
 from apps.booking.entrypoints.live import live_availability_watcher
 from apps.booking.entrypoints.live import router as live_router
+from apps.booking.entrypoints.http_waitlist import router as waitlist_router
 from apps.booking.entrypoints.messages import subscribe
 from apps.booking.entrypoints.sweeper import hold_expiry_sweeper
 from kit.service import Service, ServiceSpec
@@ -21,6 +22,7 @@ from contracts.messages import (
     BookingExpired,
     RefundRequested,
     TicketCheckedIn,
+    WaitlistOffered,
 )
 
 SPEC = ServiceSpec(
@@ -31,7 +33,7 @@ SPEC = ServiceSpec(
     "unpaid holds, cancels and refunds. Keeps its own inventory per event from the events "
     "service's snapshots.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[router, live_router, internal_router],
+    routers=[waitlist_router, router, live_router, internal_router],
     publishes=[
         BookingCreated,
         BookingConfirmed,
@@ -39,6 +41,7 @@ SPEC = ServiceSpec(
         BookingExpired,
         RefundRequested,
         TicketCheckedIn,
+        WaitlistOffered,
     ],
     subscribe=subscribe,
     background=[hold_expiry_sweeper, live_availability_watcher],

@@ -23,6 +23,8 @@ from apps.booking.adapters import tickets as ticketing
 from apps.booking.adapters.tickets import Ticket
 from apps.booking.adapters.availability import Availability, AvailabilityCache
 from apps.booking.adapters.refunds import RefundView
+from apps.booking.adapters.waitlist import WaitlistRepository
+from apps.booking import waitlist
 from apps.booking.adapters.repository import (
     BookingRepository,
     EventSnapshot,
@@ -227,6 +229,8 @@ async def _apply(
         if t.refund_due and t.refund_id is None:  # everything not yet refunded goes back
             t = await _refund_rest(uow, t)
         uow.publish(*_announcements(t, cause, issued))
+    # seats given back go to the events' waiting lists first, in this transaction
+    await waitlist.serve_waitlist(uow, type(repo), waitlist.freed_events(transitions))
 
 
 # --- HTTP use cases ---------------------------------------------------------------------------
@@ -609,6 +613,7 @@ async def apply_capacity(
             held=row.held,
             sold=row.sold,
         )
+    await waitlist.serve_waitlist(uow, repository, [event_id])  # more seats: the list first
     return await repo.inventory(event_id)
 
 
@@ -713,6 +718,7 @@ async def apply_event_snapshot(
     await refunds.apply_policy(
         uow.conn, event_id=msg.event_id, version=msg.version, policy=_policy(msg)
     )
+    await waitlist.serve_waitlist(uow, repository, [msg.event_id])  # more seats: the list first
 
 
 async def apply_voucher_snapshot(
@@ -848,6 +854,10 @@ async def _pending_at_once(
         check_payment(booking, msg)  # a forged message is refused here too, never written
         if booking.status != "pending" or (t := decide(booking)) is None:
             return False
+        if waitlist.freed_events([t]) and await WaitlistRepository(uow.conn).has_waiting(
+            booking.event_id
+        ):
+            return False  # its seats go to the waiting list: the handler's transaction does it
         # a confirmation's tickets are written by the same statement (the key is made first,
         # on its own: an event's key without tickets is harmless)
         issued = await _tickets_for(uow.conn, booking) if t.booking.status == "confirmed" else []

@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 from apps.booking.adapters.refunds import RefundView
 from apps.booking.adapters.repository import Inventory
 from apps.booking.adapters.tickets import Ticket
+from apps.booking.adapters.waitlist import EntryRow as WaitlistEntryRow
 from apps.booking.domain import Booking, BookingStatus, CancellationReason
 from contracts.envelope import MoneyAmount
 
@@ -321,3 +322,55 @@ class AvailabilityPublic(BaseModel):
     version: int = Field(
         description="Changes whenever any other figure does (the `ETag` is made from it)."
     )
+
+
+# --- the waiting list -------------------------------------------------------------------------
+
+WaitlistStatus = Literal["waiting", "offered", "purchased", "expired", "cancelled"]
+
+
+class WaitlistJoin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: uuid.UUID
+    ticket_type_id: uuid.UUID | None = Field(
+        default=None, description="The ticket type wanted; none: any type of the event."
+    )
+    quantity: Quantity
+
+
+class WaitlistEntryPublic(BaseModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    ticket_type_id: uuid.UUID | None
+    quantity: int
+    status: WaitlistStatus = Field(
+        description="`waiting` in the queue; `offered`: seats are held for you in `booking_id` "
+        "until `expires_at`; then what became of the offer: `purchased`, `expired`, `cancelled`."
+    )
+    position: int | None = Field(
+        default=None, description="While waiting: your place in the event's queue (1: next)."
+    )
+    booking_id: uuid.UUID | None = None
+    expires_at: datetime | None = None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, e: WaitlistEntryRow) -> WaitlistEntryPublic:
+        offered = e.booking_id is not None
+        status: WaitlistStatus = "waiting"
+        if offered:
+            status = {"pending": "offered", "confirmed": "purchased", "expired": "expired"}.get(
+                e.booking_status or "", "cancelled"
+            )  # type: ignore[assignment]
+        return cls(
+            id=e.id,
+            event_id=e.event_id,
+            ticket_type_id=e.ticket_type_id,
+            quantity=e.quantity,
+            status=status,
+            position=e.position if e.status == "waiting" else None,
+            booking_id=e.booking_id,
+            expires_at=e.expires_at if offered else None,
+            created_at=e.created_at,
+        )

@@ -30,7 +30,13 @@ CHANNELS: tuple[Channel, ...] = ("email", "sms", "push")
 
 # Kinds that also go by SMS when the user gave a phone number (e-mail always).
 SMS_KINDS = frozenset(
-    {"booking_confirmed", "booking_cancelled", "booking_expired", "payment_failed"}
+    {
+        "booking_confirmed",
+        "booking_cancelled",
+        "booking_expired",
+        "payment_failed",
+        "waitlist_offer",
+    }
 )
 
 

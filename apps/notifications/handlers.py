@@ -52,6 +52,7 @@ from contracts.messages import (
     PaymentFailed,
     PaymentRefunded,
     UserRegistered,
+    WaitlistOffered,
 )
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,21 @@ def booking_expired_notice(msg: BookingExpired) -> Notice:
     return Notice(msg.user_id, "booking_expired", msg.message_id, _booking_values(msg))
 
 
+def waitlist_offer_notice(msg: WaitlistOffered) -> Notice:
+    return Notice(
+        msg.user_id,
+        "waitlist_offer",
+        msg.message_id,
+        {
+            "booking_id": msg.booking_id,
+            "event_id": msg.event_id,
+            "quantity": msg.quantity,
+            "amount": money(msg.amount, msg.currency),
+            "expires_at": msg.expires_at.strftime("%Y-%m-%d %H:%M %Z"),
+        },
+    )
+
+
 def payment_failed_notice(msg: PaymentFailed) -> Notice:
     return Notice(
         msg.user_id,
@@ -304,6 +320,7 @@ register_contact = OneStatementHandler(_register_contact_statement)
 notify_booking_confirmed = _notifying(booking_confirmed_notice)
 notify_booking_cancelled = _notifying(booking_cancelled_notice)
 notify_booking_expired = _notifying(booking_expired_notice)
+notify_waitlist_offer = _notifying(waitlist_offer_notice)
 notify_payment_failed = _notifying(payment_failed_notice)
 notify_payment_refunded = _notifying(payment_refunded_notice)
 notify_event_cancelled = _notifying(event_cancelled_notice)

@@ -60,6 +60,16 @@ TEMPLATES: dict[str, KindTemplates] = {
         "Booking: $booking_id\nEvent: $event_id\nAmount that was due: $amount",
         short="Your hold on $quantity seat(s) (booking $booking_id) expired before payment.",
     ),
+    "waitlist_offer": KindTemplates(
+        subject="Seats for you from the waiting list: $quantity ticket(s)",
+        email="$greeting\n\nseats came back for an event whose waiting list you joined, and we "
+        "are holding $quantity for you. Pay $amount before $expires_at to get your tickets; "
+        "after that the seats go to the next person waiting.\n\n"
+        "Booking: $booking_id\nEvent: $event_id\nTickets: $quantity\nDue: $amount\n"
+        "Pay before: $expires_at",
+        short="$quantity seat(s) from the waiting list are held for you (booking $booking_id): "
+        "pay $amount before $expires_at.",
+    ),
     "payment_failed": KindTemplates(
         subject="Payment failed",
         email="$greeting\n\nwe could not take your payment of $amount ($failure_reason), so "

@@ -23,6 +23,7 @@ from contracts.messages import (
     PaymentFailed,
     PaymentRefunded,
     UserRegistered,
+    WaitlistOffered,
 )
 
 
@@ -61,6 +62,21 @@ def booking_cancelled(user_id: uuid.UUID | None = None, **over: Any) -> BookingC
 
 def booking_expired(user_id: uuid.UUID | None = None, **over: Any) -> BookingExpired:
     return BookingExpired(**{**_booking(user_id), **over})
+
+
+def waitlist_offered(user_id: uuid.UUID | None = None, **over: Any) -> WaitlistOffered:
+    b = _booking(user_id)
+    fields = {k: b[k] for k in ("booking_id", "event_id", "user_id", "quantity", "currency")}
+    return WaitlistOffered(
+        **{
+            **fields,
+            "entry_id": uuid.uuid4(),
+            "amount": Decimal("40.00"),
+            "expires_at": datetime(2027, 5, 1, 9, 10, tzinfo=UTC),
+            "producer": "booking",
+            **over,
+        }
+    )
 
 
 def _payment(user_id: uuid.UUID | None) -> dict[str, Any]:

@@ -45,6 +45,7 @@ CASES: list[tuple[Callable[..., Envelope], str, str, str]] = [
     (h.booking_expired, "booking_expired", "booking_expired", "expired"),
     (h.payment_failed, "payment_failed", "payment_failed", "card declined"),
     (h.payment_refunded, "payment_refunded", "payment_refunded", "40.00 EUR"),
+    (h.waitlist_offered, "waitlist_offered", "waitlist_offer", "before 2027-05-01 09:10 UTC"),
 ]
 
 

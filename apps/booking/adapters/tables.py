@@ -135,3 +135,33 @@ vouchers = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
     sa.CheckConstraint("used >= 0", name="ck_vouchers_used_non_negative"),
 )
+
+# An event's waiting list (migration 0008): ``seq`` is the order; an entry is offered once, its
+# ``booking_id`` is the pending booking held for it (see apps/booking/waitlist.py).
+waitlist_entries = sa.Table(
+    "waitlist_entries",
+    metadata,
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("event_id", sa.Uuid, nullable=False),
+    sa.Column("user_id", sa.Uuid, nullable=False),
+    sa.Column("ticket_type_id", sa.Uuid, nullable=True),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("booking_id", sa.Uuid, nullable=True, unique=True),
+    sa.Column("hold_seconds", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.CheckConstraint("quantity > 0", name="ck_waitlist_quantity_positive"),
+    sa.CheckConstraint("status IN ('waiting', 'offered', 'left')", name="ck_waitlist_status"),
+    sa.CheckConstraint(
+        "(status = 'offered') = (booking_id IS NOT NULL)", name="ck_waitlist_offer_booking"
+    ),
+    sa.Index("ix_waitlist_event_waiting", "event_id", "status", "seq"),
+    sa.Index("ix_waitlist_user", "user_id", "seq"),
+)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from apps.booking import handlers
+from apps.booking import handlers, waitlist
 from apps.booking.deps import BookingDeps
 from kit.uow import UnitOfWork
 
@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 async def sweep_once(service: Service) -> int:
-    """Expire lapsed holds batch by batch until none is left; returns how many."""
+    """Expire lapsed holds batch by batch until none is left (their seats go to the waiting
+    lists first); returns how many."""
     deps = BookingDeps.of(service)
     batch_size = deps.settings.booking_sweep_batch_size
     total = 0
@@ -31,7 +32,14 @@ async def sweep_once(service: Service) -> int:
         if n:
             deps.availability.forget()  # seats back on sale
         if n < batch_size:
-            return total
+            break
+    # the waiting lists' safety net: a queue head that fits in seats free as committed (seats
+    # that came back at the very moment it joined) is served now
+    async with UnitOfWork(deps.db) as uow:
+        if await waitlist.serve_stuck_waitlists(uow, repository=deps.repository, limit=batch_size):
+            deps.availability.forget()
+        await uow.commit()
+    return total
 
 
 async def hold_expiry_sweeper(service: Service) -> None:

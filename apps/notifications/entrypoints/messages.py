@@ -17,6 +17,7 @@ from contracts.messages import (
     PaymentFailed,
     PaymentRefunded,
     UserRegistered,
+    WaitlistOffered,
 )
 from contracts.envelope import Envelope
 from contracts.topology import DOMAIN_EXCHANGE, WEBHOOK_MESSAGES, queue_for
@@ -33,6 +34,7 @@ Q_PAYMENT_FAILED = queue_for(SERVICE, PaymentFailed)
 Q_PAYMENT_REFUNDED = queue_for(SERVICE, PaymentRefunded)
 Q_EVENT_CANCELLED = queue_for(SERVICE, EventCancelled)
 Q_REQUESTED = queue_for(SERVICE, NotificationRequested)
+Q_WAITLIST_OFFERED = queue_for(SERVICE, WaitlistOffered)
 
 
 def subscribe(service: Service) -> None:
@@ -67,6 +69,12 @@ def subscribe(service: Service) -> None:
         """Tells the user their seat hold lapsed before payment (`booking_expired`)."""
         await consume_once(db, Q_BOOKING_EXPIRED.name, msg, handlers.notify_booking_expired)
 
+    @broker.subscriber(Q_WAITLIST_OFFERED, DOMAIN_EXCHANGE, title="notifications.waitlist_offered")
+    async def on_waitlist_offered(msg: WaitlistOffered) -> None:
+        """Tells the user seats from an event's waiting list are held for them
+        (`waitlist_offer`): how many, the amount due and until when to pay."""
+        await consume_once(db, Q_WAITLIST_OFFERED.name, msg, handlers.notify_waitlist_offer)
+
     @broker.subscriber(Q_PAYMENT_FAILED, DOMAIN_EXCHANGE, title="notifications.payment_failed")
     async def on_payment_failed(msg: PaymentFailed) -> None:
         """Tells the user their payment was declined and the booking released (`payment_failed`)."""
@@ -94,6 +102,7 @@ def subscribe(service: Service) -> None:
         "booking_confirmed": on_booking_confirmed,
         "booking_cancelled": on_booking_cancelled,
         "booking_expired": on_booking_expired,
+        "waitlist_offered": on_waitlist_offered,
         "payment_failed": on_payment_failed,
         "payment_refunded": on_payment_refunded,
         "event_cancelled": on_event_cancelled,
