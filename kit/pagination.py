@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
+import sqlalchemy as sa
 from fastapi import Query
 from pydantic import BaseModel, Field
 
@@ -68,6 +69,22 @@ def decode_position(cursor: str | None) -> Position | None:
         return position.astimezone(UTC), uuid.UUID(ident)
     except (ValueError, OverflowError):
         raise BadRequest("The cursor is not valid.", code="invalid-cursor") from None
+
+
+def newest_first(
+    table: sa.Table, *where: sa.ColumnElement[bool], limit: int, before: Position | None
+) -> sa.Select[Any]:
+    """``table``'s rows matching ``where``, newest first by (``created_at``, ``id``): at most
+    ``limit`` of them, those after the keyset position ``before`` (None: from the newest)."""
+    stmt = (
+        sa.select(table)
+        .where(*where)
+        .order_by(table.c.created_at.desc(), table.c.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        stmt = stmt.where(sa.tuple_(table.c.created_at, table.c.id) < sa.tuple_(*before))
+    return stmt
 
 
 def page_of(

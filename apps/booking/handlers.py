@@ -25,6 +25,7 @@ from apps.booking.adapters.availability import Availability, AvailabilityCache
 from apps.booking.adapters.refunds import RefundView
 from apps.booking.adapters.waitlist import WaitlistRepository
 from apps.booking import waitlist
+from apps.booking.outbound import booking_details
 from apps.booking.adapters.repository import (
     BookingRepository,
     EventSnapshot,
@@ -74,10 +75,8 @@ from kit.security import Principal
 from contracts.envelope import Envelope, caused_by
 from contracts.messages import (
     BookingCancelled,
-    BookingLine,
     BookingConfirmed,
     BookingCreated,
-    BookingDetails,
     BookingExpired,
     EventCancelled,
     EventDetails,
@@ -99,33 +98,6 @@ Repository = type[BookingRepository]
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _details(
-    booking: Booking, message: type[BookingDetails], cause: Envelope | None, **extra: object
-) -> BookingDetails:
-    return message(
-        **caused_by(cause),
-        booking_id=booking.id,
-        event_id=booking.event_id,
-        user_id=booking.user_id,
-        quantity=booking.quantity,
-        amount=booking.amount,
-        currency=booking.currency,
-        discount=booking.discount,
-        voucher_code=booking.voucher_code,
-        lines=[
-            BookingLine(
-                ticket_type_id=ln.ticket_type_id,
-                name=ln.name,
-                quantity=ln.quantity,
-                unit_price=ln.unit_price,
-                amount=ln.amount,
-            )
-            for ln in booking.lines
-        ],
-        **extra,
-    )
 
 
 def _issued(issued: list[Ticket]) -> list[IssuedTicket]:
@@ -159,7 +131,7 @@ def _announcements(
     used = {"voucher_use": voucher_use(t)}
     if b.status == "confirmed":
         return [
-            _details(
+            booking_details(
                 b,
                 BookingConfirmed,
                 cause,
@@ -169,7 +141,7 @@ def _announcements(
             )
         ]
     if b.status == "expired":
-        return [_details(b, BookingExpired, cause, **used)]
+        return [booking_details(b, BookingExpired, cause, **used)]
     if b.status == "cancelled":
         assert b.cancellation_reason is not None
         refund: list[Envelope] = (
@@ -189,7 +161,7 @@ def _announcements(
         )
         return [
             *refund,
-            _details(
+            booking_details(
                 b,
                 BookingCancelled,
                 cause,
@@ -492,7 +464,7 @@ async def reserve_seats(
             if voucher is None:
                 voucher = await _usable_voucher(repo, event_id, code, order, now)
             booking = booking.with_voucher(voucher)
-        message = _details(
+        message = booking_details(
             booking,
             BookingCreated,
             None,

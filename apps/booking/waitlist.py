@@ -26,6 +26,7 @@ from typing import Literal
 
 from apps.booking.adapters.repository import BookingRepository
 from apps.booking.adapters.waitlist import EntryRow, FreeSeats, FreeType, WaitlistRepository
+from apps.booking.outbound import booking_details
 from apps.booking.domain import (
     Booking,
     BookingError,
@@ -39,7 +40,7 @@ from apps.booking.domain import (
     Transition,
     UnknownTicketType,
 )
-from contracts.messages import BookingCreated, BookingLine, WaitlistOffered
+from contracts.messages import BookingCreated, WaitlistOffered
 from kit.db import Database
 from kit.security import Principal
 from kit.uow import UnitOfWork
@@ -185,25 +186,7 @@ async def serve_waitlist(
 
 
 def _offer_messages(entry_id: uuid.UUID, b: Booking) -> list[BookingCreated | WaitlistOffered]:
-    created = BookingCreated(
-        booking_id=b.id,
-        event_id=b.event_id,
-        user_id=b.user_id,
-        quantity=b.quantity,
-        amount=b.amount,
-        currency=b.currency,
-        lines=[
-            BookingLine(
-                ticket_type_id=ln.ticket_type_id,
-                name=ln.name,
-                quantity=ln.quantity,
-                unit_price=ln.unit_price,
-                amount=ln.amount,
-            )
-            for ln in b.lines
-        ],
-        expires_at=b.expires_at,
-    )
+    created = booking_details(b, BookingCreated, None, expires_at=b.expires_at)
     offered = WaitlistOffered(
         entry_id=entry_id,
         booking_id=b.id,

@@ -138,7 +138,9 @@ def _notifying(notice_of: Callable[[M], Notice | None]) -> OneStatementHandler[M
     return OneStatementHandler(statement)
 
 
-def _booking_values(msg: BookingConfirmed | BookingCancelled | BookingExpired) -> dict[str, Any]:
+def _booking_values(
+    msg: BookingConfirmed | BookingCancelled | BookingExpired | WaitlistOffered,
+) -> dict[str, Any]:
     return {
         "booking_id": msg.booking_id,
         "event_id": msg.event_id,
@@ -227,13 +229,7 @@ def waitlist_offer_notice(msg: WaitlistOffered) -> Notice:
         msg.user_id,
         "waitlist_offer",
         msg.message_id,
-        {
-            "booking_id": msg.booking_id,
-            "event_id": msg.event_id,
-            "quantity": msg.quantity,
-            "amount": money(msg.amount, msg.currency),
-            "expires_at": msg.expires_at.strftime("%Y-%m-%d %H:%M %Z"),
-        },
+        {**_booking_values(msg), "expires_at": msg.expires_at.strftime("%Y-%m-%d %H:%M %Z")},
     )
 
 

@@ -228,6 +228,56 @@ def attendees_json(booking: Booking) -> list[dict[str, str | None]]:
     ]
 
 
+async def insert_booking(conn: AsyncConnection, booking: Booking) -> None:
+    """Insert ``booking``'s row, its lines and its attendees as plain statements (SQLite's
+    reservation and a waiting-list offer; ``booking_reserve`` does it in SQL on PostgreSQL)."""
+    await conn.execute(
+        bookings.insert().values(
+            id=booking.id,
+            event_id=booking.event_id,
+            user_id=booking.user_id,
+            quantity=booking.quantity,
+            status=booking.status,
+            amount=booking.amount,
+            currency=booking.currency,
+            expires_at=booking.expires_at,
+            created_at=booking.created_at,
+            updated_at=booking.updated_at,
+            discount=booking.discount,
+            voucher_code=booking.voucher_code,
+        )
+    )
+    await conn.execute(
+        booking_lines.insert(),
+        [
+            {
+                "booking_id": booking.id,
+                "line_no": n,
+                "ticket_type_id": ln.ticket_type_id,
+                "name": ln.name,
+                "quantity": ln.quantity,
+                "unit_price": ln.unit_price,
+                "amount": ln.amount,
+            }
+            for n, ln in enumerate(booking.lines)
+        ],
+    )
+    if booking.attendees:
+        await conn.execute(
+            booking_attendees.insert(),
+            [
+                {
+                    "booking_id": booking.id,
+                    "seat_no": n,
+                    "ticket_type_id": a.ticket_type_id,
+                    "name": a.name,
+                    "email": a.email,
+                }
+                for n, a in enumerate(booking.attendees)
+            ],
+        )
+
+
 # One round trip (migration 0002 explains why a function): take the seats if enough are free
 # at the price the booking was built with, count them against the user's cap, insert the
 # booking and its outbox row. A refusal changes nothing. The WHERE re-checks the inventory

@@ -24,12 +24,11 @@ from apps.booking.adapters.repository import (
     EventSnapshot,
     ReserveOutcome,
     _voucher_values,
+    insert_booking,
     seat_totals,
     voucher_totals,
 )
 from apps.booking.adapters.tables import (
-    booking_attendees,
-    booking_lines,
     bookings,
     inventory,
     type_inventory,
@@ -169,51 +168,7 @@ class SqliteBookingRepository(BookingRepository):
                 .where(user_holds.c.user_id == booking.user_id)
                 .values(held=user_holds.c.held + quantity)
             )
-        await self.conn.execute(
-            bookings.insert().values(
-                id=booking.id,
-                event_id=event_id,
-                user_id=booking.user_id,
-                quantity=quantity,
-                status="pending",
-                amount=booking.amount,
-                currency=booking.currency,
-                expires_at=booking.expires_at,
-                created_at=booking.created_at,
-                updated_at=booking.updated_at,
-                discount=booking.discount,
-                voucher_code=booking.voucher_code,
-            )
-        )
-        await self.conn.execute(
-            booking_lines.insert(),
-            [
-                {
-                    "booking_id": booking.id,
-                    "line_no": n,
-                    "ticket_type_id": ln.ticket_type_id,
-                    "name": ln.name,
-                    "quantity": ln.quantity,
-                    "unit_price": ln.unit_price,
-                    "amount": ln.amount,
-                }
-                for n, ln in enumerate(booking.lines)
-            ],
-        )
-        if booking.attendees:
-            await self.conn.execute(
-                booking_attendees.insert(),
-                [
-                    {
-                        "booking_id": booking.id,
-                        "seat_no": n,
-                        "ticket_type_id": a.ticket_type_id,
-                        "name": a.name,
-                        "email": a.email,
-                    }
-                    for n, a in enumerate(booking.attendees)
-                ],
-            )
+        await insert_booking(self.conn, booking)
         await outbox.insert_rows(self.conn, [outbox_row])
         return ReserveOutcome("reserved", inv.status, available)
 

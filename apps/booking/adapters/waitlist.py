@@ -18,9 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from apps.booking.adapters.repository import insert_booking
 from apps.booking.adapters.tables import (
-    booking_attendees,
-    booking_lines,
     bookings,
     inventory,
     type_inventory,
@@ -176,51 +175,7 @@ class WaitlistRepository:
         """Write the offered pending ``booking`` and its lines. Its seats are moved by the caller
         (``BookingRepository.move_seats``, so at COMMIT after the seats this transaction
         releases); the user's hold row is made sure to exist for that move."""
-        await self.conn.execute(
-            bookings.insert().values(
-                id=booking.id,
-                event_id=booking.event_id,
-                user_id=booking.user_id,
-                quantity=booking.quantity,
-                status=booking.status,
-                amount=booking.amount,
-                currency=booking.currency,
-                expires_at=booking.expires_at,
-                created_at=booking.created_at,
-                updated_at=booking.updated_at,
-                discount=booking.discount,
-                voucher_code=booking.voucher_code,
-            )
-        )
-        await self.conn.execute(
-            booking_lines.insert(),
-            [
-                {
-                    "booking_id": booking.id,
-                    "line_no": n,
-                    "ticket_type_id": ln.ticket_type_id,
-                    "name": ln.name,
-                    "quantity": ln.quantity,
-                    "unit_price": ln.unit_price,
-                    "amount": ln.amount,
-                }
-                for n, ln in enumerate(booking.lines)
-            ],
-        )
-        if booking.attendees:  # never, today: kept so an offer is a booking like any other
-            await self.conn.execute(
-                booking_attendees.insert(),
-                [
-                    {
-                        "booking_id": booking.id,
-                        "seat_no": n,
-                        "ticket_type_id": a.ticket_type_id,
-                        "name": a.name,
-                        "email": a.email,
-                    }
-                    for n, a in enumerate(booking.attendees)
-                ],
-            )
+        await insert_booking(self.conn, booking)
         insert = (postgresql.insert if self._postgres else sqlite.insert)(user_holds)
         await self.conn.execute(
             insert.values(user_id=booking.user_id, held=0).on_conflict_do_nothing()

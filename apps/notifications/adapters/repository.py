@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kit.pagination import newest_first
 from kit.inbox import Statement, Writes, insert_from_mark, once_per_message
 from apps.notifications.adapters.tables import (
     contacts,
@@ -187,14 +188,6 @@ class NotificationRepository:
     async def page_for_user(
         self, user_id: uuid.UUID, *, limit: int, before: tuple[datetime, uuid.UUID] | None
     ) -> list[Notification]:
-        stmt = (
-            sa.select(notifications)
-            .where(notifications.c.user_id == user_id)
-            .order_by(notifications.c.created_at.desc(), notifications.c.id.desc())
-            .limit(limit)
-        )
-        if before is not None:
-            stmt = stmt.where(
-                sa.tuple_(notifications.c.created_at, notifications.c.id) < sa.tuple_(*before)
-            )
+        n = notifications
+        stmt = newest_first(n, n.c.user_id == user_id, limit=limit, before=before)
         return [_to_notification(r) for r in (await self.conn.execute(stmt)).all()]

@@ -35,6 +35,7 @@ from apps.notifications.adapters.tables import (
     webhook_endpoint_kinds,
     webhook_endpoints,
 )
+from kit.pagination import newest_first
 from apps.notifications.domain import UrlNotAllowed, address_allowed, webhook_id
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -270,14 +271,7 @@ class WebhookRepository:
         self, owner_id: uuid.UUID, *, limit: int, before: tuple[datetime, uuid.UUID] | None
     ) -> list[sa.Row]:
         e = webhook_endpoints
-        stmt = (
-            sa.select(e)
-            .where(e.c.owner_id == owner_id)
-            .order_by(e.c.created_at.desc(), e.c.id.desc())
-            .limit(limit)
-        )
-        if before is not None:
-            stmt = stmt.where(sa.tuple_(e.c.created_at, e.c.id) < sa.tuple_(*before))
+        stmt = newest_first(e, e.c.owner_id == owner_id, limit=limit, before=before)
         return list((await self.conn.execute(stmt)).all())
 
     async def delete_endpoint(self, endpoint_id: uuid.UUID) -> None:
@@ -339,14 +333,7 @@ class WebhookRepository:
         self, endpoint_id: uuid.UUID, *, limit: int, before: tuple[datetime, uuid.UUID] | None
     ) -> list[sa.Row]:
         d = webhook_deliveries
-        stmt = (
-            sa.select(d)
-            .where(d.c.endpoint_id == endpoint_id)
-            .order_by(d.c.created_at.desc(), d.c.id.desc())
-            .limit(limit)
-        )
-        if before is not None:
-            stmt = stmt.where(sa.tuple_(d.c.created_at, d.c.id) < sa.tuple_(*before))
+        stmt = newest_first(d, d.c.endpoint_id == endpoint_id, limit=limit, before=before)
         return list((await self.conn.execute(stmt)).all())
 
     async def attempts_of(self, delivery_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[sa.Row]]:
