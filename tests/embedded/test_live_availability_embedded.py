@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -33,20 +32,7 @@ async def test_availability_streams_on_sqlite(embedded: Embedded) -> None:
         api = Client(session, embedded.gateway)
         _, organizer = await api.user("organizer")
         _, customer = await api.user("customer")
-        status, event = await api.call(
-            "POST",
-            "/events/create",
-            organizer,
-            json={
-                "title": "Embedded gig",
-                "venue": "Hall",
-                "capacity": 4,
-                "price": "25.00",
-                "currency": "EUR",
-                "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
-            },
-        )
-        assert status == 201, event
+        event = await api.event(organizer, "Embedded gig", capacity=4, price="25.00")
         path = f"/booking/events/{event['id']}/availability"
         status, body = await api.until_known("GET", path, "")
         assert status == 200 and body["available"] == 4, body
