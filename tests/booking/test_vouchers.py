@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +18,6 @@ from apps.booking import handlers
 from apps.booking.adapters import tables
 from apps.booking.adapters.refunds import booking_refunds
 from apps.booking.adapters.repository import BookingRepository
-from apps.booking.adapters.repository_sqlite import SqliteBookingRepository
 from apps.booking.domain import Booking, VoucherExhausted, VoucherUnknown
 from contracts.messages import (
     EventCreated,
@@ -33,6 +30,7 @@ from kit.db import Database
 from kit.security import Principal
 from kit.uow import UnitOfWork
 from tests.booking.conftest import (
+    on_both_databases,
     bound_queue,
     collect,
     event_created,
@@ -40,7 +38,6 @@ from tests.booking.conftest import (
     payment_for,
     scalar,
 )
-from tests.support.db import postgres_database, sqlite_database
 from tests.support.tokens import bearer, mint
 
 pytestmark = pytest.mark.integration
@@ -69,14 +66,7 @@ def types_event() -> tuple[EventCreated, TicketType, TicketType]:
 # --- the use cases on both databases -----------------------------------------------------------
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def db(request: Any, tmp_path: Path) -> AsyncIterator[tuple[Database, type]]:
-    if request.param == "postgresql":
-        async with postgres_database("booking", "vouchers") as d:
-            yield d, BookingRepository
-    else:
-        async with sqlite_database("booking", tmp_path) as d:
-            yield d, SqliteBookingRepository
+db = on_both_databases("vouchers")
 
 
 async def _run(database: Database, use_case: Any, *args: Any, **kw: Any) -> Any:
