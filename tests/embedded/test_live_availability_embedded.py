@@ -3,28 +3,15 @@ gateway: the plain read and the stream with its update after a booking."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 
 import aiohttp
 import pytest
 
 from tests.embedded.test_embedded_mode import Client, Embedded
 from tests.embedded.test_embedded_mode import embedded as embedded  # the module's platform
+from tests.support.sse import next_data
 
 pytestmark = pytest.mark.integration
-
-
-async def next_data(resp: aiohttp.ClientResponse, timeout: float) -> dict:
-    async def read() -> dict:
-        while True:
-            line = (await resp.content.readline()).decode().strip()
-            if not line and resp.content.at_eof():
-                raise EOFError("the stream ended")
-            if line.startswith("data:"):
-                return json.loads(line[5:])
-
-    return await asyncio.wait_for(read(), timeout)
 
 
 async def test_availability_streams_on_sqlite(embedded: Embedded) -> None:
