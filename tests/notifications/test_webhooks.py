@@ -4,9 +4,11 @@ a receiver running in the test (which checks signatures with the standardwebhook
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -305,17 +307,28 @@ async def test_a_hanging_endpoint_does_not_delay_a_healthy_one(service, bus, rec
     assert len(receiver.to("hang")) == 2
 
 
-async def test_a_host_that_resolves_to_a_private_address_at_delivery_is_refused(
-    service, bus, receiver
-):
+@contextlib.contextmanager
+def resolving(service: Any, answers: dict[str, list[str]]) -> Iterator[None]:
+    """The service's webhook targets resolve these hosts to these addresses (looked up at each
+    resolution: the test may change them), every other host as before."""
     targets = NotificationsDeps.of(service).webhook_targets
-    answers = {"hooks.rebind.test": ["93.184.215.14"]}
+    original = targets.resolve
 
     async def resolve(host: str, port: int) -> list[str]:
         return answers[host] if host in answers else await original(host, port)
 
-    original, targets.resolve = targets.resolve, resolve
+    targets.resolve = resolve
     try:
+        yield
+    finally:
+        targets.resolve = original
+
+
+async def test_a_host_that_resolves_to_a_private_address_at_delivery_is_refused(
+    service, bus, receiver
+):
+    answers = {"hooks.rebind.test": ["93.184.215.14"]}
+    with resolving(service, answers):
         organizer, event_id = await organizer_with_event(bus)
         hook = await registered(
             service,
@@ -334,18 +347,10 @@ async def test_a_host_that_resolves_to_a_private_address_at_delivery_is_refused(
         assert attempt["status_code"] is None and "10.0.0.7" in attempt["error"]
         assert delivery["status"] == "pending" and delivery["next_attempt_at"] is not None
         assert receiver.to("ok-rebind") == []
-    finally:
-        targets.resolve = original
 
 
 async def test_a_listed_host_is_reached_at_the_address_that_was_checked(service, bus, receiver):
-    targets = NotificationsDeps.of(service).webhook_targets
-
-    async def resolve(host: str, port: int) -> list[str]:
-        return ["127.0.0.1"] if host == "hooks.allowed.test" else await original(host, port)
-
-    original, targets.resolve = targets.resolve, resolve
-    try:
+    with resolving(service, {"hooks.allowed.test": ["127.0.0.1"]}):
         organizer, event_id = await organizer_with_event(bus)
         hook = await registered(
             service,
@@ -358,8 +363,6 @@ async def test_a_listed_host_is_reached_at_the_address_that_was_checked(service,
         [request] = await eventually(lambda: receiver.at("ok-listed"))
         assert request.headers["Host"] == f"hooks.allowed.test:{receiver.port}"
         verified(hook["secret"], request)
-    finally:
-        targets.resolve = original
 
 
 async def test_an_event_scoped_webhook_gets_only_that_event(service, bus, receiver):
