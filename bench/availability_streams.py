@@ -22,7 +22,6 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -30,7 +29,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._platform import BenchPlatform  # noqa: E402
-from bench.flash_sale import PG, drive, machine_speed, ms, pct  # noqa: E402
+from bench.flash_sale import PG, drive, machine_speed, ms, pct, post_event  # noqa: E402
 
 
 @dataclass
@@ -68,21 +67,10 @@ async def watch(session: aiohttp.ClientSession, url: str, w: Watcher) -> None:
 
 
 async def new_event(session, platform: BenchPlatform, seats: int) -> str:
-    organizer = platform.token(uuid.uuid4(), "organizer")
-    async with session.post(
-        f"{platform.gateway}/events/create",
-        headers={"Authorization": f"Bearer {organizer}"},
-        json={
-            "title": "Hot event",
-            "venue": "Stadium",
-            "capacity": seats,
-            "price": "50.00",
-            "currency": "EUR",
-            "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-        },
-    ) as r:
-        event = await r.json()
-        assert r.status == 201, event
+    status, event = await post_event(
+        session, platform, title="Hot event", venue="Stadium", capacity=seats, price="50.00"
+    )
+    assert status == 201, event
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # until booking has its inventory
         async with session.get(

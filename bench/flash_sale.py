@@ -89,6 +89,22 @@ def cpu_since(platform: BenchPlatform, before: tuple[dict, dict]) -> dict:
     )
 
 
+async def post_event(session, platform: BenchPlatform, **fields) -> tuple[int, dict]:
+    """An event in EUR, 30 days ahead, created through the gateway by a new organizer with
+    ``fields`` (title, venue, capacity, price or ticket_types): the answer's status and body."""
+    organizer = platform.token(uuid.uuid4(), "organizer")
+    async with session.post(
+        f"{platform.gateway}/events/create",
+        headers={"Authorization": f"Bearer {organizer}"},
+        json={
+            "currency": "EUR",
+            "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+            **fields,
+        },
+    ) as r:
+        return r.status, await r.json()
+
+
 async def confirmations(
     platform: BenchPlatform, event_id: str, sent: dict[str, float], expected: int, wait: float
 ) -> tuple[int, list[float]]:
@@ -140,26 +156,20 @@ async def flash_sale(args: argparse.Namespace) -> dict:
         connector = aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=3)
         async with aiohttp.ClientSession(connector=connector) as session:
             gw = platform.gateway
-            organizer = platform.token(uuid.uuid4(), "organizer")
-            async with session.post(
-                f"{gw}/events/create",
-                headers={"Authorization": f"Bearer {organizer}"},
-                json={
-                    "title": "Hot event",
-                    "venue": "Stadium",
-                    "capacity": args.seats,
-                    "currency": "EUR",
-                    "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-                    # with types the event's price is their lowest: events refuses both
-                    **(
-                        {"ticket_types": mixed_types(args.seats)}
-                        if args.mixed_types
-                        else {"price": "50.00"}
-                    ),
-                },
-            ) as r:
-                event = await r.json()
-                assert r.status == 201, event
+            status, event = await post_event(
+                session,
+                platform,
+                title="Hot event",
+                venue="Stadium",
+                capacity=args.seats,
+                # with types the event's price is their lowest: events refuses both
+                **(
+                    {"ticket_types": mixed_types(args.seats)}
+                    if args.mixed_types
+                    else {"price": "50.00"}
+                ),
+            )
+            assert status == 201, event
             # wait until booking has the event's inventory (eventual consistency)
             probe = platform.token(uuid.uuid4())
             deadline = time.monotonic() + 30
@@ -326,20 +336,9 @@ async def steady(
     ``--think`` seconds later; payment -> confirmed measured from the accepted payment request."""
     gw = platform.gateway
     n = int(args.steady_rate * args.steady_seconds)
-    organizer = platform.token(uuid.uuid4(), "organizer")
-    async with session.post(
-        f"{gw}/events/create",
-        headers={"Authorization": f"Bearer {organizer}"},
-        json={
-            "title": "Steady event",
-            "venue": "Club",
-            "capacity": n,
-            "price": "20.00",
-            "currency": "EUR",
-            "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-        },
-    ) as r:
-        event = await r.json()
+    _, event = await post_event(
+        session, platform, title="Steady event", venue="Club", capacity=n, price="20.00"
+    )
     await asyncio.sleep(1)  # booking learns the event
     sent: dict[str, float] = {}
     statuses: Counter = Counter()

@@ -77,6 +77,15 @@ async def report_when(client, headers, until, path: str = "/analytics/report", *
     return await eventually(probe, until=until, timeout=10)
 
 
+async def first_event_when(client, organizer: uuid.UUID, **counts: int) -> Any:
+    """The organizer's report, polled until its first event's row has these counts."""
+    return await report_when(
+        client,
+        token("organizer", organizer),
+        lambda b: b["events"] and all(b["events"][0][k] == n for k, n in counts.items()),
+    )
+
+
 def figures(**over: Any) -> dict[str, Any]:
     base: dict[str, Any] = dict(
         bookings_created=0,

@@ -14,8 +14,7 @@ from tests.analytics.test_analytics_report import (  # noqa: F401  (fixtures)
     analytics,
     client,
     publish,
-    report_when,
-    token,
+    first_event_when,
 )
 
 pytestmark = pytest.mark.integration
@@ -41,13 +40,7 @@ async def test_discounts_of_confirmed_bookings_are_added_up(client, publish):  #
         plain.confirmed(),
     )
 
-    body = await report_when(
-        client,
-        token("organizer", organizer),
-        lambda b: b["events"]
-        and b["events"][0]["bookings_confirmed"] == 2
-        and b["events"][0]["bookings_expired"] == 1,
-    )
+    body = await first_event_when(client, organizer, bookings_confirmed=2, bookings_expired=1)
 
     [row] = body["events"]
     assert row["discounts"] == {"EUR": "4.00"}

@@ -14,8 +14,7 @@ from tests.analytics.test_analytics_report import (  # noqa: F401  (fixtures)
     analytics,
     client,
     publish,
-    report_when,
-    token,
+    first_event_when,
 )
 
 pytestmark = pytest.mark.integration
@@ -61,13 +60,7 @@ async def test_tickets_and_revenue_per_type_and_partial_refunds(client, publish)
         # the same refund told again (another message): counted once
         vip_only.refunded(refund_id=first_part, amount=Decimal("50.00")),
     )
-    body = await report_when(
-        client,
-        token("organizer", organizer),
-        lambda b: b["events"]
-        and b["events"][0]["payments_refunded"] == 2
-        and b["events"][0]["bookings_cancelled"] == 1,
-    )
+    body = await first_event_when(client, organizer, payments_refunded=2, bookings_cancelled=1)
     [row] = body["events"]
     assert row["refunds"] == {"EUR": "199.00"} and row["revenue"] == {"EUR": "343.50"}
     assert row["net_revenue"] == {"EUR": "144.50"}
@@ -109,11 +102,7 @@ async def test_a_refund_without_id_is_the_whole_amount_once(client, publish):  #
         event.created(), b.created(), b.paid(), b.confirmed(), b.cancelled(), b.refunded()
     )
     await publish(b.refunded())  # a second message of the same (id-less) refund
-    body = await report_when(
-        client,
-        token("organizer", organizer),
-        lambda r: r["events"] and r["events"][0]["payments_refunded"] == 1,
-    )
+    body = await first_event_when(client, organizer, payments_refunded=1)
     [row] = body["events"]
     assert row["refunds"] == {"EUR": "40.00"}
     # a booking without lines: its event's General admission

@@ -6,12 +6,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from apps.booking import handlers
 from apps.booking.adapters.repository import BookingRepository
+from apps.booking.adapters.repository_sqlite import SqliteBookingRepository
 from apps.booking.bootstrap import build
 from apps.booking.domain import Booking
 from contracts.messages import (
@@ -21,13 +24,32 @@ from contracts.messages import (
     PaymentConfirmed,
     PaymentFailed,
 )
+from kit.db import Database
 from kit.security import Principal
 from kit.uow import UnitOfWork
 from tests.conftest import http_client
 
 # The broker and database helpers every service's tests use, importable from here as before.
 from tests.support.bus import bound_queue as bound_queue, publish as publish
+from tests.support.db import postgres_database, sqlite_database
 from tests.support.db import rows as rows, scalar as scalar
+
+
+def on_both_databases(name: str) -> Any:
+    """A fixture, run twice: a PostgreSQL database of its own (named after ``name``) with
+    BookingRepository, then a SQLite one (the embedded mode) with SqliteBookingRepository; both
+    made by the service's migrations. Use as ``db = on_both_databases("vouchers")``."""
+
+    @pytest.fixture(params=["postgresql", "sqlite"])
+    async def db(request: Any, tmp_path: Path) -> AsyncIterator[tuple[Database, type]]:
+        if request.param == "postgresql":
+            async with postgres_database("booking", name) as d:
+                yield d, BookingRepository
+        else:
+            async with sqlite_database("booking", tmp_path) as d:
+                yield d, SqliteBookingRepository
+
+    return db
 
 
 def event_created(

@@ -5,9 +5,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -47,7 +50,10 @@ async def inventory(booking, event_id) -> list:
     )
 
 
-async def test_capacity_below_held_and_sold_is_refused_where_it_is_asked(start_service):
+@contextlib.asynccontextmanager
+async def booking_behind_events(start_service) -> AsyncIterator[tuple[Any, Any, Any, Any]]:
+    """Booking served over HTTP and the events service asking it: booking, events, and an API
+    client of each (events', booking's)."""
     async with (
         start_service(build_booking, booking_sweep_interval_seconds=0) as booking,
         serve(booking.api, lifespan="off") as booking_url,
@@ -55,6 +61,11 @@ async def test_capacity_below_held_and_sold_is_refused_where_it_is_asked(start_s
         http_client(events) as events_api,
         http_client(booking) as booking_api,
     ):
+        yield booking, events, events_api, booking_api
+
+
+async def test_capacity_below_held_and_sold_is_refused_where_it_is_asked(start_service):
+    async with booking_behind_events(start_service) as (booking, events, events_api, booking_api):
         organizer = bearer(mint(uuid.uuid4(), "organizer"))
         event = (
             await events_api.post("/events/create", json=event_body(10), headers=organizer)
@@ -198,13 +209,7 @@ async def test_a_ticket_types_capacity_below_its_held_and_sold_is_refused_too(st
     """A type's own capacity is checked with booking as the event's is: below the type's seats
     already held or sold it is a 409 and changes nothing anywhere; at or above, booking has it
     before the organizer's answer."""
-    async with (
-        start_service(build_booking, booking_sweep_interval_seconds=0) as booking,
-        serve(booking.api, lifespan="off") as booking_url,
-        start_service(build_events, booking_url=booking_url) as events,
-        http_client(events) as events_api,
-        http_client(booking) as booking_api,
-    ):
+    async with booking_behind_events(start_service) as (booking, events, events_api, booking_api):
         organizer = bearer(mint(uuid.uuid4(), "organizer"))
         body = {k: v for k, v in event_body(10).items() if k != "price"}
         body["ticket_types"] = [

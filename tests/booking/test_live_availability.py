@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -33,6 +32,7 @@ from tests.booking.conftest import event_created, feed, later, reserved
 from tests.booking.test_ticket_types import types_event
 from tests.support.db import postgres_database, sqlite_database
 from tests.support.serving import serve
+from tests.support.sse import next_data
 
 pytestmark = pytest.mark.integration
 
@@ -119,24 +119,6 @@ async def test_ticket_types_count_their_own_seats_and_the_events_quota(booking, 
 # --- the stream -------------------------------------------------------------------------------
 
 
-async def next_event(resp: aiohttp.ClientResponse, timeout: float = 5.0) -> dict[str, Any]:
-    """The next ``data:`` event of an SSE response, parsed (keep-alive comments skipped)."""
-    data: list[str] = []
-
-    async def read() -> dict[str, Any]:
-        while True:
-            line = (await resp.content.readline()).decode()
-            if not line:
-                raise EOFError("the stream ended")
-            line = line.rstrip("\r\n")
-            if line.startswith("data:"):
-                data.append(line[5:].strip())
-            elif line == "" and data:
-                return json.loads("\n".join(data))
-
-    return await asyncio.wait_for(read(), timeout)
-
-
 @pytest.fixture
 async def live_booking(start_service) -> AsyncIterator[Any]:
     async with start_service(
@@ -176,14 +158,14 @@ async def test_stream_sends_at_once_then_within_a_second_of_a_booking(live_booki
         assert resp.status == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
         started = time.perf_counter()
-        first = await next_event(resp, timeout=1)
+        first = await next_data(resp, timeout=1)
         assert time.perf_counter() - started < 1
         assert (first["available"], first["held"]) == (10, 0)
 
         # Written straight to the database, as another replica would: no in-process hint.
         await reserved(live_booking, event, 2)
         changed_at = time.perf_counter()
-        second = await next_event(resp, timeout=2)
+        second = await next_data(resp, timeout=2)
         assert time.perf_counter() - changed_at < 1
         assert (second["available"], second["held"]) == (8, 2)
         assert second["version"] != first["version"]
@@ -203,7 +185,7 @@ async def test_stream_sends_keep_alive_pings(start_service):
         async with streams(f"{base}/booking/events/{event.event_id}/availability/stream", 1) as (
             resp,
         ):
-            await next_event(resp)
+            await next_data(resp)
             lines = []
             while not any(line.startswith(":") for line in lines):
                 line = await asyncio.wait_for(resp.content.readline(), 2)
@@ -222,7 +204,7 @@ async def test_200_streams_cost_one_statement_per_tick_not_one_each(live_booking
     engine = Engine  # every engine of the process: the requests' pool and the watcher's own
     url = f"{served}/booking/events/{event.event_id}/availability/stream"
     async with streams(url, 200) as opened:
-        firsts = await asyncio.gather(*(next_event(r) for r in opened))
+        firsts = await asyncio.gather(*(next_data(r) for r in opened))
         assert {f["available"] for f in firsts} == {50}
         assert live.streams(event.event_id) == 200
 
@@ -231,7 +213,7 @@ async def test_200_streams_cost_one_statement_per_tick_not_one_each(live_booking
             reads_before = live.reads
             started = time.perf_counter()
             await reserved(live_booking, event, 5)
-            seconds = await asyncio.gather(*(next_event(r, timeout=3) for r in opened))
+            seconds = await asyncio.gather(*(next_data(r, timeout=3) for r in opened))
             await asyncio.sleep(1)  # and a quiet second more
             elapsed = time.perf_counter() - started
         finally:
@@ -256,7 +238,7 @@ async def test_updates_reach_streams_while_the_requests_pool_is_taken(start_serv
         await feed(svc, event)
         url = f"{base}/booking/events/{event.event_id}/availability/stream"
         async with streams(url, 1) as (resp,), svc.db.engine.connect() as taken:
-            assert (await next_event(resp))["held"] == 0
+            assert (await next_data(resp))["held"] == 0
             await taken.execute(sa.text("SELECT 1"))  # the pool's only connection, held (a rush)
             elsewhere = create_async_engine(svc.db.url)  # another replica's write
             try:
@@ -266,7 +248,7 @@ async def test_updates_reach_streams_while_the_requests_pool_is_taken(start_serv
                         {"e": event.event_id},
                     )
                 changed_at = time.perf_counter()
-                changed = await next_event(resp, timeout=3)
+                changed = await next_data(resp, timeout=3)
                 assert time.perf_counter() - changed_at < 1
                 assert (changed["held"], changed["available"]) == (2, 8)
             finally:
@@ -283,11 +265,11 @@ async def test_two_streams_on_two_events_share_one_statement(live_booking, serve
         streams(f"{base}/{one.event_id}/availability/stream", 1) as (a,),
         streams(f"{base}/{two.event_id}/availability/stream", 1) as (b,),
     ):
-        assert (await next_event(a))["capacity"] == 5
-        assert (await next_event(b))["capacity"] == 6
+        assert (await next_data(a))["capacity"] == 5
+        assert (await next_data(b))["capacity"] == 6
         assert sorted(live.watched()) == sorted([one.event_id, two.event_id])
         await reserved(live_booking, two, 1)
-        assert (await next_event(b, timeout=2))["available"] == 5
+        assert (await next_data(b, timeout=2))["available"] == 5
 
 
 # --- the fan-out, in memory -------------------------------------------------------------------

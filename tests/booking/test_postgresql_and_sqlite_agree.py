@@ -78,6 +78,39 @@ async def sqlite(tmp_path: Path) -> AsyncIterator[Database]:
         yield db
 
 
+def held(
+    *,
+    event_id: uuid.UUID,
+    user_id: uuid.UUID,
+    lines: tuple[Line, ...],
+    lapsed: bool,
+    attendees: tuple[Attendee, ...] = (),
+) -> Booking:
+    """A hold of the story: one that lapsed a day ago, or one that lasts."""
+    return Booking.hold(
+        id=uuid.uuid4(),
+        event_id=event_id,
+        user_id=user_id,
+        lines=lines,
+        attendees=attendees,
+        currency="EUR",
+        now=NOW - timedelta(days=1) if lapsed else NOW,
+        hold_for=timedelta(minutes=10) if lapsed else timedelta(days=3650),
+    )
+
+
+def created(b: Booking) -> BookingCreated:
+    return BookingCreated(
+        booking_id=b.id,
+        event_id=b.event_id,
+        user_id=b.user_id,
+        quantity=b.quantity,
+        amount=b.amount,
+        currency=b.currency,
+        expires_at=b.expires_at,
+    )
+
+
 class Story:
     """The fixed ids and messages of one story, shared by both databases so that every row the
     story writes from them is the same on both."""
@@ -108,29 +141,15 @@ class Story:
             (u[4], a.event_id, 1, "20.00", False),  # 11 sold out until seats come back
         ]
         self.bookings = [
-            Booking.hold(
-                id=uuid.uuid4(),
+            held(
                 event_id=event_id,
                 user_id=user_id,
                 lines=(Line(general_type_id(event_id), GENERAL_ADMISSION, qty, Decimal(price)),),
-                currency="EUR",
-                now=NOW - timedelta(days=1) if lapsed else NOW,
-                hold_for=timedelta(minutes=10) if lapsed else timedelta(days=3650),
+                lapsed=lapsed,
             )
             for user_id, event_id, qty, price, lapsed in self.holds
         ]
-        self.created = [
-            BookingCreated(
-                booking_id=b.id,
-                event_id=b.event_id,
-                user_id=b.user_id,
-                quantity=b.quantity,
-                amount=b.amount,
-                currency=b.currency,
-                expires_at=b.expires_at,
-            )
-            for b in self.bookings
-        ]
+        self.created = [created(b) for b in self.bookings]
 
     @property
     def event_ids(self) -> list[uuid.UUID]:
@@ -183,6 +202,27 @@ async def hold(db: Database, repository: type[BookingRepository], story: Any, i:
     return f"{out.outcome} {out.event_status} {out.available}{line}"
 
 
+async def cancel(
+    db: Database, repository: type[BookingRepository], story: Any, i: int, *, by: int
+) -> None:
+    """Booking i cancelled by the story's user ``by``, its owner."""
+    actor = Principal(user_id=story.users[by], role="user", claims={})
+    await in_unit_of_work(
+        db,
+        lambda uow: handlers.cancel_booking(
+            uow, repository=repository, booking_id=story.bookings[i].id, actor=actor
+        ),
+    )
+
+
+async def expire(db: Database, repository: type[BookingRepository]) -> str:
+    """The sweeper's pass; its answer as the story records it."""
+    expired = await in_unit_of_work(
+        db, lambda uow: handlers.expire_overdue_holds(uow, repository=repository, batch_size=50)
+    )
+    return f"expired {expired}"
+
+
 async def play(db: Database, repository: type[BookingRepository], story: Story) -> list[str]:
     """The whole story on one database; returns the holds' answers."""
 
@@ -196,19 +236,10 @@ async def play(db: Database, repository: type[BookingRepository], story: Story) 
     answers = [await hold(db, repository, story, i) for i in range(11)]
     await consume(handlers.confirm_booking, story.paid(0, PaymentConfirmed))
     await consume(handlers.fail_booking, story.paid(1, PaymentFailed))
-    u2 = Principal(user_id=story.users[2], role="user", claims={})
-    await in_unit_of_work(
-        db,
-        lambda uow: handlers.cancel_booking(
-            uow, repository=repository, booking_id=story.bookings[3].id, actor=u2
-        ),
-    )
+    await cancel(db, repository, story, 3, by=2)
     # the seats of bookings 1 and 3 are back on sale: the same hold now succeeds
     answers.append(await hold(db, repository, story, 11))
-    expired = await in_unit_of_work(
-        db, lambda uow: handlers.expire_overdue_holds(uow, repository=repository, batch_size=50)
-    )
-    answers.append(f"expired {expired}")
+    answers.append(await expire(db, repository))
     await consume(handlers.confirm_booking, story.paid(10, PaymentConfirmed))
     await consume(handlers.cancel_event_bookings, story.cancel_later)
     # paid after its hold lapsed and its event was cancelled: no seats to retake, refunded
@@ -403,29 +434,15 @@ class LinesStory:
                 else ()
             )
             self.bookings.append(
-                Booking.hold(
-                    id=uuid.uuid4(),
+                held(
                     event_id=self.event.event_id,
                     user_id=user_id,
                     lines=lines,
                     attendees=attendees,
-                    currency="EUR",
-                    now=NOW - timedelta(days=1) if lapsed else NOW,
-                    hold_for=timedelta(minutes=10) if lapsed else timedelta(days=3650),
+                    lapsed=lapsed,
                 )
             )
-        self.created = [
-            BookingCreated(
-                booking_id=b.id,
-                event_id=b.event_id,
-                user_id=b.user_id,
-                quantity=b.quantity,
-                amount=b.amount,
-                currency=b.currency,
-                expires_at=b.expires_at,
-            )
-            for b in self.bookings
-        ]
+        self.created = [created(b) for b in self.bookings]
 
     @property
     def event_ids(self) -> list[uuid.UUID]:
@@ -443,18 +460,9 @@ async def play_lines(
     await consume(handlers.apply_event_snapshot, story.event)
     answers = [await hold(db, repository, story, i) for i in range(8)]
     await consume(handlers.confirm_booking, story.paid(0, PaymentConfirmed))
-    u1 = Principal(user_id=story.users[1], role="user", claims={})
-    await in_unit_of_work(
-        db,
-        lambda uow: handlers.cancel_booking(
-            uow, repository=repository, booking_id=story.bookings[6].id, actor=u1
-        ),
-    )
+    await cancel(db, repository, story, 6, by=1)
     answers.append(await hold(db, repository, story, 8))
-    expired = await in_unit_of_work(
-        db, lambda uow: handlers.expire_overdue_holds(uow, repository=repository, batch_size=50)
-    )
-    answers.append(f"expired {expired}")
+    answers.append(await expire(db, repository))
     answers.append(await hold(db, repository, story, 9))  # the expired hold's seats again
     await consume(handlers.fail_booking, story.paid(9, PaymentFailed))
     return answers

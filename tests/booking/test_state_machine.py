@@ -439,21 +439,25 @@ class BookingMachine(RuleBasedStateMachine):
                 assert announced[(booking_id, "booking_confirmed")] == 1
 
 
-def test_seats_never_oversold_nor_released_twice() -> None:
+def run_on_booking_service(
+    machine: type[BookingMachine], *, database_prefix: str, max_examples: int
+) -> None:
+    """``machine`` (BookingMachine or a subclass) run against a booking service of its own, on
+    its own event loop and databases."""
     loop = asyncio.new_event_loop()
     service = build(
         outbox_relay=False,
         booking_sweep_interval_seconds=0,
-        database_prefix=f"{DB_PREFIX}sm_",
+        database_prefix=database_prefix,
         database_pool_size=2,
     )
     loop.run_until_complete(service.db.prepare())
-    BookingMachine.service, BookingMachine.loop = service, loop
+    machine.service, machine.loop = service, loop
     try:
         run_state_machine_as_test(
-            BookingMachine,
+            machine,
             settings=settings(
-                max_examples=100,
+                max_examples=max_examples,
                 stateful_step_count=30,
                 deadline=None,
                 derandomize=False,
@@ -463,3 +467,7 @@ def test_seats_never_oversold_nor_released_twice() -> None:
     finally:
         loop.run_until_complete(service.db.dispose())
         loop.close()
+
+
+def test_seats_never_oversold_nor_released_twice() -> None:
+    run_on_booking_service(BookingMachine, database_prefix=f"{DB_PREFIX}sm_", max_examples=100)

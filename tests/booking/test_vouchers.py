@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +18,6 @@ from apps.booking import handlers
 from apps.booking.adapters import tables
 from apps.booking.adapters.refunds import booking_refunds
 from apps.booking.adapters.repository import BookingRepository
-from apps.booking.adapters.repository_sqlite import SqliteBookingRepository
 from apps.booking.domain import Booking, VoucherExhausted, VoucherUnknown
 from contracts.messages import (
     EventCreated,
@@ -33,6 +30,7 @@ from kit.db import Database
 from kit.security import Principal
 from kit.uow import UnitOfWork
 from tests.booking.conftest import (
+    on_both_databases,
     bound_queue,
     collect,
     event_created,
@@ -40,7 +38,6 @@ from tests.booking.conftest import (
     payment_for,
     scalar,
 )
-from tests.support.db import postgres_database, sqlite_database
 from tests.support.tokens import bearer, mint
 
 pytestmark = pytest.mark.integration
@@ -69,14 +66,7 @@ def types_event() -> tuple[EventCreated, TicketType, TicketType]:
 # --- the use cases on both databases -----------------------------------------------------------
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def db(request: Any, tmp_path: Path) -> AsyncIterator[tuple[Database, type]]:
-    if request.param == "postgresql":
-        async with postgres_database("booking", "vouchers") as d:
-            yield d, BookingRepository
-    else:
-        async with sqlite_database("booking", tmp_path) as d:
-            yield d, SqliteBookingRepository
+db = on_both_databases("vouchers")
 
 
 async def _run(database: Database, use_case: Any, *args: Any, **kw: Any) -> Any:
@@ -305,6 +295,26 @@ async def feed_voucher(service: Any, msg: VoucherCreated) -> None:
     await service.subscribers["voucher_created"](msg)
 
 
+async def on_sale_with_voucher(
+    booking: Any, code: str, *, capacity: int = 10, **voucher: Any
+) -> EventCreated:
+    """An event (20.00 a seat) that booking knows, with its voucher ``code``, both fed as the
+    bus would."""
+    event = event_created(capacity=capacity)
+    await feed(booking, event)
+    await feed_voucher(booking, voucher_for(event, code, **voucher))
+    return event
+
+
+async def book_with(client: Any, event: EventCreated, code: str, *, quantity: int) -> Any:
+    """An order with ``code`` by a new user, through the API."""
+    return await client.post(
+        "/booking/create",
+        json={"event_id": str(event.event_id), "quantity": quantity, "voucher_code": code},
+        headers=bearer(mint()),
+    )
+
+
 async def _published(queue: Any, routing_key: str, booking_id: str) -> dict[str, Any]:
     """The message ``routing_key`` that booking published about ``booking_id``."""
     for key, body in await collect(queue, 1):
@@ -315,17 +325,11 @@ async def _published(queue: Any, routing_key: str, booking_id: str) -> dict[str,
 
 async def test_the_booking_shows_the_discount_and_its_message_the_use(booking, client, amqp):
     queue = await bound_queue(amqp, "booking_created")
-    event = event_created(capacity=10, price="20.00")
-    await feed(booking, event)
-    await feed_voucher(
-        booking, voucher_for(event, "TENOFF", percent_off=None, amount_off=Decimal("10.00"))
+    event = await on_sale_with_voucher(
+        booking, "TENOFF", percent_off=None, amount_off=Decimal("10.00")
     )
 
-    resp = await client.post(
-        "/booking/create",
-        json={"event_id": str(event.event_id), "quantity": 2, "voucher_code": "tenoff"},
-        headers=bearer(mint()),
-    )
+    resp = await book_with(client, event, "tenoff", quantity=2)
 
     assert resp.status_code == 201, resp.text
     b = resp.json()
@@ -339,9 +343,7 @@ async def test_the_booking_shows_the_discount_and_its_message_the_use(booking, c
 
 
 async def test_unknown_and_exhausted_codes_answer_422_and_409(booking, client):
-    event = event_created(capacity=10)
-    await feed(booking, event)
-    await feed_voucher(booking, voucher_for(event, "ONE", max_uses=1))
+    event = await on_sale_with_voucher(booking, "ONE", max_uses=1)
     body = {"event_id": str(event.event_id), "quantity": 1}
 
     unknown = await client.post(
@@ -366,17 +368,10 @@ async def test_unknown_and_exhausted_codes_answer_422_and_409(booking, client):
 
 async def test_max_uses_is_never_exceeded_by_simultaneous_orders(booking, client):
     """max_uses 5, 40 orders at once (each another user): exactly 5 hold with the voucher."""
-    event = event_created(capacity=200)
-    await feed(booking, event)
-    await feed_voucher(booking, voucher_for(event, "RUSH", max_uses=5))
+    event = await on_sale_with_voucher(booking, "RUSH", capacity=200, max_uses=5)
 
     async def one() -> int:
-        resp = await client.post(
-            "/booking/create",
-            json={"event_id": str(event.event_id), "quantity": 2, "voucher_code": "RUSH"},
-            headers=bearer(mint()),
-        )
-        return resp.status_code
+        return (await book_with(client, event, "RUSH", quantity=2)).status_code
 
     statuses = await asyncio.gather(*(one() for _ in range(40)))
 
@@ -403,14 +398,8 @@ async def test_max_uses_is_never_exceeded_by_simultaneous_orders(booking, client
 async def test_a_declined_payment_in_one_statement_gives_the_use_back(booking, client, amqp):
     """The payment_failed subscriber's one-statement path (save_once) moves the use too."""
     queue = await bound_queue(amqp, "booking_cancelled")
-    event = event_created(capacity=10)
-    await feed(booking, event)
-    await feed_voucher(booking, voucher_for(event, "ONE", max_uses=1))
-    resp = await client.post(
-        "/booking/create",
-        json={"event_id": str(event.event_id), "quantity": 1, "voucher_code": "ONE"},
-        headers=bearer(mint()),
-    )
+    event = await on_sale_with_voucher(booking, "ONE", max_uses=1)
+    resp = await book_with(client, event, "ONE", quantity=1)
     assert resp.status_code == 201, resp.text
     b = resp.json()
     declined = PaymentFailed(

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,26 +16,18 @@ import sqlalchemy as sa
 
 from apps.booking import handlers, waitlist
 from apps.booking.adapters.repository import BookingRepository
-from apps.booking.adapters.repository_sqlite import SqliteBookingRepository
 from apps.booking.domain import Booking, BookingError
 from contracts.messages import EventUpdated, PaymentFailed, TicketType
 from kit.db import Database
 from kit.security import Principal
 from kit.uow import UnitOfWork
-from tests.booking.conftest import event_created, later, payment_for
-from tests.support.db import postgres_database, sqlite_database
+from tests.booking.conftest import event_created, later, on_both_databases, payment_for
+from tests.support.db import postgres_database
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def db(request: Any, tmp_path: Path) -> AsyncIterator[tuple[Database, type]]:
-    if request.param == "postgresql":
-        async with postgres_database("booking", "waitlist") as d:
-            yield d, BookingRepository
-    else:
-        async with sqlite_database("booking", tmp_path) as d:
-            yield d, SqliteBookingRepository
+db = on_both_databases("waitlist")
 
 
 def person() -> Principal:

@@ -17,21 +17,18 @@ Runs the real use cases against the real PostgreSQL (its own database), like the
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, invariant, multiple, rule, run_state_machine_as_test
+from hypothesis.stateful import Bundle, invariant, multiple, rule
 
 from apps.booking import handlers, waitlist
-from apps.booking.bootstrap import build
 from kit.security import Principal
 from contracts.messages import PaymentConfirmed, PaymentFailed
 from tests.booking.conftest import payment_for
-from tests.booking.test_state_machine import PER_BOOKING, BookingMachine
+from tests.booking.test_state_machine import PER_BOOKING, BookingMachine, run_on_booking_service
 from tests.conftest import DB_PREFIX
 
 pytestmark = pytest.mark.integration
@@ -321,26 +318,4 @@ def _without_repository(use_case: Any) -> Any:
 
 @pytest.mark.timeout(900)  # a few minutes on a busy 2-core machine, above the suite's default
 def test_waiting_lists_are_served_in_order_never_twice_and_only_from_freed_seats() -> None:
-    loop = asyncio.new_event_loop()
-    service = build(
-        outbox_relay=False,
-        booking_sweep_interval_seconds=0,
-        database_prefix=f"{DB_PREFIX}wsm_",
-        database_pool_size=2,
-    )
-    loop.run_until_complete(service.db.prepare())
-    WaitlistMachine.service, WaitlistMachine.loop = service, loop
-    try:
-        run_state_machine_as_test(
-            WaitlistMachine,
-            settings=settings(
-                max_examples=60,
-                stateful_step_count=30,
-                deadline=None,
-                derandomize=False,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-            ),
-        )
-    finally:
-        loop.run_until_complete(service.db.dispose())
-        loop.close()
+    run_on_booking_service(WaitlistMachine, database_prefix=f"{DB_PREFIX}wsm_", max_examples=60)

@@ -4,33 +4,14 @@ happens, not when the stream ends."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 
 import pytest
 
 from tests.e2e.test_platform_flows import book, create_event, until_known
+from tests.support.sse import next_data
 
 pytestmark = pytest.mark.integration
-
-
-async def next_data(resp, timeout: float) -> dict:
-    """The next ``data:`` event of an SSE response (keep-alive comments skipped)."""
-
-    async def read() -> dict:
-        data: list[str] = []
-        while True:
-            line = (await resp.content.readline()).decode()
-            if not line:
-                raise EOFError("the stream ended")
-            line = line.rstrip("\r\n")
-            if line.startswith("data:"):
-                data.append(line[5:].strip())
-            elif not line and data:
-                return json.loads("\n".join(data))
-
-    return await asyncio.wait_for(read(), timeout)
 
 
 async def test_availability_through_the_gateway_is_public_and_streams_each_change(api):

@@ -119,6 +119,40 @@ class Client:
         assert status == 200, tokens
         return user["id"], tokens["access_token"]
 
+    async def event(
+        self, organizer: str, title: str, *, capacity: int, price: str, venue: str = "Hall"
+    ) -> dict[str, Any]:
+        """An event in EUR, nine days ahead, created by ``organizer``."""
+        status, event = await self.call(
+            "POST",
+            "/events/create",
+            organizer,
+            json={
+                "title": title,
+                "venue": venue,
+                "capacity": capacity,
+                "price": price,
+                "currency": "EUR",
+                "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
+            },
+        )
+        assert status == 201, event
+        return event
+
+    async def pay(self, customer: str, booking_id: str) -> dict[str, Any]:
+        """The booking paid by card, once payments knows it."""
+        status, payment = await self.until_known(
+            "POST",
+            "/payments/process",
+            customer,
+            json={
+                "booking_id": booking_id,
+                "payment_method": {"type": "card", "token": "tok_visa"},
+            },
+        )
+        assert status in (200, 201), payment
+        return payment
+
     async def until_known(self, method: str, path: str, token: str, **kw: Any):
         """Eventual consistency: a just-created id may be unknown elsewhere for a moment."""
         return await eventually(
@@ -180,20 +214,7 @@ async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) ->
 
         _, organizer = await api.user("organizer")
         customer_id, customer = await api.user("customer")
-        status, event = await api.call(
-            "POST",
-            "/events/create",
-            organizer,
-            json={
-                "title": "Embedded gig",
-                "venue": "Hall",
-                "capacity": 5,
-                "price": "25.00",
-                "currency": "EUR",
-                "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
-            },
-        )
-        assert status == 201, event
+        event = await api.event(organizer, "Embedded gig", capacity=5, price="25.00")
 
         status, booking = await api.until_known(
             "POST", "/booking/create", customer, json={"event_id": event["id"], "quantity": 2}
@@ -201,16 +222,7 @@ async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) ->
         assert status == 201, booking
         assert booking["status"] == "pending" and booking["amount"] == "50.00"
 
-        status, payment = await api.until_known(
-            "POST",
-            "/payments/process",
-            customer,
-            json={
-                "booking_id": booking["id"],
-                "payment_method": {"type": "card", "token": "tok_visa"},
-            },
-        )
-        assert status in (200, 201), payment
+        payment = await api.pay(customer, booking["id"])
         assert payment["status"] == "succeeded" and payment["amount"] == "50.00"
 
         async def booking_now():
@@ -244,20 +256,7 @@ async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) ->
         assert (await api.call("GET", f"/booking/{booking['id']}", other))[0] == 404
 
         # concurrent holds on SQLite: never oversold, refusals are 409s, nothing fails
-        status, small = await api.call(
-            "POST",
-            "/events/create",
-            organizer,
-            json={
-                "title": "Tiny gig",
-                "venue": "Cellar",
-                "capacity": 3,
-                "price": "5.00",
-                "currency": "EUR",
-                "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
-            },
-        )
-        assert status == 201, small
+        small = await api.event(organizer, "Tiny gig", capacity=3, price="5.00", venue="Cellar")
         await eventually(
             lambda: api.call(
                 "POST", "/booking/create", organizer, json={"event_id": small["id"], "quantity": 1}
@@ -281,20 +280,7 @@ async def test_tickets_and_check_in_work_on_sqlite(embedded: Embedded) -> None:
         api = Client(session, embedded.gateway)
         _, organizer = await api.user("organizer")
         _, customer = await api.user("customer")
-        status, event = await api.call(
-            "POST",
-            "/events/create",
-            organizer,
-            json={
-                "title": "Embedded doors",
-                "venue": "Hall",
-                "capacity": 5,
-                "price": "10.00",
-                "currency": "EUR",
-                "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
-            },
-        )
-        assert status == 201, event
+        event = await api.event(organizer, "Embedded doors", capacity=5, price="10.00")
         status, booking = await api.until_known(
             "POST",
             "/booking/create",
@@ -306,16 +292,7 @@ async def test_tickets_and_check_in_work_on_sqlite(embedded: Embedded) -> None:
             },
         )
         assert status == 201, booking
-        status, payment = await api.until_known(
-            "POST",
-            "/payments/process",
-            customer,
-            json={
-                "booking_id": booking["id"],
-                "payment_method": {"type": "card", "token": "tok_visa"},
-            },
-        )
-        assert status in (200, 201), payment
+        await api.pay(customer, booking["id"])
 
         async def tickets() -> Any:
             return (await api.call("GET", f"/booking/{booking['id']}/tickets", customer))[1]

@@ -3,29 +3,15 @@ gateway: the plain read and the stream with its update after a booking."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 
 from tests.embedded.test_embedded_mode import Client, Embedded
 from tests.embedded.test_embedded_mode import embedded as embedded  # the module's platform
+from tests.support.sse import next_data
 
 pytestmark = pytest.mark.integration
-
-
-async def next_data(resp: aiohttp.ClientResponse, timeout: float) -> dict:
-    async def read() -> dict:
-        while True:
-            line = (await resp.content.readline()).decode().strip()
-            if not line and resp.content.at_eof():
-                raise EOFError("the stream ended")
-            if line.startswith("data:"):
-                return json.loads(line[5:])
-
-    return await asyncio.wait_for(read(), timeout)
 
 
 async def test_availability_streams_on_sqlite(embedded: Embedded) -> None:
@@ -33,20 +19,7 @@ async def test_availability_streams_on_sqlite(embedded: Embedded) -> None:
         api = Client(session, embedded.gateway)
         _, organizer = await api.user("organizer")
         _, customer = await api.user("customer")
-        status, event = await api.call(
-            "POST",
-            "/events/create",
-            organizer,
-            json={
-                "title": "Embedded gig",
-                "venue": "Hall",
-                "capacity": 4,
-                "price": "25.00",
-                "currency": "EUR",
-                "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
-            },
-        )
-        assert status == 201, event
+        event = await api.event(organizer, "Embedded gig", capacity=4, price="25.00")
         path = f"/booking/events/{event['id']}/availability"
         status, body = await api.until_known("GET", path, "")
         assert status == 200 and body["available"] == 4, body

@@ -4,9 +4,11 @@ a receiver running in the test (which checks signatures with the standardwebhook
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -100,6 +102,17 @@ async def organizer_known(service: Any, event_id: uuid.UUID) -> Any:
                 {"e": event_id},
             )
         ).scalar()
+
+
+async def hooked(
+    service: Any, bus: Any, url: str, kinds: list[str]
+) -> tuple[uuid.UUID, uuid.UUID, dict[str, Any]]:
+    """An organizer with an event, a webhook of theirs to ``url`` for ``kinds``, and the service
+    knowing whose event it is: the organizer, the event's id and the webhook."""
+    organizer, event_id = await organizer_with_event(bus)
+    hook = await registered(service, organizer, url, kinds)
+    await eventually(lambda: organizer_known(service, event_id))
+    return organizer, event_id, hook
 
 
 async def handled(service: Any, message_id: uuid.UUID) -> Any:
@@ -203,11 +216,9 @@ async def test_somebody_elses_webhook_is_not_found(service, receiver):
 
 
 async def test_own_events_messages_arrive_signed_and_logged(service, bus, receiver):
-    organizer, event_id = await organizer_with_event(bus)
-    hook = await registered(
-        service, organizer, receiver.url("ok-signed"), ["booking_confirmed", "booking_created"]
+    organizer, event_id, hook = await hooked(
+        service, bus, receiver.url("ok-signed"), ["booking_confirmed", "booking_created"]
     )
-    await eventually(lambda: organizer_known(service, event_id))
     msg = h.booking_confirmed(event_id=event_id)
     await send(bus, msg)
 
@@ -264,10 +275,10 @@ async def test_another_organizers_events_are_not_delivered(service, bus, receive
 
 
 async def test_a_failed_delivery_is_retried_with_the_same_webhook_id(service, bus, receiver):
-    organizer, event_id = await organizer_with_event(bus)
     receiver.failures_left["fail-twice"] = 2
-    hook = await registered(service, organizer, receiver.url("fail-twice"), ["booking_created"])
-    await eventually(lambda: organizer_known(service, event_id))
+    organizer, event_id, hook = await hooked(
+        service, bus, receiver.url("fail-twice"), ["booking_created"]
+    )
     await send(bus, h.booking_expired(event_id=event_id))  # not subscribed: not sent
     created = h.booking_confirmed(event_id=event_id)
     fields = created.model_dump(exclude={"message_type", "payment_id", "message_id"})
@@ -305,26 +316,35 @@ async def test_a_hanging_endpoint_does_not_delay_a_healthy_one(service, bus, rec
     assert len(receiver.to("hang")) == 2
 
 
-async def test_a_host_that_resolves_to_a_private_address_at_delivery_is_refused(
-    service, bus, receiver
-):
+@contextlib.contextmanager
+def resolving(service: Any, answers: dict[str, list[str]]) -> Iterator[None]:
+    """The service's webhook targets resolve these hosts to these addresses (looked up at each
+    resolution: the test may change them), every other host as before."""
     targets = NotificationsDeps.of(service).webhook_targets
-    answers = {"hooks.rebind.test": ["93.184.215.14"]}
+    original = targets.resolve
 
     async def resolve(host: str, port: int) -> list[str]:
         return answers[host] if host in answers else await original(host, port)
 
-    original, targets.resolve = targets.resolve, resolve
+    targets.resolve = resolve
     try:
-        organizer, event_id = await organizer_with_event(bus)
-        hook = await registered(
+        yield
+    finally:
+        targets.resolve = original
+
+
+async def test_a_host_that_resolves_to_a_private_address_at_delivery_is_refused(
+    service, bus, receiver
+):
+    answers = {"hooks.rebind.test": ["93.184.215.14"]}
+    with resolving(service, answers):
+        organizer, event_id, hook = await hooked(
             service,
-            organizer,
+            bus,
             f"http://hooks.rebind.test:{receiver.port}/ok-rebind",
             ["booking_confirmed"],
         )
         answers["hooks.rebind.test"] = ["93.184.215.14", "10.0.0.7"]  # the DNS answer changes
-        await eventually(lambda: organizer_known(service, event_id))
         await send(bus, h.booking_confirmed(event_id=event_id))
         [delivery] = await eventually(
             lambda: deliveries(service, organizer, hook["id"]),
@@ -334,32 +354,20 @@ async def test_a_host_that_resolves_to_a_private_address_at_delivery_is_refused(
         assert attempt["status_code"] is None and "10.0.0.7" in attempt["error"]
         assert delivery["status"] == "pending" and delivery["next_attempt_at"] is not None
         assert receiver.to("ok-rebind") == []
-    finally:
-        targets.resolve = original
 
 
 async def test_a_listed_host_is_reached_at_the_address_that_was_checked(service, bus, receiver):
-    targets = NotificationsDeps.of(service).webhook_targets
-
-    async def resolve(host: str, port: int) -> list[str]:
-        return ["127.0.0.1"] if host == "hooks.allowed.test" else await original(host, port)
-
-    original, targets.resolve = targets.resolve, resolve
-    try:
-        organizer, event_id = await organizer_with_event(bus)
-        hook = await registered(
+    with resolving(service, {"hooks.allowed.test": ["127.0.0.1"]}):
+        _, event_id, hook = await hooked(
             service,
-            organizer,
+            bus,
             f"http://hooks.allowed.test:{receiver.port}/ok-listed",
             ["booking_confirmed"],
         )
-        await eventually(lambda: organizer_known(service, event_id))
         await send(bus, h.booking_confirmed(event_id=event_id))
         [request] = await eventually(lambda: receiver.at("ok-listed"))
         assert request.headers["Host"] == f"hooks.allowed.test:{receiver.port}"
         verified(hook["secret"], request)
-    finally:
-        targets.resolve = original
 
 
 async def test_an_event_scoped_webhook_gets_only_that_event(service, bus, receiver):
@@ -382,9 +390,9 @@ async def test_an_event_scoped_webhook_gets_only_that_event(service, bus, receiv
 async def test_a_delivery_that_keeps_failing_gives_up_and_a_manual_retry_tries_once_more(
     service, bus, receiver
 ):
-    organizer, event_id = await organizer_with_event(bus)
-    hook = await registered(service, organizer, receiver.url("fail-always"), ["booking_confirmed"])
-    await eventually(lambda: organizer_known(service, event_id))
+    organizer, event_id, hook = await hooked(
+        service, bus, receiver.url("fail-always"), ["booking_confirmed"]
+    )
     await send(bus, h.booking_confirmed(event_id=event_id))
     [delivery] = await eventually(
         lambda: deliveries(service, organizer, hook["id"]),
