@@ -1250,3 +1250,33 @@ async def checkin_changes(
     if rows:
         cursor = encode_cursor(rows[-1].changed_at.isoformat(), rows[-1].id)
     return rows, cursor, more
+
+
+# --- the waiting list ---------------------------------------------------------------------
+
+
+async def leave_waitlist(
+    uow: UnitOfWork, *, repository: Repository, user: Principal, entry_id: uuid.UUID
+) -> None:
+    """The user leaves the list. Leaving with an open offer declines it: the pending booking is
+    cancelled and its seats go to the next entry. Leaving after the offer was paid, lapsed or
+    cancelled only takes the entry off the user's list."""
+    wl = WaitlistRepository(uow.conn)
+    entry = await wl.get(entry_id)
+    if entry is None or not (entry.user_id == user.user_id or user.is_admin):
+        raise waitlist.WaitlistEntryNotFound("No such waiting-list entry.")
+    if entry.status == "left":
+        return
+    if entry.status == "waiting":
+        # the event's rows first (the lock order: a serve holds them, then takes entries); the
+        # entries behind may fit now that this one is out of their way
+        await wl.lock_free_seats(entry.event_id)
+        await wl.mark_left(entry.id, _now())
+        await waitlist.serve_waitlist(uow, repository, [entry.event_id])
+        return
+    if entry.booking_id is not None and entry.booking_status == "pending":
+        repo = repository(uow.conn)
+        booking = await repo.get(entry.booking_id, for_update=True)  # bookings first
+        if booking is not None and (t := booking.cancel("user_request", now=_now())) is not None:
+            await _apply(uow, repo, [t], None)
+    await wl.mark_left(entry.id, _now())

@@ -278,35 +278,6 @@ async def join_waitlist(
     )
 
 
-async def leave_waitlist(
-    uow: UnitOfWork, *, repository: Repository, user: Principal, entry_id: uuid.UUID
-) -> None:
-    """The user leaves the list. Leaving with an open offer declines it: the pending booking is
-    cancelled and its seats go to the next entry. Leaving after the offer was paid, lapsed or
-    cancelled only takes the entry off the user's list."""
-    from apps.booking import handlers  # handlers calls serve_waitlist: imported when used
-
-    wl = WaitlistRepository(uow.conn)
-    entry = await wl.get(entry_id)
-    if entry is None or not (entry.user_id == user.user_id or user.is_admin):
-        raise WaitlistEntryNotFound("No such waiting-list entry.")
-    if entry.status == "left":
-        return
-    if entry.status == "waiting":
-        # the event's rows first (the lock order: a serve holds them, then takes entries); the
-        # entries behind may fit now that this one is out of their way
-        await wl.lock_free_seats(entry.event_id)
-        await wl.mark_left(entry.id, _now())
-        await serve_waitlist(uow, repository, [entry.event_id])
-        return
-    if entry.booking_id is not None and entry.booking_status == "pending":
-        repo = repository(uow.conn)
-        booking = await repo.get(entry.booking_id, for_update=True)  # bookings first
-        if booking is not None and (t := booking.cancel("user_request", now=_now())) is not None:
-            await handlers._apply(uow, repo, [t], None)
-    await wl.mark_left(entry.id, _now())
-
-
 async def list_waitlist(db: Database, *, user: Principal, limit: int = 100) -> list[EntryRow]:
     async with db.read() as conn:
         return await WaitlistRepository(conn).of_user(user.user_id, limit)

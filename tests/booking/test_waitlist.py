@@ -249,7 +249,7 @@ async def test_a_typed_entry_gets_its_type_and_leaving_declines_an_offer(world: 
     # the second VIP seat went to the next entry, not to the public
     assert (await world.entries(next_fan))[e2.id].status == "offered"
     # leaving with an open offer declines it; its seat is free again (nobody else waits)
-    await world.uow(waitlist.leave_waitlist, repository=world.repository, user=fan, entry_id=e1.id)
+    await world.uow(handlers.leave_waitlist, repository=world.repository, user=fan, entry_id=e1.id)
     assert e1.id not in await world.entries(fan)
     assert (
         await world.one(
@@ -259,7 +259,7 @@ async def test_a_typed_entry_gets_its_type_and_leaving_declines_an_offer(world: 
     ).status == "cancelled"
     with pytest.raises(waitlist.WaitlistEntryNotFound):
         await world.uow(
-            waitlist.leave_waitlist, repository=world.repository, user=fan, entry_id=e2.id
+            handlers.leave_waitlist, repository=world.repository, user=fan, entry_id=e2.id
         )
 
 
@@ -271,7 +271,7 @@ async def test_when_the_head_leaves_the_next_entry_that_fits_is_served(world: Wo
     await world.cancel(a)  # 2 free: the head (3) waits, and so does the entry behind it
     assert (await world.entries(small))[e_small.id].status == "waiting"
     await world.uow(
-        waitlist.leave_waitlist, repository=world.repository, user=big, entry_id=e_big.id
+        handlers.leave_waitlist, repository=world.repository, user=big, entry_id=e_big.id
     )
     assert (await world.entries(small))[e_small.id].status == "offered"
     assert await world.seats(event) == (4, 3, 0)

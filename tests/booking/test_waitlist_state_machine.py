@@ -163,7 +163,7 @@ class WaitlistMachine(BookingMachine):
             return
         self.run(
             self._in_uow(
-                waitlist.leave_waitlist,
+                handlers.leave_waitlist,
                 user=Principal(entry.user_id, "customer", {}),
                 entry_id=entry.id,
             )

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from apps.booking import waitlist
+from apps.booking import handlers, waitlist
 from apps.booking.deps import Deps
 from apps.booking.schemas import WaitlistEntryPublic, WaitlistJoin
 from kit.security import CurrentUser
@@ -77,7 +77,7 @@ async def list_waitlist(deps: Deps, user: CurrentUser) -> list[WaitlistEntryPubl
 async def leave_waitlist(deps: Deps, entry_id: uuid.UUID, user: CurrentUser) -> Response:
     await run_in_unit_of_work(
         deps.db,
-        waitlist.leave_waitlist,
+        handlers.leave_waitlist,
         repository=deps.repository,
         user=user,
         entry_id=entry_id,
