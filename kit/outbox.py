@@ -268,36 +268,45 @@ class OutboxRelay:
         unless ``fresh`` (a NOTIFY told of rows written by a process that hands off nothing)."""
         handing_off = self.db.handoff is not None  # this relay runs with the hand-off on
         claim = self._claim_settled if handing_off and not fresh else self._claim
-        async with self.db.relay_engine.connect() as conn, conn.begin():
-            async with self._sending:
-                rows = (await conn.execute(claim)).all()
-                if not rows:
-                    return 0
-                confirms = await self._send(
-                    [
-                        # JSON as text, decoded here by orjson: cheaper than the driver's json.loads
-                        OutboxMessage(
-                            r.routing_key, orjson.loads(r.payload), orjson.loads(r.headers) or {}
-                        )
-                        for r in rows
-                    ]
-                )
-            # Sent: another round may claim and send the next batch while these are confirmed.
-            results = await confirms
-            sent = [r.id for r, res in zip(rows, results, strict=True) if res is None]
-            failed = [r.id for r, res in zip(rows, results, strict=True) if res is not None]
-            if sent:
-                await conn.execute(OUTBOX.delete().where(self._id_in(sent)))
-            if failed:
-                await conn.execute(
-                    OUTBOX.update()
-                    .where(self._id_in(failed))
-                    .values(attempts=OUTBOX.c.attempts + 1)
-                )
-                first_error = next(r for r in results if r is not None)
-                log.warning(
-                    "outbox: %d of %d publishes failed: %r", len(failed), len(rows), first_error
-                )
+        async with self.db.relay_engine.connect() as conn:
+            if not self.db.is_postgres:
+                # SQLite has one write lock per file and one relay per file (the embedded mode):
+                # the claim needs no lock, and holding the file's lock while publishing deadlocks
+                # two services whose in-process consumers write to each other (booking's relay
+                # waits on payments' file while payments' relay waits on booking's).
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with conn.begin():
+                async with self._sending:
+                    rows = (await conn.execute(claim)).all()
+                    if not rows:
+                        return 0
+                    confirms = await self._send(
+                        [
+                            # JSON as text, decoded here by orjson: cheaper than the driver's json.loads
+                            OutboxMessage(
+                                r.routing_key,
+                                orjson.loads(r.payload),
+                                orjson.loads(r.headers) or {},
+                            )
+                            for r in rows
+                        ]
+                    )
+                # Sent: another round may claim and send the next batch while these are confirmed.
+                results = await confirms
+                sent = [r.id for r, res in zip(rows, results, strict=True) if res is None]
+                failed = [r.id for r, res in zip(rows, results, strict=True) if res is not None]
+                if sent:
+                    await conn.execute(OUTBOX.delete().where(self._id_in(sent)))
+                if failed:
+                    await conn.execute(
+                        OUTBOX.update()
+                        .where(self._id_in(failed))
+                        .values(attempts=OUTBOX.c.attempts + 1)
+                    )
+                    first_error = next(r for r in results if r is not None)
+                    log.warning(
+                        "outbox: %d of %d publishes failed: %r", len(failed), len(rows), first_error
+                    )
         if sent:
             metrics.OUTBOX_PUBLISHED.labels(self.db.settings.service_name).inc(len(sent))
         self.published_total += len(sent)

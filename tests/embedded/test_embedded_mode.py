@@ -359,7 +359,11 @@ async def test_failed_logins_are_throttled_on_sqlite_too(embedded: Embedded) -> 
 
 async def test_ctrl_c_stops_everything(embedded: Embedded) -> None:
     embedded.proc.send_signal(signal.SIGINT)
-    assert await asyncio.to_thread(embedded.proc.wait, 30) == 0
+    try:
+        status = await asyncio.to_thread(embedded.proc.wait, 30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running 30 s after Ctrl-C:\n{embedded.output()[-4000:]}")
+    assert status == 0
     assert "embedded: stopped" in embedded.output()
     for port in (*embedded.ports.values(),):
         with socket.socket() as s:
