@@ -310,6 +310,11 @@ async def test_from_to_and_event_id_filter_by_when_facts_occurred(client, publis
         ({"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "query.from"),
         ({"from": "2026-01-01T00:00:00"}, "query.from"),  # no time zone
         ({"to": "yesterday"}, "query.to"),
+        # what pydantic takes but RFC 3339 (the document's `format: date-time`) does not
+        ({"to": "2026-01-01 00:00:00Z"}, "query.to"),
+        ({"to": "2026-01-01T00:00Z"}, "query.to"),
+        ({"to": "2026-01-01T00:00:00+0000"}, "query.to"),
+        ({"from": "1767225600"}, "query.from"),
         ({"event_id": "not-a-uuid"}, "query.event_id"),
     ],
 )

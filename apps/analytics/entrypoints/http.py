@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any
 
@@ -31,11 +32,20 @@ OK_WITH_CSV = {
 EventIdFilter = Annotated[uuid.UUID | None, Query(description="Only this event.")]
 
 
+# RFC 3339's date-time, what the OpenAPI document's `format: date-time` promises
+_RFC_3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
 def _iso_8601_only(value: object) -> object:
-    """`from`/`to` are ISO 8601 texts, as documented; pydantic alone would also take a bare
-    number as a Unix time (and a year-1 date then overflowed the daily series: a 500)."""
-    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
-        raise ValueError("Expected an ISO 8601 date-time with a time zone.")
+    """`from`/`to` are RFC 3339 date-times (ISO 8601 with seconds and a time zone), as the
+    document says. pydantic alone also takes more: a bare number as a Unix time (a year-1 date
+    then overflowed the daily series: a 500), a space for the `T`, no seconds, `+0000`."""
+    if isinstance(value, str) and not _RFC_3339.fullmatch(value):
+        raise ValueError(
+            "Expected an RFC 3339 date-time with a time zone, e.g. 2026-01-31T18:00:00Z."
+        )
     return value
 
 

@@ -6,6 +6,8 @@ only: the gateway does not route it.
 
 from __future__ import annotations
 
+import asyncio
+
 import re
 import uuid
 from typing import Annotated, Any
@@ -367,7 +369,9 @@ async def ticket_qr(deps: Deps, ticket_id: uuid.UUID, user: CurrentUser) -> Resp
         deps.db, repository=deps.repository, ticket_id=ticket_id, actor=user
     )
     return Response(
-        qr_svg(ticket.secret),
+        # segno is pure Python (about 15 ms for a ticket's code): drawn off the event loop, so
+        # the holds and check-ins this process serves meanwhile do not wait behind it
+        await asyncio.to_thread(qr_svg, ticket.secret),
         media_type="image/svg+xml",
         headers={"Cache-Control": "private, no-store"},
     )

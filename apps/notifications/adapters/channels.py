@@ -7,6 +7,8 @@ refused the recipient with a 5xx), so the notification fails at once instead of 
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import logging
 from collections import deque
@@ -70,8 +72,10 @@ class SmtpEmailSender:
     async def send(self, notification: Notification) -> None:
         s = self.settings
         try:
+            # the QR codes (segno, pure Python: about 15-25 ms each) are drawn off the event loop
+            message = await asyncio.to_thread(self.build, notification)
             await aiosmtplib.send(
-                self.build(notification),
+                message,
                 hostname=s.smtp_host,
                 port=s.smtp_port,
                 username=s.smtp_username or None,
