@@ -51,12 +51,12 @@ from contracts.messages import (  # noqa: E402
     BookingConfirmed,
     BookingCreated,
     BookingExpired,
-    EventCreated,
     PaymentConfirmed,
     PaymentFailed,
     UserRegistered,
 )
 from contracts.topology import ANALYTICS_FACTS, CONSUMERS  # noqa: E402
+from tests.support.messages import event_created  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("analytics", "notifications", "payments")
@@ -81,18 +81,12 @@ def flash_sale(service: str, n: int, users: int, seed: int = 7) -> Story:
     10 % declined (payment_failed, then booking_cancelled), 10 % expired."""
     rnd = random.Random(seed)
     organizer = uuid.uuid4()
-    event = EventCreated(
-        producer="events",
-        event_id=uuid.uuid4(),
+    event = event_created(
         organizer_id=organizer,
         title="Flash sale",
         venue="Arena",
-        starts_at=datetime.now(UTC) + timedelta(days=30),
         capacity=100_000,
         price=Decimal("20.00"),
-        currency="EUR",
-        status="scheduled",
-        version=1,
     )
     people = [
         UserRegistered(
