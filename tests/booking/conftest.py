@@ -107,17 +107,25 @@ async def reserved(service: Any, event: EventCreated, quantity: int = 2) -> Book
 
 
 def payment_for(
-    b: Booking, cls: type[PaymentConfirmed | PaymentFailed] = PaymentConfirmed, **over: Any
+    b: Booking | dict[str, Any],
+    cls: type[PaymentConfirmed | PaymentFailed] = PaymentConfirmed,
+    **over: Any,
 ) -> Any:
-    """The payments service's word on booking ``b``: paid (``PaymentConfirmed``) or declined
+    """The payments service's word on booking ``b`` (the domain's ``Booking``, or the booking as
+    the API shows it, JSON, which names its event too): paid (``PaymentConfirmed``) or declined
     (``PaymentFailed``), naming the booking's user, amount and currency unless ``over`` says
     otherwise."""
+    if isinstance(b, Booking):
+        of: dict[str, Any] = {"user_id": b.user_id, "amount": b.amount, "currency": b.currency}
+        of["booking_id"] = b.id
+    else:
+        of = {k: b[k] for k in ("user_id", "event_id", "amount", "currency")}
+        of["booking_id"] = b["id"]
     fields: dict[str, Any] = {
+        **of,
+        "amount": Decimal(of["amount"]),
         "payment_id": uuid.uuid4(),
-        "booking_id": b.id,
-        "user_id": b.user_id,
-        "amount": Decimal(b.amount),
-        "currency": b.currency,
+        "producer": "payments",
     }
     if cls is PaymentConfirmed:
         fields["provider_reference"] = "sim"

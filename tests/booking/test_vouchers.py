@@ -402,14 +402,7 @@ async def test_a_declined_payment_in_one_statement_gives_the_use_back(booking, c
     resp = await book_with(client, event, "ONE", quantity=1)
     assert resp.status_code == 201, resp.text
     b = resp.json()
-    declined = PaymentFailed(
-        payment_id=uuid.uuid4(),
-        booking_id=uuid.UUID(b["id"]),
-        user_id=uuid.UUID(b["user_id"]),
-        amount=Decimal(b["amount"]),
-        currency=b["currency"],
-        failure_reason="card_declined",
-    )
+    declined = payment_for(b, PaymentFailed)
     assert await handlers.fail_pending(
         booking.db, "test.payment_failed", declined, repository=BookingRepository
     )
