@@ -57,6 +57,7 @@ from contracts.messages import (  # noqa: E402
 )
 from contracts.topology import ANALYTICS_FACTS, CONSUMERS  # noqa: E402
 from tests.support.messages import event_created  # noqa: E402
+from tests.support.processes import stop_processes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("analytics", "notifications", "payments")
@@ -353,11 +354,7 @@ async def run_one(service: str, n: int, users: int, profile: str | None) -> dict
     finally:
         if spy is not None and spy.poll() is None:
             spy.kill()
-        proc.terminate()
-        try:
-            await asyncio.to_thread(proc.wait, 20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        await stop_processes([proc])
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
         with psycopg.connect(PG + "postgres", autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
