@@ -9,7 +9,6 @@ import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from apps.booking.bootstrap import build as build_booking
 from apps.events.bootstrap import build as build_events
 from tests.booking.conftest import rows
 from tests.conftest import http_client
+from tests.support.api_bodies import event_body
 from tests.support.serving import serve
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
@@ -31,17 +31,6 @@ async def outbox_published(service) -> None:
     await eventually(
         lambda: rows(service, "SELECT count(*) FROM outbox"), until=lambda r: r == [(0,)]
     )
-
-
-def event_body(capacity: int) -> dict[str, object]:
-    return {
-        "title": "PyCon",
-        "venue": "Arena",
-        "capacity": capacity,
-        "price": "20.00",
-        "currency": "EUR",
-        "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-    }
 
 
 async def inventory(booking, event_id) -> list:
@@ -68,7 +57,7 @@ async def test_capacity_below_held_and_sold_is_refused_where_it_is_asked(start_s
     async with booking_behind_events(start_service) as (booking, events, events_api, booking_api):
         organizer = bearer(mint(uuid.uuid4(), "organizer"))
         event = (
-            await events_api.post("/events/create", json=event_body(10), headers=organizer)
+            await events_api.post("/events/create", json=event_body(capacity=10), headers=organizer)
         ).json()
         # booking learns the event from the bus
         await eventually(lambda: inventory(booking, event["id"]), until=lambda r: r == [(10, 0, 0)])
@@ -139,7 +128,7 @@ async def test_booking_unreachable_makes_a_decrease_503_and_changes_nothing(star
         ):
             organizer = bearer(mint(uuid.uuid4(), "organizer"))
             event = (
-                await api.post("/events/create", json=event_body(10), headers=organizer)
+                await api.post("/events/create", json=event_body(capacity=10), headers=organizer)
             ).json()
             resp = await api.put(
                 f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer
@@ -156,7 +145,9 @@ async def test_booking_unreachable_makes_a_decrease_503_and_changes_nothing(star
 async def test_no_booking_url_means_no_check(start_service):
     async with start_service(build_events, booking_url="") as events, http_client(events) as api:
         organizer = bearer(mint(uuid.uuid4(), "organizer"))
-        event = (await api.post("/events/create", json=event_body(10), headers=organizer)).json()
+        event = (
+            await api.post("/events/create", json=event_body(capacity=10), headers=organizer)
+        ).json()
         resp = await api.put(
             f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer
         )
@@ -211,7 +202,7 @@ async def test_a_ticket_types_capacity_below_its_held_and_sold_is_refused_too(st
     before the organizer's answer."""
     async with booking_behind_events(start_service) as (booking, events, events_api, booking_api):
         organizer = bearer(mint(uuid.uuid4(), "organizer"))
-        body = {k: v for k, v in event_body(10).items() if k != "price"}
+        body = {k: v for k, v in event_body(capacity=10).items() if k != "price"}
         body["ticket_types"] = [
             {"name": "Early", "price": "10.00", "capacity": 5},
             {"name": "Regular", "price": "20.00"},

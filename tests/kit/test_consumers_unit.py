@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,6 +14,7 @@ from contracts.messages import EventCreated
 from contracts.topology import DOMAIN_EXCHANGE
 from tests.conftest import http_client
 from tests.support import probe
+from tests.support.api_bodies import event_body
 from tests.support.messages import event_created
 from tests.support.tokens import bearer, mint
 
@@ -67,14 +67,7 @@ async def test_relay_publishes_through_the_declared_publisher(start_service):
     async with start_service(build_events, connect_broker=False, outbox_relay=False) as events:
         async with TestRabbitBroker(events.broker):
             async with http_client(events) as client:
-                body = {
-                    "title": "Unit",
-                    "venue": "Hall",
-                    "capacity": 5,
-                    "price": "9.99",
-                    "currency": "USD",
-                    "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
-                }
+                body = event_body(title="Unit", price="9.99", currency="USD")
                 resp = await client.post(
                     "/events/create", json=body, headers=bearer(mint(role="organizer"))
                 )
