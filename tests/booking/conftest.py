@@ -115,12 +115,11 @@ def payment_for(
     the API shows it, JSON, which names its event too): paid (``PaymentConfirmed``) or declined
     (``PaymentFailed``), naming the booking's user, amount and currency unless ``over`` says
     otherwise."""
-    if isinstance(b, Booking):
-        of: dict[str, Any] = {"user_id": b.user_id, "amount": b.amount, "currency": b.currency}
-        of["booking_id"] = b.id
-    else:
+    if isinstance(b, dict):
         of = {k: b[k] for k in ("user_id", "event_id", "amount", "currency")}
         of["booking_id"] = b["id"]
+    else:
+        of = {"user_id": b.user_id, "amount": b.amount, "currency": b.currency, "booking_id": b.id}
     fields: dict[str, Any] = {
         **of,
         "amount": Decimal(of["amount"]),
