@@ -33,6 +33,13 @@ async def outbox_published(service) -> None:
     )
 
 
+async def ten_seats(events_api: Any, organizer: dict[str, str]) -> dict[str, Any]:
+    """An event of 10 seats, created by ``organizer`` through the events API."""
+    resp = await events_api.post("/events/create", json=event_body(capacity=10), headers=organizer)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
 async def inventory(booking, event_id) -> list:
     return await rows(
         booking, "SELECT capacity, held, sold FROM inventory WHERE event_id = :e", e=event_id
@@ -56,9 +63,7 @@ async def booking_behind_events(start_service) -> AsyncIterator[tuple[Any, Any, 
 async def test_capacity_below_held_and_sold_is_refused_where_it_is_asked(start_service):
     async with booking_behind_events(start_service) as (booking, events, events_api, booking_api):
         organizer = bearer(mint(uuid.uuid4(), "organizer"))
-        event = (
-            await events_api.post("/events/create", json=event_body(capacity=10), headers=organizer)
-        ).json()
+        event = await ten_seats(events_api, organizer)
         # booking learns the event from the bus
         await eventually(lambda: inventory(booking, event["id"]), until=lambda r: r == [(10, 0, 0)])
         for _ in range(2):
@@ -127,9 +132,7 @@ async def test_booking_unreachable_makes_a_decrease_503_and_changes_nothing(star
             http_client(events) as api,
         ):
             organizer = bearer(mint(uuid.uuid4(), "organizer"))
-            event = (
-                await api.post("/events/create", json=event_body(capacity=10), headers=organizer)
-            ).json()
+            event = await ten_seats(api, organizer)
             resp = await api.put(
                 f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer
             )
@@ -145,9 +148,7 @@ async def test_booking_unreachable_makes_a_decrease_503_and_changes_nothing(star
 async def test_no_booking_url_means_no_check(start_service):
     async with start_service(build_events, booking_url="") as events, http_client(events) as api:
         organizer = bearer(mint(uuid.uuid4(), "organizer"))
-        event = (
-            await api.post("/events/create", json=event_body(capacity=10), headers=organizer)
-        ).json()
+        event = await ten_seats(api, organizer)
         resp = await api.put(
             f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer
         )
