@@ -23,6 +23,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.support.processes import stop_processes
+
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("auth", "events", "booking", "payments", "notifications", "analytics")
 
@@ -254,14 +256,7 @@ class BenchPlatform:
         return out
 
     async def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                await asyncio.to_thread(proc.wait, 20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        await stop_processes(self.procs.values())
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.vhost], check=False)
         import psycopg
 

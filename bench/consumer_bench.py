@@ -51,12 +51,13 @@ from contracts.messages import (  # noqa: E402
     BookingConfirmed,
     BookingCreated,
     BookingExpired,
-    EventCreated,
     PaymentConfirmed,
     PaymentFailed,
     UserRegistered,
 )
 from contracts.topology import ANALYTICS_FACTS, CONSUMERS  # noqa: E402
+from tests.support.messages import event_created  # noqa: E402
+from tests.support.processes import stop_processes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("analytics", "notifications", "payments")
@@ -81,18 +82,12 @@ def flash_sale(service: str, n: int, users: int, seed: int = 7) -> Story:
     10 % declined (payment_failed, then booking_cancelled), 10 % expired."""
     rnd = random.Random(seed)
     organizer = uuid.uuid4()
-    event = EventCreated(
-        producer="events",
-        event_id=uuid.uuid4(),
+    event = event_created(
         organizer_id=organizer,
         title="Flash sale",
         venue="Arena",
-        starts_at=datetime.now(UTC) + timedelta(days=30),
         capacity=100_000,
         price=Decimal("20.00"),
-        currency="EUR",
-        status="scheduled",
-        version=1,
     )
     people = [
         UserRegistered(
@@ -359,11 +354,7 @@ async def run_one(service: str, n: int, users: int, profile: str | None) -> dict
     finally:
         if spy is not None and spy.poll() is None:
             spy.kill()
-        proc.terminate()
-        try:
-            await asyncio.to_thread(proc.wait, 20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        await stop_processes([proc])
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
         with psycopg.connect(PG + "postgres", autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')

@@ -4,24 +4,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 
 from tests.abuse.tokens import bad_authorizations
+from tests.support.api_bodies import event_body
 
 pytestmark = pytest.mark.integration
 
 SOME_ID = str(uuid.uuid4())
-EVENT_BODY = {
-    "title": "Token test",
-    "venue": "Hall",
-    "capacity": 5,
-    "price": "5.00",
-    "currency": "EUR",
-    "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
-}
+EVENT_BODY = event_body(title="Token test")
 # (service, method, path, json body): every protected route of the public API
 PROTECTED = [
     ("auth", "GET", "/auth/me", None),

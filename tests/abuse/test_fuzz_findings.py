@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,6 +18,7 @@ from apps.booking.bootstrap import build as build_booking
 from apps.events.bootstrap import build as build_events
 from apps.notifications.bootstrap import build as build_notifications
 from tests.conftest import http_client
+from tests.support.api_bodies import event_body
 from tests.support.tokens import bearer, mint
 
 pytestmark = pytest.mark.integration
@@ -27,14 +27,7 @@ pytestmark = pytest.mark.integration
 async def test_nul_in_a_body_or_a_query_is_a_422_naming_the_field(start_service):
     async with start_service(build_events) as events, http_client(events) as client:
         organizer = bearer(mint(role="organizer"))
-        body = {
-            "title": "Nul\u0000Fest",
-            "venue": "Hall",
-            "capacity": 5,
-            "price": "5.00",
-            "currency": "EUR",
-            "starts_at": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
-        }
+        body = event_body(title="Nul\u0000Fest")
         refused = await client.post("/events/create", json=body, headers=organizer)
         assert refused.status_code == 422, refused.text
         assert refused.headers["content-type"].startswith("application/problem+json")

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.reliability.flows import call_until_answered
+from tests.support.api_bodies import event_body
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -24,18 +23,6 @@ class Actor:
     name: str
     user_id: str
     token: str
-
-
-def event_body(**over: Any) -> dict[str, Any]:
-    return {
-        "title": f"Authz {uuid.uuid4().hex[:6]}",
-        "venue": "Hall",
-        "capacity": 20,
-        "price": "10.00",
-        "currency": "EUR",
-        "starts_at": (datetime.now(UTC) + timedelta(days=15)).isoformat(),
-        **over,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +48,8 @@ async def world(harness):
 
         events = {}
         for key in ("main", "delete_by_owner", "delete_by_admin"):
-            status, event, _ = await api.call("POST", "/events/create", owner, json=event_body())
+            body = event_body(title=f"Authz {uuid.uuid4().hex[:6]}")
+            status, event, _ = await api.call("POST", "/events/create", owner, json=body)
             assert status == 201, event
             events[key] = event["id"]
 

@@ -7,7 +7,6 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -15,9 +14,8 @@ import sqlalchemy as sa
 from apps.analytics.adapters.tables import refunds
 from apps.analytics.domain import whole_refund_key
 from kit.db import Database
-from kit.settings import ServiceSettings
 from kit.tables import UtcDateTime
-from tests.support.db import migration_settings, migrations_of, upgrade
+from tests.support.db import migrations_of, migrations_on_both_backends, upgrade
 
 MIGRATIONS = migrations_of("analytics")
 PAYMENTS_0001 = sa.Table(
@@ -36,9 +34,7 @@ PAYMENTS_0001 = sa.Table(
 )
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def settings(request, tmp_path: Path) -> ServiceSettings:
-    return migration_settings(request.param, "analytics_mig", tmp_path)
+settings = migrations_on_both_backends("analytics_mig")
 
 
 @pytest.mark.integration

@@ -9,7 +9,6 @@ import json
 import os
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from apps.events.bootstrap import build as build_events
 from tests.auth.helpers import assert_problem, b64json, b64url, bearer, tokens_for, unverified_parts
 from tests.conftest import http_client
+from tests.support.api_bodies import event_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -74,17 +74,6 @@ def bad_tokens(user_id: str, pair: dict[str, str]) -> dict[str, str]:
         "no-kid": signed(_claims(user_id), headers={"typ": "JWT"}),
         "missing-exp": signed(_claims(user_id, exp=None)),
         "not-a-jwt": "not.a.jwt",
-    }
-
-
-def event_body() -> dict[str, Any]:
-    return {
-        "title": "Auth meets events",
-        "venue": "Lisbon",
-        "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-        "capacity": 10,
-        "price": "5.00",
-        "currency": "EUR",
     }
 
 

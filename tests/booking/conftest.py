@@ -4,7 +4,6 @@ service's messages the way the bus would (through its own subscribers)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from tests.conftest import http_client
 
 # The broker and database helpers every service's tests use, importable from here as before.
 from tests.support.bus import bound_queue as bound_queue, publish as publish
+from tests.support import messages
 from tests.support.db import postgres_database, sqlite_database
 from tests.support.db import rows as rows, scalar as scalar
 
@@ -55,21 +55,9 @@ def on_both_databases(name: str) -> Any:
 def event_created(
     capacity: int = 10, price: str = "20.00", currency: str = "EUR", **over: Any
 ) -> EventCreated:
-    fields: dict[str, Any] = {
-        "event_id": uuid.uuid4(),
-        "organizer_id": uuid.uuid4(),
-        "title": "PyCon Lisbon",
-        "venue": "Altice Arena",
-        "starts_at": datetime.now(UTC) + timedelta(days=30),
-        "capacity": capacity,
-        "price": Decimal(price),
-        "currency": currency,
-        "status": "scheduled",
-        "version": 1,
-        "producer": "events",
-    }
-    fields.update(over)
-    return EventCreated(**fields)
+    return messages.event_created(
+        capacity=capacity, price=Decimal(price), currency=currency, **over
+    )
 
 
 def later(event: EventCreated, message: type, version: int, **changes: Any) -> Any:
@@ -119,17 +107,24 @@ async def reserved(service: Any, event: EventCreated, quantity: int = 2) -> Book
 
 
 def payment_for(
-    b: Booking, cls: type[PaymentConfirmed | PaymentFailed] = PaymentConfirmed, **over: Any
+    b: Booking | dict[str, Any],
+    cls: type[PaymentConfirmed | PaymentFailed] = PaymentConfirmed,
+    **over: Any,
 ) -> Any:
-    """The payments service's word on booking ``b``: paid (``PaymentConfirmed``) or declined
+    """The payments service's word on booking ``b`` (the domain's ``Booking``, or the booking as
+    the API shows it, JSON, which names its event too): paid (``PaymentConfirmed``) or declined
     (``PaymentFailed``), naming the booking's user, amount and currency unless ``over`` says
     otherwise."""
+    if isinstance(b, dict):
+        of = {k: b[k] for k in ("user_id", "event_id", "amount", "currency")}
+        of["booking_id"] = b["id"]
+    else:
+        of = {"user_id": b.user_id, "amount": b.amount, "currency": b.currency, "booking_id": b.id}
     fields: dict[str, Any] = {
+        **of,
+        "amount": Decimal(of["amount"]),
         "payment_id": uuid.uuid4(),
-        "booking_id": b.id,
-        "user_id": b.user_id,
-        "amount": Decimal(b.amount),
-        "currency": b.currency,
+        "producer": "payments",
     }
     if cls is PaymentConfirmed:
         fields["provider_reference"] = "sim"

@@ -9,7 +9,6 @@ import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from apps.booking.bootstrap import build as build_booking
 from apps.events.bootstrap import build as build_events
 from tests.booking.conftest import rows
 from tests.conftest import http_client
+from tests.support.api_bodies import event_body
 from tests.support.serving import serve
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
@@ -33,15 +33,11 @@ async def outbox_published(service) -> None:
     )
 
 
-def event_body(capacity: int) -> dict[str, object]:
-    return {
-        "title": "PyCon",
-        "venue": "Arena",
-        "capacity": capacity,
-        "price": "20.00",
-        "currency": "EUR",
-        "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-    }
+async def ten_seats(events_api: Any, organizer: dict[str, str]) -> dict[str, Any]:
+    """An event of 10 seats, created by ``organizer`` through the events API."""
+    resp = await events_api.post("/events/create", json=event_body(capacity=10), headers=organizer)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
 
 
 async def inventory(booking, event_id) -> list:
@@ -67,9 +63,7 @@ async def booking_behind_events(start_service) -> AsyncIterator[tuple[Any, Any, 
 async def test_capacity_below_held_and_sold_is_refused_where_it_is_asked(start_service):
     async with booking_behind_events(start_service) as (booking, events, events_api, booking_api):
         organizer = bearer(mint(uuid.uuid4(), "organizer"))
-        event = (
-            await events_api.post("/events/create", json=event_body(10), headers=organizer)
-        ).json()
+        event = await ten_seats(events_api, organizer)
         # booking learns the event from the bus
         await eventually(lambda: inventory(booking, event["id"]), until=lambda r: r == [(10, 0, 0)])
         for _ in range(2):
@@ -138,9 +132,7 @@ async def test_booking_unreachable_makes_a_decrease_503_and_changes_nothing(star
             http_client(events) as api,
         ):
             organizer = bearer(mint(uuid.uuid4(), "organizer"))
-            event = (
-                await api.post("/events/create", json=event_body(10), headers=organizer)
-            ).json()
+            event = await ten_seats(api, organizer)
             resp = await api.put(
                 f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer
             )
@@ -156,7 +148,7 @@ async def test_booking_unreachable_makes_a_decrease_503_and_changes_nothing(star
 async def test_no_booking_url_means_no_check(start_service):
     async with start_service(build_events, booking_url="") as events, http_client(events) as api:
         organizer = bearer(mint(uuid.uuid4(), "organizer"))
-        event = (await api.post("/events/create", json=event_body(10), headers=organizer)).json()
+        event = await ten_seats(api, organizer)
         resp = await api.put(
             f"/events/{event['id']}/update", json={"capacity": 5}, headers=organizer
         )
@@ -211,7 +203,7 @@ async def test_a_ticket_types_capacity_below_its_held_and_sold_is_refused_too(st
     before the organizer's answer."""
     async with booking_behind_events(start_service) as (booking, events, events_api, booking_api):
         organizer = bearer(mint(uuid.uuid4(), "organizer"))
-        body = {k: v for k, v in event_body(10).items() if k != "price"}
+        body = {k: v for k, v in event_body(capacity=10).items() if k != "price"}
         body["ticket_types"] = [
             {"name": "Early", "price": "10.00", "capacity": 5},
             {"name": "Regular", "price": "20.00"},

@@ -14,8 +14,9 @@ from apps.booking import handlers
 from apps.booking.adapters.repository import BookingRepository
 from kit.consuming import consume_once
 from apps.booking.entrypoints.messages import PAYMENT_CONFIRMED, PAYMENT_FAILED
-from tests.booking.conftest import bound_queue, collect, event_created, feed, rows
-from tests.booking.test_saga import failed, hold, paid, seats
+from contracts.messages import PaymentFailed
+from tests.booking.conftest import bound_queue, collect, event_created, feed, payment_for, rows
+from tests.booking.test_saga import hold, seats
 
 pytestmark = pytest.mark.integration
 
@@ -56,14 +57,14 @@ async def marked(booking, consumer: str, message_id: uuid.UUID) -> int:
     [
         (
             PAYMENT_CONFIRMED.name,
-            paid,
+            payment_for,
             partial(handlers.confirm_pending, repository=BookingRepository),
             partial(handlers.confirm_booking, repository=BookingRepository),
             "booking_confirmed",
         ),
         (
             PAYMENT_FAILED.name,
-            failed,
+            partial(payment_for, cls=PaymentFailed),
             partial(handlers.fail_pending, repository=BookingRepository),
             partial(handlers.fail_booking, repository=BookingRepository),
             "booking_cancelled",
@@ -123,7 +124,7 @@ async def test_a_change_between_the_read_and_the_write_writes_nothing(booking, c
     event = event_created(capacity=10)
     await feed(booking, event)
     b = await hold(client, event, 2)
-    first, second = paid(b), paid(b)
+    first, second = payment_for(b), payment_for(b)
     async with booking.db.read() as conn:  # read while pending ...
         stale = await BookingRepository(conn).get(uuid.UUID(b["id"]))
     assert (

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from contracts.messages import PaymentConfirmed, PaymentRefunded, RefundFailed
-from tests.booking.conftest import bound_queue, collect, event_created, feed, scalar
+from contracts.messages import PaymentRefunded, RefundFailed
+from tests.booking.conftest import bound_queue, collect, event_created, feed, payment_for, scalar
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
 
@@ -46,18 +46,7 @@ async def paid_booking(booking, client, event, quantity: int = 1, **body: Any) -
     )
     assert resp.status_code == 201, resp.text
     b = resp.json()
-    await booking.subscribers["payment_confirmed"](
-        PaymentConfirmed(
-            payment_id=uuid.uuid4(),
-            booking_id=b["id"],
-            user_id=b["user_id"],
-            event_id=b["event_id"],
-            amount=Decimal(b["amount"]),
-            currency=b["currency"],
-            provider_reference="ch_sim_1",
-            producer="payments",
-        )
-    )
+    await booking.subscribers["payment_confirmed"](payment_for(b))
     got = await client.get(f"/booking/{b['id']}", headers=bearer(mint(buyer)))
     assert got.json()["status"] == "confirmed"
     return got.json()

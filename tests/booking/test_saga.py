@@ -4,7 +4,6 @@ expiry, late and duplicated deliveries."""
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ from contracts.messages import (
     BookingConfirmed,
     EventCancelled,
     EventUpdated,
-    PaymentConfirmed,
     PaymentFailed,
     RefundRequested,
 )
@@ -27,6 +25,7 @@ from tests.booking.conftest import (
     feed,
     later,
     outbox_drained,
+    payment_for,
     publish,
     rows,
 )
@@ -36,32 +35,6 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 OUTCOMES = ("booking_confirmed", "booking_cancelled", "booking_expired", "refund_requested")
-
-
-def paid(b: dict, **over) -> PaymentConfirmed:
-    fields = {
-        "payment_id": uuid.uuid4(),
-        "booking_id": b["id"],
-        "user_id": b["user_id"],
-        "event_id": b["event_id"],
-        "amount": Decimal(b["amount"]),
-        "currency": b["currency"],
-        "provider_reference": "sim_1",
-        "producer": "payments",
-    }
-    return PaymentConfirmed(**{**fields, **over})
-
-
-def failed(b: dict) -> PaymentFailed:
-    return PaymentFailed(
-        payment_id=uuid.uuid4(),
-        booking_id=b["id"],
-        user_id=b["user_id"],
-        amount=Decimal(b["amount"]),
-        currency=b["currency"],
-        failure_reason="card_declined",
-        producer="payments",
-    )
 
 
 async def status_of(service, booking_id) -> str:
@@ -92,11 +65,14 @@ async def test_payment_confirms_and_duplicates_change_nothing(booking, client, a
     event = event_created(capacity=5)
     await feed(booking, event)
     b = await hold(client, event, 2)
-    payment = paid(b)
+    payment = payment_for(b)
 
     await publish(amqp, payment)
     await until_status(booking, b["id"], "confirmed")
-    resent, late_failure = paid(b, payment_id=payment.payment_id), failed(b)
+    resent, late_failure = (
+        payment_for(b, payment_id=payment.payment_id),
+        payment_for(b, PaymentFailed),
+    )
     await publish(amqp, payment)  # redelivered: same message id
     await publish(amqp, resent)  # re-sent: new message id
     await publish(amqp, late_failure)  # a late failure of an earlier attempt
@@ -122,7 +98,7 @@ async def test_failed_payment_cancels_and_releases_seats(booking, client, amqp):
     await feed(booking, event)
     b = await hold(client, event, 3)
 
-    await publish(amqp, failed(b))
+    await publish(amqp, payment_for(b, PaymentFailed))
     await until_status(booking, b["id"], "cancelled")
     assert await seats(booking, event) == (5, 0, 0)
     [(key, body)] = await collect(queue, 1)
@@ -130,9 +106,9 @@ async def test_failed_payment_cancels_and_releases_seats(booking, client, amqp):
     assert (key, msg.reason, msg.refund_due) == ("booking_cancelled", "payment_failed", False)
 
     # a payment that still arrives for the cancelled booking is refunded, once
-    late = paid(b)
+    late = payment_for(b)
     await publish(amqp, late)
-    await publish(amqp, paid(b, payment_id=late.payment_id))
+    await publish(amqp, payment_for(b, payment_id=late.payment_id))
     [(key, body)] = await collect(queue, 1)
     refund = RefundRequested.model_validate(body)
     assert (key, refund.payment_id, refund.reason) == (
@@ -149,7 +125,7 @@ async def test_user_cancelling_a_paid_booking_gets_a_refund(booking, client, amq
     await feed(booking, event)
     user = uuid.uuid4()
     b = await hold(client, event, 2, user)
-    payment = paid(b)
+    payment = payment_for(b)
     await publish(amqp, payment)
     await until_status(booking, b["id"], "confirmed")
 
@@ -167,7 +143,7 @@ async def test_cancelled_event_cancels_every_booking_and_refunds_paid_ones(booki
     await feed(booking, event)
     pending = await hold(client, event, 2)
     confirmed = await hold(client, event, 3)
-    payment = paid(confirmed)
+    payment = payment_for(confirmed)
     await publish(amqp, payment)
     await until_status(booking, confirmed["id"], "confirmed")
 
@@ -233,7 +209,7 @@ async def test_paid_after_expiry_is_confirmed_when_seats_can_be_retaken(
     queue, event, b = await swept_hold(short_holds, short_client, amqp)
     assert await seats(short_holds, event) == (3, 0, 0)
 
-    await publish(amqp, paid(b))
+    await publish(amqp, payment_for(b))
     await until_status(short_holds, b["id"], "confirmed")
     assert await seats(short_holds, event) == (3, 0, 2)
     got = await collect(queue, 2)
@@ -243,7 +219,7 @@ async def test_paid_after_expiry_is_confirmed_when_seats_can_be_retaken(
 async def test_paid_after_expiry_is_refunded_when_seats_are_gone(short_holds, short_client, amqp):
     queue, event, b = await swept_hold(short_holds, short_client, amqp)
     other = await hold(short_client, event, 3)  # somebody else takes every seat meanwhile
-    payment = paid(b)
+    payment = payment_for(b)
 
     await publish(amqp, payment)
     await until_status(short_holds, b["id"], "cancelled")

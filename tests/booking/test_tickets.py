@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from tests.booking.conftest import bound_queue, collect, outbox_drained, scalar
+from tests.booking.conftest import bound_queue, collect, outbox_drained, payment_for, scalar
 from tests.booking.test_refunds import on_sale, organizer, owner, paid_booking
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
@@ -89,20 +89,9 @@ async def test_confirmation_issues_one_signed_ticket_per_seat_with_attendee_name
 
 
 async def test_a_redelivered_confirmation_issues_nothing_twice(booking, client):
-    from contracts.messages import PaymentConfirmed
-
     event = await on_sale(booking)
     b = await paid_booking(booking, client, event, quantity=3)
-    again = PaymentConfirmed(
-        payment_id=b["payment_id"],
-        booking_id=b["id"],
-        user_id=b["user_id"],
-        event_id=b["event_id"],
-        amount=b["amount"],
-        currency=b["currency"],
-        provider_reference="ch_sim_1",
-        producer="payments",
-    )
+    again = payment_for(b, payment_id=b["payment_id"])
     await booking.subscribers["payment_confirmed"](again)
     sql = f"SELECT count(*) FROM tickets WHERE booking_id = '{b['id']}'"
     assert await scalar(booking, sql) == 3

@@ -133,6 +133,13 @@ async def _setup(d: tuple[Database, type], event: EventCreated, *vouchers: Any) 
         await _run(database, handlers.apply_voucher_snapshot, v, repository=repo)
 
 
+async def _with_save10(d: tuple[Database, type], max_uses: int) -> EventCreated:
+    """An event of 50 seats at 20.00, known with its voucher SAVE10 (10 % off, ``max_uses``)."""
+    event = event_created(capacity=50)
+    await _setup(d, event, voucher_for(event, max_uses=max_uses))
+    return event
+
+
 async def test_percent_off_applies_to_eligible_lines_only(db):
     event, early, vip = types_event()
     await _setup(db, event, voucher_for(event, ticket_type_ids=[vip.ticket_type_id]))
@@ -189,8 +196,7 @@ async def test_unknown_and_exhausted_vouchers_hold_nothing(db):
 
 async def test_expiry_and_unpaid_cancellation_give_the_use_back_paid_keeps_it(db):
     database, repo = db
-    event = event_created(capacity=50)
-    await _setup(db, event, voucher_for(event, max_uses=3))
+    event = await _with_save10(db, max_uses=3)
 
     lapsing = await _hold(db, event, "SAVE10", hold_seconds=0)
     cancelled = await _hold(db, event, "SAVE10")
@@ -218,8 +224,7 @@ async def test_expiry_and_unpaid_cancellation_give_the_use_back_paid_keeps_it(db
 
 async def test_a_declined_payment_gives_the_use_back(db):
     database, repo = db
-    event = event_created(capacity=50)
-    await _setup(db, event, voucher_for(event, max_uses=1))
+    event = await _with_save10(db, max_uses=1)
     b = await _hold(db, event, "SAVE10")
     await _run(database, handlers.fail_booking, payment_for(b, PaymentFailed), repository=repo)
     assert await _used(database, event) == 0
@@ -228,8 +233,7 @@ async def test_a_declined_payment_gives_the_use_back(db):
 
 async def test_a_late_payment_retakes_the_use_only_if_one_is_left(db):
     database, repo = db
-    event = event_created(capacity=50)
-    await _setup(db, event, voucher_for(event, max_uses=1))
+    event = await _with_save10(db, max_uses=1)
     first = await _hold(db, event, "SAVE10", hold_seconds=0)
     await _expire(db)
     assert await _used(database, event) == 0
@@ -253,8 +257,7 @@ async def status_of(database: Database, booking_id: uuid.UUID) -> str:
 
 async def test_a_late_payment_without_a_use_left_is_refunded(db):
     database, repo = db
-    event = event_created(capacity=50)
-    await _setup(db, event, voucher_for(event, max_uses=1))
+    event = await _with_save10(db, max_uses=1)
     late = await _hold(db, event, "SAVE10", hold_seconds=0)
     await _expire(db)
     await _hold(db, event, "SAVE10")  # took the use back in the meantime
@@ -402,14 +405,7 @@ async def test_a_declined_payment_in_one_statement_gives_the_use_back(booking, c
     resp = await book_with(client, event, "ONE", quantity=1)
     assert resp.status_code == 201, resp.text
     b = resp.json()
-    declined = PaymentFailed(
-        payment_id=uuid.uuid4(),
-        booking_id=uuid.UUID(b["id"]),
-        user_id=uuid.UUID(b["user_id"]),
-        amount=Decimal(b["amount"]),
-        currency=b["currency"],
-        failure_reason="card_declined",
-    )
+    declined = payment_for(b, PaymentFailed)
     assert await handlers.fail_pending(
         booking.db, "test.payment_failed", declined, repository=BookingRepository
     )

@@ -68,20 +68,32 @@ class WaitlistMachine(BookingMachine):
     ) -> Any:
         types = self.snapshots[event].ticket_types
         type_id = data.draw(st.sampled_from(types)).ticket_type_id if typed and types else None
+        return self._join(event, who, quantity, ticket_type_id=type_id, hold_seconds=hold_seconds)
+
+    def _join(
+        self,
+        event: uuid.UUID,
+        who: int,
+        quantity: int,
+        *,
+        ticket_type_id: uuid.UUID | None = None,
+        hold_seconds: int = 600,
+    ) -> Any:
+        """Waiter ``who`` joins ``event``'s list: the entry, or None where the use case takes
+        no one (seats available, event cancelled...)."""
         entry = self.run(
             self._in_uow(
                 waitlist.join_waitlist,
                 user=Principal(self.waiters[who], "customer", {}),
                 event_id=event,
-                ticket_type_id=type_id,
+                ticket_type_id=ticket_type_id,
                 quantity=quantity,
                 hold_seconds=hold_seconds,
                 max_per_booking=PER_BOOKING,
             )
         )
-        if entry is None:  # seats available, event cancelled...
-            return None
-        self.entry_ids.append(entry.id)
+        if entry is not None:
+            self.entry_ids.append(entry.id)
         return entry
 
     async def _in_uow(self, use_case: Any, **kw: Any) -> Any:
@@ -141,19 +153,8 @@ class WaitlistMachine(BookingMachine):
         a few at a time then test that those behind never jump the head."""
         joined = []
         for who, quantity in enumerate(sorted(sizes, reverse=True)):
-            entry = self.run(
-                self._in_uow(
-                    waitlist.join_waitlist,
-                    user=Principal(self.waiters[who], "customer", {}),
-                    event_id=event,
-                    ticket_type_id=None,
-                    quantity=quantity,
-                    hold_seconds=600,
-                    max_per_booking=PER_BOOKING,
-                )
-            )
+            entry = self._join(event, who, quantity)
             if entry is not None:
-                self.entry_ids.append(entry.id)
                 joined.append(entry)
         return multiple(*joined)
 

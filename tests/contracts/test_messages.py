@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -12,25 +11,11 @@ from pydantic import TypeAdapter, ValidationError
 from contracts.envelope import caused_by
 from contracts.messages import ALL_MESSAGES, AnalyticsFact, BookingCreated, PaymentConfirmed
 from contracts.topology import ANALYTICS_FACTS, CONSUMERS
-
-
-def booking_created(**over: object) -> BookingCreated:
-    fields: dict[str, object] = dict(
-        booking_id=uuid.uuid4(),
-        event_id=uuid.uuid4(),
-        user_id=uuid.uuid4(),
-        quantity=2,
-        amount=Decimal("40"),
-        currency="EUR",
-        expires_at=datetime.now(UTC),
-        producer="booking",
-    )
-    fields.update(over)
-    return BookingCreated(**fields)
+from tests.support.messages import booking_created
 
 
 def test_money_is_a_two_decimal_string_on_the_wire_never_a_float():
-    wire = booking_created().model_dump(mode="json")
+    wire = booking_created(amount=Decimal("40")).model_dump(mode="json")
     assert wire["amount"] == "40.00" and isinstance(wire["amount"], str)
     back = BookingCreated.model_validate(wire)
     assert back.amount == Decimal("40.00")

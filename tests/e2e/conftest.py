@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from deploy.local.smtp_sink import MailSink, start_sink
 from tests.conftest import DB_PREFIX, RABBIT_BASE, VHOST, _rabbitmqctl
 from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.processes import stop_processes
 from tests.support.tcp_proxy import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,14 +192,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory):
         await p.wait_ready(timeout=float(os.environ.get("E2E_READY_TIMEOUT", "90")))
         yield p
     finally:
-        for proc in p.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in p.procs.values():
-            try:
-                await asyncio.to_thread(proc.wait, 20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        await stop_processes(p.procs.values())
         smtp.close()
         await otlp.stop()
         if own_vhost:

@@ -7,24 +7,20 @@ booking confirmed -> the user is told and analytics counts it; and the failure b
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.support.waiting import eventually
+from tests.support.api_bodies import event_body
 
 pytestmark = pytest.mark.integration
 
 
-def event_body(capacity: int = 10, price: str = "25.00") -> dict:
-    return {
-        "title": f"Concert {uuid.uuid4().hex[:6]}",
-        "venue": "Coliseu",
-        "capacity": capacity,
-        "price": price,
-        "currency": "EUR",
-        "starts_at": (datetime.now(UTC) + timedelta(days=20)).isoformat(),
-    }
+def concert(capacity: int = 10, price: str = "25.00") -> dict:
+    """An event body of its own title (one platform serves the whole session)."""
+    return event_body(
+        title=f"Concert {uuid.uuid4().hex[:6]}", venue="Coliseu", capacity=capacity, price=price
+    )
 
 
 async def until_known(call, *, timeout: float = 10.0):
@@ -33,9 +29,7 @@ async def until_known(call, *, timeout: float = 10.0):
 
 
 async def create_event(api, organizer_token: str, **kw) -> dict:
-    status, event, _ = await api.call(
-        "POST", "/events/create", organizer_token, json=event_body(**kw)
-    )
+    status, event, _ = await api.call("POST", "/events/create", organizer_token, json=concert(**kw))
     assert status == 201, event
     return event
 

@@ -25,6 +25,7 @@ import pytest
 
 from deploy.local.run import choose_mode
 from tests.support.tcp_proxy import free_port
+from tests.support.api_bodies import event_body
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -122,20 +123,9 @@ class Client:
     async def event(
         self, organizer: str, title: str, *, capacity: int, price: str, venue: str = "Hall"
     ) -> dict[str, Any]:
-        """An event in EUR, nine days ahead, created by ``organizer``."""
-        status, event = await self.call(
-            "POST",
-            "/events/create",
-            organizer,
-            json={
-                "title": title,
-                "venue": venue,
-                "capacity": capacity,
-                "price": price,
-                "currency": "EUR",
-                "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
-            },
-        )
+        """An event in EUR, a month ahead, created by ``organizer``."""
+        body = event_body(title=title, venue=venue, capacity=capacity, price=price)
+        status, event = await self.call("POST", "/events/create", organizer, json=body)
         assert status == 201, event
         return event
 

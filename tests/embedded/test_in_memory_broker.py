@@ -28,6 +28,7 @@ from kit.settings import ServiceSettings
 from contracts.messages import AnalyticsFact, PaymentConfirmed
 from contracts.topology import ANALYTICS_EXCHANGE, ANALYTICS_QUEUE, DOMAIN_EXCHANGE, queue_for
 from deploy.local.embedded import InMemoryBroker, RedeliveryNeeded, analytics_bridge
+from tests.support.messages import payment_confirmed
 
 UNREACHABLE = "amqp://guest:guest@127.0.0.1:1/"
 EVENTS_MIGRATIONS = Path(__file__).resolve().parents[2] / "apps" / "events" / "migrations"
@@ -35,18 +36,6 @@ EVENTS_MIGRATIONS = Path(__file__).resolve().parents[2] / "apps" / "events" / "m
 
 def _settings(name: str, **kw: object) -> ServiceSettings:
     return ServiceSettings(service_name=name, rabbitmq_url=UNREACHABLE, **kw)
-
-
-def _payment() -> PaymentConfirmed:
-    return PaymentConfirmed(
-        payment_id=uuid.uuid4(),
-        booking_id=uuid.uuid4(),
-        user_id=uuid.uuid4(),
-        event_id=uuid.uuid4(),
-        amount=Decimal("50.00"),
-        currency="EUR",
-        provider_reference="ch_sim_1",
-    )
 
 
 async def test_a_nacked_delivery_fails_the_publish_and_other_consumers_still_get_it() -> None:
@@ -66,7 +55,7 @@ async def test_a_nacked_delivery_fails_the_publish_and_other_consumers_still_get
     async def on_steady(msg: PaymentConfirmed) -> None:
         seen["steady"].append(msg.message_id)
 
-    msg = _payment()
+    msg = payment_confirmed()
     payload = msg.model_dump(mode="json")
     async with InMemoryBroker(producer, flaky, steady):
         with pytest.raises(RedeliveryNeeded, match="booking.payment_confirmed"):
@@ -87,7 +76,7 @@ async def test_a_rejected_delivery_is_dead_lettered_not_retried() -> None:
         calls.append(msg.message_id)
         raise PermanentFailure("can never succeed")
 
-    msg = _payment()
+    msg = payment_confirmed()
     async with InMemoryBroker(producer, consumer):
         await publish(msg.routing_key, msg.model_dump(mode="json"), {})  # does not raise
     assert calls == [msg.message_id]
@@ -103,7 +92,7 @@ async def test_analytics_facts_reach_the_analytics_exchange() -> None:
     async def on_fact(fact: AnalyticsFact) -> None:
         got.append(fact)
 
-    msg = _payment()
+    msg = payment_confirmed(amount=Decimal("50.00"))
     async with InMemoryBroker(producer, analytics, analytics_bridge()):
         await publish(msg.routing_key, msg.model_dump(mode="json"), {})
     assert [f.message_id for f in got] == [msg.message_id]
@@ -138,7 +127,7 @@ async def test_the_outbox_relay_retries_until_the_consumer_succeeds_once(tmp_pat
         await consume_once(consumer_db, "booking.payment_confirmed", msg, apply)
         await consume_once(consumer_db, "booking.payment_confirmed", msg, apply)  # a duplicate
 
-    msg = _payment()
+    msg = payment_confirmed()
     try:
         async with InMemoryBroker(producer, consumer):
             async with UnitOfWork(db) as uow:

@@ -5,9 +5,7 @@ outside transactions never blocking them, and aware UTC times."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -16,8 +14,8 @@ import sqlalchemy as sa
 from kit.db import Database
 from kit.uow import UnitOfWork
 from kit.outbox import OUTBOX
-from contracts.messages import PaymentConfirmed
 from tests.support.db import sqlite_database
+from tests.support.messages import payment_confirmed
 
 
 @pytest.fixture
@@ -27,18 +25,6 @@ async def db(tmp_path: Path):
         yield database
 
 
-def _message() -> PaymentConfirmed:
-    return PaymentConfirmed(
-        payment_id=uuid.uuid4(),
-        booking_id=uuid.uuid4(),
-        user_id=uuid.uuid4(),
-        event_id=uuid.uuid4(),
-        amount=Decimal("1.00"),
-        currency="EUR",
-        provider_reference="r",
-    )
-
-
 async def _count(db: Database) -> int:
     async with db.read() as conn:
         return (await conn.execute(sa.select(sa.func.count()).select_from(OUTBOX))).scalar_one()
@@ -46,7 +32,7 @@ async def _count(db: Database) -> int:
 
 async def test_times_come_back_aware_utc(db: Database) -> None:
     async with UnitOfWork(db) as uow:
-        uow.publish(_message())
+        uow.publish(payment_confirmed())
         await uow.commit()
     async with db.read() as conn:
         created = (await conn.execute(sa.select(OUTBOX.c.created_at))).scalar_one()
@@ -64,7 +50,7 @@ async def test_a_second_writer_waits_for_the_first_instead_of_failing(db: Databa
             if wait:
                 first_has_read.set()
                 await release_first.wait()
-            uow.publish(_message())
+            uow.publish(payment_confirmed())
             await uow.commit()
 
     first = asyncio.create_task(read_then_write(True))

@@ -14,22 +14,10 @@ from apps.events.bootstrap import build
 from contracts.messages import EventCancelled, EventCreated, EventUpdated
 from contracts.topology import DOMAIN_EXCHANGE
 from tests.conftest import http_client
+from tests.support.api_bodies import event_body
 from tests.support.tokens import bearer, mint
 
 pytestmark = pytest.mark.integration
-
-
-def event_body(**over: object) -> dict[str, object]:
-    body: dict[str, object] = {
-        "title": "PyCon Lisbon",
-        "venue": "Altice Arena",
-        "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-        "capacity": 100,
-        "price": "20.00",
-        "currency": "EUR",
-    }
-    body.update(over)
-    return body
 
 
 @pytest.fixture

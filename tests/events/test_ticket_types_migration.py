@@ -8,7 +8,6 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,9 +16,8 @@ from apps.events.adapters.repository import EventRepository
 from apps.events.domain import RefundPolicy
 from contracts.messages import implied_ticket_type_id
 from kit.db import Database
-from kit.settings import ServiceSettings
 from kit.tables import UtcDateTime
-from tests.support.db import migration_settings, migrations_of, upgrade
+from tests.support.db import migrations_of, migrations_on_both_backends, upgrade
 
 # The events table as migration 0001 left it (the columns an insert needs, typed).
 EVENTS_0001 = sa.Table(
@@ -41,9 +39,7 @@ EVENTS_0001 = sa.Table(
 MIGRATIONS = migrations_of("events")
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def settings(request, tmp_path: Path) -> ServiceSettings:
-    return migration_settings(request.param, "events_mig", tmp_path)
+settings = migrations_on_both_backends("events_mig")
 
 
 @pytest.mark.integration

@@ -194,6 +194,13 @@ class Stack:
     def seen(self) -> dict[str, int]:
         return {name: len(u.requests) for name, u in self.upstreams.items()}
 
+    async def seen_by_booking(self, headers: dict[str, str]) -> Seen:
+        """What the booking stand-in received of a ``GET /booking/b-1`` sent with ``headers``
+        (the gateway having answered it 200)."""
+        resp = await self.client.get("/booking/b-1", headers=headers)
+        assert resp.status_code == 200, resp.text
+        return self.upstreams["booking"].requests[0]
+
 
 @pytest.fixture(scope="session")
 async def echoes() -> AsyncIterator[dict[str, tuple[EchoUpstream, str]]]:

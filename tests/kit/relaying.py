@@ -16,7 +16,7 @@ from contracts.messages import EventCreated
 from kit.db import Database
 from kit.outbox import OUTBOX, OutboxRelay
 from kit.publishing import Publishers
-from tests.kit.test_consumers_unit import event_created
+from tests.support.messages import event_created
 from tests.support.waiting import eventually
 
 SERVICE = "relaytest"
@@ -42,7 +42,7 @@ async def spy_queue(amqp: Any, exchange: RabbitExchange, routing_key: str) -> An
 
 
 def event(title: str) -> EventCreated:
-    return event_created(title, producer=SERVICE)
+    return event_created(title=title, producer=SERVICE)
 
 
 async def write_rows(db: Database, rows: list[dict[str, Any]]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,25 +14,9 @@ from contracts.messages import EventCreated
 from contracts.topology import DOMAIN_EXCHANGE
 from tests.conftest import http_client
 from tests.support import probe
+from tests.support.api_bodies import event_body
+from tests.support.messages import event_created
 from tests.support.tokens import bearer, mint
-
-
-def event_created(title: str = "ok", **over: object) -> EventCreated:
-    fields: dict[str, object] = dict(
-        event_id=uuid.uuid4(),
-        organizer_id=uuid.uuid4(),
-        title=title,
-        venue="Hall",
-        starts_at=datetime.now(UTC) + timedelta(days=3),
-        capacity=10,
-        price=Decimal("5.00"),
-        currency="EUR",
-        status="scheduled",
-        version=1,
-        producer="events",
-    )
-    fields.update(over)
-    return EventCreated(**fields)
 
 
 @pytest.fixture
@@ -58,7 +41,7 @@ async def effect_count(service, message_id: uuid.UUID) -> int:
 
 
 async def test_subscriber_gets_typed_payload_and_records_effect_once(probe_service):
-    msg = event_created()
+    msg = event_created(title="ok")
     async with TestRabbitBroker(probe_service.broker) as br:
         await br.publish(msg, exchange=DOMAIN_EXCHANGE, routing_key="event_created")
         await br.publish(msg, exchange=DOMAIN_EXCHANGE, routing_key="event_created")  # duplicate
@@ -70,7 +53,8 @@ async def test_subscriber_gets_typed_payload_and_records_effect_once(probe_servi
 
 
 async def test_subscriber_rejects_payload_that_breaks_the_contract(probe_service, caplog):
-    bad = event_created("bad-contract").model_dump(mode="json") | {"capacity": -5, "currency": "?"}
+    message = event_created(title="bad-contract").model_dump(mode="json")
+    bad = message | {"capacity": -5, "currency": "?"}
     async with TestRabbitBroker(probe_service.broker) as br:
         await br.publish(bad, exchange=DOMAIN_EXCHANGE, routing_key="event_created")
     # the handler body never ran, and the delivery policy rejected it (to the dead-letter queue)
@@ -83,14 +67,7 @@ async def test_relay_publishes_through_the_declared_publisher(start_service):
     async with start_service(build_events, connect_broker=False, outbox_relay=False) as events:
         async with TestRabbitBroker(events.broker):
             async with http_client(events) as client:
-                body = {
-                    "title": "Unit",
-                    "venue": "Hall",
-                    "capacity": 5,
-                    "price": "9.99",
-                    "currency": "USD",
-                    "starts_at": (datetime.now(UTC) + timedelta(days=9)).isoformat(),
-                }
+                body = event_body(title="Unit", price="9.99", currency="USD")
                 resp = await client.post(
                     "/events/create", json=body, headers=bearer(mint(role="organizer"))
                 )

@@ -5,14 +5,10 @@ configured. Each case runs in a fresh interpreter: tracing is configured once pe
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.fresh import run_python
 
 PROBE = """
 import json, os
@@ -30,16 +26,7 @@ os._exit(0)  # no flush of spans to the (absent) collector at exit
 
 
 def instrumented(**env: str) -> dict[str, bool]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    out = run_python(PROBE, drop=lambda name: name.startswith("OTEL_"), check=True, **env)
     found = json.loads(out.stdout.strip().splitlines()[-1])
     return {"asyncpg": found["asyncpg"], "psycopg": found["psycopg"]}
 

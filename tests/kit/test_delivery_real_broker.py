@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aio_pika
@@ -18,8 +17,9 @@ from yarl import URL
 from apps.events.bootstrap import build as build_events
 from contracts.topology import DELIVERY_LIMIT, DOMAIN_EXCHANGE, dead_letter_queue_name
 from tests.conftest import http_client
-from tests.kit.test_consumers_unit import event_created
+from tests.support.messages import event_created
 from tests.support import probe
+from tests.support.api_bodies import event_body
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
@@ -55,8 +55,8 @@ async def test_poison_message_is_dead_lettered_after_bounded_retries_while_other
 ):
     async with start_service(probe.build) as svc:
         dlq = dead_letter_queue_name(probe.QUEUE)
-        await publish_raw(amqp, event_created("poison").model_dump_json().encode())
-        goods = [event_created(f"good-{i}") for i in range(20)]
+        await publish_raw(amqp, event_created(title="poison").model_dump_json().encode())
+        goods = [event_created(title=f"good-{i}") for i in range(20)]
         for m in goods:
             await publish_raw(amqp, m.model_dump_json().encode())
         # a payload that breaks the contract goes to the DLQ at once, without retries
@@ -89,7 +89,7 @@ async def test_consumer_killed_after_commit_before_ack_gets_message_again_effect
         first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         try:
             assert first.stdout is not None and "probe ready" in first.stdout.readline()
-            message = event_created("crash-after-commit")
+            message = event_created(title="crash-after-commit")
             await publish_raw(amqp, message.model_dump_json().encode())
             await asyncio.to_thread(first.wait, 30)
             assert first.returncode == -9 and marker.exists()  # it died before acking
@@ -133,14 +133,7 @@ async def test_outbox_keeps_messages_while_broker_unreachable_and_delivers_them_
                 resp = await client.post(
                     "/events/create",
                     headers=bearer(token),
-                    json={
-                        "title": f"outage {i}",
-                        "venue": "Hall",
-                        "capacity": 5,
-                        "price": "1.00",
-                        "currency": "EUR",
-                        "starts_at": (datetime.now(UTC) + timedelta(days=5)).isoformat(),
-                    },
+                    json=event_body(title=f"outage {i}"),
                 )
                 assert resp.status_code == 201  # HTTP keeps working without the broker
                 created.append(resp.json()["id"])

@@ -7,12 +7,11 @@ niceness are the process's)."""
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.fresh import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["events", "booking", "payments", "notifications", "analytics"]
@@ -32,14 +31,7 @@ def test_entry_point_exposes_the_built_service(service: str) -> None:
         f"assert main.service.spec.name == {service!r}\n"
         "print(logging.getLogger().level)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "LOG_LEVEL": "WARNING"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = run_python(code, LOG_LEVEL="WARNING")
     assert out.returncode == 0, out.stderr
     # telemetry (logging) is configured from the service's own settings
     assert out.stdout.split()[-1] == str(30)

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.fresh import run_python
 
 
 def niceness_of(service: str, **env: str) -> int:
@@ -19,16 +17,7 @@ def niceness_of(service: str, **env: str) -> int:
         f"import os\nfrom apps.{service}.main import service\n"
         "print(os.getpriority(os.PRIO_PROCESS, 0))"
     )
-    environ = {k: v for k, v in os.environ.items() if k != "PROCESS_NICENESS"}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    out = run_python(code, drop=lambda name: name == "PROCESS_NICENESS", check=True, **env)
     return int(out.stdout.split()[-1])
 
 

@@ -3,7 +3,6 @@ in-memory span exporter)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from faststream.rabbit import TestRabbitBroker
@@ -15,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from apps.events.bootstrap import build as build_events
 from tests.conftest import http_client
 from tests.support import probe
+from tests.support.api_bodies import event_body
 from tests.support.tokens import bearer, mint
 
 
@@ -42,14 +42,7 @@ async def test_request_outbox_publish_and_consume_form_one_tree(spans, start_ser
                 resp = await client.post(
                     "/events/create",
                     headers=bearer(mint(role="organizer")),
-                    json={
-                        "title": "traced",
-                        "venue": "Hall",
-                        "capacity": 3,
-                        "price": "1.00",
-                        "currency": "EUR",
-                        "starts_at": (datetime.now(UTC) + timedelta(days=2)).isoformat(),
-                    },
+                    json=event_body(title="traced"),
                 )
             assert resp.status_code == 201
             assert await events.relay.relay_once() == 1

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from apps.notifications.adapters.tables import contacts, notifications
 from deploy.local.smtp_sink import MailSink, start_sink
+from tests.support import messages
 from tests.support.bus import send as send  # the notifications tests import it from here
 from contracts.messages import (
     BookingCancelled,
@@ -101,28 +102,20 @@ def payment_refunded(user_id: uuid.UUID | None = None, **over: Any) -> PaymentRe
     )
 
 
-def event_cancelled(organizer_id: uuid.UUID | None = None, **over: Any) -> EventCancelled:
-    fields: dict[str, Any] = dict(
-        event_id=uuid.uuid4(),
-        organizer_id=organizer_id or uuid.uuid4(),
-        title="PyCon Lisbon",
-        venue="Altice Arena",
-        starts_at=datetime.now(UTC) + timedelta(days=3),
-        capacity=10,
-        price=Decimal("20.00"),
-        currency="EUR",
-        status="cancelled",
-        version=2,
-        reason="venue flooded",
-        producer="events",
-    )
-    fields.update(over)
-    return EventCancelled(**fields)
-
-
 def event_created(organizer_id: uuid.UUID | None = None, **over: Any) -> EventCreated:
-    fields = event_cancelled(organizer_id).model_dump(exclude={"message_id", "message_type"})
-    return EventCreated(**{**fields, "status": "scheduled", "reason": None, **over})
+    """An event of ``organizer_id`` (a new one if None) starting in 3 days."""
+    return messages.event_created(
+        organizer_id=organizer_id or uuid.uuid4(),
+        starts_at=datetime.now(UTC) + timedelta(days=3),
+        **over,
+    )
+
+
+def event_cancelled(organizer_id: uuid.UUID | None = None, **over: Any) -> EventCancelled:
+    fields = event_created(organizer_id).model_dump(exclude={"message_id", "message_type"})
+    return EventCancelled(
+        **{**fields, "status": "cancelled", "version": 2, "reason": "venue flooded", **over}
+    )
 
 
 def notification_requested(user_id: uuid.UUID | None = None, **over: Any) -> NotificationRequested:

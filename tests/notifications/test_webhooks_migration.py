@@ -4,17 +4,14 @@ service's table definitions, and its downgrade removes them again."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
 from apps.notifications.adapters.tables import metadata
 from kit.db import Database
 from kit.settings import ServiceSettings
-from tests.support.db import migration_settings, migrations_of, upgrade
+from tests.support.db import downgrade, migrations_of, migrations_on_both_backends, upgrade
 
 MIGRATIONS = migrations_of("notifications")
 WEBHOOK_TABLES = {
@@ -26,20 +23,7 @@ WEBHOOK_TABLES = {
 }
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def settings(request, tmp_path: Path) -> ServiceSettings:
-    return migration_settings(request.param, "notifications_mig", tmp_path)
-
-
-def downgrade(settings: ServiceSettings, target: str) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    url = settings.sqlalchemy_url
-    postgres = url.get_backend_name() == "postgresql"
-    cfg.attributes["sqlalchemy_url"] = url.set(
-        drivername="postgresql+psycopg" if postgres else "sqlite"
-    )
-    command.downgrade(cfg, target)
+settings = migrations_on_both_backends("notifications_mig")
 
 
 async def columns(settings: ServiceSettings) -> dict[str, set[str]]:
@@ -62,6 +46,6 @@ async def test_0002_adds_the_webhook_tables_and_its_downgrade_removes_them(setti
     found = await columns(settings)
     for table in WEBHOOK_TABLES:
         assert found[table] == {c.name for c in metadata.tables[table].c}, table
-    await asyncio.to_thread(downgrade, settings, "0001")
+    await asyncio.to_thread(downgrade, settings, MIGRATIONS, "0001")
     found = await columns(settings)
     assert not WEBHOOK_TABLES & set(found) and "notifications" in found

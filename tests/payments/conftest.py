@@ -4,8 +4,6 @@ and looks into the payments database and the simulator's ledger."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import aio_pika
@@ -17,23 +15,9 @@ from tests.conftest import http_client
 from tests.support.bus import bound_queue as bound_queue, publish
 from kit.metrics import REGISTRY
 from tests.support.db import scalar
+from tests.support.messages import booking_created as booking_created
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
-
-
-def booking_created(**over: Any) -> BookingCreated:
-    fields: dict[str, Any] = dict(
-        booking_id=uuid.uuid4(),
-        event_id=uuid.uuid4(),
-        user_id=uuid.uuid4(),
-        quantity=2,
-        amount=Decimal("40.00"),
-        currency="EUR",
-        expires_at=datetime.now(UTC) + timedelta(minutes=10),
-        producer="booking",
-    )
-    fields.update(over)
-    return BookingCreated(**fields)
 
 
 def booking_ended(

@@ -4,7 +4,6 @@ payment steps (paid → confirmed; declined → cancelled; paid then cancelled �
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from apps.events.bootstrap import build as build_events
 from apps.payments.bootstrap import build as build_payments
 from tests.conftest import http_client
 from tests.payments.conftest import due_status, pay
+from tests.support.api_bodies import event_body
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
 
@@ -38,14 +38,7 @@ async def book(events_api, booking_api, user: str) -> dict:
         await events_api.post(
             "/events/create",
             headers=bearer(mint(role="organizer")),
-            json={
-                "title": "Saga",
-                "venue": "Hall",
-                "capacity": 5,
-                "price": "15.00",
-                "currency": "EUR",
-                "starts_at": (datetime.now(UTC) + timedelta(days=5)).isoformat(),
-            },
+            json=event_body(title="Saga", capacity=5, price="15.00"),
         )
     ).json()
 

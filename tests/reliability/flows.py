@@ -10,7 +10,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,7 @@ import aiohttp
 
 from tests.reliability.harness import Harness
 from tests.reliability.jepsen import Counts
+from tests.support.api_bodies import event_body
 
 RETRY_STATUSES = {404, 502, 503, 504}  # a 500 is a bug: never retried away
 DECLINED = "tok_chargeDeclined"
@@ -86,14 +87,9 @@ class Sale:
             "POST",
             "/events/create",
             organizer,
-            json={
-                "title": f"Fault run {uuid.uuid4().hex[:6]}",
-                "venue": "Coliseu",
-                "capacity": capacity,
-                "price": str(price),
-                "currency": "EUR",
-                "starts_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
-            },
+            json=event_body(
+                title=f"Fault run {uuid.uuid4().hex[:6]}", capacity=capacity, price=str(price)
+            ),
         )
         assert status == 201, event
         return cls(api, harness, organizer, event["id"], price, started)

@@ -56,7 +56,7 @@ async def main(expected: int, mode: str = "", tag: str = "") -> None:
     await broker.start()
     publish = outbox_publish(publishers)
     if mode == "handoff-crash":
-        from tests.kit.test_consumers_unit import event_created
+        from tests.support.messages import event_created
 
         relay = OutboxRelay(
             db,
@@ -69,7 +69,7 @@ async def main(expected: int, mode: str = "", tag: str = "") -> None:
         while db.handoff is None:
             await asyncio.sleep(0.01)
         async with UnitOfWork(db) as uow:
-            uow.publish(*(event_created(f"relay-crash-{tag}-{i}") for i in range(expected)))
+            uow.publish(*(event_created(title=f"relay-crash-{tag}-{i}") for i in range(expected)))
             await uow.commit()
         await asyncio.wait([running], timeout=30)
         print("relay lived on: it should have been killed", flush=True)

@@ -12,7 +12,7 @@ import aio_pika
 import pytest
 
 from contracts.topology import DELIVERY_LIMIT
-from tests.kit.test_consumers_unit import event_created
+from tests.support.messages import event_created
 from tests.reliability.flows import DECLINED, Order, Sale
 from tests.support.waiting import eventually
 
@@ -89,7 +89,7 @@ async def test_poison_messages_are_dead_lettered_while_bookings_flow(harness, ap
         )
         # 3. valid, but fails every time in a way that looks transient (PostgreSQL refuses the NUL
         #    in its title): retried up to the delivery limit, then parked
-        nul = event_created("poison \x00 title")
+        nul = event_created(title="poison \x00 title")
         await publish_to_queue(
             channel, "analytics", nul.model_dump_json().encode(), str(nul.message_id)
         )

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.e2e.conftest import ROOT
-from tests.kit.test_consumers_unit import event_created
+from tests.support.messages import event_created
 from tests.reliability.jepsen import Counts
 from tests.support import probe
 from tests.support.waiting import eventually
@@ -50,7 +50,7 @@ async def test_relay_killed_after_confirm_before_delete_duplicates_are_absorbed(
 ):
     n = 25
     tag = uuid.uuid4().hex[:6]
-    messages = [event_created(f"relay-crash-{tag}-{i}") for i in range(n)]
+    messages = [event_created(title=f"relay-crash-{tag}-{i}") for i in range(n)]
     titles = [m.title for m in messages]
     # the consumer (with its inbox) runs here; the relays run in their own processes
     async with start_service(probe.build, outbox_relay=False) as consumer:

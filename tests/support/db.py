@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -48,31 +49,30 @@ async def postgres_database(service: str, name: str) -> AsyncIterator[Database]:
     """``service``'s database on the real PostgreSQL, made by its own migrations, of its own:
     ``name`` after the run's prefix (so the run's clean-up drops it), apart from the database the
     test's running services share."""
-    db = Database(
-        ServiceSettings(
-            service_name=service,
-            database_url=os.environ["DATABASE_URL"],
-            database_prefix=os.environ["DATABASE_PREFIX"] + f"{name}_",
-        ),
-        migrations_of(service),
+    settings = ServiceSettings(
+        service_name=service,
+        database_url=os.environ["DATABASE_URL"],
+        database_prefix=os.environ["DATABASE_PREFIX"] + f"{name}_",
     )
-    await db.prepare()
-    try:
+    async with _migrated(service, settings) as db:
         yield db
-    finally:
-        await db.dispose()
 
 
 @asynccontextmanager
 async def sqlite_database(service: str, directory: Path) -> AsyncIterator[Database]:
     """``service``'s database as the embedded mode has it: a SQLite file in ``directory``, made
     by the service's own migrations."""
-    db = Database(
-        ServiceSettings(
-            service_name=service, database_url=f"sqlite:///{directory}/", database_prefix="t_"
-        ),
-        migrations_of(service),
+    settings = ServiceSettings(
+        service_name=service, database_url=f"sqlite:///{directory}/", database_prefix="t_"
     )
+    async with _migrated(service, settings) as db:
+        yield db
+
+
+@asynccontextmanager
+async def _migrated(service: str, settings: ServiceSettings) -> AsyncIterator[Database]:
+    """The database ``settings`` name, made by ``service``'s own migrations; disposed after."""
+    db = Database(settings, migrations_of(service))
     await db.prepare()
     try:
         yield db
@@ -96,8 +96,20 @@ def migration_settings(backend: str, name: str, directory: Path) -> ServiceSetti
     return settings
 
 
-def upgrade(settings: ServiceSettings, migrations: Path, target: str) -> None:
-    """Alembic's upgrade of the database ``settings`` name to ``target`` (sync drivers)."""
+def migrations_on_both_backends(name: str) -> Any:
+    """A fixture, run twice: ``migration_settings`` for an empty database named after ``name``,
+    on PostgreSQL, then on SQLite. Use as ``settings = migrations_on_both_backends("events_mig")``."""
+
+    @pytest.fixture(params=["postgresql", "sqlite"])
+    def settings(request: Any, tmp_path: Path) -> ServiceSettings:
+        return migration_settings(request.param, name, tmp_path)
+
+    return settings
+
+
+def _alembic(settings: ServiceSettings, migrations: Path) -> Config:
+    """Alembic's configuration for ``migrations`` against the database ``settings`` name (sync
+    drivers)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations))
     url = settings.sqlalchemy_url
@@ -105,4 +117,14 @@ def upgrade(settings: ServiceSettings, migrations: Path, target: str) -> None:
     cfg.attributes["sqlalchemy_url"] = url.set(
         drivername="postgresql+psycopg" if postgres else "sqlite"
     )
-    command.upgrade(cfg, target)
+    return cfg
+
+
+def upgrade(settings: ServiceSettings, migrations: Path, target: str) -> None:
+    """Alembic's upgrade of the database ``settings`` name to ``target``."""
+    command.upgrade(_alembic(settings, migrations), target)
+
+
+def downgrade(settings: ServiceSettings, migrations: Path, target: str) -> None:
+    """Alembic's downgrade of the database ``settings`` name to ``target``."""
+    command.downgrade(_alembic(settings, migrations), target)
