@@ -251,5 +251,9 @@ class Client:
 
 @pytest.fixture
 async def api(platform: Platform):
-    async with aiohttp.ClientSession() as session:
+    # Idle connections are dropped before the gateway's (uvicorn's) 5 s keep-alive closes them:
+    # aiohttp keeps them 15 s, and on a loaded machine a request sent on one the server was
+    # closing got "Server disconnected" (the consumer-kill fault test, registering customers).
+    connector = aiohttp.TCPConnector(keepalive_timeout=3)
+    async with aiohttp.ClientSession(connector=connector) as session:
         yield Client(session, platform.gateway)
