@@ -36,7 +36,7 @@ from apps.booking.schemas import (
     RefundCreate,
     attendee_rows,
 )
-from kit.csv_export import CSV, wants_csv, write_csv
+from kit.csv_export import CSV, csv_response, wants_csv, write_csv
 from kit.uow import UnitOfWork, run_in_unit_of_work
 from kit.idempotency import IdempotencyKey, idempotent
 from kit.metrics import count
@@ -318,15 +318,11 @@ async def event_bookings(
         cursor=cursor,
     )
     if wants_csv(request.headers.get("accept", "")):
-        headers = {"Content-Disposition": f'attachment; filename="attendees-{event_id}.csv"'}
-        if next_cursor is not None:
-            headers["Link"] = (
-                f'</booking/events/{event_id}/bookings?cursor={next_cursor}&limit={limit}>; rel="next"'
-            )
-        return Response(
+        next_page = f"/booking/events/{event_id}/bookings?cursor={next_cursor}&limit={limit}"
+        return csv_response(
             write_csv(ATTENDEE_CSV_HEADER, attendee_rows(items)),
-            media_type="text/csv; charset=utf-8",
-            headers=headers,
+            f"attendees-{event_id}.csv",
+            headers={"Link": f'<{next_page}>; rel="next"'} if next_cursor is not None else None,
         )
     return await _page_of_views(deps, items, next_cursor)
 
