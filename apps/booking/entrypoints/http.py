@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -191,16 +192,7 @@ async def get_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> B
     "`cancellation-closed`. The booking's `refund` shows the amount, fee and status.",
 )
 async def cancel_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> BookingView:
-    set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
-    booking = await run_in_unit_of_work(
-        deps.db,
-        handlers.cancel_booking,
-        repository=deps.repository,
-        booking_id=booking_id,
-        actor=user,
-    )
-    deps.availability.forget(booking.event_id)  # its seats are back on sale
-    return await _view(deps, booking)
+    return await _release(deps, handlers.cancel_booking, booking_id, user)
 
 
 @internal_router.put(
@@ -244,6 +236,23 @@ async def _view(deps: Deps, booking: Booking) -> BookingView:
     return BookingView.with_refund(booking, refund)
 
 
+async def _release(
+    deps: Deps,
+    use_case: Callable[..., Awaitable[Booking]],
+    booking_id: uuid.UUID,
+    actor: Principal,
+    **kw: object,
+) -> BookingView:
+    """Run a use case that may give a booking's seats back (a cancellation, a refund) as
+    ``actor``, and answer the booking as it left it."""
+    set_span_attributes(**{"booking.id": booking_id, "user.id": actor.user_id})
+    booking = await run_in_unit_of_work(
+        deps.db, use_case, repository=deps.repository, booking_id=booking_id, actor=actor, **kw
+    )
+    deps.availability.forget(booking.event_id)  # its seats may be back on sale
+    return await _view(deps, booking)
+
+
 async def _page_of_views(
     deps: Deps, items: list[Booking], next_cursor: str | None
 ) -> Page[BookingView]:
@@ -275,17 +284,7 @@ async def refund_booking(
     body: RefundCreate,
     user: CurrentUser,  # anyone but the event's organizer or an admin: 404, like a stranger
 ) -> BookingView:
-    set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
-    booking = await run_in_unit_of_work(
-        deps.db,
-        handlers.refund_booking,
-        repository=deps.repository,
-        booking_id=booking_id,
-        actor=user,
-        amount=body.amount,
-    )
-    deps.availability.forget(booking.event_id)
-    return await _view(deps, booking)
+    return await _release(deps, handlers.refund_booking, booking_id, user, amount=body.amount)
 
 
 @router.get(
