@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -80,22 +79,13 @@ def _session(settings: GatewaySettings, *, streams: bool = False) -> aiohttp.Cli
     )
 
 
-def _verifier(settings: GatewaySettings) -> TokenVerifier:
-    return TokenVerifier(
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        jwks_url=settings.jwks_url,
-        jwks=json.loads(settings.jwt_jwks) if settings.jwt_jwks else None,
-    )
-
-
 def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     settings = settings or GatewaySettings()
     tracer = tracer_for(configure_tracing("gateway"))
     upstreams = routing_table(settings.upstream_urls())
     limiter = RateLimiter(settings.gateway_rate_limit, settings.rate_burst)
     proxy = Proxy(
-        verifier=_verifier(settings),
+        verifier=TokenVerifier.from_settings(settings),
         limiter=limiter,
         max_body_bytes=settings.max_body_bytes,
         tracer=tracer,

@@ -125,6 +125,13 @@ def problem(
     )
 
 
+def _unauthorized(path: str, detail: str, challenge: str) -> JSONResponse:
+    """A 401 answer with the ``WWW-Authenticate`` challenge that says what was wrong."""
+    return problem(
+        401, detail, code="unauthorized", instance=path, headers={"WWW-Authenticate": challenge}
+    )
+
+
 def _connection_tokens(value: str) -> set[str]:
     return {t.strip().lower() for t in value.split(",") if t.strip()}
 
@@ -230,33 +237,32 @@ class Proxy:
         path = scope["path"]
         value = _header(scope, b"authorization")
         if not value:
-            return problem(
-                401,
-                "An access token is required (Authorization: Bearer <token>).",
-                code="unauthorized",
-                instance=path,
-                headers={"WWW-Authenticate": "Bearer"},
+            return _unauthorized(
+                path, "An access token is required (Authorization: Bearer <token>).", "Bearer"
             )
         scheme, _, token = value.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            return problem(
-                401,
+            return _unauthorized(
+                path,
                 "The Authorization header must be 'Bearer <access token>'.",
-                code="unauthorized",
-                instance=path,
-                headers={"WWW-Authenticate": 'Bearer error="invalid_request"'},
+                'Bearer error="invalid_request"',
             )
         try:
             return await self.verifier.verify(token)
         except InvalidToken as exc:
-            return problem(
-                401,
-                f"Invalid access token: {exc}.",
-                code="unauthorized",
-                instance=path,
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            return _unauthorized(
+                path, f"Invalid access token: {exc}.", 'Bearer error="invalid_token"'
             )
+
+    def _body_too_large(self, path: str) -> JSONResponse:
+        return problem(
+            413,
+            f"The body is larger than {self.max_body_bytes} bytes.",
+            code="body-too-large",
+            instance=path,
+            headers={"Connection": "close"},
+        )
 
     async def forward(self, upstream: Upstream, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self._forward(upstream, scope, receive, send)
@@ -318,13 +324,7 @@ class Proxy:
             if not length.strip().isdigit():
                 return problem(400, "Invalid Content-Length.", code="bad-request", instance=path)
             if int(length) > self.max_body_bytes:
-                return problem(
-                    413,
-                    f"The body is larger than {self.max_body_bytes} bytes.",
-                    code="body-too-large",
-                    instance=path,
-                    headers={"Connection": "close"},
-                )
+                return self._body_too_large(path)
         if (length is not None and length.strip() != "0") or _header(
             scope, b"transfer-encoding"
         ) is not None:
@@ -333,13 +333,7 @@ class Proxy:
             except ClientGone:
                 return None
             if body is None:
-                return problem(
-                    413,
-                    f"The body is larger than {self.max_body_bytes} bytes.",
-                    code="body-too-large",
-                    instance=path,
-                    headers={"Connection": "close"},
-                )
+                return self._body_too_large(path)
 
         raw_path = scope.get("raw_path") or path.encode()
         query = scope.get("query_string") or b""

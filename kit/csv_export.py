@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from fastapi.responses import Response
+
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
@@ -39,6 +41,15 @@ def write_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 CSV = "text/csv"
+
+
+def csv_response(body: str, filename: str, *, headers: dict[str, str] | None = None) -> Response:
+    """``body`` (from :func:`write_csv`) as a CSV download named ``filename``."""
+    return Response(
+        body,
+        media_type=f"{CSV}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', **(headers or {})},
+    )
 
 
 def wants_csv(accept: str) -> bool:

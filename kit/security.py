@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import aiohttp
 import jwt
@@ -50,6 +50,19 @@ class Principal:
 
 class InvalidToken(Exception):  # noqa: N818
     pass
+
+
+class KeySettings(Protocol):
+    """Where settings (a service's, the gateway's) say the auth service's public keys are."""
+
+    @property
+    def jwt_issuer(self) -> str: ...
+    @property
+    def jwt_audience(self) -> str: ...
+    @property
+    def jwks_url(self) -> str | None: ...
+    @property
+    def jwt_jwks(self) -> str | None: ...
 
 
 class TokenVerifier:
@@ -106,6 +119,17 @@ class TokenVerifier:
         self._static = jwks is not None or not jwks_url
         if jwks is not None:
             self._load(jwks)
+
+    @classmethod
+    def from_settings(cls, settings: KeySettings) -> TokenVerifier:
+        """The verifier of ``settings``' issuer and audience, with the key set given inline in
+        ``jwt_jwks`` if set, else fetched from ``jwks_url``."""
+        return cls(
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            jwks_url=settings.jwks_url,
+            jwks=json.loads(settings.jwt_jwks) if settings.jwt_jwks else None,
+        )
 
     def _load(self, jwks: dict[str, Any]) -> None:
         keys: dict[str, jwt.PyJWK] = {}

@@ -103,7 +103,7 @@ class Service:
             handoff=self.settings.outbox_handoff,
             handoff_grace_seconds=self.settings.outbox_handoff_grace_seconds,
         )
-        self.token_verifier = self._make_verifier()
+        self.token_verifier = TokenVerifier.from_settings(self.settings)
         self.asyncapi = ServiceAsyncAPI(
             spec.name,
             AsyncAPI(
@@ -124,17 +124,6 @@ class Service:
         self.stream = FastStream(self.broker, specification=self.asyncapi.spec)
         self._tasks: list[asyncio.Task[Any]] = []
         self.api = self._build_api()
-
-    def _make_verifier(self) -> TokenVerifier:
-        import json
-
-        s = self.settings
-        return TokenVerifier(
-            issuer=s.jwt_issuer,
-            audience=s.jwt_audience,
-            jwks_url=s.jwks_url,
-            jwks=json.loads(s.jwt_jwks) if s.jwt_jwks else None,
-        )
 
     # --- lifecycle ----------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
-"""Tables the kit adds to every service's own database (outbox, inbox, idempotency keys)."""
+"""Tables the kit adds to every service's own database (outbox, inbox, idempotency keys), and
+the column types and statements every service's tables use."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +29,14 @@ class _SqliteUtcDateTime(sa.types.TypeDecorator[datetime]):
 
 
 UtcDateTime = sa.DateTime(timezone=True).with_variant(_SqliteUtcDateTime(), "sqlite")
+
+
+def update_by_id(table: sa.Table, values: Mapping[str, Any]) -> sa.Update:
+    """The UPDATE that writes ``values`` to the row of ``table`` whose ``id`` is ``values["id"]``
+    (the id itself is not written)."""
+    values = dict(values)
+    row_id = values.pop("id")
+    return table.update().where(table.c.id == row_id).values(**values)
 
 
 def add_kit_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:

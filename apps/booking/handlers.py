@@ -1062,9 +1062,7 @@ async def event_bookings(
     """The event's bookings, newest first, for its organizer or an admin (others: 404)."""
     before = decode_position(cursor)
     async with db.read() as conn:
-        known = await refunds.terms(conn, event_id)
-        if known is None or not (actor.is_admin or known.organizer_id == actor.user_id):
-            raise EventUnknown("No such event.")
+        await _organize(conn, event_id, actor)
         items = await repository(conn).page(
             limit=limit + 1, before=before, user_id=None, event_id=event_id, status=None
         )

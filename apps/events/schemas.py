@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import (
     AwareDatetime,
@@ -87,13 +87,30 @@ class TicketTypeCreate(BaseModel):
     max_per_order: MaxPerOrder | None = None
 
 
-class TicketTypeUpdate(BaseModel):
+class Patch(BaseModel):
+    """A partial update. Its :meth:`changes` are the fields the client set; a null means
+    "unchanged" (and is left out) except in the ``clearable`` fields, where it clears the value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clearable: ClassVar[frozenset[str]] = frozenset()
+
+    def changes(self) -> dict[str, object]:
+        return {
+            k: v
+            for k, v in self.model_dump(exclude_unset=True).items()
+            if v is not None or k in self.clearable
+        }
+
+
+class TicketTypeUpdate(Patch):
     """Any subset of a ticket type's fields; null clears capacity, sales_start, sales_end and
     max_per_order (back to their defaults). A new price applies to holds made after it; bookings
     already made keep theirs. A capacity below what booking has already held or sold of the type
     is refused (409 ``capacity-below-booked``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # null means "back to the default" for the optional limits
+    clearable = frozenset({"capacity", "sales_start", "sales_end", "max_per_order"})
 
     name: TypeName | None = None
     description: Description | None = None
@@ -102,12 +119,6 @@ class TicketTypeUpdate(BaseModel):
     sales_start: SalesStart | None = None
     sales_end: SalesEnd | None = None
     max_per_order: MaxPerOrder | None = None
-
-    def changes(self) -> dict[str, object]:
-        data = self.model_dump(exclude_unset=True)
-        # null means "back to the default" for the optional limits, "unchanged" elsewhere
-        nullable = {"capacity", "sales_start", "sales_end", "max_per_order"}
-        return {k: v for k, v in data.items() if v is not None or k in nullable}
 
 
 class RefundPolicyIn(BaseModel):
@@ -118,17 +129,12 @@ class RefundPolicyIn(BaseModel):
     fee_percent: FeePercent = Decimal("0")
 
 
-class RefundPolicyPatch(BaseModel):
+class RefundPolicyPatch(Patch):
     """Any subset of the refund policy's fields; the others keep their values."""
-
-    model_config = ConfigDict(extra="forbid")
 
     self_service: bool | None = None
     deadline_hours_before_start: DeadlineHours | None = None
     fee_percent: FeePercent | None = None
-
-    def changes(self) -> dict[str, object]:
-        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
 
 
 class EventCreate(BaseModel):
@@ -156,10 +162,10 @@ class EventCreate(BaseModel):
     refund_policy: RefundPolicyIn = Field(default_factory=RefundPolicyIn)
 
 
-class EventUpdate(BaseModel):
+class EventUpdate(Patch):
     """Any subset of the create fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    clearable = frozenset({"ends_at"})  # null: "no end time"
 
     title: Title | None = None
     description: Description | None = None
@@ -176,11 +182,10 @@ class EventUpdate(BaseModel):
     refund_policy: RefundPolicyPatch | None = None
 
     def changes(self) -> dict[str, object]:
-        data = self.model_dump(exclude_unset=True)
+        data = super().changes()
         if self.refund_policy is not None:
             data["refund_policy"] = self.refund_policy.changes()
-        # null is only meaningful for ends_at ("no end time"); elsewhere it means "unchanged"
-        return {k: v for k, v in data.items() if v is not None or k == "ends_at"}
+        return data
 
 
 class EventCancel(BaseModel):
@@ -307,25 +312,16 @@ class VoucherCreate(BaseModel):
     ticket_type_ids: VoucherTypes | None = None
 
 
-class VoucherUpdate(BaseModel):
+class VoucherUpdate(Patch):
     """Any subset of the create fields but ``code``; setting one discount clears the other."""
 
-    model_config = ConfigDict(extra="forbid")
+    clearable = frozenset({"valid_until", "ticket_type_ids"})
 
     percent_off: PercentOff | None = None
     amount_off: AmountOff | None = None
     max_uses: MaxUses | None = None
     valid_until: ValidUntil | None = None
     ticket_type_ids: VoucherTypes | None = None
-
-    def changes(self) -> dict[str, object]:
-        data = self.model_dump(exclude_unset=True)
-        # null clears valid_until and ticket_type_ids; elsewhere it means "unchanged"
-        return {
-            k: v
-            for k, v in data.items()
-            if v is not None or k in ("valid_until", "ticket_type_ids")
-        }
 
 
 class VoucherPublic(BaseModel):

@@ -81,6 +81,34 @@ def _context(template: str, values: dict[str, Any]) -> dict[str, str]:
     return {"template": template, **{k: "" if v is None else str(v) for k, v in values.items()}}
 
 
+def _rendered(
+    user_id: uuid.UUID,
+    kind: str,
+    channel: Channel,
+    context: dict[str, str],
+    contact: Contact | None,
+    source: uuid.UUID,
+    now: datetime,
+    *,
+    id: uuid.UUID | None = None,  # noqa: A002 - as Notification.create names it
+) -> Notification:
+    """A new ``kind`` notification to ``user_id`` on ``channel`` (one per ``source`` message,
+    kind and channel), its text rendered from ``context`` and addressed to ``contact``."""
+    subject, body = _text(channel, context, contact)
+    return Notification.create(
+        id=id,
+        user_id=user_id,
+        kind=kind,
+        channel=channel,
+        subject=subject,
+        body=body,
+        source_message_id=source,
+        contact=contact,
+        now=now,
+        context=context,
+    )
+
+
 @dataclass(frozen=True)
 class Notice:
     """What to tell a user about one message: a ``kind`` notification on each of their channels
@@ -100,23 +128,10 @@ def _render(notice: Notice, contact: Contact | None, now: datetime) -> list[Noti
     """
     channels: list[Channel] = contact.channels_for(notice.kind) if contact else ["email"]
     context = _context(notice.kind, notice.values)
-    out = []
-    for channel in channels:
-        subject, body = _text(channel, context, contact)
-        out.append(
-            Notification.create(
-                user_id=notice.user_id,
-                kind=notice.kind,
-                channel=channel,
-                subject=subject,
-                body=body,
-                source_message_id=notice.source,
-                contact=contact,
-                now=now,
-                context=context,
-            )
-        )
-    return out
+    return [
+        _rendered(notice.user_id, notice.kind, channel, context, contact, notice.source, now)
+        for channel in channels
+    ]
 
 
 def _notifying(notice_of: Callable[[M], Notice | None]) -> OneStatementHandler[M]:
@@ -337,19 +352,9 @@ async def send_notification(
     if contact is not None and contact.address_for(channel) is None:
         raise NoAddress(f"The user has no address for the {channel} channel.")
     context = _context("custom", {"subject": subject or DEFAULT_SUBJECT, "body": body})
-    subject, body = _text(channel, context, contact)
     notification_id = uuid.uuid4()
-    notification = Notification.create(
-        id=notification_id,
-        user_id=user_id,
-        kind="custom",
-        channel=channel,
-        subject=subject,
-        body=body,
-        source_message_id=notification_id,
-        contact=contact,
-        now=_now(),
-        context=context,
+    notification = _rendered(
+        user_id, "custom", channel, context, contact, notification_id, _now(), id=notification_id
     )
     await NotificationRepository(uow.conn).add(notification)
     return notification
@@ -427,18 +432,15 @@ async def address_waiting(db: Database, *, contact_wait: timedelta, batch_size: 
                 for channel in contact.channels_for(notification.kind):
                     if channel == "email":
                         continue
-                    subject, body = _text(channel, notification.context, contact)
                     await repo.add(
-                        Notification.create(
-                            user_id=notification.user_id,
-                            kind=notification.kind,
-                            channel=channel,
-                            subject=subject,
-                            body=body,
-                            contact=contact,
-                            source_message_id=notification.source_message_id,
-                            now=now,
-                            context=notification.context,
+                        _rendered(
+                            notification.user_id,
+                            notification.kind,
+                            channel,
+                            notification.context,
+                            contact,
+                            notification.source_message_id,
+                            now,
                         )
                     )
         await uow.commit()

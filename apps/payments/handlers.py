@@ -212,7 +212,14 @@ def refund_payment(provider: PaymentProvider):  # noqa: ANN201 - a consume_once 
             failure_reason=None,
             created_at=now,
         )
-        fields = {**caused_by(msg), **_payment_fields(payment), "amount": amount}
+        # what both answers to this command (payment_refunded, refund_failed) carry
+        fields = {
+            **caused_by(msg),
+            **_payment_fields(payment),
+            "amount": amount,
+            "reason": msg.reason,
+            "refund_id": refund_id,
+        }
         total = await payments.take_refund(payment.id, amount, now=now)
         if total is None:
             # Booking refuses such a refund before asking (422); one arriving anyway is
@@ -225,9 +232,7 @@ def refund_payment(provider: PaymentProvider):  # noqa: ANN201 - a consume_once 
                 payment.id,
                 payment.remaining,
             )
-            await _refund_failed(
-                uow, msg, refund, fields, payment.refunded_amount, "exceeds_remaining"
-            )
+            await _refund_failed(uow, refund, fields, payment.refunded_amount, "exceeds_remaining")
             return
         try:
             result = await provider.refund(
@@ -237,38 +242,24 @@ def refund_payment(provider: PaymentProvider):  # noqa: ANN201 - a consume_once 
             )
         except RefundDeclined as declined:
             await payments.give_back_refund(payment.id, amount, now=now)
-            await _refund_failed(uow, msg, refund, fields, total - amount, declined.reason)
+            await _refund_failed(uow, refund, fields, total - amount, declined.reason)
             return
         # any other provider error propagates: nothing is kept, the command is delivered again
         await payments.save(payment.refunded(result, total=total, now=now))
         await refunds.add(replace(refund, provider_reference=result.reference))
         uow.publish(
-            PaymentRefunded(
-                **fields,
-                reason=msg.reason,
-                provider_reference=result.reference,
-                refund_id=refund_id,
-                refunded_total=total,
-            )
+            PaymentRefunded(**fields, provider_reference=result.reference, refunded_total=total)
         )
 
     return handler
 
 
 async def _refund_failed(
-    uow: UnitOfWork, msg: RefundRequested, refund: Refund, fields: dict, total: Decimal, why: str
+    uow: UnitOfWork, refund: Refund, fields: dict, total: Decimal, why: str
 ) -> None:
     """Record ``refund`` as not made and tell booking (its refund shows ``failed``)."""
     await RefundRepository(uow.conn).add(replace(refund, status="failed", failure_reason=why))
-    uow.publish(
-        RefundFailed(
-            **fields,
-            reason=msg.reason,
-            refund_id=refund.id,
-            failure_reason=why,
-            refunded_total=total,
-        )
-    )
+    uow.publish(RefundFailed(**fields, failure_reason=why, refunded_total=total))
 
 
 # --- reads --------------------------------------------------------------------------------------

@@ -96,5 +96,10 @@ class AuthSettings(ServiceSettings):
         return self.environment in ("development", "test")
 
 
+def comma_list(value: str) -> list[str]:
+    """The items of a comma-separated setting, stripped, empty ones left out."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def load() -> AuthSettings:
     return AuthSettings(service_name="auth")

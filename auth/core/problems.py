@@ -17,7 +17,7 @@ from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from kit.problems import PROBLEM_JSON, Problem, problem_body
+from kit.problems import PROBLEM_JSON, Problem, problem_body, problem_body_of
 
 log = logging.getLogger(__name__)
 
@@ -62,29 +62,18 @@ def problem(
 
 def _describe(exc: Exception, path: str) -> tuple[dict[str, Any], dict[str, str]] | None:
     if isinstance(exc, Problem):
-        return problem(
-            exc.status,
-            exc.detail,
-            code=exc.code,
-            errors=exc.errors,
-            headers=exc.headers,
-            instance=path,
-            **exc.extra,
+        return problem_body_of(exc, path), dict(exc.headers)
+    if isinstance(exc, drf.ValidationError | DjangoValidationError):
+        errors = (
+            _field_errors(exc.detail)
+            if isinstance(exc, drf.ValidationError)
+            else _django_validation_errors(exc)
         )
-    if isinstance(exc, drf.ValidationError):
         return problem(
             422,
             "The request has invalid fields.",
             code="validation-error",
-            errors=_field_errors(exc.detail),
-            instance=path,
-        )
-    if isinstance(exc, DjangoValidationError):
-        return problem(
-            422,
-            "The request has invalid fields.",
-            code="validation-error",
-            errors=_django_validation_errors(exc),
+            errors=errors,
             instance=path,
         )
     if isinstance(exc, drf.ParseError):

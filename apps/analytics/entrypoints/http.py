@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BeforeValidator
 from apps.analytics import handlers
 from apps.analytics.domain import Window
 from apps.analytics.schemas import DailyReportPublic, ReportPublic, daily_csv, report_csv
-from kit.csv_export import CSV, wants_csv
+from kit.csv_export import CSV, csv_response, wants_csv
 from kit.deps import Deps
 from kit.security import Principal, require_role
 
@@ -76,14 +76,6 @@ async def _report_query(  # async: a plain def would run in FastAPI's thread poo
 ReportQuery = Annotated[dict[str, Any], Depends(_report_query)]
 
 
-def _csv_response(body: str, filename: str) -> Response:
-    return Response(
-        body,
-        media_type=f"{CSV}; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
 async def _answer(
     request: Request, deps: Deps, make: Any, public: Any, to_csv: Any, filename: str, **query: Any
 ) -> Any:
@@ -91,7 +83,7 @@ async def _answer(
     report = await make(deps.db, **query)
     body = public.of(report)
     return (
-        _csv_response(to_csv(body), filename)
+        csv_response(to_csv(body), filename)
         if wants_csv(request.headers.get("accept", ""))
         else body
     )

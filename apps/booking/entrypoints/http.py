@@ -10,6 +10,7 @@ import asyncio
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -38,7 +39,7 @@ from apps.booking.schemas import (
     RefundCreate,
     attendee_rows,
 )
-from kit.csv_export import CSV, wants_csv, write_csv
+from kit.csv_export import CSV, csv_response, wants_csv, write_csv
 from kit.uow import UnitOfWork, run_in_unit_of_work
 from kit.idempotency import IdempotencyKey, idempotent
 from kit.metrics import count
@@ -193,16 +194,7 @@ async def get_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> B
     "`cancellation-closed`. The booking's `refund` shows the amount, fee and status.",
 )
 async def cancel_booking(deps: Deps, booking_id: uuid.UUID, user: CurrentUser) -> BookingView:
-    set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
-    booking = await run_in_unit_of_work(
-        deps.db,
-        handlers.cancel_booking,
-        repository=deps.repository,
-        booking_id=booking_id,
-        actor=user,
-    )
-    deps.availability.forget(booking.event_id)  # its seats are back on sale
-    return await _view(deps, booking)
+    return await _release(deps, handlers.cancel_booking, booking_id, user)
 
 
 @internal_router.put(
@@ -246,6 +238,23 @@ async def _view(deps: Deps, booking: Booking) -> BookingView:
     return BookingView.with_refund(booking, refund)
 
 
+async def _release(
+    deps: Deps,
+    use_case: Callable[..., Awaitable[Booking]],
+    booking_id: uuid.UUID,
+    actor: Principal,
+    **kw: object,
+) -> BookingView:
+    """Run a use case that may give a booking's seats back (a cancellation, a refund) as
+    ``actor``, and answer the booking as it left it."""
+    set_span_attributes(**{"booking.id": booking_id, "user.id": actor.user_id})
+    booking = await run_in_unit_of_work(
+        deps.db, use_case, repository=deps.repository, booking_id=booking_id, actor=actor, **kw
+    )
+    deps.availability.forget(booking.event_id)  # its seats may be back on sale
+    return await _view(deps, booking)
+
+
 async def _page_of_views(
     deps: Deps, items: list[Booking], next_cursor: str | None
 ) -> Page[BookingView]:
@@ -277,17 +286,7 @@ async def refund_booking(
     body: RefundCreate,
     user: CurrentUser,  # anyone but the event's organizer or an admin: 404, like a stranger
 ) -> BookingView:
-    set_span_attributes(**{"booking.id": booking_id, "user.id": user.user_id})
-    booking = await run_in_unit_of_work(
-        deps.db,
-        handlers.refund_booking,
-        repository=deps.repository,
-        booking_id=booking_id,
-        actor=user,
-        amount=body.amount,
-    )
-    deps.availability.forget(booking.event_id)
-    return await _view(deps, booking)
+    return await _release(deps, handlers.refund_booking, booking_id, user, amount=body.amount)
 
 
 @router.get(
@@ -320,15 +319,11 @@ async def event_bookings(
         cursor=cursor,
     )
     if wants_csv(request.headers.get("accept", "")):
-        headers = {"Content-Disposition": f'attachment; filename="attendees-{event_id}.csv"'}
-        if next_cursor is not None:
-            headers["Link"] = (
-                f'</booking/events/{event_id}/bookings?cursor={next_cursor}&limit={limit}>; rel="next"'
-            )
-        return Response(
+        next_page = f"/booking/events/{event_id}/bookings?cursor={next_cursor}&limit={limit}"
+        return csv_response(
             write_csv(ATTENDEE_CSV_HEADER, attendee_rows(items)),
-            media_type="text/csv; charset=utf-8",
-            headers=headers,
+            f"attendees-{event_id}.csv",
+            headers={"Link": f'<{next_page}>; rel="next"'} if next_cursor is not None else None,
         )
     return await _page_of_views(deps, items, next_cursor)
 

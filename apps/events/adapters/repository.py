@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.events.adapters.tables import events, ticket_types
 from apps.events.domain import Event, RefundPolicy, TicketType
+from kit.tables import update_by_id
 
 # The event's own columns; ticket types have their table, the refund policy three columns.
 _COLUMNS = [f.name for f in fields(Event) if f.name not in ("ticket_types", "refund_policy")]
@@ -66,9 +67,7 @@ class EventRepository:
     async def save(self, event: Event, *, previous: Event | None = None) -> None:
         """Write the event; its ticket types too when they differ from ``previous``'s (new ones
         are inserted, changed ones updated; types are never removed)."""
-        values = _event_row(event)
-        values.pop("id")
-        await self.conn.execute(events.update().where(events.c.id == event.id).values(**values))
+        await self.conn.execute(update_by_id(events, _event_row(event)))
         before = {t.id: t for t in previous.ticket_types} if previous else {}
         added = [t for t in event.ticket_types if t.id not in before]
         changed = [t for t in event.ticket_types if t.id in before and before[t.id] != t]
@@ -118,6 +117,4 @@ class EventRepository:
             await self.conn.execute(ticket_types.insert(), rows)  # one executemany
             return
         for values in rows:
-            await self.conn.execute(
-                ticket_types.update().where(ticket_types.c.id == values.pop("id")).values(**values)
-            )
+            await self.conn.execute(update_by_id(ticket_types, values))

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.events.adapters.tables import vouchers
 from apps.events.domain import Voucher
+from kit.tables import update_by_id
 
 _COLUMNS = [f.name for f in fields(Voucher)]
 
@@ -37,7 +38,7 @@ class VoucherRepository:
         """Write a changed voucher's terms (never ``used``, which booking's messages move)."""
         values = _row(v)
         del values["used"]
-        await self.conn.execute(vouchers.update().where(vouchers.c.id == v.id).values(**values))
+        await self.conn.execute(update_by_id(vouchers, values))
 
     async def by_code(self, event_id: uuid.UUID, code: str) -> Voucher | None:
         row = (

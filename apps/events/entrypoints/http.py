@@ -54,6 +54,18 @@ async def _in_uow(deps: Deps, use_case: Callable[..., Awaitable[T]], **kw: objec
     return await run_in_unit_of_work(deps.db, use_case, **kw)
 
 
+async def _change_event(
+    deps: Deps,
+    use_case: Callable[..., Awaitable[T]],
+    event_id: uuid.UUID,
+    actor: Principal,
+    **kw: object,
+) -> T:
+    """Run a use case that changes event ``event_id`` (or something of it) as ``actor``."""
+    set_span_attributes(**{"event.id": event_id, "user.id": actor.user_id})
+    return await _in_uow(deps, use_case, event_id=event_id, actor=actor, **kw)
+
+
 @router.post(
     "/create",
     status_code=201,
@@ -82,12 +94,11 @@ async def create_event(
 async def update_event(
     request: Request, deps: Deps, event_id: uuid.UUID, body: EventUpdate, user: CurrentUser
 ) -> EventPublic:
-    set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
-    event = await _in_uow(
+    event = await _change_event(
         deps,
         handlers.update_event,
-        event_id=event_id,
-        actor=user,
+        event_id,
+        user,
         changes=body.changes(),
         capacity_guard=_capacity_guard(request, deps),
     )
@@ -120,9 +131,8 @@ async def add_ticket_type(
     body: TicketTypeCreate,
     user: Annotated[Principal, require_role("organizer", "admin")],
 ) -> TicketTypePublic:
-    set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
-    event, ticket_type = await _in_uow(
-        deps, handlers.add_ticket_type, event_id=event_id, actor=user, fields=body.model_dump()
+    event, ticket_type = await _change_event(
+        deps, handlers.add_ticket_type, event_id, user, fields=body.model_dump()
     )
     return TicketTypePublic.of(ticket_type, event.currency)
 
@@ -144,13 +154,12 @@ async def update_ticket_type(
     body: TicketTypeUpdate,
     user: Annotated[Principal, require_role("organizer", "admin")],
 ) -> TicketTypePublic:
-    set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
-    event, ticket_type = await _in_uow(
+    event, ticket_type = await _change_event(
         deps,
         handlers.update_ticket_type,
-        event_id=event_id,
+        event_id,
+        user,
         ticket_type_id=ticket_type_id,
-        actor=user,
         changes=body.changes(),
         capacity_guard=_capacity_guard(request, deps),
     )
@@ -169,13 +178,8 @@ async def cancel_event(
     user: CurrentUser,
     body: Annotated[EventCancel | None, Body()] = None,
 ) -> EventPublic:
-    set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
-    event = await _in_uow(
-        deps,
-        handlers.cancel_event,
-        event_id=event_id,
-        actor=user,
-        reason=body.reason if body else "",
+    event = await _change_event(
+        deps, handlers.cancel_event, event_id, user, reason=body.reason if body else ""
     )
     return EventPublic.of(event)
 
@@ -221,12 +225,11 @@ async def create_voucher(
     body: VoucherCreate,
     user: Annotated[Principal, require_role("organizer", "admin")],
 ) -> VoucherPublic:
-    set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
-    voucher = await _in_uow(
+    voucher = await _change_event(
         deps,
         handlers.create_voucher,
-        event_id=event_id,
-        actor=user,
+        event_id,
+        user,
         code=body.code,
         fields=body.model_dump(exclude={"code"}),
     )
@@ -248,14 +251,8 @@ async def update_voucher(
     body: VoucherUpdate,
     user: Annotated[Principal, require_role("organizer", "admin")],
 ) -> VoucherPublic:
-    set_span_attributes(**{"event.id": event_id, "user.id": user.user_id})
-    voucher = await _in_uow(
-        deps,
-        handlers.update_voucher,
-        event_id=event_id,
-        voucher_id=voucher_id,
-        actor=user,
-        changes=body.changes(),
+    voucher = await _change_event(
+        deps, handlers.update_voucher, event_id, user, voucher_id=voucher_id, changes=body.changes()
     )
     return VoucherPublic.of(voucher)
 

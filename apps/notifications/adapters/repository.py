@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit.pagination import newest_first
+from kit.tables import update_by_id
 from kit.inbox import Statement, Writes, insert_from_mark, once_per_message
 from apps.notifications.adapters.tables import (
     contacts,
@@ -138,11 +139,7 @@ class NotificationRepository:
         return _to_notification(row) if row else None
 
     async def save(self, n: Notification) -> None:
-        values = asdict(n)
-        values.pop("id")
-        await self.conn.execute(
-            notifications.update().where(notifications.c.id == n.id).values(**values)
-        )
+        await self.conn.execute(update_by_id(notifications, asdict(n)))
 
     async def claim_due(self, *, now: datetime, limit: int) -> list[Notification]:
         """Pending notifications whose time has come, locked for this transaction; rows another

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit.inbox import Statement, Writes, insert_from_mark, once_per_message
 from kit import outbox
+from kit.tables import update_by_id
 from apps.payments.adapters.tables import booking_dues, payments, refunds
 from apps.payments.domain import BookingDue, DueStatus, Payment, Refund
 
@@ -218,11 +219,7 @@ class PaymentRepository:
         return _to_payment(row) if row else None
 
     async def save(self, payment: Payment) -> None:
-        values = asdict(payment)
-        values.pop("id")
-        await self.conn.execute(
-            payments.update().where(payments.c.id == payment.id).values(**values)
-        )
+        await self.conn.execute(update_by_id(payments, asdict(payment)))
 
     async def page(
         self,

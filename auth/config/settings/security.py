@@ -2,6 +2,7 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
+from auth.config.env import comma_list
 from auth.config.settings.base import ENV
 
 if ENV.django_secret_key:
@@ -11,7 +12,7 @@ elif ENV.is_development:
 else:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set outside development.")
 
-ALLOWED_HOSTS = [h.strip() for h in ENV.allowed_hosts.split(",") if h.strip()]
+ALLOWED_HOSTS = comma_list(ENV.allowed_hosts)
 
 # Argon2id first; the others only verify (and upgrade) hashes made by them.
 PASSWORD_HASHERS = [
@@ -53,7 +54,7 @@ LOGIN_CONCURRENCY = ENV.login_concurrency
 ADMISSION_WAIT_SECONDS = ENV.admission_wait_seconds
 
 # Peers whose X-Forwarded-For is believed (the gateway); see auth.core.client_address.
-TRUSTED_PROXIES = [p.strip() for p in ENV.trusted_proxies.split(",") if p.strip()]
+TRUSTED_PROXIES = comma_list(ENV.trusted_proxies)
 
 # Logins go through auth.accounts.services.user_login, never django.contrib.auth.authenticate.
 AUTHENTICATION_BACKENDS: list[str] = []
