@@ -7,7 +7,6 @@ only: the gateway does not route it.
 from __future__ import annotations
 
 import asyncio
-
 import re
 import uuid
 from collections.abc import Awaitable, Callable

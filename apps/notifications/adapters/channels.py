@@ -8,7 +8,6 @@ refused the recipient with a 5xx), so the notification fails at once instead of 
 from __future__ import annotations
 
 import asyncio
-
 import json
 import logging
 from collections import deque
