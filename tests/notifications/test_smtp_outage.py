@@ -6,16 +6,20 @@ queues or the delivery work with the service of test_delivery.py)."""
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from apps.notifications.adapters import channels
 from apps.notifications.bootstrap import build
 from contracts.messages import UserRegistered
 from tests.notifications import helpers as h
 from tests.notifications.helpers import FAST_RETRIES, send
+from tests.notifications.test_ticket_email import issued
 from tests.support.waiting import eventually
+from kit.qr import qr_png
 
 pytestmark = pytest.mark.integration
 
@@ -63,3 +67,42 @@ async def test_smtp_outage_beyond_the_retry_bound_marks_the_notification_failed(
         # a failed notification stays failed: nothing is sent once the server is back
         await eventually(lambda: h.stored(svc, user_id=msg.user_id, status="failed"))
         assert sink.to(msg.email) == []
+
+
+async def test_qr_codes_are_drawn_only_once_the_server_answers(
+    start_service, sink, bus, monkeypatch
+):
+    """A retry while the server is down costs a refused connection, not the drawing of every
+    ticket's QR code again (pure Python, tens of ms each)."""
+    drawn: list[str] = []
+
+    def counting_qr_png(text: str) -> bytes:
+        drawn.append(text)
+        return qr_png(text)
+
+    monkeypatch.setattr(channels, "qr_png", counting_qr_png)
+    async with start_service(build, smtp_port=sink.port, **FAST_RETRIES) as svc:
+        user = h.user_registered()
+        await send(bus, user)
+        await eventually(lambda: sink.mail_to(user.email))  # the welcome: no QR code
+        await sink.down()
+        booking_id, event_id = uuid.uuid4(), uuid.uuid4()
+        tickets = issued(event_id, booking_id, ["Ada Lovelace", None])
+        await send(
+            bus,
+            h.booking_confirmed(
+                user.user_id, booking_id=booking_id, event_id=event_id, tickets=tickets
+            ),
+        )
+        await eventually(
+            lambda: h.stored(svc, user_id=user.user_id, status="pending"),
+            until=lambda rows: len(rows) == 1 and rows[0].attempts >= 3,
+        )
+        assert drawn == []
+
+        await sink.up()
+        await eventually(
+            lambda: h.stored(svc, user_id=user.user_id, status="sent"),
+            until=lambda rows: len(rows) == 2,
+        )
+        assert sorted(drawn) == sorted(t.secret for t in tickets)
