@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -81,6 +82,16 @@ class BenchPlatform:
             )
         )
         self.ports = {name: free_port() for name in (*SERVICES, "gateway")}
+        # A real SMTP server (the development sink) takes the e-mails, so a paid booking's cost
+        # includes its confirmation's QR codes; its own CPU is counted as "mail server".
+        self.smtp_port = free_port()
+        self.mail_server = subprocess.Popen(
+            [sys.executable, "-m", "deploy.local.smtp_sink", "--port", str(self.smtp_port)]
+            + ["--dir", f"/tmp/{self.vhost}-mail"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         env = {k: v for k, v in os.environ.items() if k != "JWT_JWKS"}
         env.update(
             RABBITMQ_URL=f"amqp://guest:guest@127.0.0.1:5672/{self.vhost}",
@@ -92,7 +103,7 @@ class BenchPlatform:
             REGISTRATIONS_PER_MINUTE="0",
             LOG_LEVEL="WARNING",
             ENVIRONMENT="test",
-            SMTP_PORT=str(free_port()),  # no sink: mail delivery just retries, off the hot path
+            SMTP_PORT=str(self.smtp_port),
             **{f"{s.upper()}_URL": self.url(s) for s in SERVICES},
             **self.extra_env,
         )
@@ -164,6 +175,39 @@ class BenchPlatform:
         }
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
 
+    async def announce_users(self, users: list[uuid.UUID]) -> None:
+        """Publish ``user_registered`` for ``users`` on the domain exchange, as auth's relay
+        does after a registration (persistent, with the message's id and type)."""
+        import aio_pika
+
+        from contracts.messages import UserRegistered
+        from contracts.topology import DOMAIN_EXCHANGE
+
+        connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:5672/{self.vhost}")
+        async with connection:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange(DOMAIN_EXCHANGE.name)
+            for user in users:
+                m = UserRegistered(
+                    producer="auth",
+                    user_id=user,
+                    email=f"fan-{user.hex[:12]}@example.com",
+                    full_name="Bench Fan",
+                    role="customer",
+                )
+                await exchange.publish(
+                    aio_pika.Message(
+                        m.model_dump_json().encode(),
+                        content_type="application/json",
+                        message_id=str(m.message_id),
+                        correlation_id=str(m.correlation_id),
+                        type=m.message_type,
+                        headers={"schema_version": m.schema_version},
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    routing_key=m.routing_key,
+                )
+
     async def drain(self, timeout: float = 300) -> float:
         """Wait until every queue (dead-letter queues aside) and every outbox is empty; returns
         how long that took."""
@@ -215,11 +259,12 @@ class BenchPlatform:
                         total += int(line.split()[1]) * 1024
         return total
 
-    @staticmethod
-    def infrastructure_cpu_seconds() -> dict[str, float]:
-        """CPU used so far by PostgreSQL's processes, RabbitMQ's VM and this load generator
-        (shared by everything on the machine, not only this run's platform)."""
-        out = {"postgres": 0.0, "rabbitmq": 0.0}
+    def infrastructure_cpu_seconds(self) -> dict[str, float]:
+        """CPU used so far by PostgreSQL's processes, RabbitMQ's VM (both shared by everything
+        on the machine, not only this run's platform), the mail server and this load generator."""
+        out = {"postgres": 0.0, "rabbitmq": 0.0, "mail server": 0.0}
+        with contextlib.suppress(OSError):
+            out["mail server"] = _cpu_seconds_of(self.mail_server.pid)
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -256,7 +301,8 @@ class BenchPlatform:
         return out
 
     async def stop(self) -> None:
-        await stop_processes(self.procs.values())
+        await stop_processes([*self.procs.values(), self.mail_server])
+        shutil.rmtree(f"/tmp/{self.vhost}-mail", ignore_errors=True)
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.vhost], check=False)
         import psycopg
 
