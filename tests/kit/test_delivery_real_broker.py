@@ -118,13 +118,14 @@ async def test_outbox_keeps_messages_while_broker_unreachable_and_delivers_them_
     proxy = TcpProxy(target_port=URL(rabbitmq_url).port or 5672)
     await proxy.start()
     via_proxy = str(URL(rabbitmq_url).with_port(proxy.port))
-    exchange = await amqp.get_exchange(DOMAIN_EXCHANGE.name)
-    seen = await amqp.declare_queue(f"test.outage.{uuid.uuid4().hex[:6]}", exclusive=True)
-    await seen.bind(exchange, routing_key="event_created")
 
     async with start_service(
         build_events, rabbitmq_url=via_proxy, outbox_poll_seconds=0.2
     ) as events:
+        # the exchange exists once a service has declared the topology (this test may run alone)
+        exchange = await amqp.get_exchange(DOMAIN_EXCHANGE.name)
+        seen = await amqp.declare_queue(f"test.outage.{uuid.uuid4().hex[:6]}", exclusive=True)
+        await seen.bind(exchange, routing_key="event_created")
         await proxy.cut()  # the broker is gone for this service
         token = mint(uuid.uuid4(), "organizer")
         created = []
