@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from kit.consuming import consume_once
+from kit.consuming import consume_once, subscribe_to
 from kit.uow import UnitOfWork
 from apps.notifications import handlers
 from contracts.messages import (
@@ -120,14 +120,15 @@ def _subscriber(
     queue = queue_for(SERVICE, message)
     db = service.db
 
-    async def on_message(msg: Envelope) -> None:
+    async def receive(msg: Envelope) -> None:
         await consume_once(db, queue.name, msg, handler)
 
-    on_message.__annotations__["msg"] = message  # decoded as this message's contract
-    on_message.__name__ = on_message.__qualname__ = f"on_{message.routing_key}"
-    return service.broker.subscriber(
+    return subscribe_to(
+        service.broker,
         queue,
         DOMAIN_EXCHANGE,
+        message,
+        receive,
         title=f"{SERVICE}.{message.routing_key}",
         description=description,
-    )(on_message)
+    )
