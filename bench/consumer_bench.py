@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import aiohttp
@@ -132,31 +133,14 @@ def flash_sale(service: str, n: int, users: int, seed: int = 7) -> Story:
             paid = PaymentConfirmed(
                 producer="payments", provider_reference="ch_bench", **saga, **pay
             )
-            story += [
-                paid,
-                BookingConfirmed(
-                    producer="booking",
-                    payment_id=pay["payment_id"],
-                    causation_id=paid.message_id,
-                    **saga,
-                    **common,
-                ),
-            ]
+            story += answered(paid, BookingConfirmed, common, payment_id=pay["payment_id"])
         elif roll < 0.9:
             failed = PaymentFailed(
                 producer="payments", failure_reason="card_declined", **saga, **pay
             )
-            story += [
-                failed,
-                BookingCancelled(
-                    producer="booking",
-                    reason="payment_failed",
-                    refund_due=False,
-                    causation_id=failed.message_id,
-                    **saga,
-                    **common,
-                ),
-            ]
+            story += answered(
+                failed, BookingCancelled, common, reason="payment_failed", refund_due=False
+            )
         else:
             story.append(BookingExpired(producer="booking", **saga, **common))
         for fact in story:
@@ -169,6 +153,20 @@ def flash_sale(service: str, n: int, users: int, seed: int = 7) -> Story:
         warm_up=[m for m in warm_up if m.routing_key in wanted],
         facts=[m for m in facts if m.routing_key in wanted],
     )
+
+
+def answered(
+    payment: Envelope, booking: type[Envelope], common: dict[str, Any], **fields: Any
+) -> list[Envelope]:
+    """A payment's outcome and booking's answer to it (caused by it, in the same flow)."""
+    answer = booking(
+        producer="booking",
+        causation_id=payment.message_id,
+        correlation_id=payment.correlation_id,
+        **common,
+        **fields,
+    )
+    return [payment, answer]
 
 
 def queue_of(service: str, message: Envelope) -> str:

@@ -1,15 +1,19 @@
-"""Running a message handler once per message id, in one unit of work with its inbox mark."""
+"""Running a message handler once per message id, in one unit of work with its inbox mark; and
+subscribers declared from data (a table of messages) rather than one function each."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kit.db import Database
 from kit.uow import UnitOfWork
 from kit.inbox import OneStatementHandler, apply_once, first_delivery
 from contracts.envelope import Envelope
 from observability import set_span_attributes
+
+if TYPE_CHECKING:
+    from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
 
 
 async def consume_once(
@@ -47,3 +51,25 @@ async def consume_once(
         await handler(message, uow)
         await uow.commit()
     return True
+
+
+def subscribe_to(
+    broker: RabbitBroker,
+    queue: RabbitQueue,
+    exchange: RabbitExchange,
+    message: type[Envelope],
+    receive: Callable[[Any], Awaitable[None]],
+    *,
+    description: str,
+    title: str | None = None,
+) -> Any:
+    """Subscribe ``receive`` to ``queue``: each delivery decoded as ``message`` (its contract, in
+    the AsyncAPI document too), under ``description``. The subscriber is named
+    ``on_<routing key>``, as a hand-written one would be."""
+
+    async def on_message(msg: Envelope) -> None:
+        await receive(msg)
+
+    on_message.__annotations__["msg"] = message  # decoded as this message's contract
+    on_message.__name__ = on_message.__qualname__ = f"on_{message.routing_key}"
+    return broker.subscriber(queue, exchange, title=title, description=description)(on_message)

@@ -294,20 +294,22 @@ def event_cancelled_notice(msg: EventCancelled) -> Notice:
     )
 
 
+def _custom(subject: str | None, body: str) -> dict[str, str]:
+    """The context of a free-text notification (the ``custom`` template)."""
+    return _context("custom", {"subject": subject or DEFAULT_SUBJECT, "body": body})
+
+
 def _requested(msg: NotificationRequested, contact: Contact | None) -> Notification:
-    context = _context("custom", {"subject": msg.subject or DEFAULT_SUBJECT, "body": msg.body})
-    subject, body = _text(msg.channel, context, contact)
-    return Notification.create(
+    context = _custom(msg.subject, msg.body)
+    return _rendered(
+        msg.user_id,
+        msg.kind,
+        msg.channel,
+        context,
+        contact,
+        msg.message_id,
+        _now(),
         id=msg.notification_id,
-        user_id=msg.user_id,
-        kind=msg.kind,
-        channel=msg.channel,
-        subject=subject,
-        body=body,
-        source_message_id=msg.message_id,
-        contact=contact,
-        now=_now(),
-        context=context,
     )
 
 
@@ -351,7 +353,7 @@ async def send_notification(
     contact = await ContactRepository(uow.conn).get(user_id)
     if contact is not None and contact.address_for(channel) is None:
         raise NoAddress(f"The user has no address for the {channel} channel.")
-    context = _context("custom", {"subject": subject or DEFAULT_SUBJECT, "body": body})
+    context = _custom(subject, body)
     notification_id = uuid.uuid4()
     notification = _rendered(
         user_id, "custom", channel, context, contact, notification_id, _now(), id=notification_id
