@@ -70,7 +70,8 @@ from apps.booking.domain import (
 from kit.db import Database
 from kit.uow import UnitOfWork
 from kit.crosscheck import refuse
-from kit.pagination import decode_position, encode_cursor, page_of
+from kit.listing import read_page
+from kit.pagination import Position, decode_position, encode_cursor
 from kit.security import Principal
 from contracts.envelope import Envelope, caused_by
 from contracts.messages import (
@@ -610,17 +611,18 @@ async def list_bookings(
     """The caller's bookings, newest first; admins see everybody's (or one user's)."""
     if not actor.is_admin:
         user_id = actor.user_id
-    before = decode_position(cursor)
-    async with db.read() as conn:
-        items = await repository(conn).page(
-            limit=limit + 1,
+    return await read_page(
+        db,
+        lambda conn, before, n: repository(conn).page(
+            limit=n,
             before=before,
             user_id=user_id,
             event_id=event_id,
             status=status,  # type: ignore[arg-type]
-        )
-    items, next_cursor = page_of(items, limit, lambda x: (x.created_at, x.id))
-    return items, next_cursor
+        ),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 async def get_inventory(
@@ -1060,13 +1062,14 @@ async def event_bookings(
     cursor: str | None,
 ) -> tuple[list[Booking], str | None]:
     """The event's bookings, newest first, for its organizer or an admin (others: 404)."""
-    before = decode_position(cursor)
-    async with db.read() as conn:
+
+    async def fetch(conn: AsyncConnection, before: Position | None, n: int) -> list[Booking]:
         await _organize(conn, event_id, actor)
-        items = await repository(conn).page(
-            limit=limit + 1, before=before, user_id=None, event_id=event_id, status=None
+        return await repository(conn).page(
+            limit=n, before=before, user_id=None, event_id=event_id, status=None
         )
-    return page_of(items, limit, lambda x: (x.created_at, x.id))
+
+    return await read_page(db, fetch, limit=limit, cursor=cursor)
 
 
 # --- tickets and check-in ---------------------------------------------------------------------

@@ -37,6 +37,8 @@ from apps.booking.adapters.tables import (
 from apps.booking.adapters.tickets import Ticket
 from apps.booking.domain import Attendee, Booking, BookingStatus, Line, Transition, Voucher
 from kit import inbox, outbox
+from kit.listing import where_given
+from kit.pagination import newest_first
 
 _COLUMNS = [f.name for f in fields(Booking) if f.name not in ("lines", "attendees")]
 
@@ -873,17 +875,6 @@ class BookingRepository:
         event_id: uuid.UUID | None,
         status: BookingStatus | None,
     ) -> list[Booking]:
-        stmt = (
-            sa.select(bookings)
-            .order_by(bookings.c.created_at.desc(), bookings.c.id.desc())
-            .limit(limit)
-        )
-        if before is not None:
-            stmt = stmt.where(sa.tuple_(bookings.c.created_at, bookings.c.id) < sa.tuple_(*before))
-        if user_id is not None:
-            stmt = stmt.where(bookings.c.user_id == user_id)
-        if event_id is not None:
-            stmt = stmt.where(bookings.c.event_id == event_id)
-        if status is not None:
-            stmt = stmt.where(bookings.c.status == status)
+        filters = where_given(bookings, user_id=user_id, event_id=event_id, status=status)
+        stmt = newest_first(bookings, *filters, limit=limit, before=before)
         return await with_lines(self.conn, (await self.conn.execute(stmt)).all())
