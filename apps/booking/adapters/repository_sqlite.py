@@ -23,7 +23,6 @@ from apps.booking.adapters.repository import (
     ConcurrentModification,
     EventSnapshot,
     ReserveOutcome,
-    _voucher_values,
     insert_booking,
     seat_totals,
     voucher_totals,
@@ -35,7 +34,7 @@ from apps.booking.adapters.tables import (
     user_holds,
     vouchers,
 )
-from apps.booking.domain import Booking, Transition, Voucher
+from apps.booking.domain import Booking, Transition
 from kit import outbox
 
 
@@ -56,6 +55,8 @@ def _now() -> datetime:
 class SqliteBookingRepository(BookingRepository):
     """``BookingRepository``'s operations on SQLite (chosen by ``BookingDeps`` for a SQLite
     database)."""
+
+    _insert = staticmethod(sqlite_insert)
 
     # --- the rows every change reads first, and the counters it moves ------------------------
 
@@ -189,16 +190,6 @@ class SqliteBookingRepository(BookingRepository):
             .values(used=vouchers.c.used + 1, updated_at=now)
         )
         return None
-
-    async def apply_voucher(self, v: Voucher) -> bool:
-        values = _voucher_values(v)
-        ins = sqlite_insert(vouchers).values(**values, used=0)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[vouchers.c.event_id, vouchers.c.code],
-            set_={k: ins.excluded[k] for k in values if k not in ("event_id", "code")},
-            where=vouchers.c.version < ins.excluded.version,
-        )
-        return (await self.conn.execute(stmt)).rowcount == 1
 
     async def apply_snapshot(self, snapshot: EventSnapshot) -> bool:
         event_id = snapshot.event_id
