@@ -25,7 +25,7 @@ from apps.booking.adapters.availability import Availability, AvailabilityCache
 from apps.booking.adapters.refunds import RefundView
 from apps.booking.adapters.waitlist import WaitlistRepository
 from apps.booking import waitlist
-from apps.booking.outbound import booking_details
+from apps.booking.outbound import booking_details, refund_requested
 from apps.booking.adapters.repository import (
     BookingRepository,
     EventSnapshot,
@@ -73,7 +73,7 @@ from kit.crosscheck import refuse
 from kit.listing import read_page
 from kit.pagination import Position, decode_position, encode_cursor
 from kit.security import Principal
-from contracts.envelope import Envelope, caused_by
+from contracts.envelope import Envelope
 from contracts.messages import (
     BookingCancelled,
     BookingConfirmed,
@@ -86,7 +86,6 @@ from contracts.messages import (
     PaymentFailed,
     PaymentRefunded,
     RefundFailed,
-    RefundRequested,
     TicketCheckedIn,
     VoucherDetails,
 )
@@ -147,11 +146,9 @@ def _announcements(
         assert b.cancellation_reason is not None
         refund: list[Envelope] = (
             [
-                RefundRequested(
-                    **caused_by(cause),
-                    booking_id=b.id,
-                    user_id=b.user_id,
-                    payment_id=b.payment_id,
+                refund_requested(
+                    b,
+                    cause,
                     reason=b.cancellation_reason,
                     refund_id=t.refund_id,
                     amount=t.refund_amount,
@@ -783,15 +780,8 @@ async def confirm_booking(
         late = booking.record_late_payment(msg.payment_id, now=now)
         if late is not None and await repo.record_payment(late):
             assert late.cancellation_reason is not None
-            uow.publish(
-                RefundRequested(
-                    **caused_by(msg),
-                    booking_id=late.id,
-                    user_id=late.user_id,
-                    payment_id=msg.payment_id,
-                    reason=late.cancellation_reason,
-                )
-            )
+            # ``late`` carries this payment's id
+            uow.publish(refund_requested(late, msg, reason=late.cancellation_reason))
         return
     else:  # confirmed already: a duplicate (or a second charge, see the report)
         if booking.payment_id != msg.payment_id:
@@ -1014,13 +1004,8 @@ async def refund_booking(
         await _apply(uow, repo, [t], None)
         return t.booking
     uow.publish(
-        RefundRequested(
-            booking_id=booking.id,
-            user_id=booking.user_id,
-            payment_id=booking.payment_id,
-            reason="organizer_refund",
-            refund_id=refund_id,
-            amount=amount,
+        refund_requested(
+            booking, None, reason="organizer_refund", refund_id=refund_id, amount=amount
         )
     )
     return booking
