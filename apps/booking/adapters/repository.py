@@ -23,7 +23,6 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.booking.adapters.tables import (
@@ -37,6 +36,7 @@ from apps.booking.adapters.tables import (
 from apps.booking.adapters.tickets import Ticket
 from apps.booking.domain import Attendee, Booking, BookingStatus, Line, Transition, Voucher
 from kit import inbox, outbox
+from kit.dialects import insert_for
 from kit.listing import where_given
 from kit.pagination import newest_first
 
@@ -489,8 +489,6 @@ class BookingRepository:
     """On PostgreSQL. SQLite (the embedded mode) has its twin, ``SqliteBookingRepository``: the
     service picks one for its database when it is built (``BookingDeps.repository``)."""
 
-    _insert = staticmethod(pg_insert)  # the dialect's INSERT ... ON CONFLICT
-
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
@@ -686,7 +684,7 @@ class BookingRepository:
         """Upsert a voucher's snapshot if newer than the one kept (``used`` stays as counted
         here); True if it changed anything."""
         values = _voucher_values(v)
-        ins = self._insert(vouchers).values(**values, used=0)
+        ins = insert_for(self.conn, vouchers).values(**values, used=0)
         stmt = ins.on_conflict_do_update(
             index_elements=[vouchers.c.event_id, vouchers.c.code],
             set_={k: ins.excluded[k] for k in values if k not in ("event_id", "code")},

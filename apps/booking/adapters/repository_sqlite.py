@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from apps.booking.adapters.repository import (
     BookingRepository,
@@ -55,8 +54,6 @@ def _now() -> datetime:
 class SqliteBookingRepository(BookingRepository):
     """``BookingRepository``'s operations on SQLite (chosen by ``BookingDeps`` for a SQLite
     database)."""
-
-    _insert = staticmethod(sqlite_insert)
 
     # --- the rows every change reads first, and the counters it moves ------------------------
 
