@@ -25,7 +25,7 @@ from apps.booking.adapters.availability import Availability, AvailabilityCache
 from apps.booking.adapters.refunds import RefundView
 from apps.booking.adapters.waitlist import WaitlistRepository
 from apps.booking import waitlist
-from apps.booking.outbound import booking_details
+from apps.booking.outbound import booking_details, refund_requested
 from apps.booking.adapters.repository import (
     BookingRepository,
     EventSnapshot,
@@ -70,9 +70,10 @@ from apps.booking.domain import (
 from kit.db import Database
 from kit.uow import UnitOfWork
 from kit.crosscheck import refuse
-from kit.pagination import decode_position, encode_cursor, page_of
+from kit.listing import read_page
+from kit.pagination import Position, decode_position, encode_cursor
 from kit.security import Principal
-from contracts.envelope import Envelope, caused_by
+from contracts.envelope import Envelope
 from contracts.messages import (
     BookingCancelled,
     BookingConfirmed,
@@ -85,7 +86,6 @@ from contracts.messages import (
     PaymentFailed,
     PaymentRefunded,
     RefundFailed,
-    RefundRequested,
     TicketCheckedIn,
     VoucherDetails,
 )
@@ -146,11 +146,9 @@ def _announcements(
         assert b.cancellation_reason is not None
         refund: list[Envelope] = (
             [
-                RefundRequested(
-                    **caused_by(cause),
-                    booking_id=b.id,
-                    user_id=b.user_id,
-                    payment_id=b.payment_id,
+                refund_requested(
+                    b,
+                    cause,
                     reason=b.cancellation_reason,
                     refund_id=t.refund_id,
                     amount=t.refund_amount,
@@ -610,17 +608,18 @@ async def list_bookings(
     """The caller's bookings, newest first; admins see everybody's (or one user's)."""
     if not actor.is_admin:
         user_id = actor.user_id
-    before = decode_position(cursor)
-    async with db.read() as conn:
-        items = await repository(conn).page(
-            limit=limit + 1,
+    return await read_page(
+        db,
+        lambda conn, before, n: repository(conn).page(
+            limit=n,
             before=before,
             user_id=user_id,
             event_id=event_id,
             status=status,  # type: ignore[arg-type]
-        )
-    items, next_cursor = page_of(items, limit, lambda x: (x.created_at, x.id))
-    return items, next_cursor
+        ),
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 async def get_inventory(
@@ -781,15 +780,8 @@ async def confirm_booking(
         late = booking.record_late_payment(msg.payment_id, now=now)
         if late is not None and await repo.record_payment(late):
             assert late.cancellation_reason is not None
-            uow.publish(
-                RefundRequested(
-                    **caused_by(msg),
-                    booking_id=late.id,
-                    user_id=late.user_id,
-                    payment_id=msg.payment_id,
-                    reason=late.cancellation_reason,
-                )
-            )
+            # ``late`` carries this payment's id
+            uow.publish(refund_requested(late, msg, reason=late.cancellation_reason))
         return
     else:  # confirmed already: a duplicate (or a second charge, see the report)
         if booking.payment_id != msg.payment_id:
@@ -1012,13 +1004,8 @@ async def refund_booking(
         await _apply(uow, repo, [t], None)
         return t.booking
     uow.publish(
-        RefundRequested(
-            booking_id=booking.id,
-            user_id=booking.user_id,
-            payment_id=booking.payment_id,
-            reason="organizer_refund",
-            refund_id=refund_id,
-            amount=amount,
+        refund_requested(
+            booking, None, reason="organizer_refund", refund_id=refund_id, amount=amount
         )
     )
     return booking
@@ -1060,13 +1047,14 @@ async def event_bookings(
     cursor: str | None,
 ) -> tuple[list[Booking], str | None]:
     """The event's bookings, newest first, for its organizer or an admin (others: 404)."""
-    before = decode_position(cursor)
-    async with db.read() as conn:
+
+    async def fetch(conn: AsyncConnection, before: Position | None, n: int) -> list[Booking]:
         await _organize(conn, event_id, actor)
-        items = await repository(conn).page(
-            limit=limit + 1, before=before, user_id=None, event_id=event_id, status=None
+        return await repository(conn).page(
+            limit=n, before=before, user_id=None, event_id=event_id, status=None
         )
-    return page_of(items, limit, lambda x: (x.created_at, x.id))
+
+    return await read_page(db, fetch, limit=limit, cursor=cursor)
 
 
 # --- tickets and check-in ---------------------------------------------------------------------

@@ -1,13 +1,16 @@
 """The fields every booking-lifecycle message takes from its booking (the use cases' and the
-waiting list's ``booking_*`` messages are built here, so they cannot drift apart)."""
+waiting list's ``booking_*`` messages, and the refunds asked of payments, are built here, so
+they cannot drift apart)."""
 
 from __future__ import annotations
 
+import uuid
+from decimal import Decimal
 from typing import TypeVar
 
-from apps.booking.domain import Booking
+from apps.booking.domain import Booking, CancellationReason
 from contracts.envelope import Envelope, caused_by
-from contracts.messages import BookingDetails, BookingLine
+from contracts.messages import BookingDetails, BookingLine, RefundRequested
 
 M = TypeVar("M", bound=BookingDetails)
 
@@ -37,4 +40,25 @@ def booking_details(
             for ln in booking.lines
         ],
         **extra,
+    )
+
+
+def refund_requested(
+    booking: Booking,
+    cause: Envelope | None,
+    *,
+    reason: CancellationReason,
+    refund_id: uuid.UUID | None = None,
+    amount: Decimal | None = None,
+) -> RefundRequested:
+    """The command asking payments to refund ``amount`` of ``booking``'s payment (None: all that
+    is left of it) under ``refund_id`` (caused by ``cause``, if any)."""
+    return RefundRequested(
+        **caused_by(cause),
+        booking_id=booking.id,
+        user_id=booking.user_id,
+        payment_id=booking.payment_id,
+        reason=reason,
+        refund_id=refund_id,
+        amount=amount,
     )

@@ -16,7 +16,7 @@ from kit.uow import UnitOfWork
 from kit.inbox import OneStatementHandler, Statement
 from kit import metrics
 from kit.crosscheck import refuse
-from kit.pagination import decode_position, page_of
+from kit.listing import read_page
 from kit.security import Principal
 from apps.payments.adapters.provider import PaymentProvider
 from apps.payments.adapters.repository import (
@@ -282,13 +282,14 @@ async def list_payments(
     booking_id: uuid.UUID | None = None,
 ) -> tuple[list[Payment], str | None]:
     """The viewer's payments, newest first (an admin's view has everybody's)."""
-    after = decode_position(cursor)
-    async with db.read() as conn:
-        items = await PaymentRepository(conn).page(
-            limit=limit + 1,
-            after=after,
+    return await read_page(
+        db,
+        lambda conn, before, n: PaymentRepository(conn).page(
+            limit=n,
+            after=before,
             booking_id=booking_id,
             user_id=None if viewer.is_admin else viewer.user_id,
-        )
-    items, next_cursor = page_of(items, limit, lambda x: (x.created_at, x.id))
-    return items, next_cursor
+        ),
+        limit=limit,
+        cursor=cursor,
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -172,15 +172,7 @@ async def asked(conn: AsyncConnection, booking_id: uuid.UUID) -> Decimal:
 async def add(conn: AsyncConnection, refund: RefundView, *, by: uuid.UUID | None) -> None:
     await conn.execute(
         booking_refunds.insert().values(
-            id=refund.id,
-            booking_id=refund.booking_id,
-            amount=refund.amount,
-            fee=refund.fee,
-            status=refund.status,
-            reason=refund.reason,
-            requested_by=by,
-            created_at=refund.created_at,
-            updated_at=refund.created_at,
+            **asdict(refund), requested_by=by, updated_at=refund.created_at
         )
     )
 

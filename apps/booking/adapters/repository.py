@@ -23,7 +23,6 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.booking.adapters.tables import (
@@ -37,6 +36,9 @@ from apps.booking.adapters.tables import (
 from apps.booking.adapters.tickets import Ticket
 from apps.booking.domain import Attendee, Booking, BookingStatus, Line, Transition, Voucher
 from kit import inbox, outbox
+from kit.dialects import insert_for
+from kit.listing import where_given
+from kit.pagination import newest_first
 
 _COLUMNS = [f.name for f in fields(Booking) if f.name not in ("lines", "attendees")]
 
@@ -45,33 +47,24 @@ def _to_booking(row: sa.Row) -> Booking:
     return Booking(**{k: getattr(row, k) for k in _COLUMNS})
 
 
+# A voucher's columns stored as they are (``ticket_type_ids`` is a JSON list; ``used`` is
+# counted here, never taken from a snapshot).
+_VOUCHER_TERMS = [f.name for f in fields(Voucher) if f.name not in ("ticket_type_ids", "used")]
+
+
 def _to_voucher(row: sa.Row) -> Voucher:
     return Voucher(
-        event_id=row.event_id,
-        code=row.code,
-        percent_off=row.percent_off,
-        amount_off=row.amount_off,
-        max_uses=row.max_uses,
-        valid_until=row.valid_until,
+        **{k: getattr(row, k) for k in _VOUCHER_TERMS},
         ticket_type_ids=frozenset(uuid.UUID(t) for t in row.ticket_type_ids),
         used=row.used,
-        version=row.version,
-        voucher_id=row.voucher_id,
     )
 
 
 def _voucher_values(v: Voucher) -> dict[str, Any]:
     """A voucher's snapshot columns (all but ``used``)."""
     return {
-        "event_id": v.event_id,
-        "code": v.code,
-        "voucher_id": v.voucher_id,
-        "percent_off": v.percent_off,
-        "amount_off": v.amount_off,
-        "max_uses": v.max_uses,
-        "valid_until": v.valid_until,
+        **{k: getattr(v, k) for k in _VOUCHER_TERMS},
         "ticket_type_ids": sorted(str(t) for t in v.ticket_type_ids),
-        "version": v.version,
         "updated_at": datetime.now(UTC),
     }
 
@@ -231,22 +224,7 @@ def attendees_json(booking: Booking) -> list[dict[str, str | None]]:
 async def insert_booking(conn: AsyncConnection, booking: Booking) -> None:
     """Insert ``booking``'s row, its lines and its attendees as plain statements (SQLite's
     reservation and a waiting-list offer; ``booking_reserve`` does it in SQL on PostgreSQL)."""
-    await conn.execute(
-        bookings.insert().values(
-            id=booking.id,
-            event_id=booking.event_id,
-            user_id=booking.user_id,
-            quantity=booking.quantity,
-            status=booking.status,
-            amount=booking.amount,
-            currency=booking.currency,
-            expires_at=booking.expires_at,
-            created_at=booking.created_at,
-            updated_at=booking.updated_at,
-            discount=booking.discount,
-            voucher_code=booking.voucher_code,
-        )
-    )
+    await conn.execute(bookings.insert().values({k: getattr(booking, k) for k in _COLUMNS}))
     await conn.execute(
         booking_lines.insert(),
         [
@@ -706,7 +684,7 @@ class BookingRepository:
         """Upsert a voucher's snapshot if newer than the one kept (``used`` stays as counted
         here); True if it changed anything."""
         values = _voucher_values(v)
-        ins = pg_insert(vouchers).values(**values, used=0)
+        ins = insert_for(self.conn, vouchers).values(**values, used=0)
         stmt = ins.on_conflict_do_update(
             index_elements=[vouchers.c.event_id, vouchers.c.code],
             set_={k: ins.excluded[k] for k in values if k not in ("event_id", "code")},
@@ -873,17 +851,6 @@ class BookingRepository:
         event_id: uuid.UUID | None,
         status: BookingStatus | None,
     ) -> list[Booking]:
-        stmt = (
-            sa.select(bookings)
-            .order_by(bookings.c.created_at.desc(), bookings.c.id.desc())
-            .limit(limit)
-        )
-        if before is not None:
-            stmt = stmt.where(sa.tuple_(bookings.c.created_at, bookings.c.id) < sa.tuple_(*before))
-        if user_id is not None:
-            stmt = stmt.where(bookings.c.user_id == user_id)
-        if event_id is not None:
-            stmt = stmt.where(bookings.c.event_id == event_id)
-        if status is not None:
-            stmt = stmt.where(bookings.c.status == status)
+        filters = where_given(bookings, user_id=user_id, event_id=event_id, status=status)
+        stmt = newest_first(bookings, *filters, limit=limit, before=before)
         return await with_lines(self.conn, (await self.conn.execute(stmt)).all())

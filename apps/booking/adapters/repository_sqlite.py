@@ -16,14 +16,12 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from apps.booking.adapters.repository import (
     BookingRepository,
     ConcurrentModification,
     EventSnapshot,
     ReserveOutcome,
-    _voucher_values,
     insert_booking,
     seat_totals,
     voucher_totals,
@@ -35,7 +33,7 @@ from apps.booking.adapters.tables import (
     user_holds,
     vouchers,
 )
-from apps.booking.domain import Booking, Transition, Voucher
+from apps.booking.domain import Booking, Transition
 from kit import outbox
 
 
@@ -189,16 +187,6 @@ class SqliteBookingRepository(BookingRepository):
             .values(used=vouchers.c.used + 1, updated_at=now)
         )
         return None
-
-    async def apply_voucher(self, v: Voucher) -> bool:
-        values = _voucher_values(v)
-        ins = sqlite_insert(vouchers).values(**values, used=0)
-        stmt = ins.on_conflict_do_update(
-            index_elements=[vouchers.c.event_id, vouchers.c.code],
-            set_={k: ins.excluded[k] for k in values if k not in ("event_id", "code")},
-            where=vouchers.c.version < ins.excluded.version,
-        )
-        return (await self.conn.execute(stmt)).rowcount == 1
 
     async def apply_snapshot(self, snapshot: EventSnapshot) -> bool:
         event_id = snapshot.event_id

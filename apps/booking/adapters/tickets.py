@@ -34,11 +34,11 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.booking.adapters.tables import metadata
 from apps.booking.domain import Booking
+from kit.dialects import insert_for
 from kit.tables import UtcDateTime
 
 TicketStatus = Literal["valid", "redeemed", "void"]
@@ -89,10 +89,6 @@ class Ticket:
 
 def _ticket(row: sa.Row) -> Ticket:
     return Ticket(**{c.name: getattr(row, c.name) for c in tickets.columns})
-
-
-def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -154,7 +150,7 @@ async def event_key(conn: AsyncConnection, event_id: uuid.UUID, now: datetime) -
     if row is None:
         key = _new_key(event_id)
         await conn.execute(
-            _insert(conn, event_keys)
+            insert_for(conn, event_keys)
             .values(
                 event_id=event_id,
                 kid=key.kid,
@@ -251,7 +247,7 @@ async def insert(conn: AsyncConnection, issued: Sequence[Ticket]) -> None:
     """Store issued tickets; one already stored (a redelivered confirmation) is left as is."""
     if issued:
         await conn.execute(
-            _insert(conn, tickets).on_conflict_do_nothing(index_elements=["id"]),
+            insert_for(conn, tickets).on_conflict_do_nothing(index_elements=["id"]),
             [_row(t) for t in issued],
         )
 

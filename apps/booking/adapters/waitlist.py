@@ -15,7 +15,6 @@ from datetime import datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from apps.booking.adapters.repository import insert_booking
@@ -27,6 +26,7 @@ from apps.booking.adapters.tables import (
     waitlist_entries,
 )
 from apps.booking.domain import Booking
+from kit.dialects import insert_for
 
 EntryStatus = str  # waiting | offered | left (the table's CHECK)
 
@@ -176,9 +176,10 @@ class WaitlistRepository:
         (``BookingRepository.move_seats``, so at COMMIT after the seats this transaction
         releases); the user's hold row is made sure to exist for that move."""
         await insert_booking(self.conn, booking)
-        insert = (postgresql.insert if self._postgres else sqlite.insert)(user_holds)
         await self.conn.execute(
-            insert.values(user_id=booking.user_id, held=0).on_conflict_do_nothing()
+            insert_for(self.conn, user_holds)
+            .values(user_id=booking.user_id, held=0)
+            .on_conflict_do_nothing()
         )
 
     # --- entries -----------------------------------------------------------------------------

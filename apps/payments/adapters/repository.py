@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kit.inbox import Statement, Writes, insert_from_mark, once_per_message
 from kit import outbox
+from kit.listing import where_given
+from kit.pagination import newest_first
 from kit.tables import update_by_id
 from apps.payments.adapters.tables import booking_dues, payments, refunds
 from apps.payments.domain import BookingDue, DueStatus, Payment, Refund
@@ -230,14 +232,9 @@ class PaymentRepository:
         booking_id: uuid.UUID | None,
     ) -> list[Payment]:
         """Newest first."""
-        stmt = sa.select(payments).order_by(payments.c.created_at.desc(), payments.c.id.desc())
-        if after is not None:
-            stmt = stmt.where(sa.tuple_(payments.c.created_at, payments.c.id) < sa.tuple_(*after))
-        if user_id is not None:
-            stmt = stmt.where(payments.c.user_id == user_id)
-        if booking_id is not None:
-            stmt = stmt.where(payments.c.booking_id == booking_id)
-        return [_to_payment(r) for r in (await self.conn.execute(stmt.limit(limit))).all()]
+        filters = where_given(payments, user_id=user_id, booking_id=booking_id)
+        stmt = newest_first(payments, *filters, limit=limit, before=after)
+        return [_to_payment(r) for r in (await self.conn.execute(stmt)).all()]
 
 
 class RefundRepository:
