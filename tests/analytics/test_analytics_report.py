@@ -17,17 +17,14 @@ from apps.analytics.bootstrap import build
 from contracts.envelope import Envelope
 from contracts.topology import ANALYTICS_QUEUE, DOMAIN_EXCHANGE, all_queues
 from tests.analytics.factories import EventFacts, now
-from tests.conftest import http_client
+from tests.conftest import http_client, service_fixture
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-async def analytics(start_service):
-    async with start_service(build) as svc:
-        yield svc
+analytics = service_fixture(build, scope="module")
 
 
 @pytest.fixture
