@@ -13,7 +13,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -100,6 +100,20 @@ def start_service() -> Callable[..., Any]:
             await service.stop()
 
     return _start
+
+
+def service_fixture(
+    build: Callable[..., Any], *, scope: Literal["function", "module"] = "function", **settings: Any
+) -> Any:
+    """A fixture: the service ``build`` makes with ``settings``, run by ``start_service``. Named
+    by assignment: ``events = service_fixture(build)``."""
+
+    @pytest.fixture(scope=scope)
+    async def service(start_service: Callable[..., Any]) -> AsyncIterator[Any]:
+        async with start_service(build, **settings) as svc:
+            yield svc
+
+    return service
 
 
 def http_client(service: Any) -> Any:

@@ -17,17 +17,14 @@ from apps.analytics.bootstrap import build
 from contracts.envelope import Envelope
 from contracts.topology import ANALYTICS_QUEUE, DOMAIN_EXCHANGE, all_queues
 from tests.analytics.factories import EventFacts, now
-from tests.conftest import http_client
+from tests.conftest import http_client, service_fixture
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-async def analytics(start_service):
-    async with start_service(build) as svc:
-        yield svc
+analytics = service_fixture(build, scope="module")
 
 
 @pytest.fixture
@@ -66,15 +63,16 @@ def token(role: str, user_id: uuid.UUID | None = None) -> dict[str, str]:
     return bearer(mint(user_id or uuid.uuid4(), role))
 
 
+async def report(client, headers, params: dict[str, str], path: str = "/analytics/report") -> Any:
+    """A report with the query ``params``, as JSON."""
+    resp = await client.get(path, params=params, headers=headers)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
 async def report_when(client, headers, until, path: str = "/analytics/report", **params: Any):
     """Poll a report until ``until(body)`` holds (the read model converges asynchronously)."""
-
-    async def probe() -> Any:
-        resp = await client.get(path, params=params, headers=headers)
-        assert resp.status_code == 200, resp.text
-        return resp.json()
-
-    return await eventually(probe, until=until, timeout=10)
+    return await eventually(lambda: report(client, headers, params, path), until=until, timeout=10)
 
 
 async def first_event_when(client, organizer: uuid.UUID, **counts: int) -> Any:
@@ -86,25 +84,23 @@ async def first_event_when(client, organizer: uuid.UUID, **counts: int) -> Any:
     )
 
 
+# (written out here, not taken from the service: the test checks what the report shows)
+COUNTS = [
+    *(f"bookings_{n}" for n in ("created", "confirmed", "cancelled", "expired")),
+    *(f"tickets_{n}" for n in ("sold", "cancelled")),
+    *(f"payments_{n}" for n in ("succeeded", "failed", "refunded")),
+]
+AMOUNTS = ["revenue", "refunds", "net_revenue", "discounts"]
+
+
 def figures(**over: Any) -> dict[str, Any]:
-    base: dict[str, Any] = dict(
-        bookings_created=0,
-        bookings_confirmed=0,
-        bookings_cancelled=0,
-        bookings_expired=0,
-        tickets_sold=0,
-        tickets_cancelled=0,
-        payments_succeeded=0,
-        payments_failed=0,
-        payments_refunded=0,
-        revenue={"EUR": "0.00"},
-        refunds={"EUR": "0.00"},
-        net_revenue={"EUR": "0.00"},
-        discounts={"EUR": "0.00"},
-        conversion=None,
-    )
-    base.update(over)
-    return base
+    """A report's figures: nothing counted, no money and no conversion, but for ``over``."""
+    return {
+        **dict.fromkeys(COUNTS, 0),
+        **{amount: {"EUR": "0.00"} for amount in AMOUNTS},
+        "conversion": None,
+        **over,
+    }
 
 
 def one_paid_booking(tickets: int, amount: str, **over: Any) -> dict[str, Any]:
@@ -271,35 +267,25 @@ async def test_from_to_and_event_id_filter_by_when_facts_occurred(client, publis
     assert everything["totals"]["bookings_confirmed"] == 1
 
     only = {"event_id": str(event.event_id)}
-    recent = (
-        await client.get(
-            "/analytics/report",
-            headers=organizer,
-            params={**only, "from": (now() - timedelta(days=1)).isoformat()},
-        )
-    ).json()
+    recent = await report(
+        client, organizer, {**only, "from": (now() - timedelta(days=1)).isoformat()}
+    )
     assert recent["totals"] == figures(bookings_created=1, conversion="0.0000")
     assert [e["event_id"] for e in recent["events"]] == [str(event.event_id)]
     assert recent["filters"]["event_id"] == str(event.event_id)
 
-    earlier = (
-        await client.get(
-            "/analytics/report",
-            headers=organizer,
-            params={**only, "to": (now() - timedelta(days=2)).isoformat()},
-        )
-    ).json()
+    earlier = await report(
+        client, organizer, {**only, "to": (now() - timedelta(days=2)).isoformat()}
+    )
     assert earlier["totals"] == one_paid_booking(1, "20.00")
-    window = (
-        await client.get(
-            "/analytics/report",
-            headers=organizer,
-            params={
-                "from": (three_days_ago + timedelta(seconds=30)).isoformat(),
-                "to": (three_days_ago + timedelta(minutes=1, seconds=30)).isoformat(),
-            },
-        )
-    ).json()
+    window = await report(
+        client,
+        organizer,
+        {
+            "from": (three_days_ago + timedelta(seconds=30)).isoformat(),
+            "to": (three_days_ago + timedelta(minutes=1, seconds=30)).isoformat(),
+        },
+    )
     assert window["totals"]["payments_succeeded"] == 1
     assert window["totals"]["bookings_created"] == window["totals"]["bookings_confirmed"] == 0
 

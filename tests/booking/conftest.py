@@ -26,7 +26,7 @@ from contracts.messages import (
 from kit.db import Database
 from kit.security import Principal
 from kit.uow import UnitOfWork
-from tests.conftest import http_client
+from tests.conftest import http_client, service_fixture
 
 # The broker and database helpers every service's tests use, importable from here as before.
 from tests.support.bus import bound_queue as bound_queue, publish as publish
@@ -133,11 +133,8 @@ def payment_for(
     return cls(**{**fields, **over})
 
 
-@pytest.fixture
-async def booking(start_service):
-    """The booking service against the real broker and database; sweeper off (tests drive it)."""
-    async with start_service(build, booking_sweep_interval_seconds=0) as svc:
-        yield svc
+# The booking service against the real broker and database; sweeper off (tests drive it).
+booking = service_fixture(build, booking_sweep_interval_seconds=0)
 
 
 @pytest.fixture
@@ -146,13 +143,8 @@ async def client(booking):
         yield c
 
 
-@pytest.fixture
-async def short_holds(start_service):
-    """A booking service whose holds lapse at once (BOOKING_HOLD_SECONDS=0); sweeper off."""
-    async with start_service(
-        build, booking_hold_seconds=0, booking_sweep_interval_seconds=0
-    ) as svc:
-        yield svc
+# A booking service whose holds lapse at once (BOOKING_HOLD_SECONDS=0); sweeper off.
+short_holds = service_fixture(build, booking_hold_seconds=0, booking_sweep_interval_seconds=0)
 
 
 @pytest.fixture

@@ -38,6 +38,11 @@ def types_event(capacity: int = 10, **over: Any) -> tuple[Any, list[TicketType]]
     return event_created(capacity=capacity, ticket_types=types, **over), types
 
 
+async def hold(client: Any, body: dict[str, Any], user: uuid.UUID | None = None) -> Any:
+    """``POST /booking/create`` of ``body`` by ``user`` (somebody new if none)."""
+    return await client.post("/booking/create", json=body, headers=bearer(mint(user)))
+
+
 def order(event: Any, *lines: tuple[TicketType, int], **extra: Any) -> dict[str, Any]:
     return {
         "event_id": str(event.event_id),
@@ -67,11 +72,7 @@ async def test_a_multi_line_order_holds_every_line_at_frozen_prices(booking, cli
     await feed(booking, event)
     people = [{"name": f"P{i}", "email": f"p{i}@example.com"} for i in range(4)]
 
-    resp = await client.post(
-        "/booking/create",
-        json=order(event, (early, 2), (regular, 1), (vip, 1), attendees=people),
-        headers=bearer(mint()),
-    )
+    resp = await hold(client, order(event, (early, 2), (regular, 1), (vip, 1), attendees=people))
 
     assert resp.status_code == 201, resp.text
     b = resp.json()
@@ -107,9 +108,7 @@ async def test_one_line_short_holds_nothing(booking, client):
     event, (early, regular, _) = types_event()
     await feed(booking, event)
 
-    resp = await client.post(
-        "/booking/create", json=order(event, (regular, 2), (early, 4)), headers=bearer(mint())
-    )
+    resp = await hold(client, order(event, (regular, 2), (early, 4)))
 
     assert resp.status_code == 409, resp.text
     p = resp.json()
@@ -126,14 +125,10 @@ async def test_one_line_short_holds_nothing(booking, client):
 async def test_the_event_quota_caps_all_types_together(booking, client):
     event, (early, regular, _) = types_event(capacity=4)
     await feed(booking, event)
-    ok = await client.post(
-        "/booking/create", json=order(event, (regular, 3)), headers=bearer(mint())
-    )
+    ok = await hold(client, order(event, (regular, 3)))
     assert ok.status_code == 201
     # Early has 3 seats of its own, but the event has only 1 left
-    resp = await client.post(
-        "/booking/create", json=order(event, (early, 2)), headers=bearer(mint())
-    )
+    resp = await hold(client, order(event, (early, 2)))
     assert resp.status_code == 409 and resp.json()["type"].endswith("/not-enough-seats")
     assert await type_counts(booking, event) == {"Early": (0, 0), "Regular": (3, 0), "VIP": (0, 0)}
 
@@ -142,11 +137,9 @@ async def test_a_sold_out_type_does_not_make_the_event_look_sold_out(booking, cl
     event, (early, regular, _) = types_event()
     await feed(booking, event)
     for _ in range(2):  # the second one is refused: Early has 3 seats
-        await client.post("/booking/create", json=order(event, (early, 2)), headers=bearer(mint()))
+        await hold(client, order(event, (early, 2)))
     # the refusal was remembered for the event's quota only: Regular still sells
-    resp = await client.post(
-        "/booking/create", json=order(event, (regular, 1)), headers=bearer(mint())
-    )
+    resp = await hold(client, order(event, (regular, 1)))
     assert resp.status_code == 201, resp.text
 
 
@@ -177,7 +170,7 @@ async def test_orders_that_cannot_be_taken_are_422_and_change_nothing(
 ):
     event, types = types_event()
     await feed(booking, event)
-    resp = await client.post("/booking/create", json=body(event, types), headers=bearer(mint()))
+    resp = await hold(client, body(event, types))
     assert resp.status_code == status, resp.text
     assert where in [e["field"] for e in resp.json()["errors"]]
     assert await event_counts(booking, event) == (0, 0)
@@ -202,17 +195,9 @@ async def test_sales_windows_and_the_start_of_the_event(booking, client):
     await feed(booking, event)
     await feed(booking, started)
 
-    not_yet = await client.post(
-        "/booking/create", json=order(event, (soon, 1)), headers=bearer(mint())
-    )
-    ended = await client.post(
-        "/booking/create", json=order(event, (over, 1)), headers=bearer(mint())
-    )
-    too_late = await client.post(
-        "/booking/create",
-        json={"event_id": str(started.event_id), "quantity": 1},
-        headers=bearer(mint()),
-    )
+    not_yet = await hold(client, order(event, (soon, 1)))
+    ended = await hold(client, order(event, (over, 1)))
+    too_late = await hold(client, {"event_id": str(started.event_id), "quantity": 1})
 
     assert not_yet.status_code == 409 and not_yet.json()["type"].endswith("/sales-not-started")
     assert ended.status_code == 409 and ended.json()["type"].endswith("/sales-ended")
@@ -223,11 +208,7 @@ async def test_sales_windows_and_the_start_of_the_event(booking, client):
 async def test_an_event_without_types_has_one_general_admission_type(booking, client):
     event = event_created(capacity=5, price="12.50")  # an old snapshot: ticket_types == []
     await feed(booking, event)
-    resp = await client.post(
-        "/booking/create",
-        json={"event_id": str(event.event_id), "quantity": 2},
-        headers=bearer(mint()),
-    )
+    resp = await hold(client, {"event_id": str(event.event_id), "quantity": 2})
     assert resp.status_code == 201, resp.text
     (line,) = resp.json()["lines"]
     assert line["ticket_type_id"] == str(general_type_id(event.event_id))
@@ -242,20 +223,12 @@ async def test_a_price_change_never_touches_existing_bookings(booking, client):
     event, (early, regular, vip) = types_event()
     await feed(booking, event)
     user = uuid.uuid4()
-    first = (
-        await client.post(
-            "/booking/create", json=order(event, (regular, 2)), headers=bearer(mint(user))
-        )
-    ).json()
+    first = (await hold(client, order(event, (regular, 2)), user)).json()
     dearer = regular.model_copy(update={"price": Decimal("35.00")})
     await feed(booking, later(event, EventUpdated, 2, ticket_types=[early, dearer, vip]))
 
     again = (await client.get(f"/booking/{first['id']}", headers=bearer(mint(user)))).json()
-    second = (
-        await client.post(
-            "/booking/create", json=order(event, (regular, 1)), headers=bearer(mint())
-        )
-    ).json()
+    second = (await hold(client, order(event, (regular, 1)))).json()
 
     assert (again["amount"], again["lines"][0]["unit_price"]) == ("40.00", "20.00")
     assert (second["amount"], second["lines"][0]["unit_price"]) == ("35.00", "35.00")
@@ -266,13 +239,7 @@ async def test_cancelling_frees_the_type_seats_once(booking, client):
     event, (early, regular, _) = types_event()
     await feed(booking, event)
     user = uuid.uuid4()
-    b = (
-        await client.post(
-            "/booking/create",
-            json=order(event, (early, 3), (regular, 1)),
-            headers=bearer(mint(user)),
-        )
-    ).json()
+    b = (await hold(client, order(event, (early, 3), (regular, 1)), user)).json()
     assert await type_counts(booking, event) == {"Early": (3, 0), "Regular": (1, 0), "VIP": (0, 0)}
 
     first, second = await asyncio.gather(
@@ -286,9 +253,7 @@ async def test_cancelling_frees_the_type_seats_once(booking, client):
     assert await event_counts(booking, event) == (0, 0)
     assert await type_counts(booking, event) == {"Early": (0, 0), "Regular": (0, 0), "VIP": (0, 0)}
     # and the freed Early seats sell again
-    resp = await client.post(
-        "/booking/create", json=order(event, (early, 3)), headers=bearer(mint())
-    )
+    resp = await hold(client, order(event, (early, 3)))
     assert resp.status_code == 201
 
 
@@ -301,13 +266,9 @@ async def test_a_buyers_own_lapsed_hold_does_not_make_the_type_look_sold_out(sho
     await feed(short_holds, event)
     user = uuid.uuid4()
     async with http_client(short_holds) as c:
-        first = await c.post(
-            "/booking/create", json=order(event, (early, 3)), headers=bearer(mint(user))
-        )
+        first = await hold(c, order(event, (early, 3)), user)
         assert first.status_code == 201
-        again = await c.post(
-            "/booking/create", json=order(event, (early, 3)), headers=bearer(mint(user))
-        )
+        again = await hold(c, order(event, (early, 3)), user)
     assert again.status_code == 201, again.text
     statuses = dict(
         await rows(
@@ -340,9 +301,7 @@ async def test_simultaneous_multi_line_orders_never_oversell_nor_hold_part_of_an
     orders = [random_order() for _ in range(120)]
 
     async def one(lines: list[tuple[TicketType, int]]) -> int:
-        resp = await client.post(
-            "/booking/create", json=order(event, *lines), headers=bearer(mint())
-        )
+        resp = await hold(client, order(event, *lines))
         return resp.status_code
 
     statuses = await asyncio.gather(*(one(o) for o in orders))

@@ -58,6 +58,20 @@ async def pay(api, token: str, booking_id: str, card: str = "tok_visa", **kw):
     )
 
 
+async def booked(api, token: str, event_id: str, quantity: int) -> dict:
+    """A hold that is taken (201)."""
+    status, booking, _ = await book(api, token, event_id, quantity)
+    assert status == 201, booking
+    return booking
+
+
+async def paid(api, token: str, booking_id: str) -> dict:
+    """The booking paid by card, the charge succeeded."""
+    status, payment, _ = await pay(api, token, booking_id)
+    assert status in (200, 201) and payment["status"] == "succeeded", payment
+    return payment
+
+
 def mail_to(platform, address: str, needle: str = "") -> list:
     return [
         m
@@ -80,13 +94,11 @@ async def test_paid_booking_is_confirmed_told_and_counted(platform, api):
     _, email, customer = await api.user("customer")
     event = await create_event(api, organizer, capacity=5, price="25.00")
 
-    status, booking, _ = await book(api, customer, event["id"], 2)
-    assert status == 201, booking
+    booking = await booked(api, customer, event["id"], 2)
     assert booking["status"] == "pending" and booking["amount"] == "50.00"
 
-    status, payment, _ = await pay(api, customer, booking["id"])
-    assert status in (200, 201), payment
-    assert payment["status"] == "succeeded" and payment["amount"] == "50.00"
+    payment = await paid(api, customer, booking["id"])
+    assert payment["amount"] == "50.00"
 
     async def booking_status():
         return (await api.call("GET", f"/booking/{booking['id']}", customer))[1]["status"]
@@ -113,8 +125,7 @@ async def test_declined_payment_cancels_frees_seats_and_tells_the_user(platform,
     _, email, customer = await api.user("customer")
     event = await create_event(api, organizer, capacity=2)
 
-    status, booking, _ = await book(api, customer, event["id"], 2)
-    assert status == 201
+    booking = await booked(api, customer, event["id"], 2)
     _, _, other = await api.user("customer")
     status, body, _ = await api.call(
         "POST", "/booking/create", other, json={"event_id": event["id"], "quantity": 1}

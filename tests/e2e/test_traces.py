@@ -7,10 +7,11 @@ trace with its own W3C ``traceparent`` and finds it again in ``X-Trace-Id``.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.test_platform_flows import book, create_event, pay
+from tests.e2e.test_platform_flows import book, booked, create_event, pay
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +42,18 @@ def consumed_by(spans, service: str) -> bool:
     return any(s.service == service and s.kind == CONSUMER for s in spans)
 
 
+async def whole_trace(platform, trace_id: str, client_span: str, arrived: Callable) -> list:
+    """The trace's spans, once ``arrived(spans)`` holds and every parent has arrived (its only
+    roots are the gateway's spans, children of the client's)."""
+
+    def complete(all_spans) -> bool:
+        spans = [s for s in all_spans if s.trace_id == trace_id]
+        return arrived(spans) and roots(spans) == {("gateway", client_span)}
+
+    await platform.otlp.wait_for(complete)
+    return platform.otlp.trace(trace_id)
+
+
 async def test_booking_create_is_one_trace_across_gateway_outbox_and_consumers(platform, api):
     _, _, organizer = await api.user("organizer")
     _, _, customer = await api.user("customer")
@@ -53,16 +66,12 @@ async def test_booking_create_is_one_trace_across_gateway_outbox_and_consumers(p
     assert status == 201
     assert headers["X-Trace-Id"] == trace_id
 
-    def complete(all_spans) -> bool:
-        spans = [s for s in all_spans if s.trace_id == trace_id]
-        return (
-            consumed_by(spans, "payments")
-            and consumed_by(spans, "analytics")
-            and roots(spans) == {("gateway", client_span)}
-        )  # every parent has arrived
-
-    await platform.otlp.wait_for(complete)
-    spans = platform.otlp.trace(trace_id)
+    spans = await whole_trace(
+        platform,
+        trace_id,
+        client_span,
+        lambda spans: consumed_by(spans, "payments") and consumed_by(spans, "analytics"),
+    )
     services = {s.service for s in spans}
     assert {"gateway", "booking", "payments", "analytics"} <= services
     assert any(s.service == "booking" and s.kind == PRODUCER for s in spans)  # outbox publish
@@ -74,8 +83,7 @@ async def test_payment_is_one_trace_through_confirmation_notification_and_analyt
     _, _, organizer = await api.user("organizer")
     _, _, customer = await api.user("customer")
     event = await create_event(api, organizer)
-    status, booking, _ = await book(api, customer, event["id"], 1)
-    assert status == 201
+    booking = await booked(api, customer, event["id"], 1)
     trace_id, client_span, traceparent = client_traceparent()
 
     status, payment, headers = await pay(
@@ -84,18 +92,17 @@ async def test_payment_is_one_trace_through_confirmation_notification_and_analyt
     assert status in (200, 201) and payment["status"] == "succeeded"
     assert headers["X-Trace-Id"] == trace_id
 
-    def complete(all_spans) -> bool:
-        spans = [s for s in all_spans if s.trace_id == trace_id]
-        # payment_confirmed -> booking; booking_confirmed -> notifications and analytics
-        return (
+    # payment_confirmed -> booking; booking_confirmed -> notifications and analytics
+    spans = await whole_trace(
+        platform,
+        trace_id,
+        client_span,
+        lambda spans: (
             consumed_by(spans, "booking")
             and consumed_by(spans, "notifications")
             and sum(s.service == "analytics" and s.kind == CONSUMER for s in spans) >= 2
-            and roots(spans) == {("gateway", client_span)}
-        )  # every parent has arrived
-
-    await platform.otlp.wait_for(complete)
-    spans = platform.otlp.trace(trace_id)
+        ),
+    )
     assert {"gateway", "payments", "booking", "notifications", "analytics"} <= {
         s.service for s in spans
     }

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ import pytest
 
 from deploy.local.run import choose_mode
 from tests.support.tcp_proxy import free_port
-from tests.support.api_bodies import event_body
+from tests.support.api_bodies import booking_body, event_body
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -150,6 +151,13 @@ class Client:
         )
 
 
+@pytest.fixture
+async def api(embedded: Embedded) -> AsyncIterator[Client]:
+    """A client of the embedded platform, through its gateway."""
+    async with aiohttp.ClientSession() as session:
+        yield Client(session, embedded.gateway)
+
+
 def test_launcher_picks_embedded_when_the_broker_or_database_is_unreachable() -> None:
     closed = _closed_port()
     reachable_pg = "postgresql://postgres@127.0.0.1:5432/"
@@ -193,158 +201,141 @@ async def test_start_up_says_what_it_is_and_that_it_is_not_durable(embedded: Emb
     assert {f"eb_{name}.db" for name in SERVICES} <= files
 
 
-async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded) -> None:
-    async with aiohttp.ClientSession() as session:
-        api = Client(session, embedded.gateway)
-        status, ready = await api.call("GET", "/ready")
-        assert status == 200, ready
-        for page in ("/docs", "/asyncapi", "/openapi.json"):  # the printed URLs answer
-            async with session.get(embedded.gateway + page) as r:
-                assert r.status == 200, page
+async def test_paid_booking_is_confirmed_told_and_counted(embedded: Embedded, api: Client) -> None:
+    status, ready = await api.call("GET", "/ready")
+    assert status == 200, ready
+    for page in ("/docs", "/asyncapi", "/openapi.json"):  # the printed URLs answer
+        async with api.session.get(embedded.gateway + page) as r:
+            assert r.status == 200, page
 
-        _, organizer = await api.user("organizer")
-        customer_id, customer = await api.user("customer")
-        event = await api.event(organizer, "Embedded gig", capacity=5, price="25.00")
+    _, organizer = await api.user("organizer")
+    customer_id, customer = await api.user("customer")
+    event = await api.event(organizer, "Embedded gig", capacity=5, price="25.00")
 
-        status, booking = await api.until_known(
-            "POST", "/booking/create", customer, json={"event_id": event["id"], "quantity": 2}
-        )
-        assert status == 201, booking
-        assert booking["status"] == "pending" and booking["amount"] == "50.00"
+    status, booking = await api.until_known(
+        "POST", "/booking/create", customer, json={"event_id": event["id"], "quantity": 2}
+    )
+    assert status == 201, booking
+    assert booking["status"] == "pending" and booking["amount"] == "50.00"
 
-        payment = await api.pay(customer, booking["id"])
-        assert payment["status"] == "succeeded" and payment["amount"] == "50.00"
+    payment = await api.pay(customer, booking["id"])
+    assert payment["status"] == "succeeded" and payment["amount"] == "50.00"
 
-        async def booking_now():
-            return (await api.call("GET", f"/booking/{booking['id']}", customer))[1]
+    async def booking_now():
+        return (await api.call("GET", f"/booking/{booking['id']}", customer))[1]
 
-        confirmed = await eventually(booking_now, until=lambda b: b["status"] == "confirmed")
-        assert confirmed["payment_id"] == payment["id"] and confirmed["user_id"] == customer_id
+    confirmed = await eventually(booking_now, until=lambda b: b["status"] == "confirmed")
+    assert confirmed["payment_id"] == payment["id"] and confirmed["user_id"] == customer_id
 
-        async def kinds():
-            _, body = await api.call("GET", "/notifications", customer)
-            return [n["kind"] for n in body["items"]]
+    async def kinds():
+        _, body = await api.call("GET", "/notifications", customer)
+        return [n["kind"] for n in body["items"]]
 
-        told = await eventually(kinds, until=lambda k: "booking_confirmed" in k)
-        assert "welcome" in told
+    told = await eventually(kinds, until=lambda k: "booking_confirmed" in k)
+    assert "welcome" in told
 
-        async def report():
-            return (await api.call("GET", f"/analytics/report?event_id={event['id']}", organizer))[
-                1
-            ]
+    async def report():
+        return (await api.call("GET", f"/analytics/report?event_id={event['id']}", organizer))[1]
 
-        counted = await eventually(report, until=lambda r: r["totals"]["bookings_confirmed"] == 1)
-        assert counted["totals"]["tickets_sold"] == 2
-        assert counted["totals"]["revenue"] == {"EUR": "50.00"}
+    counted = await eventually(report, until=lambda r: r["totals"]["bookings_confirmed"] == 1)
+    assert counted["totals"]["tickets_sold"] == 2
+    assert counted["totals"]["revenue"] == {"EUR": "50.00"}
 
-        # sold out while held, and somebody else's booking stays private, as on the real platform
-        _, other = await api.user("customer")
-        status, body = await api.call(
-            "POST", "/booking/create", other, json={"event_id": event["id"], "quantity": 4}
-        )
-        assert status == 409, body
-        assert (await api.call("GET", f"/booking/{booking['id']}", other))[0] == 404
+    # sold out while held, and somebody else's booking stays private, as on the real platform
+    _, other = await api.user("customer")
+    status, body = await api.call(
+        "POST", "/booking/create", other, json={"event_id": event["id"], "quantity": 4}
+    )
+    assert status == 409, body
+    assert (await api.call("GET", f"/booking/{booking['id']}", other))[0] == 404
 
-        # concurrent holds on SQLite: never oversold, refusals are 409s, nothing fails
-        small = await api.event(organizer, "Tiny gig", capacity=3, price="5.00", venue="Cellar")
-        await eventually(
-            lambda: api.call(
-                "POST", "/booking/create", organizer, json={"event_id": small["id"], "quantity": 1}
-            ),
-            until=lambda r: r[0] == 201,
-            timeout=10,
-        )  # booking knows the event: 2 seats left
-        answers = await asyncio.gather(
-            *(
-                api.call(
-                    "POST", "/booking/create", other, json={"event_id": small["id"], "quantity": 1}
-                )
-                for _ in range(6)
+    # concurrent holds on SQLite: never oversold, refusals are 409s, nothing fails
+    small = await api.event(organizer, "Tiny gig", capacity=3, price="5.00", venue="Cellar")
+    await eventually(
+        lambda: api.call(
+            "POST", "/booking/create", organizer, json={"event_id": small["id"], "quantity": 1}
+        ),
+        until=lambda r: r[0] == 201,
+        timeout=10,
+    )  # booking knows the event: 2 seats left
+    answers = await asyncio.gather(
+        *(
+            api.call(
+                "POST", "/booking/create", other, json={"event_id": small["id"], "quantity": 1}
             )
+            for _ in range(6)
         )
-        assert sorted(status for status, _ in answers) == [201, 201, 409, 409, 409, 409], answers
+    )
+    assert sorted(status for status, _ in answers) == [201, 201, 409, 409, 409, 409], answers
 
 
-async def test_tickets_and_check_in_work_on_sqlite(embedded: Embedded) -> None:
-    async with aiohttp.ClientSession() as session:
-        api = Client(session, embedded.gateway)
-        _, organizer = await api.user("organizer")
-        _, customer = await api.user("customer")
-        event = await api.event(organizer, "Embedded doors", capacity=5, price="10.00")
-        status, booking = await api.until_known(
-            "POST",
-            "/booking/create",
-            customer,
-            json={
-                "event_id": event["id"],
-                "quantity": 2,
-                "attendees": [{"name": "Ada"}, {"name": "Bob"}],
-            },
-        )
-        assert status == 201, booking
-        await api.pay(customer, booking["id"])
+async def test_tickets_and_check_in_work_on_sqlite(api: Client) -> None:
+    _, organizer = await api.user("organizer")
+    _, customer = await api.user("customer")
+    event = await api.event(organizer, "Embedded doors", capacity=5, price="10.00")
+    status, booking = await api.until_known(
+        "POST", "/booking/create", customer, json=booking_body(event["id"], "Ada", "Bob")
+    )
+    assert status == 201, booking
+    await api.pay(customer, booking["id"])
 
-        async def tickets() -> Any:
-            return (await api.call("GET", f"/booking/{booking['id']}/tickets", customer))[1]
+    async def tickets() -> Any:
+        return (await api.call("GET", f"/booking/{booking['id']}/tickets", customer))[1]
 
-        page = await eventually(tickets, until=lambda p: len(p["items"]) == 2)
-        first, second = page["items"]
-        assert (first["attendee_name"], second["attendee_name"]) == ("Ada", "Bob")
+    page = await eventually(tickets, until=lambda p: len(p["items"]) == 2)
+    first, second = page["items"]
+    assert (first["attendee_name"], second["attendee_name"]) == ("Ada", "Bob")
 
-        # simultaneous scans of one ticket on SQLite: exactly one redeems
-        scan = {"event_id": event["id"], "secret": first["secret"]}
-        answers = await asyncio.gather(
-            *(api.call("POST", "/booking/checkin", organizer, json=scan) for _ in range(8))
-        )
-        assert sorted(status for status, _ in answers) == [200] + [409] * 7, answers
-        assert {b["type"].rsplit("/", 1)[1] for s, b in answers if s == 409} == {"already-redeemed"}
-        status, counts = await api.call("GET", f"/booking/events/{event['id']}/checkins", organizer)
-        assert status == 200 and (counts["tickets"], counts["redeemed"]) == (2, 1)
+    # simultaneous scans of one ticket on SQLite: exactly one redeems
+    scan = {"event_id": event["id"], "secret": first["secret"]}
+    answers = await asyncio.gather(
+        *(api.call("POST", "/booking/checkin", organizer, json=scan) for _ in range(8))
+    )
+    assert sorted(status for status, _ in answers) == [200] + [409] * 7, answers
+    assert {b["type"].rsplit("/", 1)[1] for s, b in answers if s == 409} == {"already-redeemed"}
+    status, counts = await api.call("GET", f"/booking/events/{event['id']}/checkins", organizer)
+    assert status == 200 and (counts["tickets"], counts["redeemed"]) == (2, 1)
 
-        # an offline scanner: the list, then an upload of an earlier scan of the other ticket
-        async def listed() -> Any:
-            return (
-                await api.call("GET", f"/booking/events/{event['id']}/checkin-list", organizer)
-            )[1]
+    # an offline scanner: the list, then an upload of an earlier scan of the other ticket
+    async def listed() -> Any:
+        return (await api.call("GET", f"/booking/events/{event['id']}/checkin-list", organizer))[1]
 
-        full = await eventually(listed, until=lambda p: len(p["items"]) == 2)
-        assert {(x["id"], x["status"]) for x in full["items"]} == {
-            (first["id"], "redeemed"),
-            (second["id"], "valid"),
-        }
-        earlier = (datetime.now(UTC) - timedelta(minutes=3)).isoformat()
-        status, uploaded = await api.call(
-            "POST",
-            f"/booking/events/{event['id']}/checkin/upload",
-            organizer,
-            json={"scans": [{"secret": second["secret"], "scanned_at": earlier}]},
-        )
-        assert status == 200 and uploaded["results"][0]["result"] == "redeemed", uploaded
+    full = await eventually(listed, until=lambda p: len(p["items"]) == 2)
+    assert {(x["id"], x["status"]) for x in full["items"]} == {
+        (first["id"], "redeemed"),
+        (second["id"], "valid"),
+    }
+    earlier = (datetime.now(UTC) - timedelta(minutes=3)).isoformat()
+    status, uploaded = await api.call(
+        "POST",
+        f"/booking/events/{event['id']}/checkin/upload",
+        organizer,
+        json={"scans": [{"secret": second["secret"], "scanned_at": earlier}]},
+    )
+    assert status == 200 and uploaded["results"][0]["result"] == "redeemed", uploaded
 
-        # the buyer cancels (refunded by the refund policy): its tickets are void at once
-        status, cancelled = await api.call("POST", f"/booking/{booking['id']}/cancel", customer)
-        assert status == 200, cancelled
-        page = await tickets()
-        assert {t["status"] for t in page["items"]} == {"void"}
+    # the buyer cancels (refunded by the refund policy): its tickets are void at once
+    status, cancelled = await api.call("POST", f"/booking/{booking['id']}/cancel", customer)
+    assert status == 200, cancelled
+    page = await tickets()
+    assert {t["status"] for t in page["items"]} == {"void"}
 
 
-async def test_failed_logins_are_throttled_on_sqlite_too(embedded: Embedded) -> None:
-    async with aiohttp.ClientSession() as session:
-        api = Client(session, embedded.gateway)
-        email = f"victim-{uuid.uuid4().hex[:8]}@example.com"
-        status, _ = await api.call(
-            "POST", "/auth/register", json={"email": email, "password": PASSWORD}
-        )
-        assert status == 201
-        answers = []
-        for _ in range(6):  # the account's budget is 5 failures per window
-            async with session.post(
-                embedded.gateway + "/auth/login",
-                json={"email": email, "password": "not the password at all"},
-            ) as r:
-                answers.append((r.status, r.headers.get("Retry-After")))
-        assert [s for s, _ in answers] == [401] * 5 + [429], answers
-        assert 0 < int(answers[-1][1]) <= 15 * 60
+async def test_failed_logins_are_throttled_on_sqlite_too(embedded: Embedded, api: Client) -> None:
+    email = f"victim-{uuid.uuid4().hex[:8]}@example.com"
+    status, _ = await api.call(
+        "POST", "/auth/register", json={"email": email, "password": PASSWORD}
+    )
+    assert status == 201
+    answers = []
+    for _ in range(6):  # the account's budget is 5 failures per window
+        async with api.session.post(
+            embedded.gateway + "/auth/login",
+            json={"email": email, "password": "not the password at all"},
+        ) as r:
+            answers.append((r.status, r.headers.get("Retry-After")))
+    assert [s for s, _ in answers] == [401] * 5 + [429], answers
+    assert 0 < int(answers[-1][1]) <= 15 * 60
 
 
 async def test_ctrl_c_stops_everything(embedded: Embedded) -> None:

@@ -13,17 +13,14 @@ import sqlalchemy as sa
 from apps.events.bootstrap import build
 from contracts.messages import EventCancelled, EventCreated, EventUpdated
 from contracts.topology import DOMAIN_EXCHANGE
-from tests.conftest import http_client
+from tests.conftest import http_client, service_fixture
 from tests.support.api_bodies import event_body
 from tests.support.tokens import bearer, mint
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def events(start_service):
-    async with start_service(build) as svc:
-        yield svc
+events = service_fixture(build)
 
 
 @pytest.fixture

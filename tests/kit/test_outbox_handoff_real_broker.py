@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -30,15 +32,25 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 
-async def running(relay: OutboxRelay) -> asyncio.Task[None]:
+@asynccontextmanager
+async def handoff_relay(
+    db: Database, producer: Any, *, poll_seconds: float, grace_seconds: float
+) -> AsyncIterator[OutboxRelay]:
+    """A relay with the hand-off on, running (its hand-off in place) until the block ends."""
+    relay = OutboxRelay(
+        db,
+        outbox_publish(producer),
+        handoff=True,
+        poll_seconds=poll_seconds,
+        handoff_grace_seconds=grace_seconds,
+    )
     task = asyncio.create_task(relay.run())
-    await eventually(lambda: asyncio.sleep(0, relay.db.handoff), until=lambda h: h is not None)
-    return task
-
-
-async def stopped(relay: OutboxRelay, task: asyncio.Task[None]) -> None:
-    relay.stop()
-    await task
+    try:
+        await eventually(lambda: asyncio.sleep(0, relay.db.handoff), until=lambda h: h is not None)
+        yield relay
+    finally:
+        relay.stop()
+        await task
 
 
 async def commit(db: Database, *messages: Any, inline: Any = None) -> None:
@@ -54,19 +66,14 @@ async def test_committed_rows_are_published_at_once_in_commit_order(
     db, exchange, producer, amqp
 ) -> None:
     queue = await spy_queue(amqp, exchange, "event_created")
-    relay = OutboxRelay(
-        db, outbox_publish(producer), handoff=True, poll_seconds=3600, handoff_grace_seconds=3600
-    )  # no polling round can take these rows
-    task = await running(relay)
     sent = []
-    try:
+    # no polling round can take these rows
+    async with handoff_relay(db, producer, poll_seconds=3600, grace_seconds=3600) as relay:
         for i in range(10):
             staged, inline = event(f"staged-{i}"), event(f"inline-{i}")
             await commit(db, staged, inline=inline)
             sent += [staged, inline]
         await eventually(lambda: outbox_rows(db), until=lambda rows: rows == {}, timeout=10)
-    finally:
-        await stopped(relay, task)
     got = await drain(queue)
     assert [m.message_id for m in got] == [str(m.message_id) for m in sent]
     assert relay.published_total == 20
@@ -75,13 +82,9 @@ async def test_committed_rows_are_published_at_once_in_commit_order(
 async def test_what_the_handoff_could_not_publish_goes_out_once_older_than_the_grace(
     db, exchange, producer, amqp
 ) -> None:
-    relay = OutboxRelay(
-        db, outbox_publish(producer), handoff=True, poll_seconds=0.05, handoff_grace_seconds=1.0
-    )
     returned = outbox.rows_of(db, [event("returned")])
     returned[0]["routing_key"] = UNROUTABLE  # nothing bound yet: the broker returns it
-    task = await running(relay)
-    try:
+    async with handoff_relay(db, producer, poll_seconds=0.05, grace_seconds=1.0) as relay:
         await write_rows(db, returned)
         relay.db.handoff.put(returned)  # as a unit of work does once it committed
         await eventually(lambda: asyncio.sleep(0, relay.failed_total), until=lambda n: n == 1)
@@ -89,8 +92,6 @@ async def test_what_the_handoff_could_not_publish_goes_out_once_older_than_the_g
 
         queue = await spy_queue(amqp, exchange, UNROUTABLE)  # now something listens
         await eventually(lambda: outbox_rows(db), until=lambda rows: rows == {}, timeout=10)
-    finally:
-        await stopped(relay, task)
     assert [m.message_id for m in await drain(queue)] == [str(returned[0]["id"])]
 
 
@@ -98,32 +99,20 @@ async def test_a_row_committed_but_never_handed_over_is_published_by_a_polling_r
     db, exchange, producer, amqp
 ) -> None:
     queue = await spy_queue(amqp, exchange, "event_created")
-    relay = OutboxRelay(
-        db, outbox_publish(producer), handoff=True, poll_seconds=0.05, handoff_grace_seconds=0.5
-    )
     orphan = event("its process died after the commit")
-    task = await running(relay)
-    try:
+    async with handoff_relay(db, producer, poll_seconds=0.05, grace_seconds=0.5):
         await write_rows(db, outbox.rows_of(db, [orphan]))  # committed, never handed over
         await eventually(lambda: outbox_rows(db), until=lambda rows: rows == {}, timeout=10)
-    finally:
-        await stopped(relay, task)
     assert [m.message_id for m in await drain(queue)] == [str(orphan.message_id)]
 
 
 async def test_no_row_is_published_twice_while_both_paths_run(db, exchange, producer, amqp) -> None:
     queue = await spy_queue(amqp, exchange, "event_created")
     # polling rounds every 10 ms, each of them a chance to take a row the hand-off holds
-    relay = OutboxRelay(
-        db, outbox_publish(producer), handoff=True, poll_seconds=0.01, handoff_grace_seconds=2.0
-    )
     sent = [event(f"concurrent-{i}") for i in range(200)]
-    task = await running(relay)
-    try:
+    async with handoff_relay(db, producer, poll_seconds=0.01, grace_seconds=2.0) as relay:
         await asyncio.gather(*(commit(db, *sent[i : i + 4]) for i in range(0, len(sent), 4)))
         await eventually(lambda: outbox_rows(db), until=lambda rows: rows == {}, timeout=20)
-    finally:
-        await stopped(relay, task)
     deliveries = Counter(m.message_id for m in await drain(queue))
     assert set(deliveries) == {str(m.message_id) for m in sent}
     assert max(deliveries.values()) == 1

@@ -11,7 +11,7 @@ import pytest
 
 from apps.payments.bootstrap import build
 from contracts.messages import BookingCancelled, BookingCreated, BookingExpired
-from tests.conftest import http_client
+from tests.conftest import http_client, service_fixture
 from tests.support.bus import bound_queue as bound_queue, publish
 from kit.metrics import REGISTRY
 from tests.support.db import scalar
@@ -56,10 +56,7 @@ async def consumed(service: Any, queue: str, message_id: uuid.UUID) -> bool:
     )
 
 
-@pytest.fixture
-async def payments(start_service):
-    async with start_service(build) as svc:
-        yield svc
+payments = service_fixture(build)
 
 
 @pytest.fixture

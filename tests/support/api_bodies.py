@@ -18,3 +18,12 @@ def event_body(**over: Any) -> dict[str, Any]:
         "currency": "EUR",
         **over,
     }
+
+
+def booking_body(event_id: str, *attendees: str) -> dict[str, Any]:
+    """``POST /booking/create``: one seat for each of the named ``attendees``."""
+    return {
+        "event_id": event_id,
+        "quantity": len(attendees),
+        "attendees": [{"name": name} for name in attendees],
+    }
