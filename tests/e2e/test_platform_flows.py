@@ -109,8 +109,12 @@ async def test_paid_booking_is_confirmed_told_and_counted(platform, api):
     async def report():
         return (await api.call("GET", f"/analytics/report?event_id={event['id']}", organizer))[1]
 
+    # booking's confirmation and payments' success are two facts, counted in either order
     counted = await eventually(
-        report, until=lambda r: r and r["totals"]["bookings_confirmed"] == 1, timeout=15
+        report,
+        until=lambda r: r
+        and (r["totals"]["bookings_confirmed"], r["totals"]["payments_succeeded"]) == (1, 1),
+        timeout=15,
     )
     assert counted["totals"]["tickets_sold"] == 2
     assert counted["totals"]["revenue"] == {"EUR": "50.00"}
