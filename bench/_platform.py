@@ -18,13 +18,32 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import aio_pika
 import aiohttp
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.processes import stop_processes
+
+if TYPE_CHECKING:
+    from contracts.envelope import Envelope
+
+
+def relay_message(m: Envelope) -> aio_pika.Message:
+    """``m`` as the outbox relay publishes it: persistent, with its id, type and schema version."""
+    return aio_pika.Message(
+        m.model_dump_json().encode(),
+        content_type="application/json",
+        message_id=str(m.message_id),
+        correlation_id=str(m.correlation_id),
+        type=m.message_type,  # type: ignore[attr-defined]
+        headers={"schema_version": m.schema_version},
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("auth", "events", "booking", "payments", "notifications", "analytics")
@@ -178,8 +197,6 @@ class BenchPlatform:
     async def announce_users(self, users: list[uuid.UUID]) -> None:
         """Publish ``user_registered`` for ``users`` on the domain exchange, as auth's relay
         does after a registration (persistent, with the message's id and type)."""
-        import aio_pika
-
         from contracts.messages import UserRegistered
         from contracts.topology import DOMAIN_EXCHANGE
 
@@ -195,18 +212,7 @@ class BenchPlatform:
                     full_name="Bench Fan",
                     role="customer",
                 )
-                await exchange.publish(
-                    aio_pika.Message(
-                        m.model_dump_json().encode(),
-                        content_type="application/json",
-                        message_id=str(m.message_id),
-                        correlation_id=str(m.correlation_id),
-                        type=m.message_type,
-                        headers={"schema_version": m.schema_version},
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    ),
-                    routing_key=m.routing_key,
-                )
+                await exchange.publish(relay_message(m), routing_key=m.routing_key)
 
     async def drain(self, timeout: float = 300) -> float:
         """Wait until every queue (dead-letter queues aside) and every outbox is empty; returns

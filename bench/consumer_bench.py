@@ -46,6 +46,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._platform import relay_message  # noqa: E402
 from contracts.envelope import Envelope  # noqa: E402
 from contracts.messages import (  # noqa: E402
     BookingCancelled,
@@ -182,18 +183,7 @@ async def publish(
     exchange = channel.default_exchange
 
     async def one(m: Envelope) -> None:
-        await exchange.publish(
-            aio_pika.Message(
-                m.model_dump_json().encode(),
-                content_type="application/json",
-                message_id=str(m.message_id),
-                correlation_id=str(m.correlation_id),
-                type=m.message_type,  # type: ignore[attr-defined]
-                headers={"schema_version": m.schema_version},
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=queue_of(service, m),
-        )
+        await exchange.publish(relay_message(m), routing_key=queue_of(service, m))
 
     for i in range(0, len(messages), 256):
         await asyncio.gather(*(one(m) for m in messages[i : i + 256]))
