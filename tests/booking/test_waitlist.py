@@ -312,3 +312,25 @@ async def test_concurrent_cancellations_and_holds_never_leak_or_double_offer_sea
         assert [o.status for o in offers] == ["offered"] * 5
         assert len({o.booking_id for o in offers}) == 5
         assert await world.seats(event) == (10, 10, 0)
+
+
+async def test_a_voucher_use_given_back_is_not_counted_as_a_free_seat(world: World) -> None:
+    """An expired hold gives back its seat and its voucher's use in the same queued moves; only
+    the seat may go to the queue (the use once counted as one more free seat)."""
+    from tests.booking.test_vouchers import voucher_for
+
+    event = event_created(capacity=2, price="10.00")
+    await world.consume(handlers.apply_event_snapshot, event)
+    await world.consume(handlers.apply_voucher_snapshot, voucher_for(event))
+    await world.hold(event, 1, voucher_code="SAVE10", hold_seconds=0)  # lapses at once
+    await world.hold(event, 1)
+    head = person()
+    entry = await world.join(event, 2, head)  # needs both seats: one is still held
+    if not world.db.is_postgres:
+        await asyncio.sleep(1.1)  # SQLite's now() counts whole seconds
+    expired = await world.uow(
+        handlers.expire_overdue_holds, repository=world.repository, batch_size=10
+    )
+    assert expired == 1
+    assert (await world.entries(head))[entry.id].status == "waiting"
+    assert await world.seats(event) == (2, 1, 0)

@@ -85,11 +85,13 @@ class FreeSeats:
 
 # Seat moves this transaction has queued and PostgreSQL applies at COMMIT (migration 0003): rows
 # of other transactions are never visible (uncommitted, or deleted by the commit that applied
-# them), so these are exactly the seats this transaction frees (negative) or takes.
+# them), so these are exactly the seats this transaction frees (negative) or takes. Voucher rows
+# (migration 0007) share the table and the event id but move a voucher's `used`, not seats: a
+# hold expired with its voucher once counted its use given back as one more free seat.
 _PENDING_MOVES = sa.text(
     """
 SELECT ticket_type_id, coalesce(sum(held + sold), 0) AS delta FROM seat_moves
-WHERE event_id = CAST(:event_id AS uuid) GROUP BY ticket_type_id
+WHERE event_id = CAST(:event_id AS uuid) AND voucher_code IS NULL GROUP BY ticket_type_id
 """
 )
 
