@@ -29,6 +29,7 @@ from contracts.messages import (
 from kit.db import Database
 from kit.security import Principal
 from kit.uow import UnitOfWork
+from tests.support.messages import voucher_for
 from tests.booking.conftest import (
     on_both_databases,
     bound_queue,
@@ -41,20 +42,6 @@ from tests.booking.conftest import (
 from tests.support.tokens import bearer, mint
 
 pytestmark = pytest.mark.integration
-
-
-def voucher_for(event: EventCreated, code: str = "SAVE10", **over: Any) -> VoucherCreated:
-    fields: dict[str, Any] = {
-        "voucher_id": uuid.uuid4(),
-        "event_id": event.event_id,
-        "code": code,
-        "percent_off": Decimal("10"),
-        "max_uses": 5,
-        "version": 1,
-        "producer": "events",
-    }
-    fields.update(over)
-    return VoucherCreated(**fields)
 
 
 def types_event() -> tuple[EventCreated, TicketType, TicketType]:

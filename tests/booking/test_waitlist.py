@@ -23,6 +23,7 @@ from kit.security import Principal
 from kit.uow import UnitOfWork
 from tests.booking.conftest import event_created, later, on_both_databases, payment_for
 from tests.support.db import postgres_database
+from tests.support.messages import voucher_for
 
 pytestmark = pytest.mark.integration
 
@@ -317,7 +318,6 @@ async def test_concurrent_cancellations_and_holds_never_leak_or_double_offer_sea
 async def test_a_voucher_use_given_back_is_not_counted_as_a_free_seat(world: World) -> None:
     """An expired hold gives back its seat and its voucher's use in the same queued moves; only
     the seat may go to the queue (the use once counted as one more free seat)."""
-    from tests.booking.test_vouchers import voucher_for
 
     event = event_created(capacity=2, price="10.00")
     await world.consume(handlers.apply_event_snapshot, event)

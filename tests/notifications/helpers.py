@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from apps.booking.adapters import tickets as ticketing
 from apps.notifications.adapters.tables import contacts, notifications
 from deploy.local.smtp_sink import MailSink, start_sink
 from tests.support import messages
@@ -20,6 +21,7 @@ from contracts.messages import (
     BookingExpired,
     EventCancelled,
     EventCreated,
+    IssuedTicket,
     NotificationRequested,
     PaymentFailed,
     PaymentRefunded,
@@ -179,3 +181,22 @@ class Sink:
     async def mail_to(self, address: str, subject_prefix: str = "") -> list[Any]:
         """The mail received for ``address`` (whose subject starts so); a probe for eventually."""
         return [m for m in self.to(address) if m.subject.startswith(subject_prefix)]
+
+
+def issued(
+    event_id: uuid.UUID, booking_id: uuid.UUID, names: list[str | None]
+) -> list[IssuedTicket]:
+    """Tickets signed as booking signs them (an event key of the test's own)."""
+    key = ticketing._new_key(event_id)
+    out = []
+    for n, name in enumerate(names):
+        tid = ticketing.ticket_id(booking_id, n)
+        out.append(
+            IssuedTicket(
+                ticket_id=tid,
+                ticket_type_id=uuid.uuid4(),
+                attendee_name=name,
+                secret=ticketing.sign(key, tid),
+            )
+        )
+    return out

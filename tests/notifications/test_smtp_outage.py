@@ -16,8 +16,7 @@ from apps.notifications.adapters import channels
 from apps.notifications.bootstrap import build
 from contracts.messages import UserRegistered
 from tests.notifications import helpers as h
-from tests.notifications.helpers import FAST_RETRIES, send
-from tests.notifications.test_ticket_email import issued
+from tests.notifications.helpers import FAST_RETRIES, issued, send
 from tests.support.waiting import eventually
 from kit.qr import qr_png
 

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from apps.booking.adapters import tickets as ticketing
 from apps.notifications.bootstrap import build
-from contracts.messages import BookingConfirmed, IssuedTicket
+from contracts.messages import BookingConfirmed
 from tests.notifications import helpers as h
-from tests.notifications.helpers import FAST_RETRIES, send
+from tests.notifications.helpers import FAST_RETRIES, issued, send
 from tests.support.qr import read_qr_png
 from tests.support.waiting import eventually
 
@@ -25,25 +24,6 @@ pytestmark = pytest.mark.integration
 async def service(start_service, module_sink):
     async with start_service(build, smtp_port=module_sink.port, **FAST_RETRIES) as svc:
         yield svc
-
-
-def issued(
-    event_id: uuid.UUID, booking_id: uuid.UUID, names: list[str | None]
-) -> list[IssuedTicket]:
-    """Tickets signed as booking signs them (an event key of the test's own)."""
-    key = ticketing._new_key(event_id)
-    out = []
-    for n, name in enumerate(names):
-        tid = ticketing.ticket_id(booking_id, n)
-        out.append(
-            IssuedTicket(
-                ticket_id=tid,
-                ticket_type_id=uuid.uuid4(),
-                attendee_name=name,
-                secret=ticketing.sign(key, tid),
-            )
-        )
-    return out
 
 
 async def test_confirmation_email_carries_each_tickets_qr_code_and_attendee(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from contracts.messages import BookingCreated, EventCreated, PaymentConfirmed
+from contracts.messages import BookingCreated, EventCreated, PaymentConfirmed, VoucherCreated
 
 
 def event_created(**over: Any) -> EventCreated:
@@ -57,3 +57,18 @@ def payment_confirmed(**over: Any) -> PaymentConfirmed:
         "producer": "payments",
     }
     return PaymentConfirmed(**{**fields, **over})
+
+
+def voucher_for(event: EventCreated, code: str = "SAVE10", **over: Any) -> VoucherCreated:
+    """Events' word on a new voucher for ``event``: 10 % off, 5 uses."""
+    fields: dict[str, Any] = {
+        "voucher_id": uuid.uuid4(),
+        "event_id": event.event_id,
+        "code": code,
+        "percent_off": Decimal("10"),
+        "max_uses": 5,
+        "version": 1,
+        "producer": "events",
+    }
+    fields.update(over)
+    return VoucherCreated(**fields)
