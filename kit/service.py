@@ -88,8 +88,8 @@ class Service:
         self.settings.service_name = spec.name
         metrics.set_service(spec.name)
         self.db = Database(self.settings, spec.migrations)
-        self.deps = spec.deps(self)
         self.broker: RabbitBroker = make_broker(self.settings)
+        self.deps = spec.deps(self)
         self.publishers: dict[str, RabbitPublisher] = declare_publishers(
             self.broker, spec.publishes
         )

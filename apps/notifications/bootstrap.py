@@ -9,7 +9,11 @@ from apps.notifications.config import NotificationSettings
 from apps.notifications.deps import NotificationsDeps
 from apps.notifications.entrypoints.http import router
 from apps.notifications.entrypoints.messages import subscribe
-from apps.notifications.entrypoints.worker import deliver_notifications, deliver_webhooks
+from apps.notifications.entrypoints.worker import (
+    deliver_notifications,
+    deliver_webhooks,
+    keep_bindings,
+)
 
 SPEC = ServiceSpec(
     name="notifications",
@@ -23,7 +27,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     routers=[router],
     subscribe=subscribe,
-    background=[deliver_notifications, deliver_webhooks],
+    background=[deliver_notifications, deliver_webhooks, keep_bindings],
     settings_class=NotificationSettings,
     deps=NotificationsDeps.build,
 )

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from cryptography.fernet import InvalidToken
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from apps.notifications.adapters.bindings import KindBindings
 from apps.notifications.adapters.webhooks import (
     SecretBox,
     SendOutcome,
@@ -134,9 +135,11 @@ async def register_webhook(
     event_id: uuid.UUID | None,
     targets: WebhookTargets,
     box: SecretBox,
+    bindings: KindBindings,
 ) -> RegisteredWebhook:
     """Register an endpoint for ``kinds`` (of ``event_id``, or of all the owner's events).
-    The URL must be a public http(s) target; an organizer may only name their own event."""
+    The URL must be a public http(s) target; an organizer may only name their own event.
+    Its webhook-only kinds are routed to the service before it is written (``bindings``)."""
     await targets.check(url)
     repo = WebhookRepository(uow.conn)
     if event_id is not None and not owner.is_admin:
@@ -156,6 +159,7 @@ async def register_webhook(
         "secret_encrypted": box.seal(secret),
         "created_at": _now(),
     }
+    await bindings.hold(uow.conn, values["events"])
     await repo.add_endpoint(values, values["events"])
     row = await repo.endpoint(values["id"], owner.user_id)
     assert row is not None

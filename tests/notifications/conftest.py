@@ -7,6 +7,7 @@ import pytest
 
 from contracts.topology import DOMAIN_EXCHANGE
 from tests.notifications.helpers import Sink
+from tests.notifications.webhook_receiver import Receiver
 
 
 @pytest.fixture
@@ -24,6 +25,15 @@ async def module_sink():
     await s.up()
     yield s
     await s.down()
+
+
+@pytest.fixture(scope="module")
+async def receiver():
+    """A webhook receiver on a free port (``webhook_receiver.Receiver``)."""
+    r = Receiver()
+    await r.start()
+    yield r
+    await r.stop()
 
 
 @pytest.fixture(scope="module")

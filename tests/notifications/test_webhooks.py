@@ -23,21 +23,12 @@ from contracts.messages import BookingCreated
 from tests.conftest import http_client
 from tests.notifications import helpers as h
 from tests.notifications.helpers import FAST_RETRIES, send
-from tests.notifications.webhook_receiver import Receiver
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 HANG_TIMEOUT = 3.0  # the service's webhook time-out in these tests
-
-
-@pytest.fixture(scope="module")
-async def receiver():
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
+from apps.notifications.adapters.bindings import KindBindings
 from apps.notifications import handlers, webhooks
 from apps.notifications.adapters.tables import webhook_deliveries
 from apps.notifications.adapters.webhooks import SecretBox, WebhookSender, WebhookTargets
@@ -48,6 +49,7 @@ async def test_a_message_is_fanned_out_and_delivered_on_sqlite(sqlite_db):
                 event_id=None,
                 targets=targets,
                 box=box,
+                bindings=KindBindings.always_bound(),
             )
             await uow.commit()
         assert await consume_once(sqlite_db, "q", created, handlers.pass_to_webhooks)

@@ -90,6 +90,7 @@ WEBHOOK_ERRORS = {
     responses={
         **WEBHOOK_ERRORS,
         422: {"description": "Invalid fields, an unknown kind, or a URL webhooks may not reach"},
+        503: {"description": "The message broker is unreachable: nothing registered, try again"},
     },
     summary="Register a webhook endpoint (organizer, admin); its secret is shown only here",
 )
@@ -103,6 +104,7 @@ async def create_webhook(deps: Deps, body: WebhookCreate, owner: Owner) -> Webho
         event_id=body.event_id,
         targets=deps.webhook_targets,
         box=deps.secret_box,
+        bindings=deps.bindings,
     )
     return WebhookCreated(**WebhookPublic.of(created.row).model_dump(), secret=created.secret)
 

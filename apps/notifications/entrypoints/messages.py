@@ -25,6 +25,8 @@ from contracts.envelope import Envelope
 from contracts.topology import DOMAIN_EXCHANGE, WEBHOOK_MESSAGES, queue_for
 
 if TYPE_CHECKING:
+    from faststream.rabbit import RabbitQueue
+
     from kit.service import Service
 
 SERVICE = "notifications"
@@ -89,6 +91,21 @@ SUBSCRIPTIONS: list[tuple[type[Envelope], Handler, str]] = [
 ]
 
 
+# Consumed only to pass them on to webhooks: the service keeps nothing of them (event messages
+# tell it the event's organizer, so they are always read). Their queues are bound to the domain
+# exchange only while an endpoint subscribes to the kind (``adapters/bindings.py``).
+WEBHOOK_ONLY: tuple[type[Envelope], ...] = tuple(
+    m
+    for m in WEBHOOK_MESSAGES
+    if m not in {s[0] for s in SUBSCRIPTIONS} and "organizer_id" not in m.model_fields
+)
+
+
+def webhook_only_queues() -> dict[str, RabbitQueue]:
+    """The queue of each webhook-only kind, by kind."""
+    return {m.routing_key: queue_for(SERVICE, m) for m in WEBHOOK_ONLY}
+
+
 def subscribe(service: Service) -> None:
     subscribers = {
         message.routing_key: _subscriber(service, message, handler, description)
@@ -107,7 +124,8 @@ def subscribe(service: Service) -> None:
                 + (
                     " Also records which organizer the event belongs to."
                     if "organizer_id" in message.model_fields
-                    else ""
+                    else " Bound to the domain exchange only while a webhook subscribes to "
+                    f"`{message.routing_key}`."
                 ),
             )
     service.subscribers = subscribers  # type: ignore[attr-defined] - for TestRabbitBroker's .mock

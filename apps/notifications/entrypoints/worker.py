@@ -121,3 +121,18 @@ async def deliver_webhooks(service: Service) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await sender.aclose()
+
+
+async def keep_bindings(service: Service) -> None:
+    """Unbind the webhook-only kinds no endpoint subscribes to, at start and then every
+    ``webhook_bindings_reconcile_seconds`` (``adapters/bindings.py``). A failed round (broker
+    or database down) leaves the bindings as they are, which only ever means bound."""
+    deps = NotificationsDeps.of(service)
+    if not deps.bindings.enabled:
+        return
+    while True:
+        try:
+            await deps.bindings.reconcile(service.db)
+        except Exception as exc:  # broker or database down: the next round tries again
+            log.warning("webhook bindings not reconciled: %r", exc)
+        await asyncio.sleep(deps.settings.webhook_bindings_reconcile_seconds)
