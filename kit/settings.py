@@ -47,6 +47,14 @@ class ServiceSettings(BaseSettings):
         "niceness (0-19); unset: 10 for analytics and notifications, 0 for the others.",
     )
 
+    bindings_reconcile_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="BINDINGS_RECONCILE_SECONDS: how often a service unbinds the queues it "
+        "needs only in some states (webhook-only kinds, voucher uses) while nothing needs them "
+        "(kit.bindings); they are bound again as soon as something does.",
+    )
+
     log_level: str = "INFO"
     log_format: str = Field(default="json", description="json | text")
 

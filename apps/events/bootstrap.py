@@ -8,6 +8,7 @@ from apps.events.config import EventsSettings
 from apps.events.deps import EventsDeps
 from apps.events.entrypoints.http import router
 from apps.events.entrypoints.messages import subscribe
+from apps.events.entrypoints.worker import keep_bindings
 from kit.service import Service, ServiceSpec
 from kit.settings import ServiceSettings
 from contracts.messages import (
@@ -29,6 +30,7 @@ SPEC = ServiceSpec(
     routers=[router],
     publishes=[EventCreated, EventUpdated, EventCancelled, VoucherCreated, VoucherUpdated],
     subscribe=subscribe,
+    background=[keep_bindings],
     settings_class=EventsSettings,
     deps=EventsDeps.build,
 )

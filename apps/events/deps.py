@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends
 
 from apps.events.adapters.booking_capacity import BookingCapacityGuard
+from apps.events.adapters.vouchers import VoucherRepository
 from apps.events.config import EventsSettings
+from apps.events.entrypoints.messages import voucher_use_queues
+from kit.bindings import OptionalBindings
 from kit.deps import ServiceDeps, settings_of
 
 if TYPE_CHECKING:
@@ -20,6 +23,8 @@ class EventsDeps(ServiceDeps):
     settings: EventsSettings
     # Asks booking to apply a capacity decrease before it is committed; None: no check.
     capacity_guard: BookingCapacityGuard | None
+    # Booking's messages reach the service only while it has vouchers (their uses are counted).
+    bindings: OptionalBindings
 
     @classmethod
     def build(cls, service: Service) -> EventsDeps:
@@ -29,7 +34,17 @@ class EventsDeps(ServiceDeps):
             if settings.booking_url
             else None
         )
-        return cls(db=service.db, settings=settings, capacity_guard=guard)
+        return cls(
+            db=service.db,
+            settings=settings,
+            capacity_guard=guard,
+            bindings=OptionalBindings(
+                service.broker,
+                voucher_use_queues(),
+                VoucherRepository.any_exist,
+                enabled=service.db.is_postgres,
+            ),
+        )
 
 
 Deps = Annotated[EventsDeps, Depends(EventsDeps.of_request)]

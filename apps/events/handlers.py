@@ -19,6 +19,7 @@ from apps.events.domain import (
     VoucherCodeTaken,
     VoucherNotFound,
 )
+from kit.bindings import OptionalBindings
 from kit.db import Database
 from kit.uow import UnitOfWork
 from kit.pagination import decode_position, page_of
@@ -213,14 +214,23 @@ def voucher_snapshot(v: Voucher, message: type[VoucherDetails]) -> VoucherDetail
 
 
 async def create_voucher(
-    uow: UnitOfWork, *, event_id: uuid.UUID, actor: Principal, code: str, fields: dict[str, Any]
+    uow: UnitOfWork,
+    *,
+    event_id: uuid.UUID,
+    actor: Principal,
+    code: str,
+    fields: dict[str, Any],
+    bindings: OptionalBindings,
 ) -> Voucher:
+    """A new voucher of the event. Booking's messages reach the service from now on, to count
+    its uses (``bindings``: they are bound before the voucher is written)."""
     # the event's row stays locked until commit: codes are checked and added one at a time
     event = await _managed_event(uow, event_id, actor)
     repo = VoucherRepository(uow.conn)
     if await repo.by_code(event_id, code) is not None:
         raise VoucherCodeTaken("The event already has a voucher with this code.", field="code")
     voucher = Voucher.create(event, code=code, now=_now(), **fields)
+    await bindings.hold(uow.conn, bindings.queues)
     await repo.add(voucher)
     uow.publish(voucher_snapshot(voucher, VoucherCreated))
     return voucher

@@ -63,13 +63,6 @@ class NotificationSettings(ServiceSettings):
         default=10.0, gt=0, description="Longest wait for an endpoint's answer, all included."
     )
     webhook_poll_seconds: float = Field(default=0.5, gt=0)
-    webhook_bindings_reconcile_seconds: float = Field(
-        default=60.0,
-        gt=0,
-        description="WEBHOOK_BINDINGS_RECONCILE_SECONDS: how often the webhook-only message "
-        "kinds no endpoint subscribes to are unbound from the service's queues (they are bound "
-        "again as soon as an endpoint is registered for them).",
-    )
     webhook_first_retry_seconds: float = Field(default=5.0, gt=0)
     webhook_max_retry_seconds: float = Field(default=6 * 3600.0, gt=0)
 

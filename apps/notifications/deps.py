@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends
 
-from apps.notifications.adapters.bindings import KindBindings
 from apps.notifications.adapters.channels import Sender, build_senders
-from apps.notifications.adapters.webhooks import SecretBox, WebhookTargets
+from apps.notifications.adapters.webhooks import SecretBox, WebhookRepository, WebhookTargets
 from apps.notifications.config import NotificationSettings
 from apps.notifications.domain import Channel
 from apps.notifications.entrypoints.messages import webhook_only_queues
+from kit.bindings import OptionalBindings
 from kit.deps import ServiceDeps, settings_of
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ class NotificationsDeps(ServiceDeps):
     webhook_targets: WebhookTargets
     secret_box: SecretBox
     # Which webhook-only kinds the broker routes to the service (bound while subscribed).
-    bindings: KindBindings
+    bindings: OptionalBindings
 
     @classmethod
     def build(cls, service: Service) -> NotificationsDeps:
@@ -40,8 +40,11 @@ class NotificationsDeps(ServiceDeps):
             senders=build_senders(settings),
             webhook_targets=WebhookTargets(settings.webhook_allowed_hosts),
             secret_box=SecretBox(settings.webhook_encryption_key),
-            bindings=KindBindings(
-                service.broker, webhook_only_queues(), enabled=service.db.is_postgres
+            bindings=OptionalBindings(
+                service.broker,
+                webhook_only_queues(),
+                WebhookRepository.subscribed,
+                enabled=service.db.is_postgres,
             ),
         )
 

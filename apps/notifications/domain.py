@@ -251,14 +251,6 @@ class EventNotFound(NotificationError):
     status, code = 404, "event-not-found"
 
 
-class BrokerUnavailable(NotificationError):
-    """The broker could not route the new webhook's kinds to this service: nothing was
-    registered, the caller may try again."""
-
-    status, code = 503, "broker-unavailable"
-    headers = {"Retry-After": "1"}
-
-
 class UrlNotAllowed(NotificationError):
     """The webhook's target is not a public http(s) address."""
 

@@ -23,7 +23,6 @@ import sqlalchemy as sa
 from cryptography.fernet import InvalidToken
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from apps.notifications.adapters.bindings import KindBindings
 from apps.notifications.adapters.webhooks import (
     SecretBox,
     SendOutcome,
@@ -42,6 +41,7 @@ from apps.notifications.domain import (
 )
 from contracts.envelope import Envelope
 from contracts.topology import WEBHOOK_MESSAGES
+from kit.bindings import OptionalBindings
 from kit.db import Database
 from kit.pagination import decode_position, page_of
 from kit.security import Principal
@@ -135,7 +135,7 @@ async def register_webhook(
     event_id: uuid.UUID | None,
     targets: WebhookTargets,
     box: SecretBox,
-    bindings: KindBindings,
+    bindings: OptionalBindings,
 ) -> RegisteredWebhook:
     """Register an endpoint for ``kinds`` (of ``event_id``, or of all the owner's events).
     The URL must be a public http(s) target; an organizer may only name their own event.

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import uuid
 from typing import Any
 
@@ -17,10 +16,10 @@ from yarl import URL as make_url
 from apps.notifications.bootstrap import build
 from apps.notifications.deps import NotificationsDeps
 from apps.notifications.entrypoints.messages import WEBHOOK_ONLY
-from contracts.topology import DOMAIN_EXCHANGE
 from tests.conftest import VHOST, http_client
 from tests.notifications import helpers as h
 from tests.notifications.helpers import FAST_RETRIES, send
+from tests.support.bus import bound_routing_keys
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.tokens import bearer, mint
 from tests.support.waiting import eventually
@@ -46,20 +45,7 @@ async def service(start_service, module_sink, receiver):
 
 def bound_kinds() -> set[str]:
     """The webhook-only kinds the domain exchange routes to notifications' queues now."""
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_bindings", "-p", VHOST, "--no-table-headers"]
-        + ["source_name", "destination_name", "routing_key"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    rows = [line.split("\t") for line in out.splitlines() if line.count("\t") == 2]
-    return {
-        key
-        for source, queue, key in rows
-        if source == DOMAIN_EXCHANGE.name and queue == f"notifications.{key}" and key in KINDS
-    }
+    return bound_routing_keys(VHOST, "notifications") & set(KINDS)
 
 
 def bindings(service: Any) -> Any:

@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
-from apps.notifications.adapters.bindings import KindBindings
 from apps.notifications import handlers, webhooks
 from apps.notifications.adapters.tables import webhook_deliveries
 from apps.notifications.adapters.webhooks import SecretBox, WebhookSender, WebhookTargets
 from apps.notifications.config import NotificationSettings
+from kit.bindings import OptionalBindings
 from apps.notifications.domain import WebhookBackoff
 from kit.consuming import consume_once
 from kit.security import Principal
@@ -49,7 +49,7 @@ async def test_a_message_is_fanned_out_and_delivered_on_sqlite(sqlite_db):
                 event_id=None,
                 targets=targets,
                 box=box,
-                bindings=KindBindings.always_bound(),
+                bindings=OptionalBindings.always_bound(),
             )
             await uow.commit()
         assert await consume_once(sqlite_db, "q", created, handlers.pass_to_webhooks)

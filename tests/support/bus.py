@@ -3,6 +3,7 @@ what a service publishes."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from typing import Any
 
@@ -42,3 +43,22 @@ async def bound_queue(amqp: Any, *routing_keys: str) -> Any:
     for key in routing_keys:
         await queue.bind(exchange, routing_key=key)
     return queue
+
+
+def bound_routing_keys(vhost: str, service: str) -> set[str]:
+    """The routing keys the domain exchange routes to ``service``'s queue of the same name
+    (``<service>.<routing key>``) now, as ``rabbitmqctl list_bindings`` shows them."""
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_bindings", "-p", vhost, "--no-table-headers"]
+        + ["source_name", "destination_name", "routing_key"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    rows = [line.split("\t") for line in out.splitlines() if line.count("\t") == 2]
+    return {
+        key
+        for source, queue, key in rows
+        if source == DOMAIN_EXCHANGE.name and queue == f"{service}.{key}"
+    }

@@ -31,6 +31,12 @@ class VoucherRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
+    @staticmethod
+    async def any_exist(conn: AsyncConnection, _routing_key: str) -> bool:
+        """Whether the service has any voucher: then booking's messages must reach it, to count
+        the uses (kit.bindings)."""
+        return bool(await conn.scalar(sa.select(sa.exists().select_from(vouchers))))
+
     async def add(self, v: Voucher) -> None:
         await self.conn.execute(vouchers.insert().values(**_row(v)))
 

@@ -207,6 +207,7 @@ VOUCHER_ERRORS = {
     **ERRORS,
     404: {"description": "No such event, or no such voucher of it"},
     409: {"description": "The event is cancelled, or already has a voucher with this code"},
+    503: {"description": "The message broker is unreachable: nothing saved, try again"},
 }
 
 
@@ -232,6 +233,7 @@ async def create_voucher(
         user,
         code=body.code,
         fields=body.model_dump(exclude={"code"}),
+        bindings=deps.bindings,
     )
     return VoucherPublic.of(voucher)
 

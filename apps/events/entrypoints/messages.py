@@ -13,6 +13,8 @@ from kit.consuming import consume_once, subscribe_to
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from faststream.rabbit import RabbitQueue
+
     from contracts.envelope import Envelope
     from contracts.messages import BookingDetails
     from kit.db import Database
@@ -39,6 +41,12 @@ VOUCHER_USES: list[tuple[type[Envelope], str]] = [
 ]
 
 
+def voucher_use_queues() -> dict[str, RabbitQueue]:
+    """The queue of each booking fact that can move a voucher's uses, by routing key. They are
+    bound to the domain exchange only while the service has vouchers (``kit.bindings``)."""
+    return {m.routing_key: queue_for(SERVICE, m) for m, _ in VOUCHER_USES}
+
+
 def subscribe(service: Service) -> None:
     subscribers = {}
     for message, description in VOUCHER_USES:
@@ -49,7 +57,8 @@ def subscribe(service: Service) -> None:
             DOMAIN_EXCHANGE,
             message,
             _counting(service.db, queue.name),
-            description=description,
+            description=description
+            + " Bound to the domain exchange only while the service has vouchers.",
         )
     service.subscribers = subscribers  # type: ignore[attr-defined]  # handles for tests
 

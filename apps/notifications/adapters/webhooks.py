@@ -290,6 +290,12 @@ class WebhookRepository:
             webhook_endpoints.delete().where(webhook_endpoints.c.id == endpoint_id)
         )
 
+    @staticmethod
+    async def subscribed(conn: AsyncConnection, kind: str) -> bool:
+        """Whether any endpoint subscribes to ``kind`` (its queue must be bound: kit.bindings)."""
+        k = webhook_endpoint_kinds
+        return bool(await conn.scalar(sa.select(sa.exists().where(k.c.kind == kind))))
+
     async def organizer_of(self, event_id: uuid.UUID) -> uuid.UUID | None:
         stmt = sa.select(event_organizers.c.organizer_id).where(
             event_organizers.c.event_id == event_id

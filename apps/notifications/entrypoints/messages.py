@@ -93,7 +93,7 @@ SUBSCRIPTIONS: list[tuple[type[Envelope], Handler, str]] = [
 
 # Consumed only to pass them on to webhooks: the service keeps nothing of them (event messages
 # tell it the event's organizer, so they are always read). Their queues are bound to the domain
-# exchange only while an endpoint subscribes to the kind (``adapters/bindings.py``).
+# exchange only while an endpoint subscribes to the kind (``kit.bindings``).
 WEBHOOK_ONLY: tuple[type[Envelope], ...] = tuple(
     m
     for m in WEBHOOK_MESSAGES

@@ -21,6 +21,7 @@ from apps.notifications import handlers, webhooks
 from apps.notifications.adapters.webhooks import WebhookSender
 from apps.notifications.deps import NotificationsDeps
 from apps.notifications.domain import RetryPolicy, WebhookBackoff
+from kit.bindings import keep_reconciled
 
 if TYPE_CHECKING:
     from kit.service import Service
@@ -124,15 +125,6 @@ async def deliver_webhooks(service: Service) -> None:
 
 
 async def keep_bindings(service: Service) -> None:
-    """Unbind the webhook-only kinds no endpoint subscribes to, at start and then every
-    ``webhook_bindings_reconcile_seconds`` (``adapters/bindings.py``). A failed round (broker
-    or database down) leaves the bindings as they are, which only ever means bound."""
+    """Unbind the webhook-only kinds no endpoint subscribes to (``kit.bindings``)."""
     deps = NotificationsDeps.of(service)
-    if not deps.bindings.enabled:
-        return
-    while True:
-        try:
-            await deps.bindings.reconcile(service.db)
-        except Exception as exc:  # broker or database down: the next round tries again
-            log.warning("webhook bindings not reconciled: %r", exc)
-        await asyncio.sleep(deps.settings.webhook_bindings_reconcile_seconds)
+    await keep_reconciled(deps.bindings, service.db, every=deps.settings.bindings_reconcile_seconds)
