@@ -43,7 +43,7 @@ async def run(args: argparse.Namespace) -> None:
         connector = aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=3)
         async with aiohttp.ClientSession(connector=connector) as session:
             status, event = await post_event(
-                session, platform, title="Roomy", venue="Field", capacity=10**6, price="10.00"
+                session, platform, title="Roomy", venue="Field", capacity=100_000, price="10.00"
             )
             assert status == 201, event
             await _known_to_booking(platform, uuid.UUID(event["id"]))

@@ -105,6 +105,15 @@ CONSUMERS["notifications"] += tuple(
     m for m in WEBHOOK_MESSAGES if m not in CONSUMERS["notifications"]
 )
 
+# Queues bound to the domain exchange only while their service's own data needs them
+# (``kit.bindings``): events counts vouchers' uses only while it has vouchers; notifications
+# reads the webhook kinds that are no notice of its own and name no organizer only while an
+# endpoint subscribes to them. Every service declares them; only their own service binds them.
+BOUND_WHILE_NEEDED: dict[str, tuple[type[Envelope], ...]] = {
+    "events": CONSUMERS["events"],
+    "notifications": (BookingCreated, PaymentConfirmed, RefundFailed, TicketCheckedIn),
+}
+
 
 def _quorum_queue(name: str, routing_key: str = "") -> RabbitQueue:
     return RabbitQueue(
@@ -153,17 +162,27 @@ async def declare_topology(broker: RabbitBroker) -> None:
     analytics = await broker.declare_exchange(ANALYTICS_EXCHANGE)
     for fact in ANALYTICS_FACTS:
         await analytics.bind(domain, routing_key=fact.routing_key)
+    conditional = {
+        queue_for(service, m).name for service, ms in BOUND_WHILE_NEEDED.items() for m in ms
+    }
     for queue in all_queues():
         await declare_queue(
-            broker, queue, ANALYTICS_EXCHANGE if queue is ANALYTICS_QUEUE else DOMAIN_EXCHANGE
+            broker,
+            queue,
+            ANALYTICS_EXCHANGE if queue is ANALYTICS_QUEUE else DOMAIN_EXCHANGE,
+            bind=queue.name not in conditional,
         )
 
 
-async def declare_queue(broker: RabbitBroker, queue: RabbitQueue, exchange: RabbitExchange) -> None:
-    """Declare ``queue`` bound to ``exchange`` on its routing key, and its dead-letter queue."""
+async def declare_queue(
+    broker: RabbitBroker, queue: RabbitQueue, exchange: RabbitExchange, *, bind: bool = True
+) -> None:
+    """Declare ``queue`` (bound to ``exchange`` on its routing key unless ``bind`` is false) and
+    its dead-letter queue."""
     source = await broker.declare_exchange(exchange)
     declared = await broker.declare_queue(queue)
-    await declared.bind(source, routing_key=queue.routing_key)
+    if bind:
+        await declared.bind(source, routing_key=queue.routing_key)
     dlx = await broker.declare_exchange(DEAD_LETTER_EXCHANGE)
     dlq = await broker.declare_queue(
         RabbitQueue(dead_letter_queue_name(queue), queue_type=QueueType.QUORUM, durable=True)

@@ -3,7 +3,7 @@ what a service publishes."""
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import uuid
 from typing import Any
 
@@ -45,17 +45,18 @@ async def bound_queue(amqp: Any, *routing_keys: str) -> Any:
     return queue
 
 
-def bound_routing_keys(vhost: str, service: str) -> set[str]:
+async def bound_routing_keys(vhost: str, service: str) -> set[str]:
     """The routing keys the domain exchange routes to ``service``'s queue of the same name
-    (``<service>.<routing key>``) now, as ``rabbitmqctl list_bindings`` shows them."""
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_bindings", "-p", vhost, "--no-table-headers"]
-        + ["source_name", "destination_name", "routing_key"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
+    (``<service>.<routing key>``) now, as ``rabbitmqctl list_bindings`` shows them (the event
+    loop runs on meanwhile)."""
+    proc = await asyncio.create_subprocess_exec(
+        *["rabbitmqctl", "-q", "list_bindings", "-p", vhost, "--no-table-headers"],
+        *["source_name", "destination_name", "routing_key"],
+        stdout=asyncio.subprocess.PIPE,
+    )
+    stdout, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, f"rabbitmqctl list_bindings exited {proc.returncode}"
+    out = stdout.decode()
     rows = [line.split("\t") for line in out.splitlines() if line.count("\t") == 2]
     return {
         key

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from apps.events import handlers
 from contracts.messages import BookingCancelled, BookingConfirmed, BookingCreated, BookingExpired
-from contracts.topology import DOMAIN_EXCHANGE, queue_for
+from contracts.topology import BOUND_WHILE_NEEDED, DOMAIN_EXCHANGE, queue_for
 from kit.consuming import consume_once, subscribe_to
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ VOUCHER_USES: list[tuple[type[Envelope], str]] = [
 def voucher_use_queues() -> dict[str, RabbitQueue]:
     """The queue of each booking fact that can move a voucher's uses, by routing key. They are
     bound to the domain exchange only while the service has vouchers (``kit.bindings``)."""
-    return {m.routing_key: queue_for(SERVICE, m) for m, _ in VOUCHER_USES}
+    return {m.routing_key: queue_for(SERVICE, m) for m in BOUND_WHILE_NEEDED[SERVICE]}
 
 
 def subscribe(service: Service) -> None:

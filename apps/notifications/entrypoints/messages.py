@@ -22,7 +22,7 @@ from contracts.messages import (
     WaitlistOffered,
 )
 from contracts.envelope import Envelope
-from contracts.topology import DOMAIN_EXCHANGE, WEBHOOK_MESSAGES, queue_for
+from contracts.topology import BOUND_WHILE_NEEDED, DOMAIN_EXCHANGE, WEBHOOK_MESSAGES, queue_for
 
 if TYPE_CHECKING:
     from faststream.rabbit import RabbitQueue
@@ -94,11 +94,7 @@ SUBSCRIPTIONS: list[tuple[type[Envelope], Handler, str]] = [
 # Consumed only to pass them on to webhooks: the service keeps nothing of them (event messages
 # tell it the event's organizer, so they are always read). Their queues are bound to the domain
 # exchange only while an endpoint subscribes to the kind (``kit.bindings``).
-WEBHOOK_ONLY: tuple[type[Envelope], ...] = tuple(
-    m
-    for m in WEBHOOK_MESSAGES
-    if m not in {s[0] for s in SUBSCRIPTIONS} and "organizer_id" not in m.model_fields
-)
+WEBHOOK_ONLY: tuple[type[Envelope], ...] = BOUND_WHILE_NEEDED[SERVICE]
 
 
 def webhook_only_queues() -> dict[str, RabbitQueue]:
@@ -124,8 +120,13 @@ def subscribe(service: Service) -> None:
                 + (
                     " Also records which organizer the event belongs to."
                     if "organizer_id" in message.model_fields
-                    else " Bound to the domain exchange only while a webhook subscribes to "
+                    else ""
+                )
+                + (
+                    " Bound to the domain exchange only while a webhook subscribes to "
                     f"`{message.routing_key}`."
+                    if message in WEBHOOK_ONLY
+                    else ""
                 ),
             )
     service.subscribers = subscribers  # type: ignore[attr-defined] - for TestRabbitBroker's .mock
