@@ -130,7 +130,8 @@ class OptionalBindings:
     async def _bind(self, key: str) -> None:
         assert self.broker is not None  # enabled
         queue = await self.broker.declare_queue(self.queues[key])
-        await queue.bind(DOMAIN_EXCHANGE.name, routing_key=key, robust=False)
+        # robust: aio-pika binds it again after a reconnect (to a broker that lost it, too)
+        await queue.bind(DOMAIN_EXCHANGE.name, routing_key=key)
 
     async def _unbind(self, key: str) -> None:
         assert self.broker is not None  # enabled
