@@ -144,9 +144,15 @@ async def keep_reconciled(bindings: OptionalBindings, db: Database, *, every: fl
     worker). A failed round (broker or database down) leaves the bindings as they are."""
     if not bindings.enabled:
         return
+    task = asyncio.current_task()
     while True:
         try:
             await bindings.reconcile(db)
         except Exception as exc:  # broker or database down: the next round tries again
             log.warning("queue bindings not reconciled: %r", exc)
+        if task is not None and task.cancelling():
+            # A cancel that arrived during the round can be swallowed by a library call that
+            # finished at the same moment (seen in the tests: the service's stop then waited
+            # out its 10 s grace for this task). Honour it here rather than sleep on.
+            raise asyncio.CancelledError
         await asyncio.sleep(every)

@@ -222,8 +222,9 @@ async def test_200_streams_cost_one_statement_per_tick_not_one_each(live_booking
 
     reads = [s for s in statements if "FROM inventory LEFT OUTER JOIN type_inventory" in s]
     ticks = live.reads - reads_before
-    # one statement per tick for all 200 streams: about elapsed / 0.25 s, nowhere near 200
-    assert len(reads) == ticks
+    # one statement per tick for all 200 streams: about elapsed / 0.25 s, nowhere near 200 (a
+    # tick whose statement ran just before ``reads`` was taken is counted there, not here)
+    assert ticks <= len(reads) <= ticks + 1
     assert 1 <= ticks <= elapsed / 0.25 + 2
     # and nothing else reads per stream (the booking itself is a handful of statements)
     assert len(statements) < ticks + 20
