@@ -27,7 +27,7 @@ ROUTES: tuple[tuple[str, str, bool], ...] = (
     ("auth", "/auth", False),
     ("events", "/events", True),
     ("booking", "/booking", True),
-    ("payments", "/payments", False),
+    ("payments", "/payments", True),  # GET /payments: the caller's payments
     ("notifications", "/notifications", True),
     ("analytics", "/analytics", False),
 )

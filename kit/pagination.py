@@ -11,7 +11,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Query
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from kit.problems import BadRequest
 
@@ -19,7 +19,17 @@ T = TypeVar("T")
 
 MAX_LIMIT = 100
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (at most 100).")]
+
+def _capped(limit: int) -> int:
+    return min(limit, MAX_LIMIT)
+
+
+# A larger page size is capped, not refused: ``?limit=1000`` reads pages of 100.
+Limit = Annotated[
+    int,
+    AfterValidator(_capped),
+    Query(ge=1, description=f"Page size; a larger one is taken as {MAX_LIMIT}."),
+]
 Cursor = Annotated[
     str | None,
     Query(max_length=500, description="Opaque cursor from the previous page's `next_cursor`."),

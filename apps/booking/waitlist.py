@@ -27,6 +27,8 @@ from typing import Literal
 from apps.booking.adapters.repository import BookingRepository
 from apps.booking.adapters.waitlist import EntryRow, FreeSeats, FreeType, WaitlistRepository
 from apps.booking.outbound import booking_details
+from kit.pagination import decode_cursor, encode_cursor
+from kit.problems import BadRequest
 from apps.booking.domain import (
     Booking,
     BookingError,
@@ -278,6 +280,26 @@ async def join_waitlist(
     )
 
 
-async def list_waitlist(db: Database, *, user: Principal, limit: int = 100) -> list[EntryRow]:
+async def list_waitlist(
+    db: Database, *, user: Principal, limit: int, cursor: str | None = None
+) -> tuple[list[EntryRow], str | None]:
+    """The user's entries, oldest first, a page of at most ``limit`` at a time, and the cursor
+    of the next page (None: the last). The cursor is the place of the page's last entry."""
+    after = _seq_of(cursor) if cursor else None
     async with db.read() as conn:
-        return await WaitlistRepository(conn).of_user(user.user_id, limit)
+        entries = await WaitlistRepository(conn).of_user(user.user_id, limit + 1, after_seq=after)
+    if len(entries) <= limit:
+        return entries, None
+    entries = entries[:limit]
+    return entries, encode_cursor(entries[-1].seq)
+
+
+def _seq_of(cursor: str) -> int:
+    (value,) = decode_cursor(cursor, 1)
+    try:
+        seq = int(value)
+    except ValueError:
+        seq = -1
+    if not 0 <= seq < 2**63:  # a forged cursor never reaches the database as a bad bigint
+        raise BadRequest("The cursor is not valid.", code="invalid-cursor")
+    return seq

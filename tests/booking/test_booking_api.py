@@ -308,3 +308,26 @@ async def test_list_is_own_newest_first_and_paginated(booking, client):
     assert (
         await client.get("/booking", params={"status": "nope"}, headers=token)
     ).status_code == 422
+
+
+async def test_the_waiting_list_is_listed_in_pages(booking, client):
+    fan = bearer(mint())
+    joined = []
+    for _ in range(2):
+        event = event_created(capacity=1)
+        await feed(booking, event)
+        sold = await client.post("/booking/create", json=book_body(event), headers=bearer(mint()))
+        assert sold.status_code == 201, sold.text
+        entry = await client.post("/booking/waitlist", json=book_body(event), headers=fan)
+        assert entry.status_code == 201, entry.text
+        joined.append(entry.json()["id"])
+
+    first = (await client.get("/booking/waitlist", params={"limit": 1}, headers=fan)).json()
+    assert [e["id"] for e in first["items"]] == joined[:1] and first["next_cursor"]
+    params = {"limit": 1, "cursor": first["next_cursor"]}
+    second = (await client.get("/booking/waitlist", params=params, headers=fan)).json()
+    assert [e["id"] for e in second["items"]] == joined[1:] and second["next_cursor"] is None
+    stranger = (await client.get("/booking/waitlist", headers=bearer(mint()))).json()
+    assert stranger == {"items": [], "next_cursor": None}
+    bad = await client.get("/booking/waitlist", params={"cursor": "!!"}, headers=fan)
+    assert bad.status_code == 400 and bad.json()["type"].endswith("invalid-cursor")

@@ -19,6 +19,7 @@ from apps.booking.adapters.repository import BookingRepository
 from apps.booking.domain import Booking, BookingError
 from contracts.messages import EventUpdated, PaymentFailed, TicketType
 from kit.db import Database
+from kit.problems import BadRequest
 from kit.security import Principal
 from kit.uow import UnitOfWork
 from tests.booking.conftest import event_created, later, on_both_databases, payment_for
@@ -86,7 +87,8 @@ class World:
         )
 
     async def entries(self, who: Principal) -> dict[uuid.UUID, Any]:
-        return {e.id: e for e in await waitlist.list_waitlist(self.db, user=who)}
+        entries, _ = await waitlist.list_waitlist(self.db, user=who, limit=100)
+        return {e.id: e for e in entries}
 
     async def one(self, sql: str, **params: Any) -> Any:
         async with self.db.engine.connect() as conn:
@@ -334,3 +336,31 @@ async def test_a_voucher_use_given_back_is_not_counted_as_a_free_seat(world: Wor
     assert expired == 1
     assert (await world.entries(head))[entry.id].status == "waiting"
     assert await world.seats(event) == (2, 1, 0)
+
+
+async def test_a_users_entries_are_listed_oldest_first_a_page_at_a_time(world: World) -> None:
+    fan, other = person(), person()
+    joined = []
+    for _ in range(5):
+        event, _held = await sold_out(world, capacity=2)
+        joined.append((await world.join(event, 1, fan)).id)
+        await world.join(event, 1, other)  # never in the fan's pages
+    seen, cursor, pages = [], None, 0
+    while True:
+        page, cursor = await waitlist.list_waitlist(world.db, user=fan, limit=2, cursor=cursor)
+        pages += 1
+        assert len(page) <= 2
+        seen += [e.id for e in page]
+        if cursor is None:
+            break
+    assert seen == joined and pages == 3
+    # garbage, ["1e99"], ["-1"], [2**70] (past a bigint: must not reach the database)
+    for forged in (
+        "not-a-cursor",
+        "WyIxZTk5Il0",
+        "WyItMSJd",
+        "WyIxMTgwNTkxNjIwNzE3NDExMzAzNDI0Il0",
+    ):
+        with pytest.raises(BadRequest) as bad:
+            await waitlist.list_waitlist(world.db, user=fan, limit=2, cursor=forged)
+        assert bad.value.code == "invalid-cursor"

@@ -34,7 +34,8 @@ async def test_a_cancelled_hold_is_offered_to_the_waiting_list_and_paid(platform
     assert status == 409 and problem["type"].endswith("/not-enough-seats"), problem
     status, listed, _ = await api.call("GET", "/booking/waitlist", b)
     assert status == 200, listed
-    [offer] = [e for e in listed if e["id"] == entry["id"]]
+    assert listed["next_cursor"] is None, listed
+    [offer] = [e for e in listed["items"] if e["id"] == entry["id"]]
     assert offer["status"] == "offered" and offer["booking_id"] and offer["expires_at"], offer
     status, offered, _ = await api.call("GET", f"/booking/{offer['booking_id']}", b)
     assert status == 200 and offered["status"] == "pending" and offered["quantity"] == 2
@@ -50,7 +51,7 @@ async def test_a_cancelled_hold_is_offered_to_the_waiting_list_and_paid(platform
 
     await eventually(seen, until=lambda x: x["status"] == "confirmed", timeout=20)
     status, listed, _ = await api.call("GET", "/booking/waitlist", b)
-    assert [e["status"] for e in listed if e["id"] == entry["id"]] == ["purchased"]
+    assert [e["status"] for e in listed["items"] if e["id"] == entry["id"]] == ["purchased"]
 
     # a stranger cannot leave B's entry; B can take it off their list
     status, _, _ = await api.call("DELETE", f"/booking/waitlist/{entry['id']}", a)

@@ -71,7 +71,12 @@ async def test_service_status_codes_pass_through(stack: Stack, status: int) -> N
 
 @pytest.mark.parametrize(
     ("path", "service"),
-    [("/events", "events"), ("/booking", "booking"), ("/notifications", "notifications")],
+    [
+        ("/events", "events"),
+        ("/booking", "booking"),
+        ("/payments", "payments"),
+        ("/notifications", "notifications"),
+    ],
 )
 async def test_bare_prefixes_are_routes(stack: Stack, path: str, service: str) -> None:
     resp = await stack.client.get(path, headers=bearer(mint()))
@@ -80,7 +85,7 @@ async def test_bare_prefixes_are_routes(stack: Stack, path: str, service: str) -
 
 
 @pytest.mark.parametrize(
-    "path", ["/auth", "/payments", "/analytics", "/eventsx", "/nope", "/internal/outbox", "/"]
+    "path", ["/auth", "/analytics", "/eventsx", "/paymentsx", "/nope", "/internal/outbox", "/"]
 )
 async def test_unknown_route_is_a_404_problem(stack: Stack, path: str) -> None:
     resp = await stack.client.get(path, headers=bearer(mint()))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
-from kit.pagination import decode_position, encode_cursor, page_of
+from kit.pagination import Limit, decode_position, encode_cursor, page_of
 from kit.problems import BadRequest
 
 
@@ -31,3 +33,23 @@ def test_a_cursor_round_trips_to_the_same_position():
 def test_a_forged_cursor_is_a_bad_request(forged):
     with pytest.raises(BadRequest):
         decode_position(forged)
+
+
+@pytest.mark.parametrize(
+    ("asked", "status", "given"),
+    [("5", 200, 5), ("100", 200, 100), ("1000", 200, 100), ("0", 422, None), ("ten", 422, None)],
+)
+async def test_a_page_size_above_the_maximum_is_capped_not_refused(asked, status, given):
+    app = FastAPI()
+
+    @app.get("/items")
+    async def items(limit: Limit = 20) -> dict[str, int]:
+        return {"limit": limit}
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        resp = await client.get("/items", params={"limit": asked})
+    assert resp.status_code == status
+    if given is not None:
+        assert resp.json() == {"limit": given}

@@ -232,13 +232,18 @@ class WaitlistRepository:
         row = (await self.conn.execute(stmt)).first()
         return None if row is None else self._row(row)
 
-    async def of_user(self, user_id: uuid.UUID, limit: int) -> list[EntryRow]:
-        """The user's entries, oldest first (``left`` ones not listed)."""
+    async def of_user(
+        self, user_id: uuid.UUID, limit: int, *, after_seq: int | None = None
+    ) -> list[EntryRow]:
+        """The user's entries, oldest first (``left`` ones not listed): at most ``limit``, those
+        after the entry ``after_seq`` (None: from the oldest)."""
         stmt = (
             self._select()
             .where(waitlist_entries.c.user_id == user_id, waitlist_entries.c.status != "left")
             .limit(limit)
         )
+        if after_seq is not None:
+            stmt = stmt.where(waitlist_entries.c.seq > after_seq)
         return [self._row(r) for r in await self.conn.execute(stmt)]
 
     async def waiting(self, event_id: uuid.UUID) -> list[EntryRow]:

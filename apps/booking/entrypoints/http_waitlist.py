@@ -12,6 +12,7 @@ from fastapi import APIRouter, Response
 from apps.booking import handlers, waitlist
 from apps.booking.deps import Deps
 from apps.booking.schemas import WaitlistEntryPublic, WaitlistJoin
+from kit.pagination import Cursor, Limit, Page
 from kit.security import CurrentUser
 from kit.uow import run_in_unit_of_work
 from observability import set_span_attributes
@@ -60,12 +61,19 @@ async def join_waitlist(deps: Deps, body: WaitlistJoin, user: CurrentUser) -> Wa
 
 @router.get(
     "",
-    response_model=list[WaitlistEntryPublic],
+    response_model=Page[WaitlistEntryPublic],
     responses={401: ERRORS[401]},
     summary="Your waiting-list entries, oldest first",
 )
-async def list_waitlist(deps: Deps, user: CurrentUser) -> list[WaitlistEntryPublic]:
-    return [WaitlistEntryPublic.of(e) for e in await waitlist.list_waitlist(deps.db, user=user)]
+async def list_waitlist(
+    deps: Deps, user: CurrentUser, limit: Limit = 20, cursor: Cursor = None
+) -> Page[WaitlistEntryPublic]:
+    entries, next_cursor = await waitlist.list_waitlist(
+        deps.db, user=user, limit=limit, cursor=cursor
+    )
+    return Page[WaitlistEntryPublic](
+        items=[WaitlistEntryPublic.of(e) for e in entries], next_cursor=next_cursor
+    )
 
 
 @router.delete(
