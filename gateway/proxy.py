@@ -298,6 +298,13 @@ class Proxy:
             else:
                 principal = outcome
                 set_span_attributes(**{"user.id": principal.user_id})
+        elif self.limiter.enabled and _header(scope, b"authorization"):
+            # A public route called with a token is limited per user too, as everywhere else
+            # (users behind one address do not share a budget). A bad token is not refused
+            # here, the route being public: it only counts against the address.
+            outcome = await self.authenticate(scope)
+            if not isinstance(outcome, JSONResponse):
+                principal = outcome
 
         if self.limiter.enabled:
             # Refusals count too, against the address: a bad token buys no free requests.

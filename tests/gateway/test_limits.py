@@ -101,6 +101,19 @@ async def test_authenticated_users_are_limited_per_user(echoes) -> None:
         assert s.seen()["booking"] == 2
 
 
+async def test_public_routes_called_with_a_token_are_limited_per_user(echoes) -> None:
+    async with gateway_stack(echoes, gateway_rate_limit=0.2) as s:
+        alice, bob = bearer(mint()), bearer(mint())
+        assert (await s.client.get("/events", headers=alice)).status_code == 200
+        assert (await s.client.get("/events", headers=alice)).status_code == 429
+        # Same address: another user, and an anonymous client, each have a bucket of their own.
+        assert (await s.client.get("/events", headers=bob)).status_code == 200
+        assert (await s.client.get("/events")).status_code == 200
+        # A bad token on a public route is not refused; it counts against the address (spent).
+        assert (await s.client.get("/events", headers=bearer("bad.token"))).status_code == 429
+        assert s.seen()["events"] == 3
+
+
 async def test_zero_turns_the_rate_limit_off(echoes) -> None:
     async with gateway_stack(echoes, gateway_rate_limit=0) as s:
         statuses = {(await s.client.get("/events")).status_code for _ in range(30)}
