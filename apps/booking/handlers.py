@@ -889,6 +889,7 @@ async def _ask_refund(
     by: uuid.UUID | None,
     now: datetime,
     refund_id: uuid.UUID | None = None,
+    note: str | None = None,
 ) -> uuid.UUID | None:
     """Take ``amount`` from what the booking may still have refunded and record the refund as
     pending; its id. None: more than is left (nothing changed)."""
@@ -903,6 +904,7 @@ async def _ask_refund(
         status="pending" if amount > 0 else "succeeded",
         reason=reason,
         created_at=now,
+        note=note,
     )
     await refunds.add(uow.conn, refund, by=by)
     return refund.id
@@ -974,9 +976,10 @@ async def refund_booking(
     booking_id: uuid.UUID,
     actor: Principal,
     amount: Decimal | None = None,
+    note: str | None = None,
 ) -> Booking:
     """The event's organizer (or an admin) refunds ``amount`` of a paid booking (None: all that
-    is left), at any time. More than is left is refused (RefundTooLarge) by the conditional
+    is left), at any time, ``note`` being their reason (kept with the refund). More than is left is refused (RefundTooLarge) by the conditional
     UPDATE itself, whatever runs at once. The refund that completes the total cancels a booking
     that is still confirmed (its seats go back on sale)."""
     repo = repository(uow.conn)
@@ -995,7 +998,7 @@ async def refund_booking(
         )
     now = _now()
     refund_id = await _ask_refund(
-        uow, booking, amount, reason="organizer_refund", by=actor.user_id, now=now
+        uow, booking, amount, reason="organizer_refund", by=actor.user_id, now=now, note=note
     )
     if refund_id is None:  # another refund took it first
         raise RefundTooLarge("More than what can still be refunded.", field="amount")

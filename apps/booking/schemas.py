@@ -7,7 +7,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from apps.booking.adapters.refunds import RefundView
 from apps.booking.adapters.repository import Inventory
@@ -141,6 +149,18 @@ class RefundPublic(BaseModel):
     status: Literal["pending", "succeeded", "failed"] = Field(
         description="From payments' answer: pending until it comes."
     )
+    reason: str | None = Field(
+        default=None,
+        description="The reason the organizer or admin gave with the refund; absent if none.",
+    )
+
+    # No return annotation: with one, pydantic would take it as the schema (and lose the model's).
+    @model_serializer(mode="wrap")
+    def _reason_only_if_given(self, handler: SerializerFunctionWrapHandler):
+        data = handler(self)
+        if isinstance(data, dict) and data.get("reason") is None:
+            data.pop("reason", None)  # {amount, fee, status}, as for every refund without one
+        return data
 
 
 class BookingView(BookingPublic):
@@ -152,7 +172,9 @@ class BookingView(BookingPublic):
     def with_refund(cls, booking: Booking, refund: RefundView | None) -> BookingView:
         view = cls.model_validate(booking, from_attributes=True)
         if refund is not None:
-            view.refund = RefundPublic(amount=refund.amount, fee=refund.fee, status=refund.status)
+            view.refund = RefundPublic(
+                amount=refund.amount, fee=refund.fee, status=refund.status, reason=refund.note
+            )
         return view
 
 
@@ -164,7 +186,11 @@ class RefundCreate(BaseModel):
         description="How much to give back (default: everything paid and not yet refunded).",
         examples=["15.00"],
     )
-    reason: str | None = Field(default=None, max_length=500, description="For the record.")
+    reason: str | None = Field(
+        default=None,
+        max_length=500,
+        description="For the record: kept with the refund and shown in the booking's `refund`.",
+    )
 
 
 ATTENDEE_CSV_HEADER = (

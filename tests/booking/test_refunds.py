@@ -158,11 +158,23 @@ async def test_an_organizer_refunds_part_then_the_rest_which_cancels_the_booking
     assert part.json()["status"] == "confirmed"
     assert part.json()["refund"] == {"amount": "15.00", "fee": "0.00", "status": "pending"}
 
-    rest = await client.post(f"/booking/{b['id']}/refund", json={}, headers=organizer(event))
+    why = "The band cancelled the encore; part of the price goes back."
+    rest = await client.post(
+        f"/booking/{b['id']}/refund", json={"reason": why}, headers=organizer(event)
+    )
     assert rest.status_code == 200, rest.text
     assert rest.json()["status"] == "cancelled"
     assert rest.json()["cancellation_reason"] == "organizer_refund"
-    assert rest.json()["refund"]["amount"] == "25.00"
+    assert rest.json()["refund"] == {
+        "amount": "25.00",
+        "fee": "0.00",
+        "status": "pending",
+        "reason": why,  # kept with the refund, for the record
+    }
+    listed = await client.get(
+        f"/booking/events/{event.event_id}/bookings", headers=organizer(event)
+    )
+    assert [x["refund"]["reason"] for x in listed.json()["items"] if x["id"] == b["id"]] == [why]
 
     asked = await refunds_asked(asked_q, 2)
     assert sorted(Decimal(a["amount"]) for a in asked) == [Decimal("15.00"), Decimal("25.00")]

@@ -33,6 +33,7 @@ booking_refunds = sa.Table(
     sa.Column("status", sa.String(20), nullable=False, comment="pending | succeeded | failed"),
     sa.Column("reason", sa.String(40), nullable=False),
     sa.Column("requested_by", sa.Uuid, nullable=True),
+    sa.Column("note", sa.String(500), nullable=True, comment="the organizer's reason (0009)"),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
@@ -73,6 +74,7 @@ class RefundView:
     status: str
     reason: str
     created_at: datetime
+    note: str | None = None  # the organizer's own words, for the record
 
 
 _SET_POLICY = (
@@ -204,6 +206,13 @@ async def latest(
     out: dict[uuid.UUID, RefundView] = {}
     for r in rows:  # oldest first: the latest wins
         out[r.booking_id] = RefundView(
-            r.id, r.booking_id, Decimal(r.amount), Decimal(r.fee), r.status, r.reason, r.created_at
+            r.id,
+            r.booking_id,
+            Decimal(r.amount),
+            Decimal(r.fee),
+            r.status,
+            r.reason,
+            r.created_at,
+            r.note,
         )
     return out

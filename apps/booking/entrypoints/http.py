@@ -285,7 +285,9 @@ async def refund_booking(
     body: RefundCreate,
     user: CurrentUser,  # anyone but the event's organizer or an admin: 404, like a stranger
 ) -> BookingView:
-    return await _release(deps, handlers.refund_booking, booking_id, user, amount=body.amount)
+    return await _release(
+        deps, handlers.refund_booking, booking_id, user, amount=body.amount, note=body.reason
+    )
 
 
 @router.get(
