@@ -427,11 +427,15 @@ WITH upd AS (
 SELECT count(*) FROM upd
 """
 )
+# A late payment sells its seats again only as a hold could be made now: the event still on
+# sale and not started; its types active and within their sales window. (A negative ``qty``
+# undoes a re-take under the same locks, whatever the clock says meanwhile.)
 _RETAKE_SEATS = sa.text(
     """
 UPDATE inventory SET sold = sold + CAST(:qty AS integer), updated_at = now()
 WHERE event_id = CAST(:event_id AS uuid) AND status = 'scheduled'
   AND capacity - held - sold >= CAST(:qty AS integer)
+  AND (CAST(:qty AS integer) < 0 OR starts_at IS NULL OR now() < starts_at)
 """
 )
 # A late payment's types, after its event row (sorted by id: the lock order); each only if
@@ -441,6 +445,9 @@ _RETAKE_TYPE = sa.text(
 UPDATE type_inventory SET sold = sold + CAST(:qty AS integer), updated_at = now()
 WHERE event_id = CAST(:event_id AS uuid) AND ticket_type_id = CAST(:type_id AS uuid)
   AND (capacity IS NULL OR capacity - held - sold >= CAST(:qty AS integer))
+  AND (CAST(:qty AS integer) < 0
+       OR (active AND (sales_start IS NULL OR now() >= sales_start)
+           AND (sales_end IS NULL OR now() < sales_end)))
 """
 )
 
@@ -619,8 +626,9 @@ class BookingRepository:
         ]
 
     async def retake_seats(self, booking: Booking) -> bool:
-        """Sell the booking's seats straight away if they are all free (a late payment): the
-        event's quota, then each type's own capacity; short on any, nothing changes."""
+        """Sell the booking's seats straight away if they are all free and could be held now (a
+        late payment): the event's quota, then each type's own capacity and sales window;
+        short on any, or the event started, nothing changes."""
         qty, event_id = booking.quantity, booking.event_id
         res = await self.conn.execute(_RETAKE_SEATS, {"event_id": event_id, "qty": qty})
         if res.rowcount != 1:

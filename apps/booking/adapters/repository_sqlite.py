@@ -279,20 +279,24 @@ class SqliteBookingRepository(BookingRepository):
         return CapacityCheck(int(applied), row.capacity, row.held, row.sold, row.organizer_id)
 
     async def retake_seats(self, booking: Booking) -> bool:
+        now = _now()
         inv = await self._event_row(booking.event_id)
         if (
             inv is None
             or inv.status != "scheduled"
             or inv.capacity - inv.held - inv.sold < booking.quantity
+            or (inv.starts_at is not None and now >= inv.starts_at)
         ):
             return False
         types = await self._type_rows(booking.event_id)
         for ln in booking.lines:
             t = types.get(ln.ticket_type_id)
             if (
-                t is not None
-                and t.capacity is not None
-                and t.capacity - t.held - t.sold < ln.quantity
+                t is None
+                or not t.active
+                or (t.capacity is not None and t.capacity - t.held - t.sold < ln.quantity)
+                or (t.sales_start is not None and now < t.sales_start)
+                or (t.sales_end is not None and now >= t.sales_end)
             ):
                 return False
         if not await self.retake_voucher(booking):
