@@ -56,6 +56,13 @@ class SeatsAvailable(BookingError):
     status, code = 409, "seats-available"
 
 
+class AlreadyWaiting(BookingError):
+    """The user already has an entry in play in this event's list (one per user and event, so
+    nobody queues several times to be offered more than one booking's seats)."""
+
+    status, code = 409, "already-on-waitlist"
+
+
 class WaitlistEntryNotFound(BookingError):
     status, code = 404, "waitlist-entry-not-found"
 
@@ -238,6 +245,12 @@ async def join_waitlist(
     now = _now()
     if seats.starts_at is not None and now >= seats.starts_at:
         raise SalesEnded("The event has started.")
+    # under the event's lock: two joins of one user cannot both pass
+    if (entry_id := await wl.live_entry_of(event_id, user.user_id)) is not None:
+        raise AlreadyWaiting(
+            "You are already on this event's waiting list (leave it to join again).",
+            entry_id=str(entry_id),
+        )
     if ticket_type_id is not None:
         t = next((t for t in seats.types if t.ticket_type_id == ticket_type_id), None)
         if t is None or not t.active:

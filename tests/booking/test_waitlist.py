@@ -364,3 +364,43 @@ async def test_a_users_entries_are_listed_oldest_first_a_page_at_a_time(world: W
         with pytest.raises(BadRequest) as bad:
             await waitlist.list_waitlist(world.db, user=fan, limit=2, cursor=forged)
         assert bad.value.code == "invalid-cursor"
+
+
+async def test_a_user_has_one_entry_in_play_per_event(world: World) -> None:
+    """Queueing again would be offered a second booking's seats (past the per-user cap):
+    refused while the first entry waits or its offer is open, allowed once it is over."""
+    event, held = await sold_out(world, capacity=4)
+    fan = person()
+    first = await world.join(event, 2, fan)
+    with pytest.raises(waitlist.AlreadyWaiting) as again:
+        await world.join(event, 1, fan)
+    assert again.value.code == "already-on-waitlist"
+    await world.join(event, 2)  # somebody else may
+
+    await world.cancel(held[0])  # the fan's entry is offered: still in play
+    assert (await world.entries(fan))[first.id].status == "offered"
+    with pytest.raises(waitlist.AlreadyWaiting):
+        await world.join(event, 1, fan)
+
+    # declined (left): the fan may queue again
+    await world.uow(
+        handlers.leave_waitlist, repository=world.repository, user=fan, entry_id=first.id
+    )
+    assert (await world.join(event, 1, fan)).status == "waiting"
+
+
+async def test_simultaneous_joins_of_one_user_make_one_entry() -> None:
+    async with postgres_database("booking", "waitlist_one_each") as db:
+        world = World(db, BookingRepository)
+        event, _held = await sold_out(world, capacity=4)
+        fan = person()
+
+        async def join() -> Any:
+            try:
+                return await world.join(event, 1, fan)
+            except waitlist.AlreadyWaiting:
+                return None
+
+        joined = await asyncio.gather(*(join() for _ in range(8)))
+        assert len([e for e in joined if e is not None]) == 1
+        assert len(await world.entries(fan)) == 1

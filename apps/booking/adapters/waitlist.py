@@ -194,6 +194,26 @@ class WaitlistRepository:
         )
         return bool((await self.conn.execute(stmt)).scalar())
 
+    async def live_entry_of(self, event_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID | None:
+        """The user's entry in the event's list that is still in play, if any: waiting, or
+        offered with the offer's booking still pending."""
+        stmt = (
+            sa.select(waitlist_entries.c.id)
+            .select_from(
+                waitlist_entries.outerjoin(bookings, bookings.c.id == waitlist_entries.c.booking_id)
+            )
+            .where(
+                waitlist_entries.c.user_id == user_id,
+                waitlist_entries.c.event_id == event_id,
+                sa.or_(
+                    waitlist_entries.c.status == "waiting",
+                    sa.and_(waitlist_entries.c.status == "offered", bookings.c.status == "pending"),
+                ),
+            )
+            .limit(1)
+        )
+        return (await self.conn.execute(stmt)).scalar()  # type: ignore[no-any-return]
+
     async def add(self, entry: EntryRow) -> EntryRow:
         """Insert a waiting entry; it with its ``seq`` and ``position``."""
         values = {k: getattr(entry, k) for k in _ENTRY_COLUMNS if k != "seq"}
