@@ -780,8 +780,26 @@ async def confirm_booking(
         late = booking.record_late_payment(msg.payment_id, now=now)
         if late is not None and await repo.record_payment(late):
             assert late.cancellation_reason is not None
-            # ``late`` carries this payment's id
-            uow.publish(refund_requested(late, msg, reason=late.cancellation_reason))
+            # Recorded as the booking's refund of everything paid (shown on the booking, and
+            # nothing more can be asked for it), named by the payment; ``late`` carries its id.
+            refund_id = await _ask_refund(
+                uow,
+                late,
+                late.amount,
+                reason=late.cancellation_reason,
+                by=None,
+                now=now,
+                refund_id=uuid.uuid5(late.id, f"late-payment-{msg.payment_id}"),
+            )
+            uow.publish(
+                refund_requested(
+                    late,
+                    msg,
+                    reason=late.cancellation_reason,
+                    refund_id=refund_id,
+                    amount=late.amount if refund_id is not None else None,
+                )
+            )
         return
     else:  # confirmed already: a duplicate (or a second charge, see the report)
         if booking.payment_id != msg.payment_id:

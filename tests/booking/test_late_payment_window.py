@@ -6,6 +6,7 @@ databases (PostgreSQL's statements, SQLite's plain twin)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,7 +17,9 @@ import sqlalchemy as sa
 
 from apps.booking import handlers
 from apps.booking.adapters import tables
+from apps.booking.domain import RefundTooLarge
 from contracts.messages import EventUpdated, TicketType
+from kit.security import Principal
 from kit.uow import UnitOfWork
 from tests.booking.conftest import event_created, later, on_both_databases, payment_for, reserve
 
@@ -95,3 +98,38 @@ async def test_a_late_payment_for_a_type_no_longer_on_sale_is_refunded(db, chang
     changed = later(event, EventUpdated, 2, ticket_types=types)
     await _run(db[0], handlers.apply_event_snapshot, changed, repository=db[1])
     assert await _outcome(db, event, held) == ("cancelled", 0)
+
+
+async def test_a_payment_for_a_cancelled_booking_is_refunded_once_and_shown(db):
+    """The booking records the refund of everything paid: it shows, and an organizer cannot
+    ask for the same money again (payments would refuse it and the booking show a failure)."""
+    database, repo = db
+    event = event_created(capacity=10, ticket_types=[TYPE])
+    await _run(database, handlers.apply_event_snapshot, event, repository=repo)
+    async with UnitOfWork(database) as uow:
+        held = await reserve(uow, event, 2, repository=repo)
+        await uow.commit()
+    buyer = Principal(held.user_id, "customer", {})
+    await _run(database, handlers.cancel_booking, repository=repo, booking_id=held.id, actor=buyer)
+
+    payment = payment_for(held)
+    await _run(database, handlers.confirm_booking, payment, repository=repo)
+    await _run(database, handlers.confirm_booking, payment, repository=repo)  # redelivered
+
+    [refund] = (await handlers.refunds_of(database, [held.id])).values()
+    assert (refund.amount, refund.status, refund.reason) == (held.amount, "pending", "user_request")
+    async with database.engine.connect() as conn:
+        asked = [
+            json.loads(r.payload) if isinstance(r.payload, str) else r.payload
+            for r in await conn.execute(
+                sa.text("SELECT payload FROM outbox WHERE routing_key = 'refund_requested'")
+            )
+        ]
+    assert [
+        (a["refund_id"], Decimal(a["amount"])) for a in asked if a["booking_id"] == str(held.id)
+    ] == [(str(refund.id), held.amount)]
+    admin = Principal(uuid.uuid4(), "admin", {})
+    with pytest.raises(RefundTooLarge):
+        await _run(
+            database, handlers.refund_booking, repository=repo, booking_id=held.id, actor=admin
+        )
