@@ -34,7 +34,7 @@ from yarl import URL
 from kit.problems import PROBLEM_JSON, problem_body
 from kit.security import InvalidToken, Principal, TokenVerifier
 from gateway.limits import RateLimiter, client_key, retry_after
-from gateway.routing import Upstream, has_dot_segment, is_public
+from gateway.routing import Upstream, has_dot_segment, is_event_stream, is_public
 from gateway.tracing import client_span, record_status
 from observability import set_span_attributes
 
@@ -363,7 +363,9 @@ class Proxy:
 
         headers_out = forward_headers(scope)
         session = self.session
-        if self.stream_session is not None and "text/event-stream" in headers_out.get("accept", ""):
+        if self.stream_session is not None and (
+            "text/event-stream" in headers_out.get("accept", "") or is_event_stream(method, path)
+        ):
             session = self.stream_session
         try:
             with client_span(self.tracer, method, url, headers_out, upstream.name) as span:

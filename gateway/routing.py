@@ -51,6 +51,16 @@ _PUBLIC_AUTH = {
 _PUBLIC_AVAILABILITY = (["availability"], ["availability", "stream"])
 
 
+def is_event_stream(method: str, path: str) -> bool:
+    """The routes that answer a Server-Sent Events stream (an event's availability stream),
+    whatever the request's ``Accept`` says: they go over the stream session, never taking a
+    connection that ordinary requests need."""
+    if method != "GET" or not path.startswith("/booking/events/"):
+        return False
+    event, *rest = path[len("/booking/events/") :].split("/")
+    return bool(event) and rest == ["availability", "stream"]
+
+
 def is_public(method: str, path: str) -> bool:
     """Routes that need no access token: register, login, refresh, the JWKS, reading events,
     an event's availability (``/booking/events/{id}/availability`` and its ``/stream``).
