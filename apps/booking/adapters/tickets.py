@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -183,6 +184,9 @@ def sign(key: EventKey, ticket_id: uuid.UUID) -> str:
     )
 
 
+_KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 @dataclass(frozen=True)
 class Claims:
     ticket_id: uuid.UUID
@@ -194,7 +198,10 @@ async def verify(conn: AsyncConnection, secret: str) -> Claims | None:
     anything else (not a JWS, unknown key, bad signature, altered or foreign claims)."""
     try:
         kid = jwt.get_unverified_header(secret).get("kid")
-        if not isinstance(kid, str) or (key := await key_by_kid(conn, kid)) is None:
+        # ours are base64url: anything else (a NUL, a lone surrogate...) never reaches the query
+        if not isinstance(kid, str) or not _KID.fullmatch(kid):
+            return None
+        if (key := await key_by_kid(conn, kid)) is None:
             return None
         claims = jwt.decode(
             secret, key.verifier(), algorithms=["EdDSA"], options={"require": ["tid", "eid"]}
