@@ -12,10 +12,32 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 from pydantic_extra_types.currency_code import ISO4217
 
 # Money is a decimal string on the wire ("20.00"), never a float.
+
+
+def _has_a_utc_time(value: datetime) -> datetime:
+    try:
+        value.astimezone(UTC)
+    except OverflowError:  # "9999-12-31T23:00:00-05:00": past the calendar's end in UTC
+        raise ValueError("the time has no UTC equivalent") from None
+    return value
+
+
+# A time with a time zone that also exists in UTC (what the databases store): a client's
+# "0001-01-01T00:00:00+05:00" is a 422, never a database error.
+AwareInstant = Annotated[AwareDatetime, AfterValidator(_has_a_utc_time)]
+
 MoneyAmount = Annotated[
     Decimal,
     Field(

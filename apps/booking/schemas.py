@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -22,7 +21,7 @@ from apps.booking.adapters.repository import Inventory
 from apps.booking.adapters.tickets import Ticket
 from apps.booking.adapters.waitlist import EntryRow as WaitlistEntryRow
 from apps.booking.domain import Booking, BookingStatus, CancellationReason
-from contracts.envelope import MoneyAmount
+from contracts.envelope import AwareInstant, MoneyAmount
 
 # The configured per-booking cap (MAX_TICKETS_PER_BOOKING) is checked by the use case; this is
 # only a sanity bound for the wire.
@@ -309,7 +308,7 @@ class OfflineScan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     secret: Secret
-    scanned_at: AwareDatetime = Field(description="When the scanner saw it.")
+    scanned_at: AwareInstant = Field(description="When the scanner saw it.")
 
 
 class ScanUpload(BaseModel):

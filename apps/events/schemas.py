@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Annotated, ClassVar
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,7 +23,7 @@ from apps.events.domain import (
     TicketType,
     Voucher,
 )
-from contracts.envelope import CurrencyCode, MoneyAmount
+from contracts.envelope import AwareInstant, CurrencyCode, MoneyAmount
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Venue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
@@ -45,10 +44,10 @@ MaxPerOrder = Annotated[
     int, Field(ge=1, le=MAX_CAPACITY, description="Tickets of this type one booking may hold.")
 ]
 SalesStart = Annotated[
-    AwareDatetime, Field(description="No sales before this time; null: on sale from now.")
+    AwareInstant, Field(description="No sales before this time; null: on sale from now.")
 ]
 SalesEnd = Annotated[
-    AwareDatetime,
+    AwareInstant,
     Field(description="No sales after this time (at most starts_at); null: until the start."),
 ]
 FeePercent = Annotated[
@@ -143,8 +142,8 @@ class EventCreate(BaseModel):
     title: Title
     description: Description = ""
     venue: Venue
-    starts_at: AwareDatetime = Field(description="Must be in the future; with a time zone.")
-    ends_at: AwareDatetime | None = Field(default=None, description="After starts_at.")
+    starts_at: AwareInstant = Field(description="Must be in the future; with a time zone.")
+    ends_at: AwareInstant | None = Field(default=None, description="After starts_at.")
     capacity: Capacity
     price: Price | None = Field(
         default=None,
@@ -170,8 +169,8 @@ class EventUpdate(Patch):
     title: Title | None = None
     description: Description | None = None
     venue: Venue | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: AwareInstant | None = None
+    ends_at: AwareInstant | None = None
     capacity: Capacity | None = None
     price: Price | None = Field(
         default=None,
@@ -288,7 +287,7 @@ MaxUses = Annotated[
     int, Field(ge=1, le=1_000_000, description="Bookings that may hold the voucher at once.")
 ]
 ValidUntil = Annotated[
-    AwareDatetime, Field(description="No new bookings with it from then on; null: no end.")
+    AwareInstant, Field(description="No new bookings with it from then on; null: no end.")
 ]
 VoucherTypes = Annotated[
     list[uuid.UUID],

@@ -128,6 +128,17 @@ async def outbox_and_events_count(service) -> tuple[int, int]:
         (event_body(starts_at="2030-01-01T00:00:00"), 422, {"body.starts_at"}),  # no time zone
         (event_body(ends_at="2000-01-01T00:00:00Z"), 422, {"body.ends_at"}),
         (event_body(unknown="x"), 422, {"body.unknown"}),
+        # past the calendar's end once in UTC: a 422, not a database error
+        (event_body(starts_at="9999-12-31T23:00:00-05:00"), 422, {"body.starts_at"}),
+        (
+            event_body(
+                ticket_types=[
+                    {"name": "Early", "price": "5.00", "sales_start": "0001-01-01T00:00:00+05:00"}
+                ]
+            ),
+            422,
+            {"body.ticket_types.0.sales_start"},
+        ),
     ],
 )
 async def test_bad_event_gets_problem_details_and_writes_nothing(
