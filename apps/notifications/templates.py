@@ -128,9 +128,11 @@ OPTIONAL_VALUES = {"tickets_text": ""}
 
 
 def render(kind: str, channel: Channel, **values: Any) -> tuple[str, str]:
-    """(subject, body) of a ``kind`` notification on ``channel``. Unknown kinds use ``custom``."""
+    """(subject, body) of a ``kind`` notification on ``channel``. Unknown kinds use ``custom``.
+    The subject is one line whatever the values hold (an event title or an admin's subject with
+    a line break would otherwise make a mail header no server takes, failing the send for good)."""
     subject, body = TEMPLATES.get(kind, TEMPLATES["custom"]).for_channel(channel)
     values = {**OPTIONAL_VALUES, **{k: "" if v is None else str(v) for k, v in values.items()}}
-    return subject.substitute(values).strip(), body.substitute(values).strip() + (
+    return " ".join(subject.substitute(values).split()), body.substitute(values).strip() + (
         "\n" if channel == "email" else ""
     )
