@@ -534,6 +534,12 @@ async def cancel_booking(
             booking_status=booking.status,
         )
     if t.refund_due:  # paid: the event's refund policy says whether and how much goes back
+        if await ticketing.any_redeemed(uow.conn, booking.id):
+            raise NotCancellable(
+                "A ticket of this booking was already scanned in: it can no longer be "
+                "cancelled (the event's organizer can still refund it).",
+                booking_status=booking.status,
+            )
         t = await _refund_by_policy(uow, t, actor=actor, now=now)
     await _apply(uow, repo, [t], None)
     return t.booking

@@ -194,6 +194,24 @@ async def test_only_the_events_organizer_or_an_admin_scans(booking, client):
     assert (await scan(client, event, t["secret"], who=admin)).status_code == 200
 
 
+async def test_a_booking_scanned_in_cannot_be_cancelled_by_its_buyer(booking, client):
+    """Refunded and on sale again while its holder is inside: the buyer's cancellation is
+    refused once a ticket was scanned; the organizer may still refund it."""
+    event = await on_sale(booking)
+    b = await paid_booking(booking, client, event, quantity=2)
+    [first, _second] = await tickets_of(client, b)
+    assert (await scan(client, event, first["secret"])).status_code == 200
+
+    refused = await client.post(f"/booking/{b['id']}/cancel", headers=owner(b))
+    assert refused.status_code == 409 and code(refused) == "booking-not-cancellable"
+    assert {t["status"] for t in await tickets_of(client, b)} == {"redeemed", "valid"}
+    again = await scan(client, event, first["secret"])
+    assert again.status_code == 409 and code(again) == "already-redeemed"
+
+    refund = await client.post(f"/booking/{b['id']}/refund", json={}, headers=organizer(event))
+    assert refund.status_code == 200 and refund.json()["status"] == "cancelled"
+
+
 async def test_cancelled_and_fully_refunded_bookings_tickets_are_void(booking, client):
     event = await on_sale(booking)
     cancelled = await paid_booking(booking, client, event, quantity=2)

@@ -287,6 +287,15 @@ async def get(conn: AsyncConnection, ticket_id: uuid.UUID) -> Ticket | None:
     return _ticket(row) if row is not None else None
 
 
+async def any_redeemed(conn: AsyncConnection, booking_id: uuid.UUID) -> bool:
+    """Whether a ticket of the booking was scanned in, its tickets locked meanwhile (a scan
+    racing the caller's change waits for it, then finds the tickets void)."""
+    rows = await conn.execute(
+        sa.select(tickets.c.status).where(tickets.c.booking_id == booking_id).with_for_update()
+    )
+    return any(status == "redeemed" for (status,) in rows)
+
+
 async def redeem(
     conn: AsyncConnection, ticket_id: uuid.UUID, at: datetime, now: datetime
 ) -> Ticket | None:
