@@ -1003,9 +1003,10 @@ async def refund_booking(
     note: str | None = None,
 ) -> Booking:
     """The event's organizer (or an admin) refunds ``amount`` of a paid booking (None: all that
-    is left), at any time, ``note`` being their reason (kept with the refund). More than is left is refused (RefundTooLarge) by the conditional
-    UPDATE itself, whatever runs at once. The refund that completes the total cancels a booking
-    that is still confirmed (its seats go back on sale)."""
+    is left), at any time, ``note`` being their reason (kept with the refund). More than is
+    left is refused (RefundTooLarge) by the conditional UPDATE itself, whatever runs at once.
+    The refund that completes the total cancels a booking that is still confirmed (its seats go
+    back on sale)."""
     repo = repository(uow.conn)
     booking = await _organized_booking(repo, uow.conn, booking_id, actor)
     if booking.payment_id is None:
