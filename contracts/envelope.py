@@ -23,8 +23,6 @@ from pydantic import (
 )
 from pydantic_extra_types.currency_code import ISO4217
 
-# Money is a decimal string on the wire ("20.00"), never a float.
-
 
 def _has_a_utc_time(value: datetime) -> datetime:
     try:
@@ -38,6 +36,7 @@ def _has_a_utc_time(value: datetime) -> datetime:
 # "0001-01-01T00:00:00+05:00" is a 422, never a database error.
 AwareInstant = Annotated[AwareDatetime, AfterValidator(_has_a_utc_time)]
 
+# Money is a decimal string on the wire ("20.00"), never a float.
 MoneyAmount = Annotated[
     Decimal,
     Field(

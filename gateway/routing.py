@@ -55,10 +55,15 @@ def is_event_stream(method: str, path: str) -> bool:
     """The routes that answer a Server-Sent Events stream (an event's availability stream),
     whatever the request's ``Accept`` says: they go over the stream session, never taking a
     connection that ordinary requests need."""
-    if method != "GET" or not path.startswith("/booking/events/"):
-        return False
+    return method == "GET" and _after_booking_event(path) == ["availability", "stream"]
+
+
+def _after_booking_event(path: str) -> list[str] | None:
+    """The segments after ``/booking/events/{one non-empty segment}``; None for other paths."""
+    if not path.startswith("/booking/events/"):
+        return None
     event, *rest = path[len("/booking/events/") :].split("/")
-    return bool(event) and rest == ["availability", "stream"]
+    return rest if event else None
 
 
 def is_public(method: str, path: str) -> bool:
@@ -71,8 +76,7 @@ def is_public(method: str, path: str) -> bool:
     if (method, path) in _PUBLIC_AUTH:
         return True
     if method in ("GET", "HEAD") and path.startswith("/booking/events/"):
-        event, *rest = path[len("/booking/events/") :].split("/")
-        return bool(event) and rest in _PUBLIC_AVAILABILITY
+        return _after_booking_event(path) in _PUBLIC_AVAILABILITY
     if method in ("GET", "HEAD") and (path == "/events" or path == "/events/"):
         return True
     if method in ("GET", "HEAD") and path.startswith("/events/"):

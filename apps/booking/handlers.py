@@ -803,7 +803,8 @@ async def confirm_booking(
                     msg,
                     reason=late.cancellation_reason,
                     refund_id=refund_id,
-                    amount=late.amount if refund_id is not None else None,
+                    # (nothing to give back for a free booking: "all that was captured")
+                    amount=late.amount if refund_id is not None and late.amount > 0 else None,
                 )
             )
         return
