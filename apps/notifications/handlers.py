@@ -137,7 +137,8 @@ def _render(notice: Notice, contact: Contact | None, now: datetime) -> list[Noti
 def _notifying(notice_of: Callable[[M], Notice | None]) -> OneStatementHandler[M]:
     """The handler that stores ``notice_of(message)`` (nothing for None) and the message's
     webhook deliveries: it reads the user's contact and the matching endpoints, then stores
-    the notifications and deliveries with the inbox mark."""
+    the notifications and deliveries (or the message, while its event's organizer is unknown)
+    with the inbox mark."""
 
     async def statement(msg: M, conn: AsyncConnection) -> Statement:
         hooks = await fan_out(msg, conn) if isinstance(msg, Envelope) else Fanout()
@@ -147,7 +148,11 @@ def _notifying(notice_of: Callable[[M], Notice | None]) -> OneStatementHandler[M
             contact = await ContactRepository(conn).get(notice.user_id)
             added = _render(notice, contact, _now())
         return store_statement(
-            added, now=_now(), organizer=hooks.organizer, deliveries=hooks.deliveries
+            added,
+            now=_now(),
+            organizer=hooks.organizer,
+            deliveries=hooks.deliveries,
+            waiting=hooks.waiting,
         )
 
     return OneStatementHandler(statement)

@@ -76,45 +76,110 @@ def webhook_body(msg: Envelope) -> str:
 
 @dataclass(frozen=True)
 class Fanout:
-    """What a message adds for webhooks: whose event it is (learned from event messages) and
-    one delivery row per matching endpoint."""
+    """What a message adds for webhooks: whose event it is (learned from event messages), one
+    delivery row per matching endpoint, and the message itself while its event's organizer is
+    not known yet (a row of ``webhook_waiting``, see :func:`release_waiting`)."""
 
     organizer: tuple[uuid.UUID, uuid.UUID] | None = None
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    waiting: dict[str, Any] | None = None
+
+
+def _delivery(
+    message_id: uuid.UUID, endpoint: uuid.UUID, kind: str, payload: str, now: datetime
+) -> dict[str, Any]:
+    """A new delivery row: due now, retried for WEBHOOK_RETRY_WINDOW."""
+    return {
+        "id": delivery_id(message_id, endpoint),
+        "endpoint_id": endpoint,
+        "message_id": message_id,
+        "kind": kind,
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "give_up_at": now + WEBHOOK_RETRY_WINDOW,
+        "last_status_code": None,
+        "last_error": None,
+        "created_at": now,
+        "updated_at": now,
+        "delivered_at": None,
+    }
 
 
 async def fan_out(msg: Envelope, conn: AsyncConnection) -> Fanout:
-    """Read which endpoints ``msg`` goes to (reads only: the writes go with the inbox mark)."""
+    """Read which endpoints ``msg`` goes to (reads only: the writes go with the inbox mark).
+
+    A message that names its event but not the organizer (bookings, payments, tickets) goes
+    to the organizer ``event_organizers`` knows. Not known yet, it matches the admins'
+    endpoints only, and the message itself is kept, if some organizer's endpoint subscribes to
+    its kind, for :func:`release_waiting`: the event's own message comes on another queue and
+    may be consumed later."""
     if not isinstance(msg, WEBHOOK_MESSAGES):
         return Fanout()
+    kind = msg.routing_key
     event_id: uuid.UUID | None = getattr(msg, "event_id", None)
     organizer_id: uuid.UUID | None = getattr(msg, "organizer_id", None)
     repo = WebhookRepository(conn)
     learned = (event_id, organizer_id) if event_id and organizer_id else None
-    endpoints = await repo.matching(msg.routing_key, event_id, organizer_id)
-    if not endpoints:
+    waits = False
+    if organizer_id is None and event_id is not None:
+        # Whatever is learned after this read, a message kept here is released by the
+        # worker's next round (the event's own handler could not: its one statement does not
+        # see a row written by another statement meanwhile).
+        organizer_id, listening = await repo.organizer_or_listening(kind, event_id)
+        waits = organizer_id is None and listening
+    endpoints = await repo.matching(kind, event_id, organizer_id)
+    if not endpoints and not waits:
         return Fanout(learned)
     now, payload = _now(), webhook_body(msg)
-    deliveries = [
-        {
-            "id": delivery_id(msg.message_id, endpoint),
-            "endpoint_id": endpoint,
+    deliveries = [_delivery(msg.message_id, e, kind, payload, now) for e in endpoints]
+    waiting = None
+    if waits:
+        waiting = {
             "message_id": msg.message_id,
-            "kind": msg.routing_key,
+            "event_id": event_id,
+            "kind": kind,
             "payload": payload,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "give_up_at": now + WEBHOOK_RETRY_WINDOW,
-            "last_status_code": None,
-            "last_error": None,
             "created_at": now,
-            "updated_at": now,
-            "delivered_at": None,
         }
-        for endpoint in endpoints
-    ]
-    return Fanout(learned, deliveries)
+    return Fanout(learned, deliveries, waiting)
+
+
+async def release_waiting(db: Database, *, limit: int) -> int:
+    """Pass on the messages that waited for their event's organizer (:func:`fan_out`) now that
+    it is known: one delivery per endpoint of the organizer's that matches and was registered
+    by the time the message was consumed (the admins' got theirs then), written in the
+    transaction that removes the message. Messages whose event stayed unknown for
+    WEBHOOK_RETRY_WINDOW are dropped. Run by the webhook worker each round: whichever of the
+    message and its event was consumed first, and however the two overlapped, the message is
+    passed on once (its deliveries' ids are derived from it). Returns how many were handled."""
+    async with UnitOfWork(db) as uow:
+        now = _now()
+        repo = WebhookRepository(uow.conn)
+        released, expired = await repo.take_waiting(
+            expire_before=now - WEBHOOK_RETRY_WINDOW, limit=limit
+        )
+        if not released and not expired:
+            return 0
+        targets = await repo.organizer_endpoints_of([w.message_id for w in released])
+        await repo.add_deliveries(
+            [
+                _delivery(w.message_id, endpoint, w.kind, w.payload, now)
+                for w in released
+                for endpoint in targets.get(w.message_id, ())
+            ]
+        )
+        await repo.forget_waiting([w.message_id for w in released + expired])
+        await uow.commit()
+    if expired:
+        log.warning(
+            "%d webhook message(s) dropped: their event's organizer never became known "
+            "(event ids %s)",
+            len(expired),
+            ", ".join(sorted({str(w.event_id) for w in expired})),
+        )
+    return len(released) + len(expired)
 
 
 # --- endpoints -----------------------------------------------------------------------------------

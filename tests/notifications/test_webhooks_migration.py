@@ -1,5 +1,5 @@
-"""Notifications migration 0002 adds the webhook tables on PostgreSQL and SQLite, matching the
-service's table definitions, and its downgrade removes them again."""
+"""Notifications migrations 0002 and later add the webhook tables on PostgreSQL and SQLite,
+matching the service's table definitions, and their downgrades remove them again."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ WEBHOOK_TABLES = {
     "webhook_endpoint_kinds",
     "webhook_deliveries",
     "webhook_attempts",
+    "webhook_waiting",  # 0003
 }
 
 
@@ -41,8 +42,8 @@ async def columns(settings: ServiceSettings) -> dict[str, set[str]]:
 
 
 @pytest.mark.integration
-async def test_0002_adds_the_webhook_tables_and_its_downgrade_removes_them(settings):
-    await asyncio.to_thread(upgrade, settings, MIGRATIONS, "0002")
+async def test_the_webhook_migrations_add_the_tables_and_their_downgrades_remove_them(settings):
+    await asyncio.to_thread(upgrade, settings, MIGRATIONS, "head")
     found = await columns(settings)
     for table in WEBHOOK_TABLES:
         assert found[table] == {c.name for c in metadata.tables[table].c}, table

@@ -81,3 +81,30 @@ async def test_a_message_is_fanned_out_and_delivered_on_sqlite(sqlite_db):
     finally:
         await sender.aclose()
         await receiver.stop()
+
+
+async def test_a_message_consumed_before_its_event_is_passed_on_once_on_sqlite(sqlite_db):
+    organizer = Principal(uuid.uuid4(), "organizer", {})
+    created = h.event_created(organizer.user_id)
+    async with UnitOfWork(sqlite_db) as uow:
+        hook = await webhooks.register_webhook(
+            uow,
+            owner=organizer,
+            url="http://127.0.0.1:9/in",
+            kinds=["booking_confirmed"],
+            event_id=None,
+            targets=WebhookTargets("127.0.0.1:9"),
+            box=SecretBox(NotificationSettings().webhook_encryption_key or ""),
+            bindings=OptionalBindings.always_bound(),
+        )
+        await uow.commit()
+    msg = h.booking_confirmed(event_id=created.event_id)
+    assert await consume_once(sqlite_db, "q", msg, handlers.notify_booking_confirmed)
+    assert await webhooks.release_waiting(sqlite_db, limit=10) == 0  # still unknown
+    assert await consume_once(sqlite_db, "q", created, handlers.pass_to_webhooks)
+    assert await webhooks.release_waiting(sqlite_db, limit=10) == 1
+    assert not await consume_once(sqlite_db, "q", msg, handlers.notify_booking_confirmed)
+    assert await webhooks.release_waiting(sqlite_db, limit=10) == 0
+    async with sqlite_db.read() as conn:
+        rows = (await conn.execute(sa.select(webhook_deliveries))).all()
+    assert [(r.message_id, r.endpoint_id) for r in rows] == [(msg.message_id, hook.row.id)]

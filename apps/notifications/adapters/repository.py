@@ -25,6 +25,7 @@ from apps.notifications.adapters.tables import (
     event_organizers,
     notifications,
     webhook_deliveries,
+    webhook_waiting,
 )
 from apps.notifications.domain import Contact, Notification
 
@@ -68,10 +69,21 @@ _PUT_ORGANIZER = insert_from_mark(
 )
 
 
+# A message that waits for its event's organizer: kept once, whatever a redelivery does.
+_WAIT = insert_from_mark(webhook_waiting, "ON CONFLICT DO NOTHING", prefix="wait_")
+
+
 @functools.lru_cache(maxsize=256)
-def _store(with_contact: bool, count: int, with_organizer: bool = False, hooks: int = 0) -> Writes:
+def _store(
+    with_contact: bool,
+    count: int,
+    with_organizer: bool = False,
+    hooks: int = 0,
+    waits: bool = False,
+) -> Writes:
     """Built once per shape: the contact or not, how many notifications (1-3 channels), the
-    event's organizer or not, and how many webhook deliveries."""
+    event's organizer or not, how many webhook deliveries, and whether the message waits for
+    its event's organizer."""
     adds = [
         # a notification already stored for this (source message, kind, channel) is kept
         insert_from_mark(notifications, "ON CONFLICT DO NOTHING", prefix=f"n{i}_")
@@ -86,6 +98,7 @@ def _store(with_contact: bool, count: int, with_organizer: bool = False, hooks: 
         *([_PUT_ORGANIZER] if with_organizer else []),
         *adds,
         *deliveries,
+        *([_WAIT] if waits else []),
     )
 
 
@@ -96,10 +109,12 @@ def store_statement(
     now: datetime | None = None,
     organizer: tuple[uuid.UUID, uuid.UUID] | None = None,
     deliveries: Sequence[dict[str, object]] = (),
+    waiting: dict[str, object] | None = None,
 ) -> Statement:
     """Store ``contact`` (if given; a known user's is replaced), each of ``added`` (unless one
     for the same source message, kind and channel is stored), the ``(event_id, organizer_id)``
-    pair and the webhook ``deliveries`` (rows of ``webhook_deliveries``), with the inbox mark;
+    pair, the webhook ``deliveries`` (rows of ``webhook_deliveries``) and the message
+    ``waiting`` for its event's organizer (a row of ``webhook_waiting``), with the inbox mark;
     with none of them, the mark alone."""
     params: dict[str, object] = {}
     if contact is not None:
@@ -112,7 +127,15 @@ def store_statement(
         params |= {f"n{i}_{k}": getattr(n, k) for k in _COLUMNS}
     for i, d in enumerate(deliveries):
         params |= {f"w{i}_{k}": v for k, v in d.items()}
-    writes = _store(contact is not None, len(added), organizer is not None, len(deliveries))
+    if waiting is not None:
+        params |= {f"wait_{k}": v for k, v in waiting.items()}
+    writes = _store(
+        contact is not None,
+        len(added),
+        organizer is not None,
+        len(deliveries),
+        waiting is not None,
+    )
     return Statement(writes, params)
 
 

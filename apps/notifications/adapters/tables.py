@@ -85,6 +85,20 @@ webhook_endpoints = sa.Table(
     sa.Index("ix_webhook_endpoints_owner_created", "owner_id", "created_at", "id"),
 )
 
+# Messages about an event whose organizer is not known yet (a booking message consumed before
+# the event's own, which comes on another queue), written with their inbox mark while some
+# organizer's endpoint subscribes to the kind. The webhook worker passes each on to the
+# organizer's endpoints once the organizer is known, and drops it after WEBHOOK_RETRY_WINDOW.
+webhook_waiting = sa.Table(
+    "webhook_waiting",
+    metadata,
+    sa.Column("message_id", sa.Uuid, primary_key=True),
+    sa.Column("event_id", sa.Uuid, nullable=False),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # the body its deliveries will carry
+    sa.Column("created_at", UtcDateTime, nullable=False),  # when it was consumed
+)
+
 # One row per (endpoint, kind): what a message's fan-out looks up.
 webhook_endpoint_kinds = sa.Table(
     "webhook_endpoint_kinds",

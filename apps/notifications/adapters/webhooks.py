@@ -34,7 +34,9 @@ from apps.notifications.adapters.tables import (
     webhook_deliveries,
     webhook_endpoint_kinds,
     webhook_endpoints,
+    webhook_waiting,
 )
+from kit.dialects import insert_for
 from kit.pagination import newest_first
 from apps.notifications.domain import UrlNotAllowed, address_allowed, webhook_id
 
@@ -302,23 +304,36 @@ class WebhookRepository:
         )
         return (await self.conn.execute(stmt)).scalar()
 
+    async def organizer_or_listening(
+        self, kind: str, event_id: uuid.UUID
+    ) -> tuple[uuid.UUID | None, bool]:
+        """The event's organizer as ``event_organizers`` knows it, and whether any organizer's
+        endpoint (not an admin's) subscribes to ``kind`` for all their events or this one: a
+        message about an event whose organizer is unknown waits only if one might want it."""
+        e, k = webhook_endpoints, webhook_endpoint_kinds
+        known = (
+            sa.select(event_organizers.c.organizer_id)
+            .where(event_organizers.c.event_id == event_id)
+            .scalar_subquery()
+        )
+        listening = sa.exists().where(
+            k.c.kind == kind,
+            k.c.endpoint_id == e.c.id,
+            e.c.owner_is_admin.is_(False),
+            sa.or_(e.c.event_id.is_(None), e.c.event_id == event_id),
+        )
+        row = (await self.conn.execute(sa.select(known, listening))).one()
+        return row[0], bool(row[1])
+
     async def matching(
         self, kind: str, event_id: uuid.UUID | None, organizer_id: uuid.UUID | None
     ) -> list[uuid.UUID]:
         """The endpoints a ``kind`` message about ``event_id`` goes to: its organizer's (for all
-        their events or this one) and admins' (for all events or this one). Without
-        ``organizer_id`` the organizer is the one ``event_organizers`` knows (same query)."""
+        their events or this one) and admins' (for all events or this one)."""
         e, k = webhook_endpoints, webhook_endpoint_kinds
         owner = e.c.owner_is_admin
         if organizer_id is not None:
             owner = sa.or_(owner, e.c.owner_id == organizer_id)
-        elif event_id is not None:
-            known = (
-                sa.select(event_organizers.c.organizer_id)
-                .where(event_organizers.c.event_id == event_id)
-                .scalar_subquery()
-            )
-            owner = sa.or_(owner, e.c.owner_id == known)
         scope = e.c.event_id.is_(None)
         if event_id is not None:
             scope = sa.or_(scope, e.c.event_id == event_id)
@@ -329,6 +344,63 @@ class WebhookRepository:
             .order_by(e.c.id)
         )
         return list((await self.conn.execute(stmt)).scalars())
+
+    async def take_waiting(
+        self, *, expire_before: datetime, limit: int
+    ) -> tuple[list[sa.Row], list[sa.Row]]:
+        """Up to ``limit`` waiting messages, locked for this transaction (other workers skip
+        them): those whose event's organizer is known now, and those that waited since before
+        ``expire_before`` for an organizer still unknown."""
+        w, o = webhook_waiting, event_organizers
+        stmt = (
+            sa.select(w, o.c.organizer_id)
+            .outerjoin(o, o.c.event_id == w.c.event_id)
+            .where(sa.or_(o.c.organizer_id.is_not(None), w.c.created_at < expire_before))
+            .order_by(w.c.created_at)
+            .limit(limit)
+            .with_for_update(of=w, skip_locked=True)
+        )
+        rows = (await self.conn.execute(stmt)).all()
+        known = [r for r in rows if r.organizer_id is not None]
+        return known, [r for r in rows if r.organizer_id is None]
+
+    async def organizer_endpoints_of(
+        self, message_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[uuid.UUID]]:
+        """For each waiting message: the endpoints of its event's organizer that match it (kind,
+        event scope) and were registered by the time it was consumed. Admins' endpoints are
+        left out: they matched it then."""
+        if not message_ids:
+            return {}
+        w, o, e, k = webhook_waiting, event_organizers, webhook_endpoints, webhook_endpoint_kinds
+        stmt = (
+            sa.select(w.c.message_id, e.c.id)
+            .join(o, o.c.event_id == w.c.event_id)
+            .join(e, e.c.owner_id == o.c.organizer_id)
+            .join(k, sa.and_(k.c.endpoint_id == e.c.id, k.c.kind == w.c.kind))
+            .where(
+                w.c.message_id.in_(message_ids),
+                e.c.owner_is_admin.is_(False),
+                sa.or_(e.c.event_id.is_(None), e.c.event_id == w.c.event_id),
+                e.c.created_at <= w.c.created_at,
+            )
+            .order_by(w.c.message_id, e.c.id)
+        )
+        out: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for message_id, endpoint in (await self.conn.execute(stmt)).all():
+            out.setdefault(message_id, []).append(endpoint)
+        return out
+
+    async def add_deliveries(self, rows: Sequence[dict[str, Any]]) -> None:
+        """New delivery rows; one already there (same message and endpoint) is kept."""
+        if rows:
+            stmt = insert_for(self.conn, webhook_deliveries).on_conflict_do_nothing()
+            await self.conn.execute(stmt, list(rows))
+
+    async def forget_waiting(self, message_ids: Sequence[uuid.UUID]) -> None:
+        if message_ids:
+            w = webhook_waiting
+            await self.conn.execute(w.delete().where(w.c.message_id.in_(message_ids)))
 
     async def delivery(self, delivery_id: uuid.UUID, endpoint_id: uuid.UUID) -> sa.Row | None:
         d = webhook_deliveries

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Messages that waited for their event's organizer, passed on per webhook round at most.
+WAITING_BATCH = 100
+
 
 async def deliver_notifications(service: Service) -> None:
     deps = NotificationsDeps.of(service)
@@ -59,9 +62,11 @@ async def deliver_notifications(service: Service) -> None:
 
 
 async def deliver_webhooks(service: Service) -> None:
-    """The webhook worker: leases due deliveries and sends each in its own task, at most
-    ``webhook_concurrency`` at once and ``webhook_per_endpoint`` to one endpoint, each within
-    ``webhook_timeout_seconds``; a slow or dead endpoint only ever holds its own few slots."""
+    """The webhook worker: each round it passes on the messages that waited for their event's
+    organizer (``webhooks.release_waiting``), then leases due deliveries and sends each in its
+    own task, at most ``webhook_concurrency`` at once and ``webhook_per_endpoint`` to one
+    endpoint, each within ``webhook_timeout_seconds``; a slow or dead endpoint only ever holds
+    its own few slots."""
     deps = NotificationsDeps.of(service)
     settings = deps.settings
     if not settings.webhook_worker:
@@ -95,6 +100,7 @@ async def deliver_webhooks(service: Service) -> None:
             claimed = 0
             if free > 0:
                 try:
+                    await webhooks.release_waiting(service.db, limit=WAITING_BATCH)
                     rows = await webhooks.claim_deliveries(
                         service.db,
                         limit=free,
