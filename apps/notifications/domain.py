@@ -247,6 +247,12 @@ class DeliveryNotFound(NotificationError):
     status, code = 404, "delivery-not-found"
 
 
+class DeliveryInFlight(NotificationError):
+    """A retry by hand of a delivery the worker is sending right now (it would go out twice)."""
+
+    status, code = 409, "delivery-in-flight"
+
+
 class EventNotFound(NotificationError):
     status, code = 404, "event-not-found"
 

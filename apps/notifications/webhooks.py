@@ -32,6 +32,7 @@ from apps.notifications.adapters.webhooks import (
 )
 from apps.notifications.domain import (
     WEBHOOK_RETRY_WINDOW,
+    DeliveryInFlight,
     DeliveryNotFound,
     EventNotFound,
     WebhookBackoff,
@@ -104,6 +105,7 @@ def _delivery(
         "created_at": now,
         "updated_at": now,
         "delivered_at": None,
+        "leased_until": None,
     }
 
 
@@ -268,13 +270,17 @@ async def list_deliveries(
 async def retry_delivery(
     uow: UnitOfWork, *, owner: Principal, endpoint_id: uuid.UUID, delivery: uuid.UUID
 ) -> tuple[sa.Row, list[sa.Row]]:
-    """Send a delivery again now (a failed one gets one more attempt)."""
+    """Send a delivery again now (a failed one gets one more attempt, a delivered one is sent
+    once more). Refused while a worker is sending it: it would go out twice at once."""
     repo = WebhookRepository(uow.conn)
     if await repo.endpoint(endpoint_id, owner.user_id) is None:
         raise WebhookNotFound("No such webhook.")
     if await repo.delivery(delivery, endpoint_id) is None:
         raise DeliveryNotFound("No such delivery.")
-    await repo.make_due(delivery, now=_now())
+    if not await repo.make_due(delivery, now=_now()):
+        raise DeliveryInFlight(
+            "This delivery is being sent right now; retry it once the attempt shows in its log."
+        )
     row = await repo.delivery(delivery, endpoint_id)
     assert row is not None
     return row, (await repo.attempts_of([delivery]))[delivery]

@@ -125,6 +125,9 @@ webhook_deliveries = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("delivered_at", UtcDateTime, nullable=True),
+    # Set while a worker has it in flight (leased, being sent): a retry by hand waits for the
+    # attempt to be recorded, which clears it, instead of sending it a second time.
+    sa.Column("leased_until", UtcDateTime, nullable=True),
     sa.CheckConstraint(
         "status IN ('pending', 'delivered', 'failed')", name="ck_webhook_deliveries_status"
     ),

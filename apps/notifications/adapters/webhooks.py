@@ -426,12 +426,17 @@ class WebhookRepository:
             out[row.delivery_id].append(row)
         return out
 
-    async def make_due(self, delivery_id: uuid.UUID, *, now: datetime) -> None:
-        """Manual retry: send it at once (one more attempt if it had given up)."""
+    async def make_due(self, delivery_id: uuid.UUID, *, now: datetime) -> bool:
+        """Manual retry: send it at once (one more attempt if it had given up). False, and
+        nothing changed, while a worker has it in flight (its lease runs until its attempt is
+        recorded, or until it lapses when the worker died)."""
         d = webhook_deliveries
-        await self.conn.execute(
+        updated = await self.conn.execute(
             d.update()
-            .where(d.c.id == delivery_id)
+            .where(
+                d.c.id == delivery_id,
+                sa.or_(d.c.leased_until.is_(None), d.c.leased_until <= now),
+            )
             .values(
                 status="pending",
                 next_attempt_at=now,
@@ -439,6 +444,7 @@ class WebhookRepository:
                 updated_at=now,
             )
         )
+        return bool(updated.rowcount)
 
     async def claim_due(
         self,
@@ -451,7 +457,8 @@ class WebhookRepository:
     ) -> list[sa.Row]:
         """Up to ``limit`` due deliveries, leased until ``lease_until``: their
         ``next_attempt_at`` moves there, so no other worker takes them while they are sent, and
-        a worker that dies mid-send leaves them due again then (at least once). No endpoint gets
+        a worker that dies mid-send leaves them due again then (at least once); their
+        ``leased_until`` says so until the attempt is recorded (a retry by hand waits). No endpoint gets
         more than ``per_endpoint`` in flight, counting the ``in_flight`` ones already sent: one
         slow endpoint cannot take every slot, and a backlog of one never starves the others
         (the candidates are ranked per endpoint). On PostgreSQL the rows are claimed ``FOR
@@ -487,7 +494,9 @@ class WebhookRepository:
         if not ids:
             return []
         await self.conn.execute(
-            d.update().where(d.c.id.in_(ids)).values(next_attempt_at=lease_until)
+            d.update()
+            .where(d.c.id.in_(ids))
+            .values(next_attempt_at=lease_until, leased_until=lease_until)
         )
         rows = sa.select(d, e.c.url, e.c.secret_encrypted).join(e, e.c.id == d.c.endpoint_id)
         return list((await self.conn.execute(rows.where(d.c.id.in_(ids)))).all())
@@ -516,6 +525,7 @@ class WebhookRepository:
                 last_status_code=outcome.status_code,
                 last_error=outcome.error,
                 updated_at=now,
+                leased_until=None,
                 **values,
             )
         )

@@ -158,7 +158,10 @@ async def list_webhook_deliveries(
     "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
     status_code=202,
     response_model=WebhookDelivery,
-    responses=WEBHOOK_ERRORS,
+    responses={
+        **WEBHOOK_ERRORS,
+        409: {"description": "`delivery-in-flight`: it is being sent right now, nothing changed"},
+    },
     summary="Send a delivery again now (a failed one gets one more attempt)",
 )
 async def retry_webhook_delivery(
