@@ -52,6 +52,12 @@ class NotificationSettings(ServiceSettings):
         description="WEBHOOK_ENCRYPTION_KEY: a Fernet key (urlsafe base64 of 32 bytes) the "
         "endpoints' signing secrets are encrypted with. Required outside development/test.",
     )
+    max_webhooks_per_owner: int = Field(
+        default=20,
+        ge=1,
+        description="MAX_WEBHOOKS_PER_OWNER: endpoints one organizer or admin may have at once "
+        "(each one costs a delivery per matching message); one more is a 409.",
+    )
     webhook_worker: bool = Field(
         default=True, description="Run the webhook delivery worker inside the service process."
     )

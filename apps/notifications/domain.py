@@ -253,6 +253,12 @@ class DeliveryInFlight(NotificationError):
     status, code = 409, "delivery-in-flight"
 
 
+class WebhookLimitReached(NotificationError):
+    """The owner already has as many endpoints as one owner may."""
+
+    status, code = 409, "webhook-limit-reached"
+
+
 class EventNotFound(NotificationError):
     status, code = 404, "event-not-found"
 

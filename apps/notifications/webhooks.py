@@ -36,6 +36,7 @@ from apps.notifications.domain import (
     DeliveryNotFound,
     EventNotFound,
     WebhookBackoff,
+    WebhookLimitReached,
     WebhookNotFound,
     delivery_id,
     webhook_secret,
@@ -203,12 +204,22 @@ async def register_webhook(
     targets: WebhookTargets,
     box: SecretBox,
     bindings: OptionalBindings,
+    max_per_owner: int,
 ) -> RegisteredWebhook:
     """Register an endpoint for ``kinds`` (of ``event_id``, or of all the owner's events).
-    The URL must be a public http(s) target; an organizer may only name their own event.
-    Its webhook-only kinds are routed to the service before it is written (``bindings``)."""
+    The URL must be a public http(s) target; an organizer may only name their own event; an
+    owner has at most ``max_per_owner`` endpoints (counted under a lock on the owner, so
+    registrations that race cannot pass it together). Its webhook-only kinds are routed to
+    the service before it is written (``bindings``)."""
     await targets.check(url)
     repo = WebhookRepository(uow.conn)
+    await repo.lock_owner(owner.user_id)
+    if await repo.count_endpoints(owner.user_id) >= max_per_owner:
+        raise WebhookLimitReached(
+            f"You already have {max_per_owner} webhook endpoints, as many as one owner may. "
+            "Delete one first, or subscribe an existing one to more kinds.",
+            limit=max_per_owner,
+        )
     if event_id is not None and not owner.is_admin:
         organizer = await repo.organizer_of(event_id)
         # Unknown yet (its event_created may still be on its way): only its organizer's

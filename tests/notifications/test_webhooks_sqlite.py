@@ -50,6 +50,7 @@ async def test_a_message_is_fanned_out_and_delivered_on_sqlite(sqlite_db):
                 targets=targets,
                 box=box,
                 bindings=OptionalBindings.always_bound(),
+                max_per_owner=20,
             )
             await uow.commit()
         assert await consume_once(sqlite_db, "q", created, handlers.pass_to_webhooks)
@@ -96,6 +97,7 @@ async def test_a_message_consumed_before_its_event_is_passed_on_once_on_sqlite(s
             targets=WebhookTargets("127.0.0.1:9"),
             box=SecretBox(NotificationSettings().webhook_encryption_key or ""),
             bindings=OptionalBindings.always_bound(),
+            max_per_owner=20,
         )
         await uow.commit()
     msg = h.booking_confirmed(event_id=created.event_id)

@@ -249,6 +249,10 @@ class WebhookSender:
 
 # --- tables -------------------------------------------------------------------------------------
 
+# The first key of the advisory lock on one owner's endpoints (kit.bindings' locks use 0x5EB0).
+OWNER_LOCK_SPACE = 0x5EB1
+_OWNER_LOCK = sa.text("SELECT pg_advisory_xact_lock(:space, :key)")
+
 
 class WebhookRepository:
     """Endpoints, the event → organizer map, deliveries and attempts. Never commits."""
@@ -262,6 +266,22 @@ class WebhookRepository:
             webhook_endpoint_kinds.insert(),
             [{"kind": k, "endpoint_id": values["id"]} for k in kinds],
         )
+
+    async def lock_owner(self, owner_id: uuid.UUID) -> None:
+        """Serialise the changes to one owner's endpoints until this transaction ends (on
+        PostgreSQL; SQLite has one writer at a time). Two owners may share a lock: they only
+        wait for each other."""
+        if self.conn.dialect.name == "postgresql":
+            key = owner_id.int & 0xFFFFFFFF
+            await self.conn.execute(
+                _OWNER_LOCK,
+                {"space": OWNER_LOCK_SPACE, "key": key - 2**32 if key >= 2**31 else key},
+            )
+
+    async def count_endpoints(self, owner_id: uuid.UUID) -> int:
+        e = webhook_endpoints
+        stmt = sa.select(sa.func.count()).select_from(e).where(e.c.owner_id == owner_id)
+        return int((await self.conn.execute(stmt)).scalar_one())
 
     async def endpoint(self, endpoint_id: uuid.UUID, owner_id: uuid.UUID) -> sa.Row | None:
         stmt = sa.select(webhook_endpoints).where(

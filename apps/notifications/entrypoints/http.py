@@ -89,6 +89,7 @@ WEBHOOK_ERRORS = {
     response_model=WebhookCreated,
     responses={
         **WEBHOOK_ERRORS,
+        409: {"description": "`webhook-limit-reached`: the caller has as many as one owner may"},
         422: {"description": "Invalid fields, an unknown kind, or a URL webhooks may not reach"},
         503: {"description": "The message broker is unreachable: nothing registered, try again"},
     },
@@ -105,6 +106,7 @@ async def create_webhook(deps: Deps, body: WebhookCreate, owner: Owner) -> Webho
         targets=deps.webhook_targets,
         box=deps.secret_box,
         bindings=deps.bindings,
+        max_per_owner=deps.settings.max_webhooks_per_owner,
     )
     return WebhookCreated(**WebhookPublic.of(created.row).model_dump(), secret=created.secret)
 
