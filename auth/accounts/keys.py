@@ -5,6 +5,12 @@ Keys come from configuration (``JWT_PRIVATE_KEY`` or ``JWT_PRIVATE_KEY_FILE``; e
 rotation in ``JWT_EXTRA_PUBLIC_KEYS``). In development/test, when none is configured, a key pair
 is generated once under ``JWT_KEYS_DIR`` (default ``<repo>/.var/keys``, outside version
 control) and reused by every later start and every replica.
+
+A key's ``kid`` is ``JWT_KEY_ID`` for the signing key, the ``kid`` named by a ``kid=path``
+entry of ``JWT_EXTRA_PUBLIC_KEYS`` for an earlier key, else the key's RFC 7638 thumbprint.
+Verifiers pick the key by the token's ``kid`` header, so an earlier key must be published under
+the kid it signed with: ``JWT_KEY_ID=2026-12`` and ``JWT_EXTRA_PUBLIC_KEYS=2026-11=old.pem``
+after signing with ``JWT_KEY_ID=2026-11``; a plain path when the old key's kid was its thumbprint.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from functools import cache
@@ -21,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from django.conf import settings
@@ -29,6 +37,10 @@ from django.core.exceptions import ImproperlyConfigured
 log = logging.getLogger(__name__)
 
 GENERATED_KEY_NAME = "jwt_signing_key.pem"
+
+# A key id as the platform makes them (a thumbprint: 43 base64url characters) and as booking
+# accepts them for its ticket keys: safe in a token header, a URL, a log line, a database column.
+KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,33 @@ def generate_once(directory: str | Path) -> bytes:
     return path.read_bytes()
 
 
+def _checked_kid(kid: str, setting: str) -> str:
+    if not KID.fullmatch(kid):
+        raise ImproperlyConfigured(
+            f"{setting}: {kid!r} is not a usable key id (1 to 64 letters, digits, '-' or '_')."
+        )
+    return kid
+
+
+def _extra_key(entry: str) -> VerificationKey:
+    """An entry of ``JWT_EXTRA_PUBLIC_KEYS``: ``path`` (published under the key's thumbprint) or
+    ``kid=path`` (under ``kid``: the kid the tokens it signed carry in their header)."""
+    setting = f"JWT_EXTRA_PUBLIC_KEYS entry {entry!r}"
+    named, is_named, rest = entry.partition("=")
+    kid = _checked_kid(named.strip(), setting) if is_named else None
+    path = rest.strip() if is_named else entry
+    if not path:
+        raise ImproperlyConfigured(f"{setting}: no file; an entry is `path` or `kid=path`.")
+    try:
+        public = _load_public_pem(Path(path).read_bytes())
+        algorithm = algorithm_for(public)
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm, ImproperlyConfigured) as exc:
+        raise ImproperlyConfigured(
+            f"{setting}: no usable PEM public key in {path} ({exc})"
+        ) from exc
+    return VerificationKey(kid=kid or thumbprint(public), algorithm=algorithm, public_key=public)
+
+
 def build_key_ring(
     *,
     private_key_pem: str | None,
@@ -134,6 +173,9 @@ def build_key_ring(
     extra_public_key_files: list[str],
     generate_in: str | None,
 ) -> KeyRing:
+    """The signing key and every key that verifies, from the settings; ImproperlyConfigured (the
+    service does not start) for a missing or unreadable key, a bad key id, or one key id given
+    to two different keys (a verifier could not tell which one a token means)."""
     if private_key_pem:
         pem = private_key_pem.replace("\\n", "\n").encode()
     elif private_key_file:
@@ -148,18 +190,24 @@ def build_key_ring(
     private = _load_private_pem(pem)
     public = private.public_key()
     signing = SigningKey(
-        kid=key_id or thumbprint(public),
+        kid=_checked_kid(key_id, "JWT_KEY_ID") if key_id else thumbprint(public),
         algorithm=algorithm_for(private),
         public_key=public,
         private_key=private,
     )
     verifying: dict[str, VerificationKey] = {signing.kid: signing}
-    for file in extra_public_key_files:
-        pub = _load_public_pem(Path(file).read_bytes())
-        kid = thumbprint(pub)
-        verifying.setdefault(
-            kid, VerificationKey(kid=kid, algorithm=algorithm_for(pub), public_key=pub)
-        )
+    for entry in extra_public_key_files:
+        key = _extra_key(entry)
+        known = verifying.get(key.kid)
+        if known is None:
+            verifying[key.kid] = key
+        elif thumbprint(known.public_key) != thumbprint(key.public_key):
+            owner = "the signing key" if known is signing else "another entry's key"
+            raise ImproperlyConfigured(
+                f"JWT_EXTRA_PUBLIC_KEYS entry {entry!r}: the key id {key.kid!r} already names "
+                f"{owner}; a key id names one key only."
+            )
+        # the same key under the same kid again (the current key listed too): published once
     return KeyRing(signing=signing, verifying=verifying)
 
 

@@ -35,12 +35,15 @@ class AuthSettings(ServiceSettings):
     )
     jwt_private_key_file: str | None = Field(default=None, description="Path of that PEM.")
     jwt_key_id: str | None = Field(
-        default=None, description="kid of the signing key; default: its RFC 7638 thumbprint."
+        default=None,
+        description="kid of the signing key (1-64 of A-Z a-z 0-9 - _); default: its RFC 7638 "
+        "thumbprint.",
     )
     jwt_extra_public_keys: str = Field(
         default="",
         description="Comma-separated PEM files of earlier keys still accepted and published in "
-        "the JWKS (key rotation).",
+        "the JWKS (key rotation): `path` publishes a key under its thumbprint, `kid=path` under "
+        "`kid` (the JWT_KEY_ID it signed with).",
     )
     jwt_keys_dir: str = Field(
         default=str(REPO_ROOT / ".var" / "keys"),
