@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from apps.booking.adapters.repository import BookingRepository
 from apps.booking.adapters.repository_sqlite import SqliteBookingRepository
 from apps.booking.bootstrap import build
 from apps.booking.deps import BookingDeps
+from apps.booking.entrypoints.live import stream_availability, watch_once
 from contracts.messages import EventCancelled
 from kit.db import Database
 from kit.security import Principal
@@ -33,6 +35,7 @@ from tests.booking.test_ticket_types import types_event
 from tests.support.db import postgres_database, sqlite_database
 from tests.support.serving import serve
 from tests.support.sse import next_data
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -271,6 +274,145 @@ async def test_two_streams_on_two_events_share_one_statement(live_booking, serve
         assert sorted(live.watched()) == sorted([one.event_id, two.event_id])
         await reserved(live_booking, two, 1)
         assert (await next_data(b, timeout=2))["available"] == 5
+
+
+# --- opening and closing a stream, tick by tick ----------------------------------------------
+
+
+@pytest.fixture
+async def ticked_booking(start_service) -> AsyncIterator[Any]:
+    """A booking service whose watcher reads once, when the first stream opens, and then not
+    for an hour: every later tick is the test's own ``watch_once``. Only its database: events
+    arrive through ``feed``, the streams are read from their bodies."""
+    async with start_service(
+        build,
+        connect_broker=False,
+        outbox_relay=False,
+        booking_sweep_interval_seconds=0,
+        booking_live_interval_seconds=3600,
+    ) as svc:
+        yield svc
+
+
+async def next_frame(body: AsyncIterator[Any], timeout: float = 1.0) -> dict[str, Any]:
+    """The ``data:`` of the next event a stream's body yields (as sse-starlette would send it)."""
+    frame = await asyncio.wait_for(anext(body), timeout)
+    (data,) = [line for line in frame.decode().splitlines() if line.startswith("data:")]
+    return json.loads(data.removeprefix("data:"))
+
+
+async def test_a_change_made_while_a_stream_opens_reaches_it(ticked_booking):
+    deps = BookingDeps.of(ticked_booking)
+    live = deps.live
+    event = event_created(capacity=10)
+    await feed(ticked_booking, event)
+    # a stream open already: the event is watched, and the watcher has read it
+    opened = (await stream_availability(deps, event.event_id)).body_iterator
+    assert (await next_frame(opened))["held"] == 0
+
+    async def watcher_has_read() -> bool:
+        return live.latest(event.event_id) is not None
+
+    await eventually(watcher_has_read)
+
+    # A new stream's request has read what the event has (and answered 200); its body has not
+    # started yet. Meanwhile seats are held and the watcher hands the change to the streams
+    # subscribed: the one open.
+    opening = (await stream_availability(deps, event.event_id)).body_iterator
+    await reserved(ticked_booking, event, 2)
+    assert await watch_once(ticked_booking) == 1
+    assert (await next_frame(opened))["held"] == 2
+
+    # The new stream starts and shows the change (as its first event, or right after what its
+    # request read), then nothing more while nothing changes.
+    first = await next_frame(opening)
+    if first["held"] != 2:
+        assert (await next_frame(opening))["held"] == 2
+    assert await watch_once(ticked_booking) == 0
+    with pytest.raises(TimeoutError):
+        await next_frame(opening, timeout=0.3)
+    await opening.aclose()
+    await opened.aclose()
+    assert live.streams() == 0
+
+
+async def test_the_first_stream_gets_a_change_made_after_its_request_read(ticked_booking):
+    deps = BookingDeps.of(ticked_booking)
+    live = deps.live
+    event = event_created(capacity=10)
+    await feed(ticked_booking, event)
+    opening = (await stream_availability(deps, event.event_id)).body_iterator
+    await reserved(ticked_booking, event, 3)
+    # nothing watched the event yet: the stream starts with what its request read, then the
+    # watcher's first read of the event (as it subscribes) brings the change
+    assert (await next_frame(opening))["held"] == 0
+    assert (await next_frame(opening, timeout=5))["held"] == 3
+    await opening.aclose()
+    assert live.streams() == 0
+
+
+async def test_a_stream_holds_a_subscription_only_while_its_body_runs(ticked_booking):
+    live = BookingDeps.of(ticked_booking).live
+    event = event_created(capacity=10)
+    await feed(ticked_booking, event)
+
+    async def stream() -> AsyncIterator[Any]:
+        return (
+            await stream_availability(BookingDeps.of(ticked_booking), event.event_id)
+        ).body_iterator
+
+    never_started = await stream()  # answered, but the client left before the body started
+    assert live.streams() == 0
+    del never_started
+
+    closed = await stream()  # the server closes it (a send failed)
+    await next_frame(closed)
+    assert live.streams(event.event_id) == 1
+    await closed.aclose()
+    assert live.streams() == 0
+
+    cancelled = await stream()  # the server cancels it while it waits for a change (disconnect)
+    await next_frame(cancelled)
+    waiting = asyncio.ensure_future(next_frame(cancelled, timeout=60))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    assert live.streams() == 0 and live.watched() == []
+
+
+async def test_a_client_gone_before_the_stream_starts_leaves_no_subscription(ticked_booking):
+    live = BookingDeps.of(ticked_booking).live
+    event = event_created(capacity=10)
+    await feed(ticked_booking, event)
+    path = f"/booking/events/{event.event_id}/availability/stream"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"accept", b"text/event-stream")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.start":
+            raise OSError("the client has gone")  # what a server reports for a closed socket
+
+    with contextlib.suppress(Exception):
+        await ticked_booking.api(scope, receive, send)
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"][:1] == [200]
+    assert live.streams() == 0
 
 
 # --- the fan-out, in memory -------------------------------------------------------------------

@@ -175,9 +175,10 @@ class LiveAvailability:
         event_id: uuid.UUID,
         read: Callable[[], Awaitable[AvailabilitySnapshot | None]],
     ) -> AvailabilitySnapshot | None:
-        """What a new stream of the event starts with: the watcher's last snapshot, else one
-        ``read`` shared by every stream that opens meanwhile (a thousand opening at once make
-        one read, not a thousand). None: booking does not know the event."""
+        """What a stream's request reads before it answers (None: booking does not know the
+        event, a 404): the watcher's last snapshot, else one ``read`` shared by every stream
+        that opens meanwhile (a thousand opening at once make one read, not a thousand). The
+        stream itself starts from :meth:`open`."""
         latest = self._latest.get(event_id)
         if latest is not None:
             return latest
@@ -187,6 +188,22 @@ class LiveAvailability:
             self._reading[event_id] = pending
             pending.add_done_callback(lambda _: self._reading.pop(event_id, None))
         return await asyncio.shield(pending)  # one waiter leaving does not cancel the others' read
+
+    def open(
+        self, event_id: uuid.UUID, read: AvailabilitySnapshot
+    ) -> tuple[Subscription, AvailabilitySnapshot]:
+        """Subscribe a new stream of the event; returns it with the snapshot to send it first.
+
+        ``read`` is what the stream's request read, before this subscription: a change made
+        since went to the streams subscribed then, not to this one. So the stream starts from
+        the watcher's last snapshot when there is one (every later change is handed on from
+        it, to this stream too), else from ``read`` (the watcher's first read of the event goes
+        to every stream, so a change made since ``read`` comes with it). Nothing awaits
+        between subscribing and choosing: no tick can fall in between."""
+        sub = self.subscribe(event_id)
+        first = self._latest.get(event_id, read)
+        sub.sent = first.version
+        return sub, first
 
     def subscribe(self, event_id: uuid.UUID) -> Subscription:
         sub = Subscription(event_id)

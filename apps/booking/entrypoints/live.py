@@ -88,13 +88,15 @@ async def get_availability(request: Request, deps: Deps, event_id: uuid.UUID) ->
 )
 async def stream_availability(deps: Deps, event_id: uuid.UUID) -> EventSourceResponse:
     live = deps.live
-    # What the other streams of the event last got, else one read shared by the streams opening
-    # meanwhile (404 for an unknown event).
-    first = _known(await live.first(event_id, lambda: _read(deps, event_id)))
+    # Read before the response starts, for its 404 (an unknown event): what the other streams
+    # of the event last got, else one read shared by the streams opening meanwhile.
+    read = _known(await live.first(event_id, lambda: _read(deps, event_id)))
 
     async def events() -> AsyncIterator[bytes]:
-        sub = live.subscribe(event_id)
-        sub.sent = first.version
+        # Subscribed only once the body starts, and released when it ends however it ends: a
+        # response never started (the client left first) holds no subscription. What the
+        # stream starts with is chosen as it subscribes, so a change since ``read`` reaches it.
+        sub, first = live.open(event_id, read)
         try:
             yield _frame(first)
             while True:
