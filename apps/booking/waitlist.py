@@ -13,7 +13,11 @@ Who is served — strict FIFO per event: the head of the queue is served as soon
 has enough free seats for it; entries behind it wait, even if they would fit, so a large entry
 is never starved by small ones (docs/architecture.md, "Waiting list"). An entry that cannot be
 served for another reason than the event's seats (its type is off sale or has no seats of its
-own left) does not hold the others up. An entry is offered at most once.
+own left) does not hold the others up. Nor does one whose user already holds so many seats that
+the offer would take them past their cap (``MAX_SEATS_HELD_PER_USER`` when they joined, the cap
+every hold obeys): it is passed over and keeps its place, served when seats come back once its
+user holds fewer (or by the sweeper's safety net, from seats left free meanwhile). An entry is
+offered at most once.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from apps.booking.domain import (
     BookingError,
     EventNotOnSale,
     EventUnknown,
+    HoldLimitReached,
     Line,
     SalesEnded,
     SalesNotStarted,
@@ -158,14 +163,20 @@ async def serve_waitlist(
     for (one indexed read)."""
     wl = WaitlistRepository(uow.conn)
     offers: list[Offer] = []
+    # every event's rows first, in id order, then the users' (the lock order)
+    locked: list[FreeSeats] = []
     for event_id in sorted(set(event_ids)):
         if not await wl.has_waiting(event_id):
             continue
         seats = await wl.lock_free_seats(event_id)
-        if seats is None:
-            continue
+        if seats is not None:
+            locked.append(seats)
+    for seats in locked:
+        event_id = seats.event_id
         now = _now()
         for entry in await wl.waiting(event_id):
+            if entry.user_held + entry.quantity > entry.max_held_per_user:
+                continue  # its user holds too many seats to take it: passed over, keeps its place
             fit, line = offer_for(entry.quantity, entry.ticket_type_id, seats, now)
             if fit == "waits":
                 break
@@ -180,13 +191,17 @@ async def serve_waitlist(
                 now=now,
                 hold_for=timedelta(seconds=entry.hold_seconds),
             )
+            q = booking.quantity
+            # the user's cap, checked and taken atomically (they may be holding elsewhere now)
+            if not await wl.take_user_seats(entry.user_id, q, entry.max_held_per_user):
+                continue
             if not await wl.mark_offered(entry.id, booking.id, now):
+                await wl.give_back_user_seats(entry.user_id, q)
                 continue  # it left meanwhile
             await wl.hold_for_offer(booking)
             # after the releases this transaction queued: applied in that order at COMMIT
-            q = booking.quantity
             await repository(uow.conn).move_seats(
-                [Transition(booking, "pending", SeatChange(held=q, user_held=q))]
+                [Transition(booking, "pending", SeatChange(held=q))]
             )
             seats = _taken(seats, line)
             uow.publish(*_offer_messages(entry.id, booking))
@@ -229,12 +244,19 @@ async def join_waitlist(
     quantity: int,
     hold_seconds: int,
     max_per_booking: int,
+    max_held_per_user: int,
 ) -> EntryRow:
     """Queue the user for ``quantity`` seats (of a type, or any), only while they cannot be
-    booked: decided under the event's lock, so no seats come back unnoticed meanwhile."""
+    booked: decided under the event's lock, so no seats come back unnoticed meanwhile. The
+    entry keeps ``hold_seconds`` and ``max_held_per_user`` for its offer."""
     if quantity > max_per_booking:
         raise TooManyTickets(
             f"At most {max_per_booking} seats per booking.", field="quantity", limit=max_per_booking
+        )
+    if quantity > max_held_per_user:  # its offer could never be made
+        raise HoldLimitReached(
+            f"One user may hold at most {max_held_per_user} seats at once.",
+            limit=max_held_per_user,
         )
     wl = WaitlistRepository(uow.conn)
     seats = await wl.lock_free_seats(event_id)
@@ -289,6 +311,7 @@ async def join_waitlist(
             hold_seconds=hold_seconds,
             created_at=now,
             updated_at=now,
+            max_held_per_user=max_held_per_user,
         )
     )
 

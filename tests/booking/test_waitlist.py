@@ -76,6 +76,7 @@ class World:
             quantity=quantity,
             hold_seconds=kw.get("hold_seconds", 600),
             max_per_booking=10,
+            max_held_per_user=kw.get("max_held_per_user", 20),
         )
 
     async def cancel(self, booking: Booking) -> None:
@@ -287,6 +288,92 @@ async def test_an_entry_larger_than_the_event_holds_nobody_up(world: World) -> N
     e_small = await world.join(event, 2, small)
     await world.cancel(a)
     assert (await world.entries(small))[e_small.id].status == "offered"
+
+
+async def held_by(world: World, who: Principal) -> int:
+    row = await world.one(
+        "SELECT coalesce(sum(held), 0) AS held FROM user_holds WHERE user_id = :u",
+        u=who.user_id if world.db.is_postgres else who.user_id.hex,
+    )
+    return int(row.held)
+
+
+async def test_an_offer_never_takes_its_user_past_the_hold_cap(world: World) -> None:
+    """A user who holds too many seats to take an offer is passed over (the seats go to the
+    entries behind) and keeps their place: served once they hold fewer and seats come back."""
+    elsewhere = event_created(capacity=10, price="10.00")
+    await world.consume(handlers.apply_event_snapshot, elsewhere)
+    fan, next_one = person(), person()
+    theirs = await world.hold(elsewhere, 3, fan)
+    event, (a, _b) = await sold_out(world)
+    e_fan = await world.join(event, 2, fan, max_held_per_user=4)  # 3 held + 2 > 4
+    e_next = await world.join(event, 1, next_one, max_held_per_user=4)
+
+    await world.cancel(a)  # 2 free: the fan is passed over, the one behind is served
+
+    assert (await world.entries(fan))[e_fan.id].status == "waiting"
+    assert (await world.entries(fan))[e_fan.id].position == 1  # still first in line
+    offer = (await world.entries(next_one))[e_next.id]
+    assert offer.status == "offered"
+    assert await held_by(world, fan) == 3
+    assert await world.seats(event) == (4, 3, 0)  # the seat nobody waiting can take is free
+
+    # the fan lets their other hold go; when seats come back here, they are served
+    await world.cancel(theirs)
+    assert (await world.entries(fan))[e_fan.id].status == "waiting"  # 1 free, 2 wanted
+    await world.uow(
+        handlers.leave_waitlist, repository=world.repository, user=next_one, entry_id=e_next.id
+    )
+    assert (await world.entries(fan))[e_fan.id].status == "offered"
+    assert await held_by(world, fan) == 2
+    assert await world.seats(event) == (4, 4, 0)
+
+
+async def test_joining_for_more_seats_than_one_user_may_hold_is_refused(world: World) -> None:
+    event, _held = await sold_out(world)
+    with pytest.raises(BookingError) as over:
+        await world.join(event, 4, max_held_per_user=3)  # its offer could never be made
+    assert over.value.code == "hold-limit-reached"
+    assert (await world.join(event, 3, max_held_per_user=3)).status == "waiting"
+
+
+async def test_the_sweeper_serves_a_passed_over_entry_once_its_user_holds_fewer(
+    world: World,
+) -> None:
+    elsewhere = event_created(capacity=10, price="10.00")
+    await world.consume(handlers.apply_event_snapshot, elsewhere)
+    fan = person()
+    theirs = await world.hold(elsewhere, 3, fan)
+    event, (a, _b) = await sold_out(world)
+    entry = await world.join(event, 2, fan, max_held_per_user=4)
+    await world.cancel(a)  # 2 free, but the fan holds 3 of at most 4
+    assert (await world.entries(fan))[entry.id].status == "waiting"
+    assert await world.seats(event) == (4, 2, 0)
+
+    # paid elsewhere: no longer held. Nothing came back at this event, the sweeper's safety
+    # net serves the entry from the seats still free
+    await world.consume(handlers.confirm_booking, payment_for(theirs))
+    served = await world.uow(waitlist.serve_stuck_waitlists, repository=world.repository, limit=10)
+    assert served == 1
+    assert (await world.entries(fan))[entry.id].status == "offered"
+    assert await held_by(world, fan) == 2
+
+
+async def test_offers_of_two_events_at_once_keep_their_user_within_the_hold_cap() -> None:
+    """Real PostgreSQL: seats come back at two events at the same moment, one user waiting at
+    both; the cap (3) lets only one of the two offers (2 seats each) through."""
+    async with postgres_database("booking", "waitlist_cap_race") as db:
+        world = World(db, BookingRepository)
+        fan = person()
+        holds, entries = [], []
+        for _ in range(2):
+            event, held = await sold_out(world, capacity=2)
+            holds += held
+            entries.append(await world.join(event, 2, fan, max_held_per_user=3))
+        await asyncio.gather(*(world.cancel(b) for b in holds))
+        offers = [(await world.entries(fan))[e.id].status for e in entries]
+        assert sorted(offers) == ["offered", "waiting"]
+        assert await held_by(world, fan) == 2
 
 
 async def test_concurrent_cancellations_and_holds_never_leak_or_double_offer_seats() -> None:

@@ -137,7 +137,8 @@ vouchers = sa.Table(
 )
 
 # An event's waiting list (migration 0008): ``seq`` is the order; an entry is offered once, its
-# ``booking_id`` is the pending booking held for it (see apps/booking/waitlist.py).
+# ``booking_id`` is the pending booking held for it (see apps/booking/waitlist.py). Its hold time
+# and its user's cap of held seats (0010) are the settings as they were when it joined.
 waitlist_entries = sa.Table(
     "waitlist_entries",
     metadata,
@@ -157,6 +158,7 @@ waitlist_entries = sa.Table(
     sa.Column("hold_seconds", sa.Integer, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("max_held_per_user", sa.Integer, nullable=False, server_default="20"),
     sa.CheckConstraint("quantity > 0", name="ck_waitlist_quantity_positive"),
     sa.CheckConstraint("status IN ('waiting', 'offered', 'left')", name="ck_waitlist_status"),
     sa.CheckConstraint(

@@ -4,13 +4,15 @@ it needs. Takes the unit of work's connection; never commits. Works on PostgreSQ
 Lock order (repository.py's, extended): booking rows, then the event's inventory row, then its
 type rows (sorted by id), then user-hold rows, then waiting-list rows. An offer is made while the
 event's inventory and type rows are locked (``lock_free_seats``) until COMMIT, so the free seats
-it counts cannot be taken by anyone else before its own hold is applied.
+it counts cannot be taken by anyone else before its own hold is applied; its user's held seats
+are counted at once, by the conditional UPDATE that checks the user's cap
+(``take_user_seats``), as ``booking_reserve`` counts them for any other hold.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -46,12 +48,14 @@ class EntryRow:
     hold_seconds: int
     created_at: datetime
     updated_at: datetime
+    max_held_per_user: int  # the user's cap of held seats when the entry joined (migration 0010)
     booking_status: str | None = None
     expires_at: datetime | None = None
     position: int | None = None  # 1 = next to be served (waiting entries only)
+    user_held: int = 0  # seats its user holds now (``waiting`` only: what the serve reads)
 
 
-_ENTRY_COLUMNS = [f.name for f in fields(EntryRow)][:11]
+_ENTRY_COLUMNS = [f.name for f in fields(EntryRow)][:12]
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,10 @@ _PENDING_MOVES = sa.text(
 SELECT ticket_type_id, coalesce(sum(held + sold), 0) AS delta FROM seat_moves
 WHERE event_id = CAST(:event_id AS uuid) AND voucher_code IS NULL GROUP BY ticket_type_id
 """
+)
+# ... and the users' held seats it frees (a lapsed or cancelled hold of someone now waiting).
+_PENDING_USER_MOVES = sa.text(
+    "SELECT user_id, sum(held) AS delta FROM seat_moves WHERE user_id IS NOT NULL GROUP BY user_id"
 )
 
 
@@ -174,14 +182,47 @@ class WaitlistRepository:
         )
 
     async def hold_for_offer(self, booking: Booking) -> None:
-        """Write the offered pending ``booking`` and its lines. Its seats are moved by the caller
-        (``BookingRepository.move_seats``, so at COMMIT after the seats this transaction
-        releases); the user's hold row is made sure to exist for that move."""
+        """Write the offered pending ``booking`` and its lines. Its event's seats are moved by
+        the caller (``BookingRepository.move_seats``, so at COMMIT after the seats this
+        transaction releases); its user's, by ``take_user_seats`` before."""
         await insert_booking(self.conn, booking)
+
+    # --- the user's held seats ---------------------------------------------------------------
+
+    async def _pending_user_moves(self) -> dict[uuid.UUID, int]:
+        """Users' held seats this transaction has queued to move at COMMIT (PostgreSQL; SQLite
+        moves them in place)."""
+        if not self._postgres:
+            return {}
+        return {r.user_id: int(r.delta) for r in await self.conn.execute(_PENDING_USER_MOVES)}
+
+    async def take_user_seats(self, user_id: uuid.UUID, quantity: int, cap: int) -> bool:
+        """Count ``quantity`` more seats held by the user, only if they then hold at most
+        ``cap`` (this transaction's own queued moves of theirs counted): one conditional UPDATE
+        that locks the user's row until COMMIT, as ``booking_reserve`` takes a hold's. False:
+        over the cap, nothing changed."""
         await self.conn.execute(
             insert_for(self.conn, user_holds)
-            .values(user_id=booking.user_id, held=0)
+            .values(user_id=user_id, held=0)
             .on_conflict_do_nothing()
+        )
+        pending = (await self._pending_user_moves()).get(user_id, 0)
+        res = await self.conn.execute(
+            user_holds.update()
+            .where(
+                user_holds.c.user_id == user_id,
+                user_holds.c.held + pending + quantity <= cap,
+            )
+            .values(held=user_holds.c.held + quantity)
+        )
+        return res.rowcount == 1
+
+    async def give_back_user_seats(self, user_id: uuid.UUID, quantity: int) -> None:
+        """Undo :meth:`take_user_seats` (the offer was not made after all)."""
+        await self.conn.execute(
+            user_holds.update()
+            .where(user_holds.c.user_id == user_id)
+            .values(held=user_holds.c.held - quantity)
         )
 
     # --- entries -----------------------------------------------------------------------------
@@ -267,13 +308,26 @@ class WaitlistRepository:
         return [self._row(r) for r in await self.conn.execute(stmt)]
 
     async def waiting(self, event_id: uuid.UUID) -> list[EntryRow]:
-        """The event's waiting entries in order (read under the event's lock)."""
+        """The event's waiting entries in order (read under the event's lock), each with the
+        seats its user holds (``user_held``, this transaction's own queued moves counted)."""
         stmt = (
-            sa.select(waitlist_entries)
+            sa.select(
+                waitlist_entries,
+                sa.func.coalesce(user_holds.c.held, 0).label("user_held"),
+            )
+            .select_from(
+                waitlist_entries.outerjoin(
+                    user_holds, user_holds.c.user_id == waitlist_entries.c.user_id
+                )
+            )
             .where(waitlist_entries.c.event_id == event_id, waitlist_entries.c.status == "waiting")
             .order_by(waitlist_entries.c.seq)
         )
-        return [self._row(r) for r in await self.conn.execute(stmt)]
+        pending = await self._pending_user_moves()
+        return [
+            replace(e, user_held=e.user_held + pending.get(e.user_id, 0))
+            for e in map(self._row, await self.conn.execute(stmt))
+        ]
 
     async def mark_offered(self, entry_id: uuid.UUID, booking_id: uuid.UUID, now: datetime) -> bool:
         """Waiting -> offered with its booking; False if it left meanwhile (nothing changed)."""
@@ -293,10 +347,21 @@ class WaitlistRepository:
 
     async def events_to_serve(self, limit: int) -> list[uuid.UUID]:
         """Events whose queue's head would fit in the event's free seats as committed (a
-        safety net: seats freed at the very moment someone joined)."""
+        safety net: seats freed at the very moment someone joined, or left free while the
+        entries' users held too many seats). The head is the first entry whose user could
+        take its offer now: those over their cap are passed over, as the serve does."""
         head = (
             sa.select(waitlist_entries.c.event_id, sa.func.min(waitlist_entries.c.seq).label("seq"))
-            .where(waitlist_entries.c.status == "waiting")
+            .select_from(
+                waitlist_entries.outerjoin(
+                    user_holds, user_holds.c.user_id == waitlist_entries.c.user_id
+                )
+            )
+            .where(
+                waitlist_entries.c.status == "waiting",
+                sa.func.coalesce(user_holds.c.held, 0) + waitlist_entries.c.quantity
+                <= waitlist_entries.c.max_held_per_user,
+            )
             .group_by(waitlist_entries.c.event_id)
             .subquery()
         )

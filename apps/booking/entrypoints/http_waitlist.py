@@ -24,7 +24,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such event (`event-not-found`) or entry"},
     409: {
         "description": "The seats can be booked now (`seats-available`), the event is "
-        "cancelled, or the type's sales have ended or not started"
+        "cancelled, the type's sales have ended or not started, or more seats than one user may "
+        "hold at once (`hold-limit-reached`)"
     },
     422: {
         "description": "Invalid fields, an unknown ticket type, or more seats than one "
@@ -55,6 +56,7 @@ async def join_waitlist(deps: Deps, body: WaitlistJoin, user: CurrentUser) -> Wa
         quantity=body.quantity,
         hold_seconds=deps.settings.booking_hold_seconds,
         max_per_booking=deps.settings.max_tickets_per_booking,
+        max_held_per_user=deps.settings.max_seats_held_per_user,
     )
     return WaitlistEntryPublic.of(entry)
 
