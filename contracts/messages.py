@@ -434,7 +434,8 @@ class RefundFailed(PaymentDetails):
 class TicketCheckedIn(Envelope):
     """A ticket was redeemed at the entrance: its first scan, once per ticket."""
 
-    # `redeemed_at` is the scan's time: an offline scanner may upload it minutes later.
+    # `redeemed_at` is the scan's time (never before the ticket was issued): an offline scanner
+    # may upload it minutes later.
 
     routing_key: ClassVar[str] = "ticket_checked_in"
     message_type: Literal["ticket_checked_in"] = "ticket_checked_in"

@@ -1160,9 +1160,10 @@ async def scan_ticket(
     """One scan at the event's entrance: ``("redeemed", ticket)`` for the ticket's first
     scan (announced with ``ticket_checked_in``), else why not: ``already-redeemed`` (the
     ticket, with the first scan's time), ``ticket-void``, ``wrong-event``, ``unknown-ticket``.
-    ``scanned_at``: when an offline scanner saw it (never later than now); the earliest scan
-    of a ticket is the one whose time is kept. The caller has checked that ``actor`` may scan
-    for the event and commits."""
+    ``scanned_at``: when an offline scanner saw it (never later than now, never earlier than
+    the ticket's issue: a scanner's clock may be wrong either way); the earliest scan of a
+    ticket is the one whose time is kept. The caller has checked that ``actor`` may scan for
+    the event and commits."""
     claims = await ticketing.verify(uow.conn, secret)
     if claims is None:
         return "unknown-ticket", None
@@ -1172,13 +1173,14 @@ async def scan_ticket(
     at = min(scanned_at, now) if scanned_at is not None else now
     ticket = await ticketing.redeem(uow.conn, claims.ticket_id, at, now)
     if ticket is not None:
+        assert ticket.redeemed_at is not None  # ``at``, or the ticket's issue if earlier
         uow.publish(
             TicketCheckedIn(
                 ticket_id=ticket.id,
                 booking_id=ticket.booking_id,
                 event_id=ticket.event_id,
                 ticket_type_id=ticket.ticket_type_id,
-                redeemed_at=at,
+                redeemed_at=ticket.redeemed_at,
                 checked_in_by=actor.user_id,
             )
         )
@@ -1189,7 +1191,7 @@ async def scan_ticket(
     if current.status == "void":
         return "ticket-void", current
     if scanned_at is not None and current.redeemed_at is not None and at < current.redeemed_at:
-        await ticketing.keep_earliest(uow.conn, current.id, at)
+        await ticketing.keep_earliest(uow.conn, current.id, at, now)
         current = await ticketing.get(uow.conn, current.id)
     return "already-redeemed", current
 

@@ -1,10 +1,14 @@
 """Property-based: any interleaving of online scans, offline uploads (scanned minutes ago, in
-any order), bursts of simultaneous scans and cancellations (voiding a booking's tickets) keeps
+any order, some dated before the tickets were issued), bursts of simultaneous scans and
+cancellations (voiding a booking's tickets) keeps
 
 * each ticket redeemed at most once: one ``redeemed`` answer and one ``ticket_checked_in``
   message per ticket, whatever else was scanned;
 * a void ticket never redeemed after it was voided (every later scan: ``ticket-void``);
-* the stored ``redeemed_at`` the earliest accepted scan time of the ticket (first scan wins);
+* the stored ``redeemed_at`` the earliest accepted scan time of the ticket (first scan wins),
+  never before the ticket's issue;
+* the ticket's ``changed_at`` moved on whenever its stored ``redeemed_at`` changed (what
+  offline scanners sync on);
 * the stored status what the model says.
 
 Runs the check-in use case (``handlers.scan_ticket``, what the online route and the upload both
@@ -40,6 +44,7 @@ pytestmark = pytest.mark.integration
 
 BOOKINGS, SEATS = 3, 2
 SCANNER = Principal(uuid.uuid4(), "organizer", {})
+ISSUED_AGO = timedelta(hours=1)  # uploads go back up to 2 hours: some before the issue
 
 
 class CheckInMachine(RuleBasedStateMachine):
@@ -50,11 +55,14 @@ class CheckInMachine(RuleBasedStateMachine):
         super().__init__()
         self.event_id = uuid.uuid4()
         self.now = datetime.now(UTC)
+        self.issued_at = self.now - ISSUED_AGO
         self.bookings: list[Booking] = []
         self.tickets: list[ticketing.Ticket] = []
         self.status: dict[uuid.UUID, str] = {}
         self.earliest_upload: dict[uuid.UUID, datetime] = {}  # of the accepted uploads
         self.redeemed_answers: dict[uuid.UUID, int] = {}
+        # when a step last changed a ticket's stored redeemed_at (its changed_at is not older)
+        self.moved_at: dict[uuid.UUID, datetime] = {}
         self.run(self._issue())
 
     def run(self, coro: Any) -> Any:
@@ -63,7 +71,7 @@ class CheckInMachine(RuleBasedStateMachine):
     async def _issue(self) -> None:
         type_id = uuid.uuid4()
         async with UnitOfWork(self.db) as uow:
-            key = await ticketing.event_key(uow.conn, self.event_id, self.now)
+            key = await ticketing.event_key(uow.conn, self.event_id, self.issued_at)
             for _ in range(BOOKINGS):
                 b = Booking.hold(
                     id=uuid.uuid4(),
@@ -71,10 +79,10 @@ class CheckInMachine(RuleBasedStateMachine):
                     user_id=uuid.uuid4(),
                     lines=(Line(type_id, "GA", SEATS, Decimal("10.00")),),
                     currency="EUR",
-                    now=self.now,
+                    now=self.issued_at,
                     hold_for=timedelta(minutes=10),
                 )
-                issued = ticketing.tickets_of(b, key, self.now)
+                issued = ticketing.tickets_of(b, key, self.issued_at)
                 await ticketing.insert(uow.conn, issued)
                 self.bookings.append(b)
                 self.tickets += issued
@@ -91,7 +99,9 @@ class CheckInMachine(RuleBasedStateMachine):
             await uow.commit()
         return result
 
-    def _expect(self, ticket: ticketing.Ticket, result: str, at: datetime | None) -> None:
+    def _expect(
+        self, ticket: ticketing.Ticket, result: str, at: datetime | None, started: datetime
+    ) -> None:
         before = self.status[ticket.id]
         if before == "void":
             assert result == "ticket-void"
@@ -100,23 +110,30 @@ class CheckInMachine(RuleBasedStateMachine):
             assert result == "redeemed"
             self.status[ticket.id] = "redeemed"
             self.redeemed_answers[ticket.id] += 1
+            self.moved_at[ticket.id] = started
         else:
             assert result == "already-redeemed"
         if at is not None:
-            self.earliest_upload[ticket.id] = min(self.earliest_upload.get(ticket.id, at), at)
+            at = max(at, self.issued_at)  # nobody scanned a ticket before it was issued
+            kept = self.earliest_upload.get(ticket.id)
+            if kept is None or at < kept:
+                self.earliest_upload[ticket.id] = at
+                self.moved_at[ticket.id] = started
 
     @rule(n=st.integers(0, BOOKINGS * SEATS - 1))
     def scan_online(self, n: int) -> None:
         t = self.tickets[n]
+        started = datetime.now(UTC)
         result, _ = self.run(self._scan(t, None))
-        self._expect(t, result, None)
+        self._expect(t, result, None, started)
 
     @rule(n=st.integers(0, BOOKINGS * SEATS - 1), minutes_ago=st.integers(1, 120))
     def upload_offline_scan(self, n: int, minutes_ago: int) -> None:
         t = self.tickets[n]
         at = self.now - timedelta(minutes=minutes_ago)
+        started = datetime.now(UTC)
         result, _ = self.run(self._scan(t, at))
-        self._expect(t, result, at)
+        self._expect(t, result, at, started)
 
     @rule(n=st.integers(0, BOOKINGS * SEATS - 1), k=st.integers(2, 6))
     def simultaneous_scans(self, n: int, k: int) -> None:
@@ -125,6 +142,7 @@ class CheckInMachine(RuleBasedStateMachine):
         async def burst() -> list[tuple[str, Any]]:
             return await asyncio.gather(*(self._scan(t, None) for _ in range(k)))
 
+        started = datetime.now(UTC)
         results = sorted(r for r, _ in self.run(burst()))
         before = self.status[t.id]
         if before == "void":
@@ -135,6 +153,7 @@ class CheckInMachine(RuleBasedStateMachine):
             assert results == ["already-redeemed"] * (k - 1) + ["redeemed"]
             self.status[t.id] = "redeemed"
             self.redeemed_answers[t.id] += 1
+            self.moved_at[t.id] = started
 
     @rule(n=st.integers(0, BOOKINGS - 1))
     def cancel_booking(self, n: int) -> None:
@@ -181,11 +200,13 @@ class CheckInMachine(RuleBasedStateMachine):
             assert announced.get(str(t.id), 0) == self.redeemed_answers[t.id]
             if self.redeemed_answers[t.id]:
                 # uploads are of scans minutes ago, online scans happen now: the earliest
-                # accepted upload's time wins whatever the order they came in
+                # accepted upload's time (never before the issue) wins whatever the order
+                # they came in, and the ticket shows as changed since
                 if t.id in self.earliest_upload:
                     assert row.redeemed_at == self.earliest_upload[t.id]
                 else:
                     assert row.redeemed_at >= self.now
+                assert row.changed_at >= self.moved_at[t.id], (row.changed_at, t.id)
             else:
                 assert row.redeemed_at is None
 

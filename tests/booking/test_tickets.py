@@ -293,9 +293,13 @@ async def test_offline_list_and_upload_keep_the_earliest_scan(booking, client):
     }
     cursor = page["cursor"]
 
-    now = datetime.now(UTC)
-    early, late = now - timedelta(minutes=10), now - timedelta(minutes=5)
-    # the door scanned `first` online a moment ago; two offline scanners saw it earlier
+    # two offline scanners saw the tickets after they were issued and before `first` is
+    # scanned online below (the list above only showed them two seconds after their issue);
+    # a scan is never dated before the issue (tests/booking/test_offline_scans.py)
+    issued = datetime.fromisoformat(first["issued_at"])
+    early, late = issued + timedelta(milliseconds=500), issued + timedelta(seconds=1)
+    assert late < datetime.now(UTC)
+    # the door scans `first` online now; the two offline scanners' uploads come after
     assert (await scan(client, event, first["secret"])).status_code == 200
     upload = await client.post(
         f"/booking/events/{event.event_id}/checkin/upload",

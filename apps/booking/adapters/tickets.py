@@ -296,33 +296,47 @@ async def any_redeemed(conn: AsyncConnection, booking_id: uuid.UUID) -> bool:
     return any(status == "redeemed" for (status,) in rows)
 
 
+def _not_before_issue(at: datetime) -> sa.ColumnElement[datetime]:
+    """``at``, or the ticket's issue if ``at`` is earlier: nobody scanned a ticket before it
+    existed (an offline scanner whose clock runs behind says so)."""
+    return sa.case(
+        (tickets.c.issued_at > at, tickets.c.issued_at),
+        else_=sa.literal(at, type_=tickets.c.issued_at.type),
+    )
+
+
 async def redeem(
     conn: AsyncConnection, ticket_id: uuid.UUID, at: datetime, now: datetime
 ) -> Ticket | None:
-    """Redeem a valid ticket, scanned at ``at``: the ticket, or None if it was not valid
-    (redeemed or void already). One statement: concurrent scans cannot both succeed."""
+    """Redeem a valid ticket, scanned at ``at`` (its issue, if ``at`` is earlier): the ticket,
+    or None if it was not valid (redeemed or void already). One statement: concurrent scans
+    cannot both succeed."""
     row = (
         await conn.execute(
             tickets.update()
             .where(tickets.c.id == ticket_id, tickets.c.status == "valid")
-            .values(status="redeemed", redeemed_at=at, changed_at=now)
+            .values(status="redeemed", redeemed_at=_not_before_issue(at), changed_at=now)
             .returning(*tickets.columns)
         )
     ).first()
     return _ticket(row) if row is not None else None
 
 
-async def keep_earliest(conn: AsyncConnection, ticket_id: uuid.UUID, at: datetime) -> None:
+async def keep_earliest(
+    conn: AsyncConnection, ticket_id: uuid.UUID, at: datetime, now: datetime
+) -> None:
     """A redeemed ticket scanned earlier than recorded (an offline scanner's upload): the
-    earlier time is kept."""
+    earlier time is kept (never before the ticket's issue), and the ticket is changed as of
+    ``now``, so scanners that sync the check-in list see the new time."""
+    earliest = _not_before_issue(at)
     await conn.execute(
         tickets.update()
         .where(
             tickets.c.id == ticket_id,
             tickets.c.status == "redeemed",
-            tickets.c.redeemed_at > at,
+            tickets.c.redeemed_at > earliest,
         )
-        .values(redeemed_at=at)
+        .values(redeemed_at=earliest, changed_at=now)
     )
 
 

@@ -450,9 +450,10 @@ async def checkin_list(
     response_model=ScanUploadResult,
     responses={401: ERRORS[401], **_NOT_ORGANIZED},
     summary="Upload an offline scanner's scans (organizer, admin)",
-    description="Each scan is redeemed as of its `scanned_at` (never later than now) or "
-    "refused, with one result per scan. A ticket is redeemed once however many scans of it "
-    "arrive; the earliest scan's time is the one kept.",
+    description="Each scan is redeemed as of its `scanned_at` (never later than now, never "
+    "earlier than the ticket's issue) or refused, with one result per scan. A ticket is "
+    "redeemed once however many scans of it arrive; the earliest scan's time is the one kept "
+    "(and the ticket is listed as changed in `checkin-list`).",
 )
 async def upload_scans(
     deps: Deps, event_id: uuid.UUID, body: ScanUpload, user: CurrentUser
