@@ -1060,10 +1060,13 @@ async def fail_refund(msg: RefundFailed, uow: UnitOfWork) -> None:
         await refunds.give_back(uow.conn, booking_id, amount)
 
 
-async def refunds_of(db: Database, booking_ids: list[uuid.UUID]) -> dict[uuid.UUID, RefundView]:
-    """The latest refund of each booking that has one."""
+async def refunds_of(
+    db: Database, booking_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[RefundView]]:
+    """Every refund of each booking that has one, oldest first: a failed one stays listed (its
+    amount may be asked again) whatever was asked after it."""
     async with db.read() as conn:
-        return await refunds.latest(conn, booking_ids)
+        return await refunds.of_bookings(conn, booking_ids)
 
 
 async def event_bookings(

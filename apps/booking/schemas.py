@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -163,17 +164,24 @@ class RefundPublic(BaseModel):
 
 
 class BookingView(BookingPublic):
-    """A booking with its latest refund, if any."""
+    """A booking with its refunds, if any: the latest, and all of them."""
 
-    refund: RefundPublic | None = None
+    refund: RefundPublic | None = Field(default=None, description="The latest refund.")
+    refunds: list[RefundPublic] = Field(
+        default_factory=list,
+        description="Every refund asked for the booking, oldest first. One that failed stays "
+        "`failed` here whatever was asked after it; what it did not give back can be asked "
+        "again (`POST /booking/{booking_id}/refund`).",
+    )
 
     @classmethod
-    def with_refund(cls, booking: Booking, refund: RefundView | None) -> BookingView:
+    def with_refunds(cls, booking: Booking, refunds: Sequence[RefundView] = ()) -> BookingView:
         view = cls.model_validate(booking, from_attributes=True)
-        if refund is not None:
-            view.refund = RefundPublic(
-                amount=refund.amount, fee=refund.fee, status=refund.status, reason=refund.note
-            )
+        view.refunds = [
+            RefundPublic(amount=r.amount, fee=r.fee, status=r.status, reason=r.note)
+            for r in refunds
+        ]
+        view.refund = view.refunds[-1] if view.refunds else None
         return view
 
 

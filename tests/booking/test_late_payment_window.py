@@ -116,7 +116,7 @@ async def test_a_payment_for_a_cancelled_booking_is_refunded_once_and_shown(db):
     await _run(database, handlers.confirm_booking, payment, repository=repo)
     await _run(database, handlers.confirm_booking, payment, repository=repo)  # redelivered
 
-    [refund] = (await handlers.refunds_of(database, [held.id])).values()
+    [[refund]] = (await handlers.refunds_of(database, [held.id])).values()
     assert (refund.amount, refund.status, refund.reason) == (held.amount, "pending", "user_request")
     async with database.engine.connect() as conn:
         asked = [

@@ -189,10 +189,10 @@ async def settle(
     return None if row is None else (row.booking_id, Decimal(row.amount))
 
 
-async def latest(
+async def of_bookings(
     conn: AsyncConnection, booking_ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, RefundView]:
-    """Each booking's latest refund, if it has one."""
+) -> dict[uuid.UUID, list[RefundView]]:
+    """Every refund of each booking that has one, oldest first (the last is the latest)."""
     ids = list(booking_ids)
     if not ids:
         return {}
@@ -203,16 +203,18 @@ async def latest(
             .order_by(booking_refunds.c.created_at, booking_refunds.c.id)
         )
     ).all()
-    out: dict[uuid.UUID, RefundView] = {}
-    for r in rows:  # oldest first: the latest wins
-        out[r.booking_id] = RefundView(
-            r.id,
-            r.booking_id,
-            Decimal(r.amount),
-            Decimal(r.fee),
-            r.status,
-            r.reason,
-            r.created_at,
-            r.note,
+    out: dict[uuid.UUID, list[RefundView]] = {}
+    for r in rows:
+        out.setdefault(r.booking_id, []).append(
+            RefundView(
+                r.id,
+                r.booking_id,
+                Decimal(r.amount),
+                Decimal(r.fee),
+                r.status,
+                r.reason,
+                r.created_at,
+                r.note,
+            )
         )
     return out

@@ -135,7 +135,7 @@ async def create_booking(
             count_refusal(exc)
             raise
         set_span_attributes(**{"booking.id": booking.id})
-        return 201, BookingView.with_refund(booking, None).model_dump(mode="json")
+        return 201, BookingView.with_refunds(booking).model_dump(mode="json")
 
     return await idempotent(
         deps.db,
@@ -233,8 +233,8 @@ async def apply_capacity(
 
 
 async def _view(deps: Deps, booking: Booking) -> BookingView:
-    refund = (await handlers.refunds_of(deps.db, [booking.id])).get(booking.id)
-    return BookingView.with_refund(booking, refund)
+    refunds = (await handlers.refunds_of(deps.db, [booking.id])).get(booking.id, [])
+    return BookingView.with_refunds(booking, refunds)
 
 
 async def _release(
@@ -257,9 +257,9 @@ async def _release(
 async def _page_of_views(
     deps: Deps, items: list[Booking], next_cursor: str | None
 ) -> Page[BookingView]:
-    latest = await handlers.refunds_of(deps.db, [b.id for b in items])
+    refunds = await handlers.refunds_of(deps.db, [b.id for b in items])
     return Page[BookingView](
-        items=[BookingView.with_refund(b, latest.get(b.id)) for b in items],
+        items=[BookingView.with_refunds(b, refunds.get(b.id, [])) for b in items],
         next_cursor=next_cursor,
     )
 
@@ -277,7 +277,9 @@ async def _page_of_views(
     description="Any amount up to what was paid and not yet refunded, at any time; without "
     "`amount`, all of it. The refund that completes the total cancels a confirmed booking "
     "(reason `organizer_refund`, its seats back on sale). Refunds never exceed what was paid, "
-    "however many are asked at once. The booking's `refund` shows this refund's status.",
+    "however many are asked at once. A refund that failed is not counted as refunded: ask for "
+    "it again here, also once the booking is cancelled. The booking's `refund` shows this "
+    "refund's status, `refunds` every refund.",
 )
 async def refund_booking(
     deps: Deps,
